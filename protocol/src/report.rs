@@ -1,0 +1,412 @@
+//! The report: what a person on the street sends, and its canonical bytes.
+//!
+//! Layout (version 1, all integers big-endian; see `docs/protocol.md`):
+//!
+//! | field          | size  | notes                                   |
+//! |----------------|-------|-----------------------------------------|
+//! | version        | 1     | `0x01`                                  |
+//! | category       | 1     | 1..=9, see [`Category::code`]           |
+//! | precision `p`  | 1     | 6 or 7                                  |
+//! | cell           | `p`   | lowercase geohash characters            |
+//! | observed       | 4     | minutes since the Unix epoch            |
+//! | ttl            | 1     | minutes, 1..=60                         |
+//! | public key     | 32    | fresh ed25519 key, used once            |
+//! | proof kind     | 1     | `0x01` = proof of work                  |
+//! | difficulty     | 1     | leading zero bits claimed               |
+//! | nonce          | 8     |                                         |
+//! | signature      | 64    | ed25519 over everything before it       |
+//!
+//! A precision-7 report is 121 bytes; nothing over [`MAX_REPORT_SIZE`] is
+//! even parsed.
+
+use std::fmt;
+use std::str::FromStr;
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use rand_core::CryptoRngCore;
+use sha2::{Digest, Sha256};
+
+use crate::geo::Cell;
+use crate::pow;
+use crate::validate::{Malformed, Rejection};
+use crate::Category;
+
+/// The wire version this crate writes and reads.
+pub const VERSION: u8 = 1;
+/// Hard limit on the size of an encoded report; larger input is rejected
+/// before any parsing.
+pub const MAX_REPORT_SIZE: usize = 192;
+/// How long a report stays visible unless its author chooses otherwise.
+pub const DEFAULT_TTL_MINUTES: u8 = 30;
+/// The longest a report may stay visible.
+pub const MAX_TTL_MINUTES: u8 = 60;
+/// Domain separator of the signature input.
+pub const SIGN_DOMAIN: &[u8] = b"ronde/report/v1/sig";
+/// Domain separator of the report id.
+pub const ID_DOMAIN: &[u8] = b"ronde/report/v1/id";
+/// Proof kind: SHA-256 proof of work.
+pub const PROOF_KIND_WORK: u8 = 1;
+
+const SIG_LEN: usize = 64;
+const NONCE_LEN: usize = 8;
+
+/// A report's identity: `SHA-256("ronde/report/v1/id" || canonical bytes)`.
+/// Used to deduplicate and as the gossip message id.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReportId(pub [u8; 32]);
+
+/// The spam-cost proof a report carries. The kind byte leaves room for other
+/// proofs (anonymous rate-limited tokens) in later versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proof {
+    /// SHA-256 proof of work (kind `0x01`).
+    Work {
+        /// Leading zero bits the stamp claims.
+        difficulty: u8,
+        /// The nonce that achieves them.
+        nonce: u64,
+    },
+}
+
+/// A decoded report. Holding one says nothing about its validity: use
+/// [`crate::validate`] to get a [`crate::VerifiedReport`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    category: Category,
+    cell: Cell,
+    observed_minute: u32,
+    ttl_minutes: u8,
+    public_key: [u8; 32],
+    proof: Proof,
+    signature: [u8; SIG_LEN],
+}
+
+/// What a person reports, before it is stamped and signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Draft {
+    /// What happened.
+    pub category: Category,
+    /// Where.
+    pub cell: Cell,
+    /// When, in minutes since the Unix epoch (already rounded).
+    pub observed_minute: u32,
+    /// How long the report stays visible, in minutes (1..=60).
+    pub ttl_minutes: u8,
+}
+
+/// Why a draft could not be sealed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    /// TTL of 0 or over [`MAX_TTL_MINUTES`].
+    #[error("ttl of {0} minutes is outside 1..={MAX_TTL_MINUTES}")]
+    BadTtl(u8),
+    /// Difficulty over [`pow::MAX_SEAL_DIFFICULTY`].
+    #[error("difficulty {0} is over the maximum of {max}", max = pow::MAX_SEAL_DIFFICULTY)]
+    DifficultyTooHigh(u8),
+    /// The observation time does not fit the format (after year 10 000).
+    #[error("observation time is out of range")]
+    TimeOutOfRange,
+}
+
+impl Draft {
+    /// A draft observed at `now` (Unix seconds, rounded down to the minute)
+    /// with the default TTL of 30 minutes.
+    pub fn new(category: Category, cell: Cell, now: u64) -> Draft {
+        Draft {
+            category,
+            cell,
+            observed_minute: u32::try_from(now / 60).unwrap_or(u32::MAX),
+            ttl_minutes: DEFAULT_TTL_MINUTES,
+        }
+    }
+
+    /// The same draft with another TTL.
+    pub fn with_ttl(self, ttl_minutes: u8) -> Draft {
+        Draft {
+            ttl_minutes,
+            ..self
+        }
+    }
+
+    /// Stamp and sign the draft with a fresh key drawn from `rng`, which is
+    /// dropped afterwards. The nonce search starts at a random point so that
+    /// two reports share no nonce bytes. This costs `2^difficulty` hashes on
+    /// average: run it off any event loop.
+    pub fn seal(&self, difficulty: u8, rng: &mut impl CryptoRngCore) -> Result<Report, SealError> {
+        let key = SigningKey::generate(rng);
+        let start = rng.next_u64();
+        self.seal_with(&key, difficulty, start)
+    }
+
+    /// Stamp and sign with a given key and nonce start. Real reports must use
+    /// [`Draft::seal`]; this exists for test vectors and other
+    /// implementations' interop tests.
+    pub fn seal_with(
+        &self,
+        key: &SigningKey,
+        difficulty: u8,
+        nonce_start: u64,
+    ) -> Result<Report, SealError> {
+        if self.ttl_minutes == 0 || self.ttl_minutes > MAX_TTL_MINUTES {
+            return Err(SealError::BadTtl(self.ttl_minutes));
+        }
+        if difficulty > pow::MAX_SEAL_DIFFICULTY {
+            return Err(SealError::DifficultyTooHigh(difficulty));
+        }
+        if self.observed_minute == u32::MAX {
+            return Err(SealError::TimeOutOfRange);
+        }
+        let mut report = Report {
+            category: self.category,
+            cell: self.cell,
+            observed_minute: self.observed_minute,
+            ttl_minutes: self.ttl_minutes,
+            public_key: key.verifying_key().to_bytes(),
+            proof: Proof::Work {
+                difficulty,
+                nonce: 0,
+            },
+            signature: [0; SIG_LEN],
+        };
+        let bytes = report.to_bytes();
+        let (nonce, _) = pow::solve(report.work_prefix(&bytes), difficulty, nonce_start);
+        report.proof = Proof::Work { difficulty, nonce };
+        let bytes = report.to_bytes();
+        report.signature = key
+            .sign(&signing_input(report.signed_part(&bytes)))
+            .to_bytes();
+        Ok(report)
+    }
+}
+
+fn signing_input(signed: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(SIGN_DOMAIN.len() + signed.len());
+    v.extend_from_slice(SIGN_DOMAIN);
+    v.extend_from_slice(signed);
+    v
+}
+
+impl Report {
+    /// What happened.
+    pub fn category(&self) -> Category {
+        self.category
+    }
+    /// Where.
+    pub fn cell(&self) -> Cell {
+        self.cell
+    }
+    /// When it was observed, Unix seconds (a whole minute).
+    pub fn observed_at(&self) -> u64 {
+        u64::from(self.observed_minute) * 60
+    }
+    /// How long it stays visible, in minutes.
+    pub fn ttl_minutes(&self) -> u8 {
+        self.ttl_minutes
+    }
+    /// When it stops being visible, Unix seconds. A report is live while
+    /// `now < expires_at()`.
+    pub fn expires_at(&self) -> u64 {
+        self.observed_at() + u64::from(self.ttl_minutes) * 60
+    }
+    /// The single-use public key that signed it.
+    pub fn public_key(&self) -> &[u8; 32] {
+        &self.public_key
+    }
+    /// Its spam-cost proof.
+    pub fn proof(&self) -> Proof {
+        self.proof
+    }
+    /// Its signature.
+    pub fn signature(&self) -> &[u8; SIG_LEN] {
+        &self.signature
+    }
+
+    /// Length of the canonical encoding.
+    pub fn encoded_len(&self) -> usize {
+        3 + usize::from(self.cell.precision()) + 4 + 1 + 32 + 1 + 1 + NONCE_LEN + SIG_LEN
+    }
+
+    /// The canonical bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(self.encoded_len());
+        b.push(VERSION);
+        b.push(self.category.code());
+        b.push(self.cell.precision());
+        b.extend_from_slice(self.cell.as_str().as_bytes());
+        b.extend_from_slice(&self.observed_minute.to_be_bytes());
+        b.push(self.ttl_minutes);
+        b.extend_from_slice(&self.public_key);
+        match self.proof {
+            Proof::Work { difficulty, nonce } => {
+                b.push(PROOF_KIND_WORK);
+                b.push(difficulty);
+                b.extend_from_slice(&nonce.to_be_bytes());
+            }
+        }
+        b.extend_from_slice(&self.signature);
+        b
+    }
+
+    /// The id of the report (hash of its canonical bytes).
+    pub fn id(&self) -> ReportId {
+        ReportId::of(&self.to_bytes())
+    }
+
+    /// Bytes covered by the signature: everything but the signature.
+    pub(crate) fn signed_part<'a>(&self, bytes: &'a [u8]) -> &'a [u8] {
+        &bytes[..bytes.len() - SIG_LEN]
+    }
+
+    /// Bytes covered by the proof of work, before the nonce.
+    pub(crate) fn work_prefix<'a>(&self, bytes: &'a [u8]) -> &'a [u8] {
+        &bytes[..bytes.len() - SIG_LEN - NONCE_LEN]
+    }
+
+    /// Whether the proof of work holds for this report's bytes (one hash).
+    pub(crate) fn work_holds(&self, bytes: &[u8]) -> bool {
+        match self.proof {
+            Proof::Work { difficulty, nonce } => {
+                pow::check(self.work_prefix(bytes), nonce, difficulty)
+            }
+        }
+    }
+
+    /// Strict ed25519 verification of the signature over `bytes`.
+    pub(crate) fn signature_holds(&self, bytes: &[u8]) -> bool {
+        let Ok(key) = VerifyingKey::from_bytes(&self.public_key) else {
+            return false;
+        };
+        let sig = Signature::from_bytes(&self.signature);
+        key.verify_strict(&signing_input(self.signed_part(bytes)), &sig)
+            .is_ok()
+    }
+
+    /// Parse canonical bytes. Checks structure only (size, version, category,
+    /// cell, proof kind, no trailing bytes); [`crate::validate`] checks the
+    /// rest.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Report, Rejection> {
+        if bytes.len() > MAX_REPORT_SIZE {
+            return Err(Rejection::TooLarge(bytes.len()));
+        }
+        let mut r = Reader(bytes);
+        let version = r.u8()?;
+        if version != VERSION {
+            return Err(Rejection::Malformed(Malformed::UnsupportedVersion(version)));
+        }
+        let code = r.u8()?;
+        let category = Category::from_code(code)
+            .ok_or(Rejection::Malformed(Malformed::UnknownCategory(code)))?;
+        let precision = r.u8()?;
+        if !(crate::geo::MIN_CELL_PRECISION..=crate::geo::MAX_CELL_PRECISION).contains(&precision) {
+            return Err(Rejection::BadCell);
+        }
+        let cell_bytes = r.take(usize::from(precision))?;
+        let cell = std::str::from_utf8(cell_bytes)
+            .ok()
+            .and_then(|s| s.parse::<Cell>().ok())
+            .ok_or(Rejection::BadCell)?;
+        let observed_minute = u32::from_be_bytes(r.array()?);
+        let ttl_minutes = r.u8()?;
+        if ttl_minutes == 0 {
+            return Err(Rejection::Malformed(Malformed::ZeroTtl));
+        }
+        let public_key = r.array()?;
+        let proof = match r.u8()? {
+            PROOF_KIND_WORK => {
+                let difficulty = r.u8()?;
+                let nonce = u64::from_be_bytes(r.array()?);
+                Proof::Work { difficulty, nonce }
+            }
+            other => return Err(Rejection::Malformed(Malformed::UnsupportedProof(other))),
+        };
+        let signature = r.array()?;
+        if !r.0.is_empty() {
+            return Err(Rejection::Malformed(Malformed::TrailingBytes(r.0.len())));
+        }
+        Ok(Report {
+            category,
+            cell,
+            observed_minute,
+            ttl_minutes,
+            public_key,
+            proof,
+            signature,
+        })
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Rejection> {
+        if self.0.len() < n {
+            return Err(Rejection::Malformed(Malformed::Truncated));
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, Rejection> {
+        Ok(self.take(1)?[0])
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], Rejection> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+}
+
+impl ReportId {
+    /// The id of canonical report bytes.
+    pub fn of(bytes: &[u8]) -> ReportId {
+        ReportId(
+            Sha256::new_with_prefix(ID_DOMAIN)
+                .chain_update(bytes)
+                .finalize()
+                .into(),
+        )
+    }
+    /// Lowercase hex.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Display for ReportId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for ReportId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ReportId({})", &self.to_hex()[..16])
+    }
+}
+
+/// A string that is not 64 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a report id is 64 hexadecimal digits")]
+pub struct BadReportId;
+
+impl FromStr for ReportId {
+    type Err = BadReportId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut a = [0u8; 32];
+        hex::decode_to_slice(s, &mut a).map_err(|_| BadReportId)?;
+        Ok(ReportId(a))
+    }
+}
+
+impl serde::Serialize for ReportId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ReportId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
