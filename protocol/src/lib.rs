@@ -29,6 +29,7 @@
 //! ```
 
 pub mod category;
+pub mod circle;
 pub mod geo;
 pub mod pow;
 pub mod report;

@@ -1,0 +1,541 @@
+//! What contacts say to each other, and its canonical encoding.
+//!
+//! A message is a kind byte followed by the kind's fields (big-endian, no
+//! padding, no trailing bytes). It is versioned by the envelope it travels
+//! in ([`crate::circle::envelope`]). Layouts are in `docs/circle.md` §4.
+//!
+//! | kind   | message              |
+//! |--------|----------------------|
+//! | `0x01` | [`Message::Accept`]  |
+//! | `0x02` | [`Message::Confirm`] |
+//! | `0x03` | [`Message::Leave`]   |
+//! | `0x10` | [`Message::JourneyStarted`] |
+//! | `0x11` | [`Message::Position`] |
+//! | `0x12` | [`Message::Arrived`] |
+//! | `0x13` | [`Message::JourneyCancelled`] |
+//! | `0x14` | [`Message::Overdue`] |
+//! | `0x20` | [`Message::Sos`]     |
+//! | `0x21` | [`Message::SosCancelled`] |
+//! | `0x30` | [`Message::Ack`]     |
+
+use crate::circle::invite::{check_address, check_name, InviteToken, MAX_ADDRESSES, MAX_NAME_LEN};
+use crate::circle::wire::{check_text, text, Reader};
+use crate::circle::{DecodeError, MessageId};
+use crate::geo::{Cell, GeoError, MAX_CELL_PRECISION, MIN_CELL_PRECISION};
+
+/// Longest SOS note, in bytes of UTF-8.
+pub const MAX_NOTE_LEN: usize = 280;
+/// Longest encoded message. Every message fits a large envelope; every
+/// message but a [`Message::Accept`] with long names or addresses fits a
+/// small one.
+pub const MAX_MESSAGE_LEN: usize = 1024;
+
+/// Kind byte of [`Message::Accept`].
+pub const KIND_ACCEPT: u8 = 0x01;
+/// Kind byte of [`Message::Confirm`].
+pub const KIND_CONFIRM: u8 = 0x02;
+/// Kind byte of [`Message::Leave`].
+pub const KIND_LEAVE: u8 = 0x03;
+/// Kind byte of [`Message::JourneyStarted`].
+pub const KIND_JOURNEY_STARTED: u8 = 0x10;
+/// Kind byte of [`Message::Position`].
+pub const KIND_POSITION: u8 = 0x11;
+/// Kind byte of [`Message::Arrived`].
+pub const KIND_ARRIVED: u8 = 0x12;
+/// Kind byte of [`Message::JourneyCancelled`].
+pub const KIND_JOURNEY_CANCELLED: u8 = 0x13;
+/// Kind byte of [`Message::Overdue`].
+pub const KIND_OVERDUE: u8 = 0x14;
+/// Kind byte of [`Message::Sos`].
+pub const KIND_SOS: u8 = 0x20;
+/// Kind byte of [`Message::SosCancelled`].
+pub const KIND_SOS_CANCELLED: u8 = 0x21;
+/// Kind byte of [`Message::Ack`].
+pub const KIND_ACK: u8 = 0x30;
+
+const PLACE_POINT: u8 = 1;
+const PLACE_CELL: u8 = 2;
+const MAX_LAT_E7: i32 = 900_000_000;
+const MAX_LON_E7: i32 = 1_800_000_000;
+
+/// A location.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Place {
+    /// A point, in units of 10⁻⁷ degree (about 1 cm), with the fix's
+    /// accuracy.
+    Point {
+        /// Latitude × 10⁷, in −900 000 000 ..= 900 000 000.
+        lat_e7: i32,
+        /// Longitude × 10⁷, in −1 800 000 000 ..= 1 800 000 000.
+        lon_e7: i32,
+        /// Radius of the 68 % confidence circle in metres; 0 if unknown.
+        accuracy_m: u16,
+    },
+    /// A geohash cell (precision 6 or 7): for a destination given coarsely.
+    Cell(Cell),
+}
+
+impl Place {
+    /// A point from degrees, rounded to 10⁻⁷ degree.
+    pub fn point(lat: f64, lon: f64, accuracy_m: u16) -> Result<Place, GeoError> {
+        if !lat.is_finite() || !(-90.0..=90.0).contains(&lat) {
+            return Err(GeoError::BadLatitude(lat));
+        }
+        if !lon.is_finite() || !(-180.0..=180.0).contains(&lon) {
+            return Err(GeoError::BadLongitude(lon));
+        }
+        // In range by the checks above, so the casts cannot saturate.
+        #[allow(clippy::cast_possible_truncation)]
+        let (lat_e7, lon_e7) = ((lat * 1e7).round() as i32, (lon * 1e7).round() as i32);
+        Ok(Place::Point {
+            lat_e7,
+            lon_e7,
+            accuracy_m,
+        })
+    }
+
+    /// Latitude and longitude in degrees (a cell's centre for a cell).
+    pub fn lat_lon(&self) -> (f64, f64) {
+        match self {
+            Place::Point { lat_e7, lon_e7, .. } => {
+                (f64::from(*lat_e7) / 1e7, f64::from(*lon_e7) / 1e7)
+            }
+            Place::Cell(c) => c.center(),
+        }
+    }
+
+    fn encode(&self, b: &mut Vec<u8>) {
+        match self {
+            Place::Point {
+                lat_e7,
+                lon_e7,
+                accuracy_m,
+            } => {
+                b.push(PLACE_POINT);
+                b.extend_from_slice(&lat_e7.to_be_bytes());
+                b.extend_from_slice(&lon_e7.to_be_bytes());
+                b.extend_from_slice(&accuracy_m.to_be_bytes());
+            }
+            Place::Cell(c) => {
+                b.push(PLACE_CELL);
+                b.push(c.precision());
+                b.extend_from_slice(c.as_str().as_bytes());
+            }
+        }
+    }
+
+    fn validate(&self) -> Result<(), DecodeError> {
+        if let Place::Point { lat_e7, lon_e7, .. } = self {
+            if !(-MAX_LAT_E7..=MAX_LAT_E7).contains(lat_e7)
+                || !(-MAX_LON_E7..=MAX_LON_E7).contains(lon_e7)
+            {
+                return Err(DecodeError::BadValue("place"));
+            }
+        }
+        Ok(())
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Place, DecodeError> {
+        let place = match r.u8()? {
+            PLACE_POINT => Place::Point {
+                lat_e7: r.i32()?,
+                lon_e7: r.i32()?,
+                accuracy_m: r.u16()?,
+            },
+            PLACE_CELL => {
+                let p = r.u8()?;
+                if !(MIN_CELL_PRECISION..=MAX_CELL_PRECISION).contains(&p) {
+                    return Err(DecodeError::BadValue("cell"));
+                }
+                let s = std::str::from_utf8(r.take(usize::from(p))?)
+                    .map_err(|_| DecodeError::BadValue("cell"))?;
+                Place::Cell(s.parse().map_err(|_| DecodeError::BadValue("cell"))?)
+            }
+            other => return Err(DecodeError::UnknownKind(other)),
+        };
+        place.validate()?;
+        Ok(place)
+    }
+}
+
+/// Where a device was, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Fix {
+    /// When (Unix seconds).
+    pub at: u64,
+    /// Where.
+    pub place: Place,
+}
+
+impl Fix {
+    fn encode(&self, b: &mut Vec<u8>) {
+        b.extend_from_slice(&self.at.to_be_bytes());
+        self.place.encode(b);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Fix, DecodeError> {
+        Ok(Fix {
+            at: r.u64()?,
+            place: Place::decode(r)?,
+        })
+    }
+}
+
+/// A message between two contacts. Its serde form (for the node's API) is
+/// tagged by `"kind"`; it is not the wire format.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Message {
+    /// Handshake, sent by the person who received an invite, to its author:
+    /// "I accept your invite". Carries how to reach the sender.
+    Accept {
+        /// The token of the invite being accepted.
+        token: InviteToken,
+        /// The sender's display name (≤ 64 bytes).
+        name: String,
+        /// How to reach the sender (≤ 4 opaque multiaddr strings).
+        addresses: Vec<String>,
+    },
+    /// Handshake, sent by the invite's author once they approved the
+    /// [`Message::Accept`]: the relation is now mutual.
+    Confirm,
+    /// "I removed you from my circle"; the receiver forgets the sender.
+    Leave,
+    /// A journey started, or its expected arrival changed (same id).
+    JourneyStarted {
+        /// The journey.
+        journey: MessageId,
+        /// When it started (Unix seconds).
+        started_at: u64,
+        /// Where the person is going.
+        destination: Place,
+        /// When they expect to arrive (Unix seconds).
+        expected_arrival: u64,
+        /// How long after `expected_arrival` they become overdue (seconds).
+        grace_secs: u32,
+    },
+    /// Where the person is on a journey.
+    Position {
+        /// The journey.
+        journey: MessageId,
+        /// The position.
+        fix: Fix,
+    },
+    /// The person arrived; the journey is over.
+    Arrived {
+        /// The journey.
+        journey: MessageId,
+        /// When (Unix seconds).
+        at: u64,
+    },
+    /// The person ended the journey without arriving.
+    JourneyCancelled {
+        /// The journey.
+        journey: MessageId,
+        /// When (Unix seconds).
+        at: u64,
+    },
+    /// The person has not arrived by `expected_arrival` + grace, or their
+    /// phone went silent (released by the dead-man's switch). Receivers
+    /// handle it once per journey.
+    Overdue {
+        /// The journey.
+        journey: MessageId,
+        /// When they expected to arrive (Unix seconds).
+        expected_arrival: u64,
+        /// The last position known to the sender, if any.
+        last_seen: Option<Fix>,
+    },
+    /// Distress. Re-sent with the same id until someone acknowledges it.
+    Sos {
+        /// The SOS.
+        sos: MessageId,
+        /// When it was raised (Unix seconds).
+        at: u64,
+        /// Where the person is, if known.
+        place: Option<Place>,
+        /// A short note (≤ 280 bytes of UTF-8; may be empty).
+        note: String,
+    },
+    /// The SOS is over.
+    SosCancelled {
+        /// The SOS.
+        sos: MessageId,
+        /// When (Unix seconds).
+        at: u64,
+    },
+    /// "I have seen message `of`" (an SOS, an overdue journey…).
+    Ack {
+        /// The acknowledged journey or SOS.
+        of: MessageId,
+    },
+}
+
+impl Message {
+    /// The kind byte.
+    pub fn kind(&self) -> u8 {
+        match self {
+            Message::Accept { .. } => KIND_ACCEPT,
+            Message::Confirm => KIND_CONFIRM,
+            Message::Leave => KIND_LEAVE,
+            Message::JourneyStarted { .. } => KIND_JOURNEY_STARTED,
+            Message::Position { .. } => KIND_POSITION,
+            Message::Arrived { .. } => KIND_ARRIVED,
+            Message::JourneyCancelled { .. } => KIND_JOURNEY_CANCELLED,
+            Message::Overdue { .. } => KIND_OVERDUE,
+            Message::Sos { .. } => KIND_SOS,
+            Message::SosCancelled { .. } => KIND_SOS_CANCELLED,
+            Message::Ack { .. } => KIND_ACK,
+        }
+    }
+
+    /// Whether this is part of the contact handshake (accept, confirm,
+    /// leave) rather than sharing.
+    pub fn is_handshake(&self) -> bool {
+        self.kind() < 0x10
+    }
+
+    /// Checks the limits the encoding enforces (text lengths, place ranges).
+    pub fn validate(&self) -> Result<(), DecodeError> {
+        match self {
+            Message::Accept {
+                name, addresses, ..
+            } => {
+                check_name(name)?;
+                if addresses.len() > MAX_ADDRESSES {
+                    return Err(DecodeError::FieldTooLong {
+                        field: "addresses",
+                        len: addresses.len(),
+                        max: MAX_ADDRESSES,
+                    });
+                }
+                addresses.iter().try_for_each(|a| check_address(a))
+            }
+            Message::JourneyStarted { destination, .. } => destination.validate(),
+            Message::Position { fix, .. } => fix.place.validate(),
+            Message::Overdue {
+                last_seen: Some(fix),
+                ..
+            } => fix.place.validate(),
+            Message::Sos { place, note, .. } => {
+                if let Some(p) = place {
+                    p.validate()?;
+                }
+                check_text(note, "note", MAX_NOTE_LEN, true)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The canonical bytes. Fails only if [`Message::validate`] fails.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, DecodeError> {
+        self.validate()?;
+        let mut b = Vec::with_capacity(64);
+        b.push(self.kind());
+        match self {
+            Message::Accept {
+                token,
+                name,
+                addresses,
+            } => {
+                b.extend_from_slice(&token.0);
+                push_short_text(&mut b, name);
+                b.push(len_u8(addresses.len()));
+                for a in addresses {
+                    push_short_text(&mut b, a);
+                }
+            }
+            Message::Confirm | Message::Leave => {}
+            Message::JourneyStarted {
+                journey,
+                started_at,
+                destination,
+                expected_arrival,
+                grace_secs,
+            } => {
+                b.extend_from_slice(&journey.0);
+                b.extend_from_slice(&started_at.to_be_bytes());
+                destination.encode(&mut b);
+                b.extend_from_slice(&expected_arrival.to_be_bytes());
+                b.extend_from_slice(&grace_secs.to_be_bytes());
+            }
+            Message::Position { journey, fix } => {
+                b.extend_from_slice(&journey.0);
+                fix.encode(&mut b);
+            }
+            Message::Arrived { journey, at } | Message::JourneyCancelled { journey, at } => {
+                b.extend_from_slice(&journey.0);
+                b.extend_from_slice(&at.to_be_bytes());
+            }
+            Message::Overdue {
+                journey,
+                expected_arrival,
+                last_seen,
+            } => {
+                b.extend_from_slice(&journey.0);
+                b.extend_from_slice(&expected_arrival.to_be_bytes());
+                match last_seen {
+                    None => b.push(0),
+                    Some(fix) => {
+                        b.push(1);
+                        fix.encode(&mut b);
+                    }
+                }
+            }
+            Message::Sos {
+                sos,
+                at,
+                place,
+                note,
+            } => {
+                b.extend_from_slice(&sos.0);
+                b.extend_from_slice(&at.to_be_bytes());
+                match place {
+                    None => b.push(0),
+                    Some(p) => {
+                        b.push(1);
+                        p.encode(&mut b);
+                    }
+                }
+                // ≤ 280 bytes, checked by validate.
+                let len = u16::try_from(note.len()).unwrap_or(u16::MAX);
+                b.extend_from_slice(&len.to_be_bytes());
+                b.extend_from_slice(note.as_bytes());
+            }
+            Message::SosCancelled { sos, at } => {
+                b.extend_from_slice(&sos.0);
+                b.extend_from_slice(&at.to_be_bytes());
+            }
+            Message::Ack { of } => b.extend_from_slice(&of.0),
+        }
+        Ok(b)
+    }
+
+    /// Parse canonical bytes: any unknown kind, out-of-range field, over-long
+    /// text or trailing byte is refused.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Message, DecodeError> {
+        if bytes.len() > MAX_MESSAGE_LEN {
+            return Err(DecodeError::TooLarge {
+                len: bytes.len(),
+                max: MAX_MESSAGE_LEN,
+            });
+        }
+        let mut r = Reader::new(bytes);
+        let m = match r.u8()? {
+            KIND_ACCEPT => {
+                let token = InviteToken(r.array()?);
+                let name = read_short_text(&mut r, "name", MAX_NAME_LEN)?;
+                check_name(&name)?;
+                let n = usize::from(r.u8()?);
+                if n > MAX_ADDRESSES {
+                    return Err(DecodeError::FieldTooLong {
+                        field: "addresses",
+                        len: n,
+                        max: MAX_ADDRESSES,
+                    });
+                }
+                let mut addresses = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let a = read_short_text(&mut r, "address", usize::from(u8::MAX))?;
+                    check_address(&a)?;
+                    addresses.push(a);
+                }
+                Message::Accept {
+                    token,
+                    name,
+                    addresses,
+                }
+            }
+            KIND_CONFIRM => Message::Confirm,
+            KIND_LEAVE => Message::Leave,
+            KIND_JOURNEY_STARTED => Message::JourneyStarted {
+                journey: MessageId(r.array()?),
+                started_at: r.u64()?,
+                destination: Place::decode(&mut r)?,
+                expected_arrival: r.u64()?,
+                grace_secs: r.u32()?,
+            },
+            KIND_POSITION => Message::Position {
+                journey: MessageId(r.array()?),
+                fix: Fix::decode(&mut r)?,
+            },
+            KIND_ARRIVED => Message::Arrived {
+                journey: MessageId(r.array()?),
+                at: r.u64()?,
+            },
+            KIND_JOURNEY_CANCELLED => Message::JourneyCancelled {
+                journey: MessageId(r.array()?),
+                at: r.u64()?,
+            },
+            KIND_OVERDUE => Message::Overdue {
+                journey: MessageId(r.array()?),
+                expected_arrival: r.u64()?,
+                last_seen: if r.flag("last_seen")? {
+                    Some(Fix::decode(&mut r)?)
+                } else {
+                    None
+                },
+            },
+            KIND_SOS => {
+                let sos = MessageId(r.array()?);
+                let at = r.u64()?;
+                let place = if r.flag("place")? {
+                    Some(Place::decode(&mut r)?)
+                } else {
+                    None
+                };
+                let len = usize::from(r.u16()?);
+                if len > MAX_NOTE_LEN {
+                    return Err(DecodeError::FieldTooLong {
+                        field: "note",
+                        len,
+                        max: MAX_NOTE_LEN,
+                    });
+                }
+                let note = text(r.take(len)?, "note", MAX_NOTE_LEN, true)?.to_owned();
+                Message::Sos {
+                    sos,
+                    at,
+                    place,
+                    note,
+                }
+            }
+            KIND_SOS_CANCELLED => Message::SosCancelled {
+                sos: MessageId(r.array()?),
+                at: r.u64()?,
+            },
+            KIND_ACK => Message::Ack {
+                of: MessageId(r.array()?),
+            },
+            other => return Err(DecodeError::UnknownKind(other)),
+        };
+        r.finish()?;
+        Ok(m)
+    }
+}
+
+/// `len u8 || bytes`; callers have checked the length fits.
+pub(crate) fn push_short_text(b: &mut Vec<u8>, s: &str) {
+    b.push(len_u8(s.len()));
+    b.extend_from_slice(s.as_bytes());
+}
+
+fn len_u8(n: usize) -> u8 {
+    u8::try_from(n).unwrap_or(u8::MAX)
+}
+
+/// `len u8 || UTF-8`, refusing over `max` bytes.
+pub(crate) fn read_short_text(
+    r: &mut Reader<'_>,
+    field: &'static str,
+    max: usize,
+) -> Result<String, DecodeError> {
+    let len = usize::from(r.u8()?);
+    if len > max {
+        return Err(DecodeError::FieldTooLong { field, len, max });
+    }
+    let bytes = r.take(len)?;
+    Ok(std::str::from_utf8(bytes)
+        .map_err(|_| DecodeError::BadText(field))?
+        .to_owned())
+}

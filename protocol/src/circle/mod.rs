@@ -1,0 +1,343 @@
+//! The trusted circle: end-to-end encrypted journeys and SOS between a
+//! person's devices and the few people they trust.
+//!
+//! Everything here is pure, like the rest of the crate: no I/O, no clock
+//! (`now` is always passed in, Unix seconds) and no OS randomness (a
+//! `&mut impl CryptoRngCore` is always passed in). The node wires these types
+//! to its transport and storage. The byte-exact specification is
+//! `docs/circle.md`.
+//!
+//! The pieces, bottom up:
+//!
+//! * [`identity`]: a device's long-term [`Identity`] (an Ed25519 signing key
+//!   and an X25519 encryption key, never used for reports), its public half
+//!   [`PublicIdentity`], the local [`ContactId`] and the human-comparable
+//!   [`SafetyNumber`].
+//! * [`invite`]: the typeable / QR-able [`Invite`] code (`ronde1:…`).
+//! * [`message`]: what contacts say to each other ([`Message`]) and its
+//!   canonical encoding.
+//! * [`envelope`]: [`seal`] / [`open`]: a message signed by the sender's
+//!   identity, padded to a fixed size and encrypted to one recipient with
+//!   HPKE; and the receiver's [`ReplayWindow`].
+//! * [`contacts`]: the [`Circle`]: contacts, the invite → accept → confirm
+//!   handshake, per-contact counters, and the rules on who may send what.
+//! * [`mailbox`]: per-pair, per-day mailbox addresses a relay cannot link.
+//! * [`switch`]: the dead-man's switch deposited with a relay
+//!   ([`SwitchOwner`] on the phone, [`DeadManSwitch`] on the relay).
+//! * [`journey`] and [`sos`]: sans-IO state machines that turn user actions
+//!   and the passage of time into [`Effect`]s for the node to carry out.
+//! * [`watch`]: the receiving side, turning contacts' messages into
+//!   [`Notice`]s (one alert per overdue journey or SOS, nothing after an
+//!   arrival).
+//!
+//! ```
+//! use rand::SeedableRng;
+//! use ronde_protocol::circle::{Circle, Identity, Invite, Message};
+//!
+//! let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+//! let now = 1_790_000_000;
+//! let alice = Identity::generate(&mut rng);
+//! let bob = Identity::generate(&mut rng);
+//! let mut alice_circle = Circle::new(alice.public().clone());
+//! let mut bob_circle = Circle::new(bob.public().clone());
+//!
+//! // Alice shows Bob a code; Bob types or scans it and accepts.
+//! let code = alice_circle
+//!     .create_invite("Alice", vec![], now, 3600, &mut rng)
+//!     .unwrap()
+//!     .to_code();
+//! let invite = Invite::from_code(&code).unwrap();
+//! let (alice_id, accept) = bob_circle
+//!     .accept_invite(&bob, &invite, "Bob", vec![], now, &mut rng)
+//!     .unwrap();
+//! // Alice receives Bob's accept, compares safety numbers, and approves.
+//! let got = alice_circle.open(&alice, &accept, now).unwrap();
+//! let confirm = alice_circle.approve(&alice, &got.from, &mut rng).unwrap();
+//! bob_circle.open(&bob, &confirm, now).unwrap();
+//!
+//! // Now they share.
+//! let sealed = alice_circle
+//!     .seal(&alice, &got.from, &Message::Ack { of: [7; 16].into() }, &mut rng)
+//!     .unwrap();
+//! let received = bob_circle.open(&bob, &sealed, now).unwrap();
+//! assert_eq!(received.from, alice_id);
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+mod base32;
+pub mod contacts;
+pub mod envelope;
+pub mod identity;
+pub mod invite;
+pub mod journey;
+pub mod mailbox;
+pub mod message;
+pub mod sos;
+pub mod switch;
+pub mod watch;
+
+pub use contacts::{
+    Circle, CircleError, Contact, ContactEvent, ContactState, PendingInvite, Received,
+    MAX_CONTACTS, MAX_INVITE_TTL_SECS, MAX_PENDING_INVITES,
+};
+pub use envelope::{
+    open, seal, OpenError, Opened, ReplayError, ReplayWindow, SealError, BUCKETS,
+    LARGE_ENVELOPE_LEN, REPLAY_WINDOW, SMALL_ENVELOPE_LEN,
+};
+pub use identity::{
+    safety_number, ContactId, Identity, IdentityError, PublicIdentity, SafetyNumber,
+};
+pub use invite::{Invite, InviteError, InviteToken, INVITE_PREFIX};
+pub use journey::{Journey, JourneyConfig, JourneyError, JourneyState, MAX_JOURNEY_SECS};
+pub use mailbox::{epoch_of, mailbox_address, PairSecret, EPOCH_SECS};
+pub use message::{Fix, Message, Place, MAX_NOTE_LEN};
+pub use sos::{Sos, SosConfig, SosError, SosState};
+pub use switch::{
+    Alert, DeadManSwitch, Deposit, Heartbeat, Release, SwitchError, SwitchOwner, SwitchRequest,
+    Withdraw,
+};
+pub use watch::{Notice, Watch};
+
+/// Why bytes could not be decoded. Shared by every decoder of this module.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The input is longer than the format allows; nothing was parsed.
+    #[error("{len} bytes is over the limit of {max}")]
+    TooLarge {
+        /// Length of the input.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The input ends in the middle of a field.
+    #[error("truncated input")]
+    Truncated,
+    /// Bytes are left after the last field.
+    #[error("{0} trailing bytes")]
+    TrailingBytes(usize),
+    /// A version this implementation does not know.
+    #[error("unsupported version {0}")]
+    UnsupportedVersion(u8),
+    /// A message, place or request kind this implementation does not know.
+    #[error("unknown kind {0:#04x}")]
+    UnknownKind(u8),
+    /// A variable-length field is over its limit.
+    #[error("{field} is {len} bytes long, over the limit of {max}")]
+    FieldTooLong {
+        /// Which field.
+        field: &'static str,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A text field is not valid UTF-8 or contains control characters.
+    #[error("{0} is not acceptable text")]
+    BadText(&'static str),
+    /// A field holds a value outside its range.
+    #[error("bad value for {0}")]
+    BadValue(&'static str),
+}
+
+/// The id of a logical message: a journey, an SOS. Random, 16 bytes; every
+/// message about the same journey or SOS (updates, re-sends, acks, cancels)
+/// carries the same id.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId(pub [u8; 16]);
+
+impl MessageId {
+    /// A fresh random id.
+    pub fn random(rng: &mut impl rand_core::CryptoRngCore) -> MessageId {
+        let mut id = [0u8; 16];
+        rng.fill_bytes(&mut id);
+        MessageId(id)
+    }
+    /// Lowercase hex.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl From<[u8; 16]> for MessageId {
+    fn from(b: [u8; 16]) -> Self {
+        MessageId(b)
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MessageId({})", self.to_hex())
+    }
+}
+
+impl serde::Serialize for MessageId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for MessageId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A string that is not 32 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a message id is 32 hexadecimal digits")]
+pub struct BadMessageId;
+
+impl FromStr for MessageId {
+    type Err = BadMessageId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut a = [0u8; 16];
+        hex::decode_to_slice(s, &mut a).map_err(|_| BadMessageId)?;
+        Ok(MessageId(a))
+    }
+}
+
+/// What a [`Journey`] or an [`Sos`] asks the node to do. The state machines
+/// never do anything themselves (sans-IO, like `quinn-proto`): the node
+/// carries out each effect, in order, then calls back with events and `poll`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Seal `message` to every mutual contact ([`Circle::seal_to_circle`])
+    /// and deliver it.
+    SendToCircle(Message),
+    /// Seal `message` to these contacts (those that are still mutual) and
+    /// deliver it.
+    SendTo {
+        /// The recipients.
+        to: Vec<ContactId>,
+        /// What to send.
+        message: Message,
+    },
+    /// Read the device's location and report it with
+    /// [`Journey::position`].
+    RequestPosition,
+    /// Seal `alert` to every mutual contact ([`Circle::seal_alerts`]),
+    /// create a [`SwitchOwner`] for this journey and deposit the sealed
+    /// alerts with a relay ([`SwitchOwner::deposit`]), to be released at
+    /// `release_at` unless withdrawn. With no mutual contact there is nothing
+    /// to arm.
+    ArmDeadManSwitch {
+        /// When the relay releases the alert (Unix seconds).
+        release_at: u64,
+        /// The alert (an [`Message::Overdue`]).
+        alert: Message,
+    },
+    /// Move the deposited switch's release time to `release_at`
+    /// ([`SwitchOwner::heartbeat`]).
+    Heartbeat {
+        /// The new release time (Unix seconds).
+        release_at: u64,
+    },
+    /// Withdraw the deposited switch ([`SwitchOwner::withdraw`]); it must
+    /// never be released.
+    WithdrawDeadManSwitch,
+    /// Stop reading and sharing the device's location for this journey.
+    StopSharing,
+}
+
+/// Canonical writer helpers (big-endian).
+pub(crate) mod wire {
+    use super::DecodeError;
+
+    pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
+
+    impl<'a> Reader<'a> {
+        pub(crate) fn new(bytes: &'a [u8]) -> Self {
+            Reader(bytes)
+        }
+        pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+            if self.0.len() < n {
+                return Err(DecodeError::Truncated);
+            }
+            let (head, tail) = self.0.split_at(n);
+            self.0 = tail;
+            Ok(head)
+        }
+        pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
+            Ok(self.take(1)?[0])
+        }
+        pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
+            Ok(u16::from_be_bytes(self.array()?))
+        }
+        pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
+            Ok(u32::from_be_bytes(self.array()?))
+        }
+        pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
+            Ok(u64::from_be_bytes(self.array()?))
+        }
+        pub(crate) fn i32(&mut self) -> Result<i32, DecodeError> {
+            Ok(i32::from_be_bytes(self.array()?))
+        }
+        pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+            let mut a = [0u8; N];
+            a.copy_from_slice(self.take(N)?);
+            Ok(a)
+        }
+        pub(crate) fn flag(&mut self, field: &'static str) -> Result<bool, DecodeError> {
+            match self.u8()? {
+                0 => Ok(false),
+                1 => Ok(true),
+                _ => Err(DecodeError::BadValue(field)),
+            }
+        }
+        pub(crate) fn finish(self) -> Result<(), DecodeError> {
+            if self.0.is_empty() {
+                Ok(())
+            } else {
+                Err(DecodeError::TrailingBytes(self.0.len()))
+            }
+        }
+    }
+
+    /// Text of at most `max` bytes, valid UTF-8, without control characters
+    /// (but `\n` if `allow_newlines`) or bidirectional overrides.
+    pub(crate) fn check_text(
+        s: &str,
+        field: &'static str,
+        max: usize,
+        allow_newlines: bool,
+    ) -> Result<(), DecodeError> {
+        if s.len() > max {
+            return Err(DecodeError::FieldTooLong {
+                field,
+                len: s.len(),
+                max,
+            });
+        }
+        // Control characters, and the bidirectional overrides that can make
+        // a name display as another.
+        let bad = |c: char| {
+            (c.is_control() && !(allow_newlines && c == '\n'))
+                || ('\u{202a}'..='\u{202e}').contains(&c)
+                || ('\u{2066}'..='\u{2069}').contains(&c)
+        };
+        if s.chars().any(bad) {
+            return Err(DecodeError::BadText(field));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn text<'a>(
+        bytes: &'a [u8],
+        field: &'static str,
+        max: usize,
+        allow_newlines: bool,
+    ) -> Result<&'a str, DecodeError> {
+        let s = std::str::from_utf8(bytes).map_err(|_| DecodeError::BadText(field))?;
+        check_text(s, field, max, allow_newlines)?;
+        Ok(s)
+    }
+}
