@@ -1,0 +1,583 @@
+//! The libp2p stack of a node: transports, the combined
+//! [`NetworkBehaviour`](libp2p::swarm::NetworkBehaviour), the gossipsub
+//! configuration and peer-scoring parameters, the subscription filter, and
+//! the `/ronde/sync/1` request-response codec.
+//!
+//! # Transports
+//!
+//! TCP and QUIC (with DNS resolution for bootstrap addresses), Noise and
+//! Yamux, plus the relay client transport so a phone behind NAT can be
+//! reached through a relay and then upgraded to a direct connection by
+//! DCUtR. With [`NodeConfig::memory_transport`] the node uses libp2p's
+//! in-process memory transport instead of TCP/QUIC (tests).
+//!
+//! # Gossip
+//!
+//! Reports travel on gossipsub, one topic per area
+//! (`ronde/1/reports/<geohash-5>`). Messages are anonymous
+//! ([`MessageAuthenticity::Anonymous`], [`ValidationMode::Anonymous`]): no
+//! author peer id, no sequence number, no libp2p signature, so a report can
+//! never be linked to the device that made it; the report carries its own
+//! single-use key. The message id is the report id
+//! ([`ReportId::of`] over the data, which also gives garbage a stable
+//! hash-based id). Every message is validated by the event loop before it
+//! is forwarded (`validate_messages`).
+//!
+//! # Peer scoring
+//!
+//! See [`peer_score_params`], [`area_topic_params`] and the thresholds
+//! ([`GOSSIP_THRESHOLD`], [`PUBLISH_THRESHOLD`], [`GRAYLIST_THRESHOLD`]).
+//! In short: honest peers never forward an invalid report (validation is
+//! deterministic, and only reports that passed it are forwarded), so an
+//! invalid one is strong evidence. One strike puts a peer below the gossip
+//! threshold, two put it on the graylist, where everything it sends is
+//! dropped unread.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::core::transport::MemoryTransport;
+use libp2p::core::upgrade;
+use libp2p::gossipsub::{
+    self, IdentTopic, MaxCountSubscriptionFilter, MessageAuthenticity, MessageId, PeerScoreParams,
+    PeerScoreThresholds, TopicHash, TopicScoreParams, TopicSubscriptionFilter, ValidationMode,
+};
+use libp2p::identity::Keypair;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{
+    autonat, connection_limits, dcutr, identify, kad, mdns, noise, ping, relay, request_response,
+    tcp, yamux, StreamProtocol, Swarm, Transport,
+};
+use ronde_protocol::{Area, ReportId, MAX_REPORT_SIZE};
+
+use crate::config::{NodeConfig, MAX_PEER_AREAS};
+use crate::error::NodeError;
+
+/// Below this score a peer gets no IHAVE gossip from us and its IHAVE/IWANT
+/// are ignored: one invalid report is enough.
+pub const GOSSIP_THRESHOLD: f64 = -10.0;
+/// Below this score we no longer publish our own reports to the peer.
+pub const PUBLISH_THRESHOLD: f64 = -50.0;
+/// Below this score every RPC from the peer is dropped unread (graylist):
+/// two invalid reports, whatever good it did before.
+pub const GRAYLIST_THRESHOLD: f64 = -80.0;
+/// Peer exchange is only accepted from peers above this score, which only
+/// long-standing, useful peers reach (PX is off by default anyway).
+pub const ACCEPT_PX_THRESHOLD: f64 = 15.0;
+/// Median mesh score under which the router grafts better peers.
+pub const OPPORTUNISTIC_GRAFT_THRESHOLD: f64 = 3.0;
+
+/// Largest gossipsub frame accepted or sent. A report is at most 192 bytes
+/// (about 230 with its topic and protobuf framing); the frame limit is set
+/// by the control messages instead: a peer's full subscription list
+/// ([`MAX_PEER_AREAS`] topics of about 27 encoded bytes: about 7 KiB) and
+/// an IHAVE of [`MAX_IHAVE_LENGTH`] ids (34 bytes each: about 4.4 KiB).
+pub const MAX_TRANSMIT_SIZE: usize = 8 * 1024;
+/// Most message ids in one IHAVE (gossipsub's default is 5000, which would
+/// need a 170 KB frame). 128 is far above the reports an area sees within
+/// the gossip window of a few heartbeats.
+pub const MAX_IHAVE_LENGTH: usize = 128;
+/// Most messages decoded from one RPC.
+pub const MAX_MESSAGES_PER_RPC: usize = 32;
+
+/// Protocol of the report sync request-response.
+pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/ronde/sync/1");
+/// Most reports in one sync response.
+pub const MAX_SYNC_REPORTS: usize = 256;
+/// Kademlia protocol name (a private DHT, not the IPFS one).
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ronde/kad/1.0.0");
+/// Identify protocol version string.
+pub const IDENTIFY_PROTOCOL: &str = "/ronde/id/1.0.0";
+
+#[allow(missing_docs)] // the derive generates an undocumented event enum
+mod derived {
+    use super::*;
+
+    /// Every protocol a node speaks, driven by one `Swarm`.
+    #[derive(libp2p::swarm::NetworkBehaviour)]
+    pub struct Behaviour {
+        /// Caps on connections (checked before anything else).
+        pub limits: connection_limits::Behaviour,
+        /// Exchange of listen addresses and supported protocols.
+        pub identify: identify::Behaviour,
+        /// Liveness.
+        pub ping: ping::Behaviour,
+        /// Peer discovery over the DHT, seeded by the bootstrap peers.
+        pub kad: kad::Behaviour<kad::store::MemoryStore>,
+        /// Peer discovery on the local network (config flag).
+        pub mdns: Toggle<mdns::tokio::Behaviour>,
+        /// Reachability through relays, for phones behind NAT.
+        pub relay: relay::client::Behaviour,
+        /// Hole punching: upgrade relayed connections to direct ones.
+        pub dcutr: dcutr::Behaviour,
+        /// Learn whether our addresses are reachable from outside.
+        pub autonat: autonat::v2::client::Behaviour,
+        /// The reports themselves.
+        pub gossipsub: gossipsub::Behaviour<gossipsub::IdentityTransform, AreaFilter>,
+        /// Catch-up on the live reports of an area (`/ronde/sync/1`).
+        pub sync: request_response::Behaviour<SyncCodec>,
+    }
+}
+pub use derived::{Behaviour, BehaviourEvent};
+
+/// Accepts only Ronde report topics (`ronde/1/reports/<area>`), for our own
+/// subscriptions and for those peers announce.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AreaTopics;
+
+impl TopicSubscriptionFilter for AreaTopics {
+    fn can_subscribe(&mut self, topic_hash: &TopicHash) -> bool {
+        Area::from_topic(topic_hash.as_str()).is_some()
+    }
+}
+
+/// The subscription filter: Ronde topics only, at most [`MAX_PEER_AREAS`]
+/// per peer (gossipsub's default filter would cap at 100 of any topic).
+pub type AreaFilter = MaxCountSubscriptionFilter<AreaTopics>;
+
+fn area_filter() -> AreaFilter {
+    MaxCountSubscriptionFilter {
+        filter: AreaTopics,
+        max_subscribed_topics: MAX_PEER_AREAS,
+        max_subscriptions_per_request: MAX_PEER_AREAS,
+    }
+}
+
+/// The gossipsub message id: the report id of the data.
+pub fn message_id(message: &gossipsub::Message) -> MessageId {
+    MessageId::from(ReportId::of(&message.data).0.to_vec())
+}
+
+/// The gossip topic of an area.
+pub fn area_topic(area: &Area) -> IdentTopic {
+    IdentTopic::new(area.topic())
+}
+
+/// Global peer-score parameters.
+///
+/// * Topic scores (P1–P4) are set per area topic by [`area_topic_params`]
+///   when the node subscribes, since areas are dynamic.
+/// * `topic_score_cap` = 20: the positive score a peer can bank is small,
+///   so good behaviour cannot buy room for invalid reports (two of them
+///   cost 200).
+/// * P6, IP colocation: weight −5 over a threshold of 16 peers per IP.
+///   Phones sit behind carrier-grade NAT, so many honest peers share an
+///   IP; the threshold is high, and only beyond ~20 peers on one IP does
+///   the penalty reach the graylist. It still limits how much of our
+///   connection budget one host can fill with Sybils.
+/// * P7, behaviour penalty (broken IWANT promises, GRAFT during backoff):
+///   weight −10 past 6 offences, decaying over 10 minutes.
+/// * Scores decay every second and are kept for an hour after a
+///   disconnection, so a punished peer cannot reconnect to a clean slate.
+pub fn peer_score_params() -> PeerScoreParams {
+    PeerScoreParams {
+        topics: HashMap::new(),
+        topic_score_cap: 20.0,
+        app_specific_weight: 1.0,
+        ip_colocation_factor_weight: -5.0,
+        ip_colocation_factor_threshold: 16.0,
+        behaviour_penalty_weight: -10.0,
+        behaviour_penalty_threshold: 6.0,
+        behaviour_penalty_decay: gossipsub::score_parameter_decay(Duration::from_secs(600)),
+        decay_interval: Duration::from_secs(1),
+        retain_score: Duration::from_secs(3600),
+        ..PeerScoreParams::default()
+    }
+}
+
+/// Score parameters of one area topic.
+///
+/// * P1, time in mesh: +0.01 per second, capped at +6 (10 minutes).
+/// * P2, first deliveries: +1 per report first received from the peer,
+///   capped at +10, decaying over 30 minutes (a report's lifetime).
+/// * P3/P3b, mesh delivery rate: **off**. Reports are rare and bursty; a
+///   quiet area would make every honest mesh peer look like it withholds
+///   messages.
+/// * P4, invalid messages: −50 × count², decaying over an hour. Honest
+///   peers only forward reports they validated, and validation is
+///   deterministic (expired and future-dated reports are *ignored*, not
+///   rejected, so clock skew is not punished); so a rejected message (bad
+///   signature, not enough work, garbage, oversized, wrong area) is strong
+///   evidence. One puts the sender at −50 + at most +20 = −30 or less:
+///   below [`GOSSIP_THRESHOLD`]. A second one gives −200 + at most +20:
+///   below [`GRAYLIST_THRESHOLD`], whatever good the peer did before.
+pub fn area_topic_params() -> TopicScoreParams {
+    TopicScoreParams {
+        topic_weight: 1.0,
+        time_in_mesh_weight: 0.01,
+        time_in_mesh_quantum: Duration::from_secs(1),
+        time_in_mesh_cap: 600.0,
+        first_message_deliveries_weight: 1.0,
+        first_message_deliveries_decay: gossipsub::score_parameter_decay(Duration::from_secs(1800)),
+        first_message_deliveries_cap: 10.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: -50.0,
+        invalid_message_deliveries_decay: gossipsub::score_parameter_decay(Duration::from_secs(
+            3600,
+        )),
+        ..TopicScoreParams::default()
+    }
+}
+
+/// The score thresholds (see the constants).
+pub fn peer_score_thresholds() -> PeerScoreThresholds {
+    PeerScoreThresholds {
+        gossip_threshold: GOSSIP_THRESHOLD,
+        publish_threshold: PUBLISH_THRESHOLD,
+        graylist_threshold: GRAYLIST_THRESHOLD,
+        accept_px_threshold: ACCEPT_PX_THRESHOLD,
+        opportunistic_graft_threshold: OPPORTUNISTIC_GRAFT_THRESHOLD,
+    }
+}
+
+/// The gossipsub configuration (see the module documentation).
+pub fn gossipsub_config(heartbeat: Duration) -> Result<gossipsub::Config, NodeError> {
+    gossipsub::ConfigBuilder::default()
+        .heartbeat_interval(heartbeat)
+        .validation_mode(ValidationMode::Anonymous)
+        .validate_messages()
+        .message_id_fn(message_id)
+        .max_transmit_size(MAX_TRANSMIT_SIZE)
+        .max_control_message_size(MAX_TRANSMIT_SIZE)
+        .max_control_messages_sent(MAX_IHAVE_LENGTH)
+        .max_publish_messages(MAX_MESSAGES_PER_RPC)
+        // Long enough that a report circulating for a while is not
+        // re-validated; the store catches later duplicates.
+        .duplicate_cache_time(Duration::from_secs(300))
+        .build()
+        .map_err(|e| NodeError::Transport(format!("gossipsub config: {e}")))
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Behaviour {
+    fn new(
+        key: &Keypair,
+        relay: relay::client::Behaviour,
+        config: &NodeConfig,
+    ) -> Result<Self, BoxError> {
+        let peer_id = key.public().to_peer_id();
+        let mut gossipsub = gossipsub::Behaviour::new_with_subscription_filter(
+            MessageAuthenticity::Anonymous,
+            gossipsub_config(config.heartbeat)?,
+            area_filter(),
+        )?;
+        gossipsub.with_peer_score(peer_score_params(), peer_score_thresholds())?;
+
+        let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+        kad_config.set_query_timeout(Duration::from_secs(30));
+        let kad =
+            kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
+
+        // Local discovery is a convenience: if the platform refuses the
+        // multicast socket, run without it rather than not at all.
+        let mdns = if config.mdns {
+            match mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::warn!(error = %e, "mDNS unavailable; local discovery is off");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+
+        let limits = connection_limits::ConnectionLimits::default()
+            .with_max_established(Some(config.max_connections))
+            .with_max_established_per_peer(Some(2))
+            .with_max_pending_incoming(Some(16))
+            .with_max_pending_outgoing(Some(16));
+
+        let sync = request_response::Behaviour::with_codec(
+            SyncCodec,
+            [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(Duration::from_secs(10))
+                .with_max_concurrent_streams(16),
+        );
+
+        Ok(Behaviour {
+            limits: connection_limits::Behaviour::new(limits),
+            identify: identify::Behaviour::new(
+                identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
+                    .with_agent_version(format!("ronde/{}", env!("CARGO_PKG_VERSION"))),
+            ),
+            ping: ping::Behaviour::default(),
+            kad,
+            mdns: Toggle::from(mdns),
+            relay,
+            dcutr: dcutr::Behaviour::new(peer_id),
+            autonat: autonat::v2::client::Behaviour::default(),
+            gossipsub,
+            sync,
+        })
+    }
+}
+
+/// Build the swarm for `config` with identity `keypair`.
+pub fn build_swarm(config: &NodeConfig, keypair: Keypair) -> Result<Swarm<Behaviour>, NodeError> {
+    fn t(e: impl std::fmt::Display) -> NodeError {
+        NodeError::Transport(e.to_string())
+    }
+    let idle = config.idle_timeout;
+    let swarm = if config.memory_transport {
+        libp2p::SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_other_transport(|key| -> Result<_, BoxError> {
+                Ok(MemoryTransport::default()
+                    .upgrade(upgrade::Version::V1)
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux::Config::default()))
+            })
+            .map_err(t)?
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(t)?
+            .with_behaviour(|key, relay| Behaviour::new(key, relay, config))
+            .map_err(t)?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build()
+    } else {
+        libp2p::SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(t)?
+            .with_quic()
+            .with_dns()
+            .map_err(t)?
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(t)?
+            .with_behaviour(|key, relay| Behaviour::new(key, relay, config))
+            .map_err(t)?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build()
+    };
+    Ok(swarm)
+}
+
+/// A sync request: "send me the live reports you hold in these areas"
+/// (1 to [`MAX_PEER_AREAS`] of them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncRequest(pub Vec<Area>);
+
+/// A sync response: up to [`MAX_SYNC_REPORTS`] report encodings, each to be
+/// validated like any report from the network.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncResponse(pub Vec<Vec<u8>>);
+
+/// Wire codec of `/ronde/sync/1`.
+///
+/// * Request: the 5 ASCII bytes of each area geohash, concatenated: 1 to
+///   [`MAX_PEER_AREAS`] areas, nothing else.
+/// * Response: a sequence of `len: u8` ‖ `len` bytes of report, at most
+///   [`MAX_SYNC_REPORTS`] of them, each at most [`MAX_REPORT_SIZE`] bytes;
+///   the stream then ends.
+///
+/// Reads are bounded: anything longer is an error and the stream is
+/// dropped.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SyncCodec;
+
+const AREA_LEN: usize = ronde_protocol::AREA_PRECISION;
+const MAX_SYNC_RESPONSE_BYTES: usize = MAX_SYNC_REPORTS * (1 + MAX_REPORT_SIZE);
+
+fn invalid(msg: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, msg.to_owned())
+}
+
+async fn read_bounded<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    max: usize,
+) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    io.take(limit).read_to_end(&mut buf).await?;
+    if buf.len() > max {
+        return Err(invalid("sync message over the size limit"));
+    }
+    Ok(buf)
+}
+
+/// Decode a sync request body.
+pub fn decode_sync_request(buf: &[u8]) -> std::io::Result<SyncRequest> {
+    if buf.is_empty()
+        || !buf.len().is_multiple_of(AREA_LEN)
+        || buf.len() > AREA_LEN * MAX_PEER_AREAS
+    {
+        return Err(invalid("bad sync request length"));
+    }
+    let mut areas = Vec::with_capacity(buf.len() / AREA_LEN);
+    for chunk in buf.chunks(AREA_LEN) {
+        let s = std::str::from_utf8(chunk).map_err(|_| invalid("area is not ASCII"))?;
+        let area = s.parse::<Area>().map_err(|_| invalid("not an area"))?;
+        if !areas.contains(&area) {
+            areas.push(area);
+        }
+    }
+    Ok(SyncRequest(areas))
+}
+
+/// Encode a sync request body (areas past [`MAX_PEER_AREAS`] are left out).
+pub fn encode_sync_request(req: &SyncRequest) -> Vec<u8> {
+    req.0
+        .iter()
+        .take(MAX_PEER_AREAS)
+        .flat_map(|a| a.as_str().bytes())
+        .collect()
+}
+
+/// Decode a sync response body.
+pub fn decode_sync_response(buf: &[u8]) -> std::io::Result<SyncResponse> {
+    let mut rest = buf;
+    let mut reports = Vec::new();
+    while let Some((&len, tail)) = rest.split_first() {
+        let len = usize::from(len);
+        if len > MAX_REPORT_SIZE || tail.len() < len {
+            return Err(invalid("bad report length in sync response"));
+        }
+        if reports.len() == MAX_SYNC_REPORTS {
+            return Err(invalid("too many reports in sync response"));
+        }
+        let (report, tail) = tail.split_at(len);
+        reports.push(report.to_vec());
+        rest = tail;
+    }
+    Ok(SyncResponse(reports))
+}
+
+/// Encode a sync response body (reports over the limits are left out).
+pub fn encode_sync_response(res: &SyncResponse) -> Vec<u8> {
+    let mut buf = Vec::new();
+    for r in res.0.iter().take(MAX_SYNC_REPORTS) {
+        if let Ok(len) = u8::try_from(r.len()) {
+            if r.len() <= MAX_REPORT_SIZE {
+                buf.push(len);
+                buf.extend_from_slice(r);
+            }
+        }
+    }
+    buf
+}
+
+impl request_response::Codec for SyncCodec {
+    type Protocol = StreamProtocol;
+    type Request = SyncRequest;
+    type Response = SyncResponse;
+
+    async fn read_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<SyncRequest>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let buf = read_bounded(io, AREA_LEN * MAX_PEER_AREAS).await?;
+        decode_sync_request(&buf)
+    }
+
+    async fn read_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<SyncResponse>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let buf = read_bounded(io, MAX_SYNC_RESPONSE_BYTES).await?;
+        decode_sync_response(&buf)
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: SyncRequest,
+    ) -> std::io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        io.write_all(&encode_sync_request(&req)).await?;
+        io.close().await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: SyncResponse,
+    ) -> std::io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        io.write_all(&encode_sync_response(&res)).await?;
+        io.close().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scoring_parameters_are_valid() {
+        assert!(peer_score_params().validate().is_ok());
+        assert!(area_topic_params().validate().is_ok());
+        assert!(peer_score_thresholds().validate().is_ok());
+        assert!(gossipsub_config(Duration::from_secs(1)).is_ok());
+    }
+
+    #[test]
+    fn two_invalid_messages_graylist_even_a_good_peer() {
+        let p = area_topic_params();
+        let best = peer_score_params().topic_score_cap;
+        let one = best + p.topic_weight * p.invalid_message_deliveries_weight;
+        let two = best + p.topic_weight * p.invalid_message_deliveries_weight * 4.0;
+        assert!(one < GOSSIP_THRESHOLD && one > GRAYLIST_THRESHOLD);
+        assert!(two < GRAYLIST_THRESHOLD);
+    }
+
+    #[test]
+    fn area_filter_accepts_only_report_topics() {
+        let mut f = AreaTopics;
+        assert!(f.can_subscribe(&TopicHash::from_raw("ronde/1/reports/u09tv")));
+        assert!(!f.can_subscribe(&TopicHash::from_raw("ronde/1/reports/u09t")));
+        assert!(!f.can_subscribe(&TopicHash::from_raw("other")));
+    }
+
+    #[test]
+    fn sync_request_round_trips_and_rejects_bad_input() {
+        let areas: Vec<Area> = ["u09tv", "u09tw"]
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        let req = SyncRequest(areas);
+        assert_eq!(
+            decode_sync_request(&encode_sync_request(&req)).ok(),
+            Some(req)
+        );
+        assert!(decode_sync_request(b"").is_err());
+        assert!(decode_sync_request(b"u09tvu09t").is_err());
+        assert!(decode_sync_request(b"u09ta").is_err());
+        assert!(decode_sync_request(&b"u09tv".repeat(MAX_PEER_AREAS + 1)).is_err());
+    }
+
+    #[test]
+    fn sync_response_round_trips_and_rejects_bad_lengths() {
+        let res = SyncResponse(vec![vec![1, 2, 3], vec![4; MAX_REPORT_SIZE]]);
+        assert_eq!(
+            decode_sync_response(&encode_sync_response(&res)).ok(),
+            Some(res)
+        );
+        assert!(decode_sync_response(&[5, 1, 2]).is_err());
+        assert!(decode_sync_response(&[200; 201]).is_err());
+        let too_many = vec![0u8; MAX_SYNC_REPORTS + 1];
+        assert!(decode_sync_response(&too_many).is_err());
+    }
+}

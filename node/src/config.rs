@@ -1,0 +1,144 @@
+//! How a node is set up: where it keeps its data, where it listens, whom it
+//! dials first, how hard its reports are to forge, how much it stores.
+//!
+//! [`NodeConfig::new`] gives production defaults; tests override the fields
+//! they care about (`memory_transport`, `clock`, a low `difficulty` and
+//! `policy.min_difficulty`).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use ronde_protocol::Policy;
+
+use crate::clock::{Clock, SystemClock};
+
+/// The proof-of-work difficulty this node stamps its reports with
+/// (about 100 ms on a phone core).
+pub const DEFAULT_DIFFICULTY: u8 = ronde_protocol::pow::DEFAULT_DIFFICULTY;
+
+/// Default bound on the number of reports kept on disk.
+pub const DEFAULT_MAX_REPORTS: usize = 10_000;
+
+/// Default number of areas this node follows: its own and the 8 around it.
+pub const DEFAULT_MAX_AREAS: usize = 9;
+
+/// The most areas any node may follow, and so the most area subscriptions
+/// this node accepts from one peer. 256 areas of about 25 km² cover a large
+/// metropolitan area, enough for a relay; the gossip frame limit is sized
+/// so that a subscription list this long still fits in one RPC.
+pub const MAX_PEER_AREAS: usize = 256;
+
+/// Everything [`crate::Node::start`] needs.
+#[derive(Clone)]
+pub struct NodeConfig {
+    /// Directory of the report database (created if missing).
+    pub data_dir: PathBuf,
+    /// Addresses to listen on. With `memory_transport`, use `/memory/0`.
+    pub listen: Vec<Multiaddr>,
+    /// Peers dialed at start and added to the Kademlia routing table (their
+    /// address should end with `/p2p/<peer id>` to be added to the DHT).
+    pub bootstrap: Vec<Multiaddr>,
+    /// Discover peers on the local network with mDNS.
+    pub mdns: bool,
+    /// Where the person is at start, to follow the areas around it.
+    pub location: Option<(f64, f64)>,
+    /// What incoming reports must satisfy.
+    pub policy: Policy,
+    /// Proof-of-work difficulty of the reports this node makes.
+    pub difficulty: u8,
+    /// Bound on stored reports; when full, the report that expires soonest
+    /// is evicted first (see [`crate::store`]).
+    pub max_reports: usize,
+    /// Most areas this node follows at once (9 on a phone; a relay may follow
+    /// up to [`MAX_PEER_AREAS`]).
+    pub max_areas: usize,
+    /// Source of the time.
+    pub clock: Arc<dyn Clock>,
+    /// Use libp2p's in-process memory transport only (no TCP/QUIC): for tests.
+    pub memory_transport: bool,
+    /// Gossipsub heartbeat interval.
+    pub heartbeat: Duration,
+    /// How often expired reports are purged from disk.
+    pub purge_interval: Duration,
+    /// How often queued reports are retried and dropped once expired.
+    pub pending_retry_interval: Duration,
+    /// Cap on established connections (all directions).
+    pub max_connections: u32,
+    /// Close connections idle for this long.
+    pub idle_timeout: Duration,
+    /// Ask peers for the live reports they hold when following a new area
+    /// (`/ronde/sync/1`).
+    pub sync: bool,
+}
+
+impl NodeConfig {
+    /// Production defaults: listen on every interface on a random TCP and
+    /// QUIC port, mDNS on, the system clock, the network policy and
+    /// difficulty.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let listen = ["/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"]
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        NodeConfig {
+            data_dir: data_dir.into(),
+            listen,
+            bootstrap: Vec::new(),
+            mdns: true,
+            location: None,
+            policy: Policy::default(),
+            difficulty: DEFAULT_DIFFICULTY,
+            max_reports: DEFAULT_MAX_REPORTS,
+            max_areas: DEFAULT_MAX_AREAS,
+            clock: Arc::new(SystemClock),
+            memory_transport: false,
+            heartbeat: Duration::from_secs(1),
+            purge_interval: Duration::from_secs(30),
+            pending_retry_interval: Duration::from_secs(10),
+            max_connections: 64,
+            idle_timeout: Duration::from_secs(120),
+            sync: true,
+        }
+    }
+
+    /// A configuration for tests: in-process memory transport on
+    /// `/memory/0`, no mDNS, difficulty and minimum difficulty 8, a short
+    /// heartbeat. Override `clock` as needed.
+    pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
+        let mut c = NodeConfig::new(data_dir);
+        c.listen = "/memory/0".parse().into_iter().collect();
+        c.memory_transport = true;
+        c.mdns = false;
+        c.difficulty = 8;
+        c.policy.min_difficulty = 8;
+        c.heartbeat = Duration::from_millis(200);
+        c.purge_interval = Duration::from_millis(500);
+        c.pending_retry_interval = Duration::from_millis(500);
+        c
+    }
+}
+
+impl fmt::Debug for NodeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The location is deliberately left out: it must never reach a log.
+        f.debug_struct("NodeConfig")
+            .field("data_dir", &self.data_dir)
+            .field("listen", &self.listen)
+            .field("bootstrap", &self.bootstrap)
+            .field("mdns", &self.mdns)
+            .field("location", &self.location.map(|_| "<set>"))
+            .field("policy", &self.policy)
+            .field("difficulty", &self.difficulty)
+            .field("max_reports", &self.max_reports)
+            .field("max_areas", &self.max_areas)
+            .field("memory_transport", &self.memory_transport)
+            .field("heartbeat", &self.heartbeat)
+            .field("purge_interval", &self.purge_interval)
+            .field("max_connections", &self.max_connections)
+            .field("sync", &self.sync)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,883 @@
+//! The event loop: the one task that owns the `Swarm` and the store.
+//!
+//! It multiplexes four sources with `tokio::select!`: commands from
+//! [`crate::Node`] handles (a bounded queue, each command with a one-shot
+//! reply), swarm events, a purge timer (expired reports are deleted) and a
+//! retry timer (queued reports are published once a peer follows their
+//! area). Nothing in here blocks for long: the proof of work of our own
+//! reports is done before the command is sent.
+//!
+//! Incoming gossip is validated here, with the protocol's
+//! [`validate_with`] and one more rule: the topic must be the area topic of
+//! the report's cell. The verdict goes back to gossipsub: *accept* (stored,
+//! announced, forwarded), *reject* (misbehaviour: the sender's score drops)
+//! or *ignore* (expired, from the future, already known: no penalty).
+//!
+//! Logs never carry a location finer than an area (geohash precision 5),
+//! nor report contents or keys.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use futures::{FutureExt, StreamExt};
+use libp2p::gossipsub::{self, MessageAcceptance, PublishError, TopicHash};
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::{DialError, SwarmEvent};
+use libp2p::{identify, mdns, Multiaddr, PeerId, Swarm};
+use ronde_protocol::{distance_to_cell_m, validate_with, Area, Policy, Rejection, VerifiedReport};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::behaviour::{
+    self, area_topic, area_topic_params, Behaviour, BehaviourEvent, SyncRequest, SyncResponse,
+    MAX_SYNC_REPORTS,
+};
+use crate::clock::Clock;
+use crate::config::{NodeConfig, MAX_PEER_AREAS};
+use crate::error::NodeError;
+use crate::handle::{CellCount, Nearby, NearbyReport, NodeEvent, Published, Status};
+use crate::store::{Inserted, ReportStore, SledStore};
+
+/// Capacity of the command queue.
+pub const COMMAND_QUEUE: usize = 64;
+/// Capacity of the event broadcast channel.
+pub const EVENT_QUEUE: usize = 256;
+/// Most peers asked for the reports of one newly followed area.
+const SYNC_PEERS_PER_AREA: usize = 3;
+
+/// Attempts per sync request (a stream can fail when a connection is busy).
+const SYNC_ATTEMPTS: u8 = 2;
+/// Swarm events handled in one go before the loop looks at anything else.
+const EVENT_BURST: usize = 64;
+
+type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
+
+/// An outstanding sync request.
+struct SyncAsk {
+    areas: Vec<Area>,
+    attempt: u8,
+}
+
+/// A request from a [`crate::Node`] handle.
+pub(crate) enum Command {
+    Status {
+        reply: Reply<Status>,
+    },
+    SetAreas {
+        areas: Vec<Area>,
+        location: Option<(f64, f64)>,
+        reply: Reply<Vec<Area>>,
+    },
+    Publish {
+        report: VerifiedReport,
+        reply: Reply<Published>,
+    },
+    Nearby {
+        lat: f64,
+        lon: f64,
+        radius_m: f64,
+        reply: Reply<Nearby>,
+    },
+    Dial {
+        addr: Multiaddr,
+        reply: Reply<()>,
+    },
+    ListenAddrs {
+        reply: Reply<Vec<Multiaddr>>,
+    },
+    ConnectedPeers {
+        reply: Reply<Vec<PeerId>>,
+    },
+    PeersInArea {
+        area: Area,
+        reply: Reply<Vec<PeerId>>,
+    },
+    PeerScore {
+        peer: PeerId,
+        reply: Reply<Option<f64>>,
+    },
+    PendingCount {
+        reply: Reply<usize>,
+    },
+    Shutdown {
+        reply: Reply<()>,
+    },
+}
+
+struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    store: Box<dyn ReportStore>,
+    clock: std::sync::Arc<dyn Clock>,
+    policy: Policy,
+    max_areas: usize,
+    sync: bool,
+    /// Followed areas, in the order they were given (own area first).
+    areas: Vec<Area>,
+    location: Option<(f64, f64)>,
+    events: broadcast::Sender<NodeEvent>,
+    /// Which (peer, area) pairs were already asked for a sync, and how many
+    /// peers were asked per area, since it was followed.
+    synced: HashSet<(PeerId, Area)>,
+    sync_asked: HashMap<Area, usize>,
+    /// Areas to ask each peer for, sent as one request per peer once the
+    /// current burst of events is handled.
+    sync_queue: HashMap<PeerId, Vec<Area>>,
+    sync_inflight: HashMap<OutboundRequestId, SyncAsk>,
+    /// Bootstrap peers and the address they were given with.
+    bootstrap_peers: HashMap<PeerId, Multiaddr>,
+    relay_listening: bool,
+}
+
+/// Start a node: open the store, build the swarm, listen, dial, follow the
+/// configured location, then spawn the event loop.
+pub(crate) async fn spawn(
+    config: NodeConfig,
+) -> Result<(mpsc::Sender<Command>, broadcast::Sender<NodeEvent>, PeerId), NodeError> {
+    if config.max_areas == 0 || config.max_areas > MAX_PEER_AREAS {
+        return Err(NodeError::InvalidInput(format!(
+            "max_areas must be between 1 and {MAX_PEER_AREAS}"
+        )));
+    }
+    let data_dir = config.data_dir.clone();
+    let max_reports = config.max_reports;
+    let store = tokio::task::spawn_blocking(move || SledStore::open(&data_dir, max_reports))
+        .await
+        .map_err(|e| NodeError::Transport(format!("store task failed: {e}")))??;
+
+    // A fresh identity at every start: a stable peer id would let peers
+    // follow a phone from one session to the next.
+    let keypair = libp2p::identity::Keypair::generate_ed25519();
+    let peer_id = keypair.public().to_peer_id();
+    let mut swarm = behaviour::build_swarm(&config, keypair)?;
+
+    let mut listeners = HashSet::new();
+    for addr in &config.listen {
+        let id = swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NodeError::Transport(format!("cannot listen on {addr}: {e}")))?;
+        listeners.insert(id);
+    }
+
+    let (events, _) = broadcast::channel(EVENT_QUEUE);
+    let mut el = EventLoop {
+        swarm,
+        store: Box::new(store),
+        clock: config.clock.clone(),
+        policy: config.policy,
+        max_areas: config.max_areas,
+        sync: config.sync,
+        areas: Vec::new(),
+        location: None,
+        events: events.clone(),
+        synced: HashSet::new(),
+        sync_asked: HashMap::new(),
+        sync_queue: HashMap::new(),
+        sync_inflight: HashMap::new(),
+        bootstrap_peers: HashMap::new(),
+        relay_listening: false,
+    };
+
+    // Wait until every listener has an address, so that `listen_addrs`
+    // right after `start` gives real ones.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !listeners.is_empty() {
+        let event = tokio::time::timeout_at(deadline, el.swarm.select_next_some())
+            .await
+            .map_err(|_| NodeError::Transport("timed out waiting for listen addresses".into()))?;
+        match &event {
+            SwarmEvent::NewListenAddr { listener_id, .. } => {
+                listeners.remove(listener_id);
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } if listeners.contains(listener_id) => {
+                let why = match reason {
+                    Ok(()) => "closed".to_owned(),
+                    Err(e) => e.to_string(),
+                };
+                return Err(NodeError::Transport(format!("listener failed: {why}")));
+            }
+            SwarmEvent::ListenerError { listener_id, error } if listeners.contains(listener_id) => {
+                return Err(NodeError::Transport(format!("listener failed: {error}")));
+            }
+            _ => {}
+        }
+        el.on_swarm_event(event);
+    }
+
+    for addr in &config.bootstrap {
+        el.add_bootstrap(addr.clone());
+    }
+    if !el.bootstrap_peers.is_empty() {
+        if let Err(e) = el.swarm.behaviour_mut().kad.bootstrap() {
+            tracing::debug!(error = %e, "kademlia bootstrap not started");
+        }
+    }
+
+    // Whatever expired while the node was off goes now, before anything
+    // can be served.
+    el.purge();
+
+    if let Some((lat, lon)) = config.location {
+        let areas = ronde_protocol::topics_around(lat, lon)?;
+        el.set_areas(areas, Some((lat, lon)))?;
+    }
+
+    let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+    let purge = config.purge_interval;
+    let retry = config.pending_retry_interval;
+    tokio::spawn(el.run(rx, purge, retry));
+    tracing::info!(%peer_id, "node started");
+    Ok((tx, events, peer_id))
+}
+
+/// Strip a trailing `/p2p/<id>` and return the id.
+fn split_peer(addr: &Multiaddr) -> (Multiaddr, Option<PeerId>) {
+    let mut base = addr.clone();
+    match base.pop() {
+        Some(Protocol::P2p(peer)) => (base, Some(peer)),
+        _ => (addr.clone(), None),
+    }
+}
+
+fn to_nearby(r: &VerifiedReport, now: u64, from: Option<(f64, f64)>) -> NearbyReport {
+    let rep = r.report();
+    let cell = rep.cell();
+    let (clat, clon) = cell.center();
+    let distance_m = from
+        .and_then(|(lat, lon)| distance_to_cell_m(lat, lon, &cell).ok())
+        .unwrap_or(0.0);
+    NearbyReport {
+        id: r.id(),
+        category: rep.category(),
+        cell,
+        center: [clat, clon],
+        observed_at: rep.observed_at(),
+        expires_at: rep.expires_at(),
+        age_secs: now.saturating_sub(rep.observed_at()),
+        distance_m,
+    }
+}
+
+impl EventLoop {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        purge: std::time::Duration,
+        retry: std::time::Duration,
+    ) {
+        let mut purge_timer = tokio::time::interval(purge);
+        purge_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut retry_timer = tokio::time::interval(retry);
+        retry_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let shutdown_reply = loop {
+            tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Shutdown { reply }) => break Some(reply),
+                    Some(cmd) => self.on_command(cmd),
+                    None => break None,
+                },
+                event = self.swarm.select_next_some() => {
+                    self.on_swarm_event(event);
+                    // Handle what is already there (e.g. the burst of
+                    // `Subscribed` events of one peer) before acting on it.
+                    for _ in 0..EVENT_BURST {
+                        match self.swarm.next().now_or_never() {
+                            Some(Some(event)) => self.on_swarm_event(event),
+                            _ => break,
+                        }
+                    }
+                }
+                _ = purge_timer.tick() => self.purge(),
+                _ = retry_timer.tick() => self.retry_pending(None),
+            }
+            self.flush_sync();
+        };
+        let result = self.store.flush().map_err(NodeError::from);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "could not flush the store on shutdown");
+        }
+        // Drop the swarm (closing connections) and the store (releasing the
+        // database lock) before answering, so a restart can reopen it.
+        drop(self);
+        tracing::info!("node stopped");
+        if let Some(reply) = shutdown_reply {
+            let _ = reply.send(result);
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
+            Command::SetAreas {
+                areas,
+                location,
+                reply,
+            } => {
+                let _ = reply.send(self.set_areas(areas, location));
+            }
+            Command::Publish { report, reply } => {
+                let _ = reply.send(self.publish_own(report));
+            }
+            Command::Nearby {
+                lat,
+                lon,
+                radius_m,
+                reply,
+            } => {
+                let _ = reply.send(self.nearby(lat, lon, radius_m));
+            }
+            Command::Dial { addr, reply } => {
+                let res = self
+                    .swarm
+                    .dial(addr)
+                    .map_err(|e| NodeError::Transport(format!("dial failed: {e}")));
+                let _ = reply.send(res);
+            }
+            Command::ListenAddrs { reply } => {
+                let _ = reply.send(Ok(self.swarm.listeners().cloned().collect()));
+            }
+            Command::ConnectedPeers { reply } => {
+                let _ = reply.send(Ok(self.swarm.connected_peers().copied().collect()));
+            }
+            Command::PeersInArea { area, reply } => {
+                let topic = TopicHash::from_raw(area.topic());
+                let peers = self
+                    .swarm
+                    .behaviour()
+                    .gossipsub
+                    .all_peers()
+                    .filter(|(_, topics)| topics.contains(&&topic))
+                    .map(|(p, _)| *p)
+                    .collect();
+                let _ = reply.send(Ok(peers));
+            }
+            Command::PeerScore { peer, reply } => {
+                let _ = reply.send(Ok(self.swarm.behaviour().gossipsub.peer_score(&peer)));
+            }
+            Command::PendingCount { reply } => {
+                let now = self.clock.now();
+                let _ = reply.send(self.store.pending(now).map(|p| p.len()).map_err(Into::into));
+            }
+            Command::Shutdown { reply } => {
+                // Handled in `run`; unreachable here, answer anyway.
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+
+    fn status(&self) -> Result<Status, NodeError> {
+        let now = self.clock.now();
+        Ok(Status {
+            peer_id: self.swarm.local_peer_id().to_string(),
+            listen_addrs: self.swarm.listeners().map(|a| a.to_string()).collect(),
+            connected_peers: self.swarm.connected_peers().count(),
+            areas: self.areas.iter().map(|a| a.to_string()).collect(),
+            stored_reports: self.store.live_count(now)?,
+        })
+    }
+
+    fn add_bootstrap(&mut self, addr: Multiaddr) {
+        let (base, peer) = split_peer(&addr);
+        if let Some(peer) = peer {
+            self.swarm
+                .behaviour_mut()
+                .kad
+                .add_address(&peer, base.clone());
+            self.bootstrap_peers.insert(peer, base);
+        }
+        if let Err(e) = self.swarm.dial(addr.clone()) {
+            tracing::warn!(%addr, error = %e, "could not dial a bootstrap peer");
+        }
+    }
+
+    /// Follow exactly `areas`: subscribe to the new ones (with their score
+    /// parameters), unsubscribe from the others.
+    fn set_areas(
+        &mut self,
+        areas: Vec<Area>,
+        location: Option<(f64, f64)>,
+    ) -> Result<Vec<Area>, NodeError> {
+        let mut wanted = Vec::new();
+        for a in areas {
+            if !wanted.contains(&a) {
+                wanted.push(a);
+            }
+        }
+        if wanted.len() > self.max_areas {
+            return Err(NodeError::InvalidInput(format!(
+                "{} areas asked, this node follows at most {}",
+                wanted.len(),
+                self.max_areas
+            )));
+        }
+        let old = std::mem::take(&mut self.areas);
+        for a in old.iter().filter(|a| !wanted.contains(a)) {
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .unsubscribe(&area_topic(a));
+            self.sync_asked.remove(a);
+            self.synced.retain(|(_, area)| area != a);
+        }
+        let mut added = Vec::new();
+        for a in wanted.iter().filter(|a| !old.contains(a)) {
+            let topic = area_topic(a);
+            let gs = &mut self.swarm.behaviour_mut().gossipsub;
+            if let Err(e) = gs.set_topic_params(topic.clone(), area_topic_params()) {
+                tracing::warn!(error = e, "could not set topic score parameters");
+            }
+            if let Err(e) = gs.subscribe(&topic) {
+                // Roll back to a consistent state: what we are subscribed to.
+                let subscribed: Vec<Area> = gs
+                    .topics()
+                    .filter_map(|t| Area::from_topic(t.as_str()))
+                    .collect();
+                self.areas = subscribed;
+                return Err(NodeError::Transport(format!("could not subscribe: {e:?}")));
+            }
+            added.push(*a);
+        }
+        self.areas = wanted.clone();
+        self.location = location;
+        tracing::info!(
+            areas = %self.areas.first().map(|a| a.to_string()).unwrap_or_default(),
+            count = self.areas.len(),
+            "following areas"
+        );
+        for a in added {
+            self.sync_area(a);
+        }
+        Ok(wanted)
+    }
+
+    /// Ask connected peers that follow `area` for its live reports.
+    fn sync_area(&mut self, area: Area) {
+        if !self.sync {
+            return;
+        }
+        let topic = TopicHash::from_raw(area.topic());
+        let peers: Vec<PeerId> = self
+            .swarm
+            .behaviour()
+            .gossipsub
+            .all_peers()
+            .filter(|(_, topics)| topics.contains(&&topic))
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in peers {
+            self.maybe_sync(peer, area);
+        }
+    }
+
+    fn maybe_sync(&mut self, peer: PeerId, area: Area) {
+        if !self.sync || !self.areas.contains(&area) {
+            return;
+        }
+        let asked = self.sync_asked.get(&area).copied().unwrap_or(0);
+        if asked >= SYNC_PEERS_PER_AREA || !self.synced.insert((peer, area)) {
+            return;
+        }
+        self.sync_asked.insert(area, asked + 1);
+        self.sync_queue.entry(peer).or_default().push(area);
+    }
+
+    /// Send the queued sync requests, one per peer.
+    fn flush_sync(&mut self) {
+        for (peer, areas) in std::mem::take(&mut self.sync_queue) {
+            self.send_sync(peer, areas, 1);
+        }
+    }
+
+    fn send_sync(&mut self, peer: PeerId, areas: Vec<Area>, attempt: u8) {
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_request(&peer, SyncRequest(areas.clone()));
+        tracing::debug!(%peer, areas = areas.len(), "asked a peer for the live reports of areas");
+        self.sync_inflight.insert(id, SyncAsk { areas, attempt });
+    }
+
+    /// A sync request failed: retry it, or forget it so a later
+    /// subscription from another peer can serve instead.
+    fn sync_failed(&mut self, peer: PeerId, ask: SyncAsk) {
+        if ask.attempt < SYNC_ATTEMPTS && self.swarm.is_connected(&peer) {
+            let areas: Vec<Area> = ask
+                .areas
+                .into_iter()
+                .filter(|a| self.areas.contains(a))
+                .collect();
+            if !areas.is_empty() {
+                self.send_sync(peer, areas, ask.attempt + 1);
+            }
+            return;
+        }
+        for a in ask.areas {
+            self.synced.remove(&(peer, a));
+            if let Some(n) = self.sync_asked.get_mut(&a) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Store and announce a report; `true` if it is new.
+    fn store_new(&mut self, report: &VerifiedReport, now: u64) -> Result<bool, NodeError> {
+        match self.store.insert(report, now)? {
+            Inserted::Stored { evicted } => {
+                if let Some(old) = evicted {
+                    tracing::debug!(%old, "store full: evicted the report expiring soonest");
+                }
+                let ev = to_nearby(report, now, self.location);
+                // No receiver is fine.
+                let _ = self.events.send(NodeEvent::Report(ev));
+                Ok(true)
+            }
+            Inserted::Duplicate | Inserted::Expired => Ok(false),
+            Inserted::NoRoom => {
+                tracing::debug!("store full of longer-lived reports: not keeping a report");
+                Ok(false)
+            }
+        }
+    }
+
+    fn publish_own(&mut self, report: VerifiedReport) -> Result<Published, NodeError> {
+        let now = self.clock.now();
+        let cell = report.report().cell();
+        self.store_new(&report, now)?;
+        let published = self.try_publish(&report)?;
+        if !published {
+            self.store.add_pending(&report)?;
+            tracing::info!(area = %cell.area(), "no peer follows the area yet: report queued");
+        } else {
+            tracing::info!(area = %cell.area(), "report published");
+        }
+        Ok(Published {
+            id: report.id(),
+            cell,
+            expires_at: report.expires_at(),
+            published,
+        })
+    }
+
+    /// Publish on the report's area topic: `Ok(true)` if sent to at least
+    /// one peer, `Ok(false)` if nobody could take it yet.
+    fn try_publish(&mut self, report: &VerifiedReport) -> Result<bool, NodeError> {
+        let topic = area_topic(&report.report().cell().area());
+        match self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(topic, report.bytes().to_vec())
+        {
+            Ok(_) => Ok(true),
+            // Already sent (e.g. a retry racing a success): done.
+            Err(PublishError::Duplicate) => Ok(true),
+            Err(PublishError::NoPeersSubscribedToTopic) | Err(PublishError::AllQueuesFull(_)) => {
+                Ok(false)
+            }
+            Err(e) => Err(NodeError::Transport(format!("publish failed: {e}"))),
+        }
+    }
+
+    /// Publish the queued reports (of one topic, or all).
+    fn retry_pending(&mut self, topic: Option<&TopicHash>) {
+        let now = self.clock.now();
+        let pending = match self.store.pending(now) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "could not read the pending queue");
+                return;
+            }
+        };
+        for report in pending {
+            let cell = report.report().cell();
+            if topic.is_some_and(|t| t.as_str() != cell.topic()) {
+                continue;
+            }
+            match self.try_publish(&report) {
+                Ok(true) => {
+                    tracing::info!(area = %cell.area(), "queued report published");
+                    if let Err(e) = self.store.remove_pending(&report.id()) {
+                        tracing::error!(error = %e, "could not dequeue a published report");
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "could not publish a queued report"),
+            }
+        }
+    }
+
+    fn purge(&mut self) {
+        let now = self.clock.now();
+        match self.store.purge_expired(now) {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(purged = n, "expired reports deleted"),
+            Err(e) => tracing::error!(error = %e, "could not purge expired reports"),
+        }
+    }
+
+    fn nearby(&self, lat: f64, lon: f64, radius_m: f64) -> Result<Nearby, NodeError> {
+        let now = self.clock.now();
+        let mut reports = Vec::new();
+        for r in self.store.live(now)? {
+            let d = distance_to_cell_m(lat, lon, &r.report().cell())?;
+            if d <= radius_m {
+                reports.push(to_nearby(&r, now, Some((lat, lon))));
+            }
+        }
+        reports.sort_by(|a, b| b.observed_at.cmp(&a.observed_at).then(a.id.cmp(&b.id)));
+        let mut counts: BTreeMap<ronde_protocol::Cell, (usize, [f64; 2])> = BTreeMap::new();
+        for r in &reports {
+            counts.entry(r.cell).or_insert((0, r.center)).0 += 1;
+        }
+        let mut cells: Vec<CellCount> = counts
+            .into_iter()
+            .map(|(cell, (reports, center))| CellCount {
+                cell,
+                center,
+                reports,
+            })
+            .collect();
+        cells.sort_by(|a, b| b.reports.cmp(&a.reports).then(a.cell.cmp(&b.cell)));
+        Ok(Nearby { reports, cells })
+    }
+
+    /// Validate a gossiped report; store it if it is good.
+    fn on_gossip(&mut self, source: PeerId, id: gossipsub::MessageId, message: gossipsub::Message) {
+        let now = self.clock.now();
+        let verdict = match validate_with(&message.data, now, &self.policy) {
+            Err(rej) => {
+                tracing::debug!(peer = %source, reason = rej.reason(), "invalid report");
+                verdict_of(&rej)
+            }
+            Ok(report) => {
+                let cell = report.report().cell();
+                if message.topic.as_str() != cell.topic() {
+                    tracing::debug!(peer = %source, area = %cell.area(), "report on the wrong area topic");
+                    MessageAcceptance::Reject
+                } else {
+                    match self.store_new(&report, now) {
+                        Ok(true) => {
+                            tracing::debug!(area = %cell.area(), "report received");
+                            MessageAcceptance::Accept
+                        }
+                        Ok(false) => MessageAcceptance::Ignore,
+                        Err(e) => {
+                            // Our storage failing is not the sender's fault:
+                            // the report is valid, let it travel on.
+                            tracing::error!(error = %e, "could not store a report");
+                            MessageAcceptance::Accept
+                        }
+                    }
+                }
+            }
+        };
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(&id, &source, verdict);
+    }
+
+    fn on_sync_response(&mut self, peer: PeerId, areas: &[Area], res: SyncResponse) {
+        let now = self.clock.now();
+        let mut new = 0usize;
+        for bytes in res.0.iter().take(MAX_SYNC_REPORTS) {
+            match validate_with(bytes, now, &self.policy) {
+                Ok(r) if areas.contains(&r.report().cell().area()) => match self.store_new(&r, now)
+                {
+                    Ok(true) => new += 1,
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(error = %e, "could not store a synced report"),
+                },
+                Ok(_) => {
+                    tracing::debug!(%peer, "sync response with a report from another area: dropped");
+                    return;
+                }
+                Err(rej) if rej.is_misbehaviour() => {
+                    tracing::debug!(%peer, reason = rej.reason(), "sync response with an invalid report: dropped");
+                    return;
+                }
+                Err(_) => {}
+            }
+        }
+        tracing::debug!(%peer, new, "sync response");
+    }
+
+    fn on_sync_request(&mut self, areas: &[Area]) -> SyncResponse {
+        let now = self.clock.now();
+        let mut reports = Vec::new();
+        for area in areas {
+            match self.store.live_in_area(area, now) {
+                Ok(r) => reports.extend(r),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not read reports for a sync request");
+                }
+            }
+        }
+        // Keep those that stay visible the longest if over the limit.
+        reports.sort_by_key(|r| std::cmp::Reverse(r.expires_at()));
+        reports.truncate(MAX_SYNC_REPORTS);
+        SyncResponse(reports.into_iter().map(|r| r.bytes().to_vec()).collect())
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(ev)) => self.on_gossipsub(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                if info.protocols.contains(&behaviour::KAD_PROTOCOL) {
+                    for addr in info.listen_addrs.iter().take(8) {
+                        self.swarm
+                            .behaviour_mut()
+                            .kad
+                            .add_address(&peer_id, addr.clone());
+                    }
+                }
+                self.maybe_listen_via_relay(peer_id, &info);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                for (peer, addr) in found {
+                    if !self.swarm.is_connected(&peer) {
+                        tracing::debug!(%peer, "peer found on the local network");
+                        let _ = self.swarm.dial(addr.with_p2p(peer).unwrap_or_else(|a| a));
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(other) => tracing::trace!(event = ?other, "behaviour event"),
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                tracing::debug!(peer = %peer_id, connections = num_established.get(), "connected");
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                tracing::debug!(peer = %peer_id, connections = num_established, "disconnected");
+                if num_established == 0 {
+                    self.synced.retain(|(p, _)| *p != peer_id);
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                let peer = peer_id.map(|p| p.to_string()).unwrap_or_default();
+                match error {
+                    DialError::DialPeerConditionFalse(_) => {}
+                    e => tracing::debug!(%peer, error = %e, "dial failed"),
+                }
+            }
+            SwarmEvent::ListenerError { error, .. } => {
+                tracing::warn!(error = %error, "listener error");
+            }
+            other => tracing::trace!(event = ?other, "swarm event"),
+        }
+    }
+
+    fn on_gossipsub(&mut self, ev: gossipsub::Event) {
+        match ev {
+            gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => self.on_gossip(propagation_source, message_id, message),
+            gossipsub::Event::Subscribed { peer_id, topic } => {
+                tracing::debug!(peer = %peer_id, "peer follows an area");
+                self.retry_pending(Some(&topic));
+                if let Some(area) = Area::from_topic(topic.as_str()) {
+                    self.maybe_sync(peer_id, area);
+                }
+            }
+            other => tracing::trace!(event = ?other, "gossipsub event"),
+        }
+    }
+
+    fn on_sync(&mut self, ev: request_response::Event<SyncRequest, SyncResponse>) {
+        match ev {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let res = self.on_sync_request(&request.0);
+                    if self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_response(channel, res)
+                        .is_err()
+                    {
+                        tracing::debug!(%peer, "sync requester went away");
+                    }
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(ask) = self.sync_inflight.remove(&request_id) {
+                        self.on_sync_response(peer, &ask.areas, response);
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                tracing::debug!(%peer, %error, "sync request failed");
+                if let Some(ask) = self.sync_inflight.remove(&request_id) {
+                    self.sync_failed(peer, ask);
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "sync request from a peer failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// Phones behind NAT: once a bootstrap peer that runs a relay is
+    /// identified, also listen through it (one relay is enough).
+    fn maybe_listen_via_relay(&mut self, peer: PeerId, info: &identify::Info) {
+        const HOP: libp2p::StreamProtocol =
+            libp2p::StreamProtocol::new("/libp2p/circuit/relay/0.2.0/hop");
+        if self.relay_listening || !info.protocols.contains(&HOP) {
+            return;
+        }
+        let Some(addr) = self.bootstrap_peers.get(&peer) else {
+            return;
+        };
+        let circuit = addr
+            .clone()
+            .with(Protocol::P2p(peer))
+            .with(Protocol::P2pCircuit);
+        match self.swarm.listen_on(circuit) {
+            Ok(_) => {
+                self.relay_listening = true;
+                tracing::info!(relay = %peer, "listening through a relay");
+            }
+            Err(e) => tracing::debug!(error = %e, "could not listen through the relay"),
+        }
+    }
+}
+
+/// Gossipsub verdict for a protocol rejection.
+fn verdict_of(rej: &Rejection) -> MessageAcceptance {
+    if rej.is_misbehaviour() {
+        MessageAcceptance::Reject
+    } else {
+        MessageAcceptance::Ignore
+    }
+}

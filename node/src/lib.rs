@@ -1,0 +1,26 @@
+//! # ronde-node
+//!
+//! The node every phone runs: it gossips signed, anonymized reports of what
+//! happened nearby over libp2p, keeps the live ones in sled, forgets them when
+//! they expire, and serves them to the app on the same device over a local
+//! HTTP API.
+//!
+//! The runtime follows rust-libp2p's `file-sharing` example: [`Node`] is a
+//! cloneable handle that sends commands, each with its reply channel, to one
+//! event loop that owns the `Swarm` and the store. Protocol rules (what a
+//! valid report is, which areas to follow) come from `ronde-protocol`; this
+//! crate only adds I/O around them.
+
+pub mod api;
+pub mod behaviour;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod event_loop;
+pub mod handle;
+pub mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::NodeConfig;
+pub use error::{NodeError, StoreError};
+pub use handle::{CellCount, Nearby, NearbyReport, Node, NodeEvent, Published, Status};

@@ -1,0 +1,506 @@
+//! Where reports live between arrival and expiry: the [`ReportStore`] trait
+//! and its sled implementation, [`SledStore`].
+//!
+//! # Layout (schema version 1)
+//!
+//! The database is in `<data_dir>/db` ([`DB_DIR`]). Trees:
+//!
+//! * `meta`: `schema_version` → `u32` big-endian ([`SCHEMA_VERSION`]).
+//! * `reports`: report id (32 bytes) → canonical report bytes.
+//! * `by_cell`: cell (7 bytes, a precision-6 cell padded with `-`) ‖ id → `[]`,
+//!   so an area (5-byte prefix) or a cell is a prefix scan.
+//! * `by_expiry`: `expires_at` (`u64` big-endian) ‖ id → `[]`, so expired
+//!   reports are a range scan from the start and the soonest to expire is
+//!   the first key.
+//! * `pending`: id → canonical bytes of this node's own reports that no peer
+//!   has received yet.
+//!
+//! A report and its two index entries are written and removed in one sled
+//! transaction, so the indexes never point at nothing after a crash.
+//!
+//! # Rules
+//!
+//! * Nothing expired is ever returned: every read filters on `now`, and
+//!   [`ReportStore::purge_expired`] deletes expired reports (and expired
+//!   pending ones) for good.
+//! * Size bound: the store keeps at most `max_reports` reports. When it is
+//!   full, a new report evicts the stored report that **expires soonest**;
+//!   if the new report would itself expire no later than every stored one,
+//!   it is not kept ([`Inserted::NoRoom`]). The store thus always holds the
+//!   reports that stay visible the longest, and an attacker flooding it
+//!   must pay proof of work for every report that displaces one.
+//! * Reports are only stored after validation, and re-read with
+//!   [`VerifiedReport::from_trusted_bytes`]; an entry that no longer parses,
+//!   or whose id does not match its key, is skipped and logged (by id), never
+//!   a panic.
+//! * Opening never deletes data. A data directory stamped with a newer
+//!   schema version is refused with [`StoreError::NewerVersion`] and left
+//!   alone; a database held by another process gives [`StoreError::Locked`].
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ronde_protocol::{Area, Cell, ReportId, VerifiedReport};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+pub use crate::error::StoreError;
+
+/// The database directory, inside the node's data directory.
+pub const DB_DIR: &str = "db";
+/// Name of the tree holding the schema version.
+pub const META_TREE: &str = "meta";
+/// Key of the schema version in [`META_TREE`].
+pub const SCHEMA_VERSION_KEY: &[u8] = b"schema_version";
+/// The schema version this build writes and understands.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// How long [`SledStore::open`] waits for a lock to clear before
+/// reporting [`StoreError::Locked`] (it blocks the calling thread).
+pub const LOCK_WAIT: Duration = Duration::from_secs(1);
+
+const CELL_KEY_LEN: usize = 7;
+const ID_LEN: usize = 32;
+
+/// What happened to a report handed to [`ReportStore::insert`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// It is new and now stored; `evicted` is the report that made room for
+    /// it, if the store was full.
+    Stored {
+        /// The report evicted to make room, if any.
+        evicted: Option<ReportId>,
+    },
+    /// It was already stored.
+    Duplicate,
+    /// It is expired at `now`; not stored.
+    Expired,
+    /// The store is full of reports that all stay visible at least as long;
+    /// not stored.
+    NoRoom,
+}
+
+/// Storage of live reports and of this node's unsent reports.
+pub trait ReportStore: Send + 'static {
+    /// Store a verified report, evicting per the size bound if full.
+    fn insert(&mut self, report: &VerifiedReport, now: u64) -> Result<Inserted, StoreError>;
+    /// Whether a report with this id is stored (live or not yet purged).
+    fn contains(&self, id: &ReportId) -> Result<bool, StoreError>;
+    /// A live report by id.
+    fn get(&self, id: &ReportId, now: u64) -> Result<Option<VerifiedReport>, StoreError>;
+    /// Every live report.
+    fn live(&self, now: u64) -> Result<Vec<VerifiedReport>, StoreError>;
+    /// The live reports of one area.
+    fn live_in_area(&self, area: &Area, now: u64) -> Result<Vec<VerifiedReport>, StoreError>;
+    /// The live reports of one cell.
+    fn live_in_cell(&self, cell: &Cell, now: u64) -> Result<Vec<VerifiedReport>, StoreError>;
+    /// Number of stored reports (expired ones count until purged).
+    fn len(&self) -> usize;
+    /// Number of stored reports still live at `now`.
+    fn live_count(&self, now: u64) -> Result<usize, StoreError>;
+    /// Whether the store holds no report.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Delete every report (and pending report) expired at `now`. Returns
+    /// how many reports were deleted.
+    fn purge_expired(&mut self, now: u64) -> Result<usize, StoreError>;
+    /// Queue one of this node's reports until a peer follows its area.
+    fn add_pending(&mut self, report: &VerifiedReport) -> Result<(), StoreError>;
+    /// Remove a report from the queue (it was sent, or it expired).
+    fn remove_pending(&mut self, id: &ReportId) -> Result<(), StoreError>;
+    /// The queued reports still live at `now`.
+    fn pending(&self, now: u64) -> Result<Vec<VerifiedReport>, StoreError>;
+    /// Write everything to disk.
+    fn flush(&self) -> Result<(), StoreError>;
+}
+
+/// [`ReportStore`] on a sled database.
+pub struct SledStore {
+    path: PathBuf,
+    db: sled::Db,
+    reports: sled::Tree,
+    by_cell: sled::Tree,
+    by_expiry: sled::Tree,
+    pending: sled::Tree,
+    max_reports: usize,
+    count: usize,
+}
+
+/// Classify a sled error.
+fn map_sled(path: &Path, e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Io(io) => map_io(path, io),
+        sled::Error::Corruption { at, .. } => {
+            StoreError::Corrupt(format!("sled found corrupt data at {at:?}"))
+        }
+        sled::Error::Unsupported(m) => StoreError::Other(format!("unsupported: {m}")),
+        sled::Error::ReportableBug(m) => StoreError::Other(format!("sled bug: {m}")),
+        sled::Error::CollectionNotFound(_) => StoreError::Other("tree not found".into()),
+    }
+}
+
+fn map_io(path: &Path, io: std::io::Error) -> StoreError {
+    // ENOSPC (28) and EDQUOT (122 on Linux, 69 on macOS) mean "no space".
+    let no_space = matches!(
+        io.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    ) || matches!(io.raw_os_error(), Some(28) | Some(122));
+    if no_space {
+        return StoreError::Full(io.to_string());
+    }
+    // sled reports a failed `flock` as an `Other` I/O error with this text.
+    let msg = io.to_string();
+    if msg.contains("could not acquire lock") {
+        return StoreError::Locked {
+            path: path.to_path_buf(),
+        };
+    }
+    StoreError::Io(io)
+}
+
+fn map_tx(path: &Path, e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => map_sled(path, e),
+    }
+}
+
+fn cell_key(cell: &Cell) -> [u8; CELL_KEY_LEN] {
+    let mut k = [b'-'; CELL_KEY_LEN];
+    let s = cell.as_str().as_bytes();
+    let n = s.len().min(CELL_KEY_LEN);
+    k[..n].copy_from_slice(&s[..n]);
+    k
+}
+
+fn by_cell_key(report: &VerifiedReport) -> Vec<u8> {
+    let mut k = Vec::with_capacity(CELL_KEY_LEN + ID_LEN);
+    k.extend_from_slice(&cell_key(&report.report().cell()));
+    k.extend_from_slice(&report.id().0);
+    k
+}
+
+fn by_expiry_key(expires_at: u64, id: &ReportId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + ID_LEN);
+    k.extend_from_slice(&expires_at.to_be_bytes());
+    k.extend_from_slice(&id.0);
+    k
+}
+
+fn id_from(bytes: &[u8]) -> Option<ReportId> {
+    <[u8; ID_LEN]>::try_from(bytes).ok().map(ReportId)
+}
+
+/// Parse stored bytes back into a report; `None` (and a warning) if the
+/// entry is damaged.
+fn decode(key: &[u8], value: &[u8]) -> Option<VerifiedReport> {
+    let Some(id) = id_from(key) else {
+        tracing::warn!(
+            key_len = key.len(),
+            "skipping a stored report with a malformed key"
+        );
+        return None;
+    };
+    match VerifiedReport::from_trusted_bytes(value.to_vec()) {
+        Ok(r) if r.id() == id => Some(r),
+        Ok(_) => {
+            tracing::warn!(%id, "skipping a stored report whose bytes do not match its id");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(%id, reason = e.reason(), "skipping a stored report that no longer parses");
+            None
+        }
+    }
+}
+
+impl SledStore {
+    /// Open (or create) the store in `data_dir`, holding at most
+    /// `max_reports` reports. Blocking: waits up to [`LOCK_WAIT`] for a
+    /// lock left by a store just closed in this process.
+    pub fn open(data_dir: &Path, max_reports: usize) -> Result<SledStore, StoreError> {
+        let path = data_dir.join(DB_DIR);
+        std::fs::create_dir_all(&path).map_err(|e| map_io(&path, e))?;
+        // sled finishes its last writes on background threads after a
+        // database is dropped, holding the lock for a moment: a lock that
+        // clears within `LOCK_WAIT` was our own previous instance.
+        let deadline = Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match sled::Config::new().path(&path).open() {
+                Ok(db) => break db,
+                Err(e) => match map_sled(&path, e) {
+                    StoreError::Locked { .. } if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    e => return Err(e),
+                },
+            }
+        };
+        let tree = |name: &str| db.open_tree(name).map_err(|e| map_sled(&path, e));
+        let meta = tree(META_TREE)?;
+        match meta
+            .get(SCHEMA_VERSION_KEY)
+            .map_err(|e| map_sled(&path, e))?
+        {
+            None => {
+                meta.insert(SCHEMA_VERSION_KEY, &SCHEMA_VERSION.to_be_bytes())
+                    .map_err(|e| map_sled(&path, e))?;
+            }
+            Some(v) => {
+                let found = <[u8; 4]>::try_from(v.as_ref())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt("the schema version is not 4 bytes".into()))?;
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::NewerVersion {
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+                if found == 0 {
+                    return Err(StoreError::Corrupt("schema version 0".into()));
+                }
+                // Version 1 is the first: nothing to migrate yet.
+            }
+        }
+        let reports = tree("reports")?;
+        let by_cell = tree("by_cell")?;
+        let by_expiry = tree("by_expiry")?;
+        let pending = tree("pending")?;
+        let count = reports.len();
+        let store = SledStore {
+            path,
+            db,
+            reports,
+            by_cell,
+            by_expiry,
+            pending,
+            max_reports: max_reports.max(1),
+            count,
+        };
+        tracing::debug!(reports = count, "report store opened");
+        Ok(store)
+    }
+
+    fn err(&self, e: sled::Error) -> StoreError {
+        map_sled(&self.path, e)
+    }
+
+    /// Remove a report and its index entries, given its id and expiry.
+    fn remove(&mut self, id: &ReportId, expiry_key: &[u8]) -> Result<bool, StoreError> {
+        let removed = (&self.reports, &self.by_cell, &self.by_expiry)
+            .transaction(|(r, c, e)| {
+                let old = r.remove(&id.0)?;
+                e.remove(expiry_key)?;
+                if let Some(bytes) = &old {
+                    if let Ok(rep) = VerifiedReport::from_trusted_bytes(bytes.to_vec()) {
+                        c.remove(by_cell_key(&rep))?;
+                    }
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(old.is_some())
+            })
+            .map_err(|e| map_tx(&self.path, e))?;
+        if removed {
+            self.count = self.count.saturating_sub(1);
+        }
+        Ok(removed)
+    }
+
+    /// The first (soonest to expire) entry of the expiry index.
+    fn soonest(&self) -> Result<Option<(u64, ReportId, Vec<u8>)>, StoreError> {
+        for item in self.by_expiry.iter() {
+            let (k, _) = item.map_err(|e| self.err(e))?;
+            match parse_expiry_key(&k) {
+                Some((t, id)) => return Ok(Some((t, id, k.to_vec()))),
+                None => tracing::warn!("skipping a malformed expiry index entry"),
+            }
+        }
+        Ok(None)
+    }
+
+    fn collect_ids(
+        &self,
+        ids: impl Iterator<Item = sled::Result<ReportId>>,
+        now: u64,
+    ) -> Result<Vec<VerifiedReport>, StoreError> {
+        let mut out = Vec::new();
+        for id in ids {
+            let id = id.map_err(|e| self.err(e))?;
+            if let Some(r) = self.get(&id, now)? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    fn scan_cells(&self, prefix: &[u8], now: u64) -> Result<Vec<VerifiedReport>, StoreError> {
+        let ids = self
+            .by_cell
+            .scan_prefix(prefix)
+            .keys()
+            .filter_map(|k| match k {
+                Ok(k) => k.get(CELL_KEY_LEN..).and_then(id_from).map(Ok),
+                Err(e) => Some(Err(e)),
+            });
+        self.collect_ids(ids, now)
+    }
+}
+
+fn parse_expiry_key(k: &[u8]) -> Option<(u64, ReportId)> {
+    let t = u64::from_be_bytes(k.get(..8)?.try_into().ok()?);
+    let id = id_from(k.get(8..)?)?;
+    Some((t, id))
+}
+
+impl ReportStore for SledStore {
+    fn insert(&mut self, report: &VerifiedReport, now: u64) -> Result<Inserted, StoreError> {
+        if !report.is_live(now) {
+            return Ok(Inserted::Expired);
+        }
+        let id = report.id();
+        if self.contains(&id)? {
+            return Ok(Inserted::Duplicate);
+        }
+        let mut evicted = None;
+        if self.count >= self.max_reports {
+            match self.soonest()? {
+                Some((t, _, _)) if t >= report.expires_at() => return Ok(Inserted::NoRoom),
+                Some((_, old, key)) => {
+                    self.remove(&old, &key)?;
+                    evicted = Some(old);
+                }
+                None => {}
+            }
+        }
+        let expiry_key = by_expiry_key(report.expires_at(), &id);
+        let cell_key = by_cell_key(report);
+        let bytes = report.bytes();
+        let new = (&self.reports, &self.by_cell, &self.by_expiry)
+            .transaction(|(r, c, e)| {
+                let old = r.insert(&id.0, bytes)?;
+                c.insert(cell_key.as_slice(), &[])?;
+                e.insert(expiry_key.as_slice(), &[])?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(old.is_none())
+            })
+            .map_err(|e| map_tx(&self.path, e))?;
+        if new {
+            self.count += 1;
+        }
+        Ok(Inserted::Stored { evicted })
+    }
+
+    fn contains(&self, id: &ReportId) -> Result<bool, StoreError> {
+        self.reports.contains_key(id.0).map_err(|e| self.err(e))
+    }
+
+    fn get(&self, id: &ReportId, now: u64) -> Result<Option<VerifiedReport>, StoreError> {
+        let Some(v) = self.reports.get(id.0).map_err(|e| self.err(e))? else {
+            return Ok(None);
+        };
+        Ok(decode(&id.0, &v).filter(|r| r.is_live(now)))
+    }
+
+    fn live(&self, now: u64) -> Result<Vec<VerifiedReport>, StoreError> {
+        // Everything whose expiry key is after `now`.
+        let start = by_expiry_key(now.saturating_add(1), &ReportId([0; ID_LEN]));
+        let ids = self
+            .by_expiry
+            .range(start..)
+            .keys()
+            .filter_map(|k| match k {
+                Ok(k) => parse_expiry_key(&k).map(|(_, id)| Ok(id)),
+                Err(e) => Some(Err(e)),
+            });
+        self.collect_ids(ids, now)
+    }
+
+    fn live_in_area(&self, area: &Area, now: u64) -> Result<Vec<VerifiedReport>, StoreError> {
+        self.scan_cells(area.as_str().as_bytes(), now)
+    }
+
+    fn live_in_cell(&self, cell: &Cell, now: u64) -> Result<Vec<VerifiedReport>, StoreError> {
+        self.scan_cells(&cell_key(cell), now)
+    }
+
+    fn len(&self) -> usize {
+        self.count
+    }
+
+    fn live_count(&self, now: u64) -> Result<usize, StoreError> {
+        let start = by_expiry_key(now.saturating_add(1), &ReportId([0; ID_LEN]));
+        let mut n = 0;
+        for k in self.by_expiry.range(start..).keys() {
+            k.map_err(|e| self.err(e))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn purge_expired(&mut self, now: u64) -> Result<usize, StoreError> {
+        // Keys up to and including `expires_at == now` are expired.
+        let end = by_expiry_key(now.saturating_add(1), &ReportId([0; ID_LEN]));
+        let mut expired = Vec::new();
+        for k in self.by_expiry.range(..end).keys() {
+            let k = k.map_err(|e| self.err(e))?;
+            match parse_expiry_key(&k) {
+                Some((_, id)) => expired.push((id, k.to_vec())),
+                None => tracing::warn!("skipping a malformed expiry index entry"),
+            }
+        }
+        let mut n = 0;
+        for (id, key) in expired {
+            if self.remove(&id, &key)? {
+                n += 1;
+            }
+        }
+        // Pending reports are few (this node's own): a full scan is fine.
+        let mut stale = Vec::new();
+        for item in self.pending.iter() {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            match decode(&k, &v) {
+                Some(r) if r.is_live(now) => {}
+                Some(r) => stale.push(r.id()),
+                None => {}
+            }
+        }
+        for id in stale {
+            self.remove_pending(&id)?;
+        }
+        Ok(n)
+    }
+
+    fn add_pending(&mut self, report: &VerifiedReport) -> Result<(), StoreError> {
+        self.pending
+            .insert(report.id().0, report.bytes())
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn remove_pending(&mut self, id: &ReportId) -> Result<(), StoreError> {
+        self.pending.remove(id.0).map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn pending(&self, now: u64) -> Result<Vec<VerifiedReport>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.pending.iter() {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            if let Some(r) = decode(&k, &v).filter(|r| r.is_live(now)) {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(|_| ()).map_err(|e| self.err(e))
+    }
+}
+
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        if let Err(e) = self.db.flush() {
+            tracing::error!(error = %e, "could not flush the report store on close");
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! Storage: the sled store's rules (dedup, expiry, eviction, scans, damaged
+//! entries, the pending queue), and a node's data directory across
+//! restarts, locks and schema versions.
+
+mod common;
+
+use common::*;
+use ronde_node::error::StoreError;
+use ronde_node::store::{
+    Inserted, ReportStore, SledStore, DB_DIR, META_TREE, SCHEMA_VERSION, SCHEMA_VERSION_KEY,
+};
+use ronde_node::{ManualClock, NodeError};
+use ronde_protocol::{area_of, cell_for, Category, Draft, VerifiedReport};
+
+/// Open the raw sled database, waiting out the lock a just-closed store
+/// may still hold for a moment.
+fn open_raw(dir: &std::path::Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::open(dir.join(DB_DIR)) {
+            Ok(db) => return db,
+            Err(e) if std::time::Instant::now() > deadline => panic!("sled: {e}"),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    }
+}
+
+fn report_with_ttl(at: (f64, f64), now: u64, ttl: u8) -> VerifiedReport {
+    let cell = cell_for(at.0, at.1, 7).expect("cell");
+    let r = Draft::new(Category::Following, cell, now)
+        .with_ttl(ttl)
+        .seal(8, &mut rand::rngs::OsRng)
+        .expect("seal");
+    VerifiedReport::from_trusted_bytes(r.to_bytes()).expect("parse")
+}
+
+#[test]
+fn store_dedups_refuses_expired_and_scans_by_area_and_cell() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = SledStore::open(dir.path(), 100).expect("open");
+    let a = make_report(IVRY, T0, Category::Harassment);
+    let b = report_with_ttl(LYON, T0, 60);
+    assert_eq!(
+        s.insert(&a, T0).expect("insert"),
+        Inserted::Stored { evicted: None }
+    );
+    assert_eq!(s.insert(&a, T0).expect("insert"), Inserted::Duplicate);
+    assert_eq!(
+        s.insert(&b, T0).expect("insert"),
+        Inserted::Stored { evicted: None }
+    );
+    assert_eq!(s.len(), 2);
+
+    let old = make_report(IVRY, T0 - 3600, Category::Harassment);
+    assert_eq!(s.insert(&old, T0).expect("insert"), Inserted::Expired);
+
+    let ivry_area = area_of(IVRY.0, IVRY.1).expect("area");
+    let in_area = s.live_in_area(&ivry_area, T0).expect("scan");
+    assert_eq!(
+        in_area.iter().map(|r| r.id()).collect::<Vec<_>>(),
+        vec![a.id()]
+    );
+    let cell = a.report().cell();
+    assert_eq!(s.live_in_cell(&cell, T0).expect("scan").len(), 1);
+    // A precision-6 cell is not confused with the precision-7 cells in it.
+    let coarse = cell_for(IVRY.0, IVRY.1, 6).expect("cell");
+    assert!(s.live_in_cell(&coarse, T0).expect("scan").is_empty());
+
+    // Nothing expired is served, even before the purge.
+    let later = a.expires_at();
+    assert!(s.get(&a.id(), later).expect("get").is_none());
+    assert!(s
+        .live(later)
+        .expect("live")
+        .iter()
+        .all(|r| r.id() != a.id()));
+    assert_eq!(s.live_count(later).expect("count"), 1);
+    // The purge deletes it for good.
+    assert_eq!(s.purge_expired(later).expect("purge"), 1);
+    assert_eq!(s.len(), 1);
+    assert!(!s.contains(&a.id()).expect("contains"));
+}
+
+#[test]
+fn a_full_store_evicts_the_report_expiring_soonest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = SledStore::open(dir.path(), 3).expect("open");
+    let r10 = report_with_ttl(IVRY, T0, 10);
+    let r20 = report_with_ttl(IVRY, T0, 20);
+    let r30 = report_with_ttl(IVRY, T0, 30);
+    for r in [&r20, &r10, &r30] {
+        assert!(matches!(
+            s.insert(r, T0).expect("insert"),
+            Inserted::Stored { evicted: None }
+        ));
+    }
+    // A report that would expire before everything stored is not kept.
+    let r5 = report_with_ttl(IVRY, T0, 5);
+    assert_eq!(s.insert(&r5, T0).expect("insert"), Inserted::NoRoom);
+    // One that lives longer evicts the one expiring soonest (r10).
+    let r40 = report_with_ttl(IVRY, T0, 40);
+    assert_eq!(
+        s.insert(&r40, T0).expect("insert"),
+        Inserted::Stored {
+            evicted: Some(r10.id())
+        }
+    );
+    assert_eq!(s.len(), 3);
+    let mut ids: Vec<_> = s.live(T0).expect("live").iter().map(|r| r.id()).collect();
+    ids.sort();
+    let mut want = vec![r20.id(), r30.id(), r40.id()];
+    want.sort();
+    assert_eq!(ids, want);
+    // The indexes followed the eviction.
+    let area = r10.report().cell().area();
+    assert_eq!(s.live_in_area(&area, T0).expect("scan").len(), 3);
+}
+
+#[test]
+fn damaged_entries_are_skipped_not_fatal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = make_report(IVRY, T0, Category::Harassment);
+    {
+        let mut s = SledStore::open(dir.path(), 100).expect("open");
+        s.insert(&good, T0).expect("insert");
+    }
+    {
+        // Damage the database behind the store's back.
+        let db = open_raw(dir.path());
+        let reports = db.open_tree("reports").expect("tree");
+        let by_expiry = db.open_tree("by_expiry").expect("tree");
+        let by_cell = db.open_tree("by_cell").expect("tree");
+        let bad_id = [7u8; 32];
+        reports
+            .insert(bad_id, b"not a report".as_slice())
+            .expect("insert");
+        let mut k = (T0 + 600).to_be_bytes().to_vec();
+        k.extend_from_slice(&bad_id);
+        by_expiry.insert(k, b"".as_slice()).expect("insert");
+        by_expiry
+            .insert(b"short".as_slice(), b"".as_slice())
+            .expect("insert");
+        let mut c = good.report().cell().as_str().as_bytes().to_vec();
+        c.extend_from_slice(&bad_id);
+        by_cell.insert(c, b"".as_slice()).expect("insert");
+        // Bytes of one report stored under another's id.
+        let other = make_report(IVRY, T0, Category::Following);
+        reports.insert([8u8; 32], other.bytes()).expect("insert");
+        db.flush().expect("flush");
+    }
+    let mut s = SledStore::open(dir.path(), 100).expect("reopen");
+    let live: Vec<_> = s.live(T0).expect("live").iter().map(|r| r.id()).collect();
+    assert_eq!(live, vec![good.id()]);
+    let area = good.report().cell().area();
+    assert_eq!(s.live_in_area(&area, T0).expect("scan").len(), 1);
+    assert!(s.purge_expired(T0 + 7200).is_ok());
+}
+
+#[test]
+fn the_pending_queue_persists_and_drops_expired_reports() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let short = report_with_ttl(IVRY, T0, 5);
+    let long = report_with_ttl(IVRY, T0, 30);
+    {
+        let mut s = SledStore::open(dir.path(), 100).expect("open");
+        s.add_pending(&short).expect("pending");
+        s.add_pending(&long).expect("pending");
+        s.flush().expect("flush");
+    }
+    let mut s = SledStore::open(dir.path(), 100).expect("reopen");
+    assert_eq!(s.pending(T0).expect("pending").len(), 2);
+    let later = T0 + 10 * 60;
+    assert_eq!(s.pending(later).expect("pending").len(), 1);
+    s.purge_expired(later).expect("purge");
+    s.remove_pending(&long.id()).expect("remove");
+    assert!(s.pending(T0).expect("pending").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_live_reports_and_drops_expired_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(T0);
+    let node = start(dir.path(), &clock, Some(IVRY)).await;
+    let first = node
+        .report(Category::Harassment, IVRY.0, IVRY.1, None)
+        .await
+        .expect("report");
+    assert!(!first.published, "no peer: queued");
+    clock.advance(20 * 60);
+    let second = node
+        .report(Category::PoorLighting, IVRY.0, IVRY.1, Some(6))
+        .await
+        .expect("report");
+    assert_eq!(held(&node, IVRY).await.len(), 2);
+    node.shutdown().await.expect("shutdown");
+    assert!(matches!(node.status().await, Err(NodeError::Stopped)));
+
+    // 35 minutes after the first report: it has expired, the second has not.
+    clock.set(T0 + 35 * 60);
+    assert!(first.expires_at <= clock_now(&clock) && clock_now(&clock) < second.expires_at);
+    let node = start(dir.path(), &clock, Some(IVRY)).await;
+    assert_eq!(held(&node, IVRY).await, vec![second.id]);
+    let status = node.status().await.expect("status");
+    assert_eq!(status.stored_reports, 1);
+    assert_eq!(node.pending_reports().await.expect("pending"), 1);
+
+    // While it runs, the data directory is locked.
+    match ronde_node::Node::start(config(dir.path(), &clock, None)).await {
+        Err(NodeError::Storage(StoreError::Locked { .. })) => {}
+        Err(e) => panic!("expected Locked, got {e}"),
+        Ok(_) => panic!("a second node opened a locked data directory"),
+    }
+    assert!(matches!(
+        SledStore::open(dir.path(), 10),
+        Err(StoreError::Locked { .. })
+    ));
+    node.shutdown().await.expect("shutdown");
+
+    // The expired report was deleted from disk, not only hidden.
+    let s = SledStore::open(dir.path(), 100).expect("open");
+    assert_eq!(s.len(), 1);
+    assert!(!s.contains(&first.id).expect("contains"));
+}
+
+fn clock_now(c: &ManualClock) -> u64 {
+    use ronde_node::Clock;
+    c.now()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_dir_from_a_newer_version_is_refused_and_left_intact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let r = make_report(IVRY, T0, Category::Harassment);
+    {
+        let mut s = SledStore::open(dir.path(), 100).expect("open");
+        s.insert(&r, T0).expect("insert");
+    }
+    let stamp = |v: u32| {
+        let db = open_raw(dir.path());
+        let meta = db.open_tree(META_TREE).expect("meta");
+        meta.insert(SCHEMA_VERSION_KEY, &v.to_be_bytes())
+            .expect("stamp");
+        db.flush().expect("flush");
+    };
+    stamp(SCHEMA_VERSION + 1);
+    assert!(matches!(
+        SledStore::open(dir.path(), 100),
+        Err(StoreError::NewerVersion { found, supported })
+            if found == SCHEMA_VERSION + 1 && supported == SCHEMA_VERSION
+    ));
+    let clock = ManualClock::new(T0);
+    match ronde_node::Node::start(config(dir.path(), &clock, None)).await {
+        Err(NodeError::Storage(StoreError::NewerVersion { .. })) => {}
+        Err(e) => panic!("expected NewerVersion, got {e}"),
+        Ok(_) => panic!("a node opened a data directory from a newer version"),
+    }
+    // Nothing was deleted.
+    stamp(SCHEMA_VERSION);
+    let s = SledStore::open(dir.path(), 100).expect("open");
+    assert!(s.contains(&r.id()).expect("contains"));
+}
