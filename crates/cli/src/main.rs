@@ -1,0 +1,82 @@
+//! `ronde`: the one command-line entry point of Ronde.
+//!
+//! `ronde node` runs a node and its local HTTP API; `ronde report`,
+//! `ronde nearby` and `ronde status` talk to a running node through that
+//! API, exactly as the phone app does.
+
+mod args;
+mod client;
+mod exit;
+mod node_cmd;
+mod show;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with 0, usage errors to stderr
+            // with 2 (clap's own convention, kept as our exit code 2).
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(exit::USAGE));
+        }
+    };
+    init_logging(matches!(cli.command, Command::Node(_)));
+
+    let result = match cli.command {
+        Command::Categories => {
+            for c in ronde_protocol::Category::ALL {
+                println!("{c}");
+            }
+            Ok(())
+        }
+        command => run_async(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(exit::code_of(&err))
+        }
+    }
+}
+
+fn run_async(command: Command) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("could not start the async runtime: {e}"))?;
+    runtime.block_on(async move {
+        match command {
+            Command::Node(a) => node_cmd::run(a).await,
+            Command::Report(a) => show::report(a).await,
+            Command::Nearby(a) => show::nearby(a).await,
+            Command::Status(a) => show::status(a).await,
+            Command::Categories => Ok(()),
+        }
+    })
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG`. Nothing in this binary logs a
+/// precise location, a key or the contents of a report.
+fn init_logging(node: bool) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    // Kademlia warns at every start of a lone node ("no known peers").
+    let default = if node {
+        "warn,libp2p_kad=error,ronde=info,ronde_node=info"
+    } else {
+        "warn"
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}

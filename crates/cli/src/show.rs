@@ -1,0 +1,226 @@
+//! `ronde report`, `ronde nearby` and `ronde status`: clients of a running
+//! node's API that print for people.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ronde_node::api::{DEFAULT_RADIUS_M, MAX_RADIUS_M};
+use ronde_protocol::Area;
+
+use crate::args::{ApiArgs, NearbyArgs, ReportArgs};
+use crate::client::{Client, Nearby};
+use crate::exit::{self, Coded};
+
+/// `ronde report`.
+pub async fn report(args: ReportArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.api.api)?;
+    let p = client
+        .report(
+            args.category.as_str(),
+            args.at.lat,
+            args.at.lon,
+            args.precision,
+        )
+        .await?;
+    let size = if p.cell.len() <= 6 {
+        "about 1.2 km x 0.6 km"
+    } else {
+        "about 150 m x 150 m"
+    };
+    println!("Sent a {} report.", args.category);
+    println!("  id       {}", p.id);
+    println!("  cell     {} ({size})", p.cell);
+    println!(
+        "  expires  {} ({})",
+        in_how_long(p.expires_at, now()),
+        p.expires_at
+    );
+    if p.published {
+        println!("  gossip   sent to the network");
+    } else {
+        println!("  gossip   no peer follows this area yet; the node keeps it and retries until it expires");
+    }
+    println!(
+        "It carries no identity: it is signed with a one-time key, names only the cell above and the minute, and is forgotten when it expires."
+    );
+    Ok(())
+}
+
+/// `ronde nearby`.
+pub async fn nearby(args: NearbyArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.api.api)?;
+    let (lat, lon, radius, around) = match args.at {
+        Some(p) => (p.lat, p.lon, args.radius.unwrap_or(DEFAULT_RADIUS_M), None),
+        None => {
+            let status = client.status().await?;
+            let Some(area) = status.areas.first().and_then(|a| a.parse::<Area>().ok()) else {
+                return Err(Coded::new(
+                    exit::USAGE,
+                    "a location is needed: pass --at LAT,LON, or give the node one (ronde node --at, or PUT /v1/location)",
+                )
+                .into());
+            };
+            // The API tells only the node's area (about 4.9 km across), not
+            // its position: look around the area's centre, widened by half
+            // its diagonal so that the person's own surroundings are covered.
+            let (min_lat, min_lon, max_lat, max_lon) = area.bounds();
+            let (lat, lon) = ((min_lat + max_lat) / 2.0, (min_lon + max_lon) / 2.0);
+            let half_diagonal =
+                ronde_protocol::geo::haversine_m(min_lat, min_lon, max_lat, max_lon) / 2.0;
+            let radius =
+                (args.radius.unwrap_or(DEFAULT_RADIUS_M) + half_diagonal).min(MAX_RADIUS_M);
+            (lat, lon, radius, Some(area))
+        }
+    };
+    let nearby = client.nearby(lat, lon, radius).await?;
+    match around {
+        Some(area) => println!("Around the node's area {area} (within {}):", metres(radius)),
+        None => println!("Within {} of the given point:", metres(radius)),
+    }
+    print!("{}", render(&nearby));
+    Ok(())
+}
+
+/// `ronde status`.
+pub async fn status(args: ApiArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.api)?;
+    let s = client.status().await?;
+    println!("peer id          {}", s.peer_id);
+    println!("api              {}", client.base());
+    println!("connected peers  {}", s.connected_peers);
+    if s.areas.is_empty() {
+        println!("areas            none (no location yet)");
+    } else {
+        println!("areas            {} followed", s.areas.len());
+    }
+    println!("stored reports   {}", s.stored_reports);
+    println!("listening on:");
+    for a in &s.listen_addrs {
+        println!("  {a}");
+    }
+    Ok(())
+}
+
+/// The table of `ronde nearby`.
+pub fn render(n: &Nearby) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    if n.reports.is_empty() {
+        out.push_str("No live reports.\n");
+        return out;
+    }
+    let width = n
+        .reports
+        .iter()
+        .map(|r| r.category.len())
+        .max()
+        .unwrap_or(0)
+        .max("CATEGORY".len());
+    let _ = writeln!(
+        out,
+        "{:<width$}  {:<7}  {:>8}  {:>8}  {:>10}",
+        "CATEGORY", "CELL", "DISTANCE", "AGE", "EXPIRES IN"
+    );
+    for r in &n.reports {
+        // The node's "now" is when it computed the age; use it for the
+        // expiry too, so both columns agree whatever this machine's clock.
+        let node_now = r.observed_at.saturating_add(r.age_secs);
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:<7}  {:>8}  {:>8}  {:>10}",
+            r.category,
+            r.cell,
+            metres(r.distance_m),
+            duration(r.age_secs),
+            duration(r.expires_at.saturating_sub(node_now)),
+        );
+    }
+    let _ = writeln!(out, "\nReports per cell:");
+    for c in &n.cells {
+        let _ = writeln!(out, "  {:<7}  {}", c.cell, c.reports);
+    }
+    out
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn in_how_long(at: u64, now: u64) -> String {
+    if at > now {
+        format!("in {}", duration(at - now))
+    } else {
+        "already".to_owned()
+    }
+}
+
+fn metres(m: f64) -> String {
+    if m < 1_000.0 {
+        format!("{:.0} m", m)
+    } else {
+        format!("{:.1} km", m / 1_000.0)
+    }
+}
+
+fn duration(secs: u64) -> String {
+    if secs < 60 {
+        format!("{secs} s")
+    } else if secs < 3_600 {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{} h {:02} min", secs / 3_600, (secs % 3_600) / 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{CellCount, NearbyReport};
+
+    #[test]
+    fn table() {
+        let n = Nearby {
+            reports: vec![NearbyReport {
+                id: "ab".into(),
+                category: "poor_lighting".into(),
+                cell: "u09tvwx".into(),
+                observed_at: 1_000,
+                expires_at: 2_800,
+                age_secs: 125,
+                distance_m: 1_234.0,
+            }],
+            cells: vec![CellCount {
+                cell: "u09tvwx".into(),
+                reports: 1,
+            }],
+        };
+        let t = render(&n);
+        assert!(t.contains("poor_lighting"), "{t}");
+        assert!(
+            t.contains("1.2 km") && t.contains("2 min") && t.contains("27 min"),
+            "{t}"
+        );
+        assert!(
+            t.contains("Reports per cell") && t.contains("u09tvwx  1"),
+            "{t}"
+        );
+        assert_eq!(
+            render(&Nearby {
+                reports: vec![],
+                cells: vec![]
+            }),
+            "No live reports.\n"
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration(5), "5 s");
+        assert_eq!(duration(600), "10 min");
+        assert_eq!(duration(3_660), "1 h 01 min");
+        assert_eq!(in_how_long(10, 20), "already");
+        assert_eq!(metres(12.4), "12 m");
+    }
+}

@@ -1,0 +1,349 @@
+//! End to end through the `ronde` binary: two `ronde node` processes on
+//! loopback, the second bootstrapping from the first; a report sent at one
+//! shows in `ronde nearby` at the other. Plus exit codes of bad input.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const RONDE: &str = env!("CARGO_BIN_EXE_ronde");
+const AT: &str = "48.8156,2.3844";
+
+/// A running `ronde node`, killed on drop even if the test fails.
+struct NodeProc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    stderr: PathBuf,
+    api: String,
+    addrs: Vec<String>,
+}
+
+impl NodeProc {
+    fn start(dir: &Path, extra: &[&str]) -> NodeProc {
+        let data = dir.join("data");
+        let stderr = dir.join("stderr.log");
+        let err_file = std::fs::File::create(&stderr).expect("stderr file");
+        let mut args = vec![
+            "node".to_owned(),
+            "--data-dir".to_owned(),
+            data.display().to_string(),
+            "--listen".to_owned(),
+            "/ip4/127.0.0.1/tcp/0".to_owned(),
+            "--api".to_owned(),
+            "127.0.0.1:0".to_owned(),
+            "--no-mdns".to_owned(),
+            "--pow-difficulty".to_owned(),
+            "8".to_owned(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut child = Command::new(RONDE)
+            .args(&args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(err_file))
+            .spawn()
+            .expect("spawn ronde node");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut node = NodeProc {
+            child,
+            lines,
+            seen: Vec::new(),
+            stderr,
+            api: String::new(),
+            addrs: Vec::new(),
+        };
+        node.wait_until_ready();
+        node
+    }
+
+    /// Reads stdout until the API line, collecting the multiaddrs.
+    fn wait_until_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.api.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let t = line.trim();
+                    if t.starts_with('/') {
+                        self.addrs.push(t.to_owned());
+                    } else if let Some(url) = t.strip_prefix("api: ") {
+                        self.api = url.to_owned();
+                    }
+                    self.seen.push(line);
+                }
+                Err(_) => panic!(
+                    "node not ready: stdout {:?}\nstderr:\n{}",
+                    self.seen,
+                    self.stderr_text()
+                ),
+            }
+        }
+        assert!(
+            !self.addrs.is_empty(),
+            "no listen address printed: {:?}",
+            self.seen
+        );
+        assert!(
+            self.addrs.iter().all(|a| a.contains("/p2p/12D3")),
+            "{:?}",
+            self.addrs
+        );
+    }
+
+    fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns the rest of stdout.
+    fn terminate(&mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                let rest: Vec<String> = self.lines.try_iter().collect();
+                return (status, rest);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no exit after SIGTERM; stderr:\n{}",
+                self.stderr_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ronde(args: &[&str]) -> Output {
+    Command::new(RONDE)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ronde")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Polls `f` every 250 ms until it returns `Some`, or panics with `what`.
+fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(last) if Instant::now() >= deadline => {
+                panic!("{what} within {secs} s; last: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+}
+
+#[test]
+fn a_report_at_one_node_shows_at_the_other() {
+    let dir_a = tempfile::tempdir().expect("tempdir");
+    let dir_b = tempfile::tempdir().expect("tempdir");
+    let a = NodeProc::start(dir_a.path(), &["--at", AT]);
+    let mut b = NodeProc::start(dir_b.path(), &["--at", AT, "--bootstrap", &a.addrs[0]]);
+
+    // A second node on the same data directory is refused: exit code 3.
+    let dir_c = tempfile::tempdir().expect("tempdir");
+    let locked = Command::new(RONDE)
+        .args(["node", "--data-dir"])
+        .arg(dir_a.path().join("data"))
+        .args([
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--api",
+            "127.0.0.1:0",
+            "--no-mdns",
+        ])
+        .current_dir(dir_c.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ronde node");
+    let (_, err) = text(&locked);
+    assert_eq!(locked.status.code(), Some(3), "locked data dir: {err}");
+    assert!(err.contains("in use"), "{err}");
+
+    // The two nodes find each other.
+    eventually(30, "the nodes connect", || {
+        let o = ronde(&["status", "--api", &b.api]);
+        let (out, err) = text(&o);
+        if o.status.success() && out.contains("connected peers  1") {
+            Ok(())
+        } else {
+            Err(format!("{out}{err}"))
+        }
+    });
+
+    let sent = ronde(&[
+        "report",
+        "--api",
+        &a.api,
+        "--category",
+        "harassment",
+        "--at",
+        AT,
+    ]);
+    let (out, err) = text(&sent);
+    assert!(sent.status.success(), "report failed: {out}{err}");
+    assert!(
+        out.contains("harassment") && out.contains("no identity"),
+        "{out}"
+    );
+    let id = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("id").map(|s| s.trim().to_owned()))
+        .expect("the id is printed");
+    assert_eq!(id.len(), 64, "{out}");
+    let cell = out
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("cell")
+                .map(|s| s.split_whitespace().next().unwrap_or("").to_owned())
+        })
+        .expect("the cell is printed");
+    assert_eq!(cell.len(), 7, "{out}");
+
+    let table = eventually(30, "the report shows at the other node", || {
+        let o = ronde(&["nearby", "--api", &b.api, "--at", AT, "--radius", "1000"]);
+        let (out, err) = text(&o);
+        if o.status.success() && out.contains("harassment") {
+            Ok(out)
+        } else {
+            Err(format!("{out}{err}"))
+        }
+    });
+    assert!(table.contains(&cell), "{table}");
+    assert!(
+        table.contains("CATEGORY") && table.contains("EXPIRES IN"),
+        "{table}"
+    );
+    assert!(table.contains("Reports per cell"), "{table}");
+
+    // Without --at, `nearby` looks around the node's own area.
+    let o = ronde(&["nearby", "--api", &b.api]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains("harassment"), "{out}");
+
+    // SIGTERM stops a node cleanly.
+    let (status, rest) = b.terminate();
+    assert!(
+        status.success(),
+        "exit after SIGTERM: {status}; stderr:\n{}",
+        b.stderr_text()
+    );
+    assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+    drop(a);
+}
+
+#[test]
+fn nearby_without_a_location_says_one_is_needed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = NodeProc::start(dir.path(), &[]);
+    let o = ronde(&["nearby", "--api", &node.api]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    assert!(
+        err.contains("location is needed") && err.contains("--at"),
+        "{err}"
+    );
+
+    // Reporting needs no location on the node.
+    let o = ronde(&[
+        "report",
+        "--api",
+        &node.api,
+        "--category",
+        "harassment",
+        "--at",
+        "0,0",
+        "--precision",
+        "6",
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+}
+
+#[test]
+fn bad_input_exit_codes() {
+    // Unknown category: usage error (2), and the valid ones are listed.
+    let o = ronde(&["report", "--category", "theft", "--at", AT]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    for name in [
+        "feeling_unsafe",
+        "harassment",
+        "poor_lighting",
+        "other_hazard",
+    ] {
+        assert!(err.contains(name), "{err}");
+    }
+
+    // A bad --at: usage error naming the expected form.
+    let o = ronde(&["report", "--category", "harassment", "--at", "48.8156"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("LAT,LON"), "{err}");
+    let o = ronde(&["nearby", "--at", "95,2"]);
+    assert_eq!(o.status.code(), Some(2), "{:?}", text(&o));
+    let o = ronde(&[
+        "report",
+        "--category",
+        "harassment",
+        "--at",
+        AT,
+        "--precision",
+        "8",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{:?}", text(&o));
+
+    // No node there: 4, with a hint.
+    let o = ronde(&["status", "--api", "http://127.0.0.1:9"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(err.contains("ronde node"), "{err}");
+
+    // Help and version work.
+    let o = ronde(&["--help"]);
+    let (out, _) = text(&o);
+    assert!(
+        o.status.success() && out.contains("Exit codes") && out.contains("nearby"),
+        "{out}"
+    );
+    let o = ronde(&["--version"]);
+    assert!(
+        o.status.success() && text(&o).0.starts_with("ronde "),
+        "{:?}",
+        text(&o)
+    );
+}

@@ -1,0 +1,688 @@
+//! The local HTTP API that the app on the same device talks to.
+//!
+//! It is a thin JSON layer over [`Node`]: every handler checks its input,
+//! calls one method of the handle and turns the answer (or the error) into
+//! JSON. It binds to `127.0.0.1` by default and is meant for the same device
+//! only; the routes are described in `docs/openapi.yaml`.
+//!
+//! | method | path          | what                                              |
+//! |--------|---------------|---------------------------------------------------|
+//! | GET    | `/v1/status`  | peer id, listen addresses, peers, areas, store size |
+//! | PUT    | `/v1/location`| `{lat, lon}` → the gossip areas now followed      |
+//! | POST   | `/v1/reports` | `{category, lat, lon, precision?}` → 201          |
+//! | GET    | `/v1/reports` | `?lat=&lon=&radius_m=` → live reports near a point |
+//! | GET    | `/v1/events`  | server-sent events of new nearby reports          |
+//!
+//! Every error is a JSON object `{"error": "<code>", "message": "<sentence>"}`
+//! (see [`ApiError`]), including axum's own rejections, unknown routes and
+//! wrong methods.
+//!
+//! Two cheap defences against web pages that try to reach a local API: a
+//! request whose `Host` header is a domain name other than `localhost` is
+//! refused (DNS rebinding), and request bodies must be sent as
+//! `application/json`, which a cross-site form cannot do without a CORS
+//! preflight that this API never answers.
+//!
+//! The API never logs coordinates or report contents.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::IpAddr;
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures::{Stream, StreamExt};
+use ronde_protocol::{Category, GeoError};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+
+use crate::error::StoreError;
+use crate::{Node, NodeError};
+
+/// Largest request body accepted, in bytes. The largest valid body is a
+/// report of well under 200 bytes.
+pub const MAX_BODY_BYTES: usize = 4 * 1024;
+/// Search radius of `GET /v1/reports` when none is given, metres.
+pub const DEFAULT_RADIUS_M: f64 = 2_000.0;
+/// Largest search radius of `GET /v1/reports`, metres.
+pub const MAX_RADIUS_M: f64 = 10_000.0;
+/// Interval of the keep-alive comments on `GET /v1/events`.
+pub const SSE_KEEP_ALIVE_SECS: u64 = 15;
+
+/// Every route of the API as `(method, path)`; `docs/openapi.yaml` describes
+/// exactly these (a test checks it).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/status"),
+    ("PUT", "/v1/location"),
+    ("POST", "/v1/reports"),
+    ("GET", "/v1/reports"),
+    ("GET", "/v1/events"),
+];
+
+/// Every `error` code this API answers with; `docs/openapi.yaml` lists
+/// exactly these (a test checks it).
+pub const ERROR_CODES: &[&str] = &[
+    "malformed_json",
+    "missing_field",
+    "unknown_field",
+    "invalid_field",
+    "unknown_category",
+    "bad_latitude",
+    "bad_longitude",
+    "bad_precision",
+    "bad_cell",
+    "bad_radius",
+    "invalid_input",
+    "bad_query",
+    "bad_body",
+    "unsupported_media_type",
+    "body_too_large",
+    "forbidden_host",
+    "not_found",
+    "method_not_allowed",
+    "node_stopped",
+    "storage_full",
+    "storage_error",
+    "internal",
+];
+
+/// An error answer: an HTTP status and a JSON body
+/// `{"error": code, "message": sentence}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable machine-readable code, snake_case (e.g. `unknown_category`).
+    pub code: &'static str,
+    /// A human sentence naming the problem.
+    pub message: String,
+}
+
+/// The JSON body of every error answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    /// Stable machine-readable code.
+    pub error: String,
+    /// A human sentence naming the problem.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with this status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): {}", self.status, self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        // The code only: messages can quote the coordinates that were sent.
+        tracing::debug!(
+            status = self.status.as_u16(),
+            code = self.code,
+            "API request refused"
+        );
+        let body = ErrorBody {
+            error: self.code.to_owned(),
+            message: self.message,
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<GeoError> for ApiError {
+    fn from(e: GeoError) -> Self {
+        let code = match e {
+            GeoError::BadLatitude(_) => "bad_latitude",
+            GeoError::BadLongitude(_) => "bad_longitude",
+            GeoError::BadPrecision(_) => "bad_precision",
+            GeoError::BadCell(_) => "bad_cell",
+        };
+        ApiError::invalid(code, e.to_string())
+    }
+}
+
+impl From<NodeError> for ApiError {
+    fn from(e: NodeError) -> Self {
+        match e {
+            NodeError::Geo(g) => g.into(),
+            NodeError::InvalidInput(msg) => ApiError::invalid("invalid_input", msg),
+            NodeError::Stopped => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "node_stopped",
+                "the node is stopped or shutting down; try again once it runs",
+            ),
+            NodeError::Storage(StoreError::Full(detail)) => {
+                tracing::warn!(error = %detail, "disk full while serving the API");
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "storage_full",
+                    "the node's disk is full; free some space on the device",
+                )
+            }
+            NodeError::Storage(s) => {
+                tracing::warn!(error = %s, "storage error while serving the API");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "storage_error",
+                    format!("the node's storage failed: {s}"),
+                )
+            }
+            other => {
+                tracing::warn!(error = %other, "node error while serving the API");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    format!("the node failed: {other}"),
+                )
+            }
+        }
+    }
+}
+
+/// A JSON request body, read with this API's own error answers: the
+/// content type must be JSON, the body must parse, and fields must match.
+#[derive(Debug, Clone)]
+pub struct JsonBody<T>(pub T);
+
+impl<T, S> FromRequest<S> for JsonBody<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the request body must be JSON, sent with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("the request body is over the {MAX_BODY_BYTES}-byte limit"),
+                )
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_body",
+                    format!("the request body could not be read: {}", r.body_text()),
+                )
+            }
+        })?;
+        // Through a `Value` first: serde would also read a struct from a
+        // JSON array of its fields, which this API does not accept.
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(json_error)?;
+        if !value.is_object() {
+            return Err(ApiError::invalid(
+                "invalid_field",
+                "the request body must be a JSON object",
+            ));
+        }
+        serde_path_to_error::deserialize(value)
+            .map(JsonBody)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                let text = inner.to_string();
+                let code = if text.starts_with("missing field") {
+                    "missing_field"
+                } else if text.starts_with("unknown field") {
+                    "unknown_field"
+                } else {
+                    "invalid_field"
+                };
+                let message = if path == "." || code != "invalid_field" {
+                    format!("the JSON body does not fit this request: {text}")
+                } else {
+                    format!("the JSON body does not fit this request: field `{path}`: {text}")
+                };
+                ApiError::invalid(code, message)
+            })
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// A body that does not parse as JSON at all.
+fn json_error(e: serde_json::Error) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "malformed_json",
+        format!("the request body is not valid JSON: {e}"),
+    )
+}
+
+fn check_coordinates(lat: f64, lon: f64) -> Result<(), ApiError> {
+    if !lat.is_finite() || !(-90.0..=90.0).contains(&lat) {
+        return Err(GeoError::BadLatitude(lat).into());
+    }
+    if !lon.is_finite() || !(-180.0..=180.0).contains(&lon) {
+        return Err(GeoError::BadLongitude(lon).into());
+    }
+    Ok(())
+}
+
+fn parse_category(s: &str) -> Result<Category, ApiError> {
+    s.parse::<Category>()
+        .map_err(|e| ApiError::invalid("unknown_category", e.to_string()))
+}
+
+fn check_precision(p: Option<i64>) -> Result<Option<u8>, ApiError> {
+    match p {
+        None => Ok(None),
+        Some(p @ (6 | 7)) => Ok(u8::try_from(p).ok()),
+        Some(p) => Err(ApiError::invalid(
+            "bad_precision",
+            format!("cell precision {p} is not allowed; use 6 (about 1 km) or 7 (about 150 m)"),
+        )),
+    }
+}
+
+fn check_radius(r: f64) -> Result<f64, ApiError> {
+    if r.is_finite() && r > 0.0 && r <= MAX_RADIUS_M {
+        Ok(r)
+    } else {
+        Err(ApiError::invalid(
+            "bad_radius",
+            format!("radius_m {r} is not allowed; use a number of metres above 0 and at most {MAX_RADIUS_M}"),
+        ))
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    node: Node,
+    /// Turns true when the server shuts down; `None` when nobody will say.
+    shutdown: Option<watch::Receiver<bool>>,
+}
+
+/// Body of `PUT /v1/location`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LocationBody {
+    lat: f64,
+    lon: f64,
+}
+
+/// Body of `POST /v1/reports`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportBody {
+    category: String,
+    lat: f64,
+    lon: f64,
+    #[serde(default)]
+    precision: Option<i64>,
+}
+
+/// Answer of `PUT /v1/location`.
+#[derive(Debug, Clone, Serialize)]
+struct AreasBody {
+    areas: Vec<String>,
+}
+
+/// The router of the API over `node`, without a shutdown signal for the
+/// event streams (they end when the node's event channel closes). Prefer
+/// [`serve`], which ends them on shutdown.
+pub fn router(node: Node) -> Router {
+    router_with(node, None)
+}
+
+fn router_with(node: Node, shutdown: Option<watch::Receiver<bool>>) -> Router {
+    Router::new()
+        .route("/v1/status", get(get_status))
+        .route("/v1/location", axum::routing::put(put_location))
+        .route("/v1/reports", get(get_reports).post(post_report))
+        .route("/v1/events", get(get_events))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(check_host))
+        .with_state(AppState { node, shutdown })
+}
+
+/// Serve the API on `listener` until `shutdown` completes, then stop
+/// accepting, end the open event streams and wait for requests in flight.
+///
+/// Bind the listener yourself (e.g. `TcpListener::bind("127.0.0.1:7300")`)
+/// so that you can read its local address first, which matters for port 0.
+pub async fn serve<F>(listener: TcpListener, node: Node, shutdown: F) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = watch::channel(false);
+    let app = router_with(node, Some(rx));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Ends every SSE stream, so that graceful shutdown does not wait
+            // for clients that never hang up.
+            let _ = tx.send(true);
+        })
+        .await
+}
+
+async fn check_host(req: Request, next: Next) -> Response {
+    if let Some(host) = req.headers().get(header::HOST) {
+        let ok = host.to_str().map(host_is_local).unwrap_or(false);
+        if !ok {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden_host",
+                "this API answers only requests addressed to localhost or an IP address",
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Whether a `Host` header names this device by IP or as `localhost`, not
+/// by a domain name that could have been rebound to it.
+fn host_is_local(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((ip, _)) => return ip.parse::<std::net::Ipv6Addr>().is_ok(),
+            None => return false,
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        }
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost" || name.ends_with(".localhost") || name.parse::<IpAddr>().is_ok()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such route; see docs/openapi.yaml for the routes of this API",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not answer this HTTP method",
+    )
+}
+
+async fn get_status(State(s): State<AppState>) -> Result<Json<crate::Status>, ApiError> {
+    Ok(Json(s.node.status().await?))
+}
+
+async fn put_location(
+    State(s): State<AppState>,
+    JsonBody(body): JsonBody<LocationBody>,
+) -> Result<Json<AreasBody>, ApiError> {
+    check_coordinates(body.lat, body.lon)?;
+    let areas = s.node.set_location(body.lat, body.lon).await?;
+    Ok(Json(AreasBody {
+        areas: areas.iter().map(|a| a.to_string()).collect(),
+    }))
+}
+
+async fn post_report(
+    State(s): State<AppState>,
+    JsonBody(body): JsonBody<ReportBody>,
+) -> Result<(StatusCode, Json<crate::Published>), ApiError> {
+    let category = parse_category(&body.category)?;
+    check_coordinates(body.lat, body.lon)?;
+    let precision = check_precision(body.precision)?;
+    let published = s
+        .node
+        .report(category, body.lat, body.lon, precision)
+        .await?;
+    Ok((StatusCode::CREATED, Json(published)))
+}
+
+/// The query of `GET /v1/reports`, read by hand for precise errors.
+struct NearbyQuery {
+    lat: f64,
+    lon: f64,
+    radius_m: f64,
+}
+
+impl NearbyQuery {
+    fn parse(pairs: &[(String, String)]) -> Result<Self, ApiError> {
+        let (mut lat, mut lon, mut radius) = (None, None, None);
+        for (k, v) in pairs {
+            let slot = match k.as_str() {
+                "lat" => &mut lat,
+                "lon" => &mut lon,
+                "radius_m" => &mut radius,
+                other => {
+                    return Err(ApiError::invalid(
+                        "unknown_field",
+                        format!("unknown query parameter `{other}`; expected `lat`, `lon` and optionally `radius_m`"),
+                    ))
+                }
+            };
+            if slot.is_some() {
+                return Err(ApiError::invalid(
+                    "invalid_field",
+                    format!("query parameter `{k}` is given more than once"),
+                ));
+            }
+            let n = v.trim().parse::<f64>().map_err(|_| {
+                ApiError::invalid(
+                    "invalid_field",
+                    format!("query parameter `{k}` must be a number, not {v:?}"),
+                )
+            })?;
+            *slot = Some(n);
+        }
+        let missing = |name: &str| {
+            ApiError::invalid(
+                "missing_field",
+                format!("query parameter `{name}` is required (e.g. ?lat=48.8156&lon=2.3844)"),
+            )
+        };
+        let lat = lat.ok_or_else(|| missing("lat"))?;
+        let lon = lon.ok_or_else(|| missing("lon"))?;
+        check_coordinates(lat, lon)?;
+        let radius_m = check_radius(radius.unwrap_or(DEFAULT_RADIUS_M))?;
+        Ok(NearbyQuery { lat, lon, radius_m })
+    }
+}
+
+async fn get_reports(
+    State(s): State<AppState>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<crate::Nearby>, ApiError> {
+    let Query(pairs) = query.map_err(|r| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            format!("the query string could not be read: {}", r.body_text()),
+        )
+    })?;
+    let q = NearbyQuery::parse(&pairs)?;
+    Ok(Json(s.node.nearby(q.lat, q.lon, q.radius_m).await?))
+}
+
+async fn get_events(
+    State(s): State<AppState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let shutdown = s.shutdown.clone();
+    let stopped = async move {
+        match shutdown {
+            Some(mut rx) => {
+                // An error means the server is gone, which is a stop too.
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let stream = BroadcastStream::new(s.node.events())
+        .map(|item| {
+            let event = match item {
+                Ok(ev) => {
+                    let name = match &ev {
+                        crate::NodeEvent::Report(_) => "report",
+                    };
+                    Event::default()
+                        .event(name)
+                        .json_data(&ev)
+                        .unwrap_or_else(|_| Event::default().comment("unserializable event"))
+                }
+                Err(BroadcastStreamRecvError::Lagged(missed)) => {
+                    tracing::debug!(missed, "an event stream lagged behind");
+                    Event::default()
+                        .event("lagged")
+                        .data(format!("{{\"type\":\"lagged\",\"missed\":{missed}}}"))
+                }
+            };
+            Ok(event)
+        })
+        .take_until(Box::pin(stopped));
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(SSE_KEEP_ALIVE_SECS)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts() {
+        for ok in [
+            "localhost",
+            "localhost:7300",
+            "127.0.0.1",
+            "127.0.0.1:7300",
+            "[::1]:7300",
+            "[::1]",
+            "app.localhost:1",
+            "10.0.0.2",
+        ] {
+            assert!(host_is_local(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:7300",
+            "localhost.evil.example",
+            "[nonsense]",
+            "127.0.0.1.nip.io:80",
+        ] {
+            assert!(!host_is_local(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn query_parsing() {
+        let q = |s: &[(&str, &str)]| {
+            NearbyQuery::parse(
+                &s.iter()
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let ok = q(&[("lat", "48.8"), ("lon", "2.3")]).map(|q| q.radius_m);
+        assert_eq!(ok, Ok(DEFAULT_RADIUS_M));
+        let code = |r: Result<NearbyQuery, ApiError>| r.err().map(|e| e.code);
+        assert_eq!(code(q(&[("lat", "48.8")])), Some("missing_field"));
+        assert_eq!(
+            code(q(&[("lat", "NaN"), ("lon", "2")])),
+            Some("bad_latitude")
+        );
+        assert_eq!(
+            code(q(&[("lat", "1"), ("lon", "inf")])),
+            Some("bad_longitude")
+        );
+        assert_eq!(
+            code(q(&[("lat", "x"), ("lon", "2")])),
+            Some("invalid_field")
+        );
+        assert_eq!(
+            code(q(&[("lat", "1"), ("lon", "2"), ("radius_m", "0")])),
+            Some("bad_radius")
+        );
+        assert_eq!(
+            code(q(&[("lat", "1"), ("lon", "2"), ("radius_m", "10001")])),
+            Some("bad_radius")
+        );
+        assert_eq!(
+            code(q(&[("lat", "1"), ("lon", "2"), ("zoom", "3")])),
+            Some("unknown_field")
+        );
+        assert_eq!(
+            code(q(&[("lat", "1"), ("lat", "1"), ("lon", "2")])),
+            Some("invalid_field")
+        );
+    }
+
+    #[test]
+    fn precision_and_category() {
+        assert_eq!(check_precision(None), Ok(None));
+        assert_eq!(check_precision(Some(6)), Ok(Some(6)));
+        assert_eq!(
+            check_precision(Some(8)).map_err(|e| e.code),
+            Err("bad_precision")
+        );
+        assert_eq!(
+            check_precision(Some(-300)).map_err(|e| e.code),
+            Err("bad_precision")
+        );
+        let e = parse_category("theft")
+            .err()
+            .map(|e| e.message)
+            .unwrap_or_default();
+        assert!(
+            e.contains("poor_lighting") && e.contains("harassment"),
+            "{e}"
+        );
+    }
+}
