@@ -31,6 +31,7 @@
 pub mod category;
 pub mod circle;
 pub mod geo;
+mod hex_id;
 pub mod pow;
 pub mod report;
 pub mod validate;

@@ -19,9 +19,6 @@
 //! A precision-7 report is 121 bytes; nothing over [`MAX_REPORT_SIZE`] is
 //! even parsed.
 
-use std::fmt;
-use std::str::FromStr;
-
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use rand_core::CryptoRngCore;
 use sha2::{Digest, Sha256};
@@ -366,47 +363,6 @@ impl ReportId {
                 .into(),
         )
     }
-    /// Lowercase hex.
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
 }
 
-impl fmt::Display for ReportId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-
-impl fmt::Debug for ReportId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ReportId({})", &self.to_hex()[..16])
-    }
-}
-
-/// A string that is not 64 hex digits.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a report id is 64 hexadecimal digits")]
-pub struct BadReportId;
-
-impl FromStr for ReportId {
-    type Err = BadReportId;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut a = [0u8; 32];
-        hex::decode_to_slice(s, &mut a).map_err(|_| BadReportId)?;
-        Ok(ReportId(a))
-    }
-}
-
-impl serde::Serialize for ReportId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_hex())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for ReportId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+crate::hex_id::hex_id!(ReportId, BadReportId, "report id");

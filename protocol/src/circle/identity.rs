@@ -298,51 +298,7 @@ impl<'de> serde::Deserialize<'de> for PublicIdentity {
     }
 }
 
-impl ContactId {
-    /// Lowercase hex.
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
-}
-
-impl fmt::Display for ContactId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-
-impl fmt::Debug for ContactId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ContactId({})", &self.to_hex()[..16])
-    }
-}
-
-/// A string that is not 64 hex digits.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a contact id is 64 hexadecimal digits")]
-pub struct BadContactId;
-
-impl FromStr for ContactId {
-    type Err = BadContactId;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut a = [0u8; 32];
-        hex::decode_to_slice(s, &mut a).map_err(|_| BadContactId)?;
-        Ok(ContactId(a))
-    }
-}
-
-impl serde::Serialize for ContactId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_hex())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for ContactId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+crate::hex_id::hex_id!(ContactId, BadContactId, "contact id");
 
 /// Sixty digits two people read to each other (or compare as a QR code) to
 /// be sure each holds the other's real keys. The same on both phones.

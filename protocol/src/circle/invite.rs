@@ -149,6 +149,26 @@ pub(crate) fn check_name(name: &str) -> Result<(), DecodeError> {
     check_text(name, "name", MAX_NAME_LEN, false)
 }
 
+/// A count-prefixed list of at most [`MAX_ADDRESSES`] addresses, each a
+/// short text that passes [`check_address`].
+pub(crate) fn read_addresses(r: &mut Reader<'_>) -> Result<Vec<String>, DecodeError> {
+    let n = usize::from(r.u8()?);
+    if n > MAX_ADDRESSES {
+        return Err(DecodeError::FieldTooLong {
+            field: "addresses",
+            len: n,
+            max: MAX_ADDRESSES,
+        });
+    }
+    let mut addresses = Vec::with_capacity(n);
+    for _ in 0..n {
+        let a = read_short_text(r, "address", MAX_ADDRESS_LEN)?;
+        check_address(&a)?;
+        addresses.push(a);
+    }
+    Ok(addresses)
+}
+
 /// An address: 1..=200 bytes of printable ASCII without spaces.
 pub(crate) fn check_address(a: &str) -> Result<(), DecodeError> {
     if a.is_empty() || a.len() > MAX_ADDRESS_LEN {
@@ -272,21 +292,7 @@ impl Invite {
         let expires_at = u64::from(r.u32()?) * 60;
         let name = read_short_text(&mut r, "name", MAX_NAME_LEN)?;
         check_name(&name)?;
-        let n = usize::from(r.u8()?);
-        if n > MAX_ADDRESSES {
-            return Err(DecodeError::FieldTooLong {
-                field: "addresses",
-                len: n,
-                max: MAX_ADDRESSES,
-            }
-            .into());
-        }
-        let mut addresses = Vec::with_capacity(n);
-        for _ in 0..n {
-            let a = read_short_text(&mut r, "address", MAX_ADDRESS_LEN)?;
-            check_address(&a)?;
-            addresses.push(a);
-        }
+        let addresses = read_addresses(&mut r)?;
         r.finish()?;
         Ok(Invite {
             identity,

@@ -18,7 +18,9 @@
 //! | `0x21` | [`Message::SosCancelled`] |
 //! | `0x30` | [`Message::Ack`]     |
 
-use crate::circle::invite::{check_address, check_name, InviteToken, MAX_ADDRESSES, MAX_NAME_LEN};
+use crate::circle::invite::{
+    check_address, check_name, read_addresses, InviteToken, MAX_ADDRESSES, MAX_NAME_LEN,
+};
 use crate::circle::wire::{check_text, text, Reader};
 use crate::circle::{DecodeError, MessageId};
 use crate::geo::{Cell, GeoError, MAX_CELL_PRECISION, MIN_CELL_PRECISION};
@@ -426,20 +428,7 @@ impl Message {
                 let token = InviteToken(r.array()?);
                 let name = read_short_text(&mut r, "name", MAX_NAME_LEN)?;
                 check_name(&name)?;
-                let n = usize::from(r.u8()?);
-                if n > MAX_ADDRESSES {
-                    return Err(DecodeError::FieldTooLong {
-                        field: "addresses",
-                        len: n,
-                        max: MAX_ADDRESSES,
-                    });
-                }
-                let mut addresses = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let a = read_short_text(&mut r, "address", usize::from(u8::MAX))?;
-                    check_address(&a)?;
-                    addresses.push(a);
-                }
+                let addresses = read_addresses(&mut r)?;
                 Message::Accept {
                     token,
                     name,

@@ -63,9 +63,6 @@
 //! assert_eq!(received.from, alice_id);
 //! ```
 
-use std::fmt;
-use std::str::FromStr;
-
 mod base32;
 pub mod contacts;
 pub mod envelope;
@@ -154,10 +151,6 @@ impl MessageId {
         rng.fill_bytes(&mut id);
         MessageId(id)
     }
-    /// Lowercase hex.
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
 }
 
 impl From<[u8; 16]> for MessageId {
@@ -166,44 +159,7 @@ impl From<[u8; 16]> for MessageId {
     }
 }
 
-impl fmt::Display for MessageId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-
-impl fmt::Debug for MessageId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MessageId({})", self.to_hex())
-    }
-}
-
-impl serde::Serialize for MessageId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_hex())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for MessageId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// A string that is not 32 hex digits.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a message id is 32 hexadecimal digits")]
-pub struct BadMessageId;
-
-impl FromStr for MessageId {
-    type Err = BadMessageId;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut a = [0u8; 16];
-        hex::decode_to_slice(s, &mut a).map_err(|_| BadMessageId)?;
-        Ok(MessageId(a))
-    }
-}
+crate::hex_id::hex_id!(MessageId, BadMessageId, "message id");
 
 /// What a [`Journey`] or an [`Sos`] asks the node to do. The state machines
 /// never do anything themselves (sans-IO, like `quinn-proto`): the node
