@@ -11,7 +11,10 @@
 //! | PUT    | `/v1/location`| `{lat, lon}` → the gossip areas now followed      |
 //! | POST   | `/v1/reports` | `{category, lat, lon, precision?}` → 201          |
 //! | GET    | `/v1/reports` | `?lat=&lon=&radius_m=` → live reports near a point |
-//! | GET    | `/v1/events`  | server-sent events of new nearby reports          |
+//! | GET    | `/v1/events`  | server-sent events: new nearby reports, circle alerts and messages |
+//!
+//! The trusted circle's routes (contacts, journeys, SOS, inbox) are listed
+//! in `circle_api.rs`.
 //!
 //! Every error is a JSON object `{"error": "<code>", "message": "<sentence>"}`
 //! (see [`ApiError`]), including axum's own rejections, unknown routes and
@@ -50,6 +53,9 @@ use tokio_stream::wrappers::BroadcastStream;
 use crate::error::StoreError;
 use crate::{Node, NodeError};
 
+#[path = "circle_api.rs"]
+mod circle_api;
+
 /// Largest request body accepted, in bytes. The largest valid body is a
 /// report of well under 200 bytes.
 pub const MAX_BODY_BYTES: usize = 4 * 1024;
@@ -68,6 +74,21 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/reports"),
     ("GET", "/v1/reports"),
     ("GET", "/v1/events"),
+    ("GET", "/v1/circle"),
+    ("GET", "/v1/contacts"),
+    ("POST", "/v1/contacts/invites"),
+    ("POST", "/v1/contacts/accept"),
+    ("POST", "/v1/contacts/{contact}/approve"),
+    ("DELETE", "/v1/contacts/{contact}"),
+    ("POST", "/v1/journey"),
+    ("GET", "/v1/journey"),
+    ("POST", "/v1/journey/arrived"),
+    ("POST", "/v1/journey/cancel"),
+    ("POST", "/v1/sos"),
+    ("GET", "/v1/sos"),
+    ("POST", "/v1/sos/cancel"),
+    ("GET", "/v1/inbox"),
+    ("POST", "/v1/inbox/ack"),
 ];
 
 /// Every `error` code this API answers with; `docs/openapi.yaml` lists
@@ -95,6 +116,23 @@ pub const ERROR_CODES: &[&str] = &[
     "storage_full",
     "storage_error",
     "internal",
+    "unknown_contact",
+    "ambiguous_contact",
+    "bad_invite",
+    "invite_expired",
+    "own_invite",
+    "already_contact",
+    "circle_full",
+    "too_many_invites",
+    "not_awaiting_approval",
+    "bad_name",
+    "bad_note",
+    "no_contacts",
+    "journey_active",
+    "no_journey",
+    "bad_eta",
+    "sos_active",
+    "no_sos",
 ];
 
 /// An error answer: an HTTP status and a JSON body
@@ -174,6 +212,11 @@ impl From<NodeError> for ApiError {
         match e {
             NodeError::Geo(g) => g.into(),
             NodeError::InvalidInput(msg) => ApiError::invalid("invalid_input", msg),
+            NodeError::Circle(r) => ApiError::new(
+                StatusCode::from_u16(r.http_status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY),
+                r.code(),
+                r.to_string(),
+            ),
             NodeError::Stopped => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "node_stopped",
@@ -220,58 +263,88 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !is_json(req.headers()) {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "the request body must be JSON, sent with `Content-Type: application/json`",
-            ));
-        }
-        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
-            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    format!("the request body is over the {MAX_BODY_BYTES}-byte limit"),
-                )
-            } else {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_body",
-                    format!("the request body could not be read: {}", r.body_text()),
-                )
-            }
-        })?;
-        // Through a `Value` first: serde would also read a struct from a
-        // JSON array of its fields, which this API does not accept.
-        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(json_error)?;
-        if !value.is_object() {
-            return Err(ApiError::invalid(
-                "invalid_field",
-                "the request body must be a JSON object",
-            ));
-        }
-        serde_path_to_error::deserialize(value)
-            .map(JsonBody)
-            .map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                let text = inner.to_string();
-                let code = if text.starts_with("missing field") {
-                    "missing_field"
-                } else if text.starts_with("unknown field") {
-                    "unknown_field"
-                } else {
-                    "invalid_field"
-                };
-                let message = if path == "." || code != "invalid_field" {
-                    format!("the JSON body does not fit this request: {text}")
-                } else {
-                    format!("the JSON body does not fit this request: field `{path}`: {text}")
-                };
-                ApiError::invalid(code, message)
-            })
+        let bytes = json_bytes(req, state).await?;
+        parse_object(&bytes).map(JsonBody)
     }
+}
+
+/// Like [`JsonBody`], for requests whose fields are all optional: the
+/// content type must still be JSON (so that a web page cannot send it
+/// without a CORS preflight), but the body may be empty.
+#[derive(Debug, Clone)]
+pub struct JsonOrEmpty<T>(pub T);
+
+impl<T, S> FromRequest<S> for JsonOrEmpty<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = json_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(JsonOrEmpty(T::default()));
+        }
+        parse_object(&bytes).map(JsonOrEmpty)
+    }
+}
+
+/// The body of a request that must be sent as JSON.
+async fn json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    if !is_json(req.headers()) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the request body must be JSON, sent with `Content-Type: application/json`",
+        ));
+    }
+    Bytes::from_request(req, state).await.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the request body is over the {MAX_BODY_BYTES}-byte limit"),
+            )
+        } else {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                format!("the request body could not be read: {}", r.body_text()),
+            )
+        }
+    })
+}
+
+/// Parse a JSON object into `T`, with this API's error codes.
+fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Through a `Value` first: serde would also read a struct from a
+    // JSON array of its fields, which this API does not accept.
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(json_error)?;
+    if !value.is_object() {
+        return Err(ApiError::invalid(
+            "invalid_field",
+            "the request body must be a JSON object",
+        ));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let text = inner.to_string();
+        let code = if text.starts_with("missing field") {
+            "missing_field"
+        } else if text.starts_with("unknown field") {
+            "unknown_field"
+        } else {
+            "invalid_field"
+        };
+        let message = if path == "." || code != "invalid_field" {
+            format!("the JSON body does not fit this request: {text}")
+        } else {
+            format!("the JSON body does not fit this request: field `{path}`: {text}")
+        };
+        ApiError::invalid(code, message)
+    })
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -377,11 +450,12 @@ pub fn router(node: Node) -> Router {
 }
 
 fn router_with(node: Node, shutdown: Option<watch::Receiver<bool>>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/v1/status", get(get_status))
         .route("/v1/location", axum::routing::put(put_location))
         .route("/v1/reports", get(get_reports).post(post_report))
-        .route("/v1/events", get(get_events))
+        .route("/v1/events", get(get_events));
+    circle_api::routes(router)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -572,6 +646,8 @@ async fn get_events(
                 Ok(ev) => {
                     let name = match &ev {
                         crate::NodeEvent::Report(_) => "report",
+                        crate::NodeEvent::Alert(_) => "alert",
+                        crate::NodeEvent::Circle(_) => "circle",
                     };
                     Event::default()
                         .event(name)

@@ -11,6 +11,16 @@
 //! DCUtR. With [`NodeConfig::memory_transport`] the node uses libp2p's
 //! in-process memory transport instead of TCP/QUIC (tests).
 //!
+//! # Roles and the trusted circle
+//!
+//! Every node speaks `/ronde/circle/1` (direct delivery of circle
+//! envelopes) and uses `/ronde/mailbox/1`; only nodes with
+//! [`NodeConfig::mailbox_host`] serve the latter, so identify tells phones
+//! which peers host mailboxes. Codecs are in [`crate::circle::wire`].
+//! [`NodeConfig::relay_server`] adds a circuit relay v2 server (a
+//! [`Toggle`]d behaviour; it serves once the node has an external address)
+//! and puts Kademlia in server mode.
+//!
 //! # Gossip
 //!
 //! Reports travel on gossipsub, one topic per area
@@ -51,6 +61,7 @@ use libp2p::{
 };
 use ronde_protocol::{Area, ReportId, MAX_REPORT_SIZE};
 
+use crate::circle::wire::{CircleCodec, MailboxCodec, CIRCLE_PROTOCOL, MAILBOX_PROTOCOL};
 use crate::config::{NodeConfig, MAX_PEER_AREAS};
 use crate::error::NodeError;
 
@@ -117,6 +128,13 @@ mod derived {
         pub gossipsub: gossipsub::Behaviour<gossipsub::IdentityTransform, AreaFilter>,
         /// Catch-up on the live reports of an area (`/ronde/sync/1`).
         pub sync: request_response::Behaviour<SyncCodec>,
+        /// Circuit relay v2 server ([`NodeConfig::relay_server`]).
+        pub relay_server: Toggle<relay::Behaviour>,
+        /// Direct delivery of circle envelopes (`/ronde/circle/1`).
+        pub circle: request_response::Behaviour<CircleCodec>,
+        /// Mailboxes and dead-man's switches (`/ronde/mailbox/1`): served
+        /// with [`NodeConfig::mailbox_host`], used by every node.
+        pub mailbox: request_response::Behaviour<MailboxCodec>,
     }
 }
 pub use derived::{Behaviour, BehaviourEvent};
@@ -268,8 +286,12 @@ impl Behaviour {
 
         let mut kad_config = kad::Config::new(KAD_PROTOCOL);
         kad_config.set_query_timeout(Duration::from_secs(30));
-        let kad =
+        let mut kad =
             kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
+        if config.relay_server {
+            // Always-on and reachable: answer DHT queries.
+            kad.set_mode(Some(kad::Mode::Server));
+        }
 
         // Local discovery is a convenience: if the platform refuses the
         // multicast socket, run without it rather than not at all.
@@ -299,6 +321,29 @@ impl Behaviour {
                 .with_max_concurrent_streams(16),
         );
 
+        let circle = request_response::Behaviour::with_codec(
+            CircleCodec,
+            [(CIRCLE_PROTOCOL, request_response::ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(config.circle.request_timeout)
+                .with_max_concurrent_streams(32),
+        );
+        let mailbox_support = if config.mailbox_host {
+            request_response::ProtocolSupport::Full
+        } else {
+            request_response::ProtocolSupport::Outbound
+        };
+        let mailbox = request_response::Behaviour::with_codec(
+            MailboxCodec,
+            [(MAILBOX_PROTOCOL, mailbox_support)],
+            request_response::Config::default()
+                .with_request_timeout(config.circle.request_timeout)
+                .with_max_concurrent_streams(32),
+        );
+        let relay_server = config
+            .relay_server
+            .then(|| relay::Behaviour::new(peer_id, relay::Config::default()));
+
         Ok(Behaviour {
             limits: connection_limits::Behaviour::new(limits),
             identify: identify::Behaviour::new(
@@ -313,6 +358,9 @@ impl Behaviour {
             autonat: autonat::v2::client::Behaviour::default(),
             gossipsub,
             sync,
+            relay_server: Toggle::from(relay_server),
+            circle,
+            mailbox,
         })
     }
 }
@@ -323,7 +371,24 @@ pub fn build_swarm(config: &NodeConfig, keypair: Keypair) -> Result<Swarm<Behavi
         NodeError::Transport(e.to_string())
     }
     let idle = config.idle_timeout;
-    let swarm = if config.memory_transport {
+    let swarm = if let Some(factory) = &config.sim_transport {
+        // An injected raw transport (simulation), upgraded like the memory one.
+        libp2p::SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_other_transport(|key| -> Result<_, BoxError> {
+                Ok(factory()
+                    .upgrade(upgrade::Version::V1)
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux::Config::default()))
+            })
+            .map_err(t)?
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(t)?
+            .with_behaviour(|key, relay| Behaviour::new(key, relay, config))
+            .map_err(t)?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build()
+    } else if config.memory_transport {
         libp2p::SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
             .with_other_transport(|key| -> Result<_, BoxError> {

@@ -72,7 +72,41 @@ pub struct NodeConfig {
     /// Ask peers for the live reports they hold when following a new area
     /// (`/ronde/sync/1`).
     pub sync: bool,
+    /// An injected raw transport, e.g. the emulated links of `ronde-sim`:
+    /// when set, it replaces TCP/QUIC and `memory_transport`, and the node
+    /// wraps it with Noise and Yamux exactly as it wraps the memory
+    /// transport. `None` outside simulations.
+    pub sim_transport: Option<SimTransportFactory>,
+    /// Offer circuit relay v2 to other peers (phones behind NAT reserve a
+    /// slot and are reached through this node) and answer Kademlia queries
+    /// as a server. For always-on nodes such as a city relay.
+    pub relay_server: bool,
+    /// Addresses at which this node is reachable from outside (e.g. a city
+    /// relay's public IP and port), announced as confirmed external
+    /// addresses. A relay server only serves once it has one; with
+    /// `relay_server` and none given, its listen addresses are used.
+    pub external_addresses: Vec<Multiaddr>,
+    /// Host mailboxes (`/ronde/mailbox/1`): keep envelopes for offline
+    /// recipients and hold travellers' dead-man's switches, releasing them
+    /// into the recipients' mailboxes when due. For always-on nodes.
+    pub mailbox_host: bool,
+    /// Mailbox hosts this node uses for its own circle (with a
+    /// `/p2p/<peer id>` suffix), besides the hosts it discovers among its
+    /// peers. Its contacts must use at least one of the same hosts.
+    pub mailbox_peers: Vec<Multiaddr>,
+    /// Timers and limits of the trusted circle.
+    pub circle: crate::circle::CircleConfig,
 }
+
+/// A raw, reliable, ordered byte stream of an injected transport (see
+/// [`NodeConfig::sim_transport`]).
+pub trait RawStream: futures::AsyncRead + futures::AsyncWrite + Unpin + Send + 'static {}
+impl<T: futures::AsyncRead + futures::AsyncWrite + Unpin + Send + 'static> RawStream for T {}
+
+/// Makes the raw transport of one node (called once, when its swarm is
+/// built).
+pub type SimTransportFactory =
+    Arc<dyn Fn() -> libp2p::core::transport::Boxed<Box<dyn RawStream>> + Send + Sync + 'static>;
 
 impl NodeConfig {
     /// Production defaults: listen on every interface on a random TCP and
@@ -101,12 +135,18 @@ impl NodeConfig {
             max_connections: 64,
             idle_timeout: Duration::from_secs(120),
             sync: true,
+            sim_transport: None,
+            relay_server: false,
+            external_addresses: Vec::new(),
+            mailbox_host: false,
+            mailbox_peers: Vec::new(),
+            circle: crate::circle::CircleConfig::default(),
         }
     }
 
     /// A configuration for tests: in-process memory transport on
     /// `/memory/0`, no mDNS, difficulty and minimum difficulty 8, a short
-    /// heartbeat. Override `clock` as needed.
+    /// heartbeat, fast circle timers. Override `clock` as needed.
     pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
         let mut c = NodeConfig::new(data_dir);
         c.listen = "/memory/0".parse().into_iter().collect();
@@ -117,6 +157,7 @@ impl NodeConfig {
         c.heartbeat = Duration::from_millis(200);
         c.purge_interval = Duration::from_millis(500);
         c.pending_retry_interval = Duration::from_millis(500);
+        c.circle = crate::circle::CircleConfig::for_tests();
         c
     }
 }
@@ -139,6 +180,11 @@ impl fmt::Debug for NodeConfig {
             .field("purge_interval", &self.purge_interval)
             .field("max_connections", &self.max_connections)
             .field("sync", &self.sync)
+            .field("relay_server", &self.relay_server)
+            .field("external_addresses", &self.external_addresses)
+            .field("mailbox_host", &self.mailbox_host)
+            .field("mailbox_peers", &self.mailbox_peers)
+            .field("circle", &self.circle)
             .finish_non_exhaustive()
     }
 }

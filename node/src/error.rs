@@ -2,8 +2,8 @@
 //!
 //! [`NodeError`] is what every [`crate::Node`] method returns. Its variants
 //! are chosen so an HTTP layer can map them without parsing messages:
-//! [`NodeError::Geo`] and [`NodeError::InvalidInput`] are the caller's fault
-//! (4xx), [`NodeError::Stopped`] means the node is gone (503), the rest are
+//! [`NodeError::Geo`], [`NodeError::InvalidInput`] and [`NodeError::Circle`]
+//! are the caller's fault (4xx), [`NodeError::Stopped`] means the node is gone (503), the rest are
 //! server-side failures. [`StoreError`] tells apart the storage failures an
 //! operator must act on differently (another process holds the data
 //! directory, the data was written by a newer version, the disk is full...).
@@ -66,11 +66,19 @@ pub enum NodeError {
     /// Listening, dialing or building the network stack failed.
     #[error("network error: {0}")]
     Transport(String),
+    /// A circle operation refused because of its input or the circle's
+    /// state (unknown contact, bad invite code, a journey already under
+    /// way...): the caller's to fix.
+    #[error(transparent)]
+    Circle(#[from] crate::circle::CircleRefusal),
 }
 
 impl NodeError {
     /// Whether the error is the caller's fault (an HTTP 4xx).
     pub fn is_client_error(&self) -> bool {
-        matches!(self, NodeError::Geo(_) | NodeError::InvalidInput(_))
+        matches!(
+            self,
+            NodeError::Geo(_) | NodeError::InvalidInput(_) | NodeError::Circle(_)
+        )
     }
 }

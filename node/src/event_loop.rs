@@ -1,10 +1,13 @@
 //! The event loop: the one task that owns the `Swarm` and the store.
 //!
-//! It multiplexes four sources with `tokio::select!`: commands from
+//! It multiplexes six sources with `tokio::select!`: commands from
 //! [`crate::Node`] handles (a bounded queue, each command with a one-shot
-//! reply), swarm events, a purge timer (expired reports are deleted) and a
+//! reply), swarm events, a purge timer (expired reports are deleted), a
 //! retry timer (queued reports are published once a peer follows their
-//! area). Nothing in here blocks for long: the proof of work of our own
+//! area), the circle's tick (journey and SOS deadlines on the node's clock,
+//! dead-man's switches due on a mailbox host, circle retries) and the
+//! mailbox poll timer. The trusted circle's work is done by its service
+//! ([`crate::circle`]), which the loop owns and hands the swarm to. Nothing in here blocks for long: the proof of work of our own
 //! reports is done before the command is sent.
 //!
 //! Incoming gossip is validated here, with the protocol's
@@ -31,6 +34,10 @@ use crate::behaviour::{
     self, area_topic, area_topic_params, Behaviour, BehaviourEvent, SyncRequest, SyncResponse,
     MAX_SYNC_REPORTS,
 };
+use crate::circle::keyfile;
+use crate::circle::mailbox::{relay_id, MailboxHost};
+use crate::circle::service::{CircleCommand, CircleService};
+use crate::circle::store::CircleStore;
 use crate::clock::Clock;
 use crate::config::{NodeConfig, MAX_PEER_AREAS};
 use crate::error::NodeError;
@@ -101,6 +108,8 @@ pub(crate) enum Command {
     Shutdown {
         reply: Reply<()>,
     },
+    /// Everything about the trusted circle.
+    Circle(CircleCommand),
 }
 
 struct EventLoop {
@@ -125,6 +134,11 @@ struct EventLoop {
     /// Bootstrap peers and the address they were given with.
     bootstrap_peers: HashMap<PeerId, Multiaddr>,
     relay_listening: bool,
+    /// Announce every listen address as external (a relay server given no
+    /// external address).
+    listen_is_external: bool,
+    /// The trusted circle: contacts, journeys, SOS, mailboxes.
+    circle: CircleService,
 }
 
 /// Start a node: open the store, build the swarm, listen, dial, follow the
@@ -142,11 +156,40 @@ pub(crate) async fn spawn(
     let store = tokio::task::spawn_blocking(move || SledStore::open(&data_dir, max_reports))
         .await
         .map_err(|e| NodeError::Transport(format!("store task failed: {e}")))??;
+    let data_dir = config.data_dir.clone();
+    let identity = tokio::task::spawn_blocking(move || keyfile::load_or_create(&data_dir))
+        .await
+        .map_err(|e| NodeError::Transport(format!("identity task failed: {e}")))??;
 
     // A fresh identity at every start: a stable peer id would let peers
     // follow a phone from one session to the next.
     let keypair = libp2p::identity::Keypair::generate_ed25519();
     let peer_id = keypair.public().to_peer_id();
+    let (events, _) = broadcast::channel(EVENT_QUEUE);
+    let circle = {
+        let db = store.database();
+        let circle_store = CircleStore::open(db, store.path())?;
+        let host = if config.mailbox_host {
+            Some(MailboxHost::open(
+                db,
+                store.path(),
+                config.circle.mailbox_limits,
+                relay_id(&peer_id),
+            )?)
+        } else {
+            None
+        };
+        CircleService::new(
+            identity,
+            circle_store,
+            host,
+            config.clock.clone(),
+            events.clone(),
+            config.circle.clone(),
+            peer_id,
+            &config.mailbox_peers,
+        )?
+    };
     let mut swarm = behaviour::build_swarm(&config, keypair)?;
 
     let mut listeners = HashSet::new();
@@ -157,7 +200,6 @@ pub(crate) async fn spawn(
         listeners.insert(id);
     }
 
-    let (events, _) = broadcast::channel(EVENT_QUEUE);
     let mut el = EventLoop {
         swarm,
         store: Box::new(store),
@@ -174,7 +216,12 @@ pub(crate) async fn spawn(
         sync_inflight: HashMap::new(),
         bootstrap_peers: HashMap::new(),
         relay_listening: false,
+        listen_is_external: config.relay_server && config.external_addresses.is_empty(),
+        circle,
     };
+    for addr in &config.external_addresses {
+        el.swarm.add_external_address(addr.clone());
+    }
 
     // Wait until every listener has an address, so that `listen_addrs`
     // right after `start` gives real ones.
@@ -224,10 +271,16 @@ pub(crate) async fn spawn(
         el.set_areas(areas, Some((lat, lon)))?;
     }
 
+    el.circle.start(&mut el.swarm);
+
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-    let purge = config.purge_interval;
-    let retry = config.pending_retry_interval;
-    tokio::spawn(el.run(rx, purge, retry));
+    let timers = Timers {
+        purge: config.purge_interval,
+        retry: config.pending_retry_interval,
+        circle_tick: config.circle.tick,
+        mailbox_poll: config.circle.mailbox_poll_interval,
+    };
+    tokio::spawn(el.run(rx, timers));
     tracing::info!(%peer_id, "node started");
     Ok((tx, events, peer_id))
 }
@@ -239,6 +292,20 @@ fn split_peer(addr: &Multiaddr) -> (Multiaddr, Option<PeerId>) {
         Some(Protocol::P2p(peer)) => (base, Some(peer)),
         _ => (addr.clone(), None),
     }
+}
+
+/// The loop's timer periods.
+struct Timers {
+    purge: std::time::Duration,
+    retry: std::time::Duration,
+    circle_tick: std::time::Duration,
+    mailbox_poll: std::time::Duration,
+}
+
+fn interval(period: std::time::Duration) -> tokio::time::Interval {
+    let mut t = tokio::time::interval(period);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    t
 }
 
 fn to_nearby(r: &VerifiedReport, now: u64, from: Option<(f64, f64)>) -> NearbyReport {
@@ -261,16 +328,11 @@ fn to_nearby(r: &VerifiedReport, now: u64, from: Option<(f64, f64)>) -> NearbyRe
 }
 
 impl EventLoop {
-    async fn run(
-        mut self,
-        mut commands: mpsc::Receiver<Command>,
-        purge: std::time::Duration,
-        retry: std::time::Duration,
-    ) {
-        let mut purge_timer = tokio::time::interval(purge);
-        purge_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut retry_timer = tokio::time::interval(retry);
-        retry_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>, timers: Timers) {
+        let mut purge_timer = interval(timers.purge);
+        let mut retry_timer = interval(timers.retry);
+        let mut circle_timer = interval(timers.circle_tick);
+        let mut mailbox_timer = interval(timers.mailbox_poll);
         let shutdown_reply = loop {
             tokio::select! {
                 cmd = commands.recv() => match cmd {
@@ -291,10 +353,16 @@ impl EventLoop {
                 }
                 _ = purge_timer.tick() => self.purge(),
                 _ = retry_timer.tick() => self.retry_pending(None),
+                _ = circle_timer.tick() => self.circle.tick(&mut self.swarm, self.location),
+                _ = mailbox_timer.tick() => self.circle.poll_mailboxes(&mut self.swarm),
             }
             self.flush_sync();
         };
-        let result = self.store.flush().map_err(NodeError::from);
+        let result = self
+            .store
+            .flush()
+            .and_then(|()| self.circle.flush())
+            .map_err(NodeError::from);
         if let Err(e) = &result {
             tracing::error!(error = %e, "could not flush the store on shutdown");
         }
@@ -317,7 +385,11 @@ impl EventLoop {
                 location,
                 reply,
             } => {
-                let _ = reply.send(self.set_areas(areas, location));
+                let result = self.set_areas(areas, location);
+                if let (Ok(_), Some(here)) = (&result, location) {
+                    self.circle.on_location(&mut self.swarm, here);
+                }
+                let _ = reply.send(result);
             }
             Command::Publish { report, reply } => {
                 let _ = reply.send(self.publish_own(report));
@@ -366,6 +438,7 @@ impl EventLoop {
                 // Handled in `run`; unreachable here, answer anyway.
                 let _ = reply.send(Ok(()));
             }
+            Command::Circle(cmd) => self.circle.on_command(cmd, &mut self.swarm, self.location),
         }
     }
 
@@ -728,6 +801,12 @@ impl EventLoop {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(ev)) => self.on_gossipsub(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Circle(ev)) => {
+                self.circle.on_circle_event(&mut self.swarm, ev)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mailbox(ev)) => {
+                self.circle.on_mailbox_event(&mut self.swarm, ev)
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,
@@ -742,6 +821,7 @@ impl EventLoop {
                     }
                 }
                 self.maybe_listen_via_relay(peer_id, &info);
+                self.circle.on_identify(&mut self.swarm, peer_id, &info);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                 for (peer, addr) in found {
@@ -754,6 +834,10 @@ impl EventLoop {
             SwarmEvent::Behaviour(other) => tracing::trace!(event = ?other, "behaviour event"),
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
+                let relayed = address.iter().any(|p| matches!(p, Protocol::P2pCircuit));
+                if self.listen_is_external && !relayed {
+                    self.swarm.add_external_address(address);
+                }
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
@@ -761,6 +845,9 @@ impl EventLoop {
                 ..
             } => {
                 tracing::debug!(peer = %peer_id, connections = num_established.get(), "connected");
+                if num_established.get() == 1 {
+                    self.circle.on_connected(&mut self.swarm, peer_id);
+                }
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,

@@ -19,6 +19,11 @@ use ronde_protocol::{
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::circle::service::CircleCommand;
+use crate::circle::views::{
+    CircleStatus, ContactList, ContactView, Inbox, InboxItem, InviteView, JourneyView, SosView,
+};
+use crate::circle::CircleRefusal;
 use crate::clock::Clock;
 use crate::config::NodeConfig;
 use crate::error::NodeError;
@@ -114,6 +119,12 @@ pub struct Nearby {
 pub enum NodeEvent {
     /// A new live report was stored (received from a peer or made here).
     Report(NearbyReport),
+    /// A contact raised an SOS or is overdue (or their dead-man's switch
+    /// fired): show it now. Also in the inbox.
+    Alert(InboxItem),
+    /// Anything else from the circle: a contact request, a journey started,
+    /// a position, an arrival, an ack of my SOS... Also in the inbox.
+    Circle(InboxItem),
 }
 
 impl Node {
@@ -136,6 +147,11 @@ impl Node {
     /// This node's libp2p identity.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
+    }
+
+    /// The node's current time (Unix seconds, from its clock).
+    pub fn now(&self) -> u64 {
+        self.clock.now()
     }
 
     async fn call<T>(
@@ -258,6 +274,154 @@ impl Node {
     /// Number of reports waiting for a peer to follow their area.
     pub async fn pending_reports(&self) -> Result<usize, NodeError> {
         self.call(|reply| Command::PendingCount { reply }).await
+    }
+
+    async fn circle<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, NodeError>>) -> CircleCommand,
+    ) -> Result<T, NodeError> {
+        self.call(|reply| Command::Circle(make(reply))).await
+    }
+
+    /// The circle's state: this node's public identity, contact and queue
+    /// counts, mailbox hosts.
+    pub async fn circle_status(&self) -> Result<CircleStatus, NodeError> {
+        self.circle(|reply| CircleCommand::Status { reply }).await
+    }
+
+    /// Every contact, with their state and safety number.
+    pub async fn contacts(&self) -> Result<ContactList, NodeError> {
+        self.circle(|reply| CircleCommand::Contacts { reply }).await
+    }
+
+    /// A single-use invite, valid `ttl_secs` (1 s to 7 days), showing
+    /// `name` (or the last name given) and how to reach this node.
+    pub async fn create_invite(
+        &self,
+        name: Option<String>,
+        ttl_secs: u64,
+    ) -> Result<InviteView, NodeError> {
+        self.circle(|reply| CircleCommand::Invite {
+            name,
+            ttl_secs,
+            reply,
+        })
+        .await
+    }
+
+    /// Accept someone's invite code: they become a contact awaiting their
+    /// approval, and the accept is delivered to them (directly, or through
+    /// the invite's mailbox).
+    pub async fn accept_invite(
+        &self,
+        code: &str,
+        name: Option<String>,
+    ) -> Result<ContactView, NodeError> {
+        // The decoder looks at no more than 4096 characters anyway.
+        if code.len() > 8192 {
+            return Err(NodeError::Circle(CircleRefusal::BadInvite(
+                "the code is too long to be an invite code".into(),
+            )));
+        }
+        let code = code.to_owned();
+        self.circle(|reply| CircleCommand::Accept { code, name, reply })
+            .await
+    }
+
+    /// Approve a contact who accepted one of my invites (after comparing
+    /// the safety number): sharing then flows both ways. `contact` is a
+    /// contact id, a prefix of one (4 hex digits or more) or a name.
+    pub async fn approve_contact(&self, contact: &str) -> Result<ContactView, NodeError> {
+        let contact = contact.to_owned();
+        self.circle(|reply| CircleCommand::Approve { contact, reply })
+            .await
+    }
+
+    /// Remove a contact; with `notify`, tell them (a leave message).
+    /// Nothing more is sent to them, whether or not they are told.
+    pub async fn remove_contact(
+        &self,
+        contact: &str,
+        notify: bool,
+    ) -> Result<ContactView, NodeError> {
+        let contact = contact.to_owned();
+        self.circle(|reply| CircleCommand::Remove {
+            contact,
+            notify,
+            reply,
+        })
+        .await
+    }
+
+    /// Start a journey to `(lat, lon)`, expected at `expected_arrival`
+    /// (Unix seconds), overdue `grace_secs` later: the circle is told, a
+    /// dead-man's switch is deposited with a mailbox host, and the node's
+    /// location is shared at intervals until arrival, cancellation or 8
+    /// hours.
+    pub async fn start_journey(
+        &self,
+        lat: f64,
+        lon: f64,
+        expected_arrival: u64,
+        grace_secs: u64,
+    ) -> Result<JourneyView, NodeError> {
+        let destination = ronde_protocol::circle::Place::point(lat, lon, 0)?;
+        self.circle(|reply| CircleCommand::StartJourney {
+            destination,
+            expected_arrival,
+            grace_secs,
+            reply,
+        })
+        .await
+    }
+
+    /// The current journey, or the last one.
+    pub async fn journey(&self) -> Result<JourneyView, NodeError> {
+        self.circle(|reply| CircleCommand::Journey { reply }).await
+    }
+
+    /// Arrived: the circle is told, the switch withdrawn, sharing stops.
+    pub async fn arrived(&self) -> Result<JourneyView, NodeError> {
+        self.circle(|reply| CircleCommand::Arrived { reply }).await
+    }
+
+    /// End the journey without arriving.
+    pub async fn cancel_journey(&self) -> Result<JourneyView, NodeError> {
+        self.circle(|reply| CircleCommand::CancelJourney { reply })
+            .await
+    }
+
+    /// Raise an SOS to the whole circle, with the node's location if it has
+    /// one and a note (at most 280 bytes). Re-sent until someone acks it.
+    pub async fn sos(&self, note: &str) -> Result<SosView, NodeError> {
+        let note = note.to_owned();
+        self.circle(|reply| CircleCommand::Sos { note, reply })
+            .await
+    }
+
+    /// The current (or last) SOS and who acknowledged it.
+    pub async fn sos_status(&self) -> Result<SosView, NodeError> {
+        self.circle(|reply| CircleCommand::SosStatus { reply })
+            .await
+    }
+
+    /// Cancel the SOS: everyone is told.
+    pub async fn cancel_sos(&self) -> Result<SosView, NodeError> {
+        self.circle(|reply| CircleCommand::CancelSos { reply })
+            .await
+    }
+
+    /// What contacts said, oldest first; only items after `since` if given.
+    pub async fn inbox(&self, since: Option<u64>) -> Result<Inbox, NodeError> {
+        self.circle(|reply| CircleCommand::Inbox { since, reply })
+            .await
+    }
+
+    /// Mark inbox items as seen; an SOS or overdue alert among them is
+    /// acknowledged to its sender (once). Returns the ids that exist.
+    pub async fn ack_inbox(&self, ids: Vec<u64>) -> Result<Vec<u64>, NodeError> {
+        self.circle(|reply| CircleCommand::AckInbox { ids, reply })
+            .await
     }
 
     /// Stop the node: close connections, flush the store to disk, end the

@@ -8,11 +8,18 @@
 //! The runtime follows rust-libp2p's `file-sharing` example: [`Node`] is a
 //! cloneable handle that sends commands, each with its reply channel, to one
 //! event loop that owns the `Swarm` and the store. Protocol rules (what a
-//! valid report is, which areas to follow) come from `ronde-protocol`; this
-//! crate only adds I/O around them.
+//! valid report is, which areas to follow, the trusted circle's formats and
+//! state machines) come from `ronde-protocol`; this crate only adds I/O
+//! around them.
+//!
+//! Besides reports, the node carries a person's **trusted circle**
+//! ([`circle`]): contacts, journeys and SOS, end-to-end encrypted, delivered
+//! directly or through mailbox hosts, with a dead-man's switch held by a
+//! host during journeys.
 
 pub mod api;
 pub mod behaviour;
+pub mod circle;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -20,6 +27,7 @@ pub mod event_loop;
 pub mod handle;
 pub mod store;
 
+pub use circle::CircleRefusal;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::NodeConfig;
 pub use error::{NodeError, StoreError};

@@ -128,7 +128,7 @@ pub struct SledStore {
 }
 
 /// Classify a sled error.
-fn map_sled(path: &Path, e: sled::Error) -> StoreError {
+pub(crate) fn map_sled(path: &Path, e: sled::Error) -> StoreError {
     match e {
         sled::Error::Io(io) => map_io(path, io),
         sled::Error::Corruption { at, .. } => {
@@ -284,6 +284,16 @@ impl SledStore {
 
     fn err(&self, e: sled::Error) -> StoreError {
         map_sled(&self.path, e)
+    }
+
+    /// The database, for the node's other trees (the trusted circle's).
+    pub fn database(&self) -> &sled::Db {
+        &self.db
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Remove a report and its index entries, given its id and expiry.

@@ -71,7 +71,9 @@ async fn a_report_reaches_nearby_nodes_and_not_one_50_km_away() {
         .await
         .expect("event")
         .expect("event");
-    let NodeEvent::Report(r) = ev;
+    let NodeEvent::Report(r) = ev else {
+        panic!("a report event, got {ev:?}");
+    };
     assert_eq!(r.id, published.id);
     assert_eq!(r.category, Category::Harassment);
 

@@ -742,6 +742,50 @@ fn switch_owner_and_relay_persist() {
     assert_eq!(back.poll(NOW + 50).len(), 1);
 }
 
+/// A relay renamed between two runs keeps its switches and tombstones: a
+/// withdrawn deposit cannot come back, old-name deposits are refused.
+#[test]
+fn renamed_relay_keeps_switches_and_tombstones() {
+    const NEW: [u8; 32] = [0xdd; 32];
+    let mut r = rng(36);
+    let mut relay = DeadManSwitch::new(RELAY, 10);
+    let live = SwitchOwner::new(&mut r);
+    let d = live
+        .deposit(RELAY, NOW + 100, vec![fake_alert(1)], &mut r)
+        .unwrap();
+    relay.handle(&d.to_bytes(), NOW).unwrap();
+    let mut gone = SwitchOwner::new(&mut r);
+    let withdrawn = gone
+        .deposit(RELAY, NOW + 100, vec![fake_alert(2)], &mut r)
+        .unwrap()
+        .to_bytes();
+    relay.handle(&withdrawn, NOW).unwrap();
+    relay
+        .handle(&gone.withdraw().unwrap().to_bytes(), NOW)
+        .unwrap();
+
+    relay.set_relay(NEW);
+    assert_eq!(relay.relay(), &NEW);
+    assert_eq!(relay.len(), 1);
+    // The tombstone still refuses the withdrawn deposit (and the old name
+    // refuses it anyway).
+    assert!(relay.handle(&withdrawn, NOW + 1).is_err());
+    let fresh = SwitchOwner::new(&mut r);
+    let old_name = fresh
+        .deposit(RELAY, NOW + 100, vec![fake_alert(3)], &mut r)
+        .unwrap();
+    assert_eq!(
+        relay.handle(&old_name.to_bytes(), NOW + 1),
+        Err(SwitchError::WrongRelay)
+    );
+    let new_name = fresh
+        .deposit(NEW, NOW + 100, vec![fake_alert(3)], &mut r)
+        .unwrap();
+    relay.handle(&new_name.to_bytes(), NOW + 1).unwrap();
+    // The switch deposited under the old name still fires.
+    assert_eq!(relay.poll(NOW + 100).len(), 2);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 

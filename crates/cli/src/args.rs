@@ -17,7 +17,8 @@ Exit codes:
   0  success
   1  any other failure
   2  usage error or invalid input (bad flag, unknown category, bad --at, or
-     input the node refused)
+     input the node refused: a malformed invite code, an unknown contact, a
+     journey or SOS already under way, nobody in the circle yet...)
   3  storage problem: the data directory is locked by another node, corrupt,
      written by a newer version of Ronde, or the disk is full
   4  the node is unreachable (no `ronde node` listening at --api) or stopped
@@ -53,6 +54,22 @@ pub enum Command {
     Status(ApiArgs),
     /// List the report categories.
     Categories,
+    /// Your trusted circle: invite someone, accept an invite, list, approve
+    /// or remove contacts.
+    #[command(after_help = EXIT_CODES)]
+    Contacts(ContactsArgs),
+    /// Share a journey with your circle ("walk me home"): they are alerted
+    /// if you have not arrived in time, even if your phone dies.
+    #[command(after_help = EXIT_CODES)]
+    Journey(JourneyArgs),
+    /// Alert your whole circle now, with your location (re-sent until
+    /// someone acknowledges it). `ronde sos cancel` ends it.
+    #[command(after_help = EXIT_CODES, args_conflicts_with_subcommands = true)]
+    Sos(SosArgs),
+    /// What your circle told you: alerts, journeys, requests. Alerts shown
+    /// are acknowledged to their sender (they learn you have seen them).
+    #[command(after_help = EXIT_CODES)]
+    Inbox(InboxArgs),
 }
 
 /// `ronde node`.
@@ -93,13 +110,34 @@ pub struct NodeArgs {
     /// rest of the network rejects.
     #[arg(long, value_name = "BITS", hide = true, value_parser = clap::value_parser!(u8).range(1..=40))]
     pub pow_difficulty: Option<u8>,
+
+    /// Mailbox hosts to use for your circle, as printed by their `ronde
+    /// node` (ending in /p2p/<peer id>); your contacts need one in common.
+    #[arg(long = "mailbox-peer", value_name = "MULTIADDR", num_args = 1..)]
+    pub mailbox_peers: Vec<Multiaddr>,
+
+    /// Host mailboxes and dead-man's switches for others (an always-on
+    /// node, such as a city relay).
+    #[arg(long)]
+    pub mailbox_host: bool,
+
+    /// Relay connections for phones behind NAT (circuit relay v2) and serve
+    /// the DHT (an always-on, reachable node).
+    #[arg(long)]
+    pub relay_server: bool,
+
+    /// An address at which this node is reachable from outside, e.g.
+    /// /ip4/203.0.113.7/tcp/4001 (a relay server needs one; without it, its
+    /// listen addresses are announced).
+    #[arg(long = "external-address", value_name = "MULTIADDR", num_args = 1..)]
+    pub external_addresses: Vec<Multiaddr>,
 }
 
 /// The `--api` flag of the client commands.
 #[derive(Args, Debug, Clone)]
 pub struct ApiArgs {
     /// URL of the node's local HTTP API.
-    #[arg(long, value_name = "URL", env = "RONDE_API", default_value = DEFAULT_API_URL)]
+    #[arg(long, value_name = "URL", env = "RONDE_API", default_value = DEFAULT_API_URL, global = true)]
     pub api: String,
 }
 
@@ -137,6 +175,170 @@ pub struct NearbyArgs {
     /// Search radius in metres (at most 10000) [default: 2000].
     #[arg(long, value_name = "M", value_parser = parse_radius)]
     pub radius: Option<f64>,
+}
+
+/// `ronde contacts`.
+#[derive(Args, Debug)]
+pub struct ContactsArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: ContactsAction,
+}
+
+/// The `ronde contacts` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum ContactsAction {
+    /// Make a single-use invite code (and QR code) for someone you trust.
+    Invite {
+        /// The name they will see [default: the last name you gave].
+        #[arg(long)]
+        name: Option<String>,
+        /// How long the code stays valid, e.g. 30m, 24h (at most 7 days).
+        #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+        valid_for: u64,
+        /// Print the code only, without the QR code.
+        #[arg(long)]
+        no_qr: bool,
+    },
+    /// Accept someone's invite code; they then approve you.
+    Accept {
+        /// The code (ronde1:…), as typed or scanned.
+        code: String,
+        /// The name they will see [default: the last name you gave].
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List your contacts, their state and safety numbers.
+    List,
+    /// Approve someone who accepted your invite, once you compared the
+    /// safety number with them.
+    Approve {
+        /// Their name or contact id (or its first digits).
+        contact: String,
+    },
+    /// Remove a contact: nothing more is sent to them.
+    Remove {
+        /// Their name or contact id (or its first digits).
+        contact: String,
+        /// Tell them they were removed (by default they are not told).
+        #[arg(long)]
+        notify: bool,
+    },
+}
+
+/// `ronde journey`.
+#[derive(Args, Debug)]
+pub struct JourneyArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// What to do [default: show the current journey].
+    #[command(subcommand)]
+    pub action: Option<JourneyAction>,
+}
+
+/// The `ronde journey` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum JourneyAction {
+    /// Start a journey: your circle is told, your location is shared at
+    /// intervals, and they are alerted if you have not arrived by the ETA
+    /// plus the grace period (at most 8 hours in all).
+    Start {
+        /// Where you are going.
+        #[arg(long, value_name = "LAT,LON", value_parser = parse_at, allow_hyphen_values = true)]
+        to: LatLon,
+        /// How long until you expect to arrive, e.g. 25m, 1h30m.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        eta: u64,
+        /// How long after the ETA your circle is alerted, e.g. 10m (at most
+        /// 1h) [default: 15m].
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        grace: Option<u64>,
+    },
+    /// You arrived: your circle is told and the alert is withdrawn.
+    Arrived,
+    /// End the journey without arriving.
+    Cancel,
+    /// Show the current (or last) journey.
+    Status,
+}
+
+/// `ronde sos`.
+#[derive(Args, Debug)]
+pub struct SosArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// A few words for your circle (at most 280 bytes).
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+    /// `cancel` or `status` [default: raise an SOS].
+    #[command(subcommand)]
+    pub action: Option<SosAction>,
+}
+
+/// The `ronde sos` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum SosAction {
+    /// Cancel the SOS: everyone is told.
+    Cancel,
+    /// Show the SOS and who acknowledged it.
+    Status,
+}
+
+/// `ronde inbox`.
+#[derive(Args, Debug)]
+pub struct InboxArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Only items after this number.
+    #[arg(long, value_name = "ID")]
+    pub since: Option<u64>,
+    /// Do not acknowledge the alerts shown.
+    #[arg(long)]
+    pub no_ack: bool,
+}
+
+/// Parse a duration such as `25m`, `1h30m`, `90s` or `2h` (a bare number is
+/// minutes) into seconds.
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let bad = || format!("{s:?} is not a duration; use e.g. 25m, 1h30m or 90s");
+    if t.is_empty() {
+        return Err(bad());
+    }
+    if t.bytes().all(|b| b.is_ascii_digit()) {
+        return t
+            .parse::<u64>()
+            .ok()
+            .and_then(|m| m.checked_mul(60))
+            .filter(|&v| v > 0)
+            .ok_or_else(bad);
+    }
+    let mut total: u64 = 0;
+    let mut num = String::new();
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let unit = match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(bad()),
+        };
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        num.clear();
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+    }
+    if !num.is_empty() || total == 0 {
+        return Err(bad());
+    }
+    Ok(total)
 }
 
 /// A point given on the command line.
@@ -250,6 +452,59 @@ mod tests {
             "-33.86,151.2",
         ]);
         assert!(cli.is_ok(), "{cli:?}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("25m"), Ok(1500));
+        assert_eq!(parse_duration("1h30m"), Ok(5400));
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("2H"), Ok(7200));
+        assert_eq!(parse_duration("10"), Ok(600));
+        for bad in [
+            "",
+            "0",
+            "0m",
+            "m",
+            "5x",
+            "1h30",
+            "-5m",
+            "99999999999999999999h",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn circle_commands_parse() {
+        let ok = |args: &[&str]| {
+            let r = Cli::try_parse_from(args);
+            assert!(r.is_ok(), "{args:?}: {r:?}");
+        };
+        ok(&["ronde", "contacts", "invite", "--name", "Alice"]);
+        ok(&["ronde", "contacts", "accept", "ronde1:abc"]);
+        ok(&["ronde", "contacts", "remove", "Bob", "--notify"]);
+        ok(&[
+            "ronde",
+            "journey",
+            "start",
+            "--to",
+            "-33.8,151.2",
+            "--eta",
+            "25m",
+        ]);
+        ok(&["ronde", "journey", "arrived"]);
+        ok(&["ronde", "journey"]);
+        ok(&["ronde", "sos"]);
+        ok(&["ronde", "sos", "--note", "at the station"]);
+        ok(&["ronde", "sos", "cancel"]);
+        ok(&["ronde", "inbox", "--no-ack"]);
+        assert!(Cli::try_parse_from(["ronde", "journey", "start", "--eta", "25m"]).is_err());
+        assert!(
+            Cli::try_parse_from(["ronde", "journey", "start", "--to", "1,2", "--eta", "soon"])
+                .is_err()
+        );
+        assert!(Cli::try_parse_from(["ronde", "contacts", "accept"]).is_err());
     }
 
     #[test]

@@ -153,6 +153,25 @@ impl Client {
         format!("{}{path}", self.base)
     }
 
+    /// `GET path`, the answer parsed as `T`.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.send(self.http.get(self.url(path))).await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> anyhow::Result<T> {
+        self.send(self.http.post(self.url(path)).json(&body)).await
+    }
+
+    /// `DELETE path`.
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.send(self.http.delete(self.url(path))).await
+    }
+
     async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> anyhow::Result<T> {
         let resp = req.send().await.map_err(|e| {
             let unreachable = e.is_connect() || e.is_timeout();

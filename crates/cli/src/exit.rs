@@ -50,7 +50,7 @@ pub fn code_of(err: &anyhow::Error) -> u8 {
     if let Some(e) = err.downcast_ref::<NodeError>() {
         return match e {
             NodeError::Storage(_) => STORAGE,
-            NodeError::Geo(_) | NodeError::InvalidInput(_) => USAGE,
+            NodeError::Geo(_) | NodeError::InvalidInput(_) | NodeError::Circle(_) => USAGE,
             NodeError::Stopped => UNREACHABLE,
             _ => FAILURE,
         };

@@ -1,10 +1,12 @@
 //! `ronde`: the one command-line entry point of Ronde.
 //!
 //! `ronde node` runs a node and its local HTTP API; `ronde report`,
-//! `ronde nearby` and `ronde status` talk to a running node through that
-//! API, exactly as the phone app does.
+//! `ronde nearby`, `ronde status` and the trusted circle's `ronde contacts`,
+//! `ronde journey`, `ronde sos` and `ronde inbox` talk to a running node
+//! through that API, exactly as the phone app does.
 
 mod args;
+mod circle_cmd;
 mod client;
 mod exit;
 mod node_cmd;
@@ -58,6 +60,10 @@ fn run_async(command: Command) -> anyhow::Result<()> {
             Command::Nearby(a) => show::nearby(a).await,
             Command::Status(a) => show::status(a).await,
             Command::Categories => Ok(()),
+            Command::Contacts(a) => circle_cmd::contacts(a).await,
+            Command::Journey(a) => circle_cmd::journey(a).await,
+            Command::Sos(a) => circle_cmd::sos(a).await,
+            Command::Inbox(a) => circle_cmd::inbox(a).await,
         }
     })
 }

@@ -42,6 +42,10 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     config.bootstrap = args.bootstrap.clone();
     config.mdns = !args.no_mdns;
     config.location = args.at.map(|p| (p.lat, p.lon));
+    config.mailbox_peers = args.mailbox_peers.clone();
+    config.mailbox_host = args.mailbox_host;
+    config.relay_server = args.relay_server;
+    config.external_addresses = args.external_addresses.clone();
     if let Some(d) = args.pow_difficulty {
         tracing::warn!(
             difficulty = d,
@@ -88,6 +92,12 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         println!("  {a}");
     }
     println!("api: http://{api_addr}");
+    if args.mailbox_host {
+        println!("hosting mailboxes and dead-man's switches for others");
+    }
+    if args.relay_server {
+        println!("relaying connections for peers behind NAT");
+    }
     match node.status().await {
         Ok(s) if !s.areas.is_empty() => println!(
             "following {} areas around the given location",

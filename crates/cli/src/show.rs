@@ -141,14 +141,14 @@ pub fn render(n: &Nearby) -> String {
     out
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
 
-fn in_how_long(at: u64, now: u64) -> String {
+pub(crate) fn in_how_long(at: u64, now: u64) -> String {
     if at > now {
         format!("in {}", duration(at - now))
     } else {
@@ -164,7 +164,7 @@ fn metres(m: f64) -> String {
     }
 }
 
-fn duration(secs: u64) -> String {
+pub(crate) fn duration(secs: u64) -> String {
     if secs < 60 {
         format!("{secs} s")
     } else if secs < 3_600 {

@@ -661,6 +661,20 @@ impl DeadManSwitch {
         self.entries.is_empty()
     }
 
+    /// The identifier deposits must name.
+    pub fn relay(&self) -> &[u8; 32] {
+        &self.relay
+    }
+
+    /// Change the identifier new deposits must name, keeping every live
+    /// switch and tombstone: for a relay whose name changed between two
+    /// runs (a node that derives it from a fresh network identity). The
+    /// tombstones still refuse a withdrawn deposit replayed to this relay,
+    /// and deposits for the old name are refused from now on.
+    pub fn set_relay(&mut self, relay: [u8; 32]) {
+        self.relay = relay;
+    }
+
     /// The earliest release time, to schedule the next [`poll`](Self::poll).
     pub fn next_release(&self) -> Option<u64> {
         self.entries.values().map(|e| e.release_at).min()

@@ -1,0 +1,476 @@
+//! `ronde contacts`, `ronde journey`, `ronde sos` and `ronde inbox`:
+//! clients of a running node's circle API (see `docs/openapi.yaml`) that
+//! print for people.
+
+use std::fmt::Write as _;
+
+use qrcode::render::unicode::Dense1x2;
+use qrcode::{EcLevel, QrCode};
+use ronde_node::circle::{
+    ContactList, ContactView, Inbox, InboxItem, InboxNotice, InviteView, JourneyView, PlaceView,
+    SosView, SwitchStatus,
+};
+use ronde_protocol::circle::{ContactState, JourneyState, SosState};
+use serde_json::json;
+
+use crate::args::{
+    ContactsAction, ContactsArgs, InboxArgs, JourneyAction, JourneyArgs, SosAction, SosArgs,
+};
+use crate::client::Client;
+use crate::show::{duration, in_how_long, now};
+
+/// `ronde contacts ...`.
+pub async fn contacts(args: ContactsArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.api.api)?;
+    match args.action {
+        ContactsAction::Invite {
+            name,
+            valid_for,
+            no_qr,
+        } => {
+            let mut body = json!({ "ttl_secs": valid_for });
+            if let Some(n) = name {
+                body["name"] = n.into();
+            }
+            let invite: InviteView = client.post("/v1/contacts/invites", body).await?;
+            print!("{}", render_invite(&invite, !no_qr, now()));
+        }
+        ContactsAction::Accept { code, name } => {
+            let mut body = json!({ "code": code });
+            if let Some(n) = name {
+                body["name"] = n.into();
+            }
+            let c: ContactView = client.post("/v1/contacts/accept", body).await?;
+            println!("You accepted the invite of {}.", display_name(&c.name));
+            println!(
+                "Safety number, to compare with {} (on their screen: `ronde contacts list`):",
+                display_name(&c.name)
+            );
+            println!("  {}", c.safety_number);
+            println!(
+                "Once they approve you, you share journeys and SOS with each other. \
+                 If the numbers differ, someone else's code reached you: remove this contact."
+            );
+        }
+        ContactsAction::List => {
+            let list: ContactList = client.get("/v1/contacts").await?;
+            print!("{}", render_contacts(&list));
+        }
+        ContactsAction::Approve { contact } => {
+            let c: ContactView = client
+                .post(&contact_path(&contact, "/approve"), json!({}))
+                .await?;
+            println!(
+                "{} is in your circle: you now share journeys and SOS.",
+                display_name(&c.name)
+            );
+        }
+        ContactsAction::Remove { contact, notify } => {
+            let path = format!("{}?notify={notify}", contact_path(&contact, ""));
+            let c: ContactView = client.delete(&path).await?;
+            if notify {
+                println!("Removed {}; they are told.", display_name(&c.name));
+            } else {
+                println!(
+                    "Removed {}; they are not told, and receive nothing more from you.",
+                    display_name(&c.name)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `ronde journey ...`.
+pub async fn journey(args: JourneyArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.api.api)?;
+    let (j, what): (JourneyView, &str) = match args.action {
+        Some(JourneyAction::Start { to, eta, grace }) => {
+            let mut body = json!({ "lat": to.lat, "lon": to.lon, "eta_secs": eta });
+            if let Some(g) = grace {
+                body["grace_secs"] = g.into();
+            }
+            (client.post("/v1/journey", body).await?, "Journey started.")
+        }
+        Some(JourneyAction::Arrived) => (
+            client.post("/v1/journey/arrived", json!({})).await?,
+            "Welcome: your circle is told you arrived.",
+        ),
+        Some(JourneyAction::Cancel) => (
+            client.post("/v1/journey/cancel", json!({})).await?,
+            "Journey cancelled: your circle is told.",
+        ),
+        Some(JourneyAction::Status) | None => (client.get("/v1/journey").await?, ""),
+    };
+    if !what.is_empty() {
+        println!("{what}");
+    }
+    print!("{}", render_journey(&j, now()));
+    Ok(())
+}
+
+/// `ronde sos ...`.
+pub async fn sos(args: SosArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.api.api)?;
+    match args.action {
+        None => {
+            let body = json!({ "note": args.note.unwrap_or_default() });
+            let s: SosView = client.post("/v1/sos", body).await?;
+            let names: Vec<String> = s.recipients.iter().map(|r| display_name(&r.name)).collect();
+            println!(
+                "SOS sent to {} ({}).",
+                plural(names.len(), "contact"),
+                names.join(", ")
+            );
+            if s.place.is_none() {
+                println!("Your location was not included: the node does not know it (ronde node --at, or PUT /v1/location).");
+            }
+            println!("It is re-sent until someone acknowledges it. `ronde sos status` shows who did; `ronde sos cancel` ends it.");
+        }
+        Some(SosAction::Cancel) => {
+            let _: SosView = client.post("/v1/sos/cancel", json!({})).await?;
+            println!("SOS cancelled: your circle is told.");
+        }
+        Some(SosAction::Status) => {
+            let s: SosView = client.get("/v1/sos").await?;
+            print!("{}", render_sos(&s, now()));
+        }
+    }
+    Ok(())
+}
+
+/// `ronde inbox`.
+pub async fn inbox(args: InboxArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.api.api)?;
+    let path = match args.since {
+        Some(s) => format!("/v1/inbox?since={s}"),
+        None => "/v1/inbox".to_owned(),
+    };
+    let inbox: Inbox = client.get(&path).await?;
+    print!("{}", render_inbox(&inbox, now()));
+    if args.no_ack {
+        return Ok(());
+    }
+    let unseen: Vec<u64> = inbox
+        .items
+        .iter()
+        .filter(|i| !i.seen)
+        .map(|i| i.id)
+        .collect();
+    let alerts = inbox.items.iter().filter(|i| !i.seen && i.alert).count();
+    if !unseen.is_empty() {
+        for chunk in unseen.chunks(1000) {
+            let _: serde_json::Value = client
+                .post("/v1/inbox/ack", json!({ "ids": chunk }))
+                .await?;
+        }
+        if alerts > 0 {
+            println!(
+                "\n{} acknowledged: the sender knows you have seen it.",
+                plural(alerts, "alert")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The path of a contact's route: its name or id, percent-encoded.
+fn contact_path(contact: &str, suffix: &str) -> String {
+    let mut seg = String::new();
+    for b in contact.trim().bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            seg.push(char::from(b));
+        } else {
+            let _ = write!(seg, "%{b:02X}");
+        }
+    }
+    format!("/v1/contacts/{seg}{suffix}")
+}
+
+fn display_name(n: &str) -> String {
+    if n.is_empty() {
+        "(no name)".to_owned()
+    } else {
+        n.to_owned()
+    }
+}
+
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+fn place(p: &PlaceView) -> String {
+    match &p.cell {
+        Some(c) => format!("around {:.4},{:.4} (cell {c})", p.lat, p.lon),
+        None => format!("{:.5},{:.5}", p.lat, p.lon),
+    }
+}
+
+fn when(at: u64, now: u64) -> String {
+    if at >= now {
+        in_how_long(at, now)
+    } else {
+        format!("{} ago", duration(now - at))
+    }
+}
+
+/// A QR code of `text` in Unicode half blocks, light on dark (for a
+/// terminal with a dark background), with its quiet zone.
+pub fn qr(text: &str) -> Option<String> {
+    let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::L).ok()?;
+    Some(
+        code.render::<Dense1x2>()
+            .dark_color(Dense1x2::Light)
+            .light_color(Dense1x2::Dark)
+            .quiet_zone(true)
+            .build(),
+    )
+}
+
+fn render_invite(i: &InviteView, with_qr: bool, now: u64) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Invite from {}, valid {} (single use):\n",
+        display_name(&i.name),
+        in_how_long(i.expires_at, now).replace("in ", "for ")
+    );
+    if with_qr {
+        if let Some(q) = qr(&i.qr) {
+            let _ = writeln!(out, "{q}");
+        }
+    }
+    let _ = writeln!(out, "{}\n", i.code);
+    let _ = writeln!(
+        out,
+        "Give it to someone you trust, in person if you can; they run\n  ronde contacts accept CODE\n\
+         Then compare the safety number that `ronde contacts list` shows on both devices,\n\
+         and approve them: ronde contacts approve NAME"
+    );
+    out
+}
+
+fn state_text(s: ContactState) -> &'static str {
+    match s {
+        ContactState::Mutual => "in your circle",
+        ContactState::AwaitingMyApproval => {
+            "waiting for YOUR approval: compare the safety number, then ronde contacts approve"
+        }
+        ContactState::AwaitingTheirApproval => "waiting for their approval",
+    }
+}
+
+fn render_contacts(l: &ContactList) -> String {
+    let mut out = String::new();
+    if l.contacts.is_empty() {
+        out.push_str("Nobody in your circle yet: `ronde contacts invite` makes a code for someone you trust.\n");
+    }
+    for c in &l.contacts {
+        let _ = writeln!(
+            out,
+            "{}  ({})  id {}",
+            display_name(&c.name),
+            state_text(c.state),
+            &c.id.to_hex()[..12]
+        );
+        let _ = writeln!(out, "  safety number  {}", c.safety_number);
+        if c.queued > 0 {
+            let _ = writeln!(out, "  {} not delivered yet", plural(c.queued, "message"));
+        }
+    }
+    if l.pending_invites > 0 {
+        let _ = writeln!(
+            out,
+            "{} not accepted yet.",
+            plural(l.pending_invites, "invite")
+        );
+    }
+    out
+}
+
+fn render_journey(j: &JourneyView, now: u64) -> String {
+    let mut out = String::new();
+    let state = match j.state {
+        JourneyState::Active => "under way",
+        JourneyState::Overdue => "OVERDUE: your circle was alerted",
+        JourneyState::Arrived => "arrived",
+        JourneyState::Cancelled => "cancelled",
+        JourneyState::Expired => "ended (8-hour limit)",
+    };
+    let _ = writeln!(out, "  journey      {state}");
+    let _ = writeln!(out, "  to           {}", place(&j.destination));
+    let _ = writeln!(out, "  shared with  {}", plural(j.contacts, "contact"));
+    if matches!(j.state, JourneyState::Active | JourneyState::Overdue) {
+        let _ = writeln!(out, "  expected     {}", when(j.expected_arrival, now));
+        let _ = writeln!(
+            out,
+            "  alert        {} if you have not arrived (ronde journey arrived)",
+            when(j.overdue_at, now)
+        );
+        let switch = match j.switch {
+            SwitchStatus::Armed => {
+                "armed with a mailbox host: your circle is alerted even if this device dies"
+            }
+            SwitchStatus::Pending => {
+                "not armed yet (no mailbox host reached): only this device can alert your circle"
+            }
+            SwitchStatus::Failed => "not armed: only this device can alert your circle",
+            SwitchStatus::Withdrawn => "withdrawn",
+        };
+        let _ = writeln!(out, "  dead-man's switch  {switch}");
+        if j.last_position_at.is_none() {
+            let _ = writeln!(
+                out,
+                "  position     not shared yet (give the node your location: PUT /v1/location)"
+            );
+        }
+    }
+    for a in &j.acked_by {
+        let _ = writeln!(out, "  seen by      {}", display_name(&a.name));
+    }
+    out
+}
+
+fn render_sos(s: &SosView, now: u64) -> String {
+    let mut out = String::new();
+    let state = match s.state {
+        SosState::Active if s.acknowledged => "active, acknowledged",
+        SosState::Active => "active, re-sent until someone acknowledges it",
+        SosState::Cancelled => "cancelled",
+    };
+    let _ = writeln!(out, "SOS {state}, raised {}", when(s.raised_at, now));
+    if !s.note.is_empty() {
+        let _ = writeln!(out, "  note  {}", s.note);
+    }
+    for r in &s.recipients {
+        match r.acked_at {
+            Some(t) => {
+                let _ = writeln!(
+                    out,
+                    "  {}  seen it ({})",
+                    display_name(&r.name),
+                    when(t, now)
+                );
+            }
+            None => {
+                let _ = writeln!(out, "  {}  not acknowledged yet", display_name(&r.name));
+            }
+        }
+    }
+    out
+}
+
+fn describe(i: &InboxItem, now: u64) -> String {
+    let who = display_name(&i.from_name);
+    match &i.notice {
+        InboxNotice::Sos { note, place: p, .. } => {
+            let mut s = format!("SOS from {who}");
+            if !note.is_empty() {
+                let _ = write!(s, ": \"{note}\"");
+            }
+            if let Some(p) = p {
+                let _ = write!(s, " at {}", place(p));
+            }
+            s
+        }
+        InboxNotice::SosUpdated { place: p, .. } => match p {
+            Some(p) => format!("{who}'s SOS: now at {}", place(p)),
+            None => format!("{who}'s SOS was sent again"),
+        },
+        InboxNotice::SosCancelled { .. } => format!("{who} cancelled their SOS"),
+        InboxNotice::Overdue {
+            expected_arrival,
+            last_seen,
+            ..
+        } => {
+            let mut s = format!(
+                "{who} has NOT ARRIVED (expected {})",
+                when(*expected_arrival, now)
+            );
+            match last_seen {
+                Some(f) => {
+                    let _ = write!(s, "; last seen at {} {}", place(&f.place), when(f.at, now));
+                }
+                None => s.push_str("; no recent position"),
+            }
+            s
+        }
+        InboxNotice::JourneyStarted {
+            destination,
+            expected_arrival,
+            ..
+        } => format!(
+            "{who} started a journey to {}, expected {}",
+            place(destination),
+            when(*expected_arrival, now)
+        ),
+        InboxNotice::JourneyChanged {
+            expected_arrival, ..
+        } => format!("{who} now expects to arrive {}", when(*expected_arrival, now)),
+        InboxNotice::Position { fix, .. } => {
+            format!("{who} is at {} ({})", place(&fix.place), when(fix.at, now))
+        }
+        InboxNotice::Arrived { .. } => format!("{who} arrived"),
+        InboxNotice::JourneyCancelled { .. } => format!("{who} ended their journey"),
+        InboxNotice::Acked { .. } => format!("{who} has seen your alert"),
+        InboxNotice::ContactRequest { safety_number } => format!(
+            "{who} accepted your invite. Compare the safety number {safety_number} with them, then: ronde contacts approve {}",
+            i.from_name
+        ),
+        InboxNotice::ContactMutual => format!("{who} is now in your circle"),
+        InboxNotice::ContactLeft => format!("{who} left your circle"),
+    }
+}
+
+fn render_inbox(inbox: &Inbox, now: u64) -> String {
+    let mut out = String::new();
+    if inbox.items.is_empty() {
+        out.push_str("Nothing from your circle.\n");
+    }
+    for i in &inbox.items {
+        let flag = if i.alert && !i.seen {
+            "ALERT "
+        } else if i.alert {
+            "alert "
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "#{:<4} {:>12}  {flag}{}",
+            i.id,
+            when(i.received_at, now),
+            describe(i, now)
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contact_paths_are_escaped() {
+        assert_eq!(contact_path("Bob", "/approve"), "/v1/contacts/Bob/approve");
+        assert_eq!(
+            contact_path("Zoé / ami", ""),
+            "/v1/contacts/Zo%C3%A9%20%2F%20ami"
+        );
+    }
+
+    #[test]
+    fn qr_codes_render_as_half_blocks() {
+        let q = qr("RONDE1:ABC").expect("a QR code");
+        assert!(q.contains('\u{2580}') || q.contains('\u{2584}') || q.contains('\u{2588}'));
+        let lines: Vec<&str> = q.lines().collect();
+        // A version-1 code is 21 modules plus 4 of quiet zone each side,
+        // two rows per line.
+        assert_eq!(lines[0].chars().count(), 29);
+        assert_eq!(lines.len(), 15);
+    }
+}

@@ -1,0 +1,687 @@
+//! The trusted circle's HTTP routes, over real HTTP against real nodes on
+//! the memory transport: the whole flow (invite, accept, approve, SOS with
+//! its alert event and ack, journey, removal), then bad input.
+
+mod circle_support;
+
+use std::time::Duration;
+
+use circle_support::{eventually, settle, T0};
+use futures::StreamExt;
+use reqwest::StatusCode;
+use ronde_node::api::{self, ERROR_CODES, ROUTES};
+use ronde_node::{ManualClock, Node, NodeConfig};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const IVRY: (f64, f64) = (48.8156, 2.3844);
+
+struct Harness {
+    node: Node,
+    base: String,
+    http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    server: JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn start(clock: &ManualClock) -> Harness {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = NodeConfig::for_tests(dir.path());
+        config.clock = std::sync::Arc::new(clock.clone());
+        let node = circle_support::start(config).await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(api::serve(listener, node.clone(), async move {
+            let _ = rx.await;
+        }));
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        Harness {
+            node,
+            base,
+            http,
+            stop: Some(tx),
+            server,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        json_of(self.http.get(self.url(path)).send().await.expect("send")).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        json_of(
+            self.http
+                .post(self.url(path))
+                .json(&body)
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await
+    }
+
+    /// A POST with the JSON content type and no body.
+    async fn post_empty(&self, path: &str) -> (StatusCode, Value) {
+        json_of(
+            self.http
+                .post(self.url(path))
+                .header("content-type", "application/json")
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await
+    }
+
+    async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        json_of(self.http.delete(self.url(path)).send().await.expect("send")).await
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.server).await;
+        let _ = self.node.shutdown().await;
+    }
+}
+
+async fn json_of(resp: reqwest::Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let text = resp.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")),
+    )
+}
+
+/// Checks the error shape and returns the code.
+fn error_code(status: StatusCode, body: &Value) -> String {
+    assert!(status.is_client_error(), "{status}: {body}");
+    let obj = body.as_object().expect("an object");
+    assert_eq!(obj.len(), 2, "{body}");
+    let code = obj["error"].as_str().expect("error").to_owned();
+    assert!(!obj["message"].as_str().expect("message").is_empty());
+    assert!(ERROR_CODES.contains(&code.as_str()), "{code} is documented");
+    code
+}
+
+/// Invite on `a`, accept on `b`, approve on `a`, over HTTP.
+async fn befriend(a: &Harness, a_name: &str, b: &Harness, b_name: &str) {
+    let (s, invite) = a
+        .post("/v1/contacts/invites", json!({"name": a_name}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{invite}");
+    let code = invite["code"].as_str().expect("code");
+    let (s, accepted) = b
+        .post("/v1/contacts/accept", json!({"code": code, "name": b_name}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{accepted}");
+    eventually("the contact request", || async {
+        let (_, list) = a.get("/v1/contacts").await;
+        list["contacts"]
+            .as_array()?
+            .iter()
+            .any(|c| c["name"] == json!(b_name) && c["state"] == json!("awaiting_my_approval"))
+            .then_some(())
+    })
+    .await;
+    let (s, approved) = a
+        .post_empty(&format!("/v1/contacts/{b_name}/approve"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{approved}");
+    eventually("mutual", || async {
+        let (_, list) = b.get("/v1/contacts").await;
+        list["contacts"]
+            .as_array()?
+            .iter()
+            .any(|c| c["name"] == json!(a_name) && c["state"] == json!("mutual"))
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_circle_over_http() {
+    let clock = ManualClock::new(T0);
+    let a = Harness::start(&clock).await;
+    let b = Harness::start(&clock).await;
+
+    let (s, circle) = a.get("/v1/circle").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(circle["identity"].as_str().map(str::len), Some(128));
+    assert_eq!(circle["contacts"], json!(0));
+
+    let (s, invite) = a
+        .post(
+            "/v1/contacts/invites",
+            json!({"name": "Alice", "ttl_secs": 600}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{invite}");
+    let code = invite["code"].as_str().expect("code").to_owned();
+    assert!(code.starts_with("ronde1:"), "{code}");
+    assert_eq!(invite["qr"], json!(code.to_uppercase()));
+    assert_eq!(invite["name"], json!("Alice"));
+    assert!(invite["expires_at"].as_u64().expect("expiry") >= T0 + 600);
+
+    let (s, accepted) = b
+        .post("/v1/contacts/accept", json!({"code": code, "name": "Bob"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{accepted}");
+    assert_eq!(accepted["name"], json!("Alice"));
+    assert_eq!(accepted["state"], json!("awaiting_their_approval"));
+    let safety = accepted["safety_number"].as_str().expect("sn").to_owned();
+    assert_eq!(safety.split(' ').count(), 12);
+    // The invite is single use.
+    let (s, again) = b.post("/v1/contacts/accept", json!({"code": code})).await;
+    assert_eq!(error_code(s, &again), "already_contact");
+
+    let bob = eventually("Bob's request", || async {
+        let (_, list) = a.get("/v1/contacts").await;
+        list["contacts"].as_array()?.first().cloned()
+    })
+    .await;
+    assert_eq!(bob["state"], json!("awaiting_my_approval"));
+    assert_eq!(bob["safety_number"], json!(safety));
+    // Approve by id prefix.
+    let prefix = &bob["id"].as_str().expect("id")[..10];
+    let (s, approved) = a
+        .post_empty(&format!("/v1/contacts/{prefix}/approve"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{approved}");
+    assert_eq!(approved["state"], json!("mutual"));
+    eventually("Bob to be mutual", || async {
+        let (_, list) = b.get("/v1/contacts").await;
+        (list["contacts"][0]["state"] == json!("mutual")).then_some(())
+    })
+    .await;
+    // Bob's inbox tells him.
+    let (_, inbox) = b.get("/v1/inbox").await;
+    assert!(
+        inbox["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|i| i["kind"] == json!("contact_mutual")),
+        "{inbox}"
+    );
+
+    // SOS: an `alert` event at Bob, then the ack back to Alice.
+    let resp = b.http.get(b.url("/v1/events")).send().await.expect("send");
+    let mut stream = resp.bytes_stream();
+    let (s, sos) = a.post("/v1/sos", json!({"note": "help"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{sos}");
+    assert_eq!(sos["state"], json!("active"));
+    assert_eq!(sos["recipients"][0]["name"], json!("Bob"));
+    let (s, again) = a.post("/v1/sos", json!({})).await;
+    assert_eq!(error_code(s, &again), "sos_active");
+    let mut text = String::new();
+    let event = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(chunk) = stream.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.expect("chunk")));
+            if let Some(ev) = text.split("\n\n").find(|e| e.contains("event: alert")) {
+                return ev.to_owned();
+            }
+        }
+        String::new()
+    })
+    .await
+    .expect("an alert event");
+    let data: Value = serde_json::from_str(
+        event
+            .lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .expect("data"),
+    )
+    .expect("JSON");
+    assert_eq!(data["type"], json!("alert"));
+    assert_eq!(data["kind"], json!("sos"));
+    assert_eq!(data["note"], json!("help"));
+    assert_eq!(data["from_name"], json!("Alice"));
+    assert_eq!(data["alert"], json!(true));
+    let item = data["id"].as_u64().expect("id");
+    let (s, acked) = b
+        .post("/v1/inbox/ack", json!({"ids": [item, 999_999]}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{acked}");
+    assert_eq!(acked["acked"], json!([item]));
+    eventually("the ack", || async {
+        let (_, sos) = a.get("/v1/sos").await;
+        (sos["acknowledged"] == json!(true)).then_some(())
+    })
+    .await;
+    let (_, inbox) = b.get(&format!("/v1/inbox?since={}", item - 1)).await;
+    assert_eq!(inbox["items"][0]["seen"], json!(true), "{inbox}");
+    let (s, cancelled) = a.post_empty("/v1/sos/cancel").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(cancelled["state"], json!("cancelled"));
+
+    // Journey.
+    let (s, _) = json_of(
+        a.http
+            .put(a.url("/v1/location"))
+            .json(&json!({"lat": IVRY.0, "lon": IVRY.1}))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, j) = a
+        .post(
+            "/v1/journey",
+            json!({"lat": 48.82, "lon": 2.39, "eta_secs": 1500}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{j}");
+    assert_eq!(j["state"], json!("active"));
+    assert_eq!(j["expected_arrival"], json!(T0 + 1500));
+    assert_eq!(
+        j["overdue_at"],
+        json!(T0 + 1500 + 900),
+        "15 minutes of grace"
+    );
+    assert_eq!(j["contacts"], json!(1));
+    let (s, again) = a
+        .post(
+            "/v1/journey",
+            json!({"lat": 48.82, "lon": 2.39, "eta_secs": 1500}),
+        )
+        .await;
+    assert_eq!(error_code(s, &again), "journey_active");
+    let (s, now) = a.get("/v1/journey").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(now["id"], j["id"]);
+    eventually("Bob to see the journey and a position", || async {
+        let (_, inbox) = b.get("/v1/inbox").await;
+        let items = inbox["items"].as_array()?.clone();
+        let started = items.iter().any(|i| i["kind"] == json!("journey_started"));
+        let position = items.iter().any(|i| i["kind"] == json!("position"));
+        (started && position).then_some(())
+    })
+    .await;
+    let (s, done) = a.post_empty("/v1/journey/arrived").await;
+    assert_eq!(s, StatusCode::OK, "{done}");
+    assert_eq!(done["state"], json!("arrived"));
+    let (s, again) = a.post_empty("/v1/journey/arrived").await;
+    assert_eq!(error_code(s, &again), "no_journey");
+
+    // Removal, then the contact is unknown.
+    let (s, removed) = a.delete("/v1/contacts/bob?notify=true").await;
+    assert_eq!(s, StatusCode::OK, "{removed}");
+    assert_eq!(removed["name"], json!("Bob"));
+    let (s, gone) = a.delete("/v1/contacts/bob").await;
+    assert_eq!(error_code(s, &gone), "unknown_contact");
+    // Bob was told (the leave) and forgets Alice.
+    eventually("Bob to learn he was removed", || async {
+        let (_, list) = b.get("/v1/contacts").await;
+        list["contacts"].as_array()?.is_empty().then_some(())
+    })
+    .await;
+    drop(stream);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_circle_input_gets_a_json_error() {
+    let clock = ManualClock::new(T0);
+    let a = Harness::start(&clock).await;
+    let other = Harness::start(&clock).await;
+
+    // Alone, with nobody in the circle.
+    let (_, own) = a.post("/v1/contacts/invites", json!({"name": "Me"})).await;
+    let own = own["code"].as_str().expect("code").to_owned();
+    let (_, theirs) = other.post("/v1/contacts/invites", json!({})).await;
+    let theirs = theirs["code"].as_str().expect("code").to_owned();
+    // A typo: one character changed in the middle.
+    let mut typo: Vec<char> = theirs.chars().collect();
+    let mid = typo.len() / 2;
+    typo[mid] = if typo[mid] == 'a' { 'b' } else { 'a' };
+    let typo: String = typo.into_iter().collect();
+
+    let cases: Vec<(&str, (StatusCode, Value), &str)> = vec![
+        (
+            "not a code",
+            a.post("/v1/contacts/accept", json!({"code": "hello"}))
+                .await,
+            "bad_invite",
+        ),
+        (
+            "bad characters",
+            a.post("/v1/contacts/accept", json!({"code": "ronde1:!!!"}))
+                .await,
+            "bad_invite",
+        ),
+        (
+            "a typo",
+            a.post("/v1/contacts/accept", json!({"code": typo})).await,
+            "bad_invite",
+        ),
+        (
+            "own invite",
+            a.post("/v1/contacts/accept", json!({"code": own})).await,
+            "own_invite",
+        ),
+        (
+            "no code",
+            a.post("/v1/contacts/accept", json!({"name": "x"})).await,
+            "missing_field",
+        ),
+        (
+            "name too long",
+            a.post("/v1/contacts/invites", json!({"name": "x".repeat(65)}))
+                .await,
+            "bad_name",
+        ),
+        (
+            "name with a control character",
+            a.post("/v1/contacts/invites", json!({"name": "a\u{7}b"}))
+                .await,
+            "bad_name",
+        ),
+        (
+            "ttl 0",
+            a.post("/v1/contacts/invites", json!({"ttl_secs": 0})).await,
+            "invalid_field",
+        ),
+        (
+            "ttl over a week",
+            a.post("/v1/contacts/invites", json!({"ttl_secs": 700_000}))
+                .await,
+            "invalid_field",
+        ),
+        (
+            "approve unknown",
+            a.post_empty("/v1/contacts/nobody/approve").await,
+            "unknown_contact",
+        ),
+        (
+            "remove unknown",
+            a.delete("/v1/contacts/nobody").await,
+            "unknown_contact",
+        ),
+        (
+            "journey without contacts",
+            a.post(
+                "/v1/journey",
+                json!({"lat": 48.8, "lon": 2.3, "eta_secs": 600}),
+            )
+            .await,
+            "no_contacts",
+        ),
+        (
+            "journey without arrival time",
+            a.post("/v1/journey", json!({"lat": 48.8, "lon": 2.3}))
+                .await,
+            "missing_field",
+        ),
+        (
+            "journey with two arrival times",
+            a.post(
+                "/v1/journey",
+                json!({"lat": 48.8, "lon": 2.3, "eta_secs": 600, "expected_arrival": T0 + 600}),
+            )
+            .await,
+            "invalid_field",
+        ),
+        (
+            "journey latitude",
+            a.post(
+                "/v1/journey",
+                json!({"lat": 91, "lon": 2.3, "eta_secs": 600}),
+            )
+            .await,
+            "bad_latitude",
+        ),
+        (
+            "sos without contacts",
+            a.post("/v1/sos", json!({"note": "x"})).await,
+            "no_contacts",
+        ),
+        ("no sos", a.get("/v1/sos").await, "no_sos"),
+        (
+            "cancel no sos",
+            a.post_empty("/v1/sos/cancel").await,
+            "no_sos",
+        ),
+        ("no journey", a.get("/v1/journey").await, "no_journey"),
+        (
+            "arrived without journey",
+            a.post_empty("/v1/journey/arrived").await,
+            "no_journey",
+        ),
+        (
+            "ack nothing",
+            a.post("/v1/inbox/ack", json!({"ids": []})).await,
+            "invalid_field",
+        ),
+        (
+            "inbox since text",
+            a.get("/v1/inbox?since=x").await,
+            "invalid_field",
+        ),
+        (
+            "inbox unknown param",
+            a.get("/v1/inbox?limit=3").await,
+            "unknown_field",
+        ),
+        (
+            "notify maybe",
+            a.delete("/v1/contacts/x?notify=maybe").await,
+            "invalid_field",
+        ),
+    ];
+    for (what, (status, body), want) in cases {
+        assert_eq!(error_code(status, &body), want, "{what}: {body}");
+    }
+    // A typo says so.
+    let (_, body) = a.post("/v1/contacts/accept", json!({"code": typo})).await;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("typo"),
+        "{body}"
+    );
+    // Actions need the JSON content type, so a web page cannot trigger them.
+    for path in [
+        "/v1/sos",
+        "/v1/sos/cancel",
+        "/v1/journey/cancel",
+        "/v1/contacts/invites",
+    ] {
+        let resp = a
+            .http
+            .post(a.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("a=b")
+            .send()
+            .await
+            .expect("send");
+        let (status, body) = json_of(resp).await;
+        assert_eq!(
+            error_code(status, &body),
+            "unsupported_media_type",
+            "{path}"
+        );
+    }
+
+    // Too many open invites (16 at most).
+    let mut last = (StatusCode::CREATED, Value::Null);
+    for _ in 0..16 {
+        last = a
+            .post("/v1/contacts/invites", json!({"ttl_secs": 60}))
+            .await;
+        if last.0 != StatusCode::CREATED {
+            break;
+        }
+    }
+    assert_eq!(error_code(last.0, &last.1), "too_many_invites");
+
+    // An expired invite (and Ann's short invites expire too).
+    let (_, short) = other
+        .post(
+            "/v1/contacts/invites",
+            json!({"name": "Otto", "ttl_secs": 60}),
+        )
+        .await;
+    clock.advance(3600);
+    let (s, body) = a
+        .post("/v1/contacts/accept", json!({"code": short["code"]}))
+        .await;
+    assert_eq!(error_code(s, &body), "invite_expired");
+
+    // Approving someone whose invite I accepted is theirs to do.
+    let (_, invite) = a.post("/v1/contacts/invites", json!({"name": "Ann"})).await;
+    let code = invite["code"].as_str().expect("code");
+    let (s, body) = other
+        .post("/v1/contacts/accept", json!({"code": code, "name": "Otto"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let (s, body) = other.post_empty("/v1/contacts/ann/approve").await;
+    assert_eq!(error_code(s, &body), "not_awaiting_approval");
+    eventually("Otto's request", || async {
+        let (_, list) = a.get("/v1/contacts").await;
+        list["contacts"]
+            .as_array()?
+            .iter()
+            .any(|c| c["state"] == json!("awaiting_my_approval"))
+            .then_some(())
+    })
+    .await;
+    let (s, body) = a.post_empty("/v1/contacts/otto/approve").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+
+    // With a contact: bad arrival times and notes.
+    let cases: Vec<(&str, (StatusCode, Value), &str)> = vec![
+        (
+            "eta over 8 hours",
+            a.post(
+                "/v1/journey",
+                json!({"lat": 48.8, "lon": 2.3, "eta_secs": 9 * 3600}),
+            )
+            .await,
+            "bad_eta",
+        ),
+        (
+            "eta in the past",
+            a.post(
+                "/v1/journey",
+                json!({"lat": 48.8, "lon": 2.3, "expected_arrival": T0 - 1}),
+            )
+            .await,
+            "bad_eta",
+        ),
+        (
+            "grace over an hour",
+            a.post(
+                "/v1/journey",
+                json!({"lat": 48.8, "lon": 2.3, "eta_secs": 600, "grace_secs": 7200}),
+            )
+            .await,
+            "bad_eta",
+        ),
+        (
+            "note too long",
+            a.post("/v1/sos", json!({"note": "x".repeat(281)})).await,
+            "bad_note",
+        ),
+    ];
+    for (what, (status, body), want) in cases {
+        assert_eq!(error_code(status, &body), want, "{what}: {body}");
+    }
+    // Nothing was started by all that.
+    assert_eq!(a.get("/v1/journey").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(a.get("/v1/sos").await.0, StatusCode::NOT_FOUND);
+    settle(100).await;
+    a.stop().await;
+    other.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_circle_route_answers() {
+    let clock = ManualClock::new(T0);
+    let a = Harness::start(&clock).await;
+    let b = Harness::start(&clock).await;
+    befriend(&a, "Ann", &b, "Ben").await;
+    let (_, inbox) = b.get("/v1/inbox").await;
+    let item = inbox["items"][0]["id"].as_u64().expect("an item");
+    // In an order where each succeeds.
+    let steps: Vec<(&str, &str, Option<Value>)> = vec![
+        ("GET", "/v1/circle", None),
+        ("GET", "/v1/contacts", None),
+        ("POST", "/v1/contacts/invites", Some(json!({}))),
+        (
+            "POST",
+            "/v1/journey",
+            Some(json!({"lat": 48.8, "lon": 2.3, "eta_secs": 600})),
+        ),
+        ("GET", "/v1/journey", None),
+        ("POST", "/v1/journey/arrived", None),
+        (
+            "POST",
+            "/v1/journey",
+            Some(json!({"lat": 48.8, "lon": 2.3, "eta_secs": 600})),
+        ),
+        ("POST", "/v1/journey/cancel", None),
+        ("POST", "/v1/sos", None),
+        ("GET", "/v1/sos", None),
+        ("POST", "/v1/sos/cancel", None),
+        ("GET", "/v1/inbox", None),
+        ("POST", "/v1/contacts/{contact}/approve", None),
+        ("DELETE", "/v1/contacts/{contact}", None),
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    for (method, path, body) in steps {
+        let url = a.url(&path.replace("{contact}", "ben"));
+        let req = match (method, body) {
+            ("GET", _) => a.http.get(url),
+            ("DELETE", _) => a.http.delete(url),
+            (_, Some(b)) => a.http.post(url).json(&b),
+            (_, None) => a.http.post(url).header("content-type", "application/json"),
+        };
+        let (status, body) = json_of(req.send().await.expect("send")).await;
+        assert!(status.is_success(), "{method} {path}: {status} {body}");
+        seen.insert((method, path));
+    }
+    // The ack is Ben's to give.
+    let (s, _) = b.post("/v1/inbox/ack", json!({"ids": [item]})).await;
+    assert!(s.is_success());
+    seen.insert(("POST", "/v1/inbox/ack"));
+    let (s, _) = b.post("/v1/contacts/accept", json!({"code": "x"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    seen.insert(("POST", "/v1/contacts/accept"));
+    let circle_routes: std::collections::BTreeSet<(&str, &str)> = ROUTES
+        .iter()
+        .copied()
+        .filter(|(_, p)| {
+            [
+                "/v1/circle",
+                "/v1/contacts",
+                "/v1/journey",
+                "/v1/sos",
+                "/v1/inbox",
+            ]
+            .iter()
+            .any(|c| p.starts_with(c))
+        })
+        .collect();
+    assert_eq!(seen, circle_routes, "every circle route was exercised");
+    a.stop().await;
+    b.stop().await;
+}
