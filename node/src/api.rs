@@ -456,6 +456,7 @@ fn router_with(node: Node, shutdown: Option<watch::Receiver<bool>>) -> Router {
         .route("/v1/reports", get(get_reports).post(post_report))
         .route("/v1/events", get(get_events));
     circle_api::routes(router)
+        .merge(crate::webapp::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

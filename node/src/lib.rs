@@ -26,6 +26,7 @@ pub mod error;
 pub mod event_loop;
 pub mod handle;
 pub mod store;
+pub mod webapp;
 
 pub use circle::CircleRefusal;
 pub use clock::{Clock, ManualClock, SystemClock};

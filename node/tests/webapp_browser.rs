@@ -1,0 +1,678 @@
+//! The phone's app in a real browser: headless Chromium (Debian's
+//! `chromium`), driven over the DevTools protocol on a pipe (see `cdp/`),
+//! against real nodes serving their API and the app on 127.0.0.1.
+//!
+//! * A person reports in two taps (category, "here" with the position the
+//!   browser gives) and sees the confirmation, then the report on the map
+//!   and in the list; a report made elsewhere arrives live.
+//! * Two phones: one invites, the other accepts the code, the first
+//!   approves (both show the same safety number); the second walks home
+//!   (journey started, arrived) and the first is told; an SOS pressed on
+//!   the second (after cancelling an accidental press) shows up in the
+//!   first one's inbox as an alert, and the acknowledgement shows on the
+//!   second.
+//!
+//! Without Chromium the tests say so and pass, unless `CI` is set: then
+//! they fail, since CI must install it (`apt-get install -y chromium`).
+//! `RONDE_SCREENSHOT=$PWD/docs/screenshots/phone-app.png` also writes a
+//! picture of the app at phone size with a few reports (`phone_screenshot`),
+//! and, beside it, a journey under way and the SOS as sent and as received.
+
+mod cdp;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cdp::{find_chromium, Browser, Page};
+
+use ronde_node::{api, ManualClock, Node, NodeConfig};
+use ronde_protocol::Category;
+use serde_json::json;
+use tokio::runtime::Runtime;
+use tokio::sync::oneshot;
+
+/// Place d'Italie, Paris.
+const HERE: (f64, f64) = (48.8311, 2.3556);
+
+/// A phone: a node and its API (with the app) on 127.0.0.1.
+struct Phone {
+    node: Node,
+    base: String,
+    stop: Option<oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Phone {
+    fn start(rt: &Runtime) -> Phone {
+        Phone::start_with(rt, |_| {})
+    }
+
+    fn start_with(rt: &Runtime, tweak: impl FnOnce(&mut NodeConfig)) -> Phone {
+        rt.block_on(async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut config = NodeConfig::for_tests(dir.path());
+            tweak(&mut config);
+            let node = Node::start(config).await.expect("node starts");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let base = format!("http://{}", listener.local_addr().expect("addr"));
+            let (tx, rx) = oneshot::channel::<()>();
+            let server = tokio::spawn(api::serve(listener, node.clone(), async move {
+                let _ = rx.await;
+            }));
+            Phone {
+                node,
+                base,
+                stop: Some(tx),
+                server,
+                _dir: dir,
+            }
+        })
+    }
+
+    fn stop(mut self, rt: &Runtime) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        rt.block_on(async {
+            let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.server).await;
+            let _ = self.node.shutdown().await;
+        });
+    }
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// The browser, or `None` (test skipped) when it is not installed here.
+fn browser() -> Option<Browser> {
+    match find_chromium() {
+        Some(path) => Some(Browser::launch(&path)),
+        None if std::env::var_os("CI").is_some() => {
+            panic!("Chromium is needed for the browser tests: apt-get install -y chromium")
+        }
+        None => {
+            eprintln!(
+                "SKIPPED: no Chromium here (apt-get install -y chromium, or set RONDE_CHROMIUM)"
+            );
+            None
+        }
+    }
+}
+
+/// A tab on `phone`'s app, the browser placing the person at `at`.
+fn open_app(b: &mut Browser, phone: &Phone, at: (f64, f64)) -> Page {
+    let page = b.new_page();
+    b.call(
+        None,
+        "Browser.grantPermissions",
+        json!({ "origin": phone.base, "permissions": ["geolocation"] }),
+    )
+    .expect("grant geolocation");
+    b.call(
+        Some(&page.session),
+        "Emulation.setGeolocationOverride",
+        json!({ "latitude": at.0, "longitude": at.1, "accuracy": 15 }),
+    )
+    .expect("geolocation");
+    b.call(
+        Some(&page.session),
+        "Emulation.setDeviceMetricsOverride",
+        json!({ "width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": true }),
+    )
+    .expect("phone size");
+    b.call(
+        Some(&page.session),
+        "Page.navigate",
+        json!({ "url": format!("{}/", phone.base) }),
+    )
+    .expect("navigate");
+    b.wait_for(
+        &page,
+        "the app to start",
+        "document.documentElement.dataset.ready === 'true'",
+        20,
+    );
+    page
+}
+
+fn assert_no_problems(b: &mut Browser, page: &Page) {
+    let problems: Vec<String> = b
+        .problems(page)
+        .into_iter()
+        // The favicon of about:blank and the like are not the app's.
+        .filter(|p| !p.contains("favicon"))
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "the page reported problems: {problems:#?}"
+    );
+}
+
+#[test]
+fn a_report_in_two_taps_shows_on_the_map_and_in_the_list() {
+    let Some(mut b) = browser() else { return };
+    let rt = runtime();
+    let phone = Phone::start(&rt);
+    let page = open_app(&mut b, &phone, HERE);
+
+    // The app found the position and told the node, which now follows the
+    // areas around it.
+    b.wait_for(
+        &page,
+        "the position",
+        "document.querySelector('#where-text').textContent.includes('±')",
+        20,
+    );
+    let areas = rt.block_on(async {
+        for _ in 0..100 {
+            let s = phone.node.status().await.expect("status");
+            if !s.areas.is_empty() {
+                return s.areas;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Vec::new()
+    });
+    assert_eq!(areas.len(), 9, "the app set the node's location");
+    b.wait_for(
+        &page,
+        "the empty list",
+        "!document.querySelector('#reports-empty').hidden",
+        10,
+    );
+
+    // Keyboard: the tabs are real tabs, with arrow keys.
+    b.eval(&page, "document.querySelector('#tab-map').focus()")
+        .expect("focus");
+    b.press(&page, "ArrowRight");
+    b.wait_for(
+        &page,
+        "the report tab via the keyboard",
+        "document.activeElement.id === 'tab-report' && !document.querySelector('#view-report').hidden",
+        5,
+    );
+    b.press(&page, "ArrowLeft");
+    b.wait_for(
+        &page,
+        "back to the map",
+        "!document.querySelector('#view-map').hidden",
+        5,
+    );
+
+    // Touch targets are at least 44 px.
+    for sel in [
+        "#sos-open",
+        "#lang",
+        "#tab-report",
+        "#map-report",
+        "#where-change",
+    ] {
+        let (w, h) = b.size_of(&page, sel);
+        assert!(w >= 44.0 && h >= 44.0, "{sel} is {w}×{h}");
+    }
+
+    // Report: open the report tab, tap the category, tap "here".
+    b.click(&page, "#tab-report");
+    b.wait_for(
+        &page,
+        "the categories",
+        "document.querySelectorAll('#category-grid button').length === 9",
+        5,
+    );
+    let (w, h) = b.size_of(&page, "#category-grid [data-category='harassment']");
+    assert!(w >= 44.0 && h >= 44.0, "category button is {w}×{h}");
+    b.click(&page, "#category-grid [data-category='harassment']");
+    b.wait_for(
+        &page,
+        "the 'where' step",
+        "!document.querySelector('#report-step-where').hidden",
+        5,
+    );
+    b.click(&page, "#report-here");
+    b.wait_for(
+        &page,
+        "the confirmation",
+        "!document.querySelector('#report-done').hidden",
+        20,
+    );
+    let cell = b
+        .eval(
+            &page,
+            "document.querySelector('#report-done [data-field=cell] code').textContent",
+        )
+        .expect("cell");
+    let cell = cell.as_str().expect("cell text").to_owned();
+    let expected = ronde_protocol::cell_for(HERE.0, HERE.1, 7).expect("cell");
+    assert_eq!(
+        cell,
+        expected.to_string(),
+        "the cell of where the browser is"
+    );
+    let done = b
+        .eval(&page, "document.querySelector('#report-done').textContent")
+        .expect("text");
+    let done = done.as_str().unwrap_or("");
+    assert!(done.contains("Harassment"), "{done}");
+    assert!(
+        done.contains("no name"),
+        "says it carries no identity: {done}"
+    );
+    assert!(done.contains("Disappears"), "{done}");
+    // The node stored exactly that report.
+    let nearby = rt
+        .block_on(phone.node.nearby(HERE.0, HERE.1, 500.0))
+        .expect("nearby");
+    assert_eq!(nearby.reports.len(), 1);
+    assert_eq!(nearby.reports[0].category, Category::Harassment);
+    assert_eq!(nearby.reports[0].cell.to_string(), cell);
+
+    // The map and the list show it.
+    b.click(&page, "#report-done .row .btn");
+    b.wait_for(
+        &page,
+        "the report in the list",
+        "document.querySelectorAll('#report-list li[data-category=harassment]').length === 1",
+        10,
+    );
+    let sel = format!("#report-map g.cell[data-cell='{cell}'][data-count='1']");
+    b.wait_for(
+        &page,
+        "the cell on the map",
+        &format!("!!document.querySelector({})", json!(sel)),
+        10,
+    );
+
+    // A report made elsewhere arrives live (server-sent events), without a
+    // reload, and is announced to screen readers.
+    rt.block_on(
+        phone
+            .node
+            .report(Category::Following, HERE.0 + 0.002, HERE.1 + 0.002, None),
+    )
+    .expect("second report");
+    b.wait_for(
+        &page,
+        "the live report",
+        "document.querySelectorAll('#report-list li').length === 2 && !!document.querySelector('#report-list li[data-category=following]')",
+        10,
+    );
+    b.wait_for(
+        &page,
+        "the announcement",
+        "document.querySelector('#live').textContent.includes('Being followed')",
+        5,
+    );
+    // Two cells, each with its own count.
+    let cells = b
+        .eval(
+            &page,
+            "document.querySelectorAll('#report-map g.cell').length",
+        )
+        .expect("cells");
+    assert_eq!(cells, json!(2));
+
+    // A cell filters the list when chosen, with the keyboard too.
+    b.eval(
+        &page,
+        &format!("document.querySelector({}).focus()", json!(sel)),
+    )
+    .expect("focus cell");
+    b.press(&page, "Enter");
+    b.wait_for(
+        &page,
+        "the filtered list",
+        "document.querySelectorAll('#report-list li').length === 1 && !document.querySelector('#cell-filter').hidden",
+        5,
+    );
+    b.click(&page, "#cell-filter-clear");
+
+    // French, with the switch.
+    b.click(&page, "#lang");
+    b.wait_for(
+        &page,
+        "French",
+        "document.documentElement.lang === 'fr' && document.querySelector('#tab-report').textContent.includes('Signaler')",
+        5,
+    );
+    b.click(&page, "#lang");
+
+    // Help: emergency numbers always, and a clear state without directory.
+    b.click(&page, "#tab-help");
+    b.wait_for(
+        &page,
+        "emergency numbers",
+        "['tel:112', 'tel:17'].every((h) => !!document.querySelector(`#emergency-list a[href='${h}']`))",
+        5,
+    );
+    b.wait_for(
+        &page,
+        "the directory state",
+        "document.querySelector('#places-state').textContent.length > 0",
+        10,
+    );
+
+    // Installable: the service worker took control of the shell.
+    b.wait_for(
+        &page,
+        "the service worker",
+        "navigator.serviceWorker.getRegistration('/').then((r) => !!(r && r.active) && r.scope)",
+        20,
+    );
+    let cached = b
+        .eval(
+            &page,
+            "caches.keys().then(async (keys) => { const out = []; for (const k of keys) { const c = await caches.open(k); for (const r of await c.keys()) out.push(new URL(r.url).pathname); } return out; })",
+        )
+        .expect("cache keys");
+    let cached: Vec<String> = serde_json::from_value(cached).unwrap_or_default();
+    assert!(cached.iter().any(|p| p == "/app/app.js"), "{cached:?}");
+    assert!(
+        cached.iter().all(|p| !p.starts_with("/v1/")),
+        "no API answer is cached: {cached:?}"
+    );
+    // Chromium finds nothing missing to install it.
+    let installable = b
+        .call(
+            Some(&page.session),
+            "Page.getInstallabilityErrors",
+            json!({}),
+        )
+        .expect("installability");
+    assert_eq!(
+        installable["installabilityErrors"],
+        json!([]),
+        "the app is installable"
+    );
+    assert_no_problems(&mut b, &page);
+    drop(b);
+    phone.stop(&rt);
+}
+
+/// With `RONDE_SCREENSHOT=<path>`: the app at phone size, with reports of
+/// the last half hour around, as a PNG.
+#[test]
+fn phone_screenshot() {
+    let Some(path) = std::env::var_os("RONDE_SCREENSHOT").map(PathBuf::from) else {
+        return;
+    };
+    let Some(mut b) = browser() else { return };
+    let rt = runtime();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    // Reports made over the last 28 minutes, by a clock the test moves.
+    let clock = ManualClock::new(now - 28 * 60);
+    let c = clock.clone();
+    let phone = Phone::start_with(&rt, move |config| {
+        config.clock = Arc::new(c);
+        config.location = Some(HERE);
+    });
+    let around = [
+        (Category::PhysicalAggression, 0.0068, 0.0057, 0),
+        (Category::PoorLighting, -0.0035, 0.0042, 240),
+        (Category::PoorLighting, -0.0036, 0.0041, 300),
+        (Category::FeelingUnsafe, -0.0012, -0.0061, 180),
+        (Category::VerbalAggression, 0.0051, -0.0022, 420),
+        (Category::Following, 0.0016, 0.0017, 300),
+        (Category::Harassment, 0.0004, -0.0009, 100),
+        (Category::Harassment, 0.0005, -0.0008, 60),
+    ];
+    for (category, dlat, dlon, later) in around {
+        clock.advance(later);
+        rt.block_on(
+            phone
+                .node
+                .report(category, HERE.0 + dlat, HERE.1 + dlon, None),
+        )
+        .expect("report");
+    }
+    clock.set(now);
+    let page = open_app(&mut b, &phone, HERE);
+    b.wait_for(
+        &page,
+        "all the reports",
+        "document.querySelectorAll('#report-list li').length === 8",
+        20,
+    );
+    b.eval(
+        &page,
+        "window.scrollTo(0, 0); document.activeElement.blur()",
+    )
+    .expect("scroll");
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "phone-app.png".to_owned());
+    shot(&mut b, &page, &name);
+    drop(b);
+    phone.stop(&rt);
+}
+
+/// With `RONDE_SCREENSHOT=<dir>/<file>`, a PNG of `page` as `<dir>/<name>`.
+fn shot(b: &mut Browser, page: &Page, name: &str) {
+    let Some(path) = std::env::var_os("RONDE_SCREENSHOT").map(PathBuf::from) else {
+        return;
+    };
+    let path = path.with_file_name(name);
+    let _ = b.eval(page, "window.scrollTo(0, 0)");
+    std::thread::sleep(Duration::from_millis(300));
+    let png = b.screenshot(page);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).expect("screenshot dir");
+    }
+    std::fs::write(&path, png).expect("write screenshot");
+}
+
+/// Type `text` into the field of `selector`.
+fn fill(b: &mut Browser, page: &Page, selector: &str, text: &str) {
+    b.click(page, selector);
+    b.eval(
+        page,
+        &format!("document.querySelector({}).value = ''", json!(selector)),
+    )
+    .expect("clear");
+    b.insert_text(page, text);
+}
+
+#[test]
+fn an_sos_from_one_phone_shows_in_the_other_phones_inbox() {
+    let Some(mut b) = browser() else { return };
+    let rt = runtime();
+    let alice = Phone::start(&rt);
+    let bob = Phone::start(&rt);
+    let pa = open_app(&mut b, &alice, HERE);
+    let pb = open_app(&mut b, &bob, (HERE.0 + 0.004, HERE.1 - 0.003));
+
+    // Alice invites.
+    b.click(&pa, "#tab-circle");
+    fill(&mut b, &pa, "#invite-name", "Alice");
+    b.click(&pa, "#invite-form button[type=submit]");
+    let code = b.wait_for(
+        &pa,
+        "the invite code",
+        "(document.querySelector('#invite-code') || {}).textContent",
+        20,
+    );
+    let code = code.as_str().expect("code").to_owned();
+    assert!(code.starts_with("ronde1:"), "{code}");
+
+    // Bob types the code (grouped with dashes, as shown).
+    b.click(&pb, "#tab-circle");
+    fill(&mut b, &pb, "#accept-code", &code);
+    fill(&mut b, &pb, "#accept-name", "Bob");
+    b.click(&pb, "#accept-form button[type=submit]");
+    let bob_sn = b.wait_for(
+        &pb,
+        "the safety number at Bob's",
+        "(document.querySelector('#accept-result .digits') || {}).textContent",
+        20,
+    );
+
+    // Alice sees the request, compares the safety number, approves.
+    b.wait_for(
+        &pa,
+        "Bob's request",
+        "!!document.querySelector('#contact-list li.state-awaiting_my_approval')",
+        30,
+    );
+    let alice_sn = b
+        .eval(
+            &pa,
+            "document.querySelector('#contact-list li.state-awaiting_my_approval .digits').textContent",
+        )
+        .expect("safety number");
+    assert_eq!(alice_sn, bob_sn, "both phones show the same safety number");
+    b.click(
+        &pa,
+        "#contact-list li.state-awaiting_my_approval .row .btn.primary",
+    );
+    b.wait_for(
+        &pa,
+        "Bob in Alice's circle",
+        "!!document.querySelector('#contact-list li.state-mutual')",
+        20,
+    );
+    b.wait_for(
+        &pb,
+        "Alice in Bob's circle",
+        "!!document.querySelector('#contact-list li.state-mutual')",
+        30,
+    );
+
+    // Bob walks home: Alice is told when he leaves and when he arrives.
+    b.click(&pb, "#tab-journey");
+    b.wait_for(
+        &pb,
+        "the journey form",
+        "!document.querySelector('#journey-form').hidden",
+        10,
+    );
+    b.click(&pb, "#journey-map");
+    b.click(&pb, "#journey-form button[type=submit]");
+    b.wait_for(
+        &pb,
+        "the journey under way",
+        "!!document.querySelector('#journey-arrived')",
+        20,
+    );
+    b.wait_for(
+        &pa,
+        "Bob's journey at Alice's",
+        "!!document.querySelector('#inbox-list li[data-kind=journey_started]')",
+        30,
+    );
+    shot(&mut b, &pb, "phone-journey.png");
+    b.click(&pb, "#journey-arrived");
+    b.wait_for(
+        &pb,
+        "the arrival",
+        "!document.querySelector('#journey-form').hidden || !!document.querySelector('#journey-active .done')",
+        20,
+    );
+    b.wait_for(
+        &pa,
+        "Bob's arrival at Alice's",
+        "!!document.querySelector('#inbox-list li[data-kind=arrived]')",
+        30,
+    );
+
+    // An accidental press on Bob's SOS: cancelled during the countdown,
+    // nothing is sent.
+    b.click(&pb, "#sos-open");
+    b.wait_for(
+        &pb,
+        "the countdown",
+        "document.querySelector('#sos-dialog').open && !document.querySelector('#sos-countdown-wrap').hidden",
+        5,
+    );
+    let focused = b.eval(&pb, "document.activeElement.id").expect("focus");
+    assert_eq!(
+        focused,
+        json!("sos-abort"),
+        "the cancel button has the focus"
+    );
+    b.click(&pb, "#sos-abort");
+    b.wait_for(
+        &pb,
+        "the dialog to close",
+        "!document.querySelector('#sos-dialog').open",
+        5,
+    );
+    std::thread::sleep(Duration::from_millis(SOS_WAIT_MS));
+    assert!(
+        rt.block_on(bob.node.sos_status()).is_err(),
+        "no SOS was raised"
+    );
+
+    // The real one: the countdown runs out.
+    b.click(&pb, "#sos-open");
+    b.wait_for(
+        &pb,
+        "the SOS to be sent",
+        "!!document.querySelector('#sos-sent')",
+        20,
+    );
+
+    // Alice's phone: an alert, in the banner and in the inbox.
+    b.wait_for(
+        &pa,
+        "the alert banner",
+        "!document.querySelector('#alert-banner').hidden && document.querySelector('#alert-banner').textContent.includes('Bob')",
+        30,
+    );
+    b.wait_for(
+        &pa,
+        "the SOS in the inbox",
+        "!!document.querySelector('#inbox-list li.alert[data-kind=sos]')",
+        10,
+    );
+    let role = b
+        .eval(
+            &pa,
+            "document.querySelector('#alert-banner').getAttribute('role')",
+        )
+        .expect("role");
+    assert_eq!(role, json!("alert"), "screen readers hear it at once");
+    shot(&mut b, &pa, "phone-sos-received.png");
+    b.click(&pa, "#inbox-list li.alert[data-kind=sos] [data-ack]");
+    b.wait_for(
+        &pa,
+        "the SOS marked seen",
+        "!document.querySelector('#inbox-list li[data-kind=sos] [data-ack]') && document.querySelector('#alert-banner').hidden",
+        10,
+    );
+
+    // Bob's phone shows that Alice saw it; he stops it.
+    b.wait_for(
+        &pb,
+        "the ack at Bob's",
+        "(document.querySelector('#sos-state .sos-acked') || {}).textContent?.includes('Alice')",
+        30,
+    );
+    shot(&mut b, &pb, "phone-sos-sent.png");
+    b.click(&pb, "#sos-cancel");
+    b.wait_for(
+        &pa,
+        "the SOS cancelled at Alice's",
+        "!!document.querySelector('#inbox-list li[data-kind=sos_cancelled]')",
+        30,
+    );
+    assert_no_problems(&mut b, &pa);
+    assert_no_problems(&mut b, &pb);
+    drop(b);
+    alice.stop(&rt);
+    bob.stop(&rt);
+}
+
+/// Long enough for an SOS, had one been sent, to reach the node.
+const SOS_WAIT_MS: u64 = 1500;
