@@ -1,0 +1,476 @@
+// Ronde relay dashboard. Plain JavaScript, no dependencies, no CDN.
+// Every count it receives is already k-suppressed by the relay; it only
+// draws. The map is a Web-Mercator SVG: cells and places are drawn as
+// polygons and circles over a plain background, with map tiles underneath
+// only when a tile URL is configured and reachable.
+'use strict';
+
+(function () {
+  const SVGNS = 'http://www.w3.org/2000/svg';
+  const TILE = 256;
+  const state = {
+    config: null,
+    mode: 'live',
+    categories: new Set(),
+    band: '',
+    from: '',
+    to: '',
+    zoom: 12,
+    view: null, // [x, y, w, h] in world pixels at `zoom`
+    version: 0,
+    places: [],
+    cells: [],
+    selected: null,
+  };
+
+  const $ = (id) => document.getElementById(id);
+  const el = (tag, attrs, text) => {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  };
+  const svg = (tag, attrs) => {
+    const e = document.createElementNS(SVGNS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+    return e;
+  };
+
+  async function getJSON(url) {
+    const res = await fetch(url, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+    if (res.status === 401) {
+      window.location.assign('/login');
+      throw new Error('not logged in');
+    }
+    const body = await res.json();
+    if (!res.ok) throw new Error(body.message || res.statusText);
+    return body;
+  }
+
+  // --- projection -------------------------------------------------------
+  function project(lat, lon, zoom) {
+    const s = TILE * Math.pow(2, zoom);
+    const sin = Math.sin((Math.max(-85.05, Math.min(85.05, lat)) * Math.PI) / 180);
+    const x = ((lon + 180) / 360) * s;
+    const y = (0.5 - Math.log((1 + sin) / (1 - sin)) / (4 * Math.PI)) * s;
+    return [x, y];
+  }
+
+  function fitZoom(bbox, px) {
+    const [s, w, n, e] = bbox;
+    for (let z = 18; z >= 1; z--) {
+      const [x0, y0] = project(n, w, z);
+      const [x1, y1] = project(s, e, z);
+      if (x1 - x0 <= px && y1 - y0 <= px * 0.7) return z;
+    }
+    return 1;
+  }
+
+  // --- query string -----------------------------------------------------
+  function params(withDates) {
+    const p = new URLSearchParams();
+    if (withDates) {
+      if (state.from) p.set('from', state.from);
+      if (state.to) p.set('to', state.to);
+      if (state.band !== '') p.set('bands', state.band);
+    }
+    const all = state.config.categories.length;
+    if (state.categories.size !== all) p.set('categories', [...state.categories].join(','));
+    return p.toString();
+  }
+
+  function updateExports() {
+    const q = params(true);
+    $('exp-geojson').href = '/api/export.geojson?' + q;
+    $('exp-csv').href = '/api/export.csv?' + q;
+    $('exp-summary').href = '/api/summary.html?' + q;
+  }
+
+  // --- controls ---------------------------------------------------------
+  function buildControls(cfg) {
+    $('city').textContent = cfg.city;
+    document.title = 'Ronde relay: ' + cfg.city;
+    $('kinfo').textContent =
+      'No count below ' + cfg.k + ' is shown' + (cfg.strict ? ' (strict mode)' : '') +
+      '. Times are UTC' + (cfg.utc_offset_hours >= 0 ? '+' : '') + cfg.utc_offset_hours + '.';
+    const cats = $('cats');
+    for (const name of cfg.categories) {
+      state.categories.add(name);
+      const box = el('input', { type: 'checkbox', value: name, 'data-category': name });
+      box.checked = true;
+      box.addEventListener('change', () => {
+        if (box.checked) state.categories.add(name);
+        else state.categories.delete(name);
+        refresh();
+      });
+      const label = el('label');
+      label.append(box, ' ' + name.replace(/_/g, ' '));
+      cats.append(label);
+    }
+    const band = $('band');
+    cfg.bands.forEach((b, i) => band.append(el('option', { value: String(i) }, b)));
+    band.addEventListener('change', () => {
+      state.band = band.value;
+      refresh();
+    });
+    const today = cfg.today;
+    const d = new Date(today + 'T00:00:00Z');
+    d.setUTCDate(d.getUTCDate() - 29);
+    state.to = today;
+    state.from = d.toISOString().slice(0, 10);
+    $('from').value = state.from;
+    $('to').value = state.to;
+    for (const id of ['from', 'to']) {
+      $(id).addEventListener('change', () => {
+        state[id] = $(id).value;
+        refresh();
+      });
+    }
+    for (const r of document.querySelectorAll('input[name=mode]')) {
+      r.addEventListener('change', () => {
+        state.mode = r.value;
+        refresh();
+      });
+    }
+    $('attribution').textContent = cfg.tile_attribution || '';
+  }
+
+  // --- map --------------------------------------------------------------
+  function setupMap(cfg) {
+    const map = $('map');
+    const width = map.clientWidth || 800;
+    state.zoom = fitZoom(cfg.bbox, width);
+    const [x0, y0] = project(cfg.bbox[2], cfg.bbox[1], state.zoom);
+    const [x1, y1] = project(cfg.bbox[0], cfg.bbox[3], state.zoom);
+    const pad = 20;
+    state.view = [x0 - pad, y0 - pad, x1 - x0 + 2 * pad, y1 - y0 + 2 * pad];
+    applyView();
+
+    // Drag to pan, wheel to zoom.
+    let drag = null;
+    map.addEventListener('pointerdown', (e) => {
+      drag = { x: e.clientX, y: e.clientY, view: state.view.slice() };
+      map.setPointerCapture(e.pointerId);
+    });
+    map.addEventListener('pointermove', (e) => {
+      if (!drag) return;
+      const k = state.view[2] / (map.clientWidth || 1);
+      state.view[0] = drag.view[0] - (e.clientX - drag.x) * k;
+      state.view[1] = drag.view[1] - (e.clientY - drag.y) * k;
+      applyView();
+    });
+    map.addEventListener('pointerup', () => { drag = null; });
+    map.addEventListener('wheel', (e) => {
+      e.preventDefault();
+      const f = e.deltaY > 0 ? 1.25 : 0.8;
+      const r = map.getBoundingClientRect();
+      const k = state.view[2] / (r.width || 1);
+      const cx = state.view[0] + (e.clientX - r.left) * k;
+      const cy = state.view[1] + (e.clientY - r.top) * k;
+      state.view = [cx - (cx - state.view[0]) * f, cy - (cy - state.view[1]) * f, state.view[2] * f, state.view[3] * f];
+      applyView();
+    }, { passive: false });
+  }
+
+  function applyView() {
+    $('map').setAttribute('viewBox', state.view.map((v) => v.toFixed(1)).join(' '));
+  }
+
+  function tileLayer(cfg, z) {
+    const g = svg('g', { class: 'tiles' });
+    if (!cfg.tile_url) return g;
+    const [x0, y0] = project(cfg.bbox[2], cfg.bbox[1], z);
+    const [x1, y1] = project(cfg.bbox[0], cfg.bbox[3], z);
+    const n = Math.pow(2, z);
+    const t0x = Math.max(0, Math.floor(x0 / TILE) - 1), t1x = Math.min(n - 1, Math.floor(x1 / TILE) + 1);
+    const t0y = Math.max(0, Math.floor(y0 / TILE) - 1), t1y = Math.min(n - 1, Math.floor(y1 / TILE) + 1);
+    if ((t1x - t0x + 1) * (t1y - t0y + 1) > 120) return g;
+    for (let tx = t0x; tx <= t1x; tx++) {
+      for (let ty = t0y; ty <= t1y; ty++) {
+        const url = cfg.tile_url.replace('{z}', z).replace('{x}', tx).replace('{y}', ty).replace('{s}', 'a');
+        const img = svg('image', { x: tx * TILE, y: ty * TILE, width: TILE, height: TILE, href: url });
+        // No network: drop the tile, the plain background stays.
+        img.addEventListener('error', () => img.remove());
+        g.append(img);
+      }
+    }
+    return g;
+  }
+
+  function colour(n, max) {
+    // Yellow → dark red, by share of the largest count shown.
+    const t = max > 0 ? Math.min(1, n / max) : 0;
+    const h = 52 - 52 * t;
+    const l = 62 - 30 * t;
+    return 'hsl(' + h.toFixed(0) + ',90%,' + l.toFixed(0) + '%)';
+  }
+
+  function describe(c) {
+    const parts = Object.entries(c.by_category).map(([k, v]) => k.replace(/_/g, ' ') + ': ' + v);
+    return c.cell + ': ' + c.total + ' reports' + (parts.length ? ' (' + parts.join(', ') + ')' : '');
+  }
+
+  function drawMap() {
+    const cfg = state.config;
+    const z = state.zoom;
+    const map = $('map');
+    map.replaceChildren();
+    const [bx0, by0] = project(cfg.bbox[2], cfg.bbox[1], z);
+    const [bx1, by1] = project(cfg.bbox[0], cfg.bbox[3], z);
+    map.append(svg('rect', { x: bx0 - 5000, y: by0 - 5000, width: bx1 - bx0 + 10000, height: by1 - by0 + 10000, fill: '#e8ecef' }));
+    map.append(tileLayer(cfg, z));
+    const areas = svg('g', { class: 'areas' });
+    for (const a of cfg.areas) {
+      const [s, w, n, e] = a.bounds;
+      const [x0, y0] = project(n, w, z);
+      const [x1, y1] = project(s, e, z);
+      const r = svg('rect', { class: 'area', x: x0, y: y0, width: x1 - x0, height: y1 - y0 });
+      r.append(svg('title'));
+      r.lastChild.textContent = 'area ' + a.area;
+      areas.append(r);
+    }
+    map.append(areas);
+
+    const max = state.cells.reduce((m, c) => Math.max(m, c.total), 0);
+    const cells = svg('g', { class: 'cells' });
+    const labels = svg('g', { class: 'labels' });
+    for (const c of state.cells) {
+      const [s, w, n, e] = c.bounds;
+      const pts = [[n, w], [n, e], [s, e], [s, w]].map(([la, lo]) => project(la, lo, z).map((v) => v.toFixed(2)).join(','));
+      const p = svg('polygon', {
+        class: 'cell' + (state.selected === c.cell ? ' selected' : ''),
+        points: pts.join(' '),
+        fill: colour(c.total, max),
+        'data-cell': c.cell,
+        'data-count': c.total,
+      });
+      const t = svg('title');
+      t.textContent = describe(c);
+      p.append(t);
+      p.addEventListener('click', () => select(c.cell));
+      cells.append(p);
+      const [cx, cy] = project(c.center[0], c.center[1], z);
+      const [px0] = project(n, w, z);
+      const [px1] = project(n, e, z);
+      if (px1 - px0 >= 10) {
+        const label = svg('text', { class: 'label', x: cx.toFixed(1), y: cy.toFixed(1) });
+        label.textContent = String(c.total);
+        labels.append(label);
+      }
+    }
+    map.append(cells, labels);
+
+    const places = svg('g', { class: 'places' });
+    for (const v of state.places) {
+      const [x, y] = project(v.location.lat, v.location.lon, z);
+      const status = v.freshness.status;
+      const dot = svg('circle', { class: 'place ' + status, cx: x.toFixed(1), cy: y.toFixed(1), r: 5, 'data-place': v.id, 'data-freshness': status });
+      const t = svg('title');
+      t.textContent = v.name + ' (' + v.kind.replace(/_/g, ' ') + '): ' + status;
+      dot.append(t);
+      places.append(dot);
+    }
+    map.append(places);
+    drawLegend(max);
+  }
+
+  function drawLegend(max) {
+    const lg = $('legend');
+    lg.replaceChildren();
+    if (max > 0) {
+      const steps = [...new Set([state.config.k, Math.ceil((state.config.k + max) / 2), max])].filter((n) => n <= max);
+      for (const n of steps) {
+        const s = el('span');
+        const sw = el('span', { class: 'swatch' });
+        sw.style.background = colour(n, max);
+        s.append(sw, String(n) + ' reports');
+        lg.append(s);
+      }
+    }
+    for (const [cls, text] of [['fresh', 'safe place'], ['stale', 'going stale'], ['expired', 'expired']]) {
+      const s = el('span');
+      const sw = el('span', { class: 'swatch' });
+      sw.style.background = cls === 'fresh' ? '#1a7f37' : cls === 'stale' ? '#bf8700' : '#6e7781';
+      sw.style.borderRadius = '50%';
+      s.append(sw, text);
+      lg.append(s);
+    }
+  }
+
+  function select(cell) {
+    state.selected = state.selected === cell ? null : cell;
+    for (const p of document.querySelectorAll('#map polygon.cell')) {
+      p.classList.toggle('selected', p.dataset.cell === state.selected);
+    }
+    for (const r of document.querySelectorAll('#hot-table tbody tr')) {
+      r.style.fontWeight = r.dataset.cell === state.selected ? 'bold' : '';
+    }
+  }
+
+  // --- panels -----------------------------------------------------------
+  function drawTrend(days, k) {
+    const chart = $('trend-chart');
+    chart.replaceChildren();
+    const W = 600, H = 160, B = 18;
+    chart.setAttribute('viewBox', '0 0 ' + W + ' ' + H);
+    chart.setAttribute('preserveAspectRatio', 'none');
+    const max = days.reduce((m, d) => Math.max(m, d.total || 0), 0);
+    const bw = W / Math.max(1, days.length);
+    days.forEach((d, i) => {
+      const suppressed = d.total === null;
+      const h = suppressed ? 3 : max > 0 ? ((H - B - 14) * d.total) / max : 0;
+      const r = svg('rect', { class: 'bar' + (suppressed ? ' suppressed' : ''), x: (i * bw + 0.5).toFixed(1), y: (H - B - h).toFixed(1), width: Math.max(1, bw - 1).toFixed(1), height: h.toFixed(1), 'data-day': d.day });
+      const t = svg('title');
+      t.textContent = d.day + ': ' + (suppressed ? 'fewer than ' + k + ' (or none)' : d.total + ' reports');
+      r.append(t);
+      chart.append(r);
+    });
+    if (days.length) {
+      const a = svg('text', { x: 2, y: H - 4 });
+      a.textContent = days[0].day;
+      const b = svg('text', { x: W - 2, y: H - 4, 'text-anchor': 'end' });
+      b.textContent = days[days.length - 1].day;
+      const m = svg('text', { x: 2, y: 11 });
+      m.textContent = 'max ' + max + ' / day';
+      chart.append(a, b, m);
+    }
+  }
+
+  function drawHotspots(list) {
+    const tb = $('hot-table').tBodies[0];
+    tb.replaceChildren();
+    if (!list.length) {
+      const tr = el('tr');
+      tr.append(el('td', { colspan: 5, class: 'muted' }, 'No cell reaches the threshold.'));
+      tb.append(tr);
+      return;
+    }
+    for (const h of list) {
+      const tr = el('tr', { 'data-cell': h.cell });
+      const cats = Object.entries(h.by_category).map(([k, v]) => k.replace(/_/g, ' ') + ' ' + v).join(', ');
+      const bands = Object.entries(h.by_band).map(([k, v]) => k + 'h ' + v).join(', ');
+      tr.append(el('td', {}, String(h.rank)), el('td', {}, h.cell), el('td', {}, String(h.total)), el('td', {}, cats), el('td', {}, bands));
+      tr.addEventListener('click', () => select(h.cell));
+      tb.append(tr);
+    }
+  }
+
+  const fmtTime = (t) => (t ? new Date(t * 1000).toISOString().slice(0, 16).replace('T', ' ') + ' UTC' : '—');
+
+  function drawPlaces(views) {
+    const tb = $('places-table').tBodies[0];
+    tb.replaceChildren();
+    const stale = $('stale-list');
+    stale.replaceChildren();
+    for (const v of views) {
+      const f = v.freshness;
+      const tr = el('tr', { 'data-place': v.id, 'data-freshness': f.status });
+      const badge = el('span', { class: 'badge ' + f.status }, f.status);
+      const tdStatus = el('td');
+      tdStatus.append(badge);
+      const flags = Object.entries(v.flags).map(([k, n]) => k.replace(/_/g, ' ') + ' ' + n).join(', ');
+      const btn = el('button', { type: 'button' }, 'Confirm');
+      btn.addEventListener('click', async () => {
+        btn.disabled = true;
+        try {
+          const res = await fetch('/api/places/' + v.id + '/confirm', { method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': 'application/json' }, body: '{}' });
+          if (!res.ok) throw new Error(res.statusText);
+          await loadPlaces();
+          drawMap();
+        } catch (e) {
+          btn.disabled = false;
+          btn.textContent = 'Failed';
+        }
+      });
+      const tdBtn = el('td');
+      tdBtn.append(btn);
+      tr.append(el('td', {}, v.name), el('td', {}, v.kind.replace(/_/g, ' ')), tdStatus,
+        el('td', {}, fmtTime(f.until || f.since)), el('td', {}, fmtTime(v.last_heartbeat)), el('td', {}, flags || '—'), tdBtn);
+      tb.append(tr);
+      if (f.status !== 'fresh') {
+        stale.append(el('li', { 'data-place': v.id }, v.name + ': ' + f.status + (f.until ? ', until ' + fmtTime(f.until) : ', since ' + fmtTime(f.since))));
+      }
+    }
+    if (!stale.children.length) stale.append(el('li', { class: 'muted' }, 'None: every place is fresh.'));
+  }
+
+  function drawMediators(list) {
+    const tb = $('mediators-table').tBodies[0];
+    tb.replaceChildren();
+    for (const m of list) {
+      const tr = el('tr');
+      tr.append(el('td', {}, m.name), el('td', {}, m.role), el('td', {}, m.phone), el('td', {}, m.area || 'whole city'), el('td', {}, m.hours), el('td', {}, fmtTime(m.expires_at)));
+      tb.append(tr);
+    }
+  }
+
+  async function drawStatus() {
+    try {
+      const s = await getJSON('/api/status');
+      const dl = $('status-list');
+      dl.replaceChildren();
+      for (const [k, v] of [['peers', s.connected_peers], ['areas followed', s.areas], ['live reports', s.live_reports], ['aggregate rows', s.aggregate_rows], ['reports counted since start', s.reports_accepted], ['directory serial', s.directory_serial]]) {
+        dl.append(el('dt', {}, k), el('dd', {}, String(v)));
+      }
+    } catch (e) { /* shown elsewhere */ }
+  }
+
+  async function loadPlaces() {
+    const views = await getJSON('/api/places');
+    state.places = views;
+    drawPlaces(views);
+  }
+
+  // --- refresh ----------------------------------------------------------
+  let pending = 0;
+  async function refresh() {
+    const mine = ++pending;
+    const status = $('map-status');
+    status.dataset.state = 'loading';
+    updateExports();
+    try {
+      const cellsUrl = state.mode === 'live' ? '/api/live?' + params(false) : '/api/cells?' + params(true);
+      const [cells, trend, hot, views, meds] = await Promise.all([
+        getJSON(cellsUrl),
+        getJSON('/api/trend?' + params(true)),
+        getJSON('/api/hotspots?' + params(true)),
+        getJSON('/api/places'),
+        getJSON('/api/mediators'),
+      ]);
+      if (mine !== pending) return; // a newer refresh is on its way
+      state.cells = cells.cells;
+      state.places = views;
+      drawMap();
+      drawTrend(trend.days, trend.k);
+      drawHotspots(hot.hotspots);
+      drawPlaces(views);
+      drawMediators(meds);
+      drawStatus();
+      state.version += 1;
+      status.textContent = (state.mode === 'live' ? 'Live: ' : state.from + ' to ' + state.to + ': ') +
+        state.cells.length + ' cells shown; cells with fewer than ' + state.config.k + ' reports are hidden.';
+      status.dataset.version = String(state.version);
+      status.dataset.state = 'ready';
+    } catch (e) {
+      if (mine !== pending) return;
+      status.textContent = 'Could not load: ' + e.message;
+      status.dataset.state = 'error';
+    }
+  }
+
+  async function start() {
+    try {
+      state.config = await getJSON('/api/config');
+    } catch (e) {
+      $('map-status').textContent = 'Could not load the configuration: ' + e.message;
+      $('map-status').dataset.state = 'error';
+      return;
+    }
+    buildControls(state.config);
+    setupMap(state.config);
+    await refresh();
+    setInterval(() => { if (state.mode === 'live') refresh(); }, 30000);
+  }
+
+  start();
+})();

@@ -1,0 +1,631 @@
+//! Reading aggregates, sans I/O: filters, k-suppression, hotspots, trends,
+//! and the export formats (GeoJSON, CSV, HTML summary).
+//!
+//! **The suppression rule** (see `docs/threat-model.md`, "City relay:
+//! aggregates and k-suppression"). Every answer is computed from buckets with
+//! fixed boundaries (geohash cells, whole local days, fixed three-hour bands,
+//! the fixed category list), after the filters are applied, then:
+//!
+//! 1. a cell whose filtered total is below `k` is left out entirely
+//!    (a left-out cell and an empty cell look the same);
+//! 2. within a shown cell, a part (a category, a band) below `k` is left
+//!    out, and if the parts left out add up to between 1 and `k - 1`
+//!    reports, the smallest shown parts are left out too until they add up
+//!    to 0 or at least `k`, so that no subtraction inside one answer reveals
+//!    fewer than `k` reports;
+//! 3. a day of the city-wide trend below `k` is shown as suppressed;
+//! 4. in strict mode, the atomic buckets *cell × category × local day ×
+//!    band* below `k` are dropped before anything is added up, so every
+//!    published number is a sum of buckets of at least `k` reports.
+//!
+//! Every function here is pure and takes the rows it needs; the HTTP layer
+//! reads rows from the store and calls these.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use ronde_protocol::{Category, Cell};
+use serde::Serialize;
+
+use crate::rules::{band_label, format_day, BucketKey, LiveEntry, LocalTime, BANDS};
+
+/// Longest date range a query may cover, days.
+pub const MAX_RANGE_DAYS: i64 = 3_660;
+
+/// How a query is restricted. Empty sets mean "all".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    /// First local day (days since 1970-01-01), inclusive.
+    pub from_day: i64,
+    /// Last local day, inclusive.
+    pub to_day: i64,
+    /// Categories to count (empty: all).
+    pub categories: BTreeSet<Category>,
+    /// Time-of-day bands to count, 0..8 (empty: all).
+    pub bands: BTreeSet<u8>,
+}
+
+impl Filter {
+    fn wants_category(&self, c: Category) -> bool {
+        self.categories.is_empty() || self.categories.contains(&c)
+    }
+    fn wants_band(&self, b: u8) -> bool {
+        self.bands.is_empty() || self.bands.contains(&b)
+    }
+    /// The UTC hour buckets `[first, end)` the filter's days cover.
+    pub fn hour_range(&self, tz: LocalTime) -> (i64, i64) {
+        (
+            tz.first_hour_of_day(self.from_day),
+            tz.first_hour_of_day(self.to_day + 1),
+        )
+    }
+}
+
+/// The threshold and mode of suppression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Suppression {
+    /// Smallest count ever shown.
+    pub k: u64,
+    /// Drop atomic buckets under `k` before adding up (see the module doc).
+    pub strict: bool,
+}
+
+/// One stored aggregate row.
+pub type Row = (BucketKey, u64);
+
+/// A cell as published: only counts of at least `k`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CellCount {
+    /// The cell.
+    pub cell: Cell,
+    /// `[min_lat, min_lon, max_lat, max_lon]`.
+    pub bounds: [f64; 4],
+    /// `[lat, lon]` of the centre.
+    pub center: [f64; 2],
+    /// Reports in the cell under the filter (at least `k`).
+    pub total: u64,
+    /// Per-category counts that may be shown (each at least `k`); categories
+    /// left out have 0 or were suppressed, indistinguishably.
+    pub by_category: BTreeMap<Category, u64>,
+}
+
+/// Keep the parts of a total that may be shown: each at least `k`, and
+/// what is left out adds up to 0 or at least `k` (secondary suppression).
+pub fn publishable_parts<K: Ord + Copy>(parts: &BTreeMap<K, u64>, k: u64) -> BTreeMap<K, u64> {
+    let mut shown: BTreeMap<K, u64> = parts
+        .iter()
+        .filter(|(_, n)| **n >= k)
+        .map(|(c, n)| (*c, *n))
+        .collect();
+    let total: u64 = parts.values().sum();
+    loop {
+        let hidden = total - shown.values().sum::<u64>();
+        if hidden == 0 || hidden >= k {
+            return shown;
+        }
+        // Leave out the smallest shown part (ties: the last key) and retry.
+        let Some(smallest) = shown
+            .iter()
+            .min_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+            .map(|(c, _)| *c)
+        else {
+            return shown;
+        };
+        shown.remove(&smallest);
+    }
+}
+
+fn bounds_of(cell: &Cell) -> [f64; 4] {
+    let (a, b, c, d) = cell.bounds();
+    [a, b, c, d]
+}
+
+/// Published cells of per-(cell, category) counts: cells under `k` are left
+/// out, category parts suppressed as [`publishable_parts`]. Most reports
+/// first, then by cell.
+pub fn cell_table(
+    counts: impl IntoIterator<Item = (Cell, Category, u64)>,
+    k: u64,
+) -> Vec<CellCount> {
+    let mut per_cell: BTreeMap<Cell, BTreeMap<Category, u64>> = BTreeMap::new();
+    for (cell, cat, n) in counts {
+        if n > 0 {
+            *per_cell.entry(cell).or_default().entry(cat).or_insert(0) += n;
+        }
+    }
+    let mut out: Vec<CellCount> = per_cell
+        .into_iter()
+        .filter_map(|(cell, parts)| {
+            let total: u64 = parts.values().sum();
+            if total < k.max(1) {
+                return None;
+            }
+            let (lat, lon) = cell.center();
+            Some(CellCount {
+                cell,
+                bounds: bounds_of(&cell),
+                center: [lat, lon],
+                total,
+                by_category: publishable_parts(&parts, k),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| b.total.cmp(&a.total).then(a.cell.cmp(&b.cell)));
+    out
+}
+
+/// The rows a filter selects, each with its local day and band; in strict
+/// mode only those whose atomic bucket (cell, category, day, band) holds at
+/// least `k` reports.
+pub fn select(
+    rows: &[Row],
+    filter: &Filter,
+    tz: LocalTime,
+    sup: Suppression,
+) -> Vec<(BucketKey, i64, u8, u64)> {
+    let picked: Vec<(BucketKey, i64, u8, u64)> = rows
+        .iter()
+        .filter(|(key, n)| *n > 0 && filter.wants_category(key.category))
+        .map(|(key, n)| {
+            (
+                *key,
+                tz.day_of_hour(key.hour),
+                tz.band_of_hour(key.hour),
+                *n,
+            )
+        })
+        .filter(|(_, day, band, _)| {
+            (filter.from_day..=filter.to_day).contains(day) && filter.wants_band(*band)
+        })
+        .collect();
+    if !sup.strict {
+        return picked;
+    }
+    let mut atomic: BTreeMap<(Cell, Category, i64, u8), u64> = BTreeMap::new();
+    for (key, day, band, n) in &picked {
+        *atomic
+            .entry((key.cell, key.category, *day, *band))
+            .or_insert(0) += n;
+    }
+    picked
+        .into_iter()
+        .filter(|(key, day, band, _)| {
+            atomic
+                .get(&(key.cell, key.category, *day, *band))
+                .is_some_and(|n| *n >= sup.k)
+        })
+        .collect()
+}
+
+/// The published cells of a date range.
+pub fn cells(rows: &[Row], filter: &Filter, tz: LocalTime, sup: Suppression) -> Vec<CellCount> {
+    cell_table(
+        select(rows, filter, tz, sup)
+            .into_iter()
+            .map(|(key, _, _, n)| (key.cell, key.category, n)),
+        sup.k,
+    )
+}
+
+/// The published cells of the reports live now.
+pub fn live_cells(live: &[LiveEntry], categories: &BTreeSet<Category>, k: u64) -> Vec<CellCount> {
+    cell_table(
+        live.iter()
+            .filter(|e| categories.is_empty() || categories.contains(&e.category))
+            .map(|e| (e.cell, e.category, 1)),
+        k,
+    )
+}
+
+/// One day of the city-wide trend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DayCount {
+    /// `YYYY-MM-DD`, local.
+    pub day: String,
+    /// Reports in the jurisdiction that day under the filter; `None` when
+    /// fewer than `k` (suppressed).
+    pub total: Option<u64>,
+}
+
+/// Reports per local day over the filter's range, city-wide.
+pub fn trend(rows: &[Row], filter: &Filter, tz: LocalTime, sup: Suppression) -> Vec<DayCount> {
+    let mut per_day: BTreeMap<i64, u64> = BTreeMap::new();
+    for (_, day, _, n) in select(rows, filter, tz, sup) {
+        *per_day.entry(day).or_insert(0) += n;
+    }
+    (filter.from_day..=filter.to_day)
+        .map(|day| {
+            let n = per_day.get(&day).copied().unwrap_or(0);
+            DayCount {
+                day: format_day(day),
+                total: (n >= sup.k && n > 0).then_some(n),
+            }
+        })
+        .collect()
+}
+
+/// A cell in the hotspot ranking.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hotspot {
+    /// 1 for the cell with most reports.
+    pub rank: usize,
+    /// The cell and its published counts.
+    #[serde(flatten)]
+    pub cell: CellCount,
+    /// Published counts per time-of-day band (label `21-24` → count).
+    pub by_band: BTreeMap<String, u64>,
+}
+
+/// The `limit` cells with most reports over the filter, with their
+/// published breakdown by category and by time of day.
+pub fn hotspots(
+    rows: &[Row],
+    filter: &Filter,
+    tz: LocalTime,
+    sup: Suppression,
+    limit: usize,
+) -> Vec<Hotspot> {
+    let selected = select(rows, filter, tz, sup);
+    let mut bands: BTreeMap<Cell, BTreeMap<u8, u64>> = BTreeMap::new();
+    for (key, _, band, n) in &selected {
+        *bands.entry(key.cell).or_default().entry(*band).or_insert(0) += n;
+    }
+    let table = cell_table(
+        selected
+            .iter()
+            .map(|(key, _, _, n)| (key.cell, key.category, *n)),
+        sup.k,
+    );
+    table
+        .into_iter()
+        .take(limit)
+        .enumerate()
+        .map(|(i, cell)| {
+            let by_band = bands
+                .get(&cell.cell)
+                .map(|b| publishable_parts(b, sup.k))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(b, n)| (band_label(b), n))
+                .collect();
+            Hotspot {
+                rank: i + 1,
+                cell,
+                by_band,
+            }
+        })
+        .collect()
+}
+
+/// Every band's label, in order.
+pub fn band_labels() -> Vec<String> {
+    (0..BANDS).map(band_label).collect()
+}
+
+/// What an export says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExportMeta {
+    /// The city.
+    pub city: String,
+    /// First day, `YYYY-MM-DD`.
+    pub from: String,
+    /// Last day, inclusive.
+    pub to: String,
+    /// Categories counted (names).
+    pub categories: Vec<String>,
+    /// Bands counted (labels).
+    pub bands: Vec<String>,
+    /// The suppression threshold.
+    pub k: u64,
+    /// Whether strict suppression was applied.
+    pub strict: bool,
+}
+
+impl ExportMeta {
+    /// Describe a filter.
+    pub fn new(city: &str, filter: &Filter, sup: Suppression) -> ExportMeta {
+        let categories = if filter.categories.is_empty() {
+            Category::ALL.iter().map(|c| c.to_string()).collect()
+        } else {
+            filter.categories.iter().map(|c| c.to_string()).collect()
+        };
+        let bands = if filter.bands.is_empty() {
+            band_labels()
+        } else {
+            filter.bands.iter().map(|b| band_label(*b)).collect()
+        };
+        ExportMeta {
+            city: city.to_owned(),
+            from: format_day(filter.from_day),
+            to: format_day(filter.to_day),
+            categories,
+            bands,
+            k: sup.k,
+            strict: sup.strict,
+        }
+    }
+}
+
+/// A GeoJSON FeatureCollection: one Polygon per published cell (a closed
+/// ring of its corners, `[lon, lat]`), with `cell`, `total` and one property
+/// per published category count.
+pub fn geojson(meta: &ExportMeta, cells: &[CellCount]) -> serde_json::Value {
+    let features: Vec<serde_json::Value> = cells
+        .iter()
+        .map(|c| {
+            let [s, w, n, e] = c.bounds;
+            let mut props = serde_json::Map::new();
+            props.insert("cell".into(), c.cell.as_str().into());
+            props.insert("total".into(), c.total.into());
+            let counts: serde_json::Map<String, serde_json::Value> = c
+                .by_category
+                .iter()
+                .map(|(cat, n)| (cat.to_string(), (*n).into()))
+                .collect();
+            props.insert("counts".into(), counts.into());
+            serde_json::json!({
+                "type": "Feature",
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]],
+                },
+                "properties": props,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "type": "FeatureCollection",
+        "ronde": meta,
+        "features": features,
+    })
+}
+
+/// CSV: a header, then one line per published cell:
+/// `cell,min_lat,min_lon,max_lat,max_lon,total,<one column per category>`,
+/// where a category column is empty when its count is suppressed or zero.
+pub fn csv(cells: &[CellCount]) -> String {
+    let mut out = String::from("cell,min_lat,min_lon,max_lat,max_lon,total");
+    for c in Category::ALL {
+        out.push(',');
+        out.push_str(c.as_str());
+    }
+    out.push('\n');
+    for c in cells {
+        let [a, b, cc, d] = c.bounds;
+        let _ = write!(out, "{},{a:.6},{b:.6},{cc:.6},{d:.6},{}", c.cell, c.total);
+        for cat in Category::ALL {
+            out.push(',');
+            if let Some(n) = c.by_category.get(&cat) {
+                let _ = write!(out, "{n}");
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Escape text for HTML.
+pub fn html_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// A place in the summary's list of places to follow up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaceLine {
+    /// Its name.
+    pub name: String,
+    /// `fresh`, `stale` or `expired`.
+    pub status: &'static str,
+    /// Flags received recently.
+    pub flags: u64,
+}
+
+/// A self-contained HTML summary a city can send to its services: period,
+/// published totals, the trend, the top hotspots and places to follow up.
+pub fn summary_html(
+    meta: &ExportMeta,
+    hot: &[Hotspot],
+    days: &[DayCount],
+    places: &[PlaceLine],
+) -> String {
+    let e = html_escape;
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>Ronde summary: {city}, {from} to {to}</title>\
+         <style>body{{font-family:sans-serif;max-width:50em;margin:2em auto;color:#222}}\
+         table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2em .5em;text-align:left}}\
+         .muted{{color:#666}}</style></head><body>\
+         <h1>Street safety reports: {city}</h1>\
+         <p>Period: <b>{from}</b> to <b>{to}</b> (local days). Categories: {cats}. Times of day: {bands}.</p>\
+         <p class=\"muted\">Counts of anonymous reports made with Ronde. No count below {k} is shown: \
+         a cell, a category or a day with fewer reports is left out{strict}. A report says what \
+         happened, in which cell of about 150 m, and at which minute; never who made it.</p>",
+        city = e(&meta.city),
+        from = e(&meta.from),
+        to = e(&meta.to),
+        cats = e(&meta.categories.join(", ")),
+        bands = e(&meta.bands.join(", ")),
+        k = meta.k,
+        strict = if meta.strict {
+            " (strict mode: also per cell, category, day and time of day)"
+        } else {
+            ""
+        },
+    );
+    let shown: u64 = days.iter().filter_map(|d| d.total).sum();
+    let _ = write!(
+        h,
+        "<h2>Overview</h2><p>Reports on the days shown: <b>{shown}</b> \
+         ({n} of {all} days above the threshold).</p>",
+        n = days.iter().filter(|d| d.total.is_some()).count(),
+        all = days.len()
+    );
+    h.push_str("<h2>Hotspots</h2>");
+    if hot.is_empty() {
+        h.push_str("<p>No cell reaches the threshold in this period.</p>");
+    } else {
+        h.push_str(
+            "<table><tr><th>#</th><th>cell</th><th>centre</th><th>reports</th>\
+             <th>by category</th><th>by time of day</th></tr>",
+        );
+        for s in hot {
+            let cats: Vec<String> = s
+                .cell
+                .by_category
+                .iter()
+                .map(|(c, n)| format!("{c}: {n}"))
+                .collect();
+            let bands: Vec<String> = s.by_band.iter().map(|(b, n)| format!("{b}: {n}")).collect();
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{:.4}, {:.4}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                s.rank,
+                e(s.cell.cell.as_str()),
+                s.cell.center[0],
+                s.cell.center[1],
+                s.cell.total,
+                e(&cats.join(", ")),
+                e(&bands.join(", "))
+            );
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("<h2>Reports per day</h2><table><tr><th>day</th><th>reports</th></tr>");
+    for d in days {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td></tr>",
+            e(&d.day),
+            d.total
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| format!("fewer than {}", meta.k))
+        );
+    }
+    h.push_str("</table><h2>Safe places to follow up</h2>");
+    if places.is_empty() {
+        h.push_str("<p>Every safe place is fresh and unflagged.</p>");
+    } else {
+        h.push_str("<table><tr><th>place</th><th>status</th><th>recent flags</th></tr>");
+        for p in places {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                e(&p.name),
+                p.status,
+                p.flags
+            );
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("</body></html>\n");
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(hour: u32, cell: &str, cat: Category) -> BucketKey {
+        BucketKey {
+            hour,
+            cell: cell.parse().expect("cell"),
+            category: cat,
+        }
+    }
+
+    const UTC: LocalTime = LocalTime { offset_hours: 0 };
+
+    fn all_days() -> Filter {
+        Filter {
+            from_day: 0,
+            to_day: 100,
+            categories: BTreeSet::new(),
+            bands: BTreeSet::new(),
+        }
+    }
+
+    #[test]
+    fn secondary_suppression_leaves_no_small_remainder() {
+        let parts: BTreeMap<u8, u64> = [(1, 5), (2, 2)].into_iter().collect();
+        // 2 < k is hidden; total 7 minus 5 would reveal it: hide 5 too.
+        assert!(publishable_parts(&parts, 3).is_empty());
+        let parts: BTreeMap<u8, u64> = [(1, 5), (2, 4), (3, 1), (4, 2)].into_iter().collect();
+        // Hidden 1 + 2 = 3 >= k: the others stay.
+        assert_eq!(
+            publishable_parts(&parts, 3),
+            [(1, 5), (2, 4)].into_iter().collect()
+        );
+        let parts: BTreeMap<u8, u64> = [(1, 5), (2, 4), (3, 1)].into_iter().collect();
+        // Hidden 1: hide the smallest shown (4) → hidden 5.
+        assert_eq!(publishable_parts(&parts, 3), [(1, 5)].into_iter().collect());
+    }
+
+    #[test]
+    fn cells_under_k_are_left_out_after_filtering() {
+        let rows = vec![
+            (key(10, "u09tvw1", Category::Harassment), 2),
+            (key(11, "u09tvw1", Category::Following), 1),
+            (key(10, "u09tvw2", Category::Harassment), 1),
+        ];
+        let sup = Suppression {
+            k: 3,
+            strict: false,
+        };
+        let all = cells(&rows, &all_days(), UTC, sup);
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].total, 3);
+        // Both categories are under k and hidden together (3 >= k).
+        assert!(all[0].by_category.is_empty());
+        // Filtering to one category drops the cell: 2 < k.
+        let mut f = all_days();
+        f.categories.insert(Category::Harassment);
+        assert!(cells(&rows, &f, UTC, sup).is_empty());
+        // Strict mode: every atomic bucket is under k, nothing is shown.
+        let strict = Suppression { k: 3, strict: true };
+        assert!(cells(&rows, &all_days(), UTC, strict).is_empty());
+        assert_eq!(
+            cells(&rows, &all_days(), UTC, Suppression { k: 1, strict: true }).len(),
+            2
+        );
+    }
+
+    #[test]
+    fn exports_agree() {
+        let rows = vec![
+            (key(10, "u09tvw1", Category::Harassment), 4),
+            (key(11, "u09tvw1", Category::Following), 3),
+        ];
+        let sup = Suppression {
+            k: 3,
+            strict: false,
+        };
+        let cs = cells(&rows, &all_days(), UTC, sup);
+        let meta = ExportMeta::new("Ivry", &all_days(), sup);
+        let g = geojson(&meta, &cs);
+        assert_eq!(g["features"][0]["properties"]["total"], 7);
+        assert_eq!(g["features"][0]["properties"]["counts"]["harassment"], 4);
+        let text = csv(&cs);
+        let line = text.lines().nth(1).expect("a row");
+        assert!(line.starts_with("u09tvw1,"), "{line}");
+        assert!(line.contains(",7,,4,"), "{line}");
+        let html = summary_html(&meta, &hotspots(&rows, &all_days(), UTC, sup, 5), &[], &[]);
+        assert!(html.contains("u09tvw1") && html.contains("No count below 3"));
+        assert_eq!(
+            html_escape("<a href='x'>&"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;"
+        );
+    }
+}

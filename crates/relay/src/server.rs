@@ -1,0 +1,529 @@
+//! Wiring: [`Relay::start`] builds every part of a running relay in one
+//! readable function, [`Relay::shutdown`] takes it apart without losing
+//! anything, and [`run_server`] runs one until a signal.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ronde_node::{Clock, Node, NodeConfig, NodeError, NodeEvent, SystemClock};
+use ronde_protocol::Area;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::{ConfigError, RelayConfig};
+use crate::directory::{DirError, DirectoryService};
+use crate::keys::{self, KeyError};
+use crate::metrics::Metrics;
+use crate::query::{self, Filter, PlaceLine};
+use crate::rules::{format_day, Observation, Rules, HOUR};
+use crate::store::{RelayStore, StoreError};
+
+/// How often expired report ids, old aggregates and old flags are purged.
+pub const PURGE_INTERVAL: Duration = Duration::from_secs(30);
+/// How often the directory is re-signed even if nothing changed.
+pub const RESIGN_INTERVAL: Duration = Duration::from_secs(3_600);
+/// Most node events written in one batch (one flush).
+pub const MAX_BATCH: usize = 512;
+/// How long an operator's dashboard session lasts.
+pub const SESSION_SECS: u64 = 12 * 3_600;
+/// How often the relay checks that last week's summary is written.
+pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(6 * 3_600);
+
+/// Why the relay could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// A bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The city key.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The relay's database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The node.
+    #[error("the relay's node failed: {0}")]
+    Node(#[from] NodeError),
+    /// The directory.
+    #[error("the directory could not be signed: {0}")]
+    Directory(#[from] DirError),
+    /// An HTTP listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Where.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file or directory could not be written.
+    #[error("{path}: {source}")]
+    Io {
+        /// Which.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A background task panicked.
+    #[error("a relay task failed: {0}")]
+    Task(String),
+}
+
+/// What every part of the relay shares.
+pub struct Shared {
+    /// The configuration.
+    pub config: RelayConfig,
+    /// The areas followed.
+    pub areas: Vec<Area>,
+    /// The aggregation rules.
+    pub rules: Rules,
+    /// The database.
+    pub store: RelayStore,
+    /// The directory.
+    pub directory: DirectoryService,
+    /// Counters.
+    pub metrics: Metrics,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+    /// The relay's node.
+    pub node: Node,
+    /// Dashboard sessions: id → expiry.
+    pub sessions: Mutex<HashMap<String, u64>>,
+}
+
+/// A last-minute change to the node's configuration.
+pub type NodeTweak = Box<dyn FnOnce(&mut NodeConfig) + Send>;
+
+/// Options that tests (and embedders) change; `Default` is production.
+pub struct StartOptions {
+    /// The source of time, for the node and the aggregates.
+    pub clock: Arc<dyn Clock>,
+    /// Last-minute changes to the node's configuration (tests: memory
+    /// transport, a low proof-of-work difficulty).
+    pub node_tweak: Option<NodeTweak>,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        StartOptions {
+            clock: Arc::new(SystemClock),
+            node_tweak: None,
+        }
+    }
+}
+
+/// A running relay.
+pub struct Relay {
+    shared: Arc<Shared>,
+    dashboard_addr: SocketAddr,
+    public_addr: Option<SocketAddr>,
+    stop: watch::Sender<bool>,
+    http: Vec<JoinHandle<std::io::Result<()>>>,
+    ingest: JoinHandle<()>,
+    maintenance: JoinHandle<()>,
+}
+
+/// The node configuration of a relay: a whole city of areas, many
+/// connections and reports, no mDNS, and the relay and mailbox services.
+pub fn node_config(
+    config: &RelayConfig,
+    areas: usize,
+    clock: Arc<dyn Clock>,
+) -> Result<NodeConfig, RelayError> {
+    let mut n = NodeConfig::new(config.data_dir.join("node"));
+    n.listen = config.listen_addrs()?;
+    n.bootstrap = config.bootstrap_addrs()?;
+    n.mdns = false;
+    n.max_areas = areas.max(1);
+    n.max_reports = config.network.max_reports;
+    n.max_connections = config.network.max_connections;
+    n.clock = clock;
+    n.relay_server = config.network.relay_server;
+    n.mailbox_host = config.network.mailbox_host;
+    Ok(n)
+}
+
+impl Relay {
+    /// Start a relay: open the database, load the city key, start the node
+    /// and follow the city, sign the directory, start ingesting, and listen
+    /// on the dashboard and public HTTP addresses.
+    pub async fn start(config: RelayConfig, options: StartOptions) -> Result<Relay, RelayError> {
+        config.check()?;
+        let clock = options.clock;
+        let areas = config.jurisdiction.areas()?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| RelayError::Io {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+
+        // 1. Keys and storage.
+        let city_key = keys::load_key(&config.key_path())?;
+        let store = RelayStore::open(&config.data_dir)?;
+
+        // 2. The node, following every area of the city.
+        let mut node_cfg = node_config(&config, areas.len(), clock.clone())?;
+        if let Some(tweak) = options.node_tweak {
+            tweak(&mut node_cfg);
+        }
+        let node = Node::start(node_cfg).await?;
+        // Subscribe before following, so that no report is missed.
+        let events = node.events();
+        node.set_areas(areas.clone()).await?;
+
+        // 3. The directory, signed now.
+        let directory = DirectoryService::new(
+            store.clone(),
+            city_key,
+            config.city.clone(),
+            config.directory.clone(),
+        );
+        directory.rebuild(clock.now())?;
+
+        let shared = Arc::new(Shared {
+            rules: Rules::new(areas.iter().copied()),
+            areas,
+            store,
+            directory,
+            metrics: Metrics::default(),
+            clock,
+            node: node.clone(),
+            sessions: Mutex::new(HashMap::new()),
+            config,
+        });
+        let (stop, stop_rx) = watch::channel(false);
+
+        // 4. Ingest: node events → aggregates (after a catch-up).
+        let ingest = tokio::spawn(ingest_loop(shared.clone(), events, stop_rx.clone()));
+        // 5. Maintenance: purge, re-sign.
+        let maintenance = tokio::spawn(maintenance_loop(shared.clone(), stop_rx.clone()));
+
+        // 6. HTTP: the operator's dashboard and the public endpoints.
+        let mut http = Vec::new();
+        let dash_bind = shared.config.dashboard_addr()?;
+        let (dashboard_addr, task) = serve(
+            dash_bind,
+            crate::http::dashboard_router(shared.clone()),
+            stop_rx.clone(),
+        )
+        .await?;
+        http.push(task);
+        let mut public_addr = None;
+        if let Some(bind) = shared.config.public_addr()? {
+            let (addr, task) = serve(
+                bind,
+                crate::http::public_router(shared.clone()),
+                stop_rx.clone(),
+            )
+            .await?;
+            public_addr = Some(addr);
+            http.push(task);
+        }
+        tracing::info!(
+            city = %shared.config.city,
+            areas = shared.areas.len(),
+            %dashboard_addr,
+            public = ?public_addr,
+            "relay started"
+        );
+        Ok(Relay {
+            shared,
+            dashboard_addr,
+            public_addr,
+            stop,
+            http,
+            ingest,
+            maintenance,
+        })
+    }
+
+    /// The relay's node.
+    pub fn node(&self) -> &Node {
+        &self.shared.node
+    }
+
+    /// Where the dashboard listens.
+    pub fn dashboard_addr(&self) -> SocketAddr {
+        self.dashboard_addr
+    }
+
+    /// Where the public endpoints listen, if enabled.
+    pub fn public_addr(&self) -> Option<SocketAddr> {
+        self.public_addr
+    }
+
+    /// The shared state (store, directory, metrics).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Stop: close the HTTP listeners (finishing requests in flight), count
+    /// the reports already received and flush them, stop the node (which
+    /// flushes its own store), and flush the database.
+    pub async fn shutdown(self) -> Result<(), RelayError> {
+        let _ = self.stop.send(true);
+        for h in self.http {
+            match h.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server stopped with an error"),
+                Err(e) => return Err(RelayError::Task(e.to_string())),
+            }
+        }
+        self.ingest
+            .await
+            .map_err(|e| RelayError::Task(e.to_string()))?;
+        self.maintenance
+            .await
+            .map_err(|e| RelayError::Task(e.to_string()))?;
+        match self.shared.node.shutdown().await {
+            Ok(()) | Err(NodeError::Stopped) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.shared.store.flush().await?;
+        tracing::info!("relay stopped; everything is on disk");
+        Ok(())
+    }
+}
+
+async fn serve(
+    bind: SocketAddr,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(SocketAddr, JoinHandle<std::io::Result<()>>), RelayError> {
+    let listener = TcpListener::bind(bind)
+        .await
+        .map_err(|source| RelayError::Bind { addr: bind, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| RelayError::Bind { addr: bind, source })?;
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    Ok((addr, task))
+}
+
+/// Run a relay until `shutdown` resolves (e.g. SIGTERM or Ctrl-C), then stop
+/// it cleanly.
+pub async fn run_server(
+    config: RelayConfig,
+    options: StartOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RelayError> {
+    let relay = Relay::start(config, options).await?;
+    shutdown.await;
+    tracing::info!("stopping the relay");
+    relay.shutdown().await
+}
+
+/// The observation carried by a node event, if it is a report.
+fn observation_of(ev: &NodeEvent) -> Option<Observation> {
+    #[allow(unreachable_patterns)]
+    match ev {
+        NodeEvent::Report(r) => Some(Observation::from(r)),
+        _ => None,
+    }
+}
+
+/// Count a batch, flush it, and only then count it as acknowledged.
+async fn ingest_batch(shared: &Shared, batch: &[Observation]) {
+    if batch.is_empty() {
+        return;
+    }
+    let now = shared.clock.now();
+    let mut accepted = 0;
+    for obs in batch {
+        match shared.store.ingest(&shared.rules, obs, now) {
+            Ok(Ok(_)) => accepted += 1,
+            Ok(Err(refusal)) => shared.metrics.refuse(refusal),
+            Err(e) => {
+                shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "could not count a report");
+            }
+        }
+    }
+    shared
+        .metrics
+        .accepted
+        .fetch_add(accepted, Ordering::Relaxed);
+    match shared.store.flush().await {
+        Ok(()) => {
+            shared
+                .metrics
+                .acknowledged
+                .fetch_add(accepted, Ordering::Relaxed);
+        }
+        Err(e) => {
+            shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, "could not flush the aggregates");
+        }
+    }
+}
+
+/// Read every live report the node holds and count those not counted yet:
+/// at start (reports stored by the node but not counted before a crash)
+/// and after falling behind the event stream.
+async fn catch_up(shared: &Shared) {
+    // Any point and a radius larger than the Earth: every live report.
+    match shared.node.nearby(0.0, 0.0, 1.0e9).await {
+        Ok(nearby) => {
+            let batch: Vec<Observation> = nearby.reports.iter().map(Observation::from).collect();
+            for chunk in batch.chunks(MAX_BATCH) {
+                ingest_batch(shared, chunk).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not read the node's live reports"),
+    }
+    shared.metrics.catch_ups.fetch_add(1, Ordering::Relaxed);
+}
+
+async fn ingest_loop(
+    shared: Arc<Shared>,
+    mut events: broadcast::Receiver<NodeEvent>,
+    mut stop: watch::Receiver<bool>,
+) {
+    catch_up(&shared).await;
+    loop {
+        let mut batch = Vec::new();
+        let mut lagged = false;
+        let mut closed = false;
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Ok(ev) => batch.extend(observation_of(&ev)),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    shared.metrics.lagged.fetch_add(n, Ordering::Relaxed);
+                    lagged = true;
+                }
+                Err(broadcast::error::RecvError::Closed) => closed = true,
+            },
+            _ = stop.wait_for(|s| *s) => closed = true,
+        }
+        // Take whatever else is already waiting, up to a batch.
+        while batch.len() < MAX_BATCH {
+            match events.try_recv() {
+                Ok(ev) => batch.extend(observation_of(&ev)),
+                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                    shared.metrics.lagged.fetch_add(n, Ordering::Relaxed);
+                    lagged = true;
+                }
+                Err(_) => break,
+            }
+        }
+        ingest_batch(&shared, &batch).await;
+        if lagged {
+            tracing::warn!("the relay fell behind the node's events; catching up");
+            catch_up(&shared).await;
+        }
+        if closed && batch.len() < MAX_BATCH {
+            break;
+        }
+    }
+}
+
+async fn maintenance_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut purge = tokio::time::interval(PURGE_INTERVAL);
+    let mut resign = tokio::time::interval(RESIGN_INTERVAL);
+    let mut weekly = tokio::time::interval(SUMMARY_INTERVAL);
+    weekly.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    resign.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first ticks fire at once; the directory was just signed.
+    resign.tick().await;
+    loop {
+        tokio::select! {
+            _ = purge.tick() => {
+                let now = shared.clock.now();
+                let keep_hours = u64::from(shared.config.aggregates.retention_days) * 24;
+                let keep_from = u32::try_from((now / HOUR).saturating_sub(keep_hours)).unwrap_or(0);
+                match shared.store.purge(now, keep_from) {
+                    Ok((ids, rows)) if ids + rows > 0 => {
+                        tracing::debug!(ids, rows, "purged expired report ids and old aggregates");
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "purge failed");
+                    }
+                }
+            }
+            _ = resign.tick() => {
+                if let Err(e) = shared.directory.rebuild(shared.clock.now()) {
+                    tracing::warn!(error = %e, "could not re-sign the directory");
+                }
+            }
+            _ = weekly.tick() => {
+                match write_weekly_summary(&shared) {
+                    Ok(Some(path)) => tracing::info!(path = %path.display(), "wrote last week's summary"),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not write last week's summary"),
+                }
+            }
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+}
+
+/// The HTML summary of a period: published totals, trend, hotspots, and the
+/// places to follow up (not fresh, or flagged).
+pub fn summary(shared: &Shared, f: &Filter) -> Result<String, DirError> {
+    let tz = shared.config.local_time();
+    let (a, b) = f.hour_range(tz);
+    let rows = shared.store.rows(a, b)?;
+    let sup = crate::http::suppression(shared);
+    let meta = query::ExportMeta::new(&shared.config.city, f, sup);
+    let hot = query::hotspots(&rows, f, tz, sup, 10);
+    let days = query::trend(&rows, f, tz, sup);
+    let places: Vec<PlaceLine> = shared
+        .directory
+        .place_views(shared.clock.now())?
+        .into_iter()
+        .filter(|v| v.freshness.as_str() != "fresh" || !v.flags.is_empty())
+        .map(|v| PlaceLine {
+            name: v.place.name,
+            status: v.freshness.as_str(),
+            flags: v.flags.values().sum(),
+        })
+        .collect();
+    Ok(query::summary_html(&meta, &hot, &days, &places))
+}
+
+/// Write the summary of the last complete week (Monday to Sunday, local
+/// days) to `<data_dir>/summaries/summary-<from>-to-<to>.html` unless it is
+/// there already; the city can send it to its services. Returns the path
+/// when it wrote one.
+pub fn write_weekly_summary(shared: &Shared) -> Result<Option<std::path::PathBuf>, RelayError> {
+    let today = shared.config.local_time().day_of(shared.clock.now());
+    // 1970-01-01 was a Thursday: Monday is 0.
+    let weekday = (today + 3).rem_euclid(7);
+    let to_day = today - weekday - 1;
+    let from_day = to_day - 6;
+    let dir = shared.config.data_dir.join("summaries");
+    let path = dir.join(format!(
+        "summary-{}-to-{}.html",
+        format_day(from_day),
+        format_day(to_day)
+    ));
+    if path.exists() {
+        return Ok(None);
+    }
+    let f = Filter {
+        from_day,
+        to_day,
+        categories: Default::default(),
+        bands: Default::default(),
+    };
+    let html = summary(shared, &f)?;
+    let io = |source| RelayError::Io {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    std::fs::write(&path, html).map_err(io)?;
+    Ok(Some(path))
+}
