@@ -70,6 +70,9 @@ pub enum Command {
     /// are acknowledged to their sender (they learn you have seen them).
     #[command(after_help = EXIT_CODES)]
     Inbox(InboxArgs),
+    /// Run a city relay (aggregates, dashboard, exports, the signed
+    /// directory of safe places), or set one up with `ronde relay init`.
+    Relay(ronde_relay::cli::RelayArgs),
 }
 
 /// `ronde node`.

@@ -3,7 +3,8 @@
 //! `ronde node` runs a node and its local HTTP API; `ronde report`,
 //! `ronde nearby`, `ronde status` and the trusted circle's `ronde contacts`,
 //! `ronde journey`, `ronde sos` and `ronde inbox` talk to a running node
-//! through that API, exactly as the phone app does.
+//! through that API, exactly as the phone app does. `ronde relay` runs a
+//! city relay (crate `ronde-relay`).
 
 mod args;
 mod circle_cmd;
@@ -28,7 +29,7 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(exit::USAGE));
         }
     };
-    init_logging(matches!(cli.command, Command::Node(_)));
+    init_logging(matches!(cli.command, Command::Node(_) | Command::Relay(_)));
 
     let result = match cli.command {
         Command::Categories => {
@@ -64,6 +65,7 @@ fn run_async(command: Command) -> anyhow::Result<()> {
             Command::Journey(a) => circle_cmd::journey(a).await,
             Command::Sos(a) => circle_cmd::sos(a).await,
             Command::Inbox(a) => circle_cmd::inbox(a).await,
+            Command::Relay(a) => ronde_relay::cli::run(a).await,
         }
     })
 }
@@ -75,7 +77,7 @@ fn init_logging(node: bool) {
     use tracing_subscriber::EnvFilter;
     // Kademlia warns at every start of a lone node ("no known peers").
     let default = if node {
-        "warn,libp2p_kad=error,ronde=info,ronde_node=info"
+        "warn,libp2p_kad=error,ronde=info,ronde_node=info,ronde_relay=info"
     } else {
         "warn"
     };
