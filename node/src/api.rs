@@ -14,7 +14,13 @@
 //! | GET    | `/v1/events`  | server-sent events: new nearby reports, circle alerts and messages |
 //!
 //! The trusted circle's routes (contacts, journeys, SOS, inbox) are listed
-//! in `circle_api.rs`.
+//! in `circle_api.rs`; the city directory's in `directory_api.rs`:
+//!
+//! | method | path                         | what |
+//! |--------|------------------------------|------|
+//! | GET    | `/v1/safe-places`            | `?lat=&lon=&radius_m=` → safe places nearest first, with freshness and distance |
+//! | GET    | `/v1/directory`              | the city, serial, times, mediators and emergency contacts (`directory: null` when none yet) |
+//! | POST   | `/v1/safe-places/{id}/flag`  | `{reason}` → 202: an anonymous flag, sealed and sent to the relays |
 //!
 //! Every error is a JSON object `{"error": "<code>", "message": "<sentence>"}`
 //! (see [`ApiError`]), including axum's own rejections, unknown routes and
@@ -55,6 +61,10 @@ use crate::{Node, NodeError};
 
 #[path = "circle_api.rs"]
 mod circle_api;
+#[path = "directory_api.rs"]
+mod directory_api;
+
+pub use directory_api::{DEFAULT_PLACES_RADIUS_M, MAX_PLACES_RADIUS_M};
 
 /// Largest request body accepted, in bytes. The largest valid body is a
 /// report of well under 200 bytes.
@@ -89,6 +99,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/sos/cancel"),
     ("GET", "/v1/inbox"),
     ("POST", "/v1/inbox/ack"),
+    ("GET", "/v1/safe-places"),
+    ("POST", "/v1/safe-places/{id}/flag"),
+    ("GET", "/v1/directory"),
 ];
 
 /// Every `error` code this API answers with; `docs/openapi.yaml` lists
@@ -133,6 +146,9 @@ pub const ERROR_CODES: &[&str] = &[
     "bad_eta",
     "sos_active",
     "no_sos",
+    "bad_place_id",
+    "unknown_place",
+    "unknown_reason",
 ];
 
 /// An error answer: an HTTP status and a JSON body
@@ -212,6 +228,11 @@ impl From<NodeError> for ApiError {
         match e {
             NodeError::Geo(g) => g.into(),
             NodeError::InvalidInput(msg) => ApiError::invalid("invalid_input", msg),
+            NodeError::UnknownPlace(_) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_place",
+                "no directory this node holds lists this place (it may have expired, or the node has no directory of this city yet)",
+            ),
             NodeError::Circle(r) => ApiError::new(
                 StatusCode::from_u16(r.http_status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY),
                 r.code(),
@@ -399,13 +420,15 @@ fn check_precision(p: Option<i64>) -> Result<Option<u8>, ApiError> {
     }
 }
 
-fn check_radius(r: f64) -> Result<f64, ApiError> {
-    if r.is_finite() && r > 0.0 && r <= MAX_RADIUS_M {
+fn check_radius(r: f64, max: f64) -> Result<f64, ApiError> {
+    if r.is_finite() && r > 0.0 && r <= max {
         Ok(r)
     } else {
         Err(ApiError::invalid(
             "bad_radius",
-            format!("radius_m {r} is not allowed; use a number of metres above 0 and at most {MAX_RADIUS_M}"),
+            format!(
+                "radius_m {r} is not allowed; use a number of metres above 0 and at most {max}"
+            ),
         ))
     }
 }
@@ -455,7 +478,7 @@ fn router_with(node: Node, shutdown: Option<watch::Receiver<bool>>) -> Router {
         .route("/v1/location", axum::routing::put(put_location))
         .route("/v1/reports", get(get_reports).post(post_report))
         .route("/v1/events", get(get_events));
-    circle_api::routes(router)
+    directory_api::routes(circle_api::routes(router))
         .merge(crate::webapp::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -572,6 +595,11 @@ struct NearbyQuery {
 
 impl NearbyQuery {
     fn parse(pairs: &[(String, String)]) -> Result<Self, ApiError> {
+        Self::parse_with(pairs, DEFAULT_RADIUS_M, MAX_RADIUS_M)
+    }
+
+    /// `lat`, `lon` and an optional `radius_m` (`default`, at most `max`).
+    fn parse_with(pairs: &[(String, String)], default: f64, max: f64) -> Result<Self, ApiError> {
         let (mut lat, mut lon, mut radius) = (None, None, None);
         for (k, v) in pairs {
             let slot = match k.as_str() {
@@ -608,15 +636,15 @@ impl NearbyQuery {
         let lat = lat.ok_or_else(|| missing("lat"))?;
         let lon = lon.ok_or_else(|| missing("lon"))?;
         check_coordinates(lat, lon)?;
-        let radius_m = check_radius(radius.unwrap_or(DEFAULT_RADIUS_M))?;
+        let radius_m = check_radius(radius.unwrap_or(default), max)?;
         Ok(NearbyQuery { lat, lon, radius_m })
     }
 }
 
-async fn get_reports(
-    State(s): State<AppState>,
+/// The pairs of a query string, or this API's `bad_query` error.
+fn query_pairs(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Json<crate::Nearby>, ApiError> {
+) -> Result<Vec<(String, String)>, ApiError> {
     let Query(pairs) = query.map_err(|r| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -624,7 +652,14 @@ async fn get_reports(
             format!("the query string could not be read: {}", r.body_text()),
         )
     })?;
-    let q = NearbyQuery::parse(&pairs)?;
+    Ok(pairs)
+}
+
+async fn get_reports(
+    State(s): State<AppState>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<crate::Nearby>, ApiError> {
+    let q = NearbyQuery::parse(&query_pairs(query)?)?;
     Ok(Json(s.node.nearby(q.lat, q.lon, q.radius_m).await?))
 }
 

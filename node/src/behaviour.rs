@@ -21,6 +21,11 @@
 //! [`Toggle`]d behaviour; it serves once the node has an external address)
 //! and puts Kademlia in server mode.
 //!
+//! Every node also speaks `/ronde/directory/1` (it answers with the city
+//! directory it holds) and sends `/ronde/flag/1`; only nodes with a
+//! [`NodeConfig::flag_sink`] (relays) take flags. Codecs are in
+//! [`crate::directory::wire`].
+//!
 //! # Gossip
 //!
 //! Reports travel on gossipsub, one topic per area
@@ -63,6 +68,7 @@ use ronde_protocol::{Area, ReportId, MAX_REPORT_SIZE};
 
 use crate::circle::wire::{CircleCodec, MailboxCodec, CIRCLE_PROTOCOL, MAILBOX_PROTOCOL};
 use crate::config::{NodeConfig, MAX_PEER_AREAS};
+use crate::directory::wire::{DirectoryCodec, FlagCodec, DIRECTORY_PROTOCOL, FLAG_PROTOCOL};
 use crate::error::NodeError;
 
 /// Below this score a peer gets no IHAVE gossip from us and its IHAVE/IWANT
@@ -135,6 +141,12 @@ mod derived {
         /// Mailboxes and dead-man's switches (`/ronde/mailbox/1`): served
         /// with [`NodeConfig::mailbox_host`], used by every node.
         pub mailbox: request_response::Behaviour<MailboxCodec>,
+        /// City directories (`/ronde/directory/1`): every node answers
+        /// with the one it holds.
+        pub directory: request_response::Behaviour<DirectoryCodec>,
+        /// Flags against a place (`/ronde/flag/1`): taken with
+        /// [`NodeConfig::flag_sink`] (relays), sent by every node.
+        pub flags: request_response::Behaviour<FlagCodec>,
     }
 }
 pub use derived::{Behaviour, BehaviourEvent};
@@ -343,6 +355,25 @@ impl Behaviour {
         let relay_server = config
             .relay_server
             .then(|| relay::Behaviour::new(peer_id, relay::Config::default()));
+        let directory = request_response::Behaviour::with_codec(
+            DirectoryCodec,
+            [(DIRECTORY_PROTOCOL, request_response::ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(Duration::from_secs(30))
+                .with_max_concurrent_streams(16),
+        );
+        let flag_support = if config.flag_sink.is_some() {
+            request_response::ProtocolSupport::Full
+        } else {
+            request_response::ProtocolSupport::Outbound
+        };
+        let flags = request_response::Behaviour::with_codec(
+            FlagCodec,
+            [(FLAG_PROTOCOL, flag_support)],
+            request_response::Config::default()
+                .with_request_timeout(Duration::from_secs(10))
+                .with_max_concurrent_streams(16),
+        );
 
         Ok(Behaviour {
             limits: connection_limits::Behaviour::new(limits),
@@ -361,6 +392,8 @@ impl Behaviour {
             relay_server: Toggle::from(relay_server),
             circle,
             mailbox,
+            directory,
+            flags,
         })
     }
 }

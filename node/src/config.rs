@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::Multiaddr;
+use ronde_protocol::directory::DirectoryPublicKey;
 use ronde_protocol::Policy;
 
 use crate::clock::{Clock, SystemClock};
@@ -21,6 +22,12 @@ pub const DEFAULT_DIFFICULTY: u8 = ronde_protocol::pow::DEFAULT_DIFFICULTY;
 
 /// Default bound on the number of reports kept on disk.
 pub const DEFAULT_MAX_REPORTS: usize = 10_000;
+
+/// Default proof-of-work difficulty of flags, the relays' default minimum.
+pub const DEFAULT_FLAG_DIFFICULTY: u8 = 18;
+
+/// Default period of the directory refresh.
+pub const DEFAULT_DIRECTORY_REFRESH: Duration = Duration::from_secs(600);
 
 /// Default number of areas this node follows: its own and the 8 around it.
 pub const DEFAULT_MAX_AREAS: usize = 9;
@@ -96,6 +103,27 @@ pub struct NodeConfig {
     pub mailbox_peers: Vec<Multiaddr>,
     /// Timers and limits of the trusted circle.
     pub circle: crate::circle::CircleConfig,
+    /// Where to keep a **stable** libp2p identity (see [`crate::peer_key`]):
+    /// for always-on nodes that phones must find again after a restart (a
+    /// city relay, a mailbox host). `None` (phones): a fresh peer id at
+    /// every start, so that peers cannot link one session to the next.
+    pub identity_file: Option<PathBuf>,
+    /// Public keys of the cities whose signed directory of safe places and
+    /// mediators this node fetches from its peers (`/ronde/directory/1`),
+    /// verifies and keeps (see [`crate::directory`]). Empty: none.
+    pub city_keys: Vec<DirectoryPublicKey>,
+    /// How often the node asks connected peers for a newer directory of its
+    /// cities (it also asks every peer when it connects), and drops a
+    /// directory that expired.
+    pub directory_refresh: Duration,
+    /// Proof-of-work difficulty of the flags this node seals against a
+    /// place (a relay refuses fewer bits than its `flag_min_difficulty`,
+    /// 18 by default).
+    pub flag_difficulty: u8,
+    /// Where flags that peers send over `/ronde/flag/1` go (a city relay
+    /// counts them). `None`: this node does not take flags, and does not
+    /// announce the protocol.
+    pub flag_sink: Option<crate::directory::FlagSink>,
 }
 
 /// A raw, reliable, ordered byte stream of an injected transport (see
@@ -141,12 +169,18 @@ impl NodeConfig {
             mailbox_host: false,
             mailbox_peers: Vec::new(),
             circle: crate::circle::CircleConfig::default(),
+            identity_file: None,
+            city_keys: Vec::new(),
+            directory_refresh: DEFAULT_DIRECTORY_REFRESH,
+            flag_difficulty: DEFAULT_FLAG_DIFFICULTY,
+            flag_sink: None,
         }
     }
 
     /// A configuration for tests: in-process memory transport on
-    /// `/memory/0`, no mDNS, difficulty and minimum difficulty 8, a short
-    /// heartbeat, fast circle timers. Override `clock` as needed.
+    /// `/memory/0`, no mDNS, difficulty and minimum difficulty 8 (flags
+    /// too), a short heartbeat, fast circle timers, a directory refresh
+    /// every 500 ms. Override `clock` as needed.
     pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
         let mut c = NodeConfig::new(data_dir);
         c.listen = "/memory/0".parse().into_iter().collect();
@@ -158,6 +192,8 @@ impl NodeConfig {
         c.purge_interval = Duration::from_millis(500);
         c.pending_retry_interval = Duration::from_millis(500);
         c.circle = crate::circle::CircleConfig::for_tests();
+        c.directory_refresh = Duration::from_millis(500);
+        c.flag_difficulty = 8;
         c
     }
 }
@@ -185,6 +221,11 @@ impl fmt::Debug for NodeConfig {
             .field("mailbox_host", &self.mailbox_host)
             .field("mailbox_peers", &self.mailbox_peers)
             .field("circle", &self.circle)
+            .field("identity_file", &self.identity_file)
+            .field("city_keys", &self.city_keys)
+            .field("directory_refresh", &self.directory_refresh)
+            .field("flag_difficulty", &self.flag_difficulty)
+            .field("flag_sink", &self.flag_sink.as_ref().map(|_| "<set>"))
             .finish_non_exhaustive()
     }
 }

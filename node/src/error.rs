@@ -71,6 +71,10 @@ pub enum NodeError {
     /// way...): the caller's to fix.
     #[error(transparent)]
     Circle(#[from] crate::circle::CircleRefusal),
+    /// No valid directory held by this node lists this place (caller's
+    /// fault, or no directory yet).
+    #[error("no directory held by this node lists the place {0}")]
+    UnknownPlace(ronde_protocol::directory::PlaceId),
 }
 
 impl NodeError {
@@ -78,7 +82,10 @@ impl NodeError {
     pub fn is_client_error(&self) -> bool {
         matches!(
             self,
-            NodeError::Geo(_) | NodeError::InvalidInput(_) | NodeError::Circle(_)
+            NodeError::Geo(_)
+                | NodeError::InvalidInput(_)
+                | NodeError::Circle(_)
+                | NodeError::UnknownPlace(_)
         )
     }
 }

@@ -1,14 +1,17 @@
 //! The event loop: the one task that owns the `Swarm` and the store.
 //!
-//! It multiplexes six sources with `tokio::select!`: commands from
+//! It multiplexes eight sources with `tokio::select!`: commands from
 //! [`crate::Node`] handles (a bounded queue, each command with a one-shot
 //! reply), swarm events, a purge timer (expired reports are deleted), a
 //! retry timer (queued reports are published once a peer follows their
 //! area), the circle's tick (journey and SOS deadlines on the node's clock,
-//! dead-man's switches due on a mailbox host, circle retries) and the
-//! mailbox poll timer. The trusted circle's work is done by its service
-//! ([`crate::circle`]), which the loop owns and hands the swarm to. Nothing in here blocks for long: the proof of work of our own
-//! reports is done before the command is sent.
+//! dead-man's switches due on a mailbox host, circle retries), the
+//! mailbox poll timer, the directory refresh, and the verdicts of a
+//! relay's flag sink. The trusted circle's and the directory's work is
+//! done by their services ([`crate::circle`], [`crate::directory`]), which
+//! the loop owns and hands the swarm to. Nothing in here blocks for long:
+//! the proof of work of our own reports and flags is done before the
+//! command is sent.
 //!
 //! Incoming gossip is validated here, with the protocol's
 //! [`validate_with`] and one more rule: the topic must be the area topic of
@@ -40,6 +43,8 @@ use crate::circle::service::{CircleCommand, CircleService};
 use crate::circle::store::CircleStore;
 use crate::clock::Clock;
 use crate::config::{NodeConfig, MAX_PEER_AREAS};
+use crate::directory::service::{DirectoryCommand, DirectoryService};
+use crate::directory::store::DirectoryStore;
 use crate::error::NodeError;
 use crate::handle::{CellCount, Nearby, NearbyReport, NodeEvent, Published, Status};
 use crate::store::{Inserted, ReportStore, SledStore};
@@ -110,6 +115,8 @@ pub(crate) enum Command {
     },
     /// Everything about the trusted circle.
     Circle(CircleCommand),
+    /// Everything about the city directory and flags.
+    Directory(DirectoryCommand),
 }
 
 struct EventLoop {
@@ -139,6 +146,8 @@ struct EventLoop {
     listen_is_external: bool,
     /// The trusted circle: contacts, journeys, SOS, mailboxes.
     circle: CircleService,
+    /// The city directories and the flags.
+    directories: DirectoryService,
 }
 
 /// Start a node: open the store, build the swarm, listen, dial, follow the
@@ -162,10 +171,22 @@ pub(crate) async fn spawn(
         .map_err(|e| NodeError::Transport(format!("identity task failed: {e}")))??;
 
     // A fresh identity at every start: a stable peer id would let peers
-    // follow a phone from one session to the next.
-    let keypair = libp2p::identity::Keypair::generate_ed25519();
+    // follow a phone from one session to the next. Only always-on nodes
+    // (relays, mailbox hosts) keep one in a file.
+    let keypair = match config.identity_file.clone() {
+        Some(path) => tokio::task::spawn_blocking(move || crate::peer_key::load_or_create(&path))
+            .await
+            .map_err(|e| NodeError::Transport(format!("peer key task failed: {e}")))??,
+        None => libp2p::identity::Keypair::generate_ed25519(),
+    };
     let peer_id = keypair.public().to_peer_id();
     let (events, _) = broadcast::channel(EVENT_QUEUE);
+    let directories = DirectoryService::new(
+        DirectoryStore::open(store.database(), store.path())?,
+        config.clock.clone(),
+        config.city_keys.clone(),
+        config.flag_sink.clone(),
+    )?;
     let circle = {
         let db = store.database();
         let circle_store = CircleStore::open(db, store.path())?;
@@ -218,6 +239,7 @@ pub(crate) async fn spawn(
         relay_listening: false,
         listen_is_external: config.relay_server && config.external_addresses.is_empty(),
         circle,
+        directories,
     };
     for addr in &config.external_addresses {
         el.swarm.add_external_address(addr.clone());
@@ -279,6 +301,7 @@ pub(crate) async fn spawn(
         retry: config.pending_retry_interval,
         circle_tick: config.circle.tick,
         mailbox_poll: config.circle.mailbox_poll_interval,
+        directory: config.directory_refresh,
     };
     tokio::spawn(el.run(rx, timers));
     tracing::info!(%peer_id, "node started");
@@ -300,6 +323,7 @@ struct Timers {
     retry: std::time::Duration,
     circle_tick: std::time::Duration,
     mailbox_poll: std::time::Duration,
+    directory: std::time::Duration,
 }
 
 fn interval(period: std::time::Duration) -> tokio::time::Interval {
@@ -333,6 +357,7 @@ impl EventLoop {
         let mut retry_timer = interval(timers.retry);
         let mut circle_timer = interval(timers.circle_tick);
         let mut mailbox_timer = interval(timers.mailbox_poll);
+        let mut directory_timer = interval(timers.directory);
         let shutdown_reply = loop {
             tokio::select! {
                 cmd = commands.recv() => match cmd {
@@ -355,6 +380,12 @@ impl EventLoop {
                 _ = retry_timer.tick() => self.retry_pending(None),
                 _ = circle_timer.tick() => self.circle.tick(&mut self.swarm, self.location),
                 _ = mailbox_timer.tick() => self.circle.poll_mailboxes(&mut self.swarm),
+                _ = directory_timer.tick() => self.directories.tick(&mut self.swarm),
+                Some((channel, verdict)) = self.directories.verdicts.next(),
+                    if !self.directories.verdicts.is_empty() =>
+                {
+                    self.directories.on_verdict(&mut self.swarm, channel, verdict);
+                }
             }
             self.flush_sync();
         };
@@ -439,6 +470,7 @@ impl EventLoop {
                 let _ = reply.send(Ok(()));
             }
             Command::Circle(cmd) => self.circle.on_command(cmd, &mut self.swarm, self.location),
+            Command::Directory(cmd) => self.directories.on_command(&mut self.swarm, cmd),
         }
     }
 
@@ -807,6 +839,12 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Mailbox(ev)) => {
                 self.circle.on_mailbox_event(&mut self.swarm, ev)
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Directory(ev)) => {
+                self.directories.on_directory_event(&mut self.swarm, ev)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Flags(ev)) => {
+                self.directories.on_flag_event(&mut self.swarm, ev)
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,
@@ -822,6 +860,8 @@ impl EventLoop {
                 }
                 self.maybe_listen_via_relay(peer_id, &info);
                 self.circle.on_identify(&mut self.swarm, peer_id, &info);
+                self.directories
+                    .on_identify(&mut self.swarm, peer_id, &info);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                 for (peer, addr) in found {
@@ -847,6 +887,7 @@ impl EventLoop {
                 tracing::debug!(peer = %peer_id, connections = num_established.get(), "connected");
                 if num_established.get() == 1 {
                     self.circle.on_connected(&mut self.swarm, peer_id);
+                    self.directories.on_connected(&mut self.swarm, peer_id);
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -857,6 +898,7 @@ impl EventLoop {
                 tracing::debug!(peer = %peer_id, connections = num_established, "disconnected");
                 if num_established == 0 {
                     self.synced.retain(|(p, _)| *p != peer_id);
+                    self.directories.on_disconnected(&peer_id);
                 }
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 
 use libp2p::{Multiaddr, PeerId};
+use ronde_protocol::directory::{DirectoryPublicKey, Flag, FlagReason, PlaceId};
 use ronde_protocol::{
     cell_for, topics_around, Area, Category, Cell, Draft, ReportId, VerifiedReport,
     DEFAULT_CELL_PRECISION,
@@ -26,6 +27,8 @@ use crate::circle::views::{
 use crate::circle::CircleRefusal;
 use crate::clock::Clock;
 use crate::config::NodeConfig;
+use crate::directory::service::DirectoryCommand;
+use crate::directory::{DirectoryAnswer, DirectoryStats, FlagSent, SafePlaces};
 use crate::error::NodeError;
 use crate::event_loop::{self, Command};
 
@@ -37,12 +40,14 @@ pub struct Node {
     peer_id: PeerId,
     clock: Arc<dyn Clock>,
     difficulty: u8,
+    flag_difficulty: u8,
 }
 
 /// What [`Node::status`] reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
-    /// This node's libp2p identity (fresh at every start).
+    /// This node's libp2p identity (fresh at every start, unless the node
+    /// keeps one in [`NodeConfig::identity_file`]).
     pub peer_id: String,
     /// Addresses the node listens on.
     pub listen_addrs: Vec<String>,
@@ -134,6 +139,7 @@ impl Node {
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         let clock = config.clock.clone();
         let difficulty = config.difficulty;
+        let flag_difficulty = config.flag_difficulty;
         let (commands, events, peer_id) = event_loop::spawn(config).await?;
         Ok(Node {
             commands,
@@ -141,6 +147,7 @@ impl Node {
             peer_id,
             clock,
             difficulty,
+            flag_difficulty,
         })
     }
 
@@ -421,6 +428,90 @@ impl Node {
     /// acknowledged to its sender (once). Returns the ids that exist.
     pub async fn ack_inbox(&self, ids: Vec<u64>) -> Result<Vec<u64>, NodeError> {
         self.circle(|reply| CircleCommand::AckInbox { ids, reply })
+            .await
+    }
+
+    async fn directory_call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, NodeError>>) -> DirectoryCommand,
+    ) -> Result<T, NodeError> {
+        self.call(|reply| Command::Directory(make(reply))).await
+    }
+
+    /// Hold (and serve to peers) a city's signed directory, e.g. the one a
+    /// relay just signed. It is verified like one from a peer: against
+    /// `city`, the node's clock and the highest serial accepted before.
+    /// Returns its serial.
+    pub async fn set_directory(
+        &self,
+        city: DirectoryPublicKey,
+        bytes: Vec<u8>,
+    ) -> Result<u64, NodeError> {
+        self.directory_call(|reply| DirectoryCommand::Set { city, bytes, reply })
+            .await
+    }
+
+    /// The safe places within `radius_m` metres of a point, nearest first,
+    /// from the valid directories this node holds (none: `directory` is
+    /// `None` and the list empty). Expired places are never listed.
+    pub async fn safe_places(
+        &self,
+        lat: f64,
+        lon: f64,
+        radius_m: f64,
+    ) -> Result<SafePlaces, NodeError> {
+        ronde_protocol::area_of(lat, lon)?;
+        if !radius_m.is_finite() || radius_m < 0.0 {
+            return Err(NodeError::InvalidInput(format!(
+                "radius {radius_m} is not a non-negative number of metres"
+            )));
+        }
+        self.directory_call(|reply| DirectoryCommand::SafePlaces {
+            lat,
+            lon,
+            radius_m,
+            reply,
+        })
+        .await
+    }
+
+    /// The directory of the first configured city this node holds a valid
+    /// one of: city, serial, times, mediators and emergency contacts.
+    pub async fn directory(&self) -> Result<DirectoryAnswer, NodeError> {
+        self.directory_call(|reply| DirectoryCommand::Directory { reply })
+            .await
+    }
+
+    /// Flag a listed place: seal an anonymous flag (a one-time key and a
+    /// proof of work, off the event loop), keep it on disk and send it to
+    /// the connected relays (or as soon as one is connected).
+    pub async fn flag_place(
+        &self,
+        place: PlaceId,
+        reason: FlagReason,
+    ) -> Result<FlagSent, NodeError> {
+        self.directory_call(|reply| DirectoryCommand::CheckPlace { place, reply })
+            .await?;
+        let now = self.clock.now();
+        let difficulty = self.flag_difficulty;
+        let flag = tokio::task::spawn_blocking(move || {
+            Flag::seal(place, reason, now, difficulty, &mut rand::rngs::OsRng)
+        })
+        .await
+        .map_err(|e| NodeError::Transport(format!("sealing task failed: {e}")))?;
+        let bytes = flag.to_bytes();
+        self.directory_call(|reply| DirectoryCommand::SubmitFlag {
+            place,
+            reason,
+            bytes,
+            reply,
+        })
+        .await
+    }
+
+    /// Directories accepted and refused, held, flags queued.
+    pub async fn directory_stats(&self) -> Result<DirectoryStats, NodeError> {
+        self.directory_call(|reply| DirectoryCommand::Stats { reply })
             .await
     }
 

@@ -16,15 +16,24 @@
 //! ([`circle`]): contacts, journeys and SOS, end-to-end encrypted, delivered
 //! directly or through mailbox hosts, with a dead-man's switch held by a
 //! host during journeys.
+//!
+//! It also keeps the **city directory** ([`directory`]): the signed list of
+//! safe places and street mediators, fetched from peers over
+//! `/ronde/directory/1` and verified against the city key it was given,
+//! and sends anonymous flags against a place to the city's relays.
+//! Always-on nodes (relays, mailbox hosts) keep a stable peer id in a file
+//! ([`peer_key`]); phones take a fresh one at every start.
 
 pub mod api;
 pub mod behaviour;
 pub mod circle;
 pub mod clock;
 pub mod config;
+pub mod directory;
 pub mod error;
 pub mod event_loop;
 pub mod handle;
+pub mod peer_key;
 pub mod store;
 pub mod webapp;
 

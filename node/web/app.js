@@ -42,8 +42,14 @@
     { n: '114', key: 'help.n.114', sms: true },
     { n: '3919', key: 'help.n.3919' },
   ];
-  // The node's routes. The circle and directory routes answer 404 on a node
-  // that does not have them yet; the app then says so.
+  // The node's routes. The circle routes answer 404 on a node that does not
+  // have them yet; the app then says so. The directory routes answer 200
+  // with `directory: null` while the node holds no directory of its city
+  // (GET /v1/safe-places?lat&lon[&radius_m] → {directory, places: [{id,
+  // name, kind, location: {lat, lon}, opening_hours, contact, freshness:
+  // {status, until}, distance_m}]}; GET /v1/directory → {directory: {city,
+  // serial, issued_at, expires_at, places, mediators: [...]}}; POST
+  // /v1/safe-places/{id}/flag {reason} → 202 {status: sent | queued}).
   const ROUTES = {
     status: '/v1/status',
     location: '/v1/location',
@@ -1314,7 +1320,8 @@
       const raw = Array.isArray(res) ? res : (res && (res.places || res.safe_places)) || [];
       d.places = raw.map(normalizePlace).filter((p) => Number.isFinite(p.lat) && p.id)
         .sort((a, b) => a.distance_m - b.distance_m);
-      d.available = true;
+      // `directory: null`: the node has no (valid) directory of its city yet.
+      d.available = !(res && !Array.isArray(res) && res.directory === null);
       d.error = null;
     } catch (e) {
       d.available = isMissingRoute(e) ? false : d.available;
@@ -1322,10 +1329,11 @@
       d.places = [];
     }
     try {
-      const dir = await api('GET', ROUTES.directory);
+      const res = await api('GET', ROUTES.directory);
+      const dir = res && 'directory' in res ? res.directory : res;
       d.city = (dir && dir.city) || '';
       d.mediators = (dir && dir.mediators) || [];
-      if (d.available === null) d.available = true;
+      if (d.available === null) d.available = !!dir;
     } catch (e) {
       d.mediators = [];
       if (isMissingRoute(e) && d.available !== true) d.available = false;
@@ -1400,11 +1408,12 @@
     const reason = (new FormData($('#flag-form'))).get('reason');
     if (!place) return;
     try {
-      await api('POST', ROUTES.flag(place.id), { reason });
+      const res = await api('POST', ROUTES.flag(place.id), { reason });
       $('#flag-dialog').close();
-      announce(t('help.flagged'));
+      const msg = res && res.status === 'queued' ? t('help.flag_queued') : t('help.flagged');
+      announce(msg);
       const stateLine = $('#places-state');
-      stateLine.textContent = t('help.flagged');
+      stateLine.textContent = msg;
       stateLine.hidden = false;
     } catch (e) {
       showError($('#flag-error'), isMissingRoute(e) ? t('help.no_directory') : e);

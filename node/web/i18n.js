@@ -219,6 +219,7 @@ window.RONDE_I18N = {
     'help.flag': 'Flag',
     'help.go_there': 'Go there (journey)',
     'help.flagged': 'Thank you: your flag was sent anonymously.',
+    'help.flag_queued': 'Thank you: your flag is kept on this phone and will be sent anonymously as soon as the city relay is reachable.',
     'help.area_whole': 'whole city',
 
     'place.pharmacy': 'Pharmacy', 'place.bar': 'Bar, café', 'place.restaurant': 'Restaurant', 'place.shop': 'Shop',
@@ -473,6 +474,7 @@ window.RONDE_I18N = {
     'help.flag': 'Signaler un problème',
     'help.go_there': 'Y aller (trajet)',
     'help.flagged': 'Merci : votre signalement a été envoyé anonymement.',
+    'help.flag_queued': 'Merci : votre signalement est gardé sur ce téléphone et sera envoyé anonymement dès que le relais de la ville sera joignable.',
     'help.area_whole': 'toute la ville',
 
     'place.pharmacy': 'Pharmacie', 'place.bar': 'Bar, café', 'place.restaurant': 'Restaurant', 'place.shop': 'Commerce',

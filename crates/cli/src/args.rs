@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use libp2p::Multiaddr;
+use ronde_protocol::directory::DirectoryPublicKey;
 use ronde_protocol::Category;
 
 /// Default address of the local HTTP API.
@@ -70,6 +71,14 @@ pub enum Command {
     /// are acknowledged to their sender (they learn you have seen them).
     #[command(after_help = EXIT_CODES)]
     Inbox(InboxArgs),
+    /// The safe places near a point, from the city directory a running
+    /// node holds: name, kind, distance, hours, freshness.
+    #[command(after_help = EXIT_CODES)]
+    Places(PlacesArgs),
+    /// The street mediators and emergency contacts of the city directory a
+    /// running node holds.
+    #[command(after_help = EXIT_CODES)]
+    Mediators(ApiArgs),
     /// Run a city relay (aggregates, dashboard, exports, the signed
     /// directory of safe places), or set one up with `ronde relay init`.
     Relay(ronde_relay::cli::RelayArgs),
@@ -134,6 +143,28 @@ pub struct NodeArgs {
     /// listen addresses are announced).
     #[arg(long = "external-address", value_name = "MULTIADDR", num_args = 1..)]
     pub external_addresses: Vec<Multiaddr>,
+
+    /// The public key of your city's directory of safe places and
+    /// mediators (64 hex digits, as the city publishes it, e.g. on its
+    /// website or the relay operator's `ronde relay key`): the node fetches
+    /// the directory from its peers and shows only what this key signed.
+    #[arg(long = "city-key", value_name = "HEX", num_args = 1.., value_parser = parse_city_key)]
+    pub city_keys: Vec<DirectoryPublicKey>,
+}
+
+/// `ronde places`.
+#[derive(Args, Debug)]
+pub struct PlacesArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+
+    /// Where you are (it is only sent to your own node).
+    #[arg(long, value_name = "LAT,LON", value_parser = parse_at, allow_hyphen_values = true)]
+    pub at: LatLon,
+
+    /// Search radius in metres (at most 50000) [default: 5000].
+    #[arg(long, value_name = "M", value_parser = parse_places_radius)]
+    pub radius: Option<f64>,
 }
 
 /// The `--api` flag of the client commands.
@@ -383,6 +414,27 @@ pub fn parse_at(s: &str) -> Result<LatLon, String> {
     Ok(LatLon { lat, lon })
 }
 
+fn parse_city_key(s: &str) -> Result<DirectoryPublicKey, String> {
+    s.parse::<DirectoryPublicKey>().map_err(|_| {
+        format!("{s:?} is not a city key: expected the 64 hex digits of an Ed25519 public key")
+    })
+}
+
+fn parse_places_radius(s: &str) -> Result<f64, String> {
+    let max = ronde_node::api::MAX_PLACES_RADIUS_M;
+    let r: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of metres"))?;
+    if r.is_finite() && r > 0.0 && r <= max {
+        Ok(r)
+    } else {
+        Err(format!(
+            "the radius must be above 0 and at most {max} metres"
+        ))
+    }
+}
+
 fn parse_category(s: &str) -> Result<Category, String> {
     s.parse::<Category>().map_err(|e| e.to_string())
 }
@@ -508,6 +560,24 @@ mod tests {
                 .is_err()
         );
         assert!(Cli::try_parse_from(["ronde", "contacts", "accept"]).is_err());
+    }
+
+    #[test]
+    fn directory_commands_parse() {
+        let key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+        let cli = Cli::try_parse_from(["ronde", "node", "--city-key", key]);
+        match cli.map(|c| c.command) {
+            Ok(Command::Node(a)) => assert_eq!(a.city_keys.len(), 1),
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["ronde", "node", "--city-key", "abc"]).is_err());
+        assert!(Cli::try_parse_from(["ronde", "places", "--at", "48.8,2.3"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["ronde", "places", "--at", "48.8,2.3", "--radius", "60000"])
+                .is_err()
+        );
+        assert!(Cli::try_parse_from(["ronde", "places"]).is_err());
+        assert!(Cli::try_parse_from(["ronde", "mediators", "--api", "127.0.0.1:1"]).is_ok());
     }
 
     #[test]

@@ -158,6 +158,15 @@ impl Client {
         self.send(self.http.get(self.url(path))).await
     }
 
+    /// `GET path?query`, the answer parsed as `T`.
+    pub async fn get_query<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> anyhow::Result<T> {
+        self.send(self.http.get(self.url(path)).query(query)).await
+    }
+
     /// `POST path` with a JSON body.
     pub async fn post<T: DeserializeOwned>(
         &self,

@@ -2,8 +2,9 @@
 //!
 //! `ronde node` runs a node and its local HTTP API; `ronde report`,
 //! `ronde nearby`, `ronde status` and the trusted circle's `ronde contacts`,
-//! `ronde journey`, `ronde sos` and `ronde inbox` talk to a running node
-//! through that API, exactly as the phone app does. `ronde relay` runs a
+//! `ronde journey`, `ronde sos`, `ronde inbox` and the city directory's
+//! `ronde places` and `ronde mediators` talk to a running node through
+//! that API, exactly as the phone app does. `ronde relay` runs a
 //! city relay (crate `ronde-relay`).
 
 mod args;
@@ -11,6 +12,7 @@ mod circle_cmd;
 mod client;
 mod exit;
 mod node_cmd;
+mod places_cmd;
 mod show;
 
 use std::process::ExitCode;
@@ -65,6 +67,8 @@ fn run_async(command: Command) -> anyhow::Result<()> {
             Command::Journey(a) => circle_cmd::journey(a).await,
             Command::Sos(a) => circle_cmd::sos(a).await,
             Command::Inbox(a) => circle_cmd::inbox(a).await,
+            Command::Places(a) => places_cmd::places(a).await,
+            Command::Mediators(a) => places_cmd::mediators(a).await,
             Command::Relay(a) => ronde_relay::cli::run(a).await,
         }
     })

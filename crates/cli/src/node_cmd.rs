@@ -46,6 +46,12 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     config.mailbox_host = args.mailbox_host;
     config.relay_server = args.relay_server;
     config.external_addresses = args.external_addresses.clone();
+    config.city_keys = args.city_keys.clone();
+    // Always-on nodes keep their peer id: phones dial them by it. A phone
+    // takes a fresh one at every start (docs/threat-model.md).
+    if args.mailbox_host || args.relay_server {
+        config.identity_file = Some(data_dir.join(ronde_node::peer_key::PEER_KEY_FILE));
+    }
     if let Some(d) = args.pow_difficulty {
         tracing::warn!(
             difficulty = d,
@@ -97,6 +103,17 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     }
     if args.relay_server {
         println!("relaying connections for peers behind NAT");
+    }
+    if args.mailbox_host || args.relay_server {
+        println!(
+            "the peer id is kept in {}",
+            data_dir.join(ronde_node::peer_key::PEER_KEY_FILE).display()
+        );
+    }
+    match args.city_keys.len() {
+        0 => {}
+        1 => println!("fetching the city directory signed by the given city key from peers"),
+        n => println!("fetching the directories of {n} cities from peers"),
     }
     match node.status().await {
         Ok(s) if !s.areas.is_empty() => println!(

@@ -156,7 +156,7 @@ pub(crate) fn in_how_long(at: u64, now: u64) -> String {
     }
 }
 
-fn metres(m: f64) -> String {
+pub(crate) fn metres(m: f64) -> String {
     if m < 1_000.0 {
         format!("{:.0} m", m)
     } else {

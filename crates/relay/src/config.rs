@@ -98,8 +98,9 @@ pub struct Network {
     /// libp2p listen addresses.
     #[serde(default = "default_listen")]
     pub listen: Vec<String>,
-    /// Addresses under which phones reach the relay (for operators'
-    /// documentation and, once the node supports it, announced to peers).
+    /// Addresses under which phones reach the relay, announced to peers as
+    /// the node's external addresses (the circuit relay serves once it has
+    /// one; without any, the listen addresses are announced).
     #[serde(default)]
     pub public_addresses: Vec<String>,
     /// Peers dialed at start (other relays).
@@ -450,9 +451,20 @@ impl RelayConfig {
         parse_addrs("network.listen", &self.network.listen)
     }
 
+    /// The public addresses, announced as external addresses.
+    pub fn public_addrs(&self) -> Result<Vec<Multiaddr>, ConfigError> {
+        parse_addrs("network.public_addresses", &self.network.public_addresses)
+    }
+
     /// The bootstrap peers.
     pub fn bootstrap_addrs(&self) -> Result<Vec<Multiaddr>, ConfigError> {
         parse_addrs("network.bootstrap", &self.network.bootstrap)
+    }
+
+    /// The file of the relay's stable libp2p identity (its peer id):
+    /// `<data_dir>/peer-key`.
+    pub fn peer_key_path(&self) -> PathBuf {
+        self.data_dir.join(ronde_node::peer_key::PEER_KEY_FILE)
     }
 
     /// The city key file, resolved against `data_dir`.

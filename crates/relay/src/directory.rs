@@ -8,7 +8,7 @@
 //! `max(previous + 1, now)`: it grows even if the database is restored from
 //! an older backup.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use ronde_protocol::directory::{
     freshness, verify_flag, verify_heartbeat, Directory, DirectoryError, DirectoryKey,
@@ -16,6 +16,7 @@ use ronde_protocol::directory::{
     SafePlace, MAX_MEDIATORS, MAX_PLACES,
 };
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
 use crate::config::DirectorySettings;
 use crate::store::{FlagCounts, RelayStore, StoreError};
@@ -107,7 +108,9 @@ pub struct DirectoryService {
     key: DirectoryKey,
     city: String,
     settings: DirectorySettings,
-    signed: RwLock<Arc<Vec<u8>>>,
+    /// The current signed document; subscribers (the relay's node, which
+    /// serves it over `/ronde/directory/1`) see every new one.
+    signed: watch::Sender<Arc<Vec<u8>>>,
 }
 
 impl DirectoryService {
@@ -124,7 +127,7 @@ impl DirectoryService {
             key,
             city,
             settings,
-            signed: RwLock::new(Arc::new(Vec::new())),
+            signed: watch::Sender::new(Arc::new(Vec::new())),
         }
     }
 
@@ -135,10 +138,12 @@ impl DirectoryService {
 
     /// The current signed document.
     pub fn signed(&self) -> Arc<Vec<u8>> {
-        match self.signed.read() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
+        self.signed.borrow().clone()
+    }
+
+    /// Every newly signed document, as it is signed.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Vec<u8>>> {
+        self.signed.subscribe()
     }
 
     /// Re-sign the directory at `now`: every place and mediator not expired,
@@ -174,10 +179,7 @@ impl DirectoryService {
         };
         let bytes = doc.sign(&self.key)?;
         self.store.set_directory_serial(serial)?;
-        match self.signed.write() {
-            Ok(mut g) => *g = Arc::new(bytes),
-            Err(p) => *p.into_inner() = Arc::new(bytes),
-        }
+        self.signed.send_replace(Arc::new(bytes));
         Ok(serial)
     }
 

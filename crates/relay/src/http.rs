@@ -217,34 +217,15 @@ async fn post_heartbeat(State(s): St, body: Bytes) -> Result<StatusCode, ApiErro
 }
 
 async fn post_flag(State(s): St, body: Bytes) -> Result<StatusCode, ApiError> {
-    let now = s.clock.now();
-    let shared = s.clone();
-    // The proof-of-work check is one hash; the signature check is cheap too,
-    // but keep the runtime free of anything that could stall it.
-    let res = tokio::task::spawn_blocking(move || shared.directory.accept_flag(&body, now))
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "flag check failed",
-            )
-        })?;
-    match res {
-        Ok(new) => {
-            if new {
-                s.metrics.flags.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(if new {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            })
-        }
-        Err(e) => {
-            s.metrics.directory_refused.fetch_add(1, Ordering::Relaxed);
-            Err(e.into())
-        }
+    match crate::server::accept_flag(&s, body.to_vec()).await {
+        Some(Ok(true)) => Ok(StatusCode::CREATED),
+        Some(Ok(false)) => Ok(StatusCode::OK),
+        Some(Err(e)) => Err(e.into()),
+        None => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "flag check failed",
+        )),
     }
 }
 

@@ -9,10 +9,11 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ronde_node::directory::{FlagSubmission, FlagVerdict};
 use ronde_node::{Clock, Node, NodeConfig, NodeError, NodeEvent, SystemClock};
 use ronde_protocol::Area;
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::{ConfigError, RelayConfig};
@@ -33,6 +34,9 @@ pub const MAX_BATCH: usize = 512;
 pub const SESSION_SECS: u64 = 12 * 3_600;
 /// How often the relay checks that last week's summary is written.
 pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(6 * 3_600);
+/// Flags from phones over libp2p waiting to be checked; when full, phones
+/// are told to try again later.
+pub const FLAG_QUEUE: usize = 256;
 
 /// Why the relay could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -125,10 +129,14 @@ pub struct Relay {
     http: Vec<JoinHandle<std::io::Result<()>>>,
     ingest: JoinHandle<()>,
     maintenance: JoinHandle<()>,
+    directory: JoinHandle<()>,
+    flags: JoinHandle<()>,
 }
 
 /// The node configuration of a relay: a whole city of areas, many
-/// connections and reports, no mDNS, and the relay and mailbox services.
+/// connections and reports, no mDNS, the relay and mailbox services, the
+/// public addresses announced, and a stable peer id kept in
+/// `<data_dir>/peer-key` (phones dial the relay by it).
 pub fn node_config(
     config: &RelayConfig,
     areas: usize,
@@ -144,6 +152,8 @@ pub fn node_config(
     n.clock = clock;
     n.relay_server = config.network.relay_server;
     n.mailbox_host = config.network.mailbox_host;
+    n.external_addresses = config.public_addrs()?;
+    n.identity_file = Some(config.peer_key_path());
     Ok(n)
 }
 
@@ -164,8 +174,10 @@ impl Relay {
         let city_key = keys::load_key(&config.key_path())?;
         let store = RelayStore::open(&config.data_dir)?;
 
-        // 2. The node, following every area of the city.
+        // 2. The node, following every area of the city, taking flags.
         let mut node_cfg = node_config(&config, areas.len(), clock.clone())?;
+        let (flag_tx, flag_rx) = mpsc::channel(FLAG_QUEUE);
+        node_cfg.flag_sink = Some(flag_tx);
         if let Some(tweak) = options.node_tweak {
             tweak(&mut node_cfg);
         }
@@ -182,6 +194,17 @@ impl Relay {
             config.directory.clone(),
         );
         directory.rebuild(clock.now())?;
+        // The node serves it to phones over `/ronde/directory/1`.
+        let city_public = directory.public_key();
+        let signed_now = directory.subscribe();
+        if let Err(e) = node
+            .set_directory(city_public, directory.signed().as_ref().clone())
+            .await
+        {
+            // Phones can still fetch it over HTTP; the next signature
+            // (within the hour) tries again.
+            tracing::warn!(error = %e, "the node refused the relay's directory");
+        }
 
         let shared = Arc::new(Shared {
             rules: Rules::new(areas.iter().copied()),
@@ -200,6 +223,10 @@ impl Relay {
         let ingest = tokio::spawn(ingest_loop(shared.clone(), events, stop_rx.clone()));
         // 5. Maintenance: purge, re-sign.
         let maintenance = tokio::spawn(maintenance_loop(shared.clone(), stop_rx.clone()));
+        // Every newly signed directory to the node; phones' flags from the
+        // node to the store.
+        let directory = tokio::spawn(directory_loop(shared.clone(), signed_now, stop_rx.clone()));
+        let flags = tokio::spawn(flag_loop(shared.clone(), flag_rx, stop_rx.clone()));
 
         // 6. HTTP: the operator's dashboard and the public endpoints.
         let mut http = Vec::new();
@@ -237,6 +264,8 @@ impl Relay {
             http,
             ingest,
             maintenance,
+            directory,
+            flags,
         })
     }
 
@@ -276,6 +305,12 @@ impl Relay {
             .await
             .map_err(|e| RelayError::Task(e.to_string()))?;
         self.maintenance
+            .await
+            .map_err(|e| RelayError::Task(e.to_string()))?;
+        self.directory
+            .await
+            .map_err(|e| RelayError::Task(e.to_string()))?;
+        self.flags
             .await
             .map_err(|e| RelayError::Task(e.to_string()))?;
         match self.shared.node.shutdown().await {
@@ -466,6 +501,94 @@ async fn maintenance_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) 
             }
             _ = stop.wait_for(|s| *s) => break,
         }
+    }
+}
+
+/// Hand every newly signed directory to the node, which serves it.
+async fn directory_loop(
+    shared: Arc<Shared>,
+    mut signed: watch::Receiver<Arc<Vec<u8>>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let city = shared.directory.public_key();
+    loop {
+        let changed = tokio::select! {
+            changed = signed.changed() => changed.is_ok(),
+            _ = stop.wait_for(|s| *s) => false,
+        };
+        if !changed {
+            break;
+        }
+        let bytes: Arc<Vec<u8>> = Arc::clone(&signed.borrow_and_update());
+        match shared
+            .node
+            .set_directory(city, bytes.as_ref().clone())
+            .await
+        {
+            Ok(serial) => tracing::debug!(serial, "the node serves the new directory"),
+            Err(NodeError::Stopped) => break,
+            Err(e) => tracing::warn!(error = %e, "the node refused the new directory"),
+        }
+    }
+}
+
+/// Check and count a flag from a phone, whichever way it came (HTTP
+/// `POST /flags` or libp2p `/ronde/flag/1`), off the runtime: `Ok(true)`
+/// if new, `Ok(false)` if already counted. `None` if the check could not
+/// run.
+pub async fn accept_flag(shared: &Arc<Shared>, bytes: Vec<u8>) -> Option<Result<bool, DirError>> {
+    let now = shared.clock.now();
+    let s = shared.clone();
+    // The proof-of-work check is one hash and the signature check is
+    // cheap, but keep the runtime free of anything that could stall it.
+    let res = tokio::task::spawn_blocking(move || s.directory.accept_flag(&bytes, now))
+        .await
+        .ok()?;
+    match &res {
+        Ok(true) => {
+            shared.metrics.flags.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(false) => {}
+        Err(_) => {
+            shared
+                .metrics
+                .directory_refused
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    Some(res)
+}
+
+/// Count the flags phones send to the relay's node over libp2p, into the
+/// same store as `POST /flags`. The sender learns only the verdict; the
+/// relay learns nothing about the sender from the flag.
+async fn flag_loop(
+    shared: Arc<Shared>,
+    mut flags: mpsc::Receiver<FlagSubmission>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let sub = tokio::select! {
+            sub = flags.recv() => sub,
+            _ = stop.wait_for(|s| *s) => None,
+        };
+        let Some(sub) = sub else {
+            break;
+        };
+        let verdict = match accept_flag(&shared, sub.bytes).await {
+            Some(Ok(true)) => FlagVerdict::Counted,
+            Some(Ok(false)) => FlagVerdict::Duplicate,
+            Some(Err(DirError::Store(e))) => {
+                tracing::warn!(error = %e, "could not count a flag");
+                FlagVerdict::Unavailable
+            }
+            Some(Err(e)) => {
+                tracing::debug!(reason = %e, "refused a flag");
+                FlagVerdict::Refused
+            }
+            None => FlagVerdict::Unavailable,
+        };
+        let _ = sub.reply.send(verdict);
     }
 }
 

@@ -1,0 +1,380 @@
+//! The two request-response protocols of the city directory, and their
+//! codecs.
+//!
+//! # `/ronde/directory/1`: fetch the signed directory of a city
+//!
+//! Every node answers it: a directory is signed by its city, so whoever
+//! holds a verified one may pass it on, and the asker verifies it anyway.
+//!
+//! ```text
+//! request  = city key (32) || serial held (8, 0 when none)          exactly 40 bytes
+//! response = 0x00                                                   nothing newer
+//!          | 0x01 || signed directory (docs/protocol.md §7.2)       2..=1 048 577 bytes
+//! ```
+//!
+//! The answer is a directory only if the node holds one of that city with
+//! a serial above the one asked about and not expired by its clock; in
+//! every other case (no directory of that city, the same one, an older
+//! one) it is `0x00`.
+//!
+//! # `/ronde/flag/1`: give a relay an anonymous flag against a place
+//!
+//! Only nodes with a flag sink (city relays) accept it; others speak it
+//! outbound only, so it is absent from their identify protocols, which is
+//! how phones find the relays among their peers.
+//!
+//! ```text
+//! request  = flag (docs/protocol.md §7.5)                           exactly 127 bytes
+//! response = 0x00 counted | 0x01 already counted | 0x02 refused | 0x03 unavailable
+//! ```
+//!
+//! Integers are big-endian. Every read is bounded before anything is
+//! parsed; other lengths, unknown tags and trailing bytes are errors and
+//! the stream is dropped.
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::{request_response, StreamProtocol};
+use ronde_protocol::directory::{DirectoryPublicKey, FLAG_LEN, MAX_DIRECTORY_SIZE};
+
+/// Protocol of directory fetches.
+pub const DIRECTORY_PROTOCOL: StreamProtocol = StreamProtocol::new("/ronde/directory/1");
+/// Protocol of flags sent to a relay.
+pub const FLAG_PROTOCOL: StreamProtocol = StreamProtocol::new("/ronde/flag/1");
+
+/// Length of a directory request.
+pub const DIRECTORY_REQUEST_LEN: usize = 32 + 8;
+/// Longest directory response.
+pub const MAX_DIRECTORY_RESPONSE: usize = 1 + MAX_DIRECTORY_SIZE;
+
+const NOT_NEWER: u8 = 0x00;
+const DIRECTORY: u8 = 0x01;
+
+/// "Do you have a directory of this city newer than this serial?"
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirectoryRequest {
+    /// The city's public key.
+    pub city: DirectoryPublicKey,
+    /// The serial the asker holds (0: none).
+    pub serial: u64,
+}
+
+/// The answer to a [`DirectoryRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DirectoryResponse {
+    /// Nothing newer than the serial asked about.
+    NotNewer,
+    /// The signed bytes, still to be verified by the asker.
+    Directory(Vec<u8>),
+}
+
+/// What a relay did with a flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagVerdict {
+    /// Verified and counted.
+    Counted,
+    /// Verified, and already counted before (the same bytes).
+    Duplicate,
+    /// Refused: malformed, too old, not enough work, a bad signature, or a
+    /// place this relay does not list. Sending it again will not help.
+    Refused,
+    /// Not taken now (busy, shutting down): try again later or elsewhere.
+    Unavailable,
+}
+
+impl FlagVerdict {
+    fn code(self) -> u8 {
+        match self {
+            FlagVerdict::Counted => 0,
+            FlagVerdict::Duplicate => 1,
+            FlagVerdict::Refused => 2,
+            FlagVerdict::Unavailable => 3,
+        }
+    }
+    fn from_code(c: u8) -> Option<FlagVerdict> {
+        Some(match c {
+            0 => FlagVerdict::Counted,
+            1 => FlagVerdict::Duplicate,
+            2 => FlagVerdict::Refused,
+            3 => FlagVerdict::Unavailable,
+            _ => return None,
+        })
+    }
+}
+
+fn invalid(msg: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, msg.to_owned())
+}
+
+async fn read_bounded<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    max: usize,
+) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    io.take(limit).read_to_end(&mut buf).await?;
+    if buf.len() > max {
+        return Err(invalid("message over the size limit"));
+    }
+    Ok(buf)
+}
+
+/// Encode a directory request.
+pub fn encode_directory_request(req: &DirectoryRequest) -> Vec<u8> {
+    let mut out = Vec::with_capacity(DIRECTORY_REQUEST_LEN);
+    out.extend_from_slice(&req.city.0);
+    out.extend_from_slice(&req.serial.to_be_bytes());
+    out
+}
+
+/// Decode a directory request (exactly [`DIRECTORY_REQUEST_LEN`] bytes).
+pub fn decode_directory_request(buf: &[u8]) -> std::io::Result<DirectoryRequest> {
+    if buf.len() != DIRECTORY_REQUEST_LEN {
+        return Err(invalid("a directory request is 40 bytes"));
+    }
+    let mut city = [0u8; 32];
+    city.copy_from_slice(&buf[..32]);
+    let mut serial = [0u8; 8];
+    serial.copy_from_slice(&buf[32..]);
+    Ok(DirectoryRequest {
+        city: DirectoryPublicKey(city),
+        serial: u64::from_be_bytes(serial),
+    })
+}
+
+/// Encode a directory response (a directory over the size limit is sent
+/// as "not newer": the asker could not read it).
+pub fn encode_directory_response(res: &DirectoryResponse) -> Vec<u8> {
+    match res {
+        DirectoryResponse::Directory(d) if !d.is_empty() && d.len() <= MAX_DIRECTORY_SIZE => {
+            let mut out = Vec::with_capacity(1 + d.len());
+            out.push(DIRECTORY);
+            out.extend_from_slice(d);
+            out
+        }
+        _ => vec![NOT_NEWER],
+    }
+}
+
+/// Decode a directory response. The directory's own structure (and any
+/// trailing byte after its signature) is checked by its verification.
+pub fn decode_directory_response(buf: &[u8]) -> std::io::Result<DirectoryResponse> {
+    match buf.split_first() {
+        Some((&NOT_NEWER, [])) => Ok(DirectoryResponse::NotNewer),
+        Some((&NOT_NEWER, _)) => Err(invalid("trailing bytes after `not newer`")),
+        Some((&DIRECTORY, d)) if !d.is_empty() && d.len() <= MAX_DIRECTORY_SIZE => {
+            Ok(DirectoryResponse::Directory(d.to_vec()))
+        }
+        Some((&DIRECTORY, _)) => Err(invalid("bad directory length")),
+        Some(_) => Err(invalid("unknown directory response")),
+        None => Err(invalid("empty directory response")),
+    }
+}
+
+/// Decode a flag request (exactly [`FLAG_LEN`] bytes; the flag itself is
+/// verified by the relay).
+pub fn decode_flag_request(buf: &[u8]) -> std::io::Result<Vec<u8>> {
+    if buf.len() != FLAG_LEN {
+        return Err(invalid("a flag is 127 bytes"));
+    }
+    Ok(buf.to_vec())
+}
+
+/// Decode a flag response (exactly one known byte).
+pub fn decode_flag_response(buf: &[u8]) -> std::io::Result<FlagVerdict> {
+    match buf {
+        [c] => FlagVerdict::from_code(*c).ok_or_else(|| invalid("unknown flag verdict")),
+        _ => Err(invalid("a flag verdict is one byte")),
+    }
+}
+
+/// Wire codec of `/ronde/directory/1`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DirectoryCodec;
+
+impl request_response::Codec for DirectoryCodec {
+    type Protocol = StreamProtocol;
+    type Request = DirectoryRequest;
+    type Response = DirectoryResponse;
+
+    async fn read_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<DirectoryRequest>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        decode_directory_request(&read_bounded(io, DIRECTORY_REQUEST_LEN).await?)
+    }
+
+    async fn read_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<DirectoryResponse>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        decode_directory_response(&read_bounded(io, MAX_DIRECTORY_RESPONSE).await?)
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: DirectoryRequest,
+    ) -> std::io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        io.write_all(&encode_directory_request(&req)).await?;
+        io.close().await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: DirectoryResponse,
+    ) -> std::io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        io.write_all(&encode_directory_response(&res)).await?;
+        io.close().await
+    }
+}
+
+/// Wire codec of `/ronde/flag/1`: the request is the flag's bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlagCodec;
+
+impl request_response::Codec for FlagCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = FlagVerdict;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        decode_flag_request(&read_bounded(io, FLAG_LEN).await?)
+    }
+
+    async fn read_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<FlagVerdict>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        decode_flag_response(&read_bounded(io, 1).await?)
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Vec<u8>,
+    ) -> std::io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        if req.len() != FLAG_LEN {
+            return Err(invalid("a flag is 127 bytes"));
+        }
+        io.write_all(&req).await?;
+        io.close().await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: FlagVerdict,
+    ) -> std::io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        io.write_all(&[res.code()]).await?;
+        io.close().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directory_request_round_trips_and_only_40_bytes_decode() {
+        let req = DirectoryRequest {
+            city: DirectoryPublicKey([7; 32]),
+            serial: 1_790_000_000,
+        };
+        let bytes = encode_directory_request(&req);
+        assert_eq!(bytes.len(), DIRECTORY_REQUEST_LEN);
+        assert_eq!(decode_directory_request(&bytes).ok(), Some(req));
+        assert!(decode_directory_request(&bytes[..39]).is_err());
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(decode_directory_request(&long).is_err());
+        assert!(decode_directory_request(&[]).is_err());
+    }
+
+    #[test]
+    fn directory_response_round_trips_and_rejects_trailing_and_unknown() {
+        let d = DirectoryResponse::Directory(vec![1, 2, 3]);
+        assert_eq!(
+            decode_directory_response(&encode_directory_response(&d)).ok(),
+            Some(d)
+        );
+        let n = DirectoryResponse::NotNewer;
+        assert_eq!(encode_directory_response(&n), vec![0]);
+        assert_eq!(decode_directory_response(&[0]).ok(), Some(n));
+        assert!(decode_directory_response(&[0, 0]).is_err(), "trailing");
+        assert!(decode_directory_response(&[1]).is_err(), "empty directory");
+        assert!(decode_directory_response(&[2, 1]).is_err(), "unknown tag");
+        assert!(decode_directory_response(&[]).is_err());
+        let mut over = vec![1u8];
+        over.resize(MAX_DIRECTORY_RESPONSE + 1, 0);
+        assert!(decode_directory_response(&over).is_err(), "oversize");
+        // An oversized directory is never sent.
+        let huge = DirectoryResponse::Directory(vec![0; MAX_DIRECTORY_SIZE + 1]);
+        assert_eq!(encode_directory_response(&huge), vec![0]);
+    }
+
+    #[test]
+    fn flag_frames_have_exact_lengths() {
+        assert!(decode_flag_request(&[0; FLAG_LEN]).is_ok());
+        assert!(decode_flag_request(&[0; FLAG_LEN - 1]).is_err());
+        assert!(decode_flag_request(&[0; FLAG_LEN + 1]).is_err());
+        for v in [
+            FlagVerdict::Counted,
+            FlagVerdict::Duplicate,
+            FlagVerdict::Refused,
+            FlagVerdict::Unavailable,
+        ] {
+            assert_eq!(decode_flag_response(&[v.code()]).ok(), Some(v));
+        }
+        assert!(decode_flag_response(&[4]).is_err());
+        assert!(decode_flag_response(&[0, 0]).is_err());
+        assert!(decode_flag_response(&[]).is_err());
+    }
+
+    #[tokio::test]
+    async fn the_codec_refuses_an_oversized_stream_before_parsing() {
+        use request_response::Codec;
+        let mut codec = DirectoryCodec;
+        let mut big = futures::io::Cursor::new(vec![0u8; DIRECTORY_REQUEST_LEN + 1]);
+        assert!(codec
+            .read_request(&DIRECTORY_PROTOCOL, &mut big)
+            .await
+            .is_err());
+        let mut ok = futures::io::Cursor::new(vec![0u8; DIRECTORY_REQUEST_LEN]);
+        assert!(codec
+            .read_request(&DIRECTORY_PROTOCOL, &mut ok)
+            .await
+            .is_ok());
+    }
+}
