@@ -124,6 +124,8 @@ struct EventLoop {
     store: Box<dyn ReportStore>,
     clock: std::sync::Arc<dyn Clock>,
     policy: Policy,
+    /// Gossiped messages refused since start, by reason (for `Status`).
+    gossip_refused: BTreeMap<&'static str, u64>,
     max_areas: usize,
     sync: bool,
     /// Followed areas, in the order they were given (own area first).
@@ -226,6 +228,7 @@ pub(crate) async fn spawn(
         store: Box::new(store),
         clock: config.clock.clone(),
         policy: config.policy,
+        gossip_refused: BTreeMap::new(),
         max_areas: config.max_areas,
         sync: config.sync,
         areas: Vec::new(),
@@ -482,6 +485,7 @@ impl EventLoop {
             connected_peers: self.swarm.connected_peers().count(),
             areas: self.areas.iter().map(|a| a.to_string()).collect(),
             stored_reports: self.store.live_count(now)?,
+            gossip_refused: self.gossip_refused.clone(),
         })
     }
 
@@ -757,12 +761,14 @@ impl EventLoop {
         let verdict = match validate_with(&message.data, now, &self.policy) {
             Err(rej) => {
                 tracing::debug!(peer = %source, reason = rej.reason(), "invalid report");
+                *self.gossip_refused.entry(rej.reason()).or_default() += 1;
                 verdict_of(&rej)
             }
             Ok(report) => {
                 let cell = report.report().cell();
                 if message.topic.as_str() != cell.topic() {
                     tracing::debug!(peer = %source, area = %cell.area(), "report on the wrong area topic");
+                    *self.gossip_refused.entry("wrong_topic").or_default() += 1;
                     MessageAcceptance::Reject
                 } else {
                     match self.store_new(&report, now) {

@@ -58,6 +58,10 @@ pub struct Status {
     /// Reports currently in the store (live ones; expired ones are
     /// purged periodically and never served).
     pub stored_reports: usize,
+    /// Gossiped messages this node refused since it started, by reason: the
+    /// protocol's rejection reasons (`bad_signature`, `expired`, …) and
+    /// `wrong_topic`. Only reasons seen so far appear.
+    pub gossip_refused: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// What [`Node::report`] returns.

@@ -447,6 +447,29 @@ async fn a_hostile_peer_gets_nothing_through_and_is_graylisted() {
         .expect("known");
     assert!(honest_score >= 0.0, "honest score {honest_score}");
 
+    // Every refusal is counted by reason in the status (relays export it).
+    let refused = node.status().await.expect("status").gossip_refused;
+    for reason in [
+        "expired",
+        "from_future",
+        "bad_signature",
+        "malformed",
+        "wrong_topic",
+        "not_enough_work",
+        "too_large",
+    ] {
+        assert!(
+            refused.get(reason).copied().unwrap_or(0) >= 1,
+            "{reason} not counted: {refused:?}"
+        );
+    }
+    assert!(honest
+        .status()
+        .await
+        .expect("status")
+        .gossip_refused
+        .is_empty());
+
     // The node keeps serving, and its own reports still travel.
     let after = node
         .report(Category::OtherHazard, IVRY.0, IVRY.1, None)

@@ -479,6 +479,7 @@ async fn metrics(State(s): St) -> Response {
         peers: status.as_ref().map_or(0, |st| st.connected_peers as u64),
         areas: s.areas.len() as u64,
         node_reports: status.as_ref().map_or(0, |st| st.stored_reports as u64),
+        gossip_refused: status.map(|st| st.gossip_refused).unwrap_or_default(),
         live_reports: s.store.live_len() as u64,
         aggregate_rows: s.store.rows_len() as u64,
         store_bytes: s.store.size_on_disk(),

@@ -48,6 +48,9 @@ pub struct Gauges {
     pub areas: u64,
     /// Live reports in the node's store.
     pub node_reports: u64,
+    /// Gossiped messages the relay's node refused, by reason (forged,
+    /// expired, wrong topic, …), from the node's status.
+    pub gossip_refused: std::collections::BTreeMap<&'static str, u64>,
     /// Live report ids the relay keeps for deduplication.
     pub live_reports: u64,
     /// Aggregate rows.
@@ -136,6 +139,20 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
             "ronde_relay_reports_rejected_total",
             &format!("reason=\"{}\"", r.reason()),
             ld(c),
+        );
+    }
+    family(
+        &mut o,
+        "ronde_relay_gossip_refused_total",
+        "counter",
+        "Gossiped messages the relay's node refused before counting, by reason.",
+    );
+    for (reason, count) in &g.gossip_refused {
+        sample(
+            &mut o,
+            "ronde_relay_gossip_refused_total",
+            &format!("reason=\"{reason}\""),
+            *count,
         );
     }
     family(
@@ -280,4 +297,20 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
         sample(&mut o, "ronde_relay_mailbox_switches", "", switches);
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gossip_refusals_are_exported_by_reason() {
+        let mut g = Gauges::default();
+        g.gossip_refused.insert("bad_signature", 3);
+        g.gossip_refused.insert("wrong_topic", 1);
+        let text = render(&Metrics::default(), &g);
+        assert!(text.contains("# TYPE ronde_relay_gossip_refused_total counter"));
+        assert!(text.contains("ronde_relay_gossip_refused_total{reason=\"bad_signature\"} 3\n"));
+        assert!(text.contains("ronde_relay_gossip_refused_total{reason=\"wrong_topic\"} 1\n"));
+    }
 }
