@@ -82,6 +82,9 @@ pub enum Command {
     /// Run a city relay (aggregates, dashboard, exports, the signed
     /// directory of safe places), or set one up with `ronde relay init`.
     Relay(ronde_relay::cli::RelayArgs),
+    /// See Ronde work: a relay and about 50 phones around Ivry-sur-Seine on
+    /// this machine, with the city's dashboard and one phone's app to open.
+    Demo(ronde_demo::cli::DemoArgs),
 }
 
 /// `ronde node`.

@@ -5,7 +5,8 @@
 //! `ronde journey`, `ronde sos`, `ronde inbox` and the city directory's
 //! `ronde places` and `ronde mediators` talk to a running node through
 //! that API, exactly as the phone app does. `ronde relay` runs a
-//! city relay (crate `ronde-relay`).
+//! city relay (crate `ronde-relay`); `ronde demo` a small city on this
+//! machine (crate `ronde-demo`).
 
 mod args;
 mod circle_cmd;
@@ -31,7 +32,15 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(exit::USAGE));
         }
     };
-    init_logging(matches!(cli.command, Command::Node(_) | Command::Relay(_)));
+    init_logging(match cli.command {
+        // Kademlia warns at every start of a lone node ("no known peers").
+        Command::Node(_) | Command::Relay(_) => {
+            "warn,libp2p_kad=error,ronde=info,ronde_node=info,ronde_relay=info"
+        }
+        // The demo tells its own story on stdout; keep the logs to problems.
+        Command::Demo(_) => "warn,libp2p_kad=error",
+        _ => "warn",
+    });
 
     let result = match cli.command {
         Command::Categories => {
@@ -70,21 +79,16 @@ fn run_async(command: Command) -> anyhow::Result<()> {
             Command::Places(a) => places_cmd::places(a).await,
             Command::Mediators(a) => places_cmd::mediators(a).await,
             Command::Relay(a) => ronde_relay::cli::run(a).await,
+            Command::Demo(a) => ronde_demo::cli::run(a).await,
         }
     })
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG`. Nothing in this binary logs a
 /// precise location, a key or the contents of a report.
-fn init_logging(node: bool) {
+fn init_logging(default: &str) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    // Kademlia warns at every start of a lone node ("no known peers").
-    let default = if node {
-        "warn,libp2p_kad=error,ronde=info,ronde_node=info,ronde_relay=info"
-    } else {
-        "warn"
-    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
