@@ -85,6 +85,10 @@ pub enum Command {
     /// See Ronde work: a relay and about 50 phones around Ivry-sur-Seine on
     /// this machine, with the city's dashboard and one phone's app to open.
     Demo(ronde_demo::cli::DemoArgs),
+    /// Simulate a city of real Ronde nodes over emulated links and measure
+    /// delivery, latency, duplicates, bytes and memory against a bare
+    /// gossipsub baseline.
+    Sim(Box<ronde_sim::cli::SimArgs>),
 }
 
 /// `ronde node`.

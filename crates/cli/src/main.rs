@@ -6,7 +6,8 @@
 //! `ronde places` and `ronde mediators` talk to a running node through
 //! that API, exactly as the phone app does. `ronde relay` runs a
 //! city relay (crate `ronde-relay`); `ronde demo` a small city on this
-//! machine (crate `ronde-demo`).
+//! machine (crate `ronde-demo`); `ronde sim` a simulated network (crate
+//! `ronde-sim`).
 
 mod args;
 mod circle_cmd;
@@ -49,6 +50,8 @@ fn main() -> ExitCode {
             }
             Ok(())
         }
+        // The simulator builds and paces its own runtime.
+        Command::Sim(a) => ronde_sim::cli::run(*a),
         command => run_async(command),
     };
     match result {
@@ -71,7 +74,7 @@ fn run_async(command: Command) -> anyhow::Result<()> {
             Command::Report(a) => show::report(a).await,
             Command::Nearby(a) => show::nearby(a).await,
             Command::Status(a) => show::status(a).await,
-            Command::Categories => Ok(()),
+            Command::Categories | Command::Sim(_) => Ok(()),
             Command::Contacts(a) => circle_cmd::contacts(a).await,
             Command::Journey(a) => circle_cmd::journey(a).await,
             Command::Sos(a) => circle_cmd::sos(a).await,

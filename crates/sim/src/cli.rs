@@ -1,0 +1,379 @@
+//! `ronde sim`: the command-line face of the simulator.
+//!
+//! [`SimArgs`] is a `clap::Args` the `ronde` binary mounts as its `sim`
+//! subcommand; [`run`] builds its own Tokio runtime (call it outside any
+//! runtime), prints the seed first, shows a progress bar on stderr, prints
+//! the table on stdout and writes `sim-<seed>.json` and `sim-<seed>.svg`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::plan::SimConfig;
+
+/// Parse `150ms`, `10s`, `2m`, `1.5s`, `1h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| c.is_ascii_alphabetic())
+        .ok_or_else(|| format!("{s:?}: add a unit (ms, s, m, h)"))?;
+    let (num, unit) = s.split_at(split);
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: {num:?} is not a number"))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" => v,
+        "m" | "min" => v * 60.0,
+        "h" => v * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h)")),
+    };
+    if !secs.is_finite() || !(0.0..=1e7).contains(&secs) {
+        return Err(format!("{s:?}: out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parse `20ms..150ms` (or one value for a fixed latency).
+pub fn parse_latency(s: &str) -> Result<(Duration, Duration), String> {
+    match s.split_once("..") {
+        Some((a, b)) => {
+            let (a, b) = (parse_duration(a)?, parse_duration(b)?);
+            if a > b {
+                return Err(format!("{s:?}: the smallest latency comes first"));
+            }
+            Ok((a, b))
+        }
+        None => parse_duration(s).map(|d| (d, d)),
+    }
+}
+
+/// Parse `60s+30s` (start + length).
+pub fn parse_window(s: &str) -> Result<(Duration, Duration), String> {
+    let (a, b) = s
+        .split_once('+')
+        .ok_or_else(|| format!("{s:?}: write START+LENGTH, e.g. 60s+30s"))?;
+    Ok((parse_duration(a)?, parse_duration(b)?))
+}
+
+/// Parse `LAT,LON`.
+pub fn parse_point(s: &str) -> Result<(f64, f64), String> {
+    let (a, b) = s
+        .split_once(',')
+        .ok_or_else(|| format!("{s:?}: write LAT,LON"))?;
+    let lat: f64 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("{a:?} is not a number"))?;
+    let lon: f64 = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("{b:?} is not a number"))?;
+    ronde_protocol::area_of(lat, lon).map_err(|e| e.to_string())?;
+    Ok((lat, lon))
+}
+
+/// `ronde sim`: a city of real Ronde nodes over an emulated network, and
+/// bare gossipsub on the same plan as the baseline. Durations are model
+/// time; with `--dilation D` the run takes D times longer on the wall
+/// clock and latencies are divided back.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimArgs {
+    /// Phones (relays, flooders and droppers come on top).
+    #[arg(long, default_value_t = 200)]
+    pub nodes: usize,
+    /// Relays: follow every area of the city, accept many connections.
+    #[arg(long, default_value_t = 4)]
+    pub relays: usize,
+    /// Seed of everything the simulator draws (printed; random if absent).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Reporting period (after the warm-up).
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Time for meshes to form before the first report.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// How long each report is followed (and the drain at the end).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub window: Duration,
+    /// One-way link latency range, uniform per pair of devices.
+    #[arg(long, default_value = "20ms..150ms", value_parser = parse_latency)]
+    pub latency: (Duration, Duration),
+    /// Probability that a segment is lost (costs a retransmission timeout).
+    #[arg(long, default_value_t = 0.01)]
+    pub loss: f64,
+    /// Fraction of online phones leaving per minute (they come back later
+    /// as new peers).
+    #[arg(long, default_value_t = 0.10)]
+    pub churn: f64,
+    /// Mean time offline before coming back.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub offline: Duration,
+    /// Fraction of phones walking (1.4 m/s, random waypoints).
+    #[arg(long, default_value_t = 0.3)]
+    pub walkers: f64,
+    /// Mean time between two reports city-wide.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub report_every: Duration,
+    /// Split the city west/east: START+LENGTH, e.g. 60s+30s.
+    #[arg(long, value_parser = parse_window)]
+    pub partition: Option<(Duration, Duration)>,
+    /// Kill a relay for good at this time.
+    #[arg(long, value_parser = parse_duration)]
+    pub relay_failure: Option<Duration>,
+    /// Peers flooding forged, garbage, expired and future reports.
+    #[arg(long, default_value_t = 2)]
+    pub flooders: usize,
+    /// Mean time between two floods of one flooder.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub flood_every: Duration,
+    /// Peers joining meshes and forwarding nothing.
+    #[arg(long, default_value_t = 2)]
+    pub droppers: usize,
+    /// Live reports in the city when measuring starts (default: 30 minutes
+    /// of reports at --report-every, at most 2000), so that stores and
+    /// sync are in steady state.
+    #[arg(long)]
+    pub prefill: Option<usize>,
+    /// Phones each phone dials (nearby ones).
+    #[arg(long, default_value_t = 6)]
+    pub peers: usize,
+    /// Relays each phone dials.
+    #[arg(long, default_value_t = 1)]
+    pub relay_links: usize,
+    /// Gossipsub heartbeat (model time).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub heartbeat: Duration,
+    /// Wall-clock seconds per model second (≥ 1): gives the CPU room.
+    #[arg(long, default_value_t = 1.0)]
+    pub dilation: f64,
+    /// Skip the bare gossipsub baseline.
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// Run only the baseline.
+    #[arg(long, conflicts_with = "no_baseline")]
+    pub baseline_only: bool,
+    /// Baseline only: gossipsub mesh degree D instead of libp2p's 6 (to
+    /// measure what a smaller mesh does to duplicates and latency).
+    #[arg(long)]
+    pub baseline_mesh_n: Option<usize>,
+    /// Baseline only: send IDONTWANT for messages of at least this many
+    /// bytes (libp2p's default, 1000, is above a report's size).
+    #[arg(long)]
+    pub baseline_idontwant: Option<usize>,
+    /// City centre.
+    #[arg(long, default_value = "48.8566,2.3522", value_parser = parse_point)]
+    pub center: (f64, f64),
+    /// Spread of the population (standard deviation), km.
+    #[arg(long, default_value_t = 3.0)]
+    pub sigma_km: f64,
+    /// Tokio worker threads (default: the cores).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Where the JSON and SVG go.
+    #[arg(long, default_value = "sim-out")]
+    pub out: PathBuf,
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Exit with an error if a target is missed.
+    #[arg(long)]
+    pub strict: bool,
+    /// Instead of a city: measure a node's ingest rate against ed25519
+    /// verification, and its memory with `--ingest-reports` reports.
+    #[arg(long)]
+    pub ingest: bool,
+    /// Reports for `--ingest`.
+    #[arg(long, default_value_t = 10_000)]
+    pub ingest_reports: usize,
+}
+
+impl SimArgs {
+    /// The configuration these arguments describe, with this seed.
+    pub fn config(&self, seed: u64) -> SimConfig {
+        let workers = self.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        });
+        SimConfig {
+            phones: self.nodes,
+            relays: self.relays,
+            seed,
+            warmup: self.warmup,
+            duration: self.duration,
+            window: self.window,
+            latency_min: self.latency.0,
+            latency_max: self.latency.1,
+            loss: self.loss,
+            churn_per_min: self.churn,
+            offline_mean: self.offline,
+            walkers: self.walkers,
+            report_every: self.report_every,
+            partition: self.partition,
+            relay_failure: self.relay_failure,
+            flooders: self.flooders,
+            flood_every: self.flood_every,
+            droppers: self.droppers,
+            prefill: self.prefill,
+            peers: self.peers,
+            relay_links: self.relay_links,
+            heartbeat: self.heartbeat,
+            dilation: self.dilation,
+            ronde: !self.baseline_only,
+            baseline: !self.no_baseline,
+            baseline_tuning: crate::peers::BareTuning {
+                mesh_n: self.baseline_mesh_n,
+                idontwant_threshold: self.baseline_idontwant,
+            },
+            center: self.center,
+            sigma_km: self.sigma_km,
+            workers,
+            progress: !self.no_progress,
+            ..SimConfig::default()
+        }
+    }
+}
+
+fn fresh_seed() -> u64 {
+    use rand::RngCore;
+    rand::rngs::OsRng.next_u64() >> 16
+}
+
+/// Run `ronde sim`. Builds its own runtime: call it outside any.
+pub fn run(args: SimArgs) -> anyhow::Result<()> {
+    // `--ingest` runs this program again as a memory probe.
+    if let Some(dir) = std::env::var_os(crate::ingest::HOLD_STORE_ENV) {
+        return Ok(crate::ingest::hold_store_probe(dir.into())?);
+    }
+    let seed = args.seed.unwrap_or_else(fresh_seed);
+    eprintln!("ronde sim: seed {seed} (replay with --seed {seed})");
+    let cfg = args.config(seed);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cfg.workers)
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+
+    if args.ingest {
+        let rep = runtime
+            .block_on(crate::ingest::run(
+                args.ingest_reports,
+                seed,
+                cfg.difficulty,
+            ))
+            .context("the ingest measurement failed")?;
+        print!("{}", crate::ingest::table(&rep));
+        let path = args.out.join(format!("ingest-{seed}.json"));
+        std::fs::write(&path, serde_json::to_vec_pretty(&rep)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+        return Ok(());
+    }
+
+    cfg.validate()?;
+    let progress = if cfg.progress {
+        let pb = ProgressBar::with_draw_target(Some(100), ProgressDrawTarget::stderr());
+        if let Ok(style) =
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {percent:>3}% {msg}")
+        {
+            pb.set_style(style.progress_chars("=> "));
+        }
+        Some(pb)
+    } else {
+        None
+    };
+    let rep = runtime
+        .block_on(crate::simulate(cfg, progress.clone()))
+        .with_context(|| format!("the simulation failed (seed {seed})"))?;
+    if let Some(pb) = progress {
+        pb.finish_and_clear();
+    }
+    print!("{}", crate::output::table(&rep));
+    let json = args.out.join(format!("sim-{seed}.json"));
+    std::fs::write(&json, serde_json::to_vec_pretty(&rep)?)
+        .with_context(|| format!("cannot write {}", json.display()))?;
+    let svg = args.out.join(format!("sim-{seed}.svg"));
+    std::fs::write(&svg, crate::output::svg(&rep))
+        .with_context(|| format!("cannot write {}", svg.display()))?;
+    eprintln!("wrote {} and {}", json.display(), svg.display());
+    // Let the runtime's leftover tasks go without waiting on them.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    if args.strict {
+        let missed: Vec<&str> = rep
+            .targets
+            .iter()
+            .filter(|t| t.met == Some(false))
+            .map(|t| t.name.as_str())
+            .collect();
+        if !missed.is_empty() {
+            anyhow::bail!("targets missed (seed {seed}): {}", missed.join(", "));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        sim: SimArgs,
+    }
+
+    #[test]
+    fn durations_and_ranges_parse() {
+        assert_eq!(parse_duration("150ms"), Ok(Duration::from_millis(150)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("1y").is_err());
+        assert_eq!(
+            parse_latency("20ms..150ms"),
+            Ok((Duration::from_millis(20), Duration::from_millis(150)))
+        );
+        assert!(parse_latency("150ms..20ms").is_err());
+        assert_eq!(
+            parse_window("60s+30s"),
+            Ok((Duration::from_secs(60), Duration::from_secs(30)))
+        );
+        assert!(parse_point("48.8,2.3").is_ok());
+        assert!(parse_point("95,2").is_err());
+    }
+
+    #[test]
+    fn arguments_map_to_the_config() {
+        let cmd = Cmd::try_parse_from([
+            "sim",
+            "--nodes",
+            "1000",
+            "--seed",
+            "7",
+            "--dilation",
+            "4",
+            "--partition",
+            "60s+30s",
+            "--no-baseline",
+        ])
+        .expect("parse");
+        let cfg = cmd.sim.config(7);
+        assert_eq!(cfg.phones, 1000);
+        assert_eq!(cfg.dilation, 4.0);
+        assert!(!cfg.baseline && cfg.ronde);
+        assert_eq!(
+            cfg.partition,
+            Some((Duration::from_secs(60), Duration::from_secs(30)))
+        );
+        assert!(cfg.validate().is_ok());
+        assert!(Cmd::try_parse_from(["sim", "--latency", "1s..1ms"]).is_err());
+    }
+}

@@ -1,0 +1,195 @@
+//! From what was observed to the figures: delivery, latency and its lower
+//! bound, duplicates, bytes.
+//!
+//! # Definitions
+//!
+//! * **Expected receivers** of a report published at planned time `t` in
+//!   area `A`: the honest devices (phones and relays) other than its
+//!   author that follow `A` at `t` and keep following it, and are online,
+//!   over the whole window `[t, t + window]`; while a partition is in
+//!   force at any time of the window, only those on the author's side.
+//! * **Delivered**: an expected receiver stored the report (Ronde: a
+//!   `NodeEvent::Report`; baseline: a gossipsub message) within the window.
+//! * **Latency**: from the author storing its own report (just before it
+//!   is handed to gossipsub) to the receiver storing it, in model time.
+//! * **Lower bound**: the shortest path from the author to the receiver
+//!   over the live connection graph at publication, restricted to devices
+//!   that follow `A` (only they forward `A`'s reports), weighted by the
+//!   links' one-way latencies ([`dijkstra`]). No protocol can beat it on
+//!   that graph.
+//! * **Duplicates per delivered report**: (gossip transmissions of reports
+//!   by honest devices − first receptions) / first receptions, where
+//!   transmissions are counted on the wire ([`crate::net::FrameClassifier`])
+//!   and first receptions are the deliveries to devices that were online
+//!   when the report was published (later joiners get it by sync, which
+//!   is not a gossip transmission).
+//! * **Bytes per phone per hour**: bytes phones wrote and read at the
+//!   transport (Noise, Yamux, every protocol), divided by the phone-hours
+//!   online in model time.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use serde::Serialize;
+
+use crate::net::Slot;
+
+/// The `q` quantile (nearest rank) of sorted values; 0 if empty.
+pub fn pct(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Percentiles of a distribution.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Pcts {
+    /// Number of values.
+    pub n: usize,
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+    /// Mean.
+    pub mean: f64,
+}
+
+impl Pcts {
+    /// Percentiles of `values` (sorted in place).
+    pub fn of(values: &mut [f64]) -> Pcts {
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        Pcts {
+            n,
+            p50: pct(values, 0.50),
+            p95: pct(values, 0.95),
+            p99: pct(values, 0.99),
+            max: values.last().copied().unwrap_or(0.0),
+            mean: if n == 0 {
+                0.0
+            } else {
+                values.iter().sum::<f64>() / n as f64
+            },
+        }
+    }
+}
+
+/// Shortest one-way delay (seconds) from `from` to every slot over the
+/// undirected `edges` (slot, slot, seconds), using only slots for which
+/// `usable` holds (the source always is). Unreachable slots get infinity.
+pub fn dijkstra(
+    slots: usize,
+    edges: &[(Slot, Slot, f64)],
+    from: Slot,
+    usable: impl Fn(Slot) -> bool,
+) -> Vec<f64> {
+    let mut adj: Vec<Vec<(Slot, f64)>> = vec![Vec::new(); slots];
+    for &(a, b, w) in edges {
+        if (a as usize) < slots && (b as usize) < slots && usable(a) && usable(b) {
+            adj[a as usize].push((b, w));
+            adj[b as usize].push((a, w));
+        }
+    }
+    let mut dist = vec![f64::INFINITY; slots];
+    if (from as usize) >= slots {
+        return dist;
+    }
+    dist[from as usize] = 0.0;
+    // Distances as integer nanoseconds for a total order in the heap.
+    let mut heap = BinaryHeap::new();
+    heap.push(Reverse((0u64, from)));
+    while let Some(Reverse((d_ns, u))) = heap.pop() {
+        let d = d_ns as f64 / 1e9;
+        if d > dist[u as usize] {
+            continue;
+        }
+        for &(v, w) in &adj[u as usize] {
+            let nd = d + w;
+            if nd < dist[v as usize] {
+                dist[v as usize] = nd;
+                heap.push(Reverse(((nd * 1e9) as u64, v)));
+            }
+        }
+    }
+    dist
+}
+
+/// First delivery time of each (report, slot).
+pub fn first_deliveries<K: std::hash::Hash + Eq + Copy>(
+    deliveries: &[(K, Slot, f64)],
+) -> HashMap<K, HashMap<Slot, f64>> {
+    let mut m: HashMap<K, HashMap<Slot, f64>> = HashMap::new();
+    for &(id, slot, t) in deliveries {
+        let e = m.entry(id).or_default().entry(slot).or_insert(t);
+        if t < *e {
+            *e = t;
+        }
+    }
+    m
+}
+
+/// Evenly spaced points of the empirical CDF of sorted values, for charts.
+pub fn cdf_points(sorted: &[f64], points: usize) -> Vec<(f64, f64)> {
+    let Some(&first) = sorted.first() else {
+        return Vec::new();
+    };
+    let mut v = vec![(first, 0.0)];
+    for i in 1..=points {
+        let q = i as f64 / points as f64;
+        v.push((pct(sorted, q), q));
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
+        let p = Pcts::of(&mut v);
+        assert_eq!((p.p50, p.p95, p.p99, p.max), (50.0, 95.0, 99.0, 100.0));
+        assert_eq!(p.n, 100);
+        assert!((p.mean - 50.5).abs() < 1e-9);
+        assert_eq!(pct(&[], 0.5), 0.0);
+        assert_eq!(pct(&[7.0], 0.99), 7.0);
+    }
+
+    #[test]
+    fn dijkstra_finds_the_shortest_path_and_respects_usable() {
+        // 0 -1s- 1 -1s- 2, and 0 -5s- 2; 3 is cut off.
+        let edges = [(0, 1, 1.0), (1, 2, 1.0), (0, 2, 5.0)];
+        let d = dijkstra(4, &edges, 0, |_| true);
+        assert_eq!(d[0], 0.0);
+        assert!((d[2] - 2.0).abs() < 1e-9);
+        assert!(d[3].is_infinite());
+        // If 1 does not forward, the long edge is the only way.
+        let d = dijkstra(4, &edges, 0, |s| s != 1);
+        assert!((d[2] - 5.0).abs() < 1e-9);
+        assert!(d[1].is_infinite());
+    }
+
+    #[test]
+    fn first_deliveries_keep_the_earliest() {
+        let d = [(1u8, 3, 2.0), (1u8, 3, 1.0), (2u8, 3, 5.0), (1u8, 4, 9.0)];
+        let m = first_deliveries(&d);
+        assert_eq!(m[&1][&3], 1.0);
+        assert_eq!(m[&1][&4], 9.0);
+        assert_eq!(m[&2].len(), 1);
+    }
+
+    #[test]
+    fn cdf_points_are_monotonic() {
+        let v: Vec<f64> = (1..=1000).map(f64::from).collect();
+        let c = cdf_points(&v, 50);
+        assert!(c.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1));
+        assert_eq!(c.last().map(|p| p.1), Some(1.0));
+    }
+}

@@ -1,0 +1,569 @@
+//! What a run prints and writes: the targets judged, a table, a JSON file
+//! and an SVG chart (latency CDF, delivery over time), drawn by hand.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::run::Outcome;
+use crate::SimReport;
+
+/// One target of the issue, judged on a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    /// What.
+    pub name: String,
+    /// The target.
+    pub target: String,
+    /// What was measured.
+    pub measured: String,
+    /// Met (`None`: not measured in this run).
+    pub met: Option<bool>,
+}
+
+fn target(name: &str, goal: &str, measured: String, met: Option<bool>) -> Target {
+    Target {
+        name: name.into(),
+        target: goal.into(),
+        measured,
+        met,
+    }
+}
+
+/// Judge the targets on Ronde's figures (and the baseline's, for ratios).
+pub fn judge(ronde: Option<&Outcome>, baseline: Option<&Outcome>) -> Vec<Target> {
+    let Some(r) = ronde else {
+        return Vec::new();
+    };
+    let mut t = vec![
+        target(
+            "delivery",
+            "≥ 99.9 %",
+            format!("{:.3} %", 100.0 * r.delivery_ratio),
+            Some(r.delivery_ratio >= 0.999),
+        ),
+        target(
+            "latency p99",
+            "≤ 1000 ms",
+            format!("{:.0} ms", r.latency_ms.p99),
+            Some(r.latency_ms.p99 <= 1000.0),
+        ),
+    ];
+    let lb = if r.lower_bound_ms.p99 > 0.0 {
+        r.latency_ms.p99 / r.lower_bound_ms.p99
+    } else {
+        f64::NAN
+    };
+    t.push(target(
+        "p99 / lower bound p99",
+        "≤ 2.0",
+        format!("{lb:.2}"),
+        lb.is_finite().then_some(lb <= 2.0),
+    ));
+    match baseline {
+        Some(b) if b.latency_ms.p99 > 0.0 => {
+            let x = r.latency_ms.p99 / b.latency_ms.p99;
+            let y = r.latency_ms.p50 / b.latency_ms.p50.max(1e-9);
+            t.push(target(
+                "latency vs bare gossipsub",
+                "≤ 1.2×",
+                format!("p99 {x:.2}×, p50 {y:.2}×"),
+                Some(x <= 1.2),
+            ));
+        }
+        _ => t.push(target(
+            "latency vs bare gossipsub",
+            "≤ 1.2×",
+            "no baseline".into(),
+            None,
+        )),
+    }
+    t.push(target(
+        "duplicates per delivered report",
+        "≤ 1.5",
+        format!("{:.2}", r.duplicates_per_delivery),
+        Some(r.duplicates_per_delivery <= 1.5),
+    ));
+    t.push(target(
+        "bytes per phone per hour",
+        "≤ 1.5 MB (one report / 10 s city-wide)",
+        format!("{:.2} MB", r.phone_traffic.total_mb_per_hour),
+        Some(r.phone_traffic.total_mb_per_hour <= 1.5),
+    ));
+    if let Some(v) = r.visible_after_expiry {
+        t.push(target(
+            "reports visible after expiry",
+            "0",
+            v.to_string(),
+            Some(v == 0),
+        ));
+    }
+    if let (Some(f), Some(s)) = (r.forged_accepted, r.stale_accepted) {
+        t.push(target(
+            "forged / stale flood reports accepted",
+            "0",
+            format!("{f} / {s}"),
+            Some(f == 0 && s == 0),
+        ));
+    }
+    t.push(target(
+        "CPU not the bottleneck",
+        "not saturated",
+        if r.saturation.saturated {
+            "SATURATED".into()
+        } else {
+            "ok".into()
+        },
+        Some(!r.saturation.saturated),
+    ));
+    t
+}
+
+fn row(out: &mut String, name: &str, r: Option<String>, b: Option<String>, ratio: Option<f64>) {
+    let _ = writeln!(
+        out,
+        "  {:<34} {:>16} {:>16} {:>9}",
+        name,
+        r.unwrap_or_else(|| "-".into()),
+        b.unwrap_or_else(|| "-".into()),
+        ratio
+            .filter(|x| x.is_finite())
+            .map(|x| format!("{x:.2}×"))
+            .unwrap_or_else(|| "-".into())
+    );
+}
+
+/// The human-readable table.
+pub fn table(rep: &SimReport) -> String {
+    let mut s = String::new();
+    let c = &rep.config;
+    let _ = writeln!(
+        s,
+        "ronde sim — seed {} (replay with --seed {})\n  {} phones, {} relays, {} flooders, {} droppers over {} areas; \
+         latency {}–{} ms, loss {:.1} %, churn {:.0} %/min, dilation {}×",
+        c.seed,
+        c.seed,
+        c.phones,
+        c.relays,
+        c.flooders,
+        c.droppers,
+        rep.city_areas,
+        c.latency_min.as_millis(),
+        c.latency_max.as_millis(),
+        100.0 * c.loss,
+        100.0 * c.churn_per_min,
+        c.dilation
+    );
+    let _ = writeln!(
+        s,
+        "\n  {:<34} {:>16} {:>16} {:>9}",
+        "", "ronde", "bare gossipsub", "ratio"
+    );
+    let (r, b) = (rep.ronde.as_ref(), rep.baseline.as_ref());
+    let f = |o: Option<&Outcome>, g: &dyn Fn(&Outcome) -> String| o.map(g);
+    let v = |o: Option<&Outcome>, g: &dyn Fn(&Outcome) -> f64| o.map(g);
+    let ratio = |g: &dyn Fn(&Outcome) -> f64| match (r, b) {
+        (Some(r), Some(b)) if g(b) != 0.0 => Some(g(r) / g(b)),
+        _ => None,
+    };
+    row(
+        &mut s,
+        "reports published",
+        f(r, &|o| o.reports.to_string()),
+        f(b, &|o| o.reports.to_string()),
+        None,
+    );
+    row(
+        &mut s,
+        "delivery (expected pairs)",
+        f(r, &|o| {
+            format!("{:.3} % ({})", 100.0 * o.delivery_ratio, o.expected)
+        }),
+        f(b, &|o| {
+            format!("{:.3} % ({})", 100.0 * o.delivery_ratio, o.expected)
+        }),
+        ratio(&|o| o.delivery_ratio),
+    );
+    row(
+        &mut s,
+        "  missed by fresh joiners",
+        f(r, &|o| o.missed_by_fresh_joiners.to_string()),
+        f(b, &|o| o.missed_by_fresh_joiners.to_string()),
+        None,
+    );
+    for (name, g) in [
+        (
+            "latency p50 (ms)",
+            (|o: &Outcome| o.latency_ms.p50) as fn(&Outcome) -> f64,
+        ),
+        ("latency p95 (ms)", |o| o.latency_ms.p95),
+        ("latency p99 (ms)", |o| o.latency_ms.p99),
+        ("lower bound p50 (ms)", |o| o.lower_bound_ms.p50),
+        ("lower bound p99 (ms)", |o| o.lower_bound_ms.p99),
+        ("latency / lower bound, p50", |o| o.ratio_to_lower_bound.p50),
+        ("latency / lower bound, p99", |o| o.ratio_to_lower_bound.p99),
+        ("duplicates per delivered report", |o| {
+            o.duplicates_per_delivery
+        }),
+        ("phone MB/h sent", |o| o.phone_traffic.sent_mb_per_hour),
+        ("phone MB/h received", |o| o.phone_traffic.recv_mb_per_hour),
+        ("relay MB/h sent+received", |o| {
+            o.relay_traffic.total_mb_per_hour
+        }),
+        ("memory per node (MB, warm)", |o| o.memory_per_node_mb),
+        ("memory per node (MB, end)", |o| o.memory_per_node_end_mb),
+        ("mean links per device", |o| o.mean_degree),
+        ("runtime lag p99 (model ms)", |o| {
+            o.saturation.lag_p99_model_ms
+        }),
+        ("process CPU cores", |o| o.saturation.process_cores),
+        ("machine busy (fraction)", |o| o.saturation.machine_busy),
+    ] {
+        row(
+            &mut s,
+            name,
+            v(r, &g).map(|x| format!("{x:.2}")),
+            v(b, &g).map(|x| format!("{x:.2}")),
+            ratio(&g),
+        );
+    }
+    row(
+        &mut s,
+        "wall time (s) / set-up (s)",
+        f(r, &|o| format!("{:.0} / {:.0}", o.wall_secs, o.setup_secs)),
+        f(b, &|o| format!("{:.0} / {:.0}", o.wall_secs, o.setup_secs)),
+        None,
+    );
+    if let Some(r) = r {
+        let _ = writeln!(
+            s,
+            "\n  expiry: {} reports visible before, {} after every report expired; \
+             flood reports accepted: {} forged/garbage, {} expired/future; \
+             {} starts, {} failures, {} events lost",
+            r.visible_before_expiry.unwrap_or(0),
+            r.visible_after_expiry.unwrap_or(0),
+            r.forged_accepted.unwrap_or(0),
+            r.stale_accepted.unwrap_or(0),
+            r.starts,
+            r.failures,
+            r.lagged_events
+        );
+    }
+    for o in [r, b].into_iter().flatten() {
+        let _ = writeln!(s, "  {}: {}", o.overlay.name(), o.saturation.verdict);
+    }
+    let _ = writeln!(s, "\n  targets:");
+    for t in &rep.targets {
+        let mark = match t.met {
+            Some(true) => "met   ",
+            Some(false) => "MISSED",
+            None => "n/a   ",
+        };
+        let _ = writeln!(
+            s,
+            "  [{mark}] {:<40} {:>14}  (target {})",
+            t.name, t.measured, t.target
+        );
+    }
+    s
+}
+
+/// (name, colour, points) of a chart line.
+type Series<'a> = (&'a str, &'a str, &'a [(f64, f64)]);
+type Points = Vec<(f64, f64)>;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The SVG chart: latency CDFs (Ronde, baseline, lower bound) and delivery
+/// over time.
+pub fn svg(rep: &SimReport) -> String {
+    let (w, h) = (1000.0, 440.0);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="20" text-anchor="middle" font-size="14">ronde sim: {} phones, {} relays, seed {}, dilation {}×</text>"#,
+        w / 2.0,
+        rep.config.phones,
+        rep.config.relays,
+        rep.config.seed,
+        rep.config.dilation
+    );
+    let series: Vec<Series<'_>> = [
+        rep.ronde
+            .as_ref()
+            .map(|o| ("ronde", "#d62728", o.latency_cdf.as_slice())),
+        rep.baseline
+            .as_ref()
+            .map(|o| ("bare gossipsub", "#1f77b4", o.latency_cdf.as_slice())),
+        rep.ronde
+            .as_ref()
+            .map(|o| ("lower bound", "#7f7f7f", o.lower_bound_cdf.as_slice())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    // Up to 1.5 × the largest 99th percentile: a lone outlier does not
+    // squash the curves (lines past it run along the right edge).
+    let xmax = series
+        .iter()
+        .flat_map(|(_, _, p)| p.iter().filter(|(_, q)| *q <= 0.99).map(|(x, _)| *x))
+        .fold(100.0f64, f64::max)
+        * 1.5;
+    let xmax = nice_ceiling(xmax);
+    // Left panel: latency CDF.
+    let (x0, y0, pw, ph) = (60.0, 50.0, 400.0, 320.0);
+    axes(
+        &mut s,
+        x0,
+        y0,
+        pw,
+        ph,
+        xmax,
+        "latency (model ms)",
+        1.0,
+        "fraction of deliveries",
+    );
+    for (i, (name, color, pts)) in series.iter().enumerate() {
+        let path: Vec<String> = pts
+            .iter()
+            .map(|(x, y)| {
+                format!(
+                    "{:.1},{:.1}",
+                    x0 + pw * (x / xmax).min(1.0),
+                    y0 + ph * (1.0 - y)
+                )
+            })
+            .collect();
+        let dash = if *name == "lower bound" {
+            r#" stroke-dasharray="4 3""#
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            r#"<polyline fill="none" stroke="{color}" stroke-width="2"{dash} points="{}"/>"#,
+            path.join(" ")
+        );
+        let ly = y0 + ph - 60.0 + 16.0 * i as f64;
+        let _ = writeln!(
+            s,
+            r#"<line x1="{}" y1="{ly}" x2="{}" y2="{ly}" stroke="{color}" stroke-width="2"{dash}/><text x="{}" y="{}">{}</text>"#,
+            x0 + pw - 150.0,
+            x0 + pw - 130.0,
+            x0 + pw - 125.0,
+            ly + 4.0,
+            esc(name)
+        );
+    }
+    // Right panel: delivery over time.
+    let (x1, y1) = (560.0, 50.0);
+    let tmax = nice_ceiling(rep.config.end());
+    let lines: Vec<(&str, &str, Points)> = [
+        rep.ronde.as_ref().map(|o| ("ronde", "#d62728", o)),
+        rep.baseline
+            .as_ref()
+            .map(|o| ("bare gossipsub", "#1f77b4", o)),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|(n, c, o)| {
+        (
+            n,
+            c,
+            o.timeline
+                .iter()
+                .filter(|sl| sl.expected > 0)
+                .map(|sl| (sl.t, sl.delivered as f64 / sl.expected as f64))
+                .collect(),
+        )
+    })
+    .collect();
+    let ymin = lines
+        .iter()
+        .flat_map(|(_, _, p)| p.iter().map(|(_, y)| *y))
+        .fold(0.99f64, f64::min)
+        .max(0.0);
+    let ymin = (ymin * 100.0).floor() / 100.0;
+    axes_range(
+        &mut s,
+        x1,
+        y1,
+        pw,
+        ph,
+        tmax,
+        "time (model s)",
+        ymin,
+        1.0,
+        "delivery ratio",
+    );
+    if let Some((a, d)) = rep.config.partition {
+        let (a, b) = (a.as_secs_f64(), (a + d).as_secs_f64());
+        let _ = writeln!(
+            s,
+            r##"<rect x="{:.1}" y="{y1}" width="{:.1}" height="{ph}" fill="#ffdd88" opacity="0.4"/><text x="{:.1}" y="{}">partition</text>"##,
+            x1 + pw * a / tmax,
+            pw * (b - a) / tmax,
+            x1 + pw * a / tmax + 2.0,
+            y1 + 12.0
+        );
+    }
+    for (i, (name, color, pts)) in lines.iter().enumerate() {
+        let path: Vec<String> = pts
+            .iter()
+            .map(|(t, y)| {
+                format!(
+                    "{:.1},{:.1}",
+                    x1 + pw * (t / tmax).min(1.0),
+                    y1 + ph * (1.0 - (y - ymin) / (1.0 - ymin).max(1e-9))
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
+            path.join(" ")
+        );
+        for p in &path {
+            if let Some((x, y)) = p.split_once(',') {
+                let _ = writeln!(s, r#"<circle cx="{x}" cy="{y}" r="2.5" fill="{color}"/>"#);
+            }
+        }
+        let ly = y1 + ph - 40.0 + 16.0 * i as f64;
+        let _ = writeln!(
+            s,
+            r#"<line x1="{}" y1="{ly}" x2="{}" y2="{ly}" stroke="{color}" stroke-width="2"/><text x="{}" y="{}">{}</text>"#,
+            x1 + pw - 150.0,
+            x1 + pw - 130.0,
+            x1 + pw - 125.0,
+            ly + 4.0,
+            esc(name)
+        );
+    }
+    if let Some(r) = &rep.ronde {
+        if r.saturation.saturated {
+            let _ = writeln!(
+                s,
+                r##"<text x="{}" y="{}" text-anchor="middle" fill="#d62728" font-size="13">CPU-SATURATED: latencies are an upper bound (see the JSON's saturation verdict)</text>"##,
+                w / 2.0,
+                h - 6.0
+            );
+        }
+    }
+    let _ = writeln!(s, "</svg>");
+    s
+}
+
+fn nice_ceiling(x: f64) -> f64 {
+    if x <= 0.0 {
+        return 1.0;
+    }
+    let p = 10f64.powf(x.log10().floor());
+    for m in [1.0, 2.0, 2.5, 5.0, 10.0] {
+        if m * p >= x {
+            return m * p;
+        }
+    }
+    10.0 * p
+}
+
+#[allow(clippy::too_many_arguments)]
+fn axes(
+    s: &mut String,
+    x0: f64,
+    y0: f64,
+    pw: f64,
+    ph: f64,
+    xmax: f64,
+    xl: &str,
+    ymax: f64,
+    yl: &str,
+) {
+    axes_range(s, x0, y0, pw, ph, xmax, xl, 0.0, ymax, yl);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn axes_range(
+    s: &mut String,
+    x0: f64,
+    y0: f64,
+    pw: f64,
+    ph: f64,
+    xmax: f64,
+    xl: &str,
+    ymin: f64,
+    ymax: f64,
+    yl: &str,
+) {
+    let _ = writeln!(
+        s,
+        r##"<rect x="{x0}" y="{y0}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>"##
+    );
+    for i in 0..=5 {
+        let f = f64::from(i) / 5.0;
+        let x = x0 + pw * f;
+        let y = y0 + ph * (1.0 - f);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{x:.1}" y1="{y0}" x2="{x:.1}" y2="{:.1}" stroke="#ddd"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+            y0 + ph,
+            y0 + ph + 16.0,
+            fmt_tick(xmax * f)
+        );
+        let _ = writeln!(
+            s,
+            r##"<line x1="{x0}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
+            x0 + pw,
+            x0 - 6.0,
+            y + 4.0,
+            fmt_tick(ymin + (ymax - ymin) * f)
+        );
+    }
+    let _ = writeln!(
+        s,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+        x0 + pw / 2.0,
+        y0 + ph + 34.0,
+        esc(xl)
+    );
+    let _ = writeln!(
+        s,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" transform="rotate(-90 {:.1} {:.1})">{}</text>"#,
+        x0 - 44.0,
+        y0 + ph / 2.0,
+        x0 - 44.0,
+        y0 + ph / 2.0,
+        esc(yl)
+    );
+}
+
+fn fmt_tick(v: f64) -> String {
+    if v.abs() >= 10.0 || v == 0.0 {
+        format!("{v:.0}")
+    } else if (v * 10.0).fract().abs() < 1e-9 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nice_ceilings() {
+        assert_eq!(nice_ceiling(730.0), 1000.0);
+        assert_eq!(nice_ceiling(180.0), 200.0);
+        assert_eq!(nice_ceiling(2100.0), 2500.0);
+        assert_eq!(nice_ceiling(0.0), 1.0);
+    }
+}

@@ -1,0 +1,451 @@
+//! The devices of a run: real Ronde nodes, and bare gossipsub peers (the
+//! baseline, the droppers and the flooders), behind one [`Peer`] handle.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::core::upgrade;
+use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, MessageId, ValidationMode};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{noise, yamux, Multiaddr, Transport};
+use ronde_node::config::MAX_PEER_AREAS;
+use ronde_node::{ManualClock, Node, NodeConfig, NodeEvent};
+use ronde_protocol::{Area, Category, ReportId};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::net::{addr_of, SimNet, Slot};
+use crate::SimError;
+
+/// The run's clock: model time is wall time since the start divided by the
+/// dilation. The start is set once the devices are up
+/// ([`Clockwork::start_now`]); clones share it.
+#[derive(Debug, Clone)]
+pub struct Clockwork {
+    base: Instant,
+    start_ns: Arc<AtomicU64>,
+    /// Wall seconds per model second.
+    pub dilation: f64,
+}
+
+impl Clockwork {
+    /// A clock whose model time 0 is now (until [`Clockwork::start_now`]).
+    pub fn new(dilation: f64) -> Self {
+        Clockwork {
+            base: Instant::now(),
+            start_ns: Arc::new(AtomicU64::new(0)),
+            dilation,
+        }
+    }
+
+    /// Make model time 0 now.
+    pub fn start_now(&self) {
+        let ns = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.start_ns.store(ns, Ordering::SeqCst);
+    }
+
+    fn start(&self) -> Instant {
+        self.base + Duration::from_nanos(self.start_ns.load(Ordering::SeqCst))
+    }
+
+    /// Model seconds now.
+    pub fn now(&self) -> f64 {
+        self.model(Instant::now())
+    }
+
+    /// Model seconds at a wall-clock instant.
+    pub fn model(&self, at: Instant) -> f64 {
+        let start = self.start();
+        let d = if at >= start {
+            (at - start).as_secs_f64()
+        } else {
+            -(start - at).as_secs_f64()
+        };
+        d / self.dilation
+    }
+
+    /// The wall-clock instant of a model time.
+    pub fn wall_at(&self, model_secs: f64) -> Instant {
+        self.start() + Duration::from_secs_f64(model_secs.max(0.0) * self.dilation)
+    }
+
+    /// A model duration on the wall clock.
+    pub fn wall(&self, model: Duration) -> Duration {
+        model.mul_f64(self.dilation)
+    }
+}
+
+/// Everything observed during a run, shared by every device.
+#[derive(Default)]
+pub struct Recorder {
+    inner: Mutex<RecInner>,
+}
+
+#[derive(Default)]
+struct RecInner {
+    deliveries: Vec<(ReportId, Slot, f64)>,
+    lagged: u64,
+}
+
+impl Recorder {
+    /// `slot` stored (or, for the baseline, received) report `id` at model
+    /// time `t`.
+    pub fn deliver(&self, id: ReportId, slot: Slot, t: f64) {
+        let mut r = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        r.deliveries.push((id, slot, t));
+    }
+
+    /// Events a slow observer missed (should stay 0).
+    pub fn lagged(&self, n: u64) {
+        let mut r = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        r.lagged += n;
+    }
+
+    /// Every delivery so far, and the events missed.
+    pub fn take(&self) -> (Vec<(ReportId, Slot, f64)>, u64) {
+        let mut r = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        (std::mem::take(&mut r.deliveries), r.lagged)
+    }
+
+    /// Number of deliveries so far.
+    pub fn count(&self) -> usize {
+        let r = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        r.deliveries.len()
+    }
+}
+
+/// How a device is set up.
+pub struct PeerSetup<'a> {
+    /// The network.
+    pub net: &'a SimNet,
+    /// Which device.
+    pub slot: Slot,
+    /// Its port for this life.
+    pub port: u64,
+    /// The run's clock.
+    pub clockwork: Clockwork,
+    /// Gossipsub heartbeat, model time.
+    pub heartbeat: Duration,
+    /// Where deliveries go.
+    pub recorder: Arc<Recorder>,
+    /// Gossipsub settings of bare baseline peers.
+    pub tuning: BareTuning,
+}
+
+/// Optional changes to the baseline's gossipsub defaults, to measure what
+/// a setting would change (e.g. duplicates with a smaller mesh).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct BareTuning {
+    /// Mesh degree D (libp2p's default is 6; low = ⌈5D/6⌉, high = 2D).
+    pub mesh_n: Option<usize>,
+    /// Send IDONTWANT for messages of at least this many bytes (libp2p's
+    /// default is 1000, above a report's size).
+    pub idontwant_threshold: Option<usize>,
+}
+
+/// A running device.
+pub enum Peer {
+    /// A real Ronde node.
+    Ronde(Node),
+    /// A bare gossipsub peer.
+    Bare(BareNode),
+}
+
+/// Start a Ronde node: the sim transport, a shared manual clock, the
+/// simulation's difficulty, timers dilated.
+pub async fn start_ronde(
+    setup: &PeerSetup<'_>,
+    dir: &Path,
+    clock: &ManualClock,
+    difficulty: u8,
+    location: Option<(f64, f64)>,
+    relay_areas: Option<&[Area]>,
+) -> Result<Peer, SimError> {
+    let cw = setup.clockwork.clone();
+    let mut c = NodeConfig::for_tests(dir);
+    c.listen = vec![addr_of(setup.port)];
+    c.memory_transport = false;
+    c.sim_transport = Some(setup.net.factory(setup.slot));
+    c.clock = Arc::new(clock.clone());
+    c.location = location;
+    c.difficulty = difficulty;
+    c.policy.min_difficulty = difficulty;
+    c.heartbeat = cw.wall(setup.heartbeat);
+    // Production timers, dilated.
+    c.purge_interval = cw.wall(Duration::from_secs(30));
+    c.pending_retry_interval = cw.wall(Duration::from_secs(10));
+    c.idle_timeout = cw.wall(Duration::from_secs(120));
+    if relay_areas.is_some() {
+        c.max_areas = MAX_PEER_AREAS;
+        c.max_connections = 4096;
+    }
+    let node = Node::start(c).await?;
+    if let Some(areas) = relay_areas {
+        node.set_areas(areas.to_vec()).await?;
+    }
+    // Every stored report (own or received) is a delivery.
+    let mut events = node.events();
+    let recorder = setup.recorder.clone();
+    let slot = setup.slot;
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(ev) =>
+                {
+                    #[allow(irrefutable_let_patterns)]
+                    if let NodeEvent::Report(r) = ev {
+                        recorder.deliver(r.id, slot, cw.now());
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => recorder.lagged(n),
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+    Ok(Peer::Ronde(node))
+}
+
+impl Peer {
+    /// Dial a device.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), SimError> {
+        match self {
+            Peer::Ronde(n) => Ok(n.dial(addr).await?),
+            Peer::Bare(b) => b.send(BareCmd::Dial(addr)),
+        }
+    }
+
+    /// Move (follow the areas around a point).
+    pub async fn set_location(&self, at: (f64, f64)) -> Result<(), SimError> {
+        match self {
+            Peer::Ronde(n) => n.set_location(at.0, at.1).await.map(|_| ())?,
+            Peer::Bare(b) => {
+                let areas = ronde_protocol::topics_around(at.0, at.1)?;
+                b.send(BareCmd::Areas(areas))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Make a report: a Ronde node seals its own; a bare peer publishes the
+    /// planned bytes. Returns the report id.
+    pub async fn report(
+        &self,
+        category: Category,
+        at: (f64, f64),
+        bytes: &[u8],
+        area: Area,
+    ) -> Result<ReportId, SimError> {
+        match self {
+            Peer::Ronde(n) => Ok(n.report(category, at.0, at.1, None).await?.id),
+            Peer::Bare(b) => {
+                let (tx, rx) = oneshot::channel();
+                b.send(BareCmd::Publish(area.topic(), bytes.to_vec(), Some(tx)))?;
+                rx.await.map_err(|_| SimError::Stopped)?;
+                Ok(ReportId::of(bytes))
+            }
+        }
+    }
+
+    /// Stop the device (its connections close).
+    pub async fn shutdown(self) {
+        match self {
+            Peer::Ronde(n) => {
+                if let Err(e) = n.shutdown().await {
+                    tracing::debug!(error = %e, "node shutdown");
+                }
+            }
+            Peer::Bare(b) => b.shutdown().await,
+        }
+    }
+
+    /// The Ronde node, if it is one.
+    pub fn node(&self) -> Option<&Node> {
+        match self {
+            Peer::Ronde(n) => Some(n),
+            Peer::Bare(_) => None,
+        }
+    }
+}
+
+/// What a bare gossipsub peer does with messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BareMode {
+    /// The baseline: forward at once, no validation; every first reception
+    /// is a delivery.
+    Baseline,
+    /// Joins meshes, never validates, so never forwards anything.
+    Dropper,
+    /// Publishes what it is told to (floods); forwards nothing.
+    Flooder,
+}
+
+/// A command to a bare peer.
+pub enum BareCmd {
+    /// Dial.
+    Dial(Multiaddr),
+    /// Follow exactly these areas.
+    Areas(Vec<Area>),
+    /// Publish bytes on a topic; the reply says it was handed to gossipsub.
+    Publish(String, Vec<u8>, Option<oneshot::Sender<()>>),
+    /// Stop.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A bare gossipsub peer: the same libp2p gossipsub, Noise and Yamux over
+/// the same transport, default mesh parameters, anonymous messages with the
+/// report id as message id, and nothing else.
+pub struct BareNode {
+    tx: mpsc::UnboundedSender<BareCmd>,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The baseline's gossipsub configuration: libp2p's defaults but for what
+/// the wire format needs (anonymous messages, the report id as message id).
+pub fn bare_gossipsub_config(
+    heartbeat_wall: Duration,
+    validate: bool,
+    tuning: BareTuning,
+) -> Result<gossipsub::Config, BoxError> {
+    let mut b = gossipsub::ConfigBuilder::default();
+    b.heartbeat_interval(heartbeat_wall)
+        .validation_mode(ValidationMode::Anonymous)
+        .message_id_fn(|m| MessageId::from(ReportId::of(&m.data).0.to_vec()));
+    if validate {
+        b.validate_messages();
+    }
+    if let Some(n) = tuning.mesh_n {
+        let n = n.max(1);
+        b.mesh_n(n)
+            .mesh_n_low((5 * n).div_ceil(6))
+            .mesh_n_high(2 * n)
+            .mesh_outbound_min((n / 2).min(2))
+            .gossip_lazy(n);
+    }
+    if let Some(t) = tuning.idontwant_threshold {
+        b.idontwant_message_size_threshold(t);
+    }
+    Ok(b.build()?)
+}
+
+impl BareNode {
+    /// Start a bare peer following `areas`.
+    pub fn start(
+        setup: &PeerSetup<'_>,
+        mode: BareMode,
+        areas: &[Area],
+    ) -> Result<BareNode, SimError> {
+        let transport = setup.net.transport(setup.slot);
+        let hb = setup.clockwork.wall(setup.heartbeat);
+        let idle = setup.clockwork.wall(Duration::from_secs(120));
+        let tuning = setup.tuning;
+        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_other_transport(|key| -> Result<_, BoxError> {
+                Ok(transport
+                    .upgrade(upgrade::Version::V1)
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux::Config::default()))
+            })
+            .map_err(|e| SimError::Libp2p(e.to_string()))?
+            .with_behaviour(|_| -> Result<_, BoxError> {
+                let config = bare_gossipsub_config(hb, mode != BareMode::Baseline, tuning)?;
+                Ok(gossipsub::Behaviour::<gossipsub::IdentityTransform>::new(
+                    MessageAuthenticity::Anonymous,
+                    config,
+                )?)
+            })
+            .map_err(|e| SimError::Libp2p(e.to_string()))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build();
+        swarm
+            .listen_on(addr_of(setup.port))
+            .map_err(|e| SimError::Libp2p(e.to_string()))?;
+        let mut followed: Vec<Area> = Vec::new();
+        let subscribe = |swarm: &mut libp2p::Swarm<gossipsub::Behaviour>,
+                         followed: &mut Vec<Area>,
+                         areas: &[Area]| {
+            for a in followed.iter().filter(|a| !areas.contains(a)) {
+                swarm
+                    .behaviour_mut()
+                    .unsubscribe(&IdentTopic::new(a.topic()));
+            }
+            for a in areas.iter().filter(|a| !followed.contains(a)) {
+                if let Err(e) = swarm.behaviour_mut().subscribe(&IdentTopic::new(a.topic())) {
+                    tracing::debug!(error = %e, "bare subscribe");
+                }
+            }
+            *followed = areas.to_vec();
+        };
+        subscribe(&mut swarm, &mut followed, areas);
+        let (tx, mut rx) = mpsc::unbounded_channel::<BareCmd>();
+        let recorder = setup.recorder.clone();
+        let slot = setup.slot;
+        let cw = setup.clockwork.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    cmd = rx.recv() => match cmd {
+                        Some(BareCmd::Dial(a)) => {
+                            if let Err(e) = swarm.dial(a) {
+                                tracing::debug!(error = %e, "bare dial");
+                            }
+                        }
+                        Some(BareCmd::Areas(a)) => subscribe(&mut swarm, &mut followed, &a),
+                        Some(BareCmd::Publish(topic, data, reply)) => {
+                            if mode == BareMode::Baseline {
+                                recorder.deliver(ReportId::of(&data), slot, cw.now());
+                            }
+                            if let Err(e) = swarm.behaviour_mut().publish(IdentTopic::new(topic), data) {
+                                tracing::debug!(error = %e, "bare publish");
+                            }
+                            if let Some(r) = reply {
+                                let _ = r.send(());
+                            }
+                        }
+                        Some(BareCmd::Shutdown(reply)) => {
+                            drop(swarm);
+                            let _ = reply.send(());
+                            break;
+                        }
+                        None => break,
+                    },
+                    ev = swarm.select_next_some() => {
+                        if let SwarmEvent::Behaviour(gossipsub::Event::Message { message_id, .. }) = ev {
+                            if mode == BareMode::Baseline {
+                                if let Ok(id) = <[u8; 32]>::try_from(message_id.0.as_slice()) {
+                                    recorder.deliver(ReportId(id), slot, cw.now());
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        Ok(BareNode { tx })
+    }
+
+    fn send(&self, cmd: BareCmd) -> Result<(), SimError> {
+        self.tx.send(cmd).map_err(|_| SimError::Stopped)
+    }
+
+    /// Dial a device.
+    pub fn dial(&self, addr: Multiaddr) -> Result<(), SimError> {
+        self.send(BareCmd::Dial(addr))
+    }
+
+    /// Publish bytes on an area's topic (floods).
+    pub fn publish(&self, area: Area, bytes: Vec<u8>) -> Result<(), SimError> {
+        self.send(BareCmd::Publish(area.topic(), bytes, None))
+    }
+
+    async fn shutdown(self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(BareCmd::Shutdown(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}

@@ -1,0 +1,811 @@
+//! The scenario and its plan: everything that happens in a run, drawn in
+//! advance from the seed.
+//!
+//! [`Plan::new`] turns a [`SimConfig`] into the list of timed events (who
+//! reports what where, who leaves and comes back, who walks where, when
+//! the city is split and healed, when a relay dies, what the adversaries
+//! send) and the timelines the figures are judged against (when each phone
+//! is online, which areas it follows). Both overlays (Ronde and the bare
+//! gossipsub baseline) replay the same plan, so their figures compare.
+//!
+//! Only the plan is reproducible bit for bit from the seed. libp2p draws
+//! its own randomness (identities, Noise keys, gossipsub's choice of mesh
+//! peers) and two cores schedule tasks as they can, so two runs with the
+//! same seed give close, not identical, figures.
+
+use std::time::Duration;
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use ronde_protocol::{cell_for, topics_around, Area, Category, Cell, Draft};
+use serde::Serialize;
+
+use crate::city::City;
+use crate::net::{mix64, Slot};
+use crate::SimError;
+
+/// The Unix time at which every run starts (model time 0), a whole minute.
+pub const T0: u64 = 1_790_000_040;
+
+/// Everything a run is made of. All durations are model time.
+#[derive(Debug, Clone, Serialize)]
+pub struct SimConfig {
+    /// Phones.
+    pub phones: usize,
+    /// Relays (cover every area of the city, accept many connections).
+    pub relays: usize,
+    /// Seed of everything the simulator draws.
+    pub seed: u64,
+    /// Time for meshes to form before the first report.
+    pub warmup: Duration,
+    /// Time during which reports are made (and churn, walks, events run).
+    pub duration: Duration,
+    /// How long after its publication a report is followed; also the
+    /// drain at the end.
+    pub window: Duration,
+    /// Smallest one-way link latency.
+    pub latency_min: Duration,
+    /// Largest one-way link latency.
+    pub latency_max: Duration,
+    /// Probability that a segment is lost (and retransmitted).
+    pub loss: f64,
+    /// Fraction of online phones that leave per minute (they come back
+    /// after [`SimConfig::offline_mean`] on average, as new peers).
+    pub churn_per_min: f64,
+    /// Mean time a phone that left stays offline.
+    pub offline_mean: Duration,
+    /// Fraction of phones that walk.
+    pub walkers: f64,
+    /// Walking speed, m/s.
+    pub speed_mps: f64,
+    /// Mean time between two reports, city-wide (Poisson).
+    pub report_every: Duration,
+    /// Split the city in two (west and east of the centre) at this time,
+    /// for this long.
+    pub partition: Option<(Duration, Duration)>,
+    /// Kill a relay (for good) at this time.
+    pub relay_failure: Option<Duration>,
+    /// Peers that flood invalid, forged and expired reports.
+    pub flooders: usize,
+    /// Mean time between two floods of one flooder.
+    pub flood_every: Duration,
+    /// Peers that join meshes and forward nothing.
+    pub droppers: usize,
+    /// Live reports in the city when the measurement starts (published,
+    /// backdated over the last 29 minutes, by a seeder during the
+    /// warm-up), so stores, sync answers and gossip are in steady state.
+    /// `None`: 30 minutes of reports at `report_every`, at most 2000.
+    pub prefill: Option<usize>,
+    /// Phones each phone dials when it comes online.
+    pub peers: usize,
+    /// Relays each phone dials.
+    pub relay_links: usize,
+    /// Gossipsub heartbeat (model time; the wall-clock one is dilated).
+    pub heartbeat: Duration,
+    /// Wall-clock seconds per model second.
+    pub dilation: f64,
+    /// Run Ronde nodes.
+    pub ronde: bool,
+    /// Run the bare gossipsub baseline on the same plan.
+    pub baseline: bool,
+    /// Changes to the baseline's gossipsub defaults.
+    pub baseline_tuning: crate::peers::BareTuning,
+    /// City centre.
+    pub center: (f64, f64),
+    /// Spread of the population, km.
+    pub sigma_km: f64,
+    /// Proof-of-work difficulty of reports (and the nodes' minimum).
+    pub difficulty: u8,
+    /// Tokio worker threads.
+    pub workers: usize,
+    /// Nodes started at once.
+    pub start_batch: usize,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        let city = City::paris();
+        SimConfig {
+            phones: 200,
+            relays: 4,
+            seed: 0,
+            warmup: Duration::from_secs(20),
+            duration: Duration::from_secs(120),
+            window: Duration::from_secs(10),
+            latency_min: Duration::from_millis(20),
+            latency_max: Duration::from_millis(150),
+            loss: 0.01,
+            churn_per_min: 0.10,
+            offline_mean: Duration::from_secs(60),
+            walkers: 0.3,
+            speed_mps: 1.4,
+            report_every: Duration::from_secs(10),
+            partition: None,
+            relay_failure: None,
+            flooders: 2,
+            flood_every: Duration::from_secs(2),
+            droppers: 2,
+            prefill: None,
+            peers: 6,
+            relay_links: 1,
+            heartbeat: Duration::from_secs(1),
+            dilation: 1.0,
+            ronde: true,
+            baseline: true,
+            baseline_tuning: crate::peers::BareTuning::default(),
+            center: city.center,
+            sigma_km: city.sigma_m / 1000.0,
+            difficulty: 8,
+            workers: 2,
+            start_batch: 32,
+            progress: true,
+        }
+    }
+}
+
+impl SimConfig {
+    /// Check the numbers make sense.
+    pub fn validate(&self) -> Result<(), SimError> {
+        let bad = |m: &str| Err(SimError::Config(m.to_owned()));
+        if self.phones < 2 {
+            return bad("at least 2 phones");
+        }
+        if !(self.dilation.is_finite() && self.dilation >= 1.0 && self.dilation <= 1000.0) {
+            return bad("dilation must be between 1 and 1000");
+        }
+        if !(0.0..0.5).contains(&self.loss) {
+            return bad("loss must be in [0, 0.5)");
+        }
+        if !(0.0..=1.0).contains(&self.churn_per_min) {
+            return bad("churn must be in [0, 1] per minute");
+        }
+        if !(0.0..=1.0).contains(&self.walkers) {
+            return bad("walkers must be a fraction in [0, 1]");
+        }
+        if self.latency_min > self.latency_max {
+            return bad("latency min is above latency max");
+        }
+        if self.report_every.is_zero() || self.flood_every.is_zero() {
+            return bad("report and flood intervals must be positive");
+        }
+        if self.heartbeat < Duration::from_millis(50) {
+            return bad("heartbeat below 50 ms");
+        }
+        if self.window.is_zero() || self.duration.is_zero() {
+            return bad("duration and window must be positive");
+        }
+        if !(self.sigma_km > 0.1 && self.sigma_km < 50.0) {
+            return bad("sigma must be between 0.1 and 50 km");
+        }
+        if self.relay_failure.is_some() && self.relays == 0 {
+            return bad("a relay failure needs relays");
+        }
+        if self.workers == 0 || self.start_batch == 0 {
+            return bad("workers and start batch must be positive");
+        }
+        ronde_protocol::area_of(self.center.0, self.center.1)
+            .map_err(|e| SimError::Config(format!("centre: {e}")))?;
+        Ok(())
+    }
+
+    /// The city.
+    pub fn city(&self) -> City {
+        City {
+            center: self.center,
+            sigma_m: self.sigma_km * 1000.0,
+        }
+    }
+
+    /// End of the run (model seconds).
+    pub fn end(&self) -> f64 {
+        (self.warmup + self.duration + self.window).as_secs_f64()
+    }
+
+    /// Reports prefilled before the measurement.
+    pub fn prefill_count(&self) -> usize {
+        self.prefill.unwrap_or_else(|| {
+            ((1800.0 / self.report_every.as_secs_f64()).round() as usize).min(2000)
+        })
+    }
+
+    /// Number of slots.
+    pub fn slots(&self) -> usize {
+        self.phones
+            + self.relays
+            + self.flooders
+            + self.droppers
+            + usize::from(self.prefill_count() > 0)
+    }
+}
+
+/// What a slot is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A phone.
+    Phone,
+    /// A relay.
+    Relay,
+    /// Sends invalid, forged, expired and future reports.
+    Flooder,
+    /// Joins meshes and forwards nothing.
+    Dropper,
+    /// Publishes the prefill during the warm-up, then stays quiet.
+    Seeder,
+}
+
+/// What a flooder sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FloodKind {
+    /// A sealed report with one bit of its signature flipped.
+    Forged,
+    /// Random bytes of a report's length.
+    Garbage,
+    /// A validly sealed report observed 45 minutes ago (expired).
+    Expired,
+    /// A validly sealed report observed an hour from now.
+    Future,
+}
+
+/// A planned report.
+#[derive(Debug, Clone)]
+pub struct PlannedReport {
+    /// When (model seconds).
+    pub t: f64,
+    /// Which phone.
+    pub phone: Slot,
+    /// What.
+    pub category: Category,
+    /// Where the phone is.
+    pub at: (f64, f64),
+    /// Its cell and area.
+    pub cell: Cell,
+    /// The report the bare baseline publishes (sealed from the seed; Ronde
+    /// nodes seal their own).
+    pub bytes: Vec<u8>,
+}
+
+/// A planned flood message.
+#[derive(Debug, Clone)]
+pub struct PlannedFlood {
+    /// When (model seconds).
+    pub t: f64,
+    /// Which flooder.
+    pub flooder: Slot,
+    /// On which area's topic.
+    pub area: Area,
+    /// What kind of bad.
+    pub kind: FloodKind,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// A timed event.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Event {
+    /// Make planned report `i`.
+    Report(usize),
+    /// A phone goes offline.
+    Leave(Slot),
+    /// A phone comes (back) online, as a new peer.
+    Join(Slot),
+    /// A walker crossed into another cell.
+    Move(Slot, (f64, f64)),
+    /// Split the city.
+    PartitionStart,
+    /// Heal it.
+    PartitionEnd,
+    /// A relay dies.
+    RelayFail(Slot),
+    /// Send planned flood `i`.
+    Flood(usize),
+    /// Publish prefill report `i`.
+    Seed(usize),
+    /// A device online from the start dials its first peers (spread over
+    /// the first quarter of the warm-up, at most 10 s, as phones do not all
+    /// come online in the same millisecond).
+    Connect(Slot),
+    /// Every node below its target degree dials more peers.
+    Maintain,
+}
+
+/// Every few seconds (model) nodes short of peers dial more.
+pub const MAINTAIN_EVERY: f64 = 5.0;
+/// Walkers' positions are sampled this often (model seconds).
+const MOVE_TICK: f64 = 5.0;
+
+/// The plan of a run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Role of each slot.
+    pub roles: Vec<Role>,
+    /// Initial position of each slot.
+    pub start_pos: Vec<(f64, f64)>,
+    /// Timed events, sorted by time.
+    pub events: Vec<(f64, Event)>,
+    /// Online intervals of each slot `[from, to)` (model seconds; `to` is
+    /// `f64::INFINITY` if it stays).
+    pub online: Vec<Vec<(f64, f64)>>,
+    /// Areas each slot follows over time (time it starts, areas).
+    pub areas: Vec<Vec<(f64, Vec<Area>)>>,
+    /// Position of each slot over time (time, position).
+    pub positions: Vec<Vec<(f64, (f64, f64))>>,
+    /// The planned reports.
+    pub reports: Vec<PlannedReport>,
+    /// The planned floods.
+    pub floods: Vec<PlannedFlood>,
+    /// The prefill: (area, bytes) of valid reports observed up to 29
+    /// minutes before their publication.
+    pub seeds: Vec<(Area, Vec<u8>)>,
+    /// The areas covering the city (what relays follow).
+    pub city_areas: Vec<Area>,
+    /// Partition side of each slot (0 west of the centre, 1 east).
+    pub sides: Vec<u8>,
+}
+
+fn exp_sample(rng: &mut impl Rng, mean: f64) -> f64 {
+    let u: f64 = rng.gen_range(f64::EPSILON..1.0);
+    -mean * u.ln()
+}
+
+fn sub_rng(seed: u64, purpose: u64) -> ChaCha20Rng {
+    ChaCha20Rng::seed_from_u64(mix64(seed ^ mix64(purpose)))
+}
+
+fn seal(
+    rng: &mut ChaCha20Rng,
+    category: Category,
+    cell: Cell,
+    observed: u64,
+    difficulty: u8,
+) -> Result<Vec<u8>, SimError> {
+    Draft::new(category, cell, observed)
+        .seal(difficulty, rng)
+        .map(|r| r.to_bytes())
+        .map_err(|e| SimError::Config(format!("sealing a planned report: {e}")))
+}
+
+impl Plan {
+    /// Draw the plan of `cfg` from its seed.
+    pub fn new(cfg: &SimConfig) -> Result<Plan, SimError> {
+        cfg.validate()?;
+        let city = cfg.city();
+        let n = cfg.slots();
+        let end = cfg.end();
+        let t_start = cfg.warmup.as_secs_f64();
+        let t_stop = (cfg.warmup + cfg.duration).as_secs_f64();
+        let mut roles = Vec::with_capacity(n);
+        roles.extend(std::iter::repeat_n(Role::Phone, cfg.phones));
+        roles.extend(std::iter::repeat_n(Role::Relay, cfg.relays));
+        roles.extend(std::iter::repeat_n(Role::Flooder, cfg.flooders));
+        roles.extend(std::iter::repeat_n(Role::Dropper, cfg.droppers));
+        if cfg.prefill_count() > 0 {
+            roles.push(Role::Seeder);
+        }
+
+        // Where everyone is. Relays sit on a ring of radius σ.
+        let mut rng = sub_rng(cfg.seed, 1);
+        let start_pos: Vec<(f64, f64)> = roles
+            .iter()
+            .enumerate()
+            .map(|(i, role)| match role {
+                Role::Relay => {
+                    let k = (i - cfg.phones) as f64 / cfg.relays.max(1) as f64;
+                    let ang = std::f64::consts::TAU * k;
+                    City::offset(
+                        city.center,
+                        city.sigma_m * ang.cos(),
+                        city.sigma_m * ang.sin(),
+                    )
+                }
+                _ => city.sample(&mut rng),
+            })
+            .collect();
+        let sides = start_pos
+            .iter()
+            .map(|p| u8::from(p.1 >= city.center.1))
+            .collect();
+
+        let mut events: Vec<(f64, Event)> = Vec::new();
+
+        // Walks: positions every MOVE_TICK, a move event at each cell change.
+        let mut rng = sub_rng(cfg.seed, 2);
+        let mut positions: Vec<Vec<(f64, (f64, f64))>> =
+            start_pos.iter().map(|p| vec![(0.0, *p)]).collect();
+        for phone in 0..cfg.phones {
+            if !rng.gen_bool(cfg.walkers) {
+                continue;
+            }
+            let mut t = 0.0;
+            let mut pos = start_pos[phone];
+            let mut cell = cell_for(pos.0, pos.1, 7).ok();
+            while t < end {
+                let dest = city.sample(&mut rng);
+                let dist = City::distance_m(pos, dest);
+                let walk = dist / cfg.speed_mps.max(0.1);
+                let mut s = MOVE_TICK;
+                while s < walk && t + s < end {
+                    let p = City::lerp(pos, dest, s / walk);
+                    let c = cell_for(p.0, p.1, 7).ok();
+                    if c != cell {
+                        cell = c;
+                        events.push((t + s, Event::Move(phone as Slot, p)));
+                        positions[phone].push((t + s, p));
+                    }
+                    s += MOVE_TICK;
+                }
+                t += walk + rng.gen_range(0.0..60.0);
+                pos = dest;
+            }
+        }
+
+        // Sessions: everyone online from 0; phones churn from the end of
+        // the warm-up until the end of the reporting period.
+        let mut rng = sub_rng(cfg.seed, 3);
+        let mut online: Vec<Vec<(f64, f64)>> = vec![vec![(0.0, f64::INFINITY)]; n];
+        if cfg.churn_per_min > 0.0 {
+            let mean_on = 60.0 / cfg.churn_per_min;
+            let mean_off = cfg.offline_mean.as_secs_f64().max(1.0);
+            for (phone, sessions) in online.iter_mut().enumerate().take(cfg.phones) {
+                let mut list = Vec::new();
+                let mut from = 0.0;
+                let mut t = t_start + exp_sample(&mut rng, mean_on);
+                while t < t_stop {
+                    list.push((from, t));
+                    events.push((t, Event::Leave(phone as Slot)));
+                    // At least 2 s offline: a restart is not instant.
+                    let back = t + 2.0 + exp_sample(&mut rng, mean_off);
+                    if back >= t_stop {
+                        from = f64::NAN;
+                        break;
+                    }
+                    events.push((back, Event::Join(phone as Slot)));
+                    from = back;
+                    t = back + exp_sample(&mut rng, mean_on);
+                }
+                if !from.is_nan() {
+                    list.push((from, f64::INFINITY));
+                }
+                *sessions = list;
+            }
+        }
+        if let (Some(at), true) = (cfg.relay_failure, cfg.relays > 0) {
+            let relay = cfg.phones as Slot;
+            let t = at.as_secs_f64();
+            online[relay as usize] = vec![(0.0, t)];
+            events.push((t, Event::RelayFail(relay)));
+        }
+        if let Some((at, dur)) = cfg.partition {
+            events.push((at.as_secs_f64(), Event::PartitionStart));
+            events.push(((at + dur).as_secs_f64(), Event::PartitionEnd));
+        }
+
+        // Areas followed over time.
+        let city_areas = city.areas();
+        let mut areas: Vec<Vec<(f64, Vec<Area>)>> = Vec::with_capacity(n);
+        for (slot, role) in roles.iter().enumerate() {
+            let list = match role {
+                Role::Phone => positions[slot]
+                    .iter()
+                    .filter_map(|(t, p)| Some((*t, topics_around(p.0, p.1).ok()?)))
+                    .collect(),
+                Role::Relay | Role::Dropper => vec![(0.0, city_areas.clone())],
+                Role::Flooder | Role::Seeder => vec![(0.0, Vec::new())],
+            };
+            areas.push(list);
+        }
+
+        // Reports: Poisson city-wide, by a phone online at the time.
+        let mut rng = sub_rng(cfg.seed, 4);
+        let mut reports = Vec::new();
+        let mut t = t_start + exp_sample(&mut rng, cfg.report_every.as_secs_f64());
+        let plan_view = PlanView {
+            online: &online,
+            positions: &positions,
+        };
+        while t < t_stop {
+            let candidates: Vec<Slot> = (0..cfg.phones as Slot)
+                .filter(|p| plan_view.is_online(*p, t) && plan_view.is_online(*p, t + 1.0))
+                .collect();
+            if let Some(&phone) = candidates.choose(&mut rng) {
+                let at = plan_view.position(phone, t);
+                let category = *Category::ALL
+                    .choose(&mut rng)
+                    .unwrap_or(&Category::Harassment);
+                let cell = cell_for(at.0, at.1, 7)
+                    .map_err(|e| SimError::Config(format!("report position: {e}")))?;
+                let observed = T0 + t as u64;
+                let bytes = seal(&mut rng, category, cell, observed, cfg.difficulty)?;
+                events.push((t, Event::Report(reports.len())));
+                reports.push(PlannedReport {
+                    t,
+                    phone,
+                    category,
+                    at,
+                    cell,
+                    bytes,
+                });
+            }
+            t += exp_sample(&mut rng, cfg.report_every.as_secs_f64());
+        }
+
+        // Floods.
+        let mut rng = sub_rng(cfg.seed, 5);
+        let mut floods = Vec::new();
+        let kinds = [
+            FloodKind::Forged,
+            FloodKind::Garbage,
+            FloodKind::Expired,
+            FloodKind::Future,
+        ];
+        for f in 0..cfg.flooders {
+            let flooder = (cfg.phones + cfg.relays + f) as Slot;
+            let mut t = t_start + exp_sample(&mut rng, cfg.flood_every.as_secs_f64());
+            let mut k = 0usize;
+            while t < t_stop {
+                let at = city.sample(&mut rng);
+                let cell = cell_for(at.0, at.1, 7)
+                    .map_err(|e| SimError::Config(format!("flood position: {e}")))?;
+                let kind = kinds[k % kinds.len()];
+                k += 1;
+                let now = T0 + t as u64;
+                let category = Category::Harassment;
+                let bytes = match kind {
+                    FloodKind::Forged => {
+                        let mut b = seal(&mut rng, category, cell, now, cfg.difficulty)?;
+                        if let Some(last) = b.last_mut() {
+                            *last ^= 0x01;
+                        }
+                        b
+                    }
+                    FloodKind::Garbage => {
+                        let mut b = vec![0u8; 121];
+                        rng.fill(&mut b[..]);
+                        b
+                    }
+                    FloodKind::Expired => {
+                        seal(&mut rng, category, cell, now - 45 * 60, cfg.difficulty)?
+                    }
+                    FloodKind::Future => {
+                        seal(&mut rng, category, cell, now + 3600, cfg.difficulty)?
+                    }
+                };
+                events.push((t, Event::Flood(floods.len())));
+                floods.push(PlannedFlood {
+                    t,
+                    flooder,
+                    area: cell.area(),
+                    kind,
+                    bytes,
+                });
+                t += exp_sample(&mut rng, cfg.flood_every.as_secs_f64());
+            }
+        }
+
+        // Prefill: published by the seeder between 25 % and 50 % of the
+        // warm-up (after the first connections, and long enough before the
+        // measurement for its gossip to be over), backdated up to 29 min.
+        let mut rng = sub_rng(cfg.seed, 7);
+        let mut seeds = Vec::new();
+        for i in 0..cfg.prefill_count() {
+            let t = t_start * (0.25 + 0.25 * i as f64 / cfg.prefill_count() as f64);
+            let at = city.sample(&mut rng);
+            let cell = cell_for(at.0, at.1, 7)
+                .map_err(|e| SimError::Config(format!("prefill position: {e}")))?;
+            let age = rng.gen_range(0..29 * 60);
+            let observed = (T0 + t as u64).saturating_sub(age);
+            let category = *Category::ALL
+                .choose(&mut rng)
+                .unwrap_or(&Category::Harassment);
+            let bytes = seal(&mut rng, category, cell, observed, cfg.difficulty)?;
+            events.push((t, Event::Seed(seeds.len())));
+            seeds.push((cell.area(), bytes));
+        }
+
+        let mut rng = sub_rng(cfg.seed, 6);
+        let spread = (t_start / 4.0).clamp(0.001, 10.0);
+        for (slot, role) in roles.iter().enumerate() {
+            if *role != Role::Relay {
+                events.push((rng.gen_range(0.0..spread), Event::Connect(slot as Slot)));
+            }
+        }
+
+        let mut m = MAINTAIN_EVERY;
+        while m < end {
+            events.push((m, Event::Maintain));
+            m += MAINTAIN_EVERY;
+        }
+        events.sort_by(|a, b| a.0.total_cmp(&b.0));
+
+        Ok(Plan {
+            roles,
+            start_pos,
+            events,
+            online,
+            areas,
+            positions,
+            reports,
+            floods,
+            seeds,
+            city_areas,
+            sides,
+        })
+    }
+
+    /// Whether a slot is online at `t`.
+    pub fn is_online(&self, slot: Slot, t: f64) -> bool {
+        PlanView {
+            online: &self.online,
+            positions: &self.positions,
+        }
+        .is_online(slot, t)
+    }
+
+    /// Whether a slot is online over the whole of `[from, to]`.
+    pub fn online_through(&self, slot: Slot, from: f64, to: f64) -> bool {
+        self.online
+            .get(slot as usize)
+            .is_some_and(|s| s.iter().any(|(a, b)| *a <= from && to < *b))
+    }
+
+    /// Where a slot is at `t`.
+    pub fn position(&self, slot: Slot, t: f64) -> (f64, f64) {
+        PlanView {
+            online: &self.online,
+            positions: &self.positions,
+        }
+        .position(slot, t)
+    }
+
+    /// The areas a slot follows at `t`.
+    pub fn areas_at(&self, slot: Slot, t: f64) -> &[Area] {
+        let Some(list) = self.areas.get(slot as usize) else {
+            return &[];
+        };
+        list.iter()
+            .take_while(|(s, _)| *s <= t)
+            .last()
+            .map(|(_, a)| a.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// Whether a slot follows `area` over the whole of `[from, to]`.
+    pub fn follows_through(&self, slot: Slot, area: &Area, from: f64, to: f64) -> bool {
+        let Some(list) = self.areas.get(slot as usize) else {
+            return false;
+        };
+        if !self.areas_at(slot, from).contains(area) {
+            return false;
+        }
+        list.iter()
+            .filter(|(s, _)| *s > from && *s <= to)
+            .all(|(_, a)| a.contains(area))
+    }
+
+    /// Honest slots: phones and relays.
+    pub fn is_honest(&self, slot: Slot) -> bool {
+        matches!(
+            self.roles.get(slot as usize),
+            Some(Role::Phone) | Some(Role::Relay)
+        )
+    }
+
+    /// A deterministic random generator for a decision about `slot` at `t`.
+    pub fn rng_for(seed: u64, slot: Slot, t: f64) -> ChaCha20Rng {
+        sub_rng(seed, (u64::from(slot) << 32) ^ (t * 1000.0) as u64 ^ 0xD1A1)
+    }
+}
+
+struct PlanView<'a> {
+    online: &'a [Vec<(f64, f64)>],
+    positions: &'a [Vec<(f64, (f64, f64))>],
+}
+
+impl PlanView<'_> {
+    fn is_online(&self, slot: Slot, t: f64) -> bool {
+        self.online
+            .get(slot as usize)
+            .is_some_and(|s| s.iter().any(|(a, b)| *a <= t && t < *b))
+    }
+
+    fn position(&self, slot: Slot, t: f64) -> (f64, f64) {
+        self.positions
+            .get(slot as usize)
+            .and_then(|l| l.iter().take_while(|(s, _)| *s <= t).last())
+            .map(|(_, p)| *p)
+            .unwrap_or((0.0, 0.0))
+    }
+}
+
+/// The planned duration of a run on the wall clock (excluding start-up).
+pub fn wall_time(cfg: &SimConfig) -> Duration {
+    Duration::from_secs_f64(cfg.end() * cfg.dilation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> SimConfig {
+        SimConfig {
+            phones: 100,
+            relays: 2,
+            flooders: 1,
+            droppers: 1,
+            duration: Duration::from_secs(300),
+            partition: Some((Duration::from_secs(60), Duration::from_secs(30))),
+            relay_failure: Some(Duration::from_secs(100)),
+            seed: 9,
+            ..SimConfig::default()
+        }
+    }
+
+    #[test]
+    fn the_plan_is_reproducible_from_the_seed() {
+        let a = Plan::new(&small()).expect("plan");
+        let b = Plan::new(&small()).expect("plan");
+        assert_eq!(a.events, b.events);
+        assert_eq!(a.start_pos, b.start_pos);
+        let bytes = |p: &Plan| {
+            p.reports
+                .iter()
+                .map(|r| r.bytes.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(bytes(&a), bytes(&b));
+        let c = Plan::new(&SimConfig {
+            seed: 10,
+            ..small()
+        })
+        .expect("plan");
+        assert_ne!(a.start_pos, c.start_pos);
+    }
+
+    #[test]
+    fn churn_rate_and_report_rate_match_the_config() {
+        let cfg = small();
+        let plan = Plan::new(&cfg).expect("plan");
+        let leaves = plan
+            .events
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::Leave(_)))
+            .count() as f64;
+        // ~10 %/min of ~the online phones over 5 minutes: about 50 leaves
+        // (fewer, since some phones are offline at any time).
+        assert!((25.0..=70.0).contains(&leaves), "{leaves}");
+        let reports = plan.reports.len() as f64;
+        assert!((15.0..=50.0).contains(&reports), "{reports}");
+        // Every report is made by a phone online at the time, in its cell.
+        for r in &plan.reports {
+            assert!(plan.is_online(r.phone, r.t));
+            assert!(plan.areas_at(r.phone, r.t).contains(&r.cell.area()));
+        }
+        assert!(plan.events.windows(2).all(|w| w[0].0 <= w[1].0));
+        assert!(!plan.is_online(cfg.phones as Slot, 101.0), "the relay died");
+    }
+
+    #[test]
+    fn walkers_change_cells_at_walking_speed() {
+        let plan = Plan::new(&small()).expect("plan");
+        let moves: Vec<_> = plan
+            .events
+            .iter()
+            .filter_map(|(t, e)| match e {
+                Event::Move(s, p) => Some((*t, *s, *p)),
+                _ => None,
+            })
+            .collect();
+        assert!(!moves.is_empty());
+        for (t, s, p) in moves.iter().take(200) {
+            let before = plan.position(*s, t - 0.001);
+            // Consecutive cell changes are within about one cell (≈ 153 m
+            // × 152 m, 216 m across) and one move tick of walking.
+            let d = City::distance_m(before, *p);
+            assert!(d > 0.0 && d <= 230.0, "{d}");
+        }
+    }
+}

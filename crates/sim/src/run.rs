@@ -1,0 +1,912 @@
+//! The driver: set up a city of devices on the emulated network, replay the
+//! plan on the (dilated) clock, check expiry, tear down, and compute the
+//! figures of one overlay.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use indicatif::ProgressBar;
+use rand::seq::SliceRandom;
+use ronde_node::ManualClock;
+use ronde_protocol::{topics_around, ReportId};
+use serde::Serialize;
+use tokio::task::JoinSet;
+
+use crate::city::City;
+use crate::metrics::{cdf_points, dijkstra, first_deliveries, Pcts};
+use crate::monitor::{rss_bytes, Monitor, Saturation};
+use crate::net::{addr_of, FrameClassifier, LinkModel, SimNet, Slot};
+use crate::peers::{start_ronde, BareMode, BareNode, Clockwork, Peer, PeerSetup, Recorder};
+use crate::plan::{Event, Plan, Role, SimConfig, T0};
+use crate::SimError;
+
+/// Which implementation runs on the devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overlay {
+    /// Real Ronde nodes.
+    Ronde,
+    /// Bare gossipsub peers (no validation, no store, no other protocol).
+    Baseline,
+}
+
+impl Overlay {
+    /// Its name in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Overlay::Ronde => "ronde",
+            Overlay::Baseline => "baseline",
+        }
+    }
+}
+
+/// Bytes per hour (model time), megabytes.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Traffic {
+    /// Sent, MB per hour online.
+    pub sent_mb_per_hour: f64,
+    /// Received, MB per hour online.
+    pub recv_mb_per_hour: f64,
+    /// Both, MB per hour online.
+    pub total_mb_per_hour: f64,
+}
+
+/// Delivery in one slice of the run.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Slice {
+    /// Start of the slice (model seconds).
+    pub t: f64,
+    /// Expected deliveries of the reports published in it.
+    pub expected: u64,
+    /// Those delivered within the window.
+    pub delivered: u64,
+}
+
+/// The figures of one overlay.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// Which overlay.
+    pub overlay: Overlay,
+    /// Devices started over the run (every life counts).
+    pub starts: u64,
+    /// Devices that failed to start or to act.
+    pub failures: u64,
+    /// Reports published.
+    pub reports: usize,
+    /// Expected (report, receiver) pairs.
+    pub expected: u64,
+    /// Delivered within the window.
+    pub delivered: u64,
+    /// delivered / expected.
+    pub delivery_ratio: f64,
+    /// Misses by receivers that had come online less than 5 s before the
+    /// report.
+    pub missed_by_fresh_joiners: u64,
+    /// Propagation latency, model ms.
+    pub latency_ms: Pcts,
+    /// Lower bound of the same deliveries, model ms.
+    pub lower_bound_ms: Pcts,
+    /// Per-delivery latency / lower bound.
+    pub ratio_to_lower_bound: Pcts,
+    /// Gossip transmissions of reports by honest devices.
+    pub transmissions: u64,
+    /// First receptions by devices online at publication.
+    pub first_receptions: u64,
+    /// (transmissions − first receptions) / first receptions.
+    pub duplicates_per_delivery: f64,
+    /// Phones' traffic.
+    pub phone_traffic: Traffic,
+    /// Relays' traffic.
+    pub relay_traffic: Traffic,
+    /// Resident memory per device after start-up and warm-up, MB.
+    pub memory_per_node_mb: f64,
+    /// Resident memory per device at the end, MB.
+    pub memory_per_node_end_mb: f64,
+    /// Mean number of links per online honest device (end of warm-up).
+    pub mean_degree: f64,
+    /// Node events lost by a slow observer.
+    pub lagged_events: u64,
+    /// Reports visible on all nodes just before the expiry check.
+    pub visible_before_expiry: Option<u64>,
+    /// Reports visible after every report expired: must be 0.
+    pub visible_after_expiry: Option<u64>,
+    /// Forged or invalid flood messages stored anywhere: must be 0.
+    pub forged_accepted: Option<u64>,
+    /// Expired or future flood messages stored anywhere: must be 0.
+    pub stale_accepted: Option<u64>,
+    /// Bytes the flooders sent (shows the attack reached the network).
+    pub flooder_bytes_sent: u64,
+    /// Whether the CPU distorted the figures.
+    pub saturation: Saturation,
+    /// Delivery over time.
+    pub timeline: Vec<Slice>,
+    /// Points of the latency CDF (ms, fraction).
+    pub latency_cdf: Vec<(f64, f64)>,
+    /// Points of the lower bound's CDF.
+    pub lower_bound_cdf: Vec<(f64, f64)>,
+    /// Wall-clock seconds of the whole overlay run (set-up included).
+    pub wall_secs: f64,
+    /// Wall-clock seconds of the set-up.
+    pub setup_secs: f64,
+}
+
+struct PubRecord {
+    plan_idx: usize,
+    id: ReportId,
+    /// Lower bound to each slot, model seconds.
+    lb: Vec<f64>,
+}
+
+#[derive(Default)]
+struct SlotState {
+    peer: Option<Peer>,
+}
+
+struct World {
+    cfg: SimConfig,
+    plan: Arc<Plan>,
+    overlay: Overlay,
+    net: SimNet,
+    cw: Clockwork,
+    clock: ManualClock,
+    recorder: Arc<Recorder>,
+    monitor: Arc<Monitor>,
+    slots: Vec<tokio::sync::Mutex<SlotState>>,
+    /// Current port of each slot, 0 while offline.
+    ports: Vec<AtomicU64>,
+    data_dir: Option<PathBuf>,
+    pubs: Mutex<Vec<PubRecord>>,
+    starts: AtomicU64,
+    failures: AtomicU64,
+    /// Bytes (sent, received) of each slot at the end of the warm-up.
+    bytes_at_warm: Mutex<Vec<(u64, u64)>>,
+    /// Report transmissions at the end of the warm-up (the prefill's).
+    frames_at_warm: AtomicU64,
+}
+
+impl World {
+    fn port(&self, slot: Slot) -> u64 {
+        self.ports
+            .get(slot as usize)
+            .map(|p| p.load(Ordering::SeqCst))
+            .unwrap_or(0)
+    }
+
+    fn role(&self, slot: Slot) -> Role {
+        self.plan.roles[slot as usize]
+    }
+
+    fn fail(&self, what: &str, e: &SimError) {
+        tracing::debug!(what, error = %e, "simulated device failed");
+        self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    async fn start_slot(&self, slot: Slot, t: f64) -> Result<(), SimError> {
+        let role = self.role(slot);
+        if self.overlay == Overlay::Baseline && role == Role::Flooder {
+            return Ok(());
+        }
+        let mut st = self.slots[slot as usize].lock().await;
+        if st.peer.is_some() {
+            return Ok(());
+        }
+        let port = self.net.alloc_port();
+        let setup = PeerSetup {
+            net: &self.net,
+            slot,
+            port,
+            clockwork: self.cw.clone(),
+            heartbeat: self.cfg.heartbeat,
+            recorder: self.recorder.clone(),
+            tuning: self.cfg.baseline_tuning,
+        };
+        let pos = self.plan.position(slot, t);
+        let city_areas = &self.plan.city_areas;
+        let peer = match (self.overlay, role) {
+            (Overlay::Ronde, Role::Phone | Role::Relay) => {
+                let dir = self
+                    .data_dir
+                    .as_ref()
+                    .map(|d| d.join(format!("n{slot}")))
+                    .ok_or_else(|| SimError::Config("no data directory".into()))?;
+                let (loc, areas) = if role == Role::Relay {
+                    (None, Some(city_areas.as_slice()))
+                } else {
+                    (Some(pos), None)
+                };
+                start_ronde(&setup, &dir, &self.clock, self.cfg.difficulty, loc, areas).await?
+            }
+            (Overlay::Baseline, Role::Phone) => Peer::Bare(BareNode::start(
+                &setup,
+                BareMode::Baseline,
+                &topics_around(pos.0, pos.1)?,
+            )?),
+            (Overlay::Baseline, Role::Relay) => {
+                Peer::Bare(BareNode::start(&setup, BareMode::Baseline, city_areas)?)
+            }
+            (_, Role::Dropper) => {
+                Peer::Bare(BareNode::start(&setup, BareMode::Dropper, city_areas)?)
+            }
+            (_, Role::Flooder | Role::Seeder) => {
+                Peer::Bare(BareNode::start(&setup, BareMode::Flooder, &[])?)
+            }
+        };
+        st.peer = Some(peer);
+        self.ports[slot as usize].store(port, Ordering::SeqCst);
+        self.starts.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn stop_slot(&self, slot: Slot) {
+        let peer = {
+            let mut st = self.slots[slot as usize].lock().await;
+            self.ports[slot as usize].store(0, Ordering::SeqCst);
+            st.peer.take()
+        };
+        if let Some(p) = peer {
+            p.shutdown().await;
+        }
+    }
+
+    async fn dial(&self, from: Slot, to: Slot) {
+        let port = self.port(to);
+        if port == 0 || from == to {
+            return;
+        }
+        let st = self.slots[from as usize].lock().await;
+        if let Some(p) = &st.peer {
+            if let Err(e) = p.dial(addr_of(port)).await {
+                self.fail("dial", &e);
+            }
+        }
+    }
+
+    fn online_of(&self, role: Role) -> Vec<Slot> {
+        (0..self.plan.roles.len() as Slot)
+            .filter(|s| self.role(*s) == role && self.port(*s) != 0)
+            .collect()
+    }
+
+    /// Whom `slot` dials when it comes online at `t` (or tops up), given
+    /// the devices it is already linked to.
+    fn targets(&self, slot: Slot, t: f64, linked: &HashSet<Slot>, want: usize) -> Vec<Slot> {
+        let mut rng = Plan::rng_for(self.cfg.seed, slot, t);
+        let here = self.plan.position(slot, t);
+        let mut out = Vec::new();
+        let role = self.role(slot);
+        if role == Role::Phone && self.cfg.relay_links > 0 {
+            let has_relay = linked.iter().any(|s| self.role(*s) == Role::Relay);
+            if !has_relay {
+                let mut relays = self.online_of(Role::Relay);
+                relays.sort_by(|a, b| {
+                    let da = City::distance_m(here, self.plan.position(*a, t));
+                    let db = City::distance_m(here, self.plan.position(*b, t));
+                    da.total_cmp(&db)
+                });
+                out.extend(relays.into_iter().take(self.cfg.relay_links));
+            }
+        }
+        let mut phones: Vec<Slot> = self
+            .online_of(Role::Phone)
+            .into_iter()
+            .filter(|s| *s != slot && !linked.contains(s))
+            .collect();
+        match role {
+            Role::Phone => {
+                // Nearby people, with some randomness: a random choice among
+                // the 3 × `want` nearest.
+                phones.sort_by(|a, b| {
+                    let da = City::distance_m(here, self.plan.position(*a, t));
+                    let db = City::distance_m(here, self.plan.position(*b, t));
+                    da.total_cmp(&db)
+                });
+                phones.truncate(3 * want);
+                phones.shuffle(&mut rng);
+                out.extend(phones.into_iter().take(want));
+            }
+            Role::Flooder | Role::Dropper => {
+                phones.shuffle(&mut rng);
+                out.extend(phones.into_iter().take(want));
+            }
+            // The seeder feeds the relays, which follow every area.
+            Role::Seeder => out.extend(self.online_of(Role::Relay)),
+            Role::Relay => {}
+        }
+        out
+    }
+
+    fn adjacency(&self) -> Vec<HashSet<Slot>> {
+        let mut adj = vec![HashSet::new(); self.plan.roles.len()];
+        for (a, b, _) in self.net.links() {
+            adj[a as usize].insert(b);
+            adj[b as usize].insert(a);
+        }
+        adj
+    }
+
+    /// Lower bound from `origin` at model time `t` for reports of `area`.
+    fn lower_bound(&self, origin: Slot, t: f64, area: &ronde_protocol::Area) -> Vec<f64> {
+        let edges: Vec<(Slot, Slot, f64)> = self
+            .net
+            .links()
+            .into_iter()
+            .map(|(a, b, l)| (a, b, l.as_secs_f64()))
+            .collect();
+        dijkstra(self.plan.roles.len(), &edges, origin, |s| {
+            s == origin
+                || (self.plan.is_honest(s)
+                    && self.port(s) != 0
+                    && self.plan.areas_at(s, t).contains(area))
+        })
+    }
+}
+
+fn data_root() -> Result<tempfile::TempDir, SimError> {
+    let shm = std::path::Path::new("/dev/shm");
+    let b = {
+        let mut b = tempfile::Builder::new();
+        b.prefix("ronde-sim-");
+        b
+    };
+    if shm.is_dir() {
+        if let Ok(d) = b.tempdir_in(shm) {
+            return Ok(d);
+        }
+    }
+    Ok(b.tempdir()?)
+}
+
+/// Run one overlay on the plan.
+pub async fn run_overlay(
+    cfg: &SimConfig,
+    plan: Arc<Plan>,
+    overlay: Overlay,
+    progress: Option<ProgressBar>,
+) -> Result<Outcome, SimError> {
+    let wall0 = std::time::Instant::now();
+    let rss0 = rss_bytes().unwrap_or(0);
+    let n = plan.roles.len();
+    let model = LinkModel {
+        latency_min: cfg.latency_min,
+        latency_max: cfg.latency_max,
+        loss: cfg.loss,
+        dilation: cfg.dilation,
+        seed: cfg.seed,
+        ..LinkModel::default()
+    };
+    let honest = (0..n as Slot).map(|s| plan.is_honest(s)).collect();
+    let net = SimNet::new(model, honest, FrameClassifier::ronde());
+    let data = if overlay == Overlay::Ronde {
+        Some(data_root()?)
+    } else {
+        None
+    };
+    let cw = Clockwork::new(cfg.dilation);
+    let world = Arc::new(World {
+        cfg: cfg.clone(),
+        plan: plan.clone(),
+        overlay,
+        net: net.clone(),
+        cw: cw.clone(),
+        clock: ManualClock::new(T0),
+        recorder: Arc::new(Recorder::default()),
+        monitor: Arc::new(Monitor::default()),
+        slots: (0..n).map(|_| tokio::sync::Mutex::default()).collect(),
+        ports: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        data_dir: data.as_ref().map(|d| d.path().to_path_buf()),
+        pubs: Mutex::new(Vec::new()),
+        starts: AtomicU64::new(0),
+        failures: AtomicU64::new(0),
+        bytes_at_warm: Mutex::new(vec![(0, 0); n]),
+        frames_at_warm: AtomicU64::new(0),
+    });
+    if plan.city_areas.len() > ronde_node::config::MAX_PEER_AREAS {
+        return Err(SimError::Config(format!(
+            "the city spans {} areas, more than a relay can follow ({})",
+            plan.city_areas.len(),
+            ronde_node::config::MAX_PEER_AREAS
+        )));
+    }
+
+    // Set-up: start everyone online at 0 (relays first), then dial.
+    if let Some(pb) = &progress {
+        pb.set_message(format!("{}: starting {n} devices", overlay.name()));
+    }
+    let mut order: Vec<Slot> = (0..n as Slot).filter(|s| plan.is_online(*s, 0.0)).collect();
+    order.sort_by_key(|s| (world.role(*s) != Role::Relay, *s));
+    let results: Vec<Result<(), SimError>> = futures::stream::iter(order.iter().copied())
+        .map(|s| {
+            let w = world.clone();
+            async move { w.start_slot(s, 0.0).await }
+        })
+        .buffer_unordered(cfg.start_batch)
+        .collect()
+        .await;
+    for r in results {
+        if let Err(e) = r {
+            return Err(SimError::Config(format!("a device did not start: {e}")));
+        }
+    }
+    // Relays form a full mesh; everyone else dials on its `Connect` event.
+    let relays = world.online_of(Role::Relay);
+    let mut dials: Vec<(Slot, Slot)> = Vec::new();
+    for (i, a) in relays.iter().enumerate() {
+        for b in &relays[..i] {
+            dials.push((*a, *b));
+        }
+    }
+    futures::stream::iter(dials)
+        .map(|(a, b)| {
+            let w = world.clone();
+            async move { w.dial(a, b).await }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
+    let setup_secs = wall0.elapsed().as_secs_f64();
+
+    // The clock starts.
+    cw.start_now();
+    let _probes = world.monitor.start(cw.clone());
+    let clock_task = {
+        let (cw, clock) = (cw.clone(), world.clock.clone());
+        tokio::spawn(async move {
+            loop {
+                clock.set(T0 + cw.now().max(0.0) as u64);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let progress_task = progress.clone().map(|pb| {
+        let w = world.clone();
+        tokio::spawn(async move {
+            pb.set_length((w.cfg.end() * 10.0) as u64);
+            pb.set_position(0);
+            loop {
+                let t = w.cw.now().max(0.0);
+                pb.set_position((t * 10.0) as u64);
+                let online = w
+                    .ports
+                    .iter()
+                    .filter(|p| p.load(Ordering::Relaxed) != 0)
+                    .count();
+                let reports = w.pubs.lock().map(|p| p.len()).unwrap_or(0);
+                pb.set_message(format!(
+                    "{} t={t:.0}s online {online} reports {reports} deliveries {} lag {:.0} ms",
+                    w.overlay.name(),
+                    w.recorder.count(),
+                    w.monitor.last_lag()
+                ));
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+    });
+
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    let mut rss_warm = 0u64;
+    let mut degree_warm = 0.0;
+    let warm = cfg.warmup.as_secs_f64();
+    let mut warm_done = false;
+    let mut events = plan.events.iter().peekable();
+    loop {
+        let next_t = events.peek().map(|(t, _)| *t);
+        if !warm_done && next_t.is_none_or(|t| t >= warm) {
+            tokio::time::sleep_until(cw.wall_at(warm)).await;
+            rss_warm = rss_bytes().unwrap_or(0);
+            *world
+                .bytes_at_warm
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) =
+                (0..n as Slot).map(|s| net.bytes(s)).collect();
+            world
+                .frames_at_warm
+                .store(net.report_frames(), Ordering::SeqCst);
+            let adj = world.adjacency();
+            let online: Vec<Slot> = (0..n as Slot)
+                .filter(|s| plan.is_honest(*s) && world.port(*s) != 0)
+                .collect();
+            degree_warm = online
+                .iter()
+                .map(|s| adj[*s as usize].len() as f64)
+                .sum::<f64>()
+                / online.len().max(1) as f64;
+            warm_done = true;
+            continue;
+        }
+        let Some((t, ev)) = events.next() else { break };
+        let at = cw.wall_at(*t);
+        tokio::time::sleep_until(at).await;
+        world
+            .monitor
+            .late(tokio::time::Instant::now().saturating_duration_since(at));
+        while tasks.try_join_next().is_some() {}
+        let w = world.clone();
+        let t = *t;
+        match *ev {
+            Event::Report(i) => {
+                let r = &plan.reports[i];
+                let lb = w.lower_bound(r.phone, t, &r.cell.area());
+                tasks.spawn(async move {
+                    let r = &w.plan.reports[i];
+                    let st = w.slots[r.phone as usize].lock().await;
+                    let Some(peer) = &st.peer else { return };
+                    match peer.report(r.category, r.at, &r.bytes, r.cell.area()).await {
+                        Ok(id) => {
+                            let mut pubs = w.pubs.lock().unwrap_or_else(|e| e.into_inner());
+                            pubs.push(PubRecord {
+                                plan_idx: i,
+                                id,
+                                lb,
+                            });
+                        }
+                        Err(e) => w.fail("report", &e),
+                    }
+                });
+            }
+            Event::Leave(s) | Event::RelayFail(s) => {
+                tasks.spawn(async move { w.stop_slot(s).await });
+            }
+            Event::Join(s) => {
+                tasks.spawn(async move {
+                    if let Err(e) = w.start_slot(s, t).await {
+                        w.fail("join", &e);
+                        return;
+                    }
+                    for target in w.targets(s, t, &HashSet::new(), w.cfg.peers) {
+                        w.dial(s, target).await;
+                    }
+                });
+            }
+            Event::Connect(s) => {
+                tasks.spawn(async move {
+                    let linked = w.adjacency().swap_remove(s as usize);
+                    for target in w.targets(s, t, &linked, w.cfg.peers) {
+                        w.dial(s, target).await;
+                    }
+                });
+            }
+            Event::Move(s, p) => {
+                tasks.spawn(async move {
+                    let st = w.slots[s as usize].lock().await;
+                    if let Some(peer) = &st.peer {
+                        if let Err(e) = peer.set_location(p).await {
+                            w.fail("move", &e);
+                        }
+                    }
+                });
+            }
+            Event::PartitionStart => w.net.set_partition(Some(w.plan.sides.clone())),
+            Event::PartitionEnd => w.net.set_partition(None),
+            Event::Flood(i) => {
+                tasks.spawn(async move {
+                    let f = &w.plan.floods[i];
+                    let st = w.slots[f.flooder as usize].lock().await;
+                    if let Some(Peer::Bare(b)) = &st.peer {
+                        if let Err(e) = b.publish(f.area, f.bytes.clone()) {
+                            w.fail("flood", &e);
+                        }
+                    }
+                });
+            }
+            Event::Seed(i) => {
+                tasks.spawn(async move {
+                    let seeder = w.plan.roles.iter().position(|r| *r == Role::Seeder);
+                    let Some(seeder) = seeder else { return };
+                    let st = w.slots[seeder].lock().await;
+                    if let Some(Peer::Bare(b)) = &st.peer {
+                        let (area, bytes) = &w.plan.seeds[i];
+                        if let Err(e) = b.publish(*area, bytes.clone()) {
+                            w.fail("seed", &e);
+                        }
+                    }
+                });
+            }
+            Event::Maintain => maintain(&world, t, &mut tasks),
+        }
+    }
+    tokio::time::sleep_until(cw.wall_at(cfg.end())).await;
+    let t_end = cw.now();
+    while tasks.join_next().await.is_some() {}
+    let rss_end = rss_bytes().unwrap_or(0);
+
+    // Expiry: what is visible now, then after every report expired.
+    let (visible_before, visible_after) = if overlay == Overlay::Ronde {
+        let before = count_visible(&world).await;
+        // Every report of the run expires 30 minutes after its minute.
+        world.clock.set(T0 + cfg.end().ceil() as u64 + 31 * 60 + 60);
+        clock_task.abort();
+        let after = count_visible(&world).await;
+        (Some(before), Some(after))
+    } else {
+        clock_task.abort();
+        (None, None)
+    };
+    if let Some(t) = progress_task {
+        t.abort();
+    }
+    let saturation = world
+        .monitor
+        .summary(warm, t_end, cfg.dilation, cfg.workers);
+
+    // Tear down.
+    let all: Vec<Slot> = (0..n as Slot).collect();
+    futures::stream::iter(all)
+        .map(|s| {
+            let w = world.clone();
+            async move { w.stop_slot(s).await }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<()>>()
+        .await;
+
+    let started = order.len().max(1) as f64;
+    let mem = |rss: u64| rss.saturating_sub(rss0) as f64 / started / 1e6;
+    let mut out = figures(&world, overlay, saturation);
+    out.memory_per_node_mb = mem(rss_warm);
+    out.memory_per_node_end_mb = mem(rss_end);
+    out.mean_degree = degree_warm;
+    out.visible_before_expiry = visible_before;
+    out.visible_after_expiry = visible_after;
+    out.setup_secs = setup_secs;
+    out.wall_secs = wall0.elapsed().as_secs_f64();
+    drop(world);
+    drop(data);
+    Ok(out)
+}
+
+/// Every online device below its target degree dials more peers; relays
+/// keep their full mesh.
+fn maintain(world: &Arc<World>, t: f64, tasks: &mut JoinSet<()>) {
+    let adj = world.adjacency();
+    let want = world.cfg.peers;
+    for s in 0..world.plan.roles.len() as Slot {
+        if world.port(s) == 0 {
+            continue;
+        }
+        let linked = &adj[s as usize];
+        let targets = match world.role(s) {
+            Role::Phone => {
+                let phones = linked
+                    .iter()
+                    .filter(|x| world.role(**x) == Role::Phone)
+                    .count();
+                let has_relay = linked.iter().any(|x| world.role(*x) == Role::Relay);
+                let short = want.saturating_sub(phones);
+                if phones >= want.div_ceil(2) && (has_relay || world.cfg.relay_links == 0) {
+                    continue;
+                }
+                world.targets(s, t, linked, short)
+            }
+            Role::Relay => world
+                .online_of(Role::Relay)
+                .into_iter()
+                .filter(|r| *r < s && !linked.contains(r))
+                .collect(),
+            Role::Flooder | Role::Dropper | Role::Seeder => continue,
+        };
+        for target in targets {
+            let w = world.clone();
+            tasks.spawn(async move { w.dial(s, target).await });
+        }
+    }
+}
+
+/// Reports visible on every online Ronde node (anywhere within 100 km).
+async fn count_visible(world: &Arc<World>) -> u64 {
+    let center = world.cfg.center;
+    let slots: Vec<Slot> = (0..world.plan.roles.len() as Slot).collect();
+    let counts: Vec<u64> = futures::stream::iter(slots)
+        .map(|s| {
+            let w = world.clone();
+            async move {
+                let st = w.slots[s as usize].lock().await;
+                match st.peer.as_ref().and_then(|p| p.node()) {
+                    Some(node) => node
+                        .nearby(center.0, center.1, 100_000.0)
+                        .await
+                        .map(|n| n.reports.len() as u64)
+                        .unwrap_or(0),
+                    None => 0,
+                }
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    counts.iter().sum()
+}
+
+/// Bytes per hour online of a role, from the end of the warm-up (set-up
+/// and mesh formation excluded) to the end of the run.
+fn traffic(world: &World, role: Role) -> Traffic {
+    let end = world.cfg.end();
+    let warm = world.cfg.warmup.as_secs_f64();
+    let at_warm = world
+        .bytes_at_warm
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let (mut sent, mut recv, mut hours) = (0u64, 0u64, 0f64);
+    for s in 0..world.plan.roles.len() as Slot {
+        if world.role(s) != role {
+            continue;
+        }
+        let (a, b) = world.net.bytes(s);
+        let (a0, b0) = at_warm.get(s as usize).copied().unwrap_or((0, 0));
+        sent += a.saturating_sub(a0);
+        recv += b.saturating_sub(b0);
+        hours += world.plan.online[s as usize]
+            .iter()
+            .map(|(from, to)| (to.min(end) - from.max(warm)).max(0.0))
+            .sum::<f64>()
+            / 3600.0;
+    }
+    let per = |b: u64| {
+        if hours > 0.0 {
+            b as f64 / 1e6 / hours
+        } else {
+            0.0
+        }
+    };
+    Traffic {
+        sent_mb_per_hour: per(sent),
+        recv_mb_per_hour: per(recv),
+        total_mb_per_hour: per(sent + recv),
+    }
+}
+
+fn figures(world: &World, overlay: Overlay, mut saturation: Saturation) -> Outcome {
+    let plan = &world.plan;
+    let cfg = &world.cfg;
+    let window = cfg.window.as_secs_f64();
+    let (deliveries, lagged) = world.recorder.take();
+    let firsts = first_deliveries(&deliveries);
+    let pubs = std::mem::take(&mut *world.pubs.lock().unwrap_or_else(|e| e.into_inner()));
+    let partition = cfg
+        .partition
+        .map(|(a, d)| (a.as_secs_f64(), (a + d).as_secs_f64()));
+
+    let mut latencies = Vec::new();
+    let mut bounds = Vec::new();
+    let mut ratios = Vec::new();
+    let (mut expected, mut delivered, mut fresh_missed, mut first_rx) = (0u64, 0u64, 0u64, 0u64);
+    let slice_len = (cfg.duration.as_secs_f64() / 20.0).max(5.0);
+    let mut slices: HashMap<u64, (u64, u64)> = HashMap::new();
+    let empty = HashMap::new();
+    for p in &pubs {
+        let r = &plan.reports[p.plan_idx];
+        let area = r.cell.area();
+        let got = firsts.get(&p.id).unwrap_or(&empty);
+        // Publication: when the author stored it; else the planned time.
+        let t0 = got.get(&r.phone).copied().unwrap_or(r.t);
+        let split = partition.is_some_and(|(a, b)| a < r.t + window && r.t < b);
+        let slice = ((r.t - cfg.warmup.as_secs_f64()).max(0.0) / slice_len) as u64;
+        for (&s, _) in got.iter() {
+            if s != r.phone && plan.is_online(s, r.t) && plan.is_honest(s) {
+                first_rx += 1;
+            }
+        }
+        for s in 0..plan.roles.len() as Slot {
+            if s == r.phone
+                || !plan.is_honest(s)
+                || !plan.online_through(s, r.t, r.t + window)
+                || !plan.follows_through(s, &area, r.t, r.t + window)
+                || (split && plan.sides[s as usize] != plan.sides[r.phone as usize])
+            {
+                continue;
+            }
+            expected += 1;
+            let e = slices.entry(slice).or_default();
+            e.0 += 1;
+            match got.get(&s) {
+                Some(&t) if t - t0 <= window => {
+                    delivered += 1;
+                    e.1 += 1;
+                    let lat = (t - t0).max(0.0) * 1e3;
+                    latencies.push(lat);
+                    let lb = p.lb.get(s as usize).copied().unwrap_or(f64::INFINITY) * 1e3;
+                    if lb.is_finite() {
+                        bounds.push(lb);
+                        if lb > 0.0 {
+                            ratios.push(lat / lb);
+                        }
+                    }
+                }
+                _ => {
+                    let joined = plan.online[s as usize]
+                        .iter()
+                        .any(|(a, b)| *a <= r.t && r.t < *b && r.t - a < 5.0 && *a > 0.0);
+                    if joined {
+                        fresh_missed += 1;
+                    }
+                }
+            }
+        }
+    }
+    let flood_ids: HashMap<ReportId, crate::plan::FloodKind> = plan
+        .floods
+        .iter()
+        .map(|f| (ReportId::of(&f.bytes), f.kind))
+        .collect();
+    let (forged, stale) = if overlay == Overlay::Ronde {
+        let mut forged = 0u64;
+        let mut stale = 0u64;
+        for (id, _, _) in &deliveries {
+            match flood_ids.get(id) {
+                Some(crate::plan::FloodKind::Forged | crate::plan::FloodKind::Garbage) => {
+                    forged += 1
+                }
+                Some(_) => stale += 1,
+                None => {}
+            }
+        }
+        (Some(forged), Some(stale))
+    } else {
+        (None, None)
+    };
+    // Transmissions after the warm-up (the prefill's happen before).
+    let transmissions = world
+        .net
+        .report_frames()
+        .saturating_sub(world.frames_at_warm.load(Ordering::SeqCst));
+    let latency_ms = Pcts::of(&mut latencies);
+    let lower_bound_ms = Pcts::of(&mut bounds);
+    saturation.judge(latency_ms.p50, cfg.dilation);
+    let mut timeline: Vec<Slice> = slices
+        .into_iter()
+        .map(|(k, (e, d))| Slice {
+            t: cfg.warmup.as_secs_f64() + k as f64 * slice_len,
+            expected: e,
+            delivered: d,
+        })
+        .collect();
+    timeline.sort_by(|a, b| a.t.total_cmp(&b.t));
+    Outcome {
+        overlay,
+        starts: world.starts.load(Ordering::Relaxed),
+        failures: world.failures.load(Ordering::Relaxed),
+        reports: pubs.len(),
+        expected,
+        delivered,
+        delivery_ratio: if expected > 0 {
+            delivered as f64 / expected as f64
+        } else {
+            0.0
+        },
+        missed_by_fresh_joiners: fresh_missed,
+        latency_cdf: cdf_points(&latencies, 100),
+        lower_bound_cdf: cdf_points(&bounds, 100),
+        latency_ms,
+        lower_bound_ms,
+        ratio_to_lower_bound: Pcts::of(&mut ratios),
+        transmissions,
+        first_receptions: first_rx,
+        duplicates_per_delivery: if first_rx > 0 {
+            transmissions.saturating_sub(first_rx) as f64 / first_rx as f64
+        } else {
+            0.0
+        },
+        phone_traffic: traffic(world, Role::Phone),
+        relay_traffic: traffic(world, Role::Relay),
+        memory_per_node_mb: 0.0,
+        memory_per_node_end_mb: 0.0,
+        mean_degree: 0.0,
+        lagged_events: lagged,
+        visible_before_expiry: None,
+        visible_after_expiry: None,
+        forged_accepted: forged,
+        stale_accepted: stale,
+        flooder_bytes_sent: (0..plan.roles.len() as Slot)
+            .filter(|s| plan.roles[*s as usize] == Role::Flooder)
+            .map(|s| world.net.bytes(s).0)
+            .sum(),
+        saturation,
+        timeline,
+        wall_secs: 0.0,
+        setup_secs: 0.0,
+    }
+}
