@@ -485,11 +485,15 @@ pub struct SyncCodec;
 const AREA_LEN: usize = ronde_protocol::AREA_PRECISION;
 const MAX_SYNC_RESPONSE_BYTES: usize = MAX_SYNC_REPORTS * (1 + MAX_REPORT_SIZE);
 
-fn invalid(msg: &str) -> std::io::Error {
+/// An `InvalidData` I/O error: what the request-response codecs return for
+/// bytes that break their format.
+pub(crate) fn invalid(msg: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, msg.to_owned())
 }
 
-async fn read_bounded<T: AsyncRead + Unpin + Send>(
+/// Read a whole request or response of at most `max` bytes (the stream is
+/// closed by the writer); one byte more is an error, never a bigger buffer.
+pub(crate) async fn read_bounded<T: AsyncRead + Unpin + Send>(
     io: &mut T,
     max: usize,
 ) -> std::io::Result<Vec<u8>> {
@@ -497,7 +501,7 @@ async fn read_bounded<T: AsyncRead + Unpin + Send>(
     let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
     io.take(limit).read_to_end(&mut buf).await?;
     if buf.len() > max {
-        return Err(invalid("sync message over the size limit"));
+        return Err(invalid("message over the size limit"));
     }
     Ok(buf)
 }

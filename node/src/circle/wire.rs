@@ -40,7 +40,8 @@
 //! exactly those of the format, unknown kinds and trailing bytes are errors
 //! and the stream is dropped.
 
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use crate::behaviour::{invalid, read_bounded};
+use futures::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use libp2p::{request_response, StreamProtocol};
 use ronde_protocol::circle::switch::MAX_SWITCH_REQUEST_LEN;
 use ronde_protocol::circle::{LARGE_ENVELOPE_LEN, SMALL_ENVELOPE_LEN};
@@ -238,10 +239,6 @@ pub enum MailboxResponse {
     },
     /// Refused.
     Refused(Refusal),
-}
-
-fn invalid(msg: &str) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, msg.to_owned())
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -467,19 +464,6 @@ pub fn decode_mailbox_response(buf: &[u8]) -> std::io::Result<MailboxResponse> {
     };
     r.finish()?;
     Ok(res)
-}
-
-async fn read_bounded<T: AsyncRead + Unpin + Send>(
-    io: &mut T,
-    max: usize,
-) -> std::io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    io.take(limit).read_to_end(&mut buf).await?;
-    if buf.len() > max {
-        return Err(invalid("message over the size limit"));
-    }
-    Ok(buf)
 }
 
 /// Codec of `/ronde/circle/1`.

@@ -32,7 +32,8 @@
 //! parsed; other lengths, unknown tags and trailing bytes are errors and
 //! the stream is dropped.
 
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use crate::behaviour::{invalid, read_bounded};
+use futures::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use libp2p::{request_response, StreamProtocol};
 use ronde_protocol::directory::{DirectoryPublicKey, FLAG_LEN, MAX_DIRECTORY_SIZE};
 
@@ -99,23 +100,6 @@ impl FlagVerdict {
             _ => return None,
         })
     }
-}
-
-fn invalid(msg: &str) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, msg.to_owned())
-}
-
-async fn read_bounded<T: AsyncRead + Unpin + Send>(
-    io: &mut T,
-    max: usize,
-) -> std::io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    io.take(limit).read_to_end(&mut buf).await?;
-    if buf.len() > max {
-        return Err(invalid("message over the size limit"));
-    }
-    Ok(buf)
 }
 
 /// Encode a directory request.
