@@ -164,6 +164,13 @@ pub struct SimArgs {
     /// bytes (libp2p's default, 1000, is above a report's size).
     #[arg(long)]
     pub baseline_idontwant: Option<usize>,
+    /// Pairs of phones made contacts in the warm-up (invite, accept,
+    /// approve); one of each raises an SOS during the run. Every other
+    /// SOS goes to a contact that is offline then and comes back later:
+    /// it can only get it from a relay's mailbox. Ronde only (the baseline
+    /// has no circle); 0 for none.
+    #[arg(long = "sos", default_value_t = 4)]
+    pub sos_pairs: usize,
     /// City centre.
     #[arg(long, default_value = "48.8566,2.3522", value_parser = parse_point)]
     pub center: (f64, f64),
@@ -231,6 +238,7 @@ impl SimArgs {
             },
             center: self.center,
             sigma_km: self.sigma_km,
+            sos_pairs: self.sos_pairs,
             workers,
             progress: !self.no_progress,
             ..SimConfig::default()
@@ -363,11 +371,14 @@ mod tests {
             "--partition",
             "60s+30s",
             "--no-baseline",
+            "--sos",
+            "6",
         ])
         .expect("parse");
         let cfg = cmd.sim.config(7);
         assert_eq!(cfg.phones, 1000);
         assert_eq!(cfg.dilation, 4.0);
+        assert_eq!(cfg.sos_pairs, 6);
         assert!(!cfg.baseline && cfg.ronde);
         assert_eq!(
             cfg.partition,

@@ -4,9 +4,11 @@
 //! real libp2p (Noise, Yamux, gossipsub, identify, Kademlia, sync), over
 //! an emulated network with per-link latency and loss ([`net`]), placed
 //! over Paris with a denser centre, walking, leaving and coming back,
-//! partitioned, losing a relay, under attack by flooders and droppers
-//! ([`plan`]). The same plan is replayed by bare gossipsub peers as the
-//! baseline, so Ronde's costs come out as ratios measured in the same run.
+//! partitioned, losing a relay, under attack by flooders and droppers,
+//! with pairs of contacts raising SOS to each other, some through a
+//! relay's mailbox ([`plan`]). The same plan is replayed by bare gossipsub
+//! peers as the baseline, so Ronde's costs come out as ratios measured in
+//! the same run (the baseline has no circle: no SOS).
 //!
 //! Two cores run out of CPU long before a thousand phones run out of
 //! network. The run's clock can be dilated (every modelled duration takes
@@ -56,6 +58,9 @@ pub enum SimError {
     /// Local I/O (data directories).
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// A step of the trusted circle did not happen in time.
+    #[error("circle: {0}")]
+    Circle(String),
 }
 
 /// Everything a run produced.
@@ -65,6 +70,8 @@ pub struct SimReport {
     pub config: SimConfig,
     /// Reports planned.
     pub planned_reports: usize,
+    /// SOS planned (one per pair of contacts).
+    pub planned_sos: usize,
     /// Areas the city spans.
     pub city_areas: usize,
     /// Ronde's figures.
@@ -95,6 +102,7 @@ pub async fn simulate(
     let targets = output::judge(ronde.as_ref(), baseline.as_ref());
     Ok(SimReport {
         planned_reports: plan.reports.len(),
+        planned_sos: plan.sos.len(),
         city_areas: plan.city_areas.len(),
         config,
         ronde,

@@ -26,6 +26,14 @@
 //! * **Bytes per phone per hour**: bytes phones wrote and read at the
 //!   transport (Noise, Yamux, every protocol), divided by the phone-hours
 //!   online in model time.
+//! * **SOS delivered** ([`SosFigures`]): the contact's node showed the
+//!   alert (`NodeEvent::Alert` with the SOS's id) before the end of the
+//!   run. **Delivery time**: from the sender's `Node::sos` call to that
+//!   alert, in model time. An SOS raised while the contact's node was down
+//!   and shown after it came back went through a relay's mailbox: the
+//!   sender cannot reach the contact's next life directly (a fresh peer id
+//!   it has not heard of); for those, the time from the contact coming back
+//!   online to the alert is given too.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -77,6 +85,130 @@ impl Pcts {
                 values.iter().sum::<f64>() / n as f64
             },
         }
+    }
+}
+
+/// What happened to one planned SOS (model seconds).
+#[derive(Debug, Clone, Serialize)]
+pub struct SosRecord {
+    /// Who raised it.
+    pub sender: Slot,
+    /// Whom it was for.
+    pub contact: Slot,
+    /// When it was planned.
+    pub planned_at: f64,
+    /// Whether the contact was planned to be offline then.
+    pub planned_offline: bool,
+    /// When the two became mutual contacts, if they did.
+    pub befriended_at: Option<f64>,
+    /// When `Node::sos` was called, if it succeeded.
+    pub sent_at: Option<f64>,
+    /// Whether the contact's node was down when it was raised.
+    pub contact_offline: bool,
+    /// When the contact's node came back after it was raised.
+    pub rejoined_at: Option<f64>,
+    /// When the contact's node showed the alert.
+    pub delivered_at: Option<f64>,
+    /// When the sender's node heard the contact's acknowledgement.
+    pub acked_at: Option<f64>,
+}
+
+impl SosRecord {
+    /// Raised while the contact was offline and shown after it came back:
+    /// only a relay's mailbox could carry it.
+    pub fn via_mailbox(&self) -> bool {
+        match (self.contact_offline, self.rejoined_at, self.delivered_at) {
+            (true, Some(back), Some(got)) => got >= back,
+            _ => false,
+        }
+    }
+}
+
+/// The SOS figures of a run (Ronde only: the baseline has no circle).
+#[derive(Debug, Clone, Serialize)]
+pub struct SosFigures {
+    /// SOS planned (one per pair of contacts).
+    pub planned: usize,
+    /// Pairs that became mutual contacts in time.
+    pub befriended: usize,
+    /// SOS raised.
+    pub sent: usize,
+    /// SOS whose contact showed the alert.
+    pub delivered: usize,
+    /// SOS planned to a contact that is offline when it is raised.
+    pub planned_offline: usize,
+    /// SOS raised while the contact's node was down.
+    pub to_offline: usize,
+    /// Of those, shown after the contact came back: through a mailbox.
+    pub via_mailbox: usize,
+    /// From `sos()` to the alert, contacts online when it was raised, ms.
+    pub delivery_ms: Pcts,
+    /// From `sos()` to the alert, contacts offline when it was raised
+    /// (their absence included), ms.
+    pub offline_delivery_ms: Pcts,
+    /// From the contact's node coming back to the alert, ms.
+    pub after_rejoin_ms: Pcts,
+    /// SOS whose sender heard the acknowledgement (contacts acknowledge
+    /// an alert as soon as it is shown).
+    pub acked: usize,
+    /// From `sos()` to the sender hearing the acknowledgement, ms.
+    pub ack_ms: Pcts,
+    /// Each SOS.
+    pub records: Vec<SosRecord>,
+}
+
+impl SosFigures {
+    /// The figures of these records.
+    pub fn of(records: Vec<SosRecord>) -> SosFigures {
+        let ms = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => Some(((b - a) * 1e3).max(0.0)),
+            _ => None,
+        };
+        let mut online: Vec<f64> = records
+            .iter()
+            .filter(|r| !r.contact_offline)
+            .filter_map(|r| ms(r.sent_at, r.delivered_at))
+            .collect();
+        let mut offline: Vec<f64> = records
+            .iter()
+            .filter(|r| r.contact_offline)
+            .filter_map(|r| ms(r.sent_at, r.delivered_at))
+            .collect();
+        let mut rejoin: Vec<f64> = records
+            .iter()
+            .filter(|r| r.via_mailbox())
+            .filter_map(|r| ms(r.rejoined_at, r.delivered_at))
+            .collect();
+        let mut ack: Vec<f64> = records
+            .iter()
+            .filter_map(|r| ms(r.sent_at, r.acked_at))
+            .collect();
+        let count = |f: &dyn Fn(&SosRecord) -> bool| records.iter().filter(|r| f(r)).count();
+        SosFigures {
+            planned: records.len(),
+            befriended: count(&|r| r.befriended_at.is_some()),
+            sent: count(&|r| r.sent_at.is_some()),
+            delivered: count(&|r| r.sent_at.is_some() && r.delivered_at.is_some()),
+            planned_offline: count(&|r| r.planned_offline),
+            to_offline: count(&|r| r.sent_at.is_some() && r.contact_offline),
+            via_mailbox: count(&|r| r.sent_at.is_some() && r.via_mailbox()),
+            delivery_ms: Pcts::of(&mut online),
+            offline_delivery_ms: Pcts::of(&mut offline),
+            after_rejoin_ms: Pcts::of(&mut rejoin),
+            acked: count(&|r| r.sent_at.is_some() && r.acked_at.is_some()),
+            ack_ms: Pcts::of(&mut ack),
+            records,
+        }
+    }
+
+    /// Every planned SOS was raised and shown, those planned to an
+    /// offline contact through a mailbox after it came back.
+    pub fn all_delivered(&self) -> bool {
+        self.planned > 0
+            && self.sent == self.planned
+            && self.delivered == self.planned
+            && self.to_offline == self.planned_offline
+            && self.via_mailbox == self.planned_offline
     }
 }
 
@@ -183,6 +315,45 @@ mod tests {
         assert_eq!(m[&1][&3], 1.0);
         assert_eq!(m[&1][&4], 9.0);
         assert_eq!(m[&2].len(), 1);
+    }
+
+    #[test]
+    fn sos_figures_tell_mailbox_deliveries_apart() {
+        let rec = |offline: bool, sent: f64, back: Option<f64>, got: Option<f64>| SosRecord {
+            sender: 0,
+            contact: 1,
+            planned_at: sent,
+            planned_offline: offline,
+            befriended_at: Some(1.0),
+            sent_at: Some(sent),
+            contact_offline: offline,
+            rejoined_at: back,
+            delivered_at: got,
+            acked_at: got.map(|g| g + 0.5),
+        };
+        let f = SosFigures::of(vec![
+            rec(false, 10.0, None, Some(10.2)),
+            rec(true, 20.0, Some(25.0), Some(25.4)),
+            rec(true, 30.0, Some(35.0), None),
+        ]);
+        assert_eq!((f.planned, f.sent, f.delivered), (3, 3, 2));
+        assert_eq!((f.planned_offline, f.to_offline, f.via_mailbox), (2, 2, 1));
+        assert!((f.delivery_ms.p50 - 200.0).abs() < 1e-6);
+        assert!((f.offline_delivery_ms.p50 - 5400.0).abs() < 1e-6);
+        assert!((f.after_rejoin_ms.p50 - 400.0).abs() < 1e-6);
+        assert_eq!(f.acked, 2);
+        assert!(
+            !f.all_delivered(),
+            "one SOS to an offline contact is missing"
+        );
+        let f = SosFigures::of(vec![
+            rec(false, 10.0, None, Some(10.2)),
+            rec(true, 20.0, Some(25.0), Some(25.4)),
+        ]);
+        assert!(f.all_delivered());
+        // Shown before the contact came back is not a mailbox delivery.
+        assert!(!rec(true, 20.0, Some(25.0), Some(21.0)).via_mailbox());
+        assert!(!SosFigures::of(Vec::new()).all_delivered());
     }
 
     #[test]

@@ -106,6 +106,23 @@ pub fn judge(ronde: Option<&Outcome>, baseline: Option<&Outcome>) -> Vec<Target>
             Some(f == 0 && s == 0),
         ));
     }
+    match &r.sos {
+        Some(f) if f.planned > 0 => t.push(target(
+            "SOS delivered (offline: via mailbox)",
+            "100 %",
+            format!(
+                "{}/{} ({}/{})",
+                f.delivered, f.planned, f.via_mailbox, f.planned_offline
+            ),
+            Some(f.all_delivered()),
+        )),
+        _ => t.push(target(
+            "SOS delivered (offline: via mailbox)",
+            "100 %",
+            "no SOS planned".into(),
+            None,
+        )),
+    }
     t.push(target(
         "CPU not the bottleneck",
         "not saturated",
@@ -130,6 +147,68 @@ fn row(out: &mut String, name: &str, r: Option<String>, b: Option<String>, ratio
             .filter(|x| x.is_finite())
             .map(|x| format!("{x:.2}×"))
             .unwrap_or_else(|| "-".into())
+    );
+}
+
+/// The SOS rows: Ronde's figures; the baseline has no circle.
+fn sos_rows(s: &mut String, r: Option<&Outcome>, b: Option<&Outcome>) {
+    let sos = r.and_then(|o| o.sos.as_ref()).filter(|f| f.planned > 0);
+    let Some(f) = sos else {
+        return;
+    };
+    let none = || b.map(|_| "no circle".to_owned());
+    let ms = |p: &crate::metrics::Pcts| {
+        if p.n == 0 {
+            "-".to_owned()
+        } else {
+            format!("{:.0} / {:.0}", p.p50, p.max)
+        }
+    };
+    row(
+        s,
+        "SOS delivered / planned",
+        Some(format!("{} / {}", f.delivered, f.planned)),
+        none(),
+        None,
+    );
+    row(
+        s,
+        "  to offline contacts, via mailbox",
+        Some(format!("{} / {}", f.via_mailbox, f.planned_offline)),
+        none(),
+        None,
+    );
+    row(
+        s,
+        "SOS delivery ms p50/max (online)",
+        Some(ms(&f.delivery_ms)),
+        none(),
+        None,
+    );
+    row(
+        s,
+        "  offline: back online → alert",
+        Some(ms(&f.after_rejoin_ms)),
+        none(),
+        None,
+    );
+    row(
+        s,
+        "  offline: sos() → alert",
+        Some(ms(&f.offline_delivery_ms)),
+        none(),
+        None,
+    );
+    row(
+        s,
+        "SOS sos() → ack ms p50 (acked)",
+        Some(if f.ack_ms.n == 0 {
+            "-".to_owned()
+        } else {
+            format!("{:.0} ({})", f.ack_ms.p50, f.acked)
+        }),
+        none(),
+        None,
     );
 }
 
@@ -191,6 +270,7 @@ pub fn table(rep: &SimReport) -> String {
         f(b, &|o| o.missed_by_fresh_joiners.to_string()),
         None,
     );
+    sos_rows(&mut s, r, b);
     for (name, g) in [
         (
             "latency p50 (ms)",

@@ -11,8 +11,10 @@ use libp2p::core::upgrade;
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, MessageId, ValidationMode};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{noise, yamux, Multiaddr, Transport};
+use ronde_node::circle::{CircleConfig, InboxNotice};
 use ronde_node::config::MAX_PEER_AREAS;
 use ronde_node::{ManualClock, Node, NodeConfig, NodeEvent};
+use ronde_protocol::circle::MessageId as CircleMessageId;
 use ronde_protocol::{Area, Category, ReportId};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
@@ -146,6 +148,51 @@ pub struct BareTuning {
     pub idontwant_threshold: Option<usize>,
 }
 
+/// What a Ronde node's trusted circle showed, as the simulation sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CircleSeen {
+    /// An SOS alert was shown (`NodeEvent::Alert`); `item` is its inbox
+    /// item, to acknowledge.
+    Sos {
+        /// The SOS.
+        sos: CircleMessageId,
+        /// Its inbox item.
+        item: u64,
+    },
+    /// A contact acknowledged this node's SOS (or overdue alert).
+    Acked {
+        /// What they acknowledged.
+        of: CircleMessageId,
+    },
+}
+
+/// Where nodes send what their circle showed: (slot, what, model time).
+pub type CircleTx = mpsc::UnboundedSender<(Slot, CircleSeen, f64)>;
+
+/// The trusted circle of a Ronde node in a run.
+#[derive(Debug, Clone, Default)]
+pub struct CircleSetup {
+    /// Host mailboxes and dead-man's switches (the city's relays).
+    pub mailbox_host: bool,
+    /// Mailbox hosts this node uses for its own circle, `/p2p/` suffixed
+    /// (a city's app would ship its relays).
+    pub mailbox_peers: Vec<Multiaddr>,
+    /// Where SOS alerts and acks are reported.
+    pub seen: Option<CircleTx>,
+}
+
+/// The circle's production timers, dilated.
+pub fn circle_config(cw: &Clockwork) -> CircleConfig {
+    let d = CircleConfig::default();
+    CircleConfig {
+        tick: cw.wall(d.tick),
+        mailbox_poll_interval: cw.wall(d.mailbox_poll_interval),
+        retry_interval: cw.wall(d.retry_interval),
+        request_timeout: cw.wall(d.request_timeout),
+        ..d
+    }
+}
+
 /// A running device.
 pub enum Peer {
     /// A real Ronde node.
@@ -164,6 +211,29 @@ pub async fn start_ronde(
     location: Option<(f64, f64)>,
     relay_areas: Option<&[Area]>,
 ) -> Result<Peer, SimError> {
+    start_ronde_with(
+        setup,
+        dir,
+        clock,
+        difficulty,
+        location,
+        relay_areas,
+        CircleSetup::default(),
+    )
+    .await
+}
+
+/// [`start_ronde`] with a trusted circle: mailbox hosting, the hosts to
+/// use, and where to report SOS alerts and acks.
+pub async fn start_ronde_with(
+    setup: &PeerSetup<'_>,
+    dir: &Path,
+    clock: &ManualClock,
+    difficulty: u8,
+    location: Option<(f64, f64)>,
+    relay_areas: Option<&[Area]>,
+    circle: CircleSetup,
+) -> Result<Peer, SimError> {
     let cw = setup.clockwork.clone();
     let mut c = NodeConfig::for_tests(dir);
     c.listen = vec![addr_of(setup.port)];
@@ -178,6 +248,9 @@ pub async fn start_ronde(
     c.purge_interval = cw.wall(Duration::from_secs(30));
     c.pending_retry_interval = cw.wall(Duration::from_secs(10));
     c.idle_timeout = cw.wall(Duration::from_secs(120));
+    c.circle = circle_config(&cw);
+    c.mailbox_host = circle.mailbox_host;
+    c.mailbox_peers = circle.mailbox_peers;
     if relay_areas.is_some() {
         c.max_areas = MAX_PEER_AREAS;
         c.max_connections = 4096;
@@ -186,18 +259,28 @@ pub async fn start_ronde(
     if let Some(areas) = relay_areas {
         node.set_areas(areas.to_vec()).await?;
     }
-    // Every stored report (own or received) is a delivery.
+    // Every stored report (own or received) is a delivery; SOS alerts and
+    // acks go to the circle's observer.
     let mut events = node.events();
     let recorder = setup.recorder.clone();
     let slot = setup.slot;
+    let seen = circle.seen;
     tokio::spawn(async move {
         loop {
             match events.recv().await {
-                Ok(ev) =>
-                {
-                    #[allow(irrefutable_let_patterns)]
-                    if let NodeEvent::Report(r) = ev {
-                        recorder.deliver(r.id, slot, cw.now());
+                Ok(NodeEvent::Report(r)) => recorder.deliver(r.id, slot, cw.now()),
+                Ok(NodeEvent::Alert(item)) => {
+                    if let (InboxNotice::Sos { sos, .. }, Some(tx)) = (&item.notice, &seen) {
+                        let what = CircleSeen::Sos {
+                            sos: *sos,
+                            item: item.id,
+                        };
+                        let _ = tx.send((slot, what, cw.now()));
+                    }
+                }
+                Ok(NodeEvent::Circle(item)) => {
+                    if let (InboxNotice::Acked { of }, Some(tx)) = (&item.notice, &seen) {
+                        let _ = tx.send((slot, CircleSeen::Acked { of: *of }, cw.now()));
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => recorder.lagged(n),

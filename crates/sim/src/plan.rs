@@ -4,7 +4,8 @@
 //! [`Plan::new`] turns a [`SimConfig`] into the list of timed events (who
 //! reports what where, who leaves and comes back, who walks where, when
 //! the city is split and healed, when a relay dies, what the adversaries
-//! send) and the timelines the figures are judged against (when each phone
+//! send, which phones become contacts and when one raises an SOS to the
+//! other) and the timelines the figures are judged against (when each phone
 //! is online, which areas it follows). Both overlays (Ronde and the bare
 //! gossipsub baseline) replay the same plan, so their figures compare.
 //!
@@ -95,6 +96,12 @@ pub struct SimConfig {
     pub center: (f64, f64),
     /// Spread of the population, km.
     pub sigma_km: f64,
+    /// Pairs of phones made contacts during the warm-up (invite, accept,
+    /// approve); the first of each pair raises one SOS during the reporting
+    /// period. Every other pair's contact (the first, third...) is offline
+    /// when it is raised and comes back later, so the SOS can only reach it
+    /// through a relay's mailbox (if there are relays).
+    pub sos_pairs: usize,
     /// Proof-of-work difficulty of reports (and the nodes' minimum).
     pub difficulty: u8,
     /// Tokio worker threads.
@@ -138,6 +145,7 @@ impl Default for SimConfig {
             baseline_tuning: crate::peers::BareTuning::default(),
             center: city.center,
             sigma_km: city.sigma_m / 1000.0,
+            sos_pairs: 4,
             difficulty: 8,
             workers: 2,
             start_batch: 32,
@@ -182,6 +190,12 @@ impl SimConfig {
         }
         if self.relay_failure.is_some() && self.relays == 0 {
             return bad("a relay failure needs relays");
+        }
+        if 2 * self.sos_pairs > self.phones {
+            return bad("SOS pairs need two phones each");
+        }
+        if self.sos_pairs > 0 && self.duration.as_secs_f64() < SOS_MIN_DURATION {
+            return bad("the SOS workload needs a reporting period of at least 10 s");
         }
         if self.workers == 0 || self.start_batch == 0 {
             return bad("workers and start batch must be positive");
@@ -284,6 +298,23 @@ pub struct PlannedFlood {
     pub bytes: Vec<u8>,
 }
 
+/// A planned SOS between two phones that become contacts in the warm-up.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedSos {
+    /// Who raises it (and invites the other).
+    pub sender: Slot,
+    /// The contact it goes to (accepts the invite).
+    pub contact: Slot,
+    /// When the two start the handshake (model seconds, in the warm-up).
+    pub befriend_at: f64,
+    /// When the sender raises the SOS.
+    pub t: f64,
+    /// The contact's planned absence around the SOS (leaves, comes back
+    /// with the same data directory), if it is to be offline when the SOS
+    /// is raised.
+    pub offline: Option<(f64, f64)>,
+}
+
 /// A timed event.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Event {
@@ -311,12 +342,24 @@ pub enum Event {
     Connect(Slot),
     /// Every node below its target degree dials more peers.
     Maintain,
+    /// The two phones of planned SOS `i` become contacts (invite, accept,
+    /// approve).
+    Befriend(usize),
+    /// The sender of planned SOS `i` raises it.
+    Sos(usize),
 }
 
 /// Every few seconds (model) nodes short of peers dial more.
 pub const MAINTAIN_EVERY: f64 = 5.0;
 /// Walkers' positions are sampled this often (model seconds).
 const MOVE_TICK: f64 = 5.0;
+/// Shortest reporting period with SOS (model seconds): an offline contact
+/// must have time to come back and fetch its mail.
+const SOS_MIN_DURATION: f64 = 10.0;
+/// An offline contact leaves this long before the SOS (model seconds).
+const SOS_LEAVE_BEFORE: f64 = 1.5;
+/// ... and comes back at least this long after it.
+const SOS_BACK_AFTER: f64 = 2.0;
 
 /// The plan of a run.
 #[derive(Debug, Clone)]
@@ -341,6 +384,8 @@ pub struct Plan {
     /// The prefill: (area, bytes) of valid reports observed up to 29
     /// minutes before their publication.
     pub seeds: Vec<(Area, Vec<u8>)>,
+    /// The planned SOS, one per pair of contacts.
+    pub sos: Vec<PlannedSos>,
     /// The areas covering the city (what relays follow).
     pub city_areas: Vec<Area>,
     /// Partition side of each slot (0 west of the centre, 1 east).
@@ -367,6 +412,46 @@ fn seal(
         .seal(difficulty, rng)
         .map(|r| r.to_bytes())
         .map_err(|e| SimError::Config(format!("sealing a planned report: {e}")))
+}
+
+/// The SOS pairs of `cfg`: `2 × sos_pairs` distinct phones; handshakes
+/// spread over 20–40 % of the warm-up (they dial each other directly), SOS
+/// spread over the first half of the reporting period (from 2 s in), and
+/// for every other pair (if there are relays to hold mail) the contact
+/// away from 1.5 s before its SOS until 2 s + up to min(offline mean,
+/// a quarter of the period) after it.
+fn plan_sos(cfg: &SimConfig, rng: &mut ChaCha20Rng) -> Vec<PlannedSos> {
+    let n = cfg.sos_pairs.min(cfg.phones / 2);
+    if n == 0 {
+        return Vec::new();
+    }
+    let t_start = cfg.warmup.as_secs_f64();
+    let span = (0.5 * cfg.duration.as_secs_f64() - SOS_BACK_AFTER).max(0.0);
+    let away = cfg
+        .offline_mean
+        .as_secs_f64()
+        .min(cfg.duration.as_secs_f64() / 4.0);
+    let mut phones: Vec<Slot> = (0..cfg.phones as Slot).collect();
+    phones.shuffle(rng);
+    (0..n)
+        .map(|i| {
+            let t =
+                t_start + SOS_BACK_AFTER + span * (i as f64 + rng.gen_range(0.0..1.0)) / n as f64;
+            let offline = (i % 2 == 0 && cfg.relays > 0).then(|| {
+                (
+                    t - SOS_LEAVE_BEFORE,
+                    t + SOS_BACK_AFTER + away * rng.gen_range(0.0..1.0),
+                )
+            });
+            PlannedSos {
+                sender: phones[2 * i],
+                contact: phones[2 * i + 1],
+                befriend_at: t_start * (0.2 + 0.2 * i as f64 / n as f64),
+                t,
+                offline,
+            }
+        })
+        .collect()
 }
 
 impl Plan {
@@ -471,6 +556,22 @@ impl Plan {
                     list.push((from, f64::INFINITY));
                 }
                 *sessions = list;
+            }
+        }
+        // SOS pairs: drawn apart from everything else; their phones do not
+        // churn, and every other contact is away around its SOS.
+        let sos = plan_sos(cfg, &mut sub_rng(cfg.seed, 8));
+        for (i, p) in sos.iter().enumerate() {
+            for s in [p.sender, p.contact] {
+                events.retain(|(_, e)| !matches!(e, Event::Leave(x) | Event::Join(x) if *x == s));
+                online[s as usize] = vec![(0.0, f64::INFINITY)];
+            }
+            events.push((p.befriend_at, Event::Befriend(i)));
+            events.push((p.t, Event::Sos(i)));
+            if let Some((leave, back)) = p.offline {
+                online[p.contact as usize] = vec![(0.0, leave), (back, f64::INFINITY)];
+                events.push((leave, Event::Leave(p.contact)));
+                events.push((back, Event::Join(p.contact)));
             }
         }
         if let (Some(at), true) = (cfg.relay_failure, cfg.relays > 0) {
@@ -631,9 +732,17 @@ impl Plan {
             reports,
             floods,
             seeds,
+            sos,
             city_areas,
             sides,
         })
+    }
+
+    /// Whether a slot is one of the phones of an SOS pair.
+    pub fn is_sos_phone(&self, slot: Slot) -> bool {
+        self.sos
+            .iter()
+            .any(|p| p.sender == slot || p.contact == slot)
     }
 
     /// Whether a slot is online at `t`.
@@ -757,6 +866,8 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(bytes(&a), bytes(&b));
+        assert_eq!(a.sos, b.sos);
+        assert!(!a.sos.is_empty());
         let c = Plan::new(&SimConfig {
             seed: 10,
             ..small()
@@ -786,6 +897,90 @@ mod tests {
         }
         assert!(plan.events.windows(2).all(|w| w[0].0 <= w[1].0));
         assert!(!plan.is_online(cfg.phones as Slot, 101.0), "the relay died");
+    }
+
+    #[test]
+    fn sos_pairs_are_contacts_before_the_measurement_and_every_other_one_is_away() {
+        let cfg = SimConfig {
+            sos_pairs: 5,
+            ..small()
+        };
+        let plan = Plan::new(&cfg).expect("plan");
+        assert_eq!(plan.sos.len(), 5);
+        let t_start = cfg.warmup.as_secs_f64();
+        let t_stop = (cfg.warmup + cfg.duration).as_secs_f64();
+        let mut phones: Vec<Slot> = plan
+            .sos
+            .iter()
+            .flat_map(|p| [p.sender, p.contact])
+            .collect();
+        assert!(phones
+            .iter()
+            .all(|s| plan.roles[*s as usize] == Role::Phone));
+        phones.sort_unstable();
+        phones.dedup();
+        assert_eq!(phones.len(), 10, "pairs do not share phones");
+        for (i, p) in plan.sos.iter().enumerate() {
+            assert!(p.befriend_at > 0.0 && p.befriend_at < t_start, "{p:?}");
+            assert!(p.t > t_start && p.t < t_stop, "{p:?}");
+            assert!(plan.events.contains(&(p.befriend_at, Event::Befriend(i))));
+            assert!(plan.events.contains(&(p.t, Event::Sos(i))));
+            assert!(
+                plan.online_through(p.sender, 0.0, cfg.end()),
+                "senders stay"
+            );
+            // Their own sessions only: no churn.
+            let moves: Vec<f64> = plan
+                .events
+                .iter()
+                .filter(|(_, e)| matches!(e, Event::Leave(s) | Event::Join(s) if *s == p.contact || *s == p.sender))
+                .map(|(t, _)| *t)
+                .collect();
+            match p.offline {
+                Some((leave, back)) => {
+                    assert_eq!(i % 2, 0);
+                    assert_eq!(moves, vec![leave, back]);
+                    assert!(plan.online_through(p.contact, 0.0, p.befriend_at + 1.0));
+                    assert!(leave > t_start && leave < p.t && back > p.t + 1.0, "{p:?}");
+                    assert!(!plan.is_online(p.contact, p.t));
+                    assert!(plan.online_through(p.contact, back, cfg.end()));
+                    assert!(back < t_stop, "{p:?}");
+                }
+                None => {
+                    assert_eq!(i % 2, 1);
+                    assert!(moves.is_empty());
+                    assert!(plan.online_through(p.contact, 0.0, cfg.end()));
+                }
+            }
+        }
+        assert!(plan.is_sos_phone(plan.sos[0].contact));
+        // Without relays nobody holds mail: no contact is planned away.
+        let bare = Plan::new(&SimConfig {
+            relays: 0,
+            relay_failure: None,
+            sos_pairs: 3,
+            ..small()
+        })
+        .expect("plan");
+        assert!(bare.sos.iter().all(|p| p.offline.is_none()));
+        let none = Plan::new(&SimConfig {
+            sos_pairs: 0,
+            ..small()
+        })
+        .expect("plan");
+        assert!(none.sos.is_empty());
+        assert!(SimConfig {
+            sos_pairs: 51,
+            ..small()
+        }
+        .validate()
+        .is_err());
+        assert!(SimConfig {
+            duration: Duration::from_secs(5),
+            ..small()
+        }
+        .validate()
+        .is_err());
     }
 
     #[test]

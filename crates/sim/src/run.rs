@@ -10,17 +10,24 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use indicatif::ProgressBar;
+use libp2p::multiaddr::Protocol;
+use libp2p::Multiaddr;
 use rand::seq::SliceRandom;
-use ronde_node::ManualClock;
+use ronde_node::{ManualClock, Node};
+use ronde_protocol::circle::{ContactState, MessageId};
 use ronde_protocol::{topics_around, ReportId};
 use serde::Serialize;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::city::City;
-use crate::metrics::{cdf_points, dijkstra, first_deliveries, Pcts};
+use crate::metrics::{cdf_points, dijkstra, first_deliveries, Pcts, SosFigures, SosRecord};
 use crate::monitor::{rss_bytes, Monitor, Saturation};
 use crate::net::{addr_of, FrameClassifier, LinkModel, SimNet, Slot};
-use crate::peers::{start_ronde, BareMode, BareNode, Clockwork, Peer, PeerSetup, Recorder};
+use crate::peers::{
+    start_ronde_with, BareMode, BareNode, CircleSeen, CircleSetup, CircleTx, Clockwork, Peer,
+    PeerSetup, Recorder,
+};
 use crate::plan::{Event, Plan, Role, SimConfig, T0};
 use crate::SimError;
 
@@ -118,6 +125,8 @@ pub struct Outcome {
     pub forged_accepted: Option<u64>,
     /// Expired or future flood messages stored anywhere: must be 0.
     pub stale_accepted: Option<u64>,
+    /// SOS between contacts (Ronde only: bare gossipsub has no circle).
+    pub sos: Option<SosFigures>,
     /// Bytes the flooders sent (shows the attack reached the network).
     pub flooder_bytes_sent: u64,
     /// Whether the CPU distorted the figures.
@@ -146,6 +155,18 @@ struct SlotState {
     peer: Option<Peer>,
 }
 
+/// What the driver saw of one planned SOS (model seconds).
+#[derive(Debug, Clone, Default)]
+struct SosLive {
+    befriended_at: Option<f64>,
+    sent_at: Option<f64>,
+    id: Option<MessageId>,
+    contact_offline: bool,
+}
+
+/// The note of every simulated SOS.
+const SOS_NOTE: &str = "simulated SOS";
+
 struct World {
     cfg: SimConfig,
     plan: Arc<Plan>,
@@ -166,6 +187,17 @@ struct World {
     bytes_at_warm: Mutex<Vec<(u64, u64)>>,
     /// Report transmissions at the end of the warm-up (the prefill's).
     frames_at_warm: AtomicU64,
+    /// The relays' mailbox addresses (`/memory/<port>/p2p/<id>`), known
+    /// once they are up.
+    relay_hosts: Mutex<Vec<Multiaddr>>,
+    /// Where nodes report SOS alerts and acks.
+    circle_tx: CircleTx,
+    /// What they reported.
+    circle_seen: Mutex<Vec<(Slot, CircleSeen, f64)>>,
+    /// Each planned SOS, as it went.
+    sos_live: Mutex<Vec<SosLive>>,
+    /// When each slot (re)joined after the start (model seconds).
+    joins: Mutex<Vec<Vec<f64>>>,
 }
 
 impl World {
@@ -183,6 +215,16 @@ impl World {
     fn fail(&self, what: &str, e: &SimError) {
         tracing::debug!(what, error = %e, "simulated device failed");
         self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Ronde node running in a slot, if any.
+    async fn node_of(&self, slot: Slot) -> Option<Node> {
+        let st = self.slots.get(slot as usize)?.lock().await;
+        st.peer.as_ref().and_then(|p| p.node()).cloned()
+    }
+
+    fn sos_live(&self) -> std::sync::MutexGuard<'_, Vec<SosLive>> {
+        self.sos_live.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     async fn start_slot(&self, slot: Slot, t: f64) -> Result<(), SimError> {
@@ -218,7 +260,31 @@ impl World {
                 } else {
                     (Some(pos), None)
                 };
-                start_ronde(&setup, &dir, &self.clock, self.cfg.difficulty, loc, areas).await?
+                // Relays host mailboxes; the phones of SOS pairs use the
+                // city's relays as their mailbox hosts, as a city's app
+                // would (the others only find the relays they link to).
+                let circle = CircleSetup {
+                    mailbox_host: role == Role::Relay,
+                    mailbox_peers: if self.plan.is_sos_phone(slot) {
+                        self.relay_hosts
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .clone()
+                    } else {
+                        Vec::new()
+                    },
+                    seen: Some(self.circle_tx.clone()),
+                };
+                start_ronde_with(
+                    &setup,
+                    &dir,
+                    &self.clock,
+                    self.cfg.difficulty,
+                    loc,
+                    areas,
+                    circle,
+                )
+                .await?
             }
             (Overlay::Baseline, Role::Phone) => Peer::Bare(BareNode::start(
                 &setup,
@@ -386,6 +452,7 @@ pub async fn run_overlay(
         None
     };
     let cw = Clockwork::new(cfg.dilation);
+    let (circle_tx, mut circle_rx) = mpsc::unbounded_channel();
     let world = Arc::new(World {
         cfg: cfg.clone(),
         plan: plan.clone(),
@@ -403,6 +470,11 @@ pub async fn run_overlay(
         failures: AtomicU64::new(0),
         bytes_at_warm: Mutex::new(vec![(0, 0); n]),
         frames_at_warm: AtomicU64::new(0),
+        relay_hosts: Mutex::new(Vec::new()),
+        circle_tx,
+        circle_seen: Mutex::new(Vec::new()),
+        sos_live: Mutex::new(vec![SosLive::default(); plan.sos.len()]),
+        joins: Mutex::new(vec![Vec::new(); n]),
     });
     if plan.city_areas.len() > ronde_node::config::MAX_PEER_AREAS {
         return Err(SimError::Config(format!(
@@ -418,18 +490,35 @@ pub async fn run_overlay(
     }
     let mut order: Vec<Slot> = (0..n as Slot).filter(|s| plan.is_online(*s, 0.0)).collect();
     order.sort_by_key(|s| (world.role(*s) != Role::Relay, *s));
-    let results: Vec<Result<(), SimError>> = futures::stream::iter(order.iter().copied())
-        .map(|s| {
-            let w = world.clone();
-            async move { w.start_slot(s, 0.0).await }
-        })
-        .buffer_unordered(cfg.start_batch)
-        .collect()
-        .await;
-    for r in results {
-        if let Err(e) = r {
-            return Err(SimError::Config(format!("a device did not start: {e}")));
+    // Relays first, so that phones can be given their addresses.
+    let (first, then): (Vec<Slot>, Vec<Slot>) = order
+        .iter()
+        .copied()
+        .partition(|s| world.role(*s) == Role::Relay);
+    for (i, batch) in [first, then].into_iter().enumerate() {
+        let results: Vec<Result<(), SimError>> = futures::stream::iter(batch)
+            .map(|s| {
+                let w = world.clone();
+                async move { w.start_slot(s, 0.0).await }
+            })
+            .buffer_unordered(cfg.start_batch)
+            .collect()
+            .await;
+        for r in results {
+            if let Err(e) = r {
+                return Err(SimError::Config(format!("a device did not start: {e}")));
+            }
         }
+        if i > 0 || overlay != Overlay::Ronde {
+            continue;
+        }
+        let mut hosts = Vec::new();
+        for relay in world.online_of(Role::Relay) {
+            if let Some(node) = world.node_of(relay).await {
+                hosts.push(addr_of(world.port(relay)).with(Protocol::P2p(node.peer_id())));
+            }
+        }
+        *world.relay_hosts.lock().unwrap_or_else(|e| e.into_inner()) = hosts;
     }
     // Relays form a full mesh; everyone else dials on its `Connect` event.
     let relays = world.online_of(Role::Relay);
@@ -449,6 +538,31 @@ pub async fn run_overlay(
         .await;
     let setup_secs = wall0.elapsed().as_secs_f64();
 
+    // What the circles show (queued until now): recorded, and an SOS alert
+    // is acknowledged at once (a person who looks), which stops the
+    // sender's re-sends.
+    let circle_task = {
+        let w = world.clone();
+        tokio::spawn(async move {
+            while let Some((slot, what, t)) = circle_rx.recv().await {
+                w.circle_seen
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((slot, what, t));
+                if let CircleSeen::Sos { item, .. } = what {
+                    let w = w.clone();
+                    tokio::spawn(async move {
+                        let Some(node) = w.node_of(slot).await else {
+                            return;
+                        };
+                        if let Err(e) = node.ack_inbox(vec![item]).await {
+                            w.fail("ack", &e.into());
+                        }
+                    });
+                }
+            }
+        })
+    };
     // The clock starts.
     cw.start_now();
     let _probes = world.monitor.start(cw.clone());
@@ -552,6 +666,14 @@ pub async fn run_overlay(
             }
             Event::Join(s) => {
                 tasks.spawn(async move {
+                    if let Some(j) = w
+                        .joins
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_mut(s as usize)
+                    {
+                        j.push(w.cw.now());
+                    }
                     if let Err(e) = w.start_slot(s, t).await {
                         w.fail("join", &e);
                         return;
@@ -606,12 +728,49 @@ pub async fn run_overlay(
                 });
             }
             Event::Maintain => maintain(&world, t, &mut tasks),
+            Event::Befriend(i) if overlay == Overlay::Ronde => {
+                tasks.spawn(async move {
+                    match befriend(&w, i).await {
+                        Ok(at) => {
+                            if let Some(l) = w.sos_live().get_mut(i) {
+                                l.befriended_at = Some(at);
+                            }
+                        }
+                        Err(e) => w.fail("befriend", &e),
+                    }
+                });
+            }
+            Event::Sos(i) if overlay == Overlay::Ronde => {
+                tasks.spawn(async move {
+                    let p = &w.plan.sos[i];
+                    let Some(node) = w.node_of(p.sender).await else {
+                        w.fail("sos", &SimError::Stopped);
+                        return;
+                    };
+                    let offline = w.port(p.contact) == 0;
+                    let at = w.cw.now();
+                    match node.sos(SOS_NOTE).await {
+                        Ok(view) => {
+                            if let Some(l) = w.sos_live().get_mut(i) {
+                                l.sent_at = Some(at);
+                                l.id = Some(view.id);
+                                l.contact_offline = offline;
+                            }
+                        }
+                        Err(e) => w.fail("sos", &e.into()),
+                    }
+                });
+            }
+            // The baseline has no circle.
+            Event::Befriend(_) | Event::Sos(_) => {}
         }
     }
     tokio::time::sleep_until(cw.wall_at(cfg.end())).await;
     let t_end = cw.now();
     while tasks.join_next().await.is_some() {}
     let rss_end = rss_bytes().unwrap_or(0);
+    // The SOS as they stand at the end (before the clock jumps).
+    let sos = (overlay == Overlay::Ronde).then(|| SosFigures::of(sos_records(&world)));
 
     // Expiry: what is visible now, then after every report expired.
     let (visible_before, visible_after) = if overlay == Overlay::Ronde {
@@ -633,6 +792,7 @@ pub async fn run_overlay(
         .summary(warm, t_end, cfg.dilation, cfg.workers);
 
     // Tear down.
+    circle_task.abort();
     let all: Vec<Slot> = (0..n as Slot).collect();
     futures::stream::iter(all)
         .map(|s| {
@@ -651,11 +811,131 @@ pub async fn run_overlay(
     out.mean_degree = degree_warm;
     out.visible_before_expiry = visible_before;
     out.visible_after_expiry = visible_after;
+    out.sos = sos;
     out.setup_secs = setup_secs;
     out.wall_secs = wall0.elapsed().as_secs_f64();
     drop(world);
     drop(data);
     Ok(out)
+}
+
+/// Make the two phones of planned SOS `i` mutual contacts through the
+/// real handshake: the sender invites, the contact accepts, the sender
+/// approves once the accept arrived, and the contact hears the confirm.
+/// Gives up at the SOS's planned time. Returns when it was done.
+async fn befriend(w: &World, i: usize) -> Result<f64, SimError> {
+    let p = w
+        .plan
+        .sos
+        .get(i)
+        .ok_or_else(|| SimError::Config(format!("no planned SOS {i}")))?;
+    let a = w.node_of(p.sender).await.ok_or(SimError::Stopped)?;
+    let b = w.node_of(p.contact).await.ok_or(SimError::Stopped)?;
+    let invite = a
+        .create_invite(Some(format!("phone {}", p.sender)), 3600)
+        .await?;
+    b.accept_invite(&invite.code, Some(format!("phone {}", p.contact)))
+        .await?;
+    let requested = until(w, p.t, "the accept", || async {
+        a.contacts()
+            .await
+            .ok()?
+            .contacts
+            .into_iter()
+            .find(|c| c.state == ContactState::AwaitingMyApproval)
+            .map(|c| c.id)
+    })
+    .await?;
+    a.approve_contact(&requested.to_hex()).await?;
+    until(w, p.t, "the confirm", || async {
+        b.contacts()
+            .await
+            .ok()?
+            .contacts
+            .into_iter()
+            .find(|c| c.state == ContactState::Mutual)
+            .map(|_| ())
+    })
+    .await?;
+    Ok(w.cw.now())
+}
+
+/// Poll `f` until it gives something, or fail at model time `deadline`.
+async fn until<T, F, Fut>(w: &World, deadline: f64, what: &str, mut f: F) -> Result<T, SimError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    loop {
+        if let Some(v) = f().await {
+            return Ok(v);
+        }
+        if w.cw.now() > deadline {
+            return Err(SimError::Circle(format!("{what} did not arrive in time")));
+        }
+        tokio::time::sleep(w.cw.wall(Duration::from_millis(50))).await;
+    }
+}
+
+/// What happened to each planned SOS: the driver's notes and what the
+/// nodes' circles showed.
+fn sos_records(world: &World) -> Vec<SosRecord> {
+    let live = world.sos_live().clone();
+    let seen = world
+        .circle_seen
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let joins = world
+        .joins
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let first = |slot: Slot, f: &dyn Fn(&CircleSeen) -> bool| {
+        seen.iter()
+            .filter(|(s, what, _)| *s == slot && f(what))
+            .map(|(_, _, t)| *t)
+            .min_by(f64::total_cmp)
+    };
+    world
+        .plan
+        .sos
+        .iter()
+        .zip(live)
+        .map(|(p, l)| {
+            let (delivered_at, acked_at) = match l.id {
+                Some(id) => (
+                    first(
+                        p.contact,
+                        &|w| matches!(w, CircleSeen::Sos { sos, .. } if *sos == id),
+                    ),
+                    first(
+                        p.sender,
+                        &|w| matches!(w, CircleSeen::Acked { of } if *of == id),
+                    ),
+                ),
+                None => (None, None),
+            };
+            let rejoined_at = match (l.contact_offline, l.sent_at) {
+                (true, Some(sent)) => joins
+                    .get(p.contact as usize)
+                    .and_then(|j| j.iter().copied().find(|t| *t >= sent)),
+                _ => None,
+            };
+            SosRecord {
+                sender: p.sender,
+                contact: p.contact,
+                planned_at: p.t,
+                planned_offline: p.offline.is_some(),
+                befriended_at: l.befriended_at,
+                sent_at: l.sent_at,
+                contact_offline: l.contact_offline,
+                rejoined_at,
+                delivered_at,
+                acked_at,
+            }
+        })
+        .collect()
 }
 
 /// Every online device below its target degree dials more peers; relays
@@ -900,6 +1180,7 @@ fn figures(world: &World, overlay: Overlay, mut saturation: Saturation) -> Outco
         visible_after_expiry: None,
         forged_accepted: forged,
         stale_accepted: stale,
+        sos: None,
         flooder_bytes_sent: (0..plan.roles.len() as Slot)
             .filter(|s| plan.roles[*s as usize] == Role::Flooder)
             .map(|s| world.net.bytes(s).0)
