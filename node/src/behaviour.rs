@@ -67,7 +67,7 @@ use libp2p::{
 use ronde_protocol::{Area, ReportId, MAX_REPORT_SIZE};
 
 use crate::circle::wire::{CircleCodec, MailboxCodec, CIRCLE_PROTOCOL, MAILBOX_PROTOCOL};
-use crate::config::{NodeConfig, MAX_PEER_AREAS};
+use crate::config::{GossipTuning, NodeConfig, MAX_PEER_AREAS};
 use crate::directory::wire::{DirectoryCodec, FlagCodec, DIRECTORY_PROTOCOL, FLAG_PROTOCOL};
 use crate::error::NodeError;
 
@@ -85,12 +85,22 @@ pub const ACCEPT_PX_THRESHOLD: f64 = 15.0;
 /// Median mesh score under which the router grafts better peers.
 pub const OPPORTUNISTIC_GRAFT_THRESHOLD: f64 = 3.0;
 
-/// Largest gossipsub frame accepted or sent. A report is at most 192 bytes
-/// (about 230 with its topic and protobuf framing); the frame limit is set
-/// by the control messages instead: a peer's full subscription list
-/// ([`MAX_PEER_AREAS`] topics of about 27 encoded bytes: about 7 KiB) and
-/// an IHAVE of [`MAX_IHAVE_LENGTH`] ids (34 bytes each: about 4.4 KiB).
-pub const MAX_TRANSMIT_SIZE: usize = 8 * 1024;
+/// Largest control part of one gossipsub RPC accepted or sent: a peer's
+/// full subscription list ([`MAX_PEER_AREAS`] topics of about 27 encoded
+/// bytes: about 7 KiB) and an IHAVE of [`MAX_IHAVE_LENGTH`] ids (34 bytes
+/// each: about 4.4 KiB).
+pub const MAX_CONTROL_SIZE: usize = 8 * 1024;
+/// Gossipsub's `max_transmit_size`. A report is at most 192 bytes (about
+/// 230 with its topic and protobuf framing) and an RPC carries at most
+/// [`MAX_MESSAGES_PER_RPC`] of them, so 8 KiB would do for one frame; but
+/// libp2p-gossipsub 0.50 checks this limit against *everything buffered*
+/// on the inbound stream, not one frame (`validate_rpc_limits` is given the
+/// whole read buffer), so a peer that sends a burst of small RPCs (a relay
+/// forwarding ~50 reports at once) would have its stream dropped as
+/// oversized. 64 KiB (libp2p's default) leaves room for a burst of about
+/// 300 reports; the per-frame limits that matter are the control size and
+/// the messages per RPC.
+pub const MAX_TRANSMIT_SIZE: usize = 64 * 1024;
 /// Most message ids in one IHAVE (gossipsub's default is 5000, which would
 /// need a 170 KB frame). 128 is far above the reports an area sees within
 /// the gossip window of a few heartbeats.
@@ -104,6 +114,12 @@ pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/ronde/sync/1");
 pub const MAX_SYNC_REPORTS: usize = 256;
 /// Kademlia protocol name (a private DHT, not the IPFS one).
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ronde/kad/1.0.0");
+/// How often identify re-sends this node's information on each connection
+/// (libp2p's default is 5 minutes). Changes of address or protocols are
+/// pushed when they happen anyway; the periodic resend (about 700 bytes
+/// each way) on a phone's ~14 connections would cost about 0.2 MB an hour
+/// at 5 minutes.
+pub const IDENTIFY_INTERVAL: Duration = Duration::from_secs(30 * 60);
 /// Identify protocol version string.
 pub const IDENTIFY_PROTOCOL: &str = "/ronde/id/1.0.0";
 
@@ -263,14 +279,23 @@ pub fn peer_score_thresholds() -> PeerScoreThresholds {
 }
 
 /// The gossipsub configuration (see the module documentation).
-pub fn gossipsub_config(heartbeat: Duration) -> Result<gossipsub::Config, NodeError> {
+pub fn gossipsub_config(
+    heartbeat: Duration,
+    tuning: &GossipTuning,
+) -> Result<gossipsub::Config, NodeError> {
     gossipsub::ConfigBuilder::default()
         .heartbeat_interval(heartbeat)
+        .mesh_n(tuning.mesh_n)
+        .mesh_n_low(tuning.mesh_n_low)
+        .mesh_n_high(tuning.mesh_n_high)
+        .mesh_outbound_min(tuning.mesh_outbound_min)
+        .gossip_lazy(tuning.gossip_lazy)
+        .idontwant_message_size_threshold(tuning.idontwant_threshold)
         .validation_mode(ValidationMode::Anonymous)
         .validate_messages()
         .message_id_fn(message_id)
         .max_transmit_size(MAX_TRANSMIT_SIZE)
-        .max_control_message_size(MAX_TRANSMIT_SIZE)
+        .max_control_message_size(MAX_CONTROL_SIZE)
         .max_control_messages_sent(MAX_IHAVE_LENGTH)
         .max_publish_messages(MAX_MESSAGES_PER_RPC)
         // Long enough that a report circulating for a while is not
@@ -291,7 +316,7 @@ impl Behaviour {
         let peer_id = key.public().to_peer_id();
         let mut gossipsub = gossipsub::Behaviour::new_with_subscription_filter(
             MessageAuthenticity::Anonymous,
-            gossipsub_config(config.heartbeat)?,
+            gossipsub_config(config.heartbeat, &config.gossip)?,
             area_filter(),
         )?;
         gossipsub.with_peer_score(peer_score_params(), peer_score_thresholds())?;
@@ -379,9 +404,10 @@ impl Behaviour {
             limits: connection_limits::Behaviour::new(limits),
             identify: identify::Behaviour::new(
                 identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
+                    .with_interval(IDENTIFY_INTERVAL)
                     .with_agent_version(format!("ronde/{}", env!("CARGO_PKG_VERSION"))),
             ),
-            ping: ping::Behaviour::default(),
+            ping: ping::Behaviour::new(ping::Config::new().with_interval(config.ping_interval)),
             kad,
             mdns: Toggle::from(mdns),
             relay,
@@ -632,7 +658,13 @@ mod tests {
         assert!(peer_score_params().validate().is_ok());
         assert!(area_topic_params().validate().is_ok());
         assert!(peer_score_thresholds().validate().is_ok());
-        assert!(gossipsub_config(Duration::from_secs(1)).is_ok());
+        assert!(gossipsub_config(Duration::from_secs(1), &GossipTuning::default()).is_ok());
+        for n in 1..=12 {
+            assert!(
+                gossipsub_config(Duration::from_secs(1), &GossipTuning::mesh(n)).is_ok(),
+                "mesh {n}"
+            );
+        }
     }
 
     #[test]

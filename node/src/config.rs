@@ -38,6 +38,76 @@ pub const DEFAULT_MAX_AREAS: usize = 9;
 /// so that a subscription list this long still fits in one RPC.
 pub const MAX_PEER_AREAS: usize = 256;
 
+/// Default period of the libp2p ping on each connection.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The gossipsub mesh of one area topic, and when to send IDONTWANT.
+///
+/// Each report crosses every mesh link of every node that gets it (both
+/// ways when the two ends forward it at the same moment), so the copies a
+/// node receives grow with the mesh degree. In `ronde sim` (200 phones,
+/// bare gossipsub on the same links), libp2p's defaults (D = 6) gave 5.0
+/// duplicates per delivered report, D = 5: 4.3, D = 4: 3.2, D = 3: 1.8;
+/// the price is latency, p99 357 → 550 ms from D = 6 to D = 3, still well
+/// under a second. Reports are small and a phone's data plan and battery
+/// matter more than 200 ms, so the default is D = 3. IDONTWANT (gossipsub
+/// v1.2) does not help here: at these link latencies a copy is usually
+/// on its way before the IDONTWANT arrives, and sending one to every mesh
+/// peer for every report cost 0.1 MB per phone per hour for no fewer
+/// duplicates; it stays at libp2p's threshold (messages of 1000 bytes or
+/// more, never a report).
+/// Figures in `docs/performance.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct GossipTuning {
+    /// Target mesh degree D.
+    pub mesh_n: usize,
+    /// Below this many mesh peers, the heartbeat grafts more (D_low).
+    pub mesh_n_low: usize,
+    /// Above this many, it prunes back to `mesh_n` (D_high).
+    pub mesh_n_high: usize,
+    /// Mesh peers that must be outbound connections (D_out < D_low,
+    /// D_out ≤ D / 2: resists eclipse by inbound connections).
+    pub mesh_outbound_min: usize,
+    /// Peers outside the mesh told about recent reports (IHAVE) at each
+    /// heartbeat (D_lazy). Each id is advertised at three heartbeats, 34
+    /// bytes each time: at D_lazy = 6 about 600 bytes per report per node,
+    /// more than the two or three copies of the report a node receives.
+    pub gossip_lazy: usize,
+    /// Send IDONTWANT to the mesh for every received message of at least
+    /// this many bytes, so that peers do not forward a copy we already
+    /// have.
+    pub idontwant_threshold: usize,
+}
+
+impl GossipTuning {
+    /// A mesh of degree `n` with libp2p's proportions around it (D_low =
+    /// ⌈5n/6⌉, D_high = 2n, D_out = min(n/2, 2), D_lazy = n) and libp2p's
+    /// IDONTWANT threshold.
+    pub fn mesh(n: usize) -> GossipTuning {
+        let n = n.max(1);
+        GossipTuning {
+            mesh_n: n,
+            mesh_n_low: (5 * n).div_ceil(6),
+            mesh_n_high: 2 * n,
+            mesh_outbound_min: (n / 2).min(2),
+            gossip_lazy: n,
+            idontwant_threshold: IDONTWANT_THRESHOLD,
+        }
+    }
+}
+
+/// The default IDONTWANT threshold (libp2p's): above any report.
+pub const IDONTWANT_THRESHOLD: usize = 1000;
+
+/// The default mesh degree.
+pub const DEFAULT_MESH_N: usize = 3;
+
+impl Default for GossipTuning {
+    fn default() -> Self {
+        GossipTuning::mesh(DEFAULT_MESH_N)
+    }
+}
+
 /// Everything [`crate::Node::start`] needs.
 #[derive(Clone)]
 pub struct NodeConfig {
@@ -68,6 +138,14 @@ pub struct NodeConfig {
     pub memory_transport: bool,
     /// Gossipsub heartbeat interval.
     pub heartbeat: Duration,
+    /// Gossipsub's mesh and IDONTWANT settings: what one report costs on
+    /// the wire against how fast it arrives (see [`GossipTuning`]).
+    pub gossip: GossipTuning,
+    /// How often each connection is pinged (liveness and round-trip time).
+    /// Gossip and Yamux already notice most dead links; on a phone with
+    /// ~16 connections a ping every 15 s (libp2p's default) costs about
+    /// 0.5 MB an hour, every 60 s about a quarter of that.
+    pub ping_interval: Duration,
     /// How often expired reports are purged from disk.
     pub purge_interval: Duration,
     /// How often queued reports are retried and dropped once expired.
@@ -158,6 +236,8 @@ impl NodeConfig {
             clock: Arc::new(SystemClock),
             memory_transport: false,
             heartbeat: Duration::from_secs(1),
+            gossip: GossipTuning::default(),
+            ping_interval: DEFAULT_PING_INTERVAL,
             purge_interval: Duration::from_secs(30),
             pending_retry_interval: Duration::from_secs(10),
             max_connections: 64,
@@ -213,6 +293,8 @@ impl fmt::Debug for NodeConfig {
             .field("max_areas", &self.max_areas)
             .field("memory_transport", &self.memory_transport)
             .field("heartbeat", &self.heartbeat)
+            .field("gossip", &self.gossip)
+            .field("ping_interval", &self.ping_interval)
             .field("purge_interval", &self.purge_interval)
             .field("max_connections", &self.max_connections)
             .field("sync", &self.sync)

@@ -39,6 +39,6 @@ pub mod webapp;
 
 pub use circle::CircleRefusal;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::NodeConfig;
+pub use config::{GossipTuning, NodeConfig};
 pub use error::{NodeError, StoreError};
 pub use handle::{CellCount, Nearby, NearbyReport, Node, NodeEvent, Published, Status};
