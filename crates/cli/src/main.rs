@@ -38,8 +38,10 @@ fn main() -> ExitCode {
         Command::Node(_) | Command::Relay(_) => {
             "warn,libp2p_kad=error,ronde=info,ronde_node=info,ronde_relay=info"
         }
-        // The demo tells its own story on stdout; keep the logs to problems.
-        Command::Demo(_) => "warn,libp2p_kad=error",
+        // The demo and the simulator tell their own story on stdout; keep
+        // the logs to problems (every simulated node starting alone would
+        // print Kademlia's warning).
+        Command::Demo(_) | Command::Sim(_) => "warn,libp2p_kad=error",
         _ => "warn",
     });
 

@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::plan::SimConfig;
+use ronde_node::GossipTuning;
 
 /// Parse `150ms`, `10s`, `2m`, `1.5s`, `1h`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -156,12 +157,26 @@ pub struct SimArgs {
     /// Run only the baseline.
     #[arg(long, conflicts_with = "no_baseline")]
     pub baseline_only: bool,
-    /// Baseline only: gossipsub mesh degree D instead of libp2p's 6 (to
-    /// measure what a smaller mesh does to duplicates and latency).
+    /// Gossipsub mesh degree D instead of the node's default (low =
+    /// ⌈5D/6⌉, high = 2D), for Ronde and (unless --baseline-mesh-n) the
+    /// baseline.
+    #[arg(long)]
+    pub mesh_n: Option<usize>,
+    /// D_high (prune back to D above it) instead of 2D.
+    #[arg(long)]
+    pub mesh_high: Option<usize>,
+    /// Send IDONTWANT for messages of at least this many bytes instead of
+    /// the node's default (1000, libp2p's: never for a report; 100: for
+    /// every report).
+    #[arg(long)]
+    pub idontwant: Option<usize>,
+    /// Baseline only: gossipsub mesh degree D instead of Ronde's (e.g. 6,
+    /// libp2p's default, with --baseline-idontwant 1000).
     #[arg(long)]
     pub baseline_mesh_n: Option<usize>,
     /// Baseline only: send IDONTWANT for messages of at least this many
-    /// bytes (libp2p's default, 1000, is above a report's size).
+    /// bytes instead of Ronde's (libp2p's default, 1000, is above a
+    /// report's size).
     #[arg(long)]
     pub baseline_idontwant: Option<usize>,
     /// Pairs of phones made contacts in the warm-up (invite, accept,
@@ -206,6 +221,24 @@ impl SimArgs {
                 .map(|n| n.get())
                 .unwrap_or(2)
         });
+        let mut gossip = self.mesh_n.map(GossipTuning::mesh).unwrap_or_default();
+        if let Some(h) = self.mesh_high {
+            gossip.mesh_n_high = h.max(gossip.mesh_n);
+        }
+        if let Some(t) = self.idontwant {
+            gossip.idontwant_threshold = t;
+        }
+        let baseline_gossip = (self.baseline_mesh_n.is_some() || self.baseline_idontwant.is_some())
+            .then(|| {
+                let mut g = self
+                    .baseline_mesh_n
+                    .map(GossipTuning::mesh)
+                    .unwrap_or(gossip);
+                if let Some(t) = self.baseline_idontwant {
+                    g.idontwant_threshold = t;
+                }
+                g
+            });
         SimConfig {
             phones: self.nodes,
             relays: self.relays,
@@ -232,10 +265,8 @@ impl SimArgs {
             dilation: self.dilation,
             ronde: !self.baseline_only,
             baseline: !self.no_baseline,
-            baseline_tuning: crate::peers::BareTuning {
-                mesh_n: self.baseline_mesh_n,
-                idontwant_threshold: self.baseline_idontwant,
-            },
+            gossip,
+            baseline_gossip,
             center: self.center,
             sigma_km: self.sigma_km,
             sos_pairs: self.sos_pairs,

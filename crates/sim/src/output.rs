@@ -233,6 +233,20 @@ pub fn table(rep: &SimReport) -> String {
         100.0 * c.churn_per_min,
         c.dilation
     );
+    let mesh = |g: &ronde_node::GossipTuning| {
+        format!(
+            "D {} (low {}, high {}), IDONTWANT from {} bytes",
+            g.mesh_n, g.mesh_n_low, g.mesh_n_high, g.idontwant_threshold
+        )
+    };
+    let _ = writeln!(
+        s,
+        "  gossipsub mesh: {}; baseline: {}",
+        mesh(&c.gossip),
+        c.baseline_gossip
+            .as_ref()
+            .map_or_else(|| "the same".to_string(), mesh)
+    );
     let _ = writeln!(
         s,
         "\n  {:<34} {:>16} {:>16} {:>9}",

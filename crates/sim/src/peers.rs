@@ -13,7 +13,7 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{noise, yamux, Multiaddr, Transport};
 use ronde_node::circle::{CircleConfig, InboxNotice};
 use ronde_node::config::MAX_PEER_AREAS;
-use ronde_node::{ManualClock, Node, NodeConfig, NodeEvent};
+use ronde_node::{GossipTuning, ManualClock, Node, NodeConfig, NodeEvent};
 use ronde_protocol::circle::MessageId as CircleMessageId;
 use ronde_protocol::{Area, Category, ReportId};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -133,19 +133,9 @@ pub struct PeerSetup<'a> {
     pub heartbeat: Duration,
     /// Where deliveries go.
     pub recorder: Arc<Recorder>,
-    /// Gossipsub settings of bare baseline peers.
-    pub tuning: BareTuning,
-}
-
-/// Optional changes to the baseline's gossipsub defaults, to measure what
-/// a setting would change (e.g. duplicates with a smaller mesh).
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
-pub struct BareTuning {
-    /// Mesh degree D (libp2p's default is 6; low = ⌈5D/6⌉, high = 2D).
-    pub mesh_n: Option<usize>,
-    /// Send IDONTWANT for messages of at least this many bytes (libp2p's
-    /// default is 1000, above a report's size).
-    pub idontwant_threshold: Option<usize>,
+    /// The mesh of this overlay (Ronde's, or the baseline's), used by the
+    /// Ronde nodes and the bare peers (baseline, flooders, droppers) alike.
+    pub gossip: GossipTuning,
 }
 
 /// What a Ronde node's trusted circle showed, as the simulation sees it.
@@ -244,7 +234,9 @@ pub async fn start_ronde_with(
     c.difficulty = difficulty;
     c.policy.min_difficulty = difficulty;
     c.heartbeat = cw.wall(setup.heartbeat);
+    c.gossip = setup.gossip;
     // Production timers, dilated.
+    c.ping_interval = cw.wall(c.ping_interval);
     c.purge_interval = cw.wall(Duration::from_secs(30));
     c.pending_retry_interval = cw.wall(Duration::from_secs(10));
     c.idle_timeout = cw.wall(Duration::from_secs(120));
@@ -378,7 +370,8 @@ pub enum BareCmd {
 }
 
 /// A bare gossipsub peer: the same libp2p gossipsub, Noise and Yamux over
-/// the same transport, default mesh parameters, anonymous messages with the
+/// the same transport, the same mesh parameters as Ronde's unless told
+/// otherwise, anonymous messages with the
 /// report id as message id, and nothing else.
 pub struct BareNode {
     tx: mpsc::UnboundedSender<BareCmd>,
@@ -387,29 +380,26 @@ pub struct BareNode {
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The baseline's gossipsub configuration: libp2p's defaults but for what
-/// the wire format needs (anonymous messages, the report id as message id).
+/// the wire format needs (anonymous messages, the report id as message id)
+/// and the mesh `tuning` (by default the same as Ronde's, so that the
+/// ratio measures Ronde's own overhead rather than a different mesh).
 pub fn bare_gossipsub_config(
     heartbeat_wall: Duration,
     validate: bool,
-    tuning: BareTuning,
+    tuning: &GossipTuning,
 ) -> Result<gossipsub::Config, BoxError> {
     let mut b = gossipsub::ConfigBuilder::default();
     b.heartbeat_interval(heartbeat_wall)
         .validation_mode(ValidationMode::Anonymous)
-        .message_id_fn(|m| MessageId::from(ReportId::of(&m.data).0.to_vec()));
+        .message_id_fn(|m| MessageId::from(ReportId::of(&m.data).0.to_vec()))
+        .mesh_n(tuning.mesh_n)
+        .mesh_n_low(tuning.mesh_n_low)
+        .mesh_n_high(tuning.mesh_n_high)
+        .mesh_outbound_min(tuning.mesh_outbound_min)
+        .gossip_lazy(tuning.gossip_lazy)
+        .idontwant_message_size_threshold(tuning.idontwant_threshold);
     if validate {
         b.validate_messages();
-    }
-    if let Some(n) = tuning.mesh_n {
-        let n = n.max(1);
-        b.mesh_n(n)
-            .mesh_n_low((5 * n).div_ceil(6))
-            .mesh_n_high(2 * n)
-            .mesh_outbound_min((n / 2).min(2))
-            .gossip_lazy(n);
-    }
-    if let Some(t) = tuning.idontwant_threshold {
-        b.idontwant_message_size_threshold(t);
     }
     Ok(b.build()?)
 }
@@ -424,7 +414,7 @@ impl BareNode {
         let transport = setup.net.transport(setup.slot);
         let hb = setup.clockwork.wall(setup.heartbeat);
         let idle = setup.clockwork.wall(Duration::from_secs(120));
-        let tuning = setup.tuning;
+        let tuning = setup.gossip;
         let mut swarm = libp2p::SwarmBuilder::with_new_identity()
             .with_tokio()
             .with_other_transport(|key| -> Result<_, BoxError> {
@@ -435,7 +425,7 @@ impl BareNode {
             })
             .map_err(|e| SimError::Libp2p(e.to_string()))?
             .with_behaviour(|_| -> Result<_, BoxError> {
-                let config = bare_gossipsub_config(hb, mode != BareMode::Baseline, tuning)?;
+                let config = bare_gossipsub_config(hb, mode != BareMode::Baseline, &tuning)?;
                 Ok(gossipsub::Behaviour::<gossipsub::IdentityTransform>::new(
                     MessageAuthenticity::Anonymous,
                     config,

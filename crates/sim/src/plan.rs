@@ -19,6 +19,7 @@ use std::time::Duration;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use ronde_node::GossipTuning;
 use ronde_protocol::{cell_for, topics_around, Area, Category, Cell, Draft};
 use serde::Serialize;
 
@@ -90,8 +91,12 @@ pub struct SimConfig {
     pub ronde: bool,
     /// Run the bare gossipsub baseline on the same plan.
     pub baseline: bool,
-    /// Changes to the baseline's gossipsub defaults.
-    pub baseline_tuning: crate::peers::BareTuning,
+    /// Ronde's gossipsub mesh (the node's default unless an experiment
+    /// changes it).
+    pub gossip: GossipTuning,
+    /// The baseline's mesh; `None`: the same as Ronde's, so that the ratios
+    /// measure what Ronde adds to gossipsub, not a different mesh.
+    pub baseline_gossip: Option<GossipTuning>,
     /// City centre.
     pub center: (f64, f64),
     /// Spread of the population, km.
@@ -142,7 +147,8 @@ impl Default for SimConfig {
             dilation: 1.0,
             ronde: true,
             baseline: true,
-            baseline_tuning: crate::peers::BareTuning::default(),
+            gossip: GossipTuning::default(),
+            baseline_gossip: None,
             center: city.center,
             sigma_km: city.sigma_m / 1000.0,
             sos_pairs: 4,

@@ -244,7 +244,10 @@ impl World {
             clockwork: self.cw.clone(),
             heartbeat: self.cfg.heartbeat,
             recorder: self.recorder.clone(),
-            tuning: self.cfg.baseline_tuning,
+            gossip: match self.overlay {
+                Overlay::Ronde => self.cfg.gossip,
+                Overlay::Baseline => self.cfg.baseline_gossip.unwrap_or(self.cfg.gossip),
+            },
         };
         let pos = self.plan.position(slot, t);
         let city_areas = &self.plan.city_areas;
