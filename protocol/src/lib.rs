@@ -35,6 +35,7 @@ pub mod geo;
 mod hex_id;
 pub mod pow;
 pub mod report;
+mod signature;
 pub mod validate;
 
 pub use category::{Category, UnknownCategory};
@@ -47,5 +48,6 @@ pub use report::{
     MAX_TTL_MINUTES, VERSION,
 };
 pub use validate::{
-    validate, validate_with, Malformed, Policy, Rejection, VerifiedReport, MAX_CLOCK_SKEW_SECS,
+    precheck, validate, validate_batch, validate_with, verify_signatures, Malformed, Policy,
+    Prechecked, Rejection, VerifiedReport, MAX_CLOCK_SKEW_SECS,
 };

@@ -19,7 +19,7 @@
 //! A precision-7 report is 121 bytes; nothing over [`MAX_REPORT_SIZE`] is
 //! even parsed.
 
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey};
 use rand_core::CryptoRngCore;
 use sha2::{Digest, Sha256};
 
@@ -268,14 +268,14 @@ impl Report {
         }
     }
 
-    /// Strict ed25519 verification of the signature over `bytes`.
-    pub(crate) fn signature_holds(&self, bytes: &[u8]) -> bool {
-        let Ok(key) = VerifyingKey::from_bytes(&self.public_key) else {
-            return false;
-        };
-        let sig = Signature::from_bytes(&self.signature);
-        key.verify_strict(&signing_input(self.signed_part(bytes)), &sig)
-            .is_ok()
+    /// Check the encodings of the signature and key and compute the
+    /// challenge (§1.6); `None` means the signature cannot hold.
+    pub(crate) fn parse_signature(&self, bytes: &[u8]) -> Option<crate::signature::Parsed> {
+        crate::signature::parse(
+            &self.public_key,
+            &self.signature,
+            &[SIGN_DOMAIN, self.signed_part(bytes)],
+        )
     }
 
     /// Parse canonical bytes. Checks structure only (size, version, category,

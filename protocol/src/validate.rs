@@ -4,9 +4,20 @@
 //! Checks run cheapest first, so that garbage costs a receiver as little as
 //! possible: size, structure, cell, TTL, clock, then one hash for the proof of
 //! work, and only then the signature.
+//!
+//! One report: [`validate`] / [`validate_with`]. Many at once (a burst of
+//! gossip, a sync response): [`validate_batch`], which runs the same checks
+//! in the same order on each report and verifies the signatures of those
+//! that pass the others in one batch, with the same verdicts as one by one;
+//! or, to do something between the cheap checks and the signatures (a node
+//! skips the reports it already holds), [`precheck`] then
+//! [`verify_signatures`].
+
+use rand_core::CryptoRngCore;
 
 use crate::pow;
 use crate::report::{Report, ReportId, MAX_TTL_MINUTES};
+use crate::signature;
 
 /// How far in the future a report's observation time may be (clock skew).
 pub const MAX_CLOCK_SKEW_SECS: u64 = 120;
@@ -57,7 +68,9 @@ pub enum Rejection {
     /// Difficulty under the network minimum, or a stamp that does not hold.
     #[error("not enough proof of work")]
     NotEnoughWork,
-    /// The signature does not verify (strictly) under the report's key.
+    /// The signature does not hold under the report's key (the cofactored
+    /// rule of `docs/protocol.md` §1.6), or an encoding in it is not
+    /// acceptable.
     #[error("bad signature")]
     BadSignature,
 }
@@ -158,6 +171,49 @@ pub fn validate(bytes: &[u8], now: u64) -> Result<VerifiedReport, Rejection> {
 
 /// Validate untrusted bytes at `now` under `policy`.
 pub fn validate_with(bytes: &[u8], now: u64, policy: &Policy) -> Result<VerifiedReport, Rejection> {
+    let checked = precheck(bytes, now, policy)?;
+    match checked.report.parse_signature(&checked.bytes) {
+        Some(sig) if signature::verify_one(&sig) => Ok(checked.into_verified()),
+        _ => Err(Rejection::BadSignature),
+    }
+}
+
+/// A report that passed every check but the signature (checks 1 to 12 of
+/// `docs/protocol.md` §2). Only [`verify_signatures`] turns it into a
+/// [`VerifiedReport`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prechecked {
+    report: Report,
+    id: ReportId,
+    bytes: Vec<u8>,
+}
+
+impl Prechecked {
+    /// The decoded report (its signature not yet checked).
+    pub fn report(&self) -> &Report {
+        &self.report
+    }
+    /// Its id.
+    pub fn id(&self) -> ReportId {
+        self.id
+    }
+    /// Its bytes, as received.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    fn into_verified(self) -> VerifiedReport {
+        VerifiedReport {
+            report: self.report,
+            id: self.id,
+            bytes: self.bytes,
+        }
+    }
+}
+
+/// Every check but the signature, in the order of `docs/protocol.md` §2:
+/// size, structure, cell, TTL, clock, proof of work.
+pub fn precheck(bytes: &[u8], now: u64, policy: &Policy) -> Result<Prechecked, Rejection> {
     let report = Report::from_bytes(bytes)?;
     if report.ttl_minutes() > policy.max_ttl_minutes {
         return Err(Rejection::TtlTooLong);
@@ -172,12 +228,68 @@ pub fn validate_with(bytes: &[u8], now: u64, policy: &Policy) -> Result<Verified
     if difficulty < policy.min_difficulty || !report.work_holds(bytes) {
         return Err(Rejection::NotEnoughWork);
     }
-    if !report.signature_holds(bytes) {
-        return Err(Rejection::BadSignature);
-    }
-    Ok(VerifiedReport {
-        report,
+    Ok(Prechecked {
         id: ReportId::of(bytes),
+        report,
         bytes: bytes.to_vec(),
     })
+}
+
+/// The last check, on many reports at once: their signatures are verified
+/// in one batch (§1.6), and one by one only if the batch fails, to find
+/// which do not hold. One result per report, in order; the verdicts are
+/// those [`validate_with`] gives (but for a probability of about 2^-128
+/// per batch, whatever the signers did). `rng` draws the batch's random
+/// coefficients: it must be a cryptographic generator the senders cannot
+/// predict.
+pub fn verify_signatures(
+    items: Vec<Prechecked>,
+    rng: &mut impl CryptoRngCore,
+) -> Vec<Result<VerifiedReport, Rejection>> {
+    let parsed: Vec<Option<signature::Parsed>> = items
+        .iter()
+        .map(|c| c.report.parse_signature(&c.bytes))
+        .collect();
+    let holds = signature::verify_all(&parsed, rng);
+    items
+        .into_iter()
+        .zip(holds)
+        .map(|(c, ok)| {
+            if ok {
+                Ok(c.into_verified())
+            } else {
+                Err(Rejection::BadSignature)
+            }
+        })
+        .collect()
+}
+
+/// Validate many untrusted reports at `now` under `policy`: the checks of
+/// [`precheck`] on each, then the signatures of those that passed, in one
+/// batch ([`verify_signatures`]). One result per input, in order, with the
+/// same [`Rejection`] values as [`validate_with`].
+pub fn validate_batch<B: AsRef<[u8]>>(
+    items: &[B],
+    now: u64,
+    policy: &Policy,
+    rng: &mut impl CryptoRngCore,
+) -> Vec<Result<VerifiedReport, Rejection>> {
+    let mut out: Vec<Result<VerifiedReport, Rejection>> = Vec::with_capacity(items.len());
+    let mut survivors = Vec::with_capacity(items.len());
+    let mut slots = Vec::with_capacity(items.len());
+    for (i, bytes) in items.iter().enumerate() {
+        match precheck(bytes.as_ref(), now, policy) {
+            Ok(c) => {
+                survivors.push(c);
+                slots.push(i);
+                // Filled in below.
+                out.push(Err(Rejection::BadSignature));
+            }
+            Err(rej) => out.push(Err(rej)),
+        }
+    }
+    for (i, res) in slots.into_iter().zip(verify_signatures(survivors, rng)) {
+        out[i] = res;
+    }
+    out
 }

@@ -4,8 +4,8 @@ use proptest::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use ronde_protocol::{
-    cell_for, validate, validate_with, Category, Draft, Malformed, Policy, Proof, Rejection,
-    Report, ReportId, MAX_REPORT_SIZE,
+    cell_for, precheck, validate, validate_batch, validate_with, verify_signatures, Category,
+    Draft, Malformed, Policy, Proof, Rejection, Report, ReportId, MAX_REPORT_SIZE,
 };
 
 const NOW: u64 = 1_790_000_000; // 2026-09-21
@@ -197,6 +197,34 @@ proptest! {
         prop_assert!(validate_with(&b, NOW, &policy()).is_err());
     }
 
+    /// Every byte flip of a report fails alone and in a batch of good
+    /// reports, with the same reason; its neighbours in the batch pass.
+    #[test]
+    fn a_batch_gives_each_report_the_verdict_it_gets_alone(
+        seed in 0u64..1_000,
+        pos in 0usize..121,
+        flip in 1u8..=255,
+        good in 0usize..12,
+        at in any::<prop::sample::Index>(),
+        rng_seed in any::<u64>(),
+    ) {
+        let mut batch: Vec<Vec<u8>> = (0..good as u64)
+            .map(|i| sealed(seed + 1_000 + i, Category::Following, 7).to_bytes())
+            .collect();
+        let mut bad = sealed(seed, Category::Harassment, 7).to_bytes();
+        bad[pos] ^= flip;
+        let bad_at = at.index(good + 1);
+        batch.insert(bad_at, bad);
+        let mut rng = ChaCha20Rng::seed_from_u64(rng_seed);
+        let got = validate_batch(&batch, NOW, &policy(), &mut rng);
+        prop_assert_eq!(got.len(), batch.len());
+        for (i, (b, res)) in batch.iter().zip(&got).enumerate() {
+            let alone = validate_with(b, NOW, &policy());
+            prop_assert_eq!(res, &alone, "item {}", i);
+            prop_assert_eq!(res.is_ok(), i != bad_at);
+        }
+    }
+
     #[test]
     fn truncations_and_extensions_are_rejected(seed in 0u64..1_000, cut in 0usize..121, extra in proptest::collection::vec(any::<u8>(), 1..80)) {
         let b = sealed(seed, Category::Following, 7).to_bytes();
@@ -226,6 +254,85 @@ proptest! {
         let same_pos = va.iter().zip(&vb).filter(|(x, y)| x == y).count();
         prop_assert!(same_pos < 8, "{} bytes equal at the same place", same_pos);
     }
+}
+
+/// `validate_batch` on a mix of every kind of input gives, in order, what
+/// `validate_with` gives on each; `precheck` then `verify_signatures` too.
+#[test]
+fn batch_validation_agrees_with_one_by_one_on_every_reason() {
+    let good = |seed| sealed(seed, Category::Exhibitionism, 7).to_bytes();
+    let mut forged = good(1);
+    *forged.last_mut().expect("bytes") ^= 0x01;
+    let mut restamped = good(2);
+    restamped[1] = Category::PhysicalAggression.code();
+    let prefix_len = restamped.len() - 64 - 8;
+    let (nonce, _) = ronde_protocol::pow::solve(&restamped[..prefix_len], D, 0);
+    restamped[prefix_len..prefix_len + 8].copy_from_slice(&nonce.to_be_bytes());
+    let mut lazy = good(3);
+    lazy[48] = D - 1;
+    let mut long_ttl = good(4);
+    long_ttl[14] = 61;
+    let mut bad_cell = good(8);
+    bad_cell[3] = b'a';
+    let future = {
+        let cell = cell_for(48.8156, 2.3844, 7).expect("cell");
+        Draft::new(Category::Following, cell, NOW + 3_600)
+            .seal(D, &mut ChaCha20Rng::seed_from_u64(5))
+            .expect("seal")
+            .to_bytes()
+    };
+    let expired = {
+        let cell = cell_for(48.8156, 2.3844, 6).expect("cell");
+        Draft::new(Category::Following, cell, NOW - 3_600)
+            .seal(D, &mut ChaCha20Rng::seed_from_u64(6))
+            .expect("seal")
+            .to_bytes()
+    };
+    let inputs: Vec<Vec<u8>> = vec![
+        good(10),
+        forged,
+        good(11),
+        vec![0x01; 300],
+        b"garbage".to_vec(),
+        restamped,
+        good(12),
+        lazy,
+        long_ttl,
+        bad_cell,
+        future,
+        expired,
+        good(13),
+        good(10),
+    ];
+    let alone: Vec<_> = inputs
+        .iter()
+        .map(|b| validate_with(b, NOW, &policy()))
+        .collect();
+    let reasons: std::collections::BTreeSet<&str> = alone
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(|e| e.reason()))
+        .collect();
+    assert_eq!(reasons.len(), 8, "every reason: {reasons:?}");
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    assert_eq!(validate_batch(&inputs, NOW, &policy(), &mut rng), alone);
+    let slices: Vec<&[u8]> = inputs.iter().map(|b| b.as_slice()).collect();
+    assert_eq!(validate_batch(&slices, NOW, &policy(), &mut rng), alone);
+
+    // The two steps by hand: the cheap checks, then the signatures of the
+    // survivors in one batch.
+    let checked: Vec<_> = inputs
+        .iter()
+        .filter_map(|b| precheck(b, NOW, &policy()).ok())
+        .collect();
+    assert_eq!(checked.len(), 7, "the good ones and the two forgeries");
+    assert_eq!(checked[0].id(), ReportId::of(&inputs[0]));
+    let verified = verify_signatures(checked, &mut rng);
+    assert_eq!(verified.iter().filter(|r| r.is_ok()).count(), 5);
+    assert_eq!(verified[1], Err(Rejection::BadSignature));
+
+    let empty: [&[u8]; 0] = [];
+    assert!(validate_batch(&empty, NOW, &policy(), &mut rng).is_empty());
+    assert!(verify_signatures(Vec::new(), &mut rng).is_empty());
 }
 
 #[test]

@@ -5,9 +5,17 @@
 
 use std::path::PathBuf;
 
-use ed25519_dalek::SigningKey;
-use ronde_protocol::{pow, validate, Category, Cell, Draft, ReportId};
+use curve25519_dalek::constants::EIGHT_TORSION;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::scalar::Scalar;
+use ed25519_dalek::{Signer, SigningKey};
+use rand::SeedableRng;
+use ronde_protocol::report::SIGN_DOMAIN;
+use ronde_protocol::{
+    pow, validate, validate_batch, Category, Cell, Draft, Policy, Rejection, ReportId,
+};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha512};
 
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
 struct Valid {
@@ -33,6 +41,18 @@ struct Invalid {
     reason: String,
     now: u64,
     bytes: String,
+}
+
+/// A report whose signature was made by hand to test the edges of the
+/// signature rule (docs/protocol.md §1.6).
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct Crafted {
+    name: String,
+    construction: String,
+    now: u64,
+    bytes: String,
+    /// "valid", or the rejection reason.
+    expected: String,
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
@@ -195,6 +215,200 @@ fn generate() -> (File<Valid>, File<Invalid>) {
     )
 }
 
+/// `bytes` (a valid precision-7 vector) with another public key, stamped
+/// again at the network minimum from nonce 0, and signed by `sign` over the
+/// signing input.
+fn with_key_and_signature(
+    bytes: &[u8],
+    key: [u8; 32],
+    sign: &dyn Fn(&[u8]) -> [u8; 64],
+) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    let p = usize::from(b[2]);
+    b[8 + p..40 + p].copy_from_slice(&key);
+    let prefix_len = b.len() - 64 - 8;
+    let (nonce, _) = pow::solve(&b[..prefix_len], pow::MIN_DIFFICULTY, 0);
+    b[prefix_len..prefix_len + 8].copy_from_slice(&nonce.to_be_bytes());
+    let n = b.len();
+    let input = [SIGN_DOMAIN, &b[..n - 64]].concat();
+    let sig = sign(&input);
+    b[n - 64..].copy_from_slice(&sig);
+    b
+}
+
+fn challenge(r: &[u8; 32], a: &[u8; 32], msg: &[u8]) -> Scalar {
+    let h = Sha512::new()
+        .chain_update(r)
+        .chain_update(a)
+        .chain_update(msg)
+        .finalize();
+    Scalar::from_bytes_mod_order_wide(&h.into())
+}
+
+/// A signature by hand: `R = rB + tr`, `S = r + k·a` (mod L), with the
+/// key `A = aB + ta` given by the caller; `k` from the encodings.
+fn sign_by_hand(a: Scalar, key: [u8; 32], r: Scalar, tr: EdwardsPoint, msg: &[u8]) -> [u8; 64] {
+    let r_enc = (EdwardsPoint::mul_base(&r) + tr).compress().to_bytes();
+    let s = r + challenge(&r_enc, &key, msg) * a;
+    let mut sig = [0u8; 64];
+    sig[..32].copy_from_slice(&r_enc);
+    sig[32..].copy_from_slice(s.as_bytes());
+    sig
+}
+
+/// The group order L = 2^252 + 27742317777372353535851937790883648493,
+/// little-endian.
+const L: [u8; 32] = [
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+];
+
+/// 32 little-endian bytes plus L.
+fn plus_l(s: &[u8]) -> [u8; 32] {
+    let l = L;
+    let mut out = [0u8; 32];
+    let mut carry = 0u16;
+    for i in 0..32 {
+        let v = u16::from(s[i]) + u16::from(l[i]) + carry;
+        out[i] = (v & 0xff) as u8;
+        carry = v >> 8;
+    }
+    assert_eq!(carry, 0, "S + L fits in 256 bits (S < L < 2^253)");
+    out
+}
+
+/// The first alias `y + p` (y < 19) that decodes to a curve point that is
+/// not of small order.
+fn alias_of_a_point() -> [u8; 32] {
+    (2u8..19)
+        .map(|y| {
+            let mut b = [0xffu8; 32];
+            b[0] = 0xed + y;
+            b[31] = 0x7f;
+            b
+        })
+        .find(|b| {
+            CompressedEdwardsY(*b)
+                .decompress()
+                .is_some_and(|p| !p.is_small_order())
+        })
+        .expect("some alias y + p decodes to a point of large order")
+}
+
+/// The crafted signature vectors: the cases where Ed25519 verifiers
+/// disagree, and the rule's verdict on each.
+fn crafted(base: &[u8]) -> Vec<Crafted> {
+    let t8 = EIGHT_TORSION[1];
+    let a = Scalar::from_bytes_mod_order_wide(&[3; 64]);
+    let r = Scalar::from_bytes_mod_order_wide(&[4; 64]);
+    let zero = EdwardsPoint::default();
+    let enc = |p: EdwardsPoint| p.compress().to_bytes();
+    let v = |name: &str, construction: &str, bytes: Vec<u8>, expected: &str| Crafted {
+        name: name.into(),
+        construction: construction.into(),
+        now: NOW,
+        bytes: hex::encode(bytes),
+        expected: expected.into(),
+    };
+    let mut out = Vec::new();
+
+    // A key with a torsion component, signed consistently; the nonce is
+    // the first r + i whose challenge is not a multiple of 8, so that a
+    // cofactorless verifier refuses it.
+    let key = enc(EdwardsPoint::mul_base(&a) + t8);
+    let bytes = (0u64..)
+        .map(|i| {
+            let ri = r + Scalar::from(i);
+            with_key_and_signature(base, key, &|m| sign_by_hand(a, key, ri, zero, m))
+        })
+        .find(|b| {
+            let n = b.len();
+            let r_enc: [u8; 32] = b[n - 64..n - 32].try_into().expect("32");
+            let input = [SIGN_DOMAIN, &b[..n - 64]].concat();
+            !challenge(&r_enc, &key, &input).as_bytes()[0].is_multiple_of(8)
+        })
+        .expect("a nonce");
+    out.push(v(
+        "key_with_torsion_component",
+        "A = aB + T (T of order 8), R = rB, S = r + k·a; k not a multiple of 8, so only the cofactored equation holds",
+        bytes,
+        "valid",
+    ));
+    let bytes = with_key_and_signature(base, enc(EdwardsPoint::mul_base(&a)), &|m| {
+        sign_by_hand(a, enc(EdwardsPoint::mul_base(&a)), r, t8, m)
+    });
+    out.push(v(
+        "r_with_torsion_component",
+        "A = aB, R = rB + T (T of order 8), S = r + k·a: only the cofactored equation holds",
+        bytes,
+        "valid",
+    ));
+    let key = enc(t8);
+    let bytes = with_key_and_signature(base, key, &|m| sign_by_hand(Scalar::ZERO, key, r, zero, m));
+    out.push(v(
+        "small_order_key",
+        "A = T (order 8), R = rB, S = r: the cofactored equation holds, the key is of small order",
+        bytes,
+        "bad_signature",
+    ));
+    let key = enc(EdwardsPoint::mul_base(&a));
+    let bytes = with_key_and_signature(base, key, &|m| sign_by_hand(a, key, Scalar::ZERO, t8, m));
+    out.push(v(
+        "small_order_r",
+        "A = aB, R = T (order 8), S = k·a: the cofactored equation holds, R is of small order",
+        bytes,
+        "bad_signature",
+    ));
+    let signer = SigningKey::from_bytes(&[5; 32]);
+    let key = signer.verifying_key().to_bytes();
+    let bytes = with_key_and_signature(base, key, &|m| {
+        let mut sig = signer.sign(m).to_bytes();
+        let wide = plus_l(&sig[32..]);
+        sig[32..].copy_from_slice(&wide);
+        sig
+    });
+    out.push(v(
+        "s_not_canonical",
+        "an honest Ed25519 signature with S replaced by S + L",
+        bytes,
+        "bad_signature",
+    ));
+    let alias = alias_of_a_point();
+    let bytes = with_key_and_signature(base, alias, &|m| signer.sign(m).to_bytes());
+    out.push(v(
+        "key_not_canonical",
+        "A encoded with y + p (y < 19), a point of large order; refused for its encoding",
+        bytes,
+        "bad_signature",
+    ));
+    let bytes = with_key_and_signature(base, key, &|m| {
+        let mut sig = signer.sign(m).to_bytes();
+        sig[..32].copy_from_slice(&alias);
+        sig
+    });
+    out.push(v(
+        "r_not_canonical",
+        "R encoded with y + p (y < 19); refused for its encoding",
+        bytes,
+        "bad_signature",
+    ));
+    let bytes = with_key_and_signature(base, key, &|m| {
+        let mut sig = signer.sign(m).to_bytes();
+        let r_pt = CompressedEdwardsY(sig[..32].try_into().expect("32"))
+            .decompress()
+            .expect("R");
+        sig[..32].copy_from_slice(&enc(r_pt + t8));
+        sig
+    });
+    out.push(v(
+        "r_moved_by_torsion",
+        "an honest signature with T (order 8) added to R by a third party: k changes, the equation fails",
+        bytes,
+        "bad_signature",
+    ));
+    out
+}
+
 fn read<T: for<'de> Deserialize<'de>>(name: &str) -> File<T> {
     let text = std::fs::read_to_string(dir().join(name)).expect("vector file exists");
     serde_json::from_str(&text).expect("vector file parses")
@@ -203,6 +417,11 @@ fn read<T: for<'de> Deserialize<'de>>(name: &str) -> File<T> {
 #[test]
 fn vectors_agree_with_the_code() {
     let (valid, invalid) = generate();
+    let signatures = File {
+        description: "Reports whose signatures were made by hand at the edges of the signature rule (docs/protocol.md §1.6: cofactored equation, canonical S, A and R, small-order A and R refused). validate(bytes, now) must accept those expected \"valid\" and reject the others with the given reason; batch and single verification must agree.".into(),
+        policy: valid.policy.clone(),
+        vectors: crafted(&hex::decode(&valid.vectors[0].bytes).expect("hex")),
+    };
     if std::env::var_os("RONDE_WRITE_VECTORS").is_some() {
         std::fs::create_dir_all(dir()).expect("mkdir");
         let write = |n: &str, s: String| std::fs::write(dir().join(n), s + "\n").expect("write");
@@ -214,7 +433,16 @@ fn vectors_agree_with_the_code() {
             "invalid.json",
             serde_json::to_string_pretty(&invalid).expect("json"),
         );
+        write(
+            "signatures.json",
+            serde_json::to_string_pretty(&signatures).expect("json"),
+        );
     }
+    let on_disk_signatures: File<Crafted> = read("signatures.json");
+    assert_eq!(
+        on_disk_signatures, signatures,
+        "signatures.json no longer matches the code"
+    );
     let on_disk_valid: File<Valid> = read("valid.json");
     let on_disk_invalid: File<Invalid> = read("invalid.json");
     assert_eq!(
@@ -262,4 +490,50 @@ fn vectors_agree_with_the_code() {
         all.into_iter().collect(),
         "one invalid vector per rejection reason"
     );
+
+    // Crafted signatures: the single check gives the expected verdict, and
+    // batches give the same, whatever the batch's other reports and its
+    // random coefficients.
+    let mut expected = Vec::new();
+    let mut inputs = Vec::new();
+    for v in &on_disk_signatures.vectors {
+        let bytes = hex::decode(&v.bytes).expect("hex");
+        let verdict = match validate(&bytes, v.now) {
+            Ok(_) => "valid",
+            Err(e) => e.reason(),
+        };
+        assert_eq!(verdict, v.expected, "{}", v.name);
+        expected.push(v.expected.clone());
+        inputs.push(bytes);
+    }
+    for v in &on_disk_valid.vectors {
+        expected.push("valid".into());
+        inputs.push(hex::decode(&v.bytes).expect("hex"));
+    }
+    let now = on_disk_signatures.vectors[0].now;
+    for seed in 0..4 {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+        let got: Vec<String> = validate_batch(&inputs, now, &Policy::default(), &mut rng)
+            .iter()
+            .map(|r| match r {
+                Ok(_) => "valid".to_owned(),
+                Err(e) => e.reason().to_owned(),
+            })
+            .collect();
+        assert_eq!(got, expected, "batch with seed {seed}");
+        // Only the valid ones, in one batch: it holds as a whole.
+        let good: Vec<&Vec<u8>> = inputs
+            .iter()
+            .zip(&expected)
+            .filter(|(_, e)| *e == "valid")
+            .map(|(b, _)| b)
+            .collect();
+        assert!(validate_batch(&good, now, &Policy::default(), &mut rng)
+            .iter()
+            .all(|r| r.is_ok()));
+    }
+    assert!(on_disk_signatures
+        .vectors
+        .iter()
+        .any(|v| v.expected == Rejection::BadSignature.reason()));
 }
