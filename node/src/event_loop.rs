@@ -13,11 +13,21 @@
 //! the proof of work of our own reports and flags is done before the
 //! command is sent.
 //!
-//! Incoming gossip is validated here, with the protocol's
-//! [`validate_with`] and one more rule: the topic must be the area topic of
-//! the report's cell. The verdict goes back to gossipsub: *accept* (stored,
-//! announced, forwarded), *reject* (misbehaviour: the sender's score drops)
-//! or *ignore* (expired, from the future, already known: no penalty).
+//! Incoming gossip is validated here, in batches: the messages received
+//! during one burst of swarm events are judged together once the burst is
+//! handled. Each gets the protocol's cheap checks ([`precheck`]) and one
+//! more rule, the topic must be the area topic of the report's cell; a
+//! report already stored is then ignored without its signature being
+//! checked; the signatures of the rest are verified in one batch
+//! ([`verify_signatures`]), inline for a few reports (a phone's usual
+//! case: one), on a blocking thread for a burst of [`OFFLOAD_MIN`] or more
+//! (a relay's), while the loop keeps serving the network; the good ones are
+//! stored in one transaction ([`ReportStore::insert_many`]) and announced.
+//! The verdict goes back to gossipsub per message, as if each had been
+//! judged alone: *accept* (stored, announced, forwarded), *reject*
+//! (misbehaviour: the sender's score drops) or *ignore* (expired, from the
+//! future, already known: no penalty). Sync responses take the same path,
+//! inline.
 //!
 //! Logs never carry a location finer than an area (geohash precision 5),
 //! nor report contents or keys.
@@ -30,8 +40,12 @@ use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::{DialError, SwarmEvent};
 use libp2p::{identify, mdns, Multiaddr, PeerId, Swarm};
-use ronde_protocol::{distance_to_cell_m, validate_with, Area, Policy, Rejection, VerifiedReport};
+use ronde_protocol::{
+    distance_to_cell_m, precheck, verify_signatures, Area, Policy, Prechecked, Rejection,
+    VerifiedReport,
+};
 use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 use crate::behaviour::{
     self, area_topic, area_topic_params, Behaviour, BehaviourEvent, SyncRequest, SyncResponse,
@@ -51,8 +65,18 @@ use crate::store::{Inserted, ReportStore, SledStore};
 
 /// Capacity of the command queue.
 pub const COMMAND_QUEUE: usize = 64;
-/// Capacity of the event broadcast channel.
-pub const EVENT_QUEUE: usize = 256;
+/// Capacity of the event broadcast channel. A batch of gossip announces up
+/// to [`MAX_VERIFY_BATCH`] reports at once; a relay's aggregation reads
+/// them in batches.
+pub const EVENT_QUEUE: usize = 1024;
+/// Reports whose signatures are verified off the event loop, on a blocking
+/// thread, when at least this many wait; fewer are verified inline.
+pub const OFFLOAD_MIN: usize = 8;
+/// Most reports in one signature batch.
+pub const MAX_VERIFY_BATCH: usize = 256;
+/// While a batch is being verified off the loop, the loop stops reading the
+/// network once this many more reports wait (back-pressure on the peers).
+pub const VERIFY_BACKLOG: usize = 4 * MAX_VERIFY_BATCH;
 /// Most peers asked for the reports of one newly followed area.
 const SYNC_PEERS_PER_AREA: usize = 3;
 
@@ -62,6 +86,56 @@ const SYNC_ATTEMPTS: u8 = 2;
 const EVENT_BURST: usize = 64;
 
 type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
+
+/// A gossip message received during the current burst.
+struct GossipIn {
+    source: PeerId,
+    id: gossipsub::MessageId,
+    message: gossipsub::Message,
+}
+
+/// A gossip message that passed every check but the signature.
+struct Awaiting {
+    source: PeerId,
+    id: gossipsub::MessageId,
+    report: Prechecked,
+}
+
+/// Who sent what, and the verdicts on the signatures, in the same order.
+struct VerifiedBatch {
+    senders: Vec<(PeerId, gossipsub::MessageId)>,
+    results: Vec<Result<VerifiedReport, Rejection>>,
+}
+
+/// Verify the signatures of a batch (on whatever thread calls it).
+fn verify_batch(batch: Vec<Awaiting>) -> VerifiedBatch {
+    let (senders, reports): (Vec<_>, Vec<_>) = batch
+        .into_iter()
+        .map(|a| ((a.source, a.id), a.report))
+        .unzip();
+    let results = verify_signatures(reports, &mut rand::thread_rng());
+    VerifiedBatch { senders, results }
+}
+
+/// Wait for the batch being verified off the loop (never, if none is).
+async fn join_verify(job: &mut Option<JoinHandle<VerifiedBatch>>) -> Option<VerifiedBatch> {
+    match job {
+        Some(handle) => {
+            let res = handle.await;
+            *job = None;
+            match res {
+                Ok(done) => Some(done),
+                Err(e) => {
+                    // The messages stay unvalidated: gossipsub forgets them
+                    // without penalising anyone.
+                    tracing::error!(error = %e, "the signature verification task failed");
+                    None
+                }
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
 
 /// An outstanding sync request.
 struct SyncAsk {
@@ -126,6 +200,12 @@ struct EventLoop {
     policy: Policy,
     /// Gossiped messages refused since start, by reason (for `Status`).
     gossip_refused: BTreeMap<&'static str, u64>,
+    /// Gossip received during the current burst of swarm events.
+    gossip_in: Vec<GossipIn>,
+    /// Gossip waiting for its signatures to be verified.
+    verify_queue: Vec<Awaiting>,
+    /// The batch being verified off the loop, if any.
+    verify_job: Option<JoinHandle<VerifiedBatch>>,
     max_areas: usize,
     sync: bool,
     /// Followed areas, in the order they were given (own area first).
@@ -229,6 +309,9 @@ pub(crate) async fn spawn(
         clock: config.clock.clone(),
         policy: config.policy,
         gossip_refused: BTreeMap::new(),
+        gossip_in: Vec::new(),
+        verify_queue: Vec::new(),
+        verify_job: None,
         max_areas: config.max_areas,
         sync: config.sync,
         areas: Vec::new(),
@@ -368,7 +451,9 @@ impl EventLoop {
                     Some(cmd) => self.on_command(cmd),
                     None => break None,
                 },
-                event = self.swarm.select_next_some() => {
+                event = self.swarm.select_next_some(),
+                    if self.verify_queue.len() < VERIFY_BACKLOG =>
+                {
                     self.on_swarm_event(event);
                     // Handle what is already there (e.g. the burst of
                     // `Subscribed` events of one peer) before acting on it.
@@ -389,7 +474,11 @@ impl EventLoop {
                 {
                     self.directories.on_verdict(&mut self.swarm, channel, verdict);
                 }
+                Some(done) = join_verify(&mut self.verify_job), if self.verify_job.is_some() => {
+                    self.finish_gossip(done);
+                }
             }
+            self.flush_gossip();
             self.flush_sync();
         };
         let result = self
@@ -635,22 +724,8 @@ impl EventLoop {
 
     /// Store and announce a report; `true` if it is new.
     fn store_new(&mut self, report: &VerifiedReport, now: u64) -> Result<bool, NodeError> {
-        match self.store.insert(report, now)? {
-            Inserted::Stored { evicted } => {
-                if let Some(old) = evicted {
-                    tracing::debug!(%old, "store full: evicted the report expiring soonest");
-                }
-                let ev = to_nearby(report, now, self.location);
-                // No receiver is fine.
-                let _ = self.events.send(NodeEvent::Report(ev));
-                Ok(true)
-            }
-            Inserted::Duplicate | Inserted::Expired => Ok(false),
-            Inserted::NoRoom => {
-                tracing::debug!("store full of longer-lived reports: not keeping a report");
-                Ok(false)
-            }
-        }
+        let outcome = self.store.insert(report, now)?;
+        Ok(self.announce(report, outcome, now))
     }
 
     fn publish_own(&mut self, report: VerifiedReport) -> Result<Published, NodeError> {
@@ -755,66 +830,212 @@ impl EventLoop {
         Ok(Nearby { reports, cells })
     }
 
-    /// Validate a gossiped report; store it if it is good.
+    /// Keep a gossiped message for the batch judged after this burst.
     fn on_gossip(&mut self, source: PeerId, id: gossipsub::MessageId, message: gossipsub::Message) {
-        let now = self.clock.now();
-        let verdict = match validate_with(&message.data, now, &self.policy) {
-            Err(rej) => {
-                tracing::debug!(peer = %source, reason = rej.reason(), "invalid report");
-                *self.gossip_refused.entry(rej.reason()).or_default() += 1;
-                verdict_of(&rej)
-            }
-            Ok(report) => {
-                let cell = report.report().cell();
-                if message.topic.as_str() != cell.topic() {
-                    tracing::debug!(peer = %source, area = %cell.area(), "report on the wrong area topic");
-                    *self.gossip_refused.entry("wrong_topic").or_default() += 1;
-                    MessageAcceptance::Reject
-                } else {
-                    match self.store_new(&report, now) {
-                        Ok(true) => {
-                            tracing::debug!(area = %cell.area(), "report received");
-                            MessageAcceptance::Accept
-                        }
-                        Ok(false) => MessageAcceptance::Ignore,
-                        Err(e) => {
-                            // Our storage failing is not the sender's fault:
-                            // the report is valid, let it travel on.
-                            tracing::error!(error = %e, "could not store a report");
-                            MessageAcceptance::Accept
-                        }
-                    }
-                }
-            }
-        };
+        self.gossip_in.push(GossipIn {
+            source,
+            id,
+            message,
+        });
+    }
+
+    fn report_verdict(
+        &mut self,
+        source: &PeerId,
+        id: &gossipsub::MessageId,
+        verdict: MessageAcceptance,
+    ) {
         self.swarm
             .behaviour_mut()
             .gossipsub
-            .report_message_validation_result(&id, &source, verdict);
+            .report_message_validation_result(id, source, verdict);
     }
 
+    fn refused(&mut self, source: &PeerId, rej: &Rejection) -> MessageAcceptance {
+        tracing::debug!(peer = %source, reason = rej.reason(), "invalid report");
+        *self.gossip_refused.entry(rej.reason()).or_default() += 1;
+        verdict_of(rej)
+    }
+
+    /// Judge the gossip of the burst just handled: the cheap checks, the
+    /// topic and the dedup now; the signatures of the rest in one batch,
+    /// inline or off the loop.
+    fn flush_gossip(&mut self) {
+        if self.gossip_in.is_empty() {
+            self.dispatch_verify();
+            return;
+        }
+        let now = self.clock.now();
+        for GossipIn {
+            source,
+            id,
+            message,
+        } in std::mem::take(&mut self.gossip_in)
+        {
+            let report = match precheck(&message.data, now, &self.policy) {
+                Ok(r) => r,
+                Err(rej) => {
+                    let verdict = self.refused(&source, &rej);
+                    self.report_verdict(&source, &id, verdict);
+                    continue;
+                }
+            };
+            let cell = report.report().cell();
+            if message.topic.as_str() != cell.topic() {
+                tracing::debug!(peer = %source, area = %cell.area(), "report on the wrong area topic");
+                *self.gossip_refused.entry("wrong_topic").or_default() += 1;
+                self.report_verdict(&source, &id, MessageAcceptance::Reject);
+                continue;
+            }
+            match self.store.contains(&report.id()) {
+                Ok(true) => {
+                    // Already stored, hence already verified.
+                    self.report_verdict(&source, &id, MessageAcceptance::Ignore);
+                    continue;
+                }
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %e, "could not look a report up"),
+            }
+            self.verify_queue.push(Awaiting { source, id, report });
+        }
+        self.dispatch_verify();
+    }
+
+    /// Verify the queued signatures if no batch is being verified: off the
+    /// loop if there are many, inline otherwise.
+    fn dispatch_verify(&mut self) {
+        if self.verify_job.is_some() || self.verify_queue.is_empty() {
+            return;
+        }
+        let n = self.verify_queue.len().min(MAX_VERIFY_BATCH);
+        let batch: Vec<Awaiting> = self.verify_queue.drain(..n).collect();
+        if batch.len() >= OFFLOAD_MIN {
+            self.verify_job = Some(tokio::task::spawn_blocking(move || verify_batch(batch)));
+        } else {
+            let done = verify_batch(batch);
+            self.finish_gossip(done);
+        }
+    }
+
+    /// Store the verified reports of a batch in one go, announce the new
+    /// ones, report every verdict, and start on the next batch.
+    fn finish_gossip(&mut self, done: VerifiedBatch) {
+        // Keep the verifying thread busy while this batch is stored.
+        if self.verify_queue.len() >= OFFLOAD_MIN {
+            self.dispatch_verify();
+        }
+        let now = self.clock.now();
+        let mut good = Vec::with_capacity(done.results.len());
+        let mut senders = Vec::with_capacity(done.results.len());
+        for ((source, id), res) in done.senders.into_iter().zip(done.results) {
+            match res {
+                Ok(report) => {
+                    good.push(report);
+                    senders.push((source, id));
+                }
+                Err(rej) => {
+                    let verdict = self.refused(&source, &rej);
+                    self.report_verdict(&source, &id, verdict);
+                }
+            }
+        }
+        let stored = self.store_batch(&good, now);
+        for ((source, id), new) in senders.iter().zip(stored) {
+            let verdict = match new {
+                Some(true) => MessageAcceptance::Accept,
+                Some(false) => MessageAcceptance::Ignore,
+                // Our storage failing is not the sender's fault: the report
+                // is valid, let it travel on.
+                None => MessageAcceptance::Accept,
+            };
+            self.report_verdict(source, id, verdict);
+        }
+        self.dispatch_verify();
+    }
+
+    /// Store verified reports in one batch and announce the new ones. Per
+    /// report: `Some(true)` new, `Some(false)` not kept (duplicate, expired,
+    /// no room), `None` if the store failed.
+    fn store_batch(&mut self, reports: &[VerifiedReport], now: u64) -> Vec<Option<bool>> {
+        if reports.is_empty() {
+            return Vec::new();
+        }
+        let outcomes = match self.store.insert_many(reports, now) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(error = %e, reports = reports.len(), "could not store reports");
+                return vec![None; reports.len()];
+            }
+        };
+        reports
+            .iter()
+            .zip(outcomes)
+            .map(|(report, outcome)| Some(self.announce(report, outcome, now)))
+            .collect()
+    }
+
+    /// Announce a report the store just took; `true` if it is new.
+    fn announce(&mut self, report: &VerifiedReport, outcome: Inserted, now: u64) -> bool {
+        match outcome {
+            Inserted::Stored { evicted } => {
+                if let Some(old) = evicted {
+                    tracing::debug!(%old, "store full: evicted the report expiring soonest");
+                }
+                tracing::debug!(area = %report.report().cell().area(), "report stored");
+                let ev = to_nearby(report, now, self.location);
+                // No receiver is fine.
+                let _ = self.events.send(NodeEvent::Report(ev));
+                true
+            }
+            Inserted::Duplicate | Inserted::Expired => false,
+            Inserted::NoRoom => {
+                tracing::debug!("store full of longer-lived reports: not keeping a report");
+                false
+            }
+        }
+    }
+
+    /// Store the reports of a sync response, in order, up to the first
+    /// that the peer should not have sent (another area, or invalid other
+    /// than by time): that one and the rest are dropped. The signatures are
+    /// verified in one batch, inline (a response holds at most
+    /// [`MAX_SYNC_REPORTS`]); reports already stored are not verified again.
     fn on_sync_response(&mut self, peer: PeerId, areas: &[Area], res: SyncResponse) {
         let now = self.clock.now();
-        let mut new = 0usize;
+        let mut checked = Vec::new();
         for bytes in res.0.iter().take(MAX_SYNC_REPORTS) {
-            match validate_with(bytes, now, &self.policy) {
-                Ok(r) if areas.contains(&r.report().cell().area()) => match self.store_new(&r, now)
-                {
-                    Ok(true) => new += 1,
-                    Ok(false) => {}
-                    Err(e) => tracing::error!(error = %e, "could not store a synced report"),
-                },
+            match precheck(bytes, now, &self.policy) {
+                Ok(r) if areas.contains(&r.report().cell().area()) => {
+                    if !matches!(self.store.contains(&r.id()), Ok(true)) {
+                        checked.push(r);
+                    }
+                }
                 Ok(_) => {
                     tracing::debug!(%peer, "sync response with a report from another area: dropped");
-                    return;
+                    break;
                 }
                 Err(rej) if rej.is_misbehaviour() => {
                     tracing::debug!(%peer, reason = rej.reason(), "sync response with an invalid report: dropped");
-                    return;
+                    break;
                 }
                 Err(_) => {}
             }
         }
+        let mut good = Vec::with_capacity(checked.len());
+        for res in verify_signatures(checked, &mut rand::thread_rng()) {
+            match res {
+                Ok(r) => good.push(r),
+                Err(rej) => {
+                    tracing::debug!(%peer, reason = rej.reason(), "sync response with an invalid report: dropped");
+                    break;
+                }
+            }
+        }
+        let new = self
+            .store_batch(&good, now)
+            .into_iter()
+            .filter(|n| *n == Some(true))
+            .count();
         tracing::debug!(%peer, new, "sync response");
     }
 

@@ -16,7 +16,9 @@
 //!   has received yet.
 //!
 //! A report and its two index entries are written and removed in one sled
-//! transaction, so the indexes never point at nothing after a crash.
+//! transaction, so the indexes never point at nothing after a crash. A batch
+//! of reports ([`ReportStore::insert_many`]) is written in one transaction
+//! for the whole batch, evictions included.
 //!
 //! # Rules
 //!
@@ -37,6 +39,7 @@
 //!   schema version is refused with [`StoreError::NewerVersion`] and left
 //!   alone; a database held by another process gives [`StoreError::Locked`].
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -84,6 +87,19 @@ pub enum Inserted {
 pub trait ReportStore: Send + 'static {
     /// Store a verified report, evicting per the size bound if full.
     fn insert(&mut self, report: &VerifiedReport, now: u64) -> Result<Inserted, StoreError>;
+    /// Store many verified reports: the same outcome, report by report and
+    /// in order, as calling [`ReportStore::insert`] on each (a report
+    /// repeated in the batch is a [`Inserted::Duplicate`] the second time;
+    /// one stored early in the batch can be evicted by a later one), but
+    /// implementations may write the batch at once. On error, nothing of
+    /// the batch may be assumed stored.
+    fn insert_many(
+        &mut self,
+        reports: &[VerifiedReport],
+        now: u64,
+    ) -> Result<Vec<Inserted>, StoreError> {
+        reports.iter().map(|r| self.insert(r, now)).collect()
+    }
     /// Whether a report with this id is stored (live or not yet purged).
     fn contains(&self, id: &ReportId) -> Result<bool, StoreError>;
     /// A live report by id.
@@ -356,6 +372,24 @@ impl SledStore {
     }
 }
 
+/// The next entry of an expiry-index walk that is not already being
+/// evicted; malformed entries are skipped (and logged), as in `soonest`.
+fn next_expiry(
+    keys: &mut impl Iterator<Item = sled::Result<sled::IVec>>,
+    evicting: &HashMap<ReportId, Vec<u8>>,
+    path: &Path,
+) -> Result<Option<(u64, ReportId, Vec<u8>)>, StoreError> {
+    for k in keys {
+        let k = k.map_err(|e| map_sled(path, e))?;
+        match parse_expiry_key(&k) {
+            Some((_, id)) if evicting.contains_key(&id) => {}
+            Some((t, id)) => return Ok(Some((t, id, k.to_vec()))),
+            None => tracing::warn!("skipping a malformed expiry index entry"),
+        }
+    }
+    Ok(None)
+}
+
 fn parse_expiry_key(k: &[u8]) -> Option<(u64, ReportId)> {
     let t = u64::from_be_bytes(k.get(..8)?.try_into().ok()?);
     let id = id_from(k.get(8..)?)?;
@@ -397,6 +431,124 @@ impl ReportStore for SledStore {
             self.count += 1;
         }
         Ok(Inserted::Stored { evicted })
+    }
+
+    /// One sled transaction for the whole batch. The outcome of each report
+    /// is decided first, in order, against the stored reports and those
+    /// earlier in the batch (the store's single owner is the only writer, so
+    /// what is read before the transaction still holds in it), then every
+    /// write and eviction is applied at once.
+    fn insert_many(
+        &mut self,
+        reports: &[VerifiedReport],
+        now: u64,
+    ) -> Result<Vec<Inserted>, StoreError> {
+        let mut out = Vec::with_capacity(reports.len());
+        // Reports of this batch to write, by (expiry, id) → index.
+        let mut planned: BTreeMap<(u64, ReportId), usize> = BTreeMap::new();
+        let mut planned_ids: HashSet<ReportId> = HashSet::new();
+        // Stored reports to remove: id → expiry key.
+        let mut evict: HashMap<ReportId, Vec<u8>> = HashMap::new();
+        // The stored reports, soonest to expire first, read as needed.
+        let mut stored = self.by_expiry.iter().keys();
+        let mut next_stored: Option<(u64, ReportId, Vec<u8>)> = None;
+        let mut count = self.count;
+        for (i, report) in reports.iter().enumerate() {
+            if !report.is_live(now) {
+                out.push(Inserted::Expired);
+                continue;
+            }
+            let id = report.id();
+            let known =
+                planned_ids.contains(&id) || (!evict.contains_key(&id) && self.contains(&id)?);
+            if known {
+                out.push(Inserted::Duplicate);
+                continue;
+            }
+            let mut evicted = None;
+            if count >= self.max_reports {
+                if next_stored.is_none() {
+                    next_stored = next_expiry(&mut stored, &evict, &self.path)?;
+                }
+                let soonest_planned = planned.keys().next().copied();
+                // The index's order: expiry, then id.
+                let stored_first = match (&next_stored, soonest_planned) {
+                    (Some((t, id, _)), Some(p)) => Some((*t, *id) <= p),
+                    (Some(_), None) => Some(true),
+                    (None, Some(_)) => Some(false),
+                    (None, None) => None,
+                };
+                match stored_first {
+                    Some(true) => {
+                        if let Some((t, old, key)) = next_stored.take() {
+                            if t >= report.expires_at() {
+                                next_stored = Some((t, old, key));
+                                out.push(Inserted::NoRoom);
+                                continue;
+                            }
+                            evict.insert(old, key);
+                            evicted = Some(old);
+                            count -= 1;
+                        }
+                    }
+                    Some(false) => {
+                        if let Some((t, old)) = soonest_planned {
+                            if t >= report.expires_at() {
+                                out.push(Inserted::NoRoom);
+                                continue;
+                            }
+                            planned.remove(&(t, old));
+                            planned_ids.remove(&old);
+                            evicted = Some(old);
+                            count -= 1;
+                        }
+                    }
+                    None => {}
+                }
+            }
+            planned.insert((report.expires_at(), id), i);
+            planned_ids.insert(id);
+            count += 1;
+            out.push(Inserted::Stored { evicted });
+        }
+        if planned.is_empty() && evict.is_empty() {
+            return Ok(out);
+        }
+        // (id, by-cell key, by-expiry key, bytes) of each report to write.
+        type Write<'a> = (ReportId, Vec<u8>, Vec<u8>, &'a [u8]);
+        let writes: Vec<Write<'_>> = planned
+            .iter()
+            .map(|(&(t, id), &i)| {
+                let r = &reports[i];
+                (id, by_cell_key(r), by_expiry_key(t, &id), r.bytes())
+            })
+            .collect();
+        let added = (&self.reports, &self.by_cell, &self.by_expiry)
+            .transaction(|(r, c, e)| {
+                let mut added: isize = 0;
+                for (id, expiry_key) in &evict {
+                    let old = r.remove(&id.0)?;
+                    e.remove(expiry_key.as_slice())?;
+                    if let Some(bytes) = &old {
+                        if let Ok(rep) = VerifiedReport::from_trusted_bytes(bytes.to_vec()) {
+                            c.remove(by_cell_key(&rep))?;
+                        }
+                        added -= 1;
+                    }
+                }
+                for (id, cell_key, expiry_key, bytes) in &writes {
+                    let old = r.insert(&id.0, *bytes)?;
+                    c.insert(cell_key.as_slice(), &[])?;
+                    e.insert(expiry_key.as_slice(), &[])?;
+                    if old.is_none() {
+                        added += 1;
+                    }
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(added)
+            })
+            .map_err(|e| map_tx(&self.path, e))?;
+        self.count = self.count.saturating_add_signed(added);
+        Ok(out)
     }
 
     fn contains(&self, id: &ReportId) -> Result<bool, StoreError> {

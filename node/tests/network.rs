@@ -228,6 +228,8 @@ struct Hostile {
 enum HostileCmd {
     Dial(Multiaddr),
     Publish(String, Vec<u8>, oneshot::Sender<Result<(), String>>),
+    /// Publish all at once, so that they travel (and arrive) together.
+    PublishMany(Vec<(String, Vec<u8>)>, oneshot::Sender<Result<(), String>>),
     PeersOn(String, oneshot::Sender<Vec<PeerId>>),
 }
 
@@ -274,6 +276,15 @@ impl Hostile {
                                 .map_err(|e| e.to_string());
                             let _ = reply.send(res);
                         }
+                        Some(HostileCmd::PublishMany(messages, reply)) => {
+                            let mut res = Ok(());
+                            for (topic, data) in messages {
+                                if let Err(e) = swarm.behaviour_mut().publish(IdentTopic::new(topic), data) {
+                                    res = Err(e.to_string());
+                                }
+                            }
+                            let _ = reply.send(res);
+                        }
                         Some(HostileCmd::PeersOn(topic, reply)) => {
                             let hash = IdentTopic::new(topic).hash();
                             let peers = swarm
@@ -300,6 +311,15 @@ impl Hostile {
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(HostileCmd::Publish(topic, data, tx))
+            .await
+            .expect("hostile alive");
+        rx.await.expect("hostile reply").expect("hostile publish");
+    }
+
+    async fn publish_many(&self, messages: Vec<(String, Vec<u8>)>) {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(HostileCmd::PublishMany(messages, tx))
             .await
             .expect("hostile alive");
         rx.await.expect("hostile reply").expect("hostile publish");
@@ -490,6 +510,140 @@ async fn a_hostile_peer_gets_nothing_through_and_is_graylisted() {
         assert!(ids.iter().all(|id| !bad_ids.contains(id)));
         assert_eq!(n.status().await.expect("status").stored_reports, want.len());
     }
+    node.shutdown().await.expect("shutdown");
+    honest.shutdown().await.expect("shutdown");
+}
+
+/// Gossip is judged in batches (one per burst of swarm events, its
+/// signatures verified together, off the event loop when there are many):
+/// each message of a burst that mixes valid, forged, expired, future and
+/// wrong-topic reports still gets its own verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_mixing_good_and_bad_reports_gives_each_message_its_verdict() {
+    let clock = ManualClock::new(T0);
+    let (d1, d2) = (tempdir(), tempdir());
+    let node = start(d1.path(), &clock, Some(IVRY)).await;
+    let honest = start(d2.path(), &clock, Some(IVRY)).await;
+    connect(&honest, &node).await;
+    let area = area_of(IVRY.0, IVRY.1).expect("area");
+    wait_follows(&node, honest.peer_id(), area).await;
+    wait_follows(&honest, node.peer_id(), area).await;
+    let topic = area.topic();
+    let other_topic = topics_around(IVRY.0, IVRY.1).expect("areas")[1].topic();
+
+    let cell = ronde_protocol::cell_for(IVRY.0, IVRY.1, 7).expect("cell");
+    let sealed = |now: u64| {
+        Draft::new(Category::Harassment, cell, now)
+            .seal(8, &mut rand::rngs::OsRng)
+            .expect("seal")
+            .to_bytes()
+    };
+    let valid = || make_report(IVRY, T0, Category::Following).bytes().to_vec();
+    let forged = || {
+        let mut b = valid();
+        // A bit of S: the proof of work still holds, the signature not.
+        b[100] ^= 0x02;
+        b
+    };
+    // Two peers each send a burst of valid reports with one they are at
+    // fault for in the middle (two would graylist a peer, and gossipsub
+    // would drop the rest of its burst), and reports that are merely late
+    // or early. (topic, bytes, verdict): a accept, r reject, i ignore.
+    let burst = |bad: (String, Vec<u8>)| {
+        let mut mix: Vec<(String, Vec<u8>, char)> = Vec::new();
+        for i in 0..12 {
+            mix.push((topic.clone(), valid(), 'a'));
+            match i {
+                2 | 9 => mix.push((topic.clone(), sealed(T0 - 3600), 'i')),
+                5 => mix.push((bad.0.clone(), bad.1.clone(), 'r')),
+                7 => mix.push((topic.clone(), sealed(T0 + 3600), 'i')),
+                _ => {}
+            }
+        }
+        mix
+    };
+    let forged_mix = burst((topic.clone(), forged()));
+    let wrong_mix = burst((other_topic.clone(), valid()));
+    let all: Vec<&(String, Vec<u8>, char)> = forged_mix.iter().chain(&wrong_mix).collect();
+    let accepted: Vec<ReportId> = all
+        .iter()
+        .filter(|m| m.2 == 'a')
+        .map(|m| ReportId::of(&m.1))
+        .collect();
+    let refused: Vec<ReportId> = all
+        .iter()
+        .filter(|m| m.2 != 'a')
+        .map(|m| ReportId::of(&m.1))
+        .collect();
+
+    let topics = [topic.clone(), other_topic.clone()];
+    let forger = hostile_peer(&node, &topics).await;
+    let misfiler = hostile_peer(&node, &topics).await;
+    let strip = |mix: &[(String, Vec<u8>, char)]| {
+        mix.iter()
+            .map(|(t, b, _)| (t.clone(), b.clone()))
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (strip(&forged_mix), strip(&wrong_mix));
+    tokio::join!(forger.publish_many(a), misfiler.publish_many(b));
+    // Another peer sends good reports and some that are merely late: it is
+    // not penalised.
+    let polite = hostile_peer(&node, std::slice::from_ref(&topic)).await;
+    let mut polite_mix = Vec::new();
+    let mut polite_ok = Vec::new();
+    for i in 0..10 {
+        if i % 3 == 0 {
+            polite_mix.push((topic.clone(), sealed(T0 - 3600)));
+        }
+        let v = valid();
+        polite_ok.push(ReportId::of(&v));
+        polite_mix.push((topic.clone(), v));
+    }
+    polite.publish_many(polite_mix).await;
+
+    for id in accepted.iter().chain(&polite_ok) {
+        wait_holds(&node, *id, IVRY).await;
+    }
+    // Accepted means forwarded: the honest peer gets exactly those.
+    for id in accepted.iter().chain(&polite_ok) {
+        wait_holds(&honest, *id, IVRY).await;
+    }
+    let mut want: Vec<ReportId> = accepted.iter().chain(&polite_ok).copied().collect();
+    want.sort();
+    for n in [&node, &honest] {
+        let mut ids = held(n, IVRY).await;
+        ids.sort();
+        assert_eq!(ids, want);
+        assert!(ids.iter().all(|id| !refused.contains(id)));
+    }
+    // One refusal per refused message, by reason.
+    let refusals = node.status().await.expect("status").gossip_refused;
+    let expected: std::collections::BTreeMap<&str, u64> = [
+        ("bad_signature", 1),
+        ("wrong_topic", 1),
+        ("expired", 2 + 2 + 4),
+        ("from_future", 1 + 1),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(refusals, expected);
+    // Nothing bad was forwarded to the honest peer.
+    assert!(honest
+        .status()
+        .await
+        .expect("status")
+        .gossip_refused
+        .is_empty());
+    let score = |p: PeerId| {
+        let node = &node;
+        async move { node.peer_score(p).await.expect("score").expect("known") }
+    };
+    for (name, peer) in [("forger", forger.peer_id), ("misfiler", misfiler.peer_id)] {
+        let s = score(peer).await;
+        assert!(s < GOSSIP_THRESHOLD, "{name}: score {s} not penalised");
+    }
+    let polite_score = score(polite.peer_id).await;
+    assert!(polite_score >= 0.0, "polite score {polite_score}");
     node.shutdown().await.expect("shutdown");
     honest.shutdown().await.expect("shutdown");
 }

@@ -259,3 +259,83 @@ async fn a_data_dir_from_a_newer_version_is_refused_and_left_intact() {
     let s = SledStore::open(dir.path(), 100).expect("open");
     assert!(s.contains(&r.id()).expect("contains"));
 }
+
+/// Everything a store shows, to compare two stores.
+fn snapshot(s: &SledStore, now: u64) -> (usize, usize, Vec<ronde_protocol::ReportId>, Vec<usize>) {
+    let live: Vec<_> = s.live(now).expect("live").iter().map(|r| r.id()).collect();
+    let per_area = [IVRY, LYON]
+        .iter()
+        .map(|p| {
+            let area = area_of(p.0, p.1).expect("area");
+            s.live_in_area(&area, now).expect("scan").len()
+        })
+        .collect();
+    (s.len(), s.live_count(now).expect("count"), live, per_area)
+}
+
+#[test]
+fn a_batch_insert_gives_what_inserting_one_by_one_gives_and_is_on_disk() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    // Few distinct TTLs, so that expiries tie and the eviction order
+    // (expiry, then id) matters.
+    let pool: Vec<VerifiedReport> = (0..24)
+        .map(|i| {
+            let at = if i % 3 == 0 { LYON } else { IVRY };
+            report_with_ttl(at, T0, [5, 10, 10, 20, 30, 60][i % 6])
+        })
+        .chain((0..3).map(|_| report_with_ttl(IVRY, T0 - 3600, 30)))
+        .collect();
+    let mut outcomes = std::collections::BTreeSet::new();
+    for round in 0..30 {
+        let max = rng.gen_range(1..8);
+        let (da, db) = (
+            tempfile::tempdir().expect("dir"),
+            tempfile::tempdir().expect("dir"),
+        );
+        let mut one = SledStore::open(da.path(), max).expect("open");
+        let mut many = SledStore::open(db.path(), max).expect("open");
+        for _ in 0..rng.gen_range(0..6) {
+            let r = &pool[rng.gen_range(0..pool.len())];
+            assert_eq!(
+                one.insert(r, T0).expect("insert"),
+                many.insert(r, T0).expect("insert")
+            );
+        }
+        let batch: Vec<VerifiedReport> = (0..rng.gen_range(0..16))
+            .map(|_| pool[rng.gen_range(0..pool.len())].clone())
+            .collect();
+        let expected: Vec<Inserted> = batch
+            .iter()
+            .map(|r| one.insert(r, T0).expect("insert"))
+            .collect();
+        let got = many.insert_many(&batch, T0).expect("insert_many");
+        assert_eq!(got, expected, "round {round}, max {max}");
+        for o in &got {
+            outcomes.insert(match o {
+                Inserted::Stored { evicted: None } => "stored",
+                Inserted::Stored { evicted: Some(_) } => "stored, evicting",
+                Inserted::Duplicate => "duplicate",
+                Inserted::Expired => "expired",
+                Inserted::NoRoom => "no room",
+            });
+        }
+        let want = snapshot(&one, T0);
+        assert_eq!(snapshot(&many, T0), want, "round {round}");
+        assert!(want.0 <= max);
+        // On disk: reopened, the batch store holds the same.
+        drop(many);
+        let many = SledStore::open(db.path(), max).expect("reopen");
+        assert_eq!(snapshot(&many, T0), want, "round {round}, reopened");
+    }
+    // The rounds went through every case.
+    assert_eq!(outcomes.len(), 5, "{outcomes:?}");
+}
+
+#[test]
+fn an_empty_batch_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = SledStore::open(dir.path(), 10).expect("open");
+    assert!(s.insert_many(&[], T0).expect("insert_many").is_empty());
+    assert!(s.is_empty());
+}
