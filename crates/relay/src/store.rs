@@ -16,8 +16,9 @@
 //! **Durability.** A report is counted in one sled transaction over `live`
 //! and `agg`: its id and its count land together or not at all, so a crash
 //! can neither lose the id of a counted report (and count it twice) nor keep
-//! an id without its count. The ingest loop calls [`RelayStore::flush`] after
-//! each batch and only then counts the batch as *acknowledged*
+//! an id without its count. The ingest loop counts a whole batch of reports
+//! in one such transaction ([`RelayStore::ingest_many`]) and calls
+//! [`RelayStore::flush`] after each batch and only then counts the batch as *acknowledged*
 //! (`ronde_relay_reports_acknowledged_total`): an acknowledged aggregate
 //! survives `kill -9` and power loss. Reports received but not yet flushed
 //! are still in the node's own store and are counted again (deduplicated)
@@ -73,6 +74,10 @@ pub enum StoreError {
     #[error("corrupt entry in tree {0}")]
     Corrupt(&'static str),
 }
+
+/// What [`RelayStore::ingest`] says of one report: counted (in this
+/// bucket), refused by the rules or as a duplicate, or a storage error.
+pub type Counted = Result<Result<BucketKey, Refusal>, StoreError>;
 
 /// The relay's database. Cheap to clone (sled handles are shared).
 #[derive(Clone)]
@@ -220,12 +225,7 @@ impl RelayStore {
 
     /// Count a report if the rules admit it and it was not counted yet: one
     /// transaction over `live` and `agg`.
-    pub fn ingest(
-        &self,
-        rules: &Rules,
-        obs: &Observation,
-        now: u64,
-    ) -> Result<Result<BucketKey, Refusal>, StoreError> {
+    pub fn ingest(&self, rules: &Rules, obs: &Observation, now: u64) -> Counted {
         let Admission { key, .. } = match rules.admit(obs, now) {
             Ok(a) => a,
             Err(r) => return Ok(Err(r)),
@@ -248,6 +248,58 @@ impl RelayStore {
             Ok(true) => Ok(Ok(key)),
             Ok(false) => Ok(Err(Refusal::Duplicate)),
             Err(TransactionError::Abort(())) => Err(StoreError::Corrupt("agg")),
+            Err(TransactionError::Storage(e)) => Err(self.err(e)),
+        }
+    }
+
+    /// Count a batch of reports: the same outcome, report by report and in
+    /// order, as [`RelayStore::ingest`] on each (a report repeated in the
+    /// batch is a duplicate the second time), in one transaction over `live`
+    /// and `agg` for the whole batch. If an aggregate row the batch touches
+    /// does not decode, the batch is counted report by report instead, so
+    /// that only the reports of that row fail.
+    pub fn ingest_many(
+        &self,
+        rules: &Rules,
+        batch: &[Observation],
+        now: u64,
+    ) -> Result<Vec<Counted>, StoreError> {
+        let admitted: Vec<Result<BucketKey, Refusal>> = batch
+            .iter()
+            .map(|obs| rules.admit(obs, now).map(|a| a.key))
+            .collect();
+        let res = (&self.live, &self.agg).transaction(|(live, agg)| {
+            let mut out = Vec::with_capacity(batch.len());
+            for (obs, admission) in batch.iter().zip(&admitted) {
+                let key = match admission {
+                    Ok(key) => *key,
+                    Err(refusal) => {
+                        out.push(Err(*refusal));
+                        continue;
+                    }
+                };
+                if live.get(obs.id.0)?.is_some() {
+                    out.push(Err(Refusal::Duplicate));
+                    continue;
+                }
+                live.insert(&obs.id.0, &live_value(obs))?;
+                let akey = agg_key(&key);
+                let n = match agg.get(akey)? {
+                    Some(v) => be_u64(&v).ok_or(ConflictableTransactionError::Abort(()))?,
+                    None => 0,
+                };
+                agg.insert(&akey, &(n + 1).to_be_bytes())?;
+                out.push(Ok(key));
+            }
+            Ok(out)
+        });
+        match res {
+            Ok(out) => Ok(out.into_iter().map(Ok).collect()),
+            // A row that does not decode: that row's reports fail alone.
+            Err(TransactionError::Abort(())) => Ok(batch
+                .iter()
+                .map(|obs| self.ingest(rules, obs, now))
+                .collect()),
             Err(TransactionError::Storage(e)) => Err(self.err(e)),
         }
     }
@@ -550,11 +602,98 @@ mod tests {
         let rows: std::collections::BTreeMap<_, _> =
             store.all_rows().expect("rows").into_iter().collect();
         assert_eq!(&rows, model.counts());
+        assert_same_live(&store, &model, now);
+    }
+
+    fn assert_same_live(store: &RelayStore, model: &Aggregator, now: u64) {
         let mut live = store.live(now).expect("live");
         let mut want = model.live(now);
         let order = |e: &LiveEntry| (e.expires_at, e.cell, e.category);
         live.sort_by_key(order);
         want.sort_by_key(order);
         assert_eq!(live, want);
+    }
+
+    /// A batch counted in one transaction gives, report by report, what
+    /// counting them one at a time gives, duplicates within the batch
+    /// included; and a corrupt row fails only its own reports.
+    #[test]
+    fn a_batch_is_counted_as_one_by_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = RelayStore::open(dir.path()).expect("open");
+        let areas = ["u09tv", "u09ty"].map(|a| a.parse().expect("area"));
+        let rules = Rules::new(areas);
+        let mut model = Aggregator::new(rules.clone());
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+        let cells = ["u09tvw1", "u09tvw2", "u09tyb0", "u09tu00"];
+        let t0 = 1_790_000_000u64;
+        let mut now = t0;
+        let mut refusals = std::collections::BTreeSet::new();
+        for _ in 0..60 {
+            now += rng.gen_range(0..300);
+            let batch: Vec<Observation> = (0..rng.gen_range(0..30))
+                .map(|_| {
+                    let n: u8 = rng.gen_range(0..80);
+                    let at = now + 200 - rng.gen_range(0..2_400);
+                    Observation {
+                        id: ReportId([n; 32]),
+                        category: Category::ALL[usize::from(n) % 9],
+                        cell: cells[usize::from(n) % cells.len()].parse().expect("cell"),
+                        observed_at: at,
+                        expires_at: at + 1_800,
+                    }
+                })
+                .collect();
+            let want: Vec<_> = batch.iter().map(|o| model.ingest(o, now)).collect();
+            let got: Vec<_> = store
+                .ingest_many(&rules, &batch, now)
+                .expect("ingest_many")
+                .into_iter()
+                .map(|c| c.expect("no storage error"))
+                .collect();
+            assert_eq!(got, want);
+            refusals.extend(got.iter().filter_map(|r| r.err()));
+            if rng.gen_bool(0.2) {
+                model.expire(now);
+                store.purge(now, 0).expect("purge");
+            }
+        }
+        assert_eq!(refusals.len(), 4, "every kind of refusal: {refusals:?}");
+        let rows: std::collections::BTreeMap<_, _> =
+            store.all_rows().expect("rows").into_iter().collect();
+        assert_eq!(&rows, model.counts());
+        assert_same_live(&store, &model, now);
+
+        // Damage one row: a batch touching it and another is counted
+        // report by report, and only the damaged row's report fails.
+        let (k, _) = rows.iter().next().expect("a row");
+        store
+            .agg
+            .insert(agg_key(k), b"bad".as_slice())
+            .expect("insert");
+        let obs = |n: u8, cell: Cell| Observation {
+            id: ReportId([200 + n; 32]),
+            category: k.category,
+            cell,
+            observed_at: u64::from(k.hour) * crate::rules::HOUR + 60,
+            expires_at: now + 600,
+        };
+        let other: Cell = if k.cell.as_str() == "u09tvw1" {
+            "u09tvw2"
+        } else {
+            "u09tvw1"
+        }
+        .parse()
+        .expect("cell");
+        let batch = [obs(0, k.cell), obs(1, other)];
+        let got = store
+            .ingest_many(&rules, &batch, now)
+            .expect("the batch is not lost");
+        assert!(got[0].is_err(), "the damaged row's report fails");
+        assert!(
+            matches!(got[1], Ok(Ok(_))),
+            "the other is counted: {:?}",
+            got[1]
+        );
     }
 }
