@@ -56,7 +56,7 @@ fn proc_cpu_secs() -> Option<f64> {
     Some((ut + st) / 100.0)
 }
 
-fn machine_busy() -> Option<(f64, f64)> {
+pub(crate) fn machine_busy() -> Option<(f64, f64)> {
     let s = std::fs::read_to_string("/proc/stat").ok()?;
     let line = s.lines().next()?;
     let v: Vec<f64> = line
