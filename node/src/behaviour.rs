@@ -213,21 +213,30 @@ pub fn area_topic(area: &Area) -> IdentTopic {
 ///   the penalty reach the graylist. It still limits how much of our
 ///   connection budget one host can fill with Sybils.
 /// * P7, behaviour penalty (broken IWANT promises, GRAFT during backoff):
-///   weight −10 past 6 offences, decaying over 10 minutes.
+///   weight −1 per offence squared past 10, decaying over 10 minutes. A
+///   broken promise is a message asked with IWANT that did not come within
+///   3 s; a phone whose link stalls for a few seconds breaks several at
+///   once through no fault of its own, so one stall must not push it under
+///   the gossip threshold (it takes about 14 offences within 10 minutes,
+///   and about 19 to reach the graylist, a few more for a peer with a good
+///   record), while a peer that keeps advertising what it does not send
+///   still ends there.
 /// * Scores decay every second and are kept for an hour after a
 ///   disconnection, so a punished peer cannot reconnect to a clean slate.
-pub fn peer_score_params() -> PeerScoreParams {
+pub fn peer_score_params(time_unit: Duration) -> PeerScoreParams {
+    let t = |secs: u64| time_unit.mul_f64(secs as f64);
     PeerScoreParams {
         topics: HashMap::new(),
         topic_score_cap: 20.0,
         app_specific_weight: 1.0,
         ip_colocation_factor_weight: -5.0,
         ip_colocation_factor_threshold: 16.0,
-        behaviour_penalty_weight: -10.0,
-        behaviour_penalty_threshold: 6.0,
+        behaviour_penalty_weight: -1.0,
+        behaviour_penalty_threshold: 10.0,
+        // Decay factors are per decay interval: both scale together.
         behaviour_penalty_decay: gossipsub::score_parameter_decay(Duration::from_secs(600)),
-        decay_interval: Duration::from_secs(1),
-        retain_score: Duration::from_secs(3600),
+        decay_interval: t(1),
+        retain_score: t(3600),
         ..PeerScoreParams::default()
     }
 }
@@ -283,8 +292,15 @@ pub fn gossipsub_config(
     heartbeat: Duration,
     tuning: &GossipTuning,
 ) -> Result<gossipsub::Config, NodeError> {
+    let t = |secs: u64| tuning.time_unit.mul_f64(secs as f64);
     gossipsub::ConfigBuilder::default()
         .heartbeat_interval(heartbeat)
+        // libp2p's defaults, in the node's time unit.
+        .prune_backoff(t(60))
+        .unsubscribe_backoff(t(10))
+        .graft_flood_threshold(t(10))
+        .iwant_followup_time(t(3))
+        .fanout_ttl(t(60))
         .mesh_n(tuning.mesh_n)
         .mesh_n_low(tuning.mesh_n_low)
         .mesh_n_high(tuning.mesh_n_high)
@@ -300,7 +316,7 @@ pub fn gossipsub_config(
         .max_publish_messages(MAX_MESSAGES_PER_RPC)
         // Long enough that a report circulating for a while is not
         // re-validated; the store catches later duplicates.
-        .duplicate_cache_time(Duration::from_secs(300))
+        .duplicate_cache_time(t(300))
         .build()
         .map_err(|e| NodeError::Transport(format!("gossipsub config: {e}")))
 }
@@ -319,7 +335,10 @@ impl Behaviour {
             gossipsub_config(config.heartbeat, &config.gossip)?,
             area_filter(),
         )?;
-        gossipsub.with_peer_score(peer_score_params(), peer_score_thresholds())?;
+        gossipsub.with_peer_score(
+            peer_score_params(config.gossip.time_unit),
+            peer_score_thresholds(),
+        )?;
 
         let mut kad_config = kad::Config::new(KAD_PROTOCOL);
         kad_config.set_query_timeout(Duration::from_secs(30));
@@ -655,7 +674,7 @@ mod tests {
 
     #[test]
     fn scoring_parameters_are_valid() {
-        assert!(peer_score_params().validate().is_ok());
+        assert!(peer_score_params(Duration::from_secs(1)).validate().is_ok());
         assert!(area_topic_params().validate().is_ok());
         assert!(peer_score_thresholds().validate().is_ok());
         assert!(gossipsub_config(Duration::from_secs(1), &GossipTuning::default()).is_ok());
@@ -670,7 +689,7 @@ mod tests {
     #[test]
     fn two_invalid_messages_graylist_even_a_good_peer() {
         let p = area_topic_params();
-        let best = peer_score_params().topic_score_cap;
+        let best = peer_score_params(Duration::from_secs(1)).topic_score_cap;
         let one = best + p.topic_weight * p.invalid_message_deliveries_weight;
         let two = best + p.topic_weight * p.invalid_message_deliveries_weight * 4.0;
         assert!(one < GOSSIP_THRESHOLD && one > GRAYLIST_THRESHOLD);

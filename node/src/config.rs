@@ -77,6 +77,12 @@ pub struct GossipTuning {
     /// this many bytes, so that peers do not forward a copy we already
     /// have.
     pub idontwant_threshold: usize,
+    /// How long one second of gossipsub's own timers lasts: 1 s, except in
+    /// a simulation whose clock is dilated (`ronde sim --dilation`), where
+    /// the backoffs, the IWANT follow-up time, the caches and the score
+    /// decay must stretch with the heartbeat, or honest peers are punished
+    /// for promises the dilated links could not keep in time.
+    pub time_unit: Duration,
 }
 
 impl GossipTuning {
@@ -92,6 +98,7 @@ impl GossipTuning {
             mesh_outbound_min: (n / 2).min(2),
             gossip_lazy: n,
             idontwant_threshold: IDONTWANT_THRESHOLD,
+            time_unit: Duration::from_secs(1),
         }
     }
 }

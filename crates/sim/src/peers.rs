@@ -235,6 +235,7 @@ pub async fn start_ronde_with(
     c.policy.min_difficulty = difficulty;
     c.heartbeat = cw.wall(setup.heartbeat);
     c.gossip = setup.gossip;
+    c.gossip.time_unit = cw.wall(Duration::from_secs(1));
     // Production timers, dilated.
     c.ping_interval = cw.wall(c.ping_interval);
     c.purge_interval = cw.wall(Duration::from_secs(30));
@@ -388,8 +389,15 @@ pub fn bare_gossipsub_config(
     validate: bool,
     tuning: &GossipTuning,
 ) -> Result<gossipsub::Config, BoxError> {
+    let t = |secs: u64| tuning.time_unit.mul_f64(secs as f64);
     let mut b = gossipsub::ConfigBuilder::default();
     b.heartbeat_interval(heartbeat_wall)
+        .prune_backoff(t(60))
+        .unsubscribe_backoff(t(10))
+        .graft_flood_threshold(t(10))
+        .iwant_followup_time(t(3))
+        .fanout_ttl(t(60))
+        .duplicate_cache_time(t(60))
         .validation_mode(ValidationMode::Anonymous)
         .message_id_fn(|m| MessageId::from(ReportId::of(&m.data).0.to_vec()))
         .mesh_n(tuning.mesh_n)
@@ -414,7 +422,8 @@ impl BareNode {
         let transport = setup.net.transport(setup.slot);
         let hb = setup.clockwork.wall(setup.heartbeat);
         let idle = setup.clockwork.wall(Duration::from_secs(120));
-        let tuning = setup.gossip;
+        let mut tuning = setup.gossip;
+        tuning.time_unit = setup.clockwork.wall(Duration::from_secs(1));
         let mut swarm = libp2p::SwarmBuilder::with_new_identity()
             .with_tokio()
             .with_other_transport(|key| -> Result<_, BoxError> {
