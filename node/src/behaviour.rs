@@ -292,21 +292,8 @@ pub fn gossipsub_config(
     heartbeat: Duration,
     tuning: &GossipTuning,
 ) -> Result<gossipsub::Config, NodeError> {
-    let t = |secs: u64| tuning.time_unit.mul_f64(secs as f64);
-    gossipsub::ConfigBuilder::default()
-        .heartbeat_interval(heartbeat)
-        // libp2p's defaults, in the node's time unit.
-        .prune_backoff(t(60))
-        .unsubscribe_backoff(t(10))
-        .graft_flood_threshold(t(10))
-        .iwant_followup_time(t(3))
-        .fanout_ttl(t(60))
-        .mesh_n(tuning.mesh_n)
-        .mesh_n_low(tuning.mesh_n_low)
-        .mesh_n_high(tuning.mesh_n_high)
-        .mesh_outbound_min(tuning.mesh_outbound_min)
-        .gossip_lazy(tuning.gossip_lazy)
-        .idontwant_message_size_threshold(tuning.idontwant_threshold)
+    tuning
+        .builder(heartbeat)
         .validation_mode(ValidationMode::Anonymous)
         .validate_messages()
         .message_id_fn(message_id)
@@ -316,7 +303,7 @@ pub fn gossipsub_config(
         .max_publish_messages(MAX_MESSAGES_PER_RPC)
         // Long enough that a report circulating for a while is not
         // re-validated; the store catches later duplicates.
-        .duplicate_cache_time(t(300))
+        .duplicate_cache_time(tuning.time(300))
         .build()
         .map_err(|e| NodeError::Transport(format!("gossipsub config: {e}")))
 }

@@ -86,6 +86,34 @@ pub struct GossipTuning {
 }
 
 impl GossipTuning {
+    /// A gossipsub configuration builder with this mesh, this IDONTWANT
+    /// threshold, the heartbeat, and libp2p's default backoffs, IWANT
+    /// follow-up time and fanout TTL in [`GossipTuning::time_unit`]. The
+    /// node (`crate::behaviour::gossipsub_config`) and the simulator's bare
+    /// baseline both start from it, so they differ only in what they add.
+    pub fn builder(&self, heartbeat: Duration) -> libp2p::gossipsub::ConfigBuilder {
+        let t = |secs: u64| self.time(secs);
+        let mut b = libp2p::gossipsub::ConfigBuilder::default();
+        b.heartbeat_interval(heartbeat)
+            .prune_backoff(t(60))
+            .unsubscribe_backoff(t(10))
+            .graft_flood_threshold(t(10))
+            .iwant_followup_time(t(3))
+            .fanout_ttl(t(60))
+            .mesh_n(self.mesh_n)
+            .mesh_n_low(self.mesh_n_low)
+            .mesh_n_high(self.mesh_n_high)
+            .mesh_outbound_min(self.mesh_outbound_min)
+            .gossip_lazy(self.gossip_lazy)
+            .idontwant_message_size_threshold(self.idontwant_threshold);
+        b
+    }
+
+    /// `secs` seconds in [`GossipTuning::time_unit`].
+    pub fn time(&self, secs: u64) -> Duration {
+        self.time_unit.mul_f64(secs as f64)
+    }
+
     /// A mesh of degree `n` with libp2p's proportions around it (D_low =
     /// ⌈5n/6⌉, D_high = 2n, D_out = min(n/2, 2), D_lazy = n) and libp2p's
     /// IDONTWANT threshold.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::core::upgrade;
-use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, MessageId, ValidationMode};
+use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{noise, yamux, Multiaddr, Transport};
 use ronde_node::circle::{CircleConfig, InboxNotice};
@@ -389,23 +389,10 @@ pub fn bare_gossipsub_config(
     validate: bool,
     tuning: &GossipTuning,
 ) -> Result<gossipsub::Config, BoxError> {
-    let t = |secs: u64| tuning.time_unit.mul_f64(secs as f64);
-    let mut b = gossipsub::ConfigBuilder::default();
-    b.heartbeat_interval(heartbeat_wall)
-        .prune_backoff(t(60))
-        .unsubscribe_backoff(t(10))
-        .graft_flood_threshold(t(10))
-        .iwant_followup_time(t(3))
-        .fanout_ttl(t(60))
-        .duplicate_cache_time(t(60))
+    let mut b = tuning.builder(heartbeat_wall);
+    b.duplicate_cache_time(tuning.time(60))
         .validation_mode(ValidationMode::Anonymous)
-        .message_id_fn(|m| MessageId::from(ReportId::of(&m.data).0.to_vec()))
-        .mesh_n(tuning.mesh_n)
-        .mesh_n_low(tuning.mesh_n_low)
-        .mesh_n_high(tuning.mesh_n_high)
-        .mesh_outbound_min(tuning.mesh_outbound_min)
-        .gossip_lazy(tuning.gossip_lazy)
-        .idontwant_message_size_threshold(tuning.idontwant_threshold);
+        .message_id_fn(ronde_node::behaviour::message_id);
     if validate {
         b.validate_messages();
     }
