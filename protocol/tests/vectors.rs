@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use curve25519_dalek::constants::EIGHT_TORSION;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::IsIdentity;
 use ed25519_dalek::{Signer, SigningKey};
 use rand::SeedableRng;
 use ronde_protocol::report::SIGN_DOMAIN;
@@ -53,6 +54,9 @@ struct Crafted {
     bytes: String,
     /// "valid", or the rejection reason.
     expected: String,
+    /// The verdict of a ZIP-215 verifier on the signature alone: "valid"
+    /// or "invalid" (see [`zip215_holds`]).
+    zip215: String,
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
@@ -281,12 +285,7 @@ fn plus_l(s: &[u8]) -> [u8; 32] {
 /// not of small order.
 fn alias_of_a_point() -> [u8; 32] {
     (2u8..19)
-        .map(|y| {
-            let mut b = [0xffu8; 32];
-            b[0] = 0xed + y;
-            b[31] = 0x7f;
-            b
-        })
+        .map(y_plus_p)
         .find(|b| {
             CompressedEdwardsY(*b)
                 .decompress()
@@ -307,6 +306,12 @@ fn crafted(base: &[u8]) -> Vec<Crafted> {
         name: name.into(),
         construction: construction.into(),
         now: NOW,
+        zip215: if zip215_holds(&bytes) {
+            "valid"
+        } else {
+            "invalid"
+        }
+        .into(),
         bytes: hex::encode(bytes),
         expected: expected.into(),
     };
@@ -406,7 +411,94 @@ fn crafted(base: &[u8]) -> Vec<Crafted> {
         bytes,
         "bad_signature",
     ));
+
+    // What a ZIP-215 verifier accepts and this rule refuses: the cofactored
+    // equation holds, but an encoding is not canonical or a point is of
+    // small order.
+    let identity_y_plus_p = y_plus_p(1);
+    let bytes = with_key_and_signature(base, identity_y_plus_p, &|_| {
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&identity_y_plus_p);
+        sig
+    });
+    out.push(v(
+        "identity_key_and_r_encoded_y_plus_p",
+        "A = R = the identity encoded with y = 1 + p, S = 0: the cofactored equation holds for any message; A and R are not canonical and of small order",
+        bytes,
+        "bad_signature",
+    ));
+    let key = enc(EdwardsPoint::mul_base(&a));
+    let order_4 = y_plus_p(0);
+    let bytes = with_key_and_signature(base, key, &|m| {
+        let k = challenge(&order_4, &key, m);
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&order_4);
+        sig[32..].copy_from_slice((k * a).as_bytes());
+        sig
+    });
+    out.push(v(
+        "order_4_r_encoded_y_plus_p",
+        "A = aB, R = a point of order 4 encoded with y = 0 + p, S = k·a: the cofactored equation holds; R is not canonical and of small order",
+        bytes,
+        "bad_signature",
+    ));
+    let mut identity_sign_bit = [0u8; 32];
+    identity_sign_bit[0] = 1;
+    identity_sign_bit[31] = 0x80;
+    let bytes = with_key_and_signature(base, identity_sign_bit, &|m| {
+        sign_by_hand(Scalar::ZERO, identity_sign_bit, r, zero, m)
+    });
+    out.push(v(
+        "identity_key_sign_bit_set",
+        "A = the identity encoded with y = 1 and the sign bit set (x = 0), R = rB, S = r: even the cofactorless equation holds; A is not canonical and of small order",
+        bytes,
+        "bad_signature",
+    ));
+    let identity = enc(zero);
+    let bytes = with_key_and_signature(base, identity, &|m| {
+        sign_by_hand(Scalar::ZERO, identity, r, zero, m)
+    });
+    out.push(v(
+        "identity_key",
+        "A = the identity, canonically encoded, R = rB, S = r: even the cofactorless equation holds; A is of small order",
+        bytes,
+        "bad_signature",
+    ));
     out
+}
+
+/// The encoding of `y + p` (`y < 19`) with the sign bit clear.
+fn y_plus_p(y: u8) -> [u8; 32] {
+    let mut b = [0xffu8; 32];
+    b[0] = 0xed + y;
+    b[31] = 0x7f;
+    b
+}
+
+/// The signature of report `bytes` under the ZIP-215 rule: `A` and `R`
+/// decoded leniently (any `y`, reduced mod p; `x = 0` with the sign bit
+/// set), small-order points allowed, `S < L`, `k` over the bytes as
+/// received, and the cofactored equation `[8]([S]B − R − [k]A) = 0`.
+fn zip215_holds(bytes: &[u8]) -> bool {
+    let n = bytes.len();
+    let p = usize::from(bytes[2]);
+    let a_enc: [u8; 32] = bytes[8 + p..40 + p].try_into().expect("32");
+    let r_enc: [u8; 32] = bytes[n - 64..n - 32].try_into().expect("32");
+    let s_enc: [u8; 32] = bytes[n - 32..].try_into().expect("32");
+    let (Some(a), Some(r)) = (
+        CompressedEdwardsY(a_enc).decompress(),
+        CompressedEdwardsY(r_enc).decompress(),
+    ) else {
+        return false;
+    };
+    let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_enc)) else {
+        return false;
+    };
+    let input = [SIGN_DOMAIN, &bytes[..n - 64]].concat();
+    let k = challenge(&r_enc, &a_enc, &input);
+    (EdwardsPoint::mul_base(&s) - r - k * a)
+        .mul_by_cofactor()
+        .is_identity()
 }
 
 fn read<T: for<'de> Deserialize<'de>>(name: &str) -> File<T> {
@@ -503,6 +595,12 @@ fn vectors_agree_with_the_code() {
             Err(e) => e.reason(),
         };
         assert_eq!(verdict, v.expected, "{}", v.name);
+        let zip215 = if zip215_holds(&bytes) {
+            "valid"
+        } else {
+            "invalid"
+        };
+        assert_eq!(zip215, v.zip215, "{}: ZIP-215 verdict", v.name);
         expected.push(v.expected.clone());
         inputs.push(bytes);
     }
@@ -536,4 +634,25 @@ fn vectors_agree_with_the_code() {
         .vectors
         .iter()
         .any(|v| v.expected == Rejection::BadSignature.reason()));
+    // The canonical-encoding and small-order checks are tested by vectors
+    // that a ZIP-215 verifier accepts: without those checks they would pass.
+    for name in [
+        "small_order_key",
+        "small_order_r",
+        "identity_key_and_r_encoded_y_plus_p",
+        "order_4_r_encoded_y_plus_p",
+        "identity_key_sign_bit_set",
+        "identity_key",
+    ] {
+        let v = on_disk_signatures
+            .vectors
+            .iter()
+            .find(|v| v.name == name)
+            .expect(name);
+        assert_eq!(
+            (v.zip215.as_str(), v.expected.as_str()),
+            ("valid", "bad_signature"),
+            "{name}"
+        );
+    }
 }
