@@ -10,14 +10,19 @@
 //! | POST   | `/directory/heartbeat` | a place's signed heartbeat (binary) |
 //! | POST   | `/flags`               | an anonymous flag against a place (binary) |
 //!
-//! **Operator** ([`dashboard_router`], `http.dashboard_bind`): `/healthz`
-//! and `/metrics` are open; everything else needs the operator token, as
-//! `Authorization: Bearer <token>` or the session cookie set by the login
-//! form (`POST /login`; HttpOnly, SameSite=Strict).
+//! **Operator** ([`dashboard_router`], `http.dashboard_bind`): `/healthz`,
+//! the login form and its script and style are open; everything else,
+//! `/metrics` included, needs the operator token, as
+//! `Authorization: Bearer <token>` (what Prometheus sends) or the session
+//! cookie set by the login form (`POST /login`; HttpOnly, SameSite=Strict).
+//! The metrics hold exact report totals and the mailboxes and dead-man's
+//! switches the relay hosts: whoever could read them without the token
+//! could watch a journey start.
 //!
 //! | method | path | what |
 //! |--------|------|------|
 //! | GET    | `/`, `/app.js`, `/style.css`, `/login` | the dashboard |
+//! | GET    | `/metrics` | Prometheus text ([`crate::metrics`]) |
 //! | GET    | `/api/config` | city, k, areas, categories, bands, tiles |
 //! | GET    | `/api/status` | node and store figures |
 //! | GET    | `/api/live?categories=` | published cells of the reports live now |
@@ -265,6 +270,7 @@ pub fn dashboard_router(shared: Arc<Shared>) -> Router {
             "/api/mediators/{id}",
             put(update_mediator).delete(remove_entry),
         )
+        .route("/metrics", get(metrics))
         .route("/", get(index))
         .route("/logout", post(logout))
         .route_layer(middleware::from_fn_with_state(
@@ -274,7 +280,6 @@ pub fn dashboard_router(shared: Arc<Shared>) -> Router {
     Router::new()
         .merge(api)
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
         .route("/login", get(login_page).post(login))
         .route("/app.js", get(app_js))
         .route("/style.css", get(style_css))
