@@ -63,15 +63,17 @@ use sha2::{Digest, Sha256};
 
 use crate::directory::{flag_reason_names, DirError, MediatorInput, PlaceInput};
 use crate::metrics::{render, Gauges};
-use crate::query::{self, ExportMeta, Filter, Suppression, MAX_RANGE_DAYS};
+use crate::query::{self, ExportMeta, Filter, MAX_RANGE_DAYS};
 use crate::rules::{format_day, parse_day, BANDS};
-use crate::server::{Shared, SESSION_SECS};
+use crate::state::{accept_flag, summary, suppression, Shared};
 
 const INDEX_HTML: &str = include_str!("dashboard/index.html");
 const LOGIN_HTML: &str = include_str!("dashboard/login.html");
 const APP_JS: &str = include_str!("dashboard/app.js");
 const STYLE_CSS: &str = include_str!("dashboard/style.css");
 
+/// How long an operator's dashboard session lasts.
+pub const SESSION_SECS: u64 = 12 * 3_600;
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "ronde_relay_session";
 /// Largest body of a heartbeat or flag.
@@ -222,7 +224,7 @@ async fn post_heartbeat(State(s): St, body: Bytes) -> Result<StatusCode, ApiErro
 }
 
 async fn post_flag(State(s): St, body: Bytes) -> Result<StatusCode, ApiError> {
-    match crate::server::accept_flag(&s, body.to_vec()).await {
+    match accept_flag(&s, body.to_vec()).await {
         Some(Ok(true)) => Ok(StatusCode::CREATED),
         Some(Ok(false)) => Ok(StatusCode::OK),
         Some(Err(e)) => Err(e.into()),
@@ -672,14 +674,6 @@ fn filter_of(s: &Shared, q: &RangeQuery) -> Result<Filter, ApiError> {
     })
 }
 
-/// The suppression settings of a relay.
-pub fn suppression(s: &Shared) -> Suppression {
-    Suppression {
-        k: s.config.aggregates.k,
-        strict: s.config.aggregates.strict,
-    }
-}
-
 fn rows_for(s: &Shared, f: &Filter) -> Result<Vec<query::Row>, ApiError> {
     let (a, b) = f.hour_range(s.config.local_time());
     Ok(s.store.rows(a, b)?)
@@ -802,7 +796,7 @@ async fn export_csv(State(s): St, Query(q): Query<RangeQuery>) -> Result<Respons
 
 async fn export_summary(State(s): St, Query(q): Query<RangeQuery>) -> Result<Response, ApiError> {
     let f = filter_of(&s, &q)?;
-    let html = crate::server::summary(&s, &f)?;
+    let html = summary(&s, &f)?;
     let mut res = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
     res.headers_mut().insert(
         "content-security-policy",
