@@ -131,8 +131,9 @@ pub struct Http {
     /// Operator listener: dashboard, JSON API, exports, `/metrics`.
     #[serde(default = "default_dashboard_bind")]
     pub dashboard_bind: String,
-    /// The operator's token (dashboard login and `Authorization: Bearer`).
-    /// At least 16 characters.
+    /// The operator's token (dashboard login and `Authorization: Bearer`,
+    /// which scripts and the `/metrics` scraper send). At least 16
+    /// characters.
     #[serde(default)]
     pub operator_token: String,
     /// Map tiles, `{z}/{x}/{y}` placeholders; empty for none. The overlay
@@ -326,7 +327,8 @@ public_bind = "0.0.0.0:8080"
 # Operator: dashboard, JSON API, exports, /metrics. Keep it private
 # (localhost, a VPN, or a reverse proxy with TLS).
 dashboard_bind = "127.0.0.1:8081"
-# The operator's token: dashboard login and `Authorization: Bearer`.
+# The operator's token: dashboard login and `Authorization: Bearer`
+# (scripts, and Prometheus for /metrics).
 operator_token = "{token}"
 # Map tiles, e.g. "https://tile.openstreetmap.org/{z}/{x}/{y}.png" (mind
 # the tile server's usage policy). Empty: the map is drawn without tiles.

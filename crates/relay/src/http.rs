@@ -10,14 +10,19 @@
 //! | POST   | `/directory/heartbeat` | a place's signed heartbeat (binary) |
 //! | POST   | `/flags`               | an anonymous flag against a place (binary) |
 //!
-//! **Operator** ([`dashboard_router`], `http.dashboard_bind`): `/healthz`
-//! and `/metrics` are open; everything else needs the operator token, as
-//! `Authorization: Bearer <token>` or the session cookie set by the login
-//! form (`POST /login`; HttpOnly, SameSite=Strict).
+//! **Operator** ([`dashboard_router`], `http.dashboard_bind`): `/healthz`,
+//! the login form and its script and style are open; everything else,
+//! `/metrics` included, needs the operator token, as
+//! `Authorization: Bearer <token>` (what Prometheus sends) or the session
+//! cookie set by the login form (`POST /login`; HttpOnly, SameSite=Strict).
+//! The metrics hold exact report totals and the mailboxes and dead-man's
+//! switches the relay hosts: whoever could read them without the token
+//! could watch a journey start.
 //!
 //! | method | path | what |
 //! |--------|------|------|
 //! | GET    | `/`, `/app.js`, `/style.css`, `/login` | the dashboard |
+//! | GET    | `/metrics` | Prometheus text ([`crate::metrics`]) |
 //! | GET    | `/api/config` | city, k, areas, categories, bands, tiles |
 //! | GET    | `/api/status` | node and store figures |
 //! | GET    | `/api/live?categories=` | published cells of the reports live now |
@@ -58,15 +63,17 @@ use sha2::{Digest, Sha256};
 
 use crate::directory::{flag_reason_names, DirError, MediatorInput, PlaceInput};
 use crate::metrics::{render, Gauges};
-use crate::query::{self, ExportMeta, Filter, Suppression, MAX_RANGE_DAYS};
+use crate::query::{self, ExportMeta, Filter, MAX_RANGE_DAYS};
 use crate::rules::{format_day, parse_day, BANDS};
-use crate::server::{Shared, SESSION_SECS};
+use crate::state::{accept_flag, summary, suppression, Shared};
 
 const INDEX_HTML: &str = include_str!("dashboard/index.html");
 const LOGIN_HTML: &str = include_str!("dashboard/login.html");
 const APP_JS: &str = include_str!("dashboard/app.js");
 const STYLE_CSS: &str = include_str!("dashboard/style.css");
 
+/// How long an operator's dashboard session lasts.
+pub const SESSION_SECS: u64 = 12 * 3_600;
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "ronde_relay_session";
 /// Largest body of a heartbeat or flag.
@@ -217,7 +224,7 @@ async fn post_heartbeat(State(s): St, body: Bytes) -> Result<StatusCode, ApiErro
 }
 
 async fn post_flag(State(s): St, body: Bytes) -> Result<StatusCode, ApiError> {
-    match crate::server::accept_flag(&s, body.to_vec()).await {
+    match accept_flag(&s, body.to_vec()).await {
         Some(Ok(true)) => Ok(StatusCode::CREATED),
         Some(Ok(false)) => Ok(StatusCode::OK),
         Some(Err(e)) => Err(e.into()),
@@ -265,6 +272,7 @@ pub fn dashboard_router(shared: Arc<Shared>) -> Router {
             "/api/mediators/{id}",
             put(update_mediator).delete(remove_entry),
         )
+        .route("/metrics", get(metrics))
         .route("/", get(index))
         .route("/logout", post(logout))
         .route_layer(middleware::from_fn_with_state(
@@ -274,7 +282,6 @@ pub fn dashboard_router(shared: Arc<Shared>) -> Router {
     Router::new()
         .merge(api)
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
         .route("/login", get(login_page).post(login))
         .route("/app.js", get(app_js))
         .route("/style.css", get(style_css))
@@ -667,14 +674,6 @@ fn filter_of(s: &Shared, q: &RangeQuery) -> Result<Filter, ApiError> {
     })
 }
 
-/// The suppression settings of a relay.
-pub fn suppression(s: &Shared) -> Suppression {
-    Suppression {
-        k: s.config.aggregates.k,
-        strict: s.config.aggregates.strict,
-    }
-}
-
 fn rows_for(s: &Shared, f: &Filter) -> Result<Vec<query::Row>, ApiError> {
     let (a, b) = f.hour_range(s.config.local_time());
     Ok(s.store.rows(a, b)?)
@@ -797,7 +796,7 @@ async fn export_csv(State(s): St, Query(q): Query<RangeQuery>) -> Result<Respons
 
 async fn export_summary(State(s): St, Query(q): Query<RangeQuery>) -> Result<Response, ApiError> {
     let f = filter_of(&s, &q)?;
-    let html = crate::server::summary(&s, &f)?;
+    let html = summary(&s, &f)?;
     let mut res = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
     res.headers_mut().insert(
         "content-security-policy",

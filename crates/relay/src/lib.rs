@@ -15,6 +15,7 @@
 //! | [`directory`] | places, mediators, heartbeats, flags; signing the directory |
 //! | [`server`]    | [`Relay::start`]: the wiring; ingest and maintenance loops |
 //! | [`http`]      | public and operator HTTP routes |
+//! | [`state`]     | what the loops and the routes share; flags, the summary |
 //! | [`metrics`]   | Prometheus text exposition |
 //! | [`keys`]      | the city key file |
 //! | [`cli`]       | `ronde relay …` |
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod query;
 pub mod rules;
 pub mod server;
+pub mod state;
 pub mod store;
 
 pub use config::RelayConfig;

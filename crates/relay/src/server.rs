@@ -11,18 +11,23 @@ use std::time::Duration;
 
 use ronde_node::directory::{FlagSubmission, FlagVerdict};
 use ronde_node::{Clock, Node, NodeConfig, NodeError, NodeEvent, SystemClock};
-use ronde_protocol::Area;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::{ConfigError, RelayConfig};
 use crate::directory::{DirError, DirectoryService};
+use crate::http;
 use crate::keys::{self, KeyError};
 use crate::metrics::Metrics;
-use crate::query::{self, Filter, PlaceLine};
+use crate::query::Filter;
 use crate::rules::{format_day, Observation, Rules, HOUR};
+use crate::state::{accept_flag, summary};
 use crate::store::{RelayStore, StoreError};
+
+/// The state every part of a running relay shares, as [`Relay::shared`]
+/// hands it out (it lives in [`crate::state`], below the HTTP routes).
+pub use crate::state::Shared;
 
 /// How often expired report ids, old aggregates and old flags are purged.
 pub const PURGE_INTERVAL: Duration = Duration::from_secs(30);
@@ -30,8 +35,6 @@ pub const PURGE_INTERVAL: Duration = Duration::from_secs(30);
 pub const RESIGN_INTERVAL: Duration = Duration::from_secs(3_600);
 /// Most node events written in one batch (one flush).
 pub const MAX_BATCH: usize = 512;
-/// How long an operator's dashboard session lasts.
-pub const SESSION_SECS: u64 = 12 * 3_600;
 /// How often the relay checks that last week's summary is written.
 pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(6 * 3_600);
 /// Flags from phones over libp2p waiting to be checked; when full, phones
@@ -75,28 +78,6 @@ pub enum RelayError {
     /// A background task panicked.
     #[error("a relay task failed: {0}")]
     Task(String),
-}
-
-/// What every part of the relay shares.
-pub struct Shared {
-    /// The configuration.
-    pub config: RelayConfig,
-    /// The areas followed.
-    pub areas: Vec<Area>,
-    /// The aggregation rules.
-    pub rules: Rules,
-    /// The database.
-    pub store: RelayStore,
-    /// The directory.
-    pub directory: DirectoryService,
-    /// Counters.
-    pub metrics: Metrics,
-    /// The time.
-    pub clock: Arc<dyn Clock>,
-    /// The relay's node.
-    pub node: Node,
-    /// Dashboard sessions: id → expiry.
-    pub sessions: Mutex<HashMap<String, u64>>,
 }
 
 /// A last-minute change to the node's configuration.
@@ -233,19 +214,15 @@ impl Relay {
         let dash_bind = shared.config.dashboard_addr()?;
         let (dashboard_addr, task) = serve(
             dash_bind,
-            crate::http::dashboard_router(shared.clone()),
+            http::dashboard_router(shared.clone()),
             stop_rx.clone(),
         )
         .await?;
         http.push(task);
         let mut public_addr = None;
         if let Some(bind) = shared.config.public_addr()? {
-            let (addr, task) = serve(
-                bind,
-                crate::http::public_router(shared.clone()),
-                stop_rx.clone(),
-            )
-            .await?;
+            let (addr, task) =
+                serve(bind, http::public_router(shared.clone()), stop_rx.clone()).await?;
             public_addr = Some(addr);
             http.push(task);
         }
@@ -542,33 +519,6 @@ async fn directory_loop(
     }
 }
 
-/// Check and count a flag from a phone, whichever way it came (HTTP
-/// `POST /flags` or libp2p `/ronde/flag/1`), off the runtime: `Ok(true)`
-/// if new, `Ok(false)` if already counted. `None` if the check could not
-/// run.
-pub async fn accept_flag(shared: &Arc<Shared>, bytes: Vec<u8>) -> Option<Result<bool, DirError>> {
-    let now = shared.clock.now();
-    let s = shared.clone();
-    // The proof-of-work check is one hash and the signature check is
-    // cheap, but keep the runtime free of anything that could stall it.
-    let res = tokio::task::spawn_blocking(move || s.directory.accept_flag(&bytes, now))
-        .await
-        .ok()?;
-    match &res {
-        Ok(true) => {
-            shared.metrics.flags.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(false) => {}
-        Err(_) => {
-            shared
-                .metrics
-                .directory_refused
-                .fetch_add(1, Ordering::Relaxed);
-        }
-    }
-    Some(res)
-}
-
 /// Count the flags phones send to the relay's node over libp2p, into the
 /// same store as `POST /flags`. The sender learns only the verdict; the
 /// relay learns nothing about the sender from the flag.
@@ -600,30 +550,6 @@ async fn flag_loop(
         };
         let _ = sub.reply.send(verdict);
     }
-}
-
-/// The HTML summary of a period: published totals, trend, hotspots, and the
-/// places to follow up (not fresh, or flagged).
-pub fn summary(shared: &Shared, f: &Filter) -> Result<String, DirError> {
-    let tz = shared.config.local_time();
-    let (a, b) = f.hour_range(tz);
-    let rows = shared.store.rows(a, b)?;
-    let sup = crate::http::suppression(shared);
-    let meta = query::ExportMeta::new(&shared.config.city, f, sup);
-    let hot = query::hotspots(&rows, f, tz, sup, 10);
-    let days = query::trend(&rows, f, tz, sup);
-    let places: Vec<PlaceLine> = shared
-        .directory
-        .place_views(shared.clock.now())?
-        .into_iter()
-        .filter(|v| v.freshness.as_str() != "fresh" || !v.flags.is_empty())
-        .map(|v| PlaceLine {
-            name: v.place.name,
-            status: v.freshness.as_str(),
-            flags: v.flags.values().sum(),
-        })
-        .collect();
-    Ok(query::summary_html(&meta, &hot, &days, &places))
 }
 
 /// Write the summary of the last complete week (Monday to Sunday, local

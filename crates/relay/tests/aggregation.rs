@@ -2,8 +2,8 @@
 //! several nodes are aggregated exactly; cells, categories and days under k
 //! are suppressed in the API, the dashboard's data and every export; the
 //! GeoJSON and CSV exports agree with the cells; raw reports are forgotten
-//! at expiry while aggregates stay; a restart counts nothing twice; and
-//! `/metrics` is valid Prometheus text.
+//! at expiry while aggregates stay; a restart counts nothing twice;
+//! `/metrics` is valid Prometheus text, and only for the operator.
 
 mod common;
 
@@ -469,12 +469,7 @@ async fn a_restart_counts_nothing_twice_and_metrics_parse() {
     // them again and drops them as duplicates.
     let relay = start_relay(config, &clock).await;
     let dup = eventually("the catch-up", || async {
-        let text = reqwest::get(format!("http://{}/metrics", relay.dashboard_addr()))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
+        let (_, text) = get_authed(&relay, "/metrics").await;
         let samples = parse_prometheus(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let get = |name: &str, label: Option<(&str, &str)>| {
             samples
@@ -503,6 +498,117 @@ async fn a_restart_counts_nothing_twice_and_metrics_parse() {
         cells_of(&cells),
         BTreeMap::from([(cell("w0").to_string(), (5, m(&[("harassment", 5)])))])
     );
+    node.shutdown().await.expect("node");
+    relay.shutdown().await.expect("relay");
+}
+
+/// Hostile: whoever reaches the dashboard port without the operator token
+/// must not read the relay's exact report totals or the mailbox and
+/// dead-man's switch counts it hosts (a journey starting could be watched
+/// there). Prometheus scrapes with the token; the dashboard session works
+/// too; the public listener has no `/metrics` at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_need_the_operator_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(T0);
+    let config = relay_config(&dir.path().join("relay"));
+    write_city_key(&config);
+    let relay = start_relay(config, &clock).await;
+    let node = start_node(&dir.path().join("node"), &clock).await;
+    connect_to_relay(&node, &relay).await;
+    publish(&node, cell("w0"), Category::Harassment, 2).await;
+    wait_counted(&relay, 2).await;
+
+    let (client, base) = dashboard(&relay);
+    let url = format!("{base}/metrics");
+    let leaks = |body: &str| {
+        [
+            "ronde_relay_reports_accepted_total",
+            "ronde_relay_reports_acknowledged_total",
+            "ronde_relay_reports_rejected_total",
+            "ronde_relay_node_reports",
+            "ronde_relay_live_reports",
+            "ronde_relay_aggregate_rows",
+            "ronde_relay_mailbox_envelopes",
+            "ronde_relay_mailbox_switches",
+        ]
+        .into_iter()
+        .filter(|name| body.contains(name))
+        .collect::<Vec<_>>()
+    };
+
+    // No token, a wrong token, a made-up session: refused, nothing leaked.
+    let anonymous = [
+        client.get(&url),
+        client.get(&url).bearer_auth("wrong-token-wrong-token"),
+        client
+            .get(&url)
+            .header("cookie", "ronde_relay_session=00112233445566778899"),
+    ];
+    for req in anonymous {
+        let res = req.send().await.expect("GET /metrics");
+        let status = res.status().as_u16();
+        let body = res.text().await.expect("body");
+        assert_eq!(status, 401, "GET /metrics without the token: {body}");
+        assert!(leaks(&body).is_empty(), "leaked {:?}: {body}", leaks(&body));
+    }
+
+    // The public listener does not serve it.
+    let public = relay
+        .public_addr()
+        .expect("the test relay has a public listener");
+    let res = client
+        .get(format!("http://{public}/metrics"))
+        .send()
+        .await
+        .expect("GET public /metrics");
+    assert_eq!(res.status().as_u16(), 404);
+
+    // Prometheus with `authorization: { credentials: <token> }`.
+    let (status, text) = get_authed(&relay, "/metrics").await;
+    assert_eq!(status, 200, "{text}");
+    let samples = parse_prometheus(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let get = |name: &str| {
+        samples
+            .iter()
+            .find(|(n, l, _)| n == name && l.is_empty())
+            .map(|s| s.2)
+    };
+    assert_eq!(get("ronde_relay_reports_accepted_total"), Some(2.0));
+    assert_eq!(get("ronde_relay_mailbox_switches"), Some(0.0));
+
+    // The operator logged in on the dashboard.
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let login = no_redirect
+        .post(format!("{base}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={TOKEN}"))
+        .send()
+        .await
+        .expect("POST /login");
+    let cookie = login
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    let res = client
+        .get(&url)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("GET /metrics with the session");
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res
+        .text()
+        .await
+        .expect("body")
+        .contains("ronde_relay_reports_accepted_total 2\n"));
+
     node.shutdown().await.expect("node");
     relay.shutdown().await.expect("relay");
 }

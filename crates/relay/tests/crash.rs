@@ -124,7 +124,10 @@ async fn wait_up(s: &Setup, child: &mut Child) {
 }
 
 async fn metric(s: &Setup, name: &str) -> Option<u64> {
-    let text = reqwest::get(format!("{}/metrics", s.dashboard))
+    let text = reqwest::Client::new()
+        .get(format!("{}/metrics", s.dashboard))
+        .bearer_auth(&s.token)
+        .send()
         .await
         .ok()?
         .text()
