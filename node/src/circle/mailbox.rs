@@ -43,6 +43,7 @@ use ronde_protocol::circle::DeadManSwitch;
 use sha2::{Digest, Sha256};
 
 use crate::circle::wire::{is_envelope_len, MailItem, Refusal, MAX_MAIL_ITEMS};
+use crate::config::MailboxLimits;
 use crate::error::StoreError;
 use crate::store::map_sled;
 
@@ -57,30 +58,6 @@ pub fn relay_id(peer: &PeerId) -> [u8; 32] {
         .chain_update(peer.to_bytes())
         .finalize()
         .into()
-}
-
-/// Bounds of a mailbox host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MailboxLimits {
-    /// Envelopes are deleted this long after they were stored (seconds).
-    pub retention_secs: u64,
-    /// Most envelopes waiting in one mailbox.
-    pub max_per_mailbox: usize,
-    /// Most bytes of envelopes held in all.
-    pub max_bytes: u64,
-    /// Most dead-man's switches held (live ones plus tombstones).
-    pub max_switches: usize,
-}
-
-impl Default for MailboxLimits {
-    fn default() -> Self {
-        MailboxLimits {
-            retention_secs: 3 * 86_400,
-            max_per_mailbox: 256,
-            max_bytes: 256 * 1024 * 1024,
-            max_switches: 1_000,
-        }
-    }
 }
 
 /// Why an envelope was not stored.

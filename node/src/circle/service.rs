@@ -62,9 +62,9 @@ use crate::circle::wire::{
     Delivery, MailItem, MailboxRequest, MailboxResponse, Refusal, MAILBOX_PROTOCOL, MAX_ACK_ITEMS,
     MAX_FETCH_MAILBOXES,
 };
-use crate::circle::{CircleConfig, CircleRefusal};
 use crate::clock::Clock;
-use crate::error::{NodeError, StoreError};
+use crate::config::CircleConfig;
+use crate::error::{CircleRefusal, NodeError, StoreError};
 use crate::handle::NodeEvent;
 
 /// A command's reply channel.
