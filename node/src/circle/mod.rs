@@ -15,8 +15,10 @@
 //! * [`wire`]: the request-response protocols `/ronde/circle/1` (direct
 //!   delivery) and `/ronde/mailbox/1` (store-and-forward, dead-man's
 //!   switch) and their bounded codecs.
-//! * [`mailbox`]: the host side of `/ronde/mailbox/1`: bounded mailboxes of
-//!   ciphertext with a retention period, and the hosted switches.
+//! * [`host`]: the host side of `/ronde/mailbox/1`, on a relay or a node
+//!   with `--mailbox-host`: bounded mailboxes of ciphertext with a
+//!   retention period, and the hosted switches, fired when due. It never
+//!   imports the client side.
 //! * `service`: the node side, driven by the event loop: it seals, queues
 //!   and delivers (directly when the contact's node is reachable, else to
 //!   the mailbox hosts), polls mailboxes, opens what arrives, runs the
@@ -29,8 +31,8 @@
 //! peer an envelope arrived from, and through mailboxes, never through a
 //! stable network identity.
 
+pub mod host;
 pub mod keyfile;
-pub mod mailbox;
 pub(crate) mod service;
 pub mod store;
 pub mod views;
@@ -38,7 +40,7 @@ pub mod wire;
 
 pub use crate::config::{CircleConfig, MailboxLimits};
 pub use crate::error::CircleRefusal;
-pub use mailbox::{relay_id, MailboxHost};
+pub use host::{relay_id, MailboxError, MailboxHost};
 pub use views::{
     AckView, CircleStatus, ContactList, ContactView, FixView, Inbox, InboxItem, InboxNotice,
     InviteView, JourneyView, PlaceView, SosRecipient, SosView, SwitchStatus,

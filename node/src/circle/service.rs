@@ -52,7 +52,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::behaviour::Behaviour;
-use crate::circle::mailbox::{relay_id, MailboxHost};
+use crate::circle::host::{relay_id, MailboxHost};
 use crate::circle::store::{hex_bytes, keys, CircleStore, Commit, OutItem};
 use crate::circle::views::{
     AckView, CircleStatus, ContactList, ContactView, Inbox, InboxItem, InboxNotice, InviteView,
@@ -85,7 +85,7 @@ const DIRECT_BACKOFF_SECS: u64 = 60;
 const MAX_ACKS_REMEMBERED: usize = 512;
 /// An SOS follows the node's location at most this often.
 const SOS_PLACE_GAP_SECS: u64 = 60;
-/// How often the hosted mailboxes are purged and the watch pruned.
+/// How often the watch is pruned.
 const HOUSEKEEPING_SECS: u64 = 60;
 
 /// The circle commands of [`crate::Node`].
@@ -255,7 +255,6 @@ enum FollowUp {
 pub(crate) struct CircleService {
     identity: Identity,
     store: CircleStore,
-    host: Option<MailboxHost>,
     clock: Arc<dyn Clock>,
     events: broadcast::Sender<NodeEvent>,
     config: CircleConfig,
@@ -369,7 +368,6 @@ impl CircleService {
     pub(crate) fn new(
         identity: Identity,
         store: CircleStore,
-        host: Option<MailboxHost>,
         clock: Arc<dyn Clock>,
         events: broadcast::Sender<NodeEvent>,
         config: CircleConfig,
@@ -406,7 +404,6 @@ impl CircleService {
         Ok(CircleService {
             identity,
             store,
-            host,
             clock,
             events,
             config,
@@ -432,30 +429,34 @@ impl CircleService {
         })
     }
 
-    /// Right after start: fetch mail, deliver what was queued.
-    pub(crate) fn start(&mut self, swarm: &mut Swarm<Behaviour>) {
+    /// Right after start: fetch mail (from this node's own hosted mailboxes
+    /// too, in `own`), deliver what was queued.
+    pub(crate) fn start(&mut self, swarm: &mut Swarm<Behaviour>, own: Option<&mut MailboxHost>) {
         if !self.outbox.is_empty() {
             tracing::info!(
                 queued = self.outbox.len(),
                 "circle messages queued before the restart will be delivered"
             );
         }
-        self.poll_mailboxes(swarm);
+        self.poll_mailboxes(swarm, own);
         self.retry_outbox(swarm, true);
         self.pump_switch(swarm);
     }
 
     // ------------------------------------------------------------ commands
 
+    /// A command of [`crate::Node`]; `hosted` is this node's host side, if
+    /// it hosts mailboxes (counted in the status).
     pub(crate) fn on_command(
         &mut self,
         cmd: CircleCommand,
         swarm: &mut Swarm<Behaviour>,
         location: Option<(f64, f64)>,
+        hosted: Option<&MailboxHost>,
     ) {
         match cmd {
             CircleCommand::Status { reply } => {
-                let _ = reply.send(Ok(self.status()));
+                let _ = reply.send(Ok(self.status(hosted)));
             }
             CircleCommand::Contacts { reply } => {
                 let _ = reply.send(Ok(self.contact_list()));
@@ -533,15 +534,15 @@ impl CircleService {
         }
     }
 
-    fn status(&self) -> CircleStatus {
+    fn status(&self, hosted: Option<&MailboxHost>) -> CircleStatus {
         CircleStatus {
             identity: self.identity.public().to_string(),
             contacts: self.circle.contacts().count(),
             queued: self.outbox.len(),
             mailbox_hosts: self.hosts.len(),
-            hosting: self.host.is_some(),
-            hosted_envelopes: self.host.as_ref().map_or(0, |h| h.len()),
-            hosted_switches: self.host.as_ref().map_or(0, |h| h.switches()),
+            hosting: hosted.is_some(),
+            hosted_envelopes: hosted.map_or(0, |h| h.len()),
+            hosted_switches: hosted.map_or(0, |h| h.switches()),
         }
     }
 
@@ -1850,37 +1851,29 @@ impl CircleService {
         }
     }
 
-    // ----------------------------------------------------- mailbox service
+    // ----------------------------------------------------- mailbox client
 
+    /// Answers to this node's own `/ronde/mailbox/1` requests, and their
+    /// failures (the requests of other nodes are the host side's).
     pub(crate) fn on_mailbox_event(
         &mut self,
         swarm: &mut Swarm<Behaviour>,
         ev: request_response::Event<MailboxRequest, MailboxResponse>,
     ) {
         match ev {
-            request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request {
-                    request, channel, ..
-                } => {
-                    let answer = self.serve_mailbox(request);
-                    if swarm
-                        .behaviour_mut()
-                        .mailbox
-                        .send_response(channel, answer)
-                        .is_err()
-                    {
-                        tracing::debug!(%peer, "a mailbox client went away");
-                    }
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(ask) = self.mailbox_inflight.remove(&request_id) {
+                    self.mailbox_answer(swarm, peer, ask, Some(response));
                 }
-                request_response::Message::Response {
-                    request_id,
-                    response,
-                } => {
-                    if let Some(ask) = self.mailbox_inflight.remove(&request_id) {
-                        self.mailbox_answer(swarm, peer, ask, Some(response));
-                    }
-                }
-            },
+            }
             request_response::Event::OutboundFailure {
                 peer,
                 request_id,
@@ -1892,55 +1885,13 @@ impl CircleService {
                     self.mailbox_answer(swarm, peer, ask, None);
                 }
             }
-            request_response::Event::InboundFailure { peer, error, .. } => {
-                tracing::debug!(%peer, %error, "an incoming mailbox request failed");
-            }
-            request_response::Event::ResponseSent { .. } => {}
+            request_response::Event::Message { .. }
+            | request_response::Event::InboundFailure { .. }
+            | request_response::Event::ResponseSent { .. } => {}
         }
     }
 
-    /// The host side.
-    fn serve_mailbox(&mut self, request: MailboxRequest) -> MailboxResponse {
-        let now = self.clock.now();
-        let Some(host) = self.host.as_mut() else {
-            return MailboxResponse::Refused(Refusal::Unavailable);
-        };
-        match request {
-            MailboxRequest::Put { mailbox, envelope } => match host.put(&mailbox, &envelope, now) {
-                Ok(()) => MailboxResponse::Ok,
-                Err(e) => {
-                    tracing::debug!(error = %e, "envelope refused by the mailbox");
-                    MailboxResponse::Refused(e.refusal())
-                }
-            },
-            MailboxRequest::Fetch { mailboxes } => match host.fetch(&mailboxes) {
-                Ok((items, more)) => MailboxResponse::Mail { more, items },
-                Err(e) => {
-                    tracing::error!(error = %e, "could not read the mailboxes");
-                    MailboxResponse::Refused(Refusal::Unavailable)
-                }
-            },
-            MailboxRequest::Ack { items } => match host.ack(&items) {
-                Ok(_) => MailboxResponse::Ok,
-                Err(e) => {
-                    tracing::error!(error = %e, "could not delete fetched envelopes");
-                    MailboxResponse::Refused(Refusal::Unavailable)
-                }
-            },
-            MailboxRequest::Switch(bytes) => match host.switch(&bytes, now) {
-                Ok(()) => {
-                    tracing::debug!("dead-man's switch request applied");
-                    MailboxResponse::Ok
-                }
-                Err(r) => {
-                    tracing::debug!(refusal = %r, "dead-man's switch request refused");
-                    MailboxResponse::Refused(r)
-                }
-            },
-        }
-    }
-
-    /// The client side: an answer (or `None`: the request failed).
+    /// An answer (or `None`: the request failed).
     fn mailbox_answer(
         &mut self,
         swarm: &mut Swarm<Behaviour>,
@@ -2025,29 +1976,31 @@ impl CircleService {
         self.mailbox_inflight.insert(id, MailboxAsk::Fetch { host });
     }
 
-    /// Fetch from every host (and from this node's own mailboxes).
-    pub(crate) fn poll_mailboxes(&mut self, swarm: &mut Swarm<Behaviour>) {
+    /// Fetch from every host (and from this node's own hosted mailboxes,
+    /// `own`, if it hosts some).
+    pub(crate) fn poll_mailboxes(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        own: Option<&mut MailboxHost>,
+    ) {
         let hosts: Vec<PeerId> = self.remote_hosts().into_iter().map(|(p, _)| p).collect();
         for h in hosts {
             self.fetch_from(swarm, h);
         }
-        if self.host.is_some() {
+        if let Some(own) = own {
             let now = self.clock.now();
             let mailboxes = self.circle.mailboxes_to_poll(&self.identity, now);
             if mailboxes.is_empty() {
                 return;
             }
-            let fetched = self.host.as_ref().map(|h| h.fetch(&mailboxes));
-            match fetched {
-                Some(Ok((items, _))) if !items.is_empty() => {
+            match own.fetch(&mailboxes) {
+                Ok((items, _)) if !items.is_empty() => {
                     let done = self.take_mail(swarm, items);
-                    if let Some(h) = self.host.as_mut() {
-                        if let Err(e) = h.ack(&done) {
-                            tracing::error!(error = %e, "could not delete own fetched mail");
-                        }
+                    if let Err(e) = own.ack(&done) {
+                        tracing::error!(error = %e, "could not delete own fetched mail");
                     }
                 }
-                Some(Err(e)) => tracing::error!(error = %e, "could not read own mailboxes"),
+                Err(e) => tracing::error!(error = %e, "could not read own mailboxes"),
                 _ => {}
             }
         }
@@ -2213,7 +2166,7 @@ impl CircleService {
         }
     }
 
-    /// Time passed: journey and SOS deadlines, switches, retries, hosting.
+    /// Time passed: journey and SOS deadlines, switches, retries.
     pub(crate) fn tick(&mut self, swarm: &mut Swarm<Behaviour>, location: Option<(f64, f64)>) {
         let now = self.clock.now();
         if let Some(mut rec) = self.journey.clone() {
@@ -2263,22 +2216,8 @@ impl CircleService {
         }
         self.pump_switch(swarm);
         self.retry_outbox(swarm, false);
-        if let Some(host) = self.host.as_mut() {
-            match host.release(now) {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(alerts = n, "released alerts into their mailboxes"),
-                Err(e) => tracing::error!(error = %e, "could not release dead-man's switches"),
-            }
-        }
         if now >= self.last_housekeeping + HOUSEKEEPING_SECS {
             self.last_housekeeping = now;
-            if let Some(host) = self.host.as_mut() {
-                match host.purge(now) {
-                    Ok(0) => {}
-                    Ok(n) => tracing::debug!(envelopes = n, "expired mail deleted"),
-                    Err(e) => tracing::error!(error = %e, "could not purge the mailboxes"),
-                }
-            }
             self.watch.prune(now);
             let mut c = Commit::new();
             if c.put(keys::WATCH, &self.watch).is_ok() {

@@ -1,6 +1,7 @@
-//! The mailbox service an always-on node offers
-//! ([`crate::NodeConfig::mailbox_host`]): envelopes kept for recipients who
-//! are offline, and the dead-man's switches of travellers.
+//! The host side's store ([`MailboxHost`]): the envelopes an always-on
+//! node ([`crate::NodeConfig::mailbox_host`]) keeps for recipients who are
+//! offline, and the dead-man's switches of travellers, in two trees of the
+//! node's sled database, apart from the client side's circle trees.
 //!
 //! # What it stores
 //!
