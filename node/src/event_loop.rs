@@ -54,10 +54,11 @@ use crate::behaviour::{
     self, area_topic, area_topic_params, Behaviour, BehaviourEvent, SyncRequest, SyncResponse,
     MAX_SYNC_REPORTS,
 };
+use crate::circle::client::command::CircleCommand;
+use crate::circle::client::store::CircleStore;
+use crate::circle::client::CircleClient;
 use crate::circle::host::{relay_id, HostService, MailboxHost};
 use crate::circle::keyfile;
-use crate::circle::service::{CircleCommand, CircleService};
-use crate::circle::store::CircleStore;
 use crate::clock::Clock;
 use crate::config::{NodeConfig, MAX_PEER_AREAS};
 use crate::directory::service::{DirectoryCommand, DirectoryService};
@@ -231,7 +232,7 @@ struct EventLoop {
     listen_is_external: bool,
     /// The trusted circle's client side: contacts, journeys, SOS, their
     /// delivery.
-    circle: CircleService,
+    circle: CircleClient,
     /// The trusted circle's host side: the mailboxes and switches this
     /// node hosts for others (with `mailbox_host`).
     mailbox_host: Option<HostService>,
@@ -289,7 +290,7 @@ pub(crate) async fn spawn(
     };
     let circle = {
         let circle_store = CircleStore::open(store.database(), store.path())?;
-        CircleService::new(
+        CircleClient::new(
             identity,
             circle_store,
             config.clock.clone(),

@@ -9,21 +9,23 @@
 //!
 //! * [`keyfile`]: the long-term identity in `<data_dir>/circle-identity`
 //!   (mode 0600), created once, never deleted.
-//! * [`store`]: the circle, the outbox of sealed envelopes and the inbox in
-//!   sled, changed in single transactions (a counter is persisted with the
-//!   envelope it sealed, before anything is sent).
 //! * [`wire`]: the request-response protocols `/ronde/circle/1` (direct
 //!   delivery) and `/ronde/mailbox/1` (store-and-forward, dead-man's
 //!   switch) and their bounded codecs.
+//! * [`client`]: the client side, this person's own circle, driven by the
+//!   event loop: it seals, queues and delivers (directly when the
+//!   contact's node is reachable, else to the mailbox hosts), polls
+//!   mailboxes, opens what arrives, runs the journey and SOS machines on
+//!   the node's clock, and arms, pushes back and withdraws the journey's
+//!   switch. Its [`client::store`] keeps the circle, the outbox of sealed
+//!   envelopes and the inbox in sled, changed in single transactions (a
+//!   counter is persisted with the envelope it sealed, before anything is
+//!   sent).
 //! * [`host`]: the host side of `/ronde/mailbox/1`, on a relay or a node
 //!   with `--mailbox-host`: bounded mailboxes of ciphertext with a
-//!   retention period, and the hosted switches, fired when due. It never
-//!   imports the client side.
-//! * `service`: the node side, driven by the event loop: it seals, queues
-//!   and delivers (directly when the contact's node is reachable, else to
-//!   the mailbox hosts), polls mailboxes, opens what arrives, runs the
-//!   journey and SOS machines on the node's clock, and arms, pushes back
-//!   and withdraws the journey's switch.
+//!   retention period, and the hosted switches, fired when due, in its own
+//!   [`host::store`]. It never imports the client side; the event loop
+//!   gives it the requests of other nodes and the client everything else.
 //! * [`views`]: what the API shows.
 //!
 //! The libp2p peer id stays fresh at every start: contacts find each other
@@ -31,10 +33,9 @@
 //! peer an envelope arrived from, and through mailboxes, never through a
 //! stable network identity.
 
+pub mod client;
 pub mod host;
 pub mod keyfile;
-pub(crate) mod service;
-pub mod store;
 pub mod views;
 pub mod wire;
 
