@@ -340,7 +340,6 @@ impl CircleClient {
         }
     }
 
-    /// Send the next pending operation to each switch host.
     /// Send the next pending operation to each switch host (one request
     /// per host at a time; withdrawals of retired deposits first).
     pub(super) fn pump_switch(&mut self, swarm: &mut Swarm<Behaviour>) {
