@@ -1,6 +1,10 @@
 //! How a node is set up: where it keeps its data, where it listens, whom it
 //! dials first, how hard its reports are to forge, how much it stores.
 //!
+//! The trusted circle's timers and a mailbox host's bounds
+//! ([`CircleConfig`], [`MailboxLimits`]) live here too, below the circle
+//! modules that read them (re-exported from `crate::circle`).
+//!
 //! [`NodeConfig::new`] gives production defaults; tests override the fields
 //! they care about (`memory_transport`, `clock`, a low `difficulty` and
 //! `policy.min_difficulty`).
@@ -11,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::Multiaddr;
+use ronde_protocol::circle::{JourneyConfig, SosConfig};
 use ronde_protocol::directory::DirectoryPublicKey;
 use ronde_protocol::Policy;
 
@@ -215,7 +220,7 @@ pub struct NodeConfig {
     /// peers. Its contacts must use at least one of the same hosts.
     pub mailbox_peers: Vec<Multiaddr>,
     /// Timers and limits of the trusted circle.
-    pub circle: crate::circle::CircleConfig,
+    pub circle: CircleConfig,
     /// Where to keep a **stable** libp2p identity (see [`crate::peer_key`]):
     /// for always-on nodes that phones must find again after a restart (a
     /// city relay, a mailbox host). `None` (phones): a fresh peer id at
@@ -283,7 +288,7 @@ impl NodeConfig {
             external_addresses: Vec::new(),
             mailbox_host: false,
             mailbox_peers: Vec::new(),
-            circle: crate::circle::CircleConfig::default(),
+            circle: CircleConfig::default(),
             identity_file: None,
             city_keys: Vec::new(),
             directory_refresh: DEFAULT_DIRECTORY_REFRESH,
@@ -306,7 +311,7 @@ impl NodeConfig {
         c.heartbeat = Duration::from_millis(200);
         c.purge_interval = Duration::from_millis(500);
         c.pending_retry_interval = Duration::from_millis(500);
-        c.circle = crate::circle::CircleConfig::for_tests();
+        c.circle = CircleConfig::for_tests();
         c.directory_refresh = Duration::from_millis(500);
         c.flag_difficulty = 8;
         c
@@ -344,5 +349,77 @@ impl fmt::Debug for NodeConfig {
             .field("flag_difficulty", &self.flag_difficulty)
             .field("flag_sink", &self.flag_sink.as_ref().map(|_| "<set>"))
             .finish_non_exhaustive()
+    }
+}
+
+/// Tunables of the trusted circle (see [`NodeConfig::circle`]).
+#[derive(Debug, Clone)]
+pub struct CircleConfig {
+    /// How often the node looks at its clock for journey and SOS deadlines,
+    /// due switches and retries.
+    pub tick: Duration,
+    /// How often the node fetches its mailboxes from the hosts it knows.
+    pub mailbox_poll_interval: Duration,
+    /// How long an envelope that no path took waits before the next try.
+    pub retry_interval: Duration,
+    /// Timeout of one request (direct delivery or mailbox).
+    pub request_timeout: Duration,
+    /// Bounds of the mailboxes this node hosts (with
+    /// [`NodeConfig::mailbox_host`]).
+    pub mailbox_limits: MailboxLimits,
+    /// Journeys: position interval, optional silence timeout.
+    pub journey: JourneyConfig,
+    /// SOS re-sends.
+    pub sos: SosConfig,
+}
+
+impl Default for CircleConfig {
+    fn default() -> Self {
+        CircleConfig {
+            tick: Duration::from_secs(1),
+            mailbox_poll_interval: Duration::from_secs(30),
+            retry_interval: Duration::from_secs(15),
+            request_timeout: Duration::from_secs(10),
+            mailbox_limits: MailboxLimits::default(),
+            journey: JourneyConfig::default(),
+            sos: SosConfig::default(),
+        }
+    }
+}
+
+impl CircleConfig {
+    /// Fast timers for tests.
+    pub fn for_tests() -> Self {
+        CircleConfig {
+            tick: Duration::from_millis(100),
+            mailbox_poll_interval: Duration::from_millis(300),
+            retry_interval: Duration::from_millis(300),
+            request_timeout: Duration::from_secs(5),
+            ..CircleConfig::default()
+        }
+    }
+}
+
+/// Bounds of a mailbox host (with [`NodeConfig::mailbox_host`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxLimits {
+    /// Envelopes are deleted this long after they were stored (seconds).
+    pub retention_secs: u64,
+    /// Most envelopes waiting in one mailbox.
+    pub max_per_mailbox: usize,
+    /// Most bytes of envelopes held in all.
+    pub max_bytes: u64,
+    /// Most dead-man's switches held (live ones plus tombstones).
+    pub max_switches: usize,
+}
+
+impl Default for MailboxLimits {
+    fn default() -> Self {
+        MailboxLimits {
+            retention_secs: 3 * 86_400,
+            max_per_mailbox: 256,
+            max_bytes: 256 * 1024 * 1024,
+            max_switches: 1_000,
+        }
     }
 }

@@ -7,6 +7,9 @@
 //! server-side failures. [`StoreError`] tells apart the storage failures an
 //! operator must act on differently (another process holds the data
 //! directory, the data was written by a newer version, the disk is full...).
+//! [`CircleRefusal`] says why a trusted-circle operation was refused, with
+//! the stable code and HTTP status the API answers with (re-exported as
+//! `crate::circle::CircleRefusal`).
 
 use std::path::PathBuf;
 
@@ -70,7 +73,7 @@ pub enum NodeError {
     /// state (unknown contact, bad invite code, a journey already under
     /// way...): the caller's to fix.
     #[error(transparent)]
-    Circle(#[from] crate::circle::CircleRefusal),
+    Circle(#[from] CircleRefusal),
     /// No valid directory held by this node lists this place (caller's
     /// fault, or no directory yet).
     #[error("no directory held by this node lists the place {0}")]
@@ -88,4 +91,132 @@ impl NodeError {
                 | NodeError::UnknownPlace(_)
         )
     }
+}
+
+/// Why the node refused a circle operation: the caller's input or the
+/// circle's state, never a failure of the node. Each has a stable code
+/// (the API's `error`) and an HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CircleRefusal {
+    /// No contact matches.
+    #[error("no contact matches {0:?}; see the contact list")]
+    UnknownContact(String),
+    /// Several contacts match.
+    #[error("{0:?} matches several contacts; use more of the contact id")]
+    AmbiguousContact(String),
+    /// The invite code does not decode.
+    #[error("this is not a valid invite code: {0}")]
+    BadInvite(String),
+    /// The invite has expired.
+    #[error("this invite has expired; ask for a new one")]
+    InviteExpired,
+    /// The invite is this node's own.
+    #[error("this is your own invite; give it to the person you trust")]
+    OwnInvite,
+    /// Already in the circle.
+    #[error("this person is already in your circle")]
+    AlreadyContact,
+    /// 32 contacts.
+    #[error("your circle is full (32 contacts); remove someone first")]
+    CircleFull,
+    /// 16 invites pending.
+    #[error("too many open invites (16); wait for them to be used or to expire")]
+    TooManyInvites,
+    /// Approving a contact who has not accepted one of my invites.
+    #[error("this contact is waiting for their own approval, not yours")]
+    NotAwaitingApproval,
+    /// A display name over 64 bytes or with control characters.
+    #[error("invalid name: {0}")]
+    BadName(String),
+    /// An SOS note over 280 bytes or with control characters.
+    #[error("invalid note: {0}")]
+    BadNote(String),
+    /// No mutual contact to tell.
+    #[error("nobody in your circle has accepted yet: there is nobody to alert")]
+    NoContacts,
+    /// A journey is under way.
+    #[error("a journey is already under way; end it (arrived or cancel) first")]
+    JourneyActive,
+    /// No journey under way.
+    #[error("no journey is under way")]
+    NoJourney,
+    /// The arrival time is refused.
+    #[error("{0}")]
+    BadEta(String),
+    /// An SOS is active.
+    #[error("an SOS is already active; it is re-sent until someone acknowledges it")]
+    SosActive,
+    /// No SOS.
+    #[error("no SOS is active")]
+    NoSos,
+}
+
+impl CircleRefusal {
+    /// The stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CircleRefusal::UnknownContact(_) => "unknown_contact",
+            CircleRefusal::AmbiguousContact(_) => "ambiguous_contact",
+            CircleRefusal::BadInvite(_) => "bad_invite",
+            CircleRefusal::InviteExpired => "invite_expired",
+            CircleRefusal::OwnInvite => "own_invite",
+            CircleRefusal::AlreadyContact => "already_contact",
+            CircleRefusal::CircleFull => "circle_full",
+            CircleRefusal::TooManyInvites => "too_many_invites",
+            CircleRefusal::NotAwaitingApproval => "not_awaiting_approval",
+            CircleRefusal::BadName(_) => "bad_name",
+            CircleRefusal::BadNote(_) => "bad_note",
+            CircleRefusal::NoContacts => "no_contacts",
+            CircleRefusal::JourneyActive => "journey_active",
+            CircleRefusal::NoJourney => "no_journey",
+            CircleRefusal::BadEta(_) => "bad_eta",
+            CircleRefusal::SosActive => "sos_active",
+            CircleRefusal::NoSos => "no_sos",
+        }
+    }
+
+    /// The HTTP status: 404 when the thing named does not exist, 409 when
+    /// the circle's state forbids it, 422 for bad input.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            CircleRefusal::UnknownContact(_) | CircleRefusal::NoJourney | CircleRefusal::NoSos => {
+                404
+            }
+            CircleRefusal::AmbiguousContact(_)
+            | CircleRefusal::AlreadyContact
+            | CircleRefusal::CircleFull
+            | CircleRefusal::TooManyInvites
+            | CircleRefusal::NotAwaitingApproval
+            | CircleRefusal::NoContacts
+            | CircleRefusal::JourneyActive
+            | CircleRefusal::SosActive => 409,
+            CircleRefusal::BadInvite(_)
+            | CircleRefusal::InviteExpired
+            | CircleRefusal::OwnInvite
+            | CircleRefusal::BadName(_)
+            | CircleRefusal::BadNote(_)
+            | CircleRefusal::BadEta(_) => 422,
+        }
+    }
+
+    /// Every code, for the API's list.
+    pub const CODES: &'static [&'static str] = &[
+        "unknown_contact",
+        "ambiguous_contact",
+        "bad_invite",
+        "invite_expired",
+        "own_invite",
+        "already_contact",
+        "circle_full",
+        "too_many_invites",
+        "not_awaiting_approval",
+        "bad_name",
+        "bad_note",
+        "no_contacts",
+        "journey_active",
+        "no_journey",
+        "bad_eta",
+        "sos_active",
+        "no_sos",
+    ];
 }

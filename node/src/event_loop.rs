@@ -9,7 +9,10 @@
 //! mailbox poll timer, the directory refresh, and the verdicts of a
 //! relay's flag sink. The trusted circle's and the directory's work is
 //! done by their services ([`crate::circle`], [`crate::directory`]), which
-//! the loop owns and hands the swarm to. Nothing in here blocks for long:
+//! the loop owns and hands the swarm to. The circle has two: the client
+//! side (this person's circle) gets the commands and everything the
+//! network says to it; the host side, on a mailbox host only, gets the
+//! requests other nodes send to `/ronde/mailbox/1`. Nothing in here blocks for long:
 //! the proof of work of our own reports and flags is done before the
 //! command is sent.
 //!
@@ -51,10 +54,11 @@ use crate::behaviour::{
     self, area_topic, area_topic_params, Behaviour, BehaviourEvent, SyncRequest, SyncResponse,
     MAX_SYNC_REPORTS,
 };
+use crate::circle::client::command::CircleCommand;
+use crate::circle::client::store::CircleStore;
+use crate::circle::client::CircleClient;
+use crate::circle::host::{relay_id, HostService, MailboxHost};
 use crate::circle::keyfile;
-use crate::circle::mailbox::{relay_id, MailboxHost};
-use crate::circle::service::{CircleCommand, CircleService};
-use crate::circle::store::CircleStore;
 use crate::clock::Clock;
 use crate::config::{NodeConfig, MAX_PEER_AREAS};
 use crate::directory::service::{DirectoryCommand, DirectoryService};
@@ -226,8 +230,12 @@ struct EventLoop {
     /// Announce every listen address as external (a relay server given no
     /// external address).
     listen_is_external: bool,
-    /// The trusted circle: contacts, journeys, SOS, mailboxes.
-    circle: CircleService,
+    /// The trusted circle's client side: contacts, journeys, SOS, their
+    /// delivery.
+    circle: CircleClient,
+    /// The trusted circle's host side: the mailboxes and switches this
+    /// node hosts for others (with `mailbox_host`).
+    mailbox_host: Option<HostService>,
     /// The city directories and the flags.
     directories: DirectoryService,
 }
@@ -269,23 +277,22 @@ pub(crate) async fn spawn(
         config.city_keys.clone(),
         config.flag_sink.clone(),
     )?;
+    let mailbox_host = if config.mailbox_host {
+        let hosted = MailboxHost::open(
+            store.database(),
+            store.path(),
+            config.circle.mailbox_limits,
+            relay_id(&peer_id),
+        )?;
+        Some(HostService::new(hosted, config.clock.clone()))
+    } else {
+        None
+    };
     let circle = {
-        let db = store.database();
-        let circle_store = CircleStore::open(db, store.path())?;
-        let host = if config.mailbox_host {
-            Some(MailboxHost::open(
-                db,
-                store.path(),
-                config.circle.mailbox_limits,
-                relay_id(&peer_id),
-            )?)
-        } else {
-            None
-        };
-        CircleService::new(
+        let circle_store = CircleStore::open(store.database(), store.path())?;
+        CircleClient::new(
             identity,
             circle_store,
-            host,
             config.clock.clone(),
             events.clone(),
             config.circle.clone(),
@@ -325,6 +332,7 @@ pub(crate) async fn spawn(
         relay_listening: false,
         listen_is_external: config.relay_server && config.external_addresses.is_empty(),
         circle,
+        mailbox_host,
         directories,
     };
     for addr in &config.external_addresses {
@@ -379,7 +387,8 @@ pub(crate) async fn spawn(
         el.set_areas(areas, Some((lat, lon)))?;
     }
 
-    el.circle.start(&mut el.swarm);
+    let own_mail = el.mailbox_host.as_mut().map(HostService::store_mut);
+    el.circle.start(&mut el.swarm, own_mail);
 
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let timers = Timers {
@@ -466,8 +475,16 @@ impl EventLoop {
                 }
                 _ = purge_timer.tick() => self.purge(),
                 _ = retry_timer.tick() => self.retry_pending(None),
-                _ = circle_timer.tick() => self.circle.tick(&mut self.swarm, self.location),
-                _ = mailbox_timer.tick() => self.circle.poll_mailboxes(&mut self.swarm),
+                _ = circle_timer.tick() => {
+                    self.circle.tick(&mut self.swarm, self.location);
+                    if let Some(host) = self.mailbox_host.as_mut() {
+                        host.tick();
+                    }
+                }
+                _ = mailbox_timer.tick() => {
+                    let own_mail = self.mailbox_host.as_mut().map(HostService::store_mut);
+                    self.circle.poll_mailboxes(&mut self.swarm, own_mail);
+                }
                 _ = directory_timer.tick() => self.directories.tick(&mut self.swarm),
                 Some((channel, verdict)) = self.directories.verdicts.next(),
                     if !self.directories.verdicts.is_empty() =>
@@ -561,7 +578,11 @@ impl EventLoop {
                 // Handled in `run`; unreachable here, answer anyway.
                 let _ = reply.send(Ok(()));
             }
-            Command::Circle(cmd) => self.circle.on_command(cmd, &mut self.swarm, self.location),
+            Command::Circle(cmd) => {
+                let hosted = self.mailbox_host.as_ref().map(HostService::store);
+                self.circle
+                    .on_command(cmd, &mut self.swarm, self.location, hosted)
+            }
             Command::Directory(cmd) => self.directories.on_command(&mut self.swarm, cmd),
         }
     }
@@ -1063,6 +1084,25 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Circle(ev)) => {
                 self.circle.on_circle_event(&mut self.swarm, ev)
             }
+            // Other nodes' requests go to the host side, the answers to this
+            // node's own requests to the client side.
+            SwarmEvent::Behaviour(BehaviourEvent::Mailbox(request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            })) => HostService::answer(
+                self.mailbox_host.as_mut(),
+                &mut self.swarm,
+                peer,
+                request,
+                channel,
+            ),
+            SwarmEvent::Behaviour(BehaviourEvent::Mailbox(
+                request_response::Event::InboundFailure { peer, error, .. },
+            )) => tracing::debug!(%peer, %error, "an incoming mailbox request failed"),
             SwarmEvent::Behaviour(BehaviourEvent::Mailbox(ev)) => {
                 self.circle.on_mailbox_event(&mut self.swarm, ev)
             }

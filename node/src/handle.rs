@@ -20,7 +20,7 @@ use ronde_protocol::{
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::circle::service::CircleCommand;
+use crate::circle::client::command::CircleCommand;
 use crate::circle::views::{
     CircleStatus, ContactList, ContactView, Inbox, InboxItem, InviteView, JourneyView, SosView,
 };

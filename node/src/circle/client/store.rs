@@ -1,5 +1,6 @@
-//! Where the circle lives on disk: trees of the node's sled database
-//! (`<data_dir>/db`, next to the reports).
+//! Where the client side keeps this person's circle on disk: trees of the
+//! node's sled database (`<data_dir>/db`, next to the reports; a mailbox
+//! host's trees are apart, in [`crate::circle::host::store`]).
 //!
 //! * `circle_state`: JSON documents under fixed keys: `circle` (contacts,
 //!   counters, replay windows, pending invites; no secret), `watch` (what

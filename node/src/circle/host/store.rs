@@ -1,6 +1,7 @@
-//! The mailbox service an always-on node offers
-//! ([`crate::NodeConfig::mailbox_host`]): envelopes kept for recipients who
-//! are offline, and the dead-man's switches of travellers.
+//! The host side's store ([`MailboxHost`]): the envelopes an always-on
+//! node ([`crate::NodeConfig::mailbox_host`]) keeps for recipients who are
+//! offline, and the dead-man's switches of travellers, in two trees of the
+//! node's sled database, apart from the client side's circle trees.
 //!
 //! # What it stores
 //!
@@ -43,6 +44,7 @@ use ronde_protocol::circle::DeadManSwitch;
 use sha2::{Digest, Sha256};
 
 use crate::circle::wire::{is_envelope_len, MailItem, Refusal, MAX_MAIL_ITEMS};
+use crate::config::MailboxLimits;
 use crate::error::StoreError;
 use crate::store::map_sled;
 
@@ -57,30 +59,6 @@ pub fn relay_id(peer: &PeerId) -> [u8; 32] {
         .chain_update(peer.to_bytes())
         .finalize()
         .into()
-}
-
-/// Bounds of a mailbox host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MailboxLimits {
-    /// Envelopes are deleted this long after they were stored (seconds).
-    pub retention_secs: u64,
-    /// Most envelopes waiting in one mailbox.
-    pub max_per_mailbox: usize,
-    /// Most bytes of envelopes held in all.
-    pub max_bytes: u64,
-    /// Most dead-man's switches held (live ones plus tombstones).
-    pub max_switches: usize,
-}
-
-impl Default for MailboxLimits {
-    fn default() -> Self {
-        MailboxLimits {
-            retention_secs: 3 * 86_400,
-            max_per_mailbox: 256,
-            max_bytes: 256 * 1024 * 1024,
-            max_switches: 1_000,
-        }
-    }
 }
 
 /// Why an envelope was not stored.

@@ -1,0 +1,505 @@
+//! The client side of the trusted circle: this person's own circle,
+//! driven by the event loop (commands, swarm events, timers). It owns the
+//! identity, the contacts and the circle state, the outbox and the inbox,
+//! journeys and SOS, and the deposits of the journey's dead-man's switch
+//! with mailbox hosts, as a client. The mailboxes and switches this node
+//! hosts for others are the host side's ([`crate::circle::host`]); on a
+//! mailbox host, the client reads its own mail there, through the host's
+//! store, since a node does not send requests to itself.
+//!
+//! * `command`: `CircleCommand`, what a [`crate::Node`] handle asks.
+//! * [`store`]: the circle, outbox and inbox trees, changed in single
+//!   transactions; `records`: the documents of this person's profile,
+//!   journey and SOS in it.
+//! * `contacts`: invites, accepts, approvals, removals.
+//! * `outbox`: sealing and delivery (below); `mailboxes`: the client of
+//!   the mailbox hosts (answers, fetches, polls).
+//! * `inbox`: opening what arrives, the inbox and its acks.
+//! * `journeys` and `sos`: the protocol's journey and SOS machines on the
+//!   node's clock, and the journey's switch.
+//! * this file: the state, the commands, peers and timers.
+//!
+//! # Delivery
+//!
+//! Every sealed envelope enters the outbox in the same transaction as the
+//! counter that sealed it. It then goes:
+//!
+//! 1. **directly**, over `/ronde/circle/1`, to the contact's node if a peer
+//!    is known for it: the peer a message of theirs last came from, or the
+//!    `/p2p/` addresses of their invite or accept;
+//! 2. **to the mailbox hosts** (configured `mailbox_peers` and peers whose
+//!    identify lists `/ronde/mailbox/1`, up to [`PUT_HOSTS`] of them) if
+//!    direct delivery is impossible or refused, addressed to the pair's
+//!    mailbox of the day (or the invite's mailbox for an accept).
+//!
+//! Alerts (SOS, overdue) take both paths: a peer or a host that drops them
+//! cannot make them vanish. An envelope leaves the outbox once a node
+//! accepted it or a host stored it; otherwise it is retried every
+//! `retry_interval`, on every new connection to a host or to the contact,
+//! and after a restart. It is dropped only when its contact is removed or
+//! after [`OUTBOX_TTL_SECS`] (logged).
+//!
+//! # Receiving
+//!
+//! Envelopes arrive directly or from the mailboxes, which are fetched every
+//! `mailbox_poll_interval` and on connecting to a host, then acknowledged
+//! (deleted). Each one is opened by [`Circle::open`] (decryption, signature,
+//! replay window, who may send what): anything refused changes nothing.
+//! What it says goes through [`Watch`] (one alert per SOS or overdue
+//! journey) into the inbox and the event stream.
+//!
+//! Logs name no contact, key, position or message content.
+
+pub(crate) mod command;
+mod contacts;
+mod inbox;
+mod journeys;
+mod mailboxes;
+mod outbox;
+mod records;
+mod sos;
+pub mod store;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::OutboundRequestId;
+use libp2p::swarm::Swarm;
+use libp2p::{identify, Multiaddr, PeerId};
+use ronde_protocol::circle::{
+    Circle, CircleError, ContactId, Identity, JourneyState, MessageId, Watch,
+};
+use tokio::sync::broadcast;
+
+use self::command::CircleCommand;
+use self::records::{JourneyRecord, Profile, SosRecord};
+use self::store::{keys, CircleStore, Commit, OutItem};
+use crate::behaviour::Behaviour;
+use crate::circle::host::MailboxHost;
+use crate::circle::views::Inbox;
+use crate::circle::wire::MAILBOX_PROTOCOL;
+use crate::clock::Clock;
+use crate::config::CircleConfig;
+use crate::error::{CircleRefusal, NodeError, StoreError};
+use crate::handle::NodeEvent;
+
+/// Most mailbox hosts an envelope is put with.
+pub const PUT_HOSTS: usize = 2;
+/// Most mailbox hosts a journey's switch is deposited with.
+pub const SWITCH_HOSTS: usize = 2;
+/// Queued envelopes older than this are dropped (a week).
+pub const OUTBOX_TTL_SECS: u64 = 7 * 86_400;
+/// Addresses put in an invite (they make the code longer).
+pub const INVITE_ADDRESSES: usize = 2;
+/// After a failed direct delivery, the contact's envelopes go straight to
+/// the mailboxes for this long.
+const DIRECT_BACKOFF_SECS: u64 = 60;
+/// Acks remembered, so each SOS or overdue is acknowledged once.
+const MAX_ACKS_REMEMBERED: usize = 512;
+/// An SOS follows the node's location at most this often.
+const SOS_PLACE_GAP_SECS: u64 = 60;
+/// How often the watch is pruned.
+const HOUSEKEEPING_SECS: u64 = 60;
+
+/// Where one queued envelope is in its delivery.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    Direct,
+    Mailbox { pending: usize },
+    Waiting(Instant),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Attempt {
+    phase: Phase,
+    direct_ok: bool,
+}
+
+enum MailboxAsk {
+    Put { seq: u64 },
+    Fetch { host: PeerId },
+    Ack,
+    Switch { host: PeerId, id: u64 },
+}
+
+/// The client side of the circle: this person's circle, its delivery and
+/// its deposits (see the module doc).
+pub(crate) struct CircleClient {
+    identity: Identity,
+    store: CircleStore,
+    clock: Arc<dyn Clock>,
+    events: broadcast::Sender<NodeEvent>,
+    config: CircleConfig,
+    local_peer: PeerId,
+
+    circle: Circle,
+    watch: Watch,
+    profile: Profile,
+    journey: Option<JourneyRecord>,
+    sos: Option<SosRecord>,
+    acks_sent: VecDeque<(ContactId, MessageId)>,
+
+    outbox: BTreeMap<u64, OutItem>,
+    attempts: HashMap<u64, Attempt>,
+    /// Mailbox hosts: configured ones (kept) and discovered ones.
+    hosts: BTreeMap<PeerId, Vec<Multiaddr>>,
+    /// The peer a contact's envelope last came from directly.
+    learned: HashMap<ContactId, PeerId>,
+    /// Until when a contact's envelopes skip direct delivery (Unix s).
+    direct_backoff: HashMap<ContactId, u64>,
+    direct_inflight: HashMap<OutboundRequestId, (u64, PeerId)>,
+    mailbox_inflight: HashMap<OutboundRequestId, MailboxAsk>,
+    fetching: HashSet<PeerId>,
+    switch_inflight: HashSet<PeerId>,
+    switch_retry_at: HashMap<PeerId, Instant>,
+    safety_numbers: HashMap<ContactId, String>,
+    last_housekeeping: u64,
+}
+
+fn storage(e: StoreError) -> NodeError {
+    NodeError::Storage(e)
+}
+
+/// Split a multiaddr into its address and `/p2p/` peer id.
+fn split_peer(addr: &Multiaddr) -> Option<(PeerId, Multiaddr)> {
+    let mut base = addr.clone();
+    match base.pop() {
+        Some(Protocol::P2p(peer)) => Some((peer, base)),
+        _ => None,
+    }
+}
+
+/// Peers and their addresses named by multiaddr strings, in order.
+fn peers_of(addrs: &[String]) -> Vec<(PeerId, Vec<Multiaddr>)> {
+    let mut out: Vec<(PeerId, Vec<Multiaddr>)> = Vec::new();
+    for a in addrs {
+        let Some((peer, base)) = a.parse::<Multiaddr>().ok().and_then(|m| split_peer(&m)) else {
+            continue;
+        };
+        let base: Vec<Multiaddr> = if base.is_empty() { vec![] } else { vec![base] };
+        match out.iter_mut().find(|(p, _)| *p == peer) {
+            Some((_, v)) => v.extend(base),
+            None => out.push((peer, base)),
+        }
+    }
+    out
+}
+
+fn circle_refusal(e: CircleError) -> NodeError {
+    let r = match e {
+        CircleError::UnknownContact => CircleRefusal::UnknownContact(String::new()),
+        CircleError::NotMutual => CircleRefusal::NoContacts,
+        CircleError::Full => CircleRefusal::CircleFull,
+        CircleError::TooManyInvites => CircleRefusal::TooManyInvites,
+        CircleError::InviteExpired => CircleRefusal::InviteExpired,
+        CircleError::OwnInvite => CircleRefusal::OwnInvite,
+        CircleError::AlreadyContact => CircleRefusal::AlreadyContact,
+        CircleError::Invalid(d) => CircleRefusal::BadName(d.to_string()),
+        CircleError::NotAllowed(_) => CircleRefusal::NotAwaitingApproval,
+        CircleError::BadTtl => {
+            return NodeError::InvalidInput(
+                "an invite lasts between 1 second and 7 days".to_owned(),
+            )
+        }
+        CircleError::Key(_) => CircleRefusal::BadInvite("the invite holds an unusable key".into()),
+        other => return NodeError::InvalidInput(other.to_string()),
+    };
+    NodeError::Circle(r)
+}
+
+impl CircleClient {
+    pub(crate) fn new(
+        identity: Identity,
+        store: CircleStore,
+        clock: Arc<dyn Clock>,
+        events: broadcast::Sender<NodeEvent>,
+        config: CircleConfig,
+        local_peer: PeerId,
+        mailbox_peers: &[Multiaddr],
+    ) -> Result<CircleClient, StoreError> {
+        let circle = match store.load::<Circle>(keys::CIRCLE)? {
+            Some(c) if c.owner() == identity.public() => c,
+            Some(_) => {
+                return Err(StoreError::Corrupt(
+                    "the stored circle belongs to another identity than circle-identity; \
+                     both were left untouched"
+                        .into(),
+                ))
+            }
+            None => Circle::new(identity.public().clone()),
+        };
+        let watch = store.load(keys::WATCH)?.unwrap_or_default();
+        let profile = store.load(keys::PROFILE)?.unwrap_or_default();
+        let journey = store.load(keys::JOURNEY)?;
+        let sos = store.load(keys::SOS)?;
+        let acks_sent = store.load(keys::ACKS)?.unwrap_or_default();
+        let outbox = store.outbox()?.into_iter().collect();
+        let mut hosts = BTreeMap::new();
+        for a in mailbox_peers {
+            match split_peer(a) {
+                Some((peer, base)) if peer != local_peer => {
+                    hosts.entry(peer).or_insert_with(Vec::new).push(base);
+                }
+                Some(_) => {}
+                None => tracing::warn!(%a, "a mailbox peer needs a /p2p/<peer id> suffix; ignored"),
+            }
+        }
+        Ok(CircleClient {
+            identity,
+            store,
+            clock,
+            events,
+            config,
+            local_peer,
+            circle,
+            watch,
+            profile,
+            journey,
+            sos,
+            acks_sent,
+            outbox,
+            attempts: HashMap::new(),
+            hosts,
+            learned: HashMap::new(),
+            direct_backoff: HashMap::new(),
+            direct_inflight: HashMap::new(),
+            mailbox_inflight: HashMap::new(),
+            fetching: HashSet::new(),
+            switch_inflight: HashSet::new(),
+            switch_retry_at: HashMap::new(),
+            safety_numbers: HashMap::new(),
+            last_housekeeping: 0,
+        })
+    }
+
+    /// Right after start: fetch mail (from this node's own hosted mailboxes
+    /// too, in `own`), deliver what was queued.
+    pub(crate) fn start(&mut self, swarm: &mut Swarm<Behaviour>, own: Option<&mut MailboxHost>) {
+        if !self.outbox.is_empty() {
+            tracing::info!(
+                queued = self.outbox.len(),
+                "circle messages queued before the restart will be delivered"
+            );
+        }
+        self.poll_mailboxes(swarm, own);
+        self.retry_outbox(swarm, true);
+        self.pump_switch(swarm);
+    }
+
+    /// A command of [`crate::Node`]; `hosted` is this node's host side, if
+    /// it hosts mailboxes (counted in the status).
+    pub(crate) fn on_command(
+        &mut self,
+        cmd: CircleCommand,
+        swarm: &mut Swarm<Behaviour>,
+        location: Option<(f64, f64)>,
+        hosted: Option<&MailboxHost>,
+    ) {
+        match cmd {
+            CircleCommand::Status { reply } => {
+                let _ = reply.send(Ok(self.status(hosted)));
+            }
+            CircleCommand::Contacts { reply } => {
+                let _ = reply.send(Ok(self.contact_list()));
+            }
+            CircleCommand::Invite {
+                name,
+                ttl_secs,
+                reply,
+            } => {
+                let _ = reply.send(self.invite(swarm, name, ttl_secs));
+            }
+            CircleCommand::Accept { code, name, reply } => {
+                let _ = reply.send(self.accept(swarm, &code, name));
+            }
+            CircleCommand::Approve { contact, reply } => {
+                let _ = reply.send(self.approve(swarm, &contact));
+            }
+            CircleCommand::Remove {
+                contact,
+                notify,
+                reply,
+            } => {
+                let _ = reply.send(self.remove(swarm, &contact, notify));
+            }
+            CircleCommand::StartJourney {
+                destination,
+                expected_arrival,
+                grace_secs,
+                reply,
+            } => {
+                let r =
+                    self.start_journey(swarm, destination, expected_arrival, grace_secs, location);
+                let _ = reply.send(r);
+            }
+            CircleCommand::Journey { reply } => {
+                let r = self
+                    .journey
+                    .as_ref()
+                    .map(|j| self.journey_view(j))
+                    .ok_or(NodeError::Circle(CircleRefusal::NoJourney));
+                let _ = reply.send(r);
+            }
+            CircleCommand::Arrived { reply } => {
+                let _ = reply.send(self.end_journey(swarm, true, location));
+            }
+            CircleCommand::CancelJourney { reply } => {
+                let _ = reply.send(self.end_journey(swarm, false, location));
+            }
+            CircleCommand::Sos { note, reply } => {
+                let _ = reply.send(self.raise_sos(swarm, &note, location));
+            }
+            CircleCommand::SosStatus { reply } => {
+                let r = self
+                    .sos
+                    .as_ref()
+                    .map(|s| self.sos_view(s))
+                    .ok_or(NodeError::Circle(CircleRefusal::NoSos));
+                let _ = reply.send(r);
+            }
+            CircleCommand::CancelSos { reply } => {
+                let _ = reply.send(self.cancel_sos(swarm));
+            }
+            CircleCommand::Inbox { since, reply } => {
+                let r = self.store.inbox().map_err(storage).map(|items| Inbox {
+                    items: items
+                        .into_iter()
+                        .filter(|i| since.is_none_or(|s| i.id > s))
+                        .collect(),
+                });
+                let _ = reply.send(r);
+            }
+            CircleCommand::AckInbox { ids, reply } => {
+                let _ = reply.send(self.ack_inbox(swarm, &ids));
+            }
+        }
+    }
+
+    pub(crate) fn on_identify(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        peer: PeerId,
+        info: &identify::Info,
+    ) {
+        if peer == self.local_peer || !info.protocols.contains(&MAILBOX_PROTOCOL) {
+            return;
+        }
+        let new = !self.hosts.contains_key(&peer);
+        let entry = self.hosts.entry(peer).or_default();
+        for a in info.listen_addrs.iter().take(8) {
+            if !entry.contains(a) {
+                entry.push(a.clone());
+            }
+        }
+        if new {
+            tracing::debug!(%peer, "found a mailbox host");
+            self.fetch_from(swarm, peer);
+            self.retry_outbox(swarm, true);
+        }
+    }
+
+    pub(crate) fn on_connected(&mut self, swarm: &mut Swarm<Behaviour>, peer: PeerId) {
+        if self.hosts.contains_key(&peer) {
+            self.fetch_from(swarm, peer);
+            self.switch_retry_at.remove(&peer);
+            self.retry_outbox(swarm, true);
+            self.pump_switch(swarm);
+        } else if self.learned.values().any(|p| *p == peer) {
+            self.retry_outbox(swarm, true);
+        }
+    }
+
+    /// Time passed: journey and SOS deadlines, switches, retries.
+    pub(crate) fn tick(&mut self, swarm: &mut Swarm<Behaviour>, location: Option<(f64, f64)>) {
+        let now = self.clock.now();
+        if let Some(mut rec) = self.journey.clone() {
+            if rec.journey.next_deadline().is_some_and(|t| t <= now) {
+                let was = rec.journey.state();
+                let effects = rec.journey.poll(now);
+                if let Err(e) = self.run_journey(swarm, &mut rec, effects, location) {
+                    tracing::error!(error = %e, "could not carry out the journey's next step");
+                }
+                if was != rec.journey.state() {
+                    match rec.journey.state() {
+                        JourneyState::Overdue => {
+                            tracing::info!("journey overdue: the circle was alerted")
+                        }
+                        JourneyState::Expired => {
+                            tracing::info!("journey reached the 8-hour cap: sharing stopped")
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            if let Some(mut rec) = self.journey.clone() {
+                let added = match rec.switch.as_mut() {
+                    Some(plan) if plan.hosts.len() < SWITCH_HOSTS && !self.hosts.is_empty() => {
+                        self.add_switch_hosts(plan, now).unwrap_or(false)
+                    }
+                    _ => false,
+                };
+                if added {
+                    let mut c = Commit::new();
+                    if c.put(keys::JOURNEY, &rec).is_ok() && self.store.apply(c).is_ok() {
+                        self.journey = Some(rec);
+                    }
+                }
+            }
+        }
+        if let Some(mut rec) = self.sos.clone() {
+            if rec.sos.next_deadline().is_some_and(|t| t <= now) {
+                let effects = rec.sos.poll(now);
+                if !effects.is_empty() {
+                    tracing::debug!("re-sending the SOS: nobody acknowledged it yet");
+                }
+                if let Err(e) = self.run_sos(swarm, &mut rec, effects) {
+                    tracing::error!(error = %e, "could not re-send the SOS");
+                }
+            }
+        }
+        self.pump_switch(swarm);
+        self.retry_outbox(swarm, false);
+        if now >= self.last_housekeeping + HOUSEKEEPING_SECS {
+            self.last_housekeeping = now;
+            self.watch.prune(now);
+            let mut c = Commit::new();
+            if c.put(keys::WATCH, &self.watch).is_ok() {
+                if let Err(e) = self.store.apply(c) {
+                    tracing::error!(error = %e, "could not save the circle's watch");
+                }
+            }
+        }
+    }
+
+    /// Write everything to disk (on shutdown).
+    pub(crate) fn flush(&self) -> Result<(), StoreError> {
+        self.store.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_of_groups_addresses_by_peer() {
+        let p = PeerId::random();
+        let q = PeerId::random();
+        let addrs = vec![
+            format!("/memory/1/p2p/{p}"),
+            "/memory/2".to_owned(),
+            "garbage".to_owned(),
+            format!("/ip4/127.0.0.1/tcp/4/p2p/{q}"),
+            format!("/memory/3/p2p/{p}"),
+            format!("/p2p/{q}"),
+        ];
+        let got = peers_of(&addrs);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].0, p);
+        assert_eq!(got[0].1.len(), 2);
+        assert_eq!(got[1].0, q);
+        assert_eq!(got[1].1.len(), 1, "a bare /p2p/ adds no address");
+    }
+}

@@ -1,0 +1,85 @@
+//! What the client side keeps of this person's own profile, journey
+//! (with its dead-man's switch deposits and their keys: secret) and SOS,
+//! as JSON documents of the `circle_state` tree ([`super::store`]).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use ronde_protocol::circle::{ContactId, Journey, Sos};
+use serde::{Deserialize, Serialize};
+
+use super::store::hex_bytes;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(super) struct Profile {
+    pub(super) name: String,
+}
+
+/// One operation for a switch host, as signed bytes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct SwitchOp {
+    pub(super) kind: OpKind,
+    #[serde(with = "hex_bytes")]
+    pub(super) bytes: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum OpKind {
+    Deposit,
+    Heartbeat,
+    Withdraw,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum HostState {
+    Depositing,
+    Armed,
+    Withdrawn,
+    Failed,
+}
+
+/// A host holding (or about to hold) this journey's switch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct SwitchHost {
+    /// This node's number for this deposit.
+    #[serde(default)]
+    pub(super) id: u64,
+    pub(super) peer: String,
+    pub(super) addrs: Vec<String>,
+    /// The journey key and counter ([`ronde_protocol::circle::SwitchOwner::to_bytes`]): secret.
+    #[serde(with = "hex_bytes")]
+    pub(super) owner: Vec<u8>,
+    pub(super) ops: VecDeque<SwitchOp>,
+    pub(super) state: HostState,
+}
+
+/// The dead-man's switch of a journey.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct SwitchPlan {
+    pub(super) alerts: Vec<ronde_protocol::circle::Alert>,
+    pub(super) release_at: u64,
+    pub(super) withdrawn: bool,
+    pub(super) hosts: Vec<SwitchHost>,
+}
+
+/// This person's journey.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct JourneyRecord {
+    pub(super) journey: Journey,
+    pub(super) contacts: usize,
+    pub(super) switch: Option<SwitchPlan>,
+    pub(super) acks: BTreeMap<ContactId, u64>,
+    pub(super) last_sent_position: Option<u64>,
+    /// Deposits being withdrawn because they hold an alert for a contact
+    /// removed during the journey (a new deposit replaced them).
+    #[serde(default)]
+    pub(super) retired: Vec<SwitchHost>,
+}
+
+/// This person's SOS.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct SosRecord {
+    pub(super) sos: Sos,
+    pub(super) place_updated_at: u64,
+}
