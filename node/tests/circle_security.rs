@@ -21,7 +21,7 @@ use ronde_node::circle::wire::{CircleCodec, Delivery, CIRCLE_PROTOCOL};
 use ronde_node::circle::InboxNotice;
 use ronde_node::ManualClock;
 use ronde_protocol::circle::{
-    seal, Circle, ContactEvent, ContactId, ContactState, Identity, Message, MessageId,
+    seal, Circle, ContactEvent, ContactId, ContactState, Identity, InviteToken, Message, MessageId,
 };
 
 type Rogue = Swarm<request_response::Behaviour<CircleCodec>>;
@@ -212,8 +212,15 @@ async fn tampered_replayed_misaddressed_and_removed_senders_are_refused() {
 
     // Sealed by Carol to someone else: Bob cannot open it.
     let dave = Identity::generate(&mut OsRng);
-    let misaddressed =
-        seal(&carol, dave.public(), 1000, &sos(3, "for dave"), &mut OsRng).expect("seal");
+    let misaddressed = seal(
+        &carol,
+        dave.public(),
+        &InviteToken::default(),
+        1000,
+        &sos(3, "for dave"),
+        &mut OsRng,
+    )
+    .expect("seal");
     assert_eq!(
         deliver(&mut swarm, bob_peer, misaddressed).await,
         Delivery::Refused
@@ -224,6 +231,7 @@ async fn tampered_replayed_misaddressed_and_removed_senders_are_refused() {
     let unknown = seal(
         &stranger,
         &bob_public(&carol_circle, &bob_id),
+        &InviteToken::default(),
         1,
         &sos(4, "hi"),
         &mut OsRng,
@@ -288,4 +296,112 @@ async fn tampered_replayed_misaddressed_and_removed_senders_are_refused() {
 
 fn bob_public(circle: &Circle, bob: &ContactId) -> ronde_protocol::circle::PublicIdentity {
     circle.contact(bob).expect("Bob").identity.clone()
+}
+
+/// Carol (a bare peer) invites Bob and confirms his accept; returns Bob's
+/// peer and his id in Carol's circle once the relation is mutual at Bob.
+async fn carol_befriends_bob(
+    bob: &ronde_node::Node,
+    swarm: &mut Rogue,
+    carol: &Identity,
+    carol_circle: &mut Circle,
+    carol_addr: &Multiaddr,
+) -> (PeerId, ContactId) {
+    let invite = carol_circle
+        .create_invite("Carol", vec![carol_addr.to_string()], T0, 3600, &mut OsRng)
+        .expect("invite");
+    bob.accept_invite(&invite.to_code(), None)
+        .await
+        .expect("accept");
+    let (bob_peer, accept, channel) = next_request(swarm, DEADLINE)
+        .await
+        .expect("Bob's accept arrives directly");
+    let got = carol_circle
+        .open(carol, &accept, T0)
+        .expect("the accept opens");
+    let bob_id: ContactId = got.from;
+    let _ = swarm
+        .behaviour_mut()
+        .send_response(channel, Delivery::Accepted);
+    let confirm = carol_circle
+        .approve(carol, &bob_id, &mut OsRng)
+        .expect("approve");
+    assert_eq!(deliver(swarm, bob_peer, confirm).await, Delivery::Accepted);
+    eventually("Carol to be mutual at Bob", || async {
+        contact_state(bob, "Carol")
+            .await
+            .filter(|(_, s)| *s == ContactState::Mutual)
+    })
+    .await;
+    (bob_peer, bob_id)
+}
+
+/// Issue 12 §3: envelopes of an earlier relation (kept by a mailbox host, or
+/// recorded on the way) must not replay into a later one. Counters restart
+/// at 1 when a contact is removed and added again, so without a relation
+/// binding an old SOS (a false alarm) or an old leave (silently removing the
+/// contact again) would be accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envelopes_of_an_earlier_relation_do_not_replay_after_re_adding() {
+    let clock = ManualClock::new(T0);
+    let db = tempfile::tempdir().expect("dir");
+    let bob = start(config(db.path(), &clock)).await;
+    let (mut swarm, carol_addr) = rogue().await;
+    let carol = Identity::generate(&mut OsRng);
+    let mut carol_circle = Circle::new(carol.public().clone());
+
+    // The first relation: an SOS Bob receives, and a leave recorded but
+    // never sent (as a host that kept it would have it).
+    let (bob_peer, bob_id) =
+        carol_befriends_bob(&bob, &mut swarm, &carol, &mut carol_circle, &carol_addr).await;
+    let old_sos = carol_circle
+        .seal(&carol, &bob_id, &sos(1, "old alarm"), &mut OsRng)
+        .expect("seal");
+    let old_leave = carol_circle
+        .seal(&carol, &bob_id, &Message::Leave, &mut OsRng)
+        .expect("seal");
+    assert_eq!(
+        deliver(&mut swarm, bob_peer, old_sos.clone()).await,
+        Delivery::Accepted
+    );
+
+    // Both forget each other, then make a new relation.
+    bob.remove_contact("carol", false).await.expect("remove");
+    assert!(carol_circle.remove(&bob_id).is_some());
+    let (bob_peer, bob_id) =
+        carol_befriends_bob(&bob, &mut swarm, &carol, &mut carol_circle, &carol_addr).await;
+
+    // The earlier relation's envelopes are refused...
+    assert_eq!(
+        deliver(&mut swarm, bob_peer, old_sos).await,
+        Delivery::Refused,
+        "an SOS of the earlier relation is refused"
+    );
+    assert_eq!(
+        deliver(&mut swarm, bob_peer, old_leave).await,
+        Delivery::Refused,
+        "a leave of the earlier relation is refused"
+    );
+    settle(300).await;
+    assert_eq!(
+        contact_state(&bob, "Carol").await.map(|(_, s)| s),
+        Some(ContactState::Mutual),
+        "Carol is still Bob's contact"
+    );
+    // ...and the new relation works.
+    let fresh = carol_circle
+        .seal(&carol, &bob_id, &sos(2, "new alarm"), &mut OsRng)
+        .expect("seal");
+    assert_eq!(
+        deliver(&mut swarm, bob_peer, fresh).await,
+        Delivery::Accepted
+    );
+    settle(300).await;
+    let notes = carols_sos_notes(&bob).await;
+    assert_eq!(
+        notes.iter().filter(|n| *n == "old alarm").count(),
+        1,
+        "the old alarm was shown once, in the earlier relation: {notes:?}"
+    );
+    assert!(notes.iter().any(|n| n == "new alarm"), "{notes:?}");
 }

@@ -416,7 +416,15 @@ fn seal_open_round_trip_and_padding() {
         name: "n".repeat(MAX_NAME_LEN),
         addresses: vec!["/".repeat(MAX_ADDRESS_LEN); MAX_ADDRESSES],
     };
-    let env = envelope::seal(&p.alice, p.bob.public(), 99, &big, &mut p.rng).unwrap();
+    let env = envelope::seal(
+        &p.alice,
+        p.bob.public(),
+        &ronde_protocol::circle::InviteToken::default(),
+        99,
+        &big,
+        &mut p.rng,
+    )
+    .unwrap();
     assert_eq!(env.len(), LARGE_ENVELOPE_LEN);
     assert_eq!(envelope::open(&p.bob, &env).unwrap().message, big);
 }
@@ -450,7 +458,15 @@ fn sos_and_ack_envelopes_have_the_same_length() {
 fn misaddressed_envelope_fails_cleanly() {
     let mut p = mutual_pair(22);
     let carol = Identity::generate(&mut p.rng);
-    let env = envelope::seal(&p.alice, carol.public(), 1, &ack(), &mut p.rng).unwrap();
+    let env = envelope::seal(
+        &p.alice,
+        carol.public(),
+        &ronde_protocol::circle::InviteToken::default(),
+        1,
+        &ack(),
+        &mut p.rng,
+    )
+    .unwrap();
     assert_eq!(p.bc.open(&p.bob, &env, NOW), Err(OpenError::Decrypt));
     assert_eq!(envelope::open(&p.bob, &env), Err(OpenError::Decrypt));
     // Carol opens it, but Alice is not her contact.
@@ -476,8 +492,9 @@ fn replayed_and_old_envelopes_rejected() {
         Err(OpenError::Replay(ReplayError::Duplicate(_)))
     ));
     // A counter far below the latest is too old.
-    let old = envelope::seal(&p.alice, p.bob.public(), 3, &ack(), &mut p.rng).unwrap();
-    let far = envelope::seal(&p.alice, p.bob.public(), 5000, &ack(), &mut p.rng).unwrap();
+    let rel = p.bc.contact(&p.alice_id).unwrap().relation();
+    let old = envelope::seal(&p.alice, p.bob.public(), &rel, 3, &ack(), &mut p.rng).unwrap();
+    let far = envelope::seal(&p.alice, p.bob.public(), &rel, 5000, &ack(), &mut p.rng).unwrap();
     p.bc.open(&p.bob, &far, NOW).unwrap();
     assert_eq!(
         p.bc.open(&p.bob, &old, NOW),
@@ -558,7 +575,8 @@ fn sharing_needs_mutual_acceptance() {
         Err(CircleError::NotMutual)
     );
     // And a sharing message Bob forces through is refused by Alice.
-    let forced = envelope::seal(&bob, alice.public(), 2, &ack(), &mut r).unwrap();
+    let rel = ac.contact(&bob_id).unwrap().relation();
+    let forced = envelope::seal(&bob, alice.public(), &rel, 2, &ack(), &mut r).unwrap();
     assert_eq!(
         ac.open(&alice, &forced, NOW),
         Err(OpenError::NotAllowed { kind: 0x30 })
@@ -664,6 +682,89 @@ fn crossed_invites_become_mutual() {
     );
     assert_eq!(ac.contact(&bob_id).unwrap().state, ContactState::Mutual);
     assert_eq!(bc.contact(&alice_id).unwrap().state, ContactState::Mutual);
+    // Each record was made by a different accept; sharing flows both ways.
+    let e = ac.seal(&alice, &bob_id, &ack(), &mut r).unwrap();
+    bc.open(&bob, &e, NOW).unwrap();
+    let e = bc.seal(&bob, &alice_id, &ack(), &mut r).unwrap();
+    ac.open(&alice, &e, NOW).unwrap();
+}
+
+#[test]
+fn crossed_invites_with_one_accept_lost_recover() {
+    let mut r = rng(38);
+    let alice = Identity::generate(&mut r);
+    let bob = Identity::generate(&mut r);
+    let mut ac = Circle::new(alice.public().clone());
+    let mut bc = Circle::new(bob.public().clone());
+    let ia = ac.create_invite("Alice", vec![], NOW, 600, &mut r).unwrap();
+    let ib = bc.create_invite("Bob", vec![], NOW, 600, &mut r).unwrap();
+    let (bob_id, _lost) = ac
+        .accept_invite(&alice, &ib, "Alice", vec![], NOW, &mut r)
+        .unwrap();
+    let (alice_id, to_alice) = bc
+        .accept_invite(&bob, &ia, "Bob", vec![], NOW, &mut r)
+        .unwrap();
+    // Alice's accept to Bob is lost: she is mutual, he still waits.
+    assert_eq!(
+        ac.open(&alice, &to_alice, NOW).unwrap().event,
+        Some(ContactEvent::BecameMutual)
+    );
+    // Bob resends his accept; Alice answers with a confirm he can open.
+    let again = bc
+        .resend_accept(&bob, &alice_id, "Bob", vec![], &mut r)
+        .unwrap();
+    assert_eq!(
+        ac.open(&alice, &again, NOW).unwrap().event,
+        Some(ContactEvent::AcceptRepeated)
+    );
+    let confirm = ac.approve(&alice, &bob_id, &mut r).unwrap();
+    assert_eq!(
+        bc.open(&bob, &confirm, NOW).unwrap().event,
+        Some(ContactEvent::BecameMutual)
+    );
+    let e = bc.seal(&bob, &alice_id, &ack(), &mut r).unwrap();
+    ac.open(&alice, &e, NOW).unwrap();
+    let e = ac.seal(&alice, &bob_id, &ack(), &mut r).unwrap();
+    bc.open(&bob, &e, NOW).unwrap();
+}
+
+#[test]
+fn envelopes_of_an_earlier_relation_are_refused_after_re_adding() {
+    let mut p = mutual_pair(39);
+    let old_sos =
+        p.ac.seal(&p.alice, &p.bob_id, &sos("old"), &mut p.rng)
+            .unwrap();
+    let old_leave =
+        p.ac.seal(&p.alice, &p.bob_id, &Message::Leave, &mut p.rng)
+            .unwrap();
+    let old_confirm = p.ac.approve(&p.alice, &p.bob_id, &mut p.rng).unwrap();
+    p.bc.open(&p.bob, &old_sos, NOW).unwrap();
+    // Both forget each other, then Alice invites Bob again.
+    p.ac.remove(&p.bob_id).unwrap();
+    p.bc.remove(&p.alice_id).unwrap();
+    let invite =
+        p.ac.create_invite("Alice", vec![], NOW, 600, &mut p.rng)
+            .unwrap();
+    let (_, accept) =
+        p.bc.accept_invite(&p.bob, &invite, "Bob", vec![], NOW, &mut p.rng)
+            .unwrap();
+    p.ac.open(&p.alice, &accept, NOW).unwrap();
+    let confirm = p.ac.approve(&p.alice, &p.bob_id, &mut p.rng).unwrap();
+    p.bc.open(&p.bob, &confirm, NOW).unwrap();
+    // Counters restarted at 1, yet nothing of the earlier relation opens.
+    for old in [&old_sos, &old_leave, &old_confirm] {
+        assert_eq!(p.bc.open(&p.bob, old, NOW), Err(OpenError::StaleRelation));
+    }
+    assert_eq!(
+        p.bc.contact(&p.alice_id).unwrap().state,
+        ContactState::Mutual
+    );
+    // An accept of the earlier relation replayed to Alice is refused too.
+    assert!(p.ac.open(&p.alice, &accept, NOW).is_err());
+    let fresh =
+        p.ac.seal(&p.alice, &p.bob_id, &sos("new"), &mut p.rng)
+            .unwrap();
+    assert_eq!(p.bc.open(&p.bob, &fresh, NOW).unwrap().message, sos("new"));
 }
 
 #[test]
@@ -705,7 +806,15 @@ fn removal_and_leave() {
     assert_eq!(got.event, Some(ContactEvent::Left));
     assert!(p.ac.contact(&p.bob_id).is_none());
     // Nothing more from Bob is accepted.
-    let e = envelope::seal(&p.bob, p.alice.public(), 1000, &ack(), &mut p.rng).unwrap();
+    let e = envelope::seal(
+        &p.bob,
+        p.alice.public(),
+        &ronde_protocol::circle::InviteToken::default(),
+        1000,
+        &ack(),
+        &mut p.rng,
+    )
+    .unwrap();
     assert_eq!(p.ac.open(&p.alice, &e, NOW), Err(OpenError::UnknownSender));
 
     // Silent removal.
@@ -730,7 +839,15 @@ fn wrong_identity_is_refused() {
     // Alice opening with her own circle an envelope meant for Bob.
     assert_eq!(p.ac.open(&p.alice, &e, NOW), Err(OpenError::Decrypt));
     // An envelope from oneself.
-    let own = envelope::seal(&p.alice, p.alice.public(), 1, &ack(), &mut p.rng).unwrap();
+    let own = envelope::seal(
+        &p.alice,
+        p.alice.public(),
+        &ronde_protocol::circle::InviteToken::default(),
+        1,
+        &ack(),
+        &mut p.rng,
+    )
+    .unwrap();
     assert_eq!(p.ac.open(&p.alice, &own, NOW), Err(OpenError::FromSelf));
 }
 

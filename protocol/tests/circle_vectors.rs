@@ -55,6 +55,7 @@ struct MessageVector {
 struct EnvelopeVector {
     from: String,
     to: String,
+    relation: String,
     counter: u64,
     message: Message,
     envelope: String,
@@ -195,9 +196,18 @@ fn generate() -> Vectors {
     .map(|(from, to, counter, message)| EnvelopeVector {
         from: from.public().to_string(),
         to: to.public().to_string(),
+        relation: hex::encode(invite.token.0),
         counter,
         envelope: hex::encode(
-            envelope::seal(from, to.public(), counter, &message, &mut rng).unwrap(),
+            envelope::seal(
+                from,
+                to.public(),
+                &invite.token,
+                counter,
+                &message,
+                &mut rng,
+            )
+            .unwrap(),
         ),
         message,
     })
@@ -288,6 +298,7 @@ fn circle_vectors() {
         let opened = envelope::open(me, &hex::decode(&e.envelope).unwrap()).unwrap();
         assert_eq!(opened.sender.to_string(), e.from);
         assert_eq!(opened.counter, e.counter);
+        assert_eq!(hex::encode(opened.relation.0), e.relation);
         assert_eq!(opened.message, e.message);
     }
     let hb = ronde_protocol::circle::Heartbeat::from_bytes(

@@ -16,8 +16,8 @@ use std::path::PathBuf;
 use ed25519_dalek::{Signer, SigningKey};
 use rand::SeedableRng;
 use ronde_protocol::circle::{
-    envelope, mailbox_address, Alert, DeadManSwitch, Deposit, Identity, Message, MessageId,
-    PairSecret, SwitchOwner,
+    envelope, mailbox_address, Alert, DeadManSwitch, Deposit, Identity, InviteToken, Message,
+    MessageId, PairSecret, SwitchOwner,
 };
 use ronde_protocol::directory::{
     verify_directory, verify_flag, verify_heartbeat, Directory, DirectoryKey, DirectoryPublicKey,
@@ -1019,7 +1019,15 @@ fn deposit_vectors() -> DepositVectors {
     let pair = PairSecret::derive(&alice, bob.public()).unwrap();
     let alert = Alert {
         mailbox: mailbox_address(&pair, NOW / 86_400, bob.public()),
-        envelope: envelope::seal(&alice, bob.public(), 3, &overdue, &mut rng).unwrap(),
+        envelope: envelope::seal(
+            &alice,
+            bob.public(),
+            &InviteToken([0x33; 16]),
+            3,
+            &overdue,
+            &mut rng,
+        )
+        .unwrap(),
     };
     let mut owner_bytes = vec![1u8];
     owner_bytes.extend([0x55; 32]);

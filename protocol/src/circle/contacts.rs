@@ -20,6 +20,18 @@
 //! side may remove the other at any time, silently ([`Circle::remove`]) or by
 //! telling them ([`Circle::leave`]).
 //!
+//! **Relations.** Each side's record of a contact is created by an accept and
+//! named by that accept's invite token, its *relation*. Every envelope
+//! carries a token of its relation, and [`Circle::open`] refuses any other
+//! ([`OpenError::StaleRelation`]): after a contact is removed and added again
+//! (a new invite, so a new token), envelopes of the earlier relation no
+//! longer open, although counters restarted at 1. Usually both records are
+//! made by the same accept and the relation has one token. When both people
+//! accepted each other's invites, each record was made by a different
+//! accept: each side then also keeps the token the other's record was made
+//! with (`their_relation`, learnt from their accept when it arrives), seals
+//! with it, and accepts either token.
+//!
 //! The circle holds no secret: it is serializable (serde) for the node to
 //! persist. **The node must persist it after every [`Circle::seal`] and
 //! before sending the envelope**: a counter used twice makes the second
@@ -70,6 +82,13 @@ pub struct Contact {
     pub state: ContactState,
     /// When the relation was created (Unix seconds).
     pub since: u64,
+    /// The token of the accept that made my record of them.
+    #[serde(default)]
+    relation: InviteToken,
+    /// The token of the accept that made their record of me (the same as
+    /// `relation` unless we accepted each other's invites): I seal with it.
+    #[serde(default)]
+    their_relation: InviteToken,
     sent: u64,
     received: ReplayWindow,
     /// The token of their invite I accepted, while awaiting their confirm.
@@ -85,6 +104,16 @@ impl Contact {
     /// The counters received from this contact.
     pub fn replay_window(&self) -> &ReplayWindow {
         &self.received
+    }
+    /// The token of the invite whose accept created my record of them.
+    pub fn relation(&self) -> InviteToken {
+        self.relation
+    }
+    /// The token I seal envelopes to this contact with: that of the accept
+    /// that created their record of me, once known. Envelopes from them may
+    /// carry either token.
+    pub fn their_relation(&self) -> InviteToken {
+        self.their_relation
     }
 }
 
@@ -319,7 +348,7 @@ impl Circle {
             name: my_name.to_owned(),
             addresses: my_addresses,
         };
-        let bytes = envelope::seal(me, &invite.identity, 1, &message, rng)?;
+        let bytes = envelope::seal(me, &invite.identity, &invite.token, 1, &message, rng)?;
         self.contacts.insert(
             id,
             Contact {
@@ -328,6 +357,8 @@ impl Circle {
                 addresses: invite.addresses.clone(),
                 state: ContactState::AwaitingTheirApproval,
                 since: now,
+                relation: invite.token,
+                their_relation: invite.token,
                 sent: 1,
                 received: ReplayWindow::new(),
                 accepted_token: Some(invite.token),
@@ -362,7 +393,8 @@ impl Circle {
             addresses: my_addresses,
         };
         message.validate()?;
-        seal_counted(me, contact, &message, rng)
+        // An accept is sealed in the relation it creates: its own token.
+        seal_counted(me, contact, &token, &message, rng)
     }
 
     /// Approve a contact who accepted my invite: the relation becomes
@@ -384,7 +416,8 @@ impl Circle {
             ContactState::AwaitingTheirApproval => Err(CircleError::NotAllowed(KIND_CONFIRM)),
             ContactState::AwaitingMyApproval | ContactState::Mutual => {
                 contact.state = ContactState::Mutual;
-                seal_counted(me, contact, &Message::Confirm, rng)
+                let relation = contact.their_relation;
+                seal_counted(me, contact, &relation, &Message::Confirm, rng)
             }
         }
     }
@@ -412,7 +445,8 @@ impl Circle {
             _ if contact.state != ContactState::Mutual => return Err(CircleError::NotMutual),
             _ => {}
         }
-        seal_counted(me, contact, message, rng)
+        let relation = contact.their_relation;
+        seal_counted(me, contact, &relation, message, rng)
     }
 
     /// Seal a sharing message to every mutual contact.
@@ -499,6 +533,9 @@ impl Circle {
             else {
                 return Err(OpenError::UnknownSender);
             };
+            if opened.relation != *token {
+                return Err(OpenError::StaleRelation);
+            }
             if self.contacts.len() >= MAX_CONTACTS {
                 return Err(OpenError::CircleFull);
             }
@@ -513,6 +550,8 @@ impl Circle {
                     addresses: addresses.clone(),
                     state: ContactState::AwaitingMyApproval,
                     since: now,
+                    relation: *token,
+                    their_relation: *token,
                     sent: 0,
                     received,
                     accepted_token: None,
@@ -526,6 +565,22 @@ impl Circle {
             });
         };
 
+        // The relation first: an earlier relation's counters mean nothing.
+        let relation_ok = match &opened.message {
+            // An accept is sealed in the relation it creates. From a contact
+            // it repeats theirs, or (both accepted each other's invites) it
+            // answers my pending invite, checked below.
+            Message::Accept { token, .. } => {
+                opened.relation == *token
+                    && (*token == contact.relation
+                        || *token == contact.their_relation
+                        || contact.state == ContactState::AwaitingTheirApproval)
+            }
+            _ => opened.relation == contact.relation || opened.relation == contact.their_relation,
+        };
+        if !relation_ok {
+            return Err(OpenError::StaleRelation);
+        }
         contact.received.check(counter)?;
         let event = match (&opened.message, contact.state) {
             (Message::Accept { token, .. }, ContactState::AwaitingTheirApproval) => {
@@ -560,6 +615,11 @@ impl Circle {
             Some(ContactEvent::BecameMutual) => {
                 contact.state = ContactState::Mutual;
                 contact.accepted_token = None;
+                if let Message::Accept { token, .. } = &opened.message {
+                    // Both accepted: their record of me was made by this
+                    // accept, mine by the one I sent.
+                    contact.their_relation = *token;
+                }
             }
             Some(ContactEvent::Left) => {
                 self.contacts.remove(&from);
@@ -651,6 +711,7 @@ impl Circle {
 fn seal_counted(
     me: &Identity,
     contact: &mut Contact,
+    relation: &InviteToken,
     message: &Message,
     rng: &mut impl CryptoRngCore,
 ) -> Result<Vec<u8>, CircleError> {
@@ -658,7 +719,7 @@ fn seal_counted(
         .sent
         .checked_add(1)
         .ok_or(CircleError::CounterExhausted)?;
-    let bytes = envelope::seal(me, &contact.identity, counter, message, rng)?;
+    let bytes = envelope::seal(me, &contact.identity, relation, counter, message, rng)?;
     contact.sent = counter;
     Ok(bytes)
 }

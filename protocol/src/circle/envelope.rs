@@ -3,8 +3,8 @@
 //! ```text
 //! envelope  = 0x01 || enc (32) || HPKE ciphertext of padded (bucket + 16)
 //! padded    = len (2) || inner || zero bytes up to the bucket (512 or 2048)
-//! inner     = 0x01 || sender signing key (32) || sender encryption key (32)
-//!             || counter (8) || message || signature (64)
+//! inner     = 0x02 || sender signing key (32) || sender encryption key (32)
+//!             || relation (16) || counter (8) || message || signature (64)
 //! signature = Ed25519(sender, "ronde/circle/v1/sig" || recipient signing key
 //!             || recipient encryption key || inner without signature)
 //! ```
@@ -30,12 +30,22 @@
 //!
 //! The receiver rejects replays with a per-contact [`ReplayWindow`] over the
 //! signed counter (the [`crate::circle::Circle`] does this).
+//!
+//! **Why a relation token.** Counters start at 1 in every relation, so once a
+//! contact is removed and added again, envelopes of the earlier relation
+//! (kept by a mailbox host, or recorded on the way) would pass the new
+//! replay window: an old SOS would raise a false alarm, an old leave would
+//! silently remove the contact. Every inner therefore names its relation:
+//! the token of the invite whose accept created the recipient's record of the
+//! sender (see [`crate::circle::Circle::open`]). Signed with the rest, it
+//! ties each envelope to one relation; the token is new for every invite.
 
 use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
 use rand_core::CryptoRngCore;
 use zeroize::Zeroizing;
 
 use crate::circle::identity::{Identity, IdentityError, PublicIdentity, PUBLIC_IDENTITY_LEN};
+use crate::circle::invite::InviteToken;
 use crate::circle::message::Message;
 use crate::circle::DecodeError;
 
@@ -45,8 +55,9 @@ type Aead = hpke::aead::ChaCha20Poly1305;
 
 /// Version byte of the envelope (also its AAD).
 pub const ENVELOPE_VERSION: u8 = 1;
-/// Version byte of the signed inner plaintext.
-pub const INNER_VERSION: u8 = 1;
+/// Version byte of the signed inner plaintext (2: with the relation token;
+/// 1, without it, is refused).
+pub const INNER_VERSION: u8 = 2;
 /// HPKE `info`.
 pub const HPKE_INFO: &[u8] = b"ronde/circle/v1/envelope";
 /// Domain separator of the inner signature.
@@ -57,7 +68,8 @@ pub const BUCKETS: [usize; 2] = [512, 2048];
 const ENC_LEN: usize = 32;
 const TAG_LEN: usize = 16;
 const SIG_LEN: usize = 64;
-const INNER_HEADER_LEN: usize = 1 + PUBLIC_IDENTITY_LEN + 8;
+const RELATION_LEN: usize = 16;
+const INNER_HEADER_LEN: usize = 1 + PUBLIC_IDENTITY_LEN + RELATION_LEN + 8;
 /// Length on the wire of an envelope in the small bucket (561).
 pub const SMALL_ENVELOPE_LEN: usize = 1 + ENC_LEN + BUCKETS[0] + TAG_LEN;
 /// Length on the wire of an envelope in the large bucket (2097).
@@ -109,6 +121,11 @@ pub enum OpenError {
     /// A replayed or too-old counter.
     #[error("replay: {0}")]
     Replay(#[from] ReplayError),
+    /// The envelope belongs to another relation with this sender (an earlier
+    /// one, before they were removed and added again), or an accept names a
+    /// relation other than its own token.
+    #[error("the envelope belongs to another relation with this contact")]
+    StaleRelation,
     /// The sender is not a contact (and this is not the accept of a pending
     /// invite).
     #[error("the sender is not a contact")]
@@ -139,6 +156,9 @@ pub enum OpenError {
 pub struct Opened {
     /// Who sealed it (the signature was verified).
     pub sender: PublicIdentity,
+    /// The relation it belongs to (the token of the invite that created the
+    /// recipient's record of the sender).
+    pub relation: InviteToken,
     /// The sender's counter for this recipient.
     pub counter: u64,
     /// The message.
@@ -153,12 +173,14 @@ fn signing_input(recipient: &PublicIdentity, unsigned: &[u8]) -> Vec<u8> {
     v
 }
 
-/// Seal `message` from `sender` to `recipient` with the sender's `counter`
-/// for that recipient. No replay bookkeeping: use
-/// [`crate::circle::Circle::seal`], which keeps the counters.
+/// Seal `message` from `sender` to `recipient`, in the relation `relation`,
+/// with the sender's `counter` for that recipient. No replay bookkeeping:
+/// use [`crate::circle::Circle::seal`], which keeps the counters and the
+/// relation.
 pub fn seal(
     sender: &Identity,
     recipient: &PublicIdentity,
+    relation: &InviteToken,
     counter: u64,
     message: &Message,
     rng: &mut impl CryptoRngCore,
@@ -170,6 +192,7 @@ pub fn seal(
     let mut inner = Zeroizing::new(Vec::with_capacity(INNER_HEADER_LEN + body.len() + SIG_LEN));
     inner.push(INNER_VERSION);
     inner.extend_from_slice(&sender.public().to_bytes());
+    inner.extend_from_slice(&relation.0);
     inner.extend_from_slice(&counter.to_be_bytes());
     inner.extend_from_slice(&body);
     let sig = sender.sign(&signing_input(recipient, &inner));
@@ -238,8 +261,11 @@ pub fn open(recipient: &Identity, bytes: &[u8]) -> Result<Opened, OpenError> {
     }
     let sender = PublicIdentity::from_bytes(&inner[1..1 + PUBLIC_IDENTITY_LEN])
         .map_err(OpenError::BadSender)?;
+    let mut relation = [0u8; RELATION_LEN];
+    relation
+        .copy_from_slice(&inner[1 + PUBLIC_IDENTITY_LEN..1 + PUBLIC_IDENTITY_LEN + RELATION_LEN]);
     let mut c = [0u8; 8];
-    c.copy_from_slice(&inner[1 + PUBLIC_IDENTITY_LEN..INNER_HEADER_LEN]);
+    c.copy_from_slice(&inner[1 + PUBLIC_IDENTITY_LEN + RELATION_LEN..INNER_HEADER_LEN]);
     let counter = u64::from_be_bytes(c);
     let (unsigned, sig) = inner.split_at(inner.len() - SIG_LEN);
     let mut signature = [0u8; SIG_LEN];
@@ -253,6 +279,7 @@ pub fn open(recipient: &Identity, bytes: &[u8]) -> Result<Opened, OpenError> {
     let message = Message::from_bytes(&unsigned[INNER_HEADER_LEN..])?;
     Ok(Opened {
         sender,
+        relation: InviteToken(relation),
         counter,
         message,
     })
@@ -364,7 +391,15 @@ mod tests {
         let msg = Message::Ack {
             of: MessageId([1; 16]),
         };
-        let env = seal(&alice, bob.public(), 5, &msg, &mut rng).unwrap();
+        let env = seal(
+            &alice,
+            bob.public(),
+            &InviteToken([7; 16]),
+            5,
+            &msg,
+            &mut rng,
+        )
+        .unwrap();
         let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(&env[1..33]).unwrap();
         let padded = hpke::single_shot_open::<Aead, Kdf, Kem>(
             &OpModeR::Base,

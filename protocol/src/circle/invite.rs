@@ -59,8 +59,11 @@ pub const INVITE_MAILBOX_DOMAIN: &[u8] = b"ronde/circle/v1/invite-mailbox";
 const CHECKSUM_LEN: usize = 4;
 
 /// The random token that names one invite. The author keeps it to
-/// recognise the [`crate::circle::Message::Accept`] that answers it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// recognise the [`crate::circle::Message::Accept`] that answers it. It
+/// also names the relation that accept creates (every envelope of it
+/// carries the token, see [`crate::circle::envelope`]); the all-zero token
+/// is the relation of contacts made before envelopes carried one.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct InviteToken(pub [u8; 16]);
 
 impl InviteToken {

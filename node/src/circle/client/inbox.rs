@@ -34,6 +34,7 @@ fn open_reason(e: &OpenError) -> &'static str {
         OpenError::BadSignature => "bad signature",
         OpenError::Malformed(_) => "malformed",
         OpenError::Replay(_) => "replay",
+        OpenError::StaleRelation => "an earlier relation",
         OpenError::UnknownSender => "unknown sender",
         OpenError::FromSelf => "from this identity",
         OpenError::NotAllowed { .. } => "not allowed from this contact now",
