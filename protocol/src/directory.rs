@@ -64,6 +64,7 @@ use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::cursor::{Cursor, CursorError};
 use crate::pow::leading_zero_bits;
 
 /// Wire version of directories, heartbeats and flags.
@@ -777,50 +778,27 @@ impl Writer {
     }
 }
 
-struct Reader<'a>(&'a [u8]);
+/// The crate's byte cursor, reading directories, heartbeats and flags: its
+/// faults come out as [`DirectoryError`]s.
+type Reader<'a> = Cursor<'a, DirectoryError>;
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DirectoryError> {
-        if self.0.len() < n {
-            return Err(DirectoryError::Truncated);
+impl From<CursorError> for DirectoryError {
+    fn from(e: CursorError) -> Self {
+        match e {
+            CursorError::Truncated => DirectoryError::Truncated,
+            CursorError::TrailingBytes(n) => DirectoryError::TrailingBytes(n),
         }
-        let (h, t) = self.0.split_at(n);
-        self.0 = t;
-        Ok(h)
     }
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], DirectoryError> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N)?);
-        Ok(a)
-    }
-    fn u8(&mut self) -> Result<u8, DirectoryError> {
-        Ok(self.take(1)?[0])
-    }
-    fn u16(&mut self) -> Result<u16, DirectoryError> {
-        Ok(u16::from_be_bytes(self.array()?))
-    }
-    fn u32(&mut self) -> Result<u32, DirectoryError> {
-        Ok(u32::from_be_bytes(self.array()?))
-    }
-    fn i32(&mut self) -> Result<i32, DirectoryError> {
-        Ok(i32::from_be_bytes(self.array()?))
-    }
-    fn u64(&mut self) -> Result<u64, DirectoryError> {
-        Ok(u64::from_be_bytes(self.array()?))
-    }
+}
+
+impl Reader<'_> {
+    /// A string: `u8 length || UTF-8 bytes`.
     fn str(&mut self, field: &'static str) -> Result<String, DirectoryError> {
         let n = usize::from(self.u8()?);
         let b = self.take(n)?;
         std::str::from_utf8(b)
             .map(str::to_owned)
             .map_err(|_| DirectoryError::BadText(field))
-    }
-    fn end(&self) -> Result<(), DirectoryError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(DirectoryError::TrailingBytes(self.0.len()))
-        }
     }
 }
 
@@ -919,10 +897,10 @@ impl SafePlace {
     }
     /// Parse bytes written by [`SafePlace::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<SafePlace, DirectoryError> {
-        let mut r = Reader(bytes);
+        let mut r = Reader::new(bytes);
         version(&mut r)?;
         let p = decode_place(&mut r)?;
-        r.end()?;
+        r.finish()?;
         Ok(p)
     }
 }
@@ -937,10 +915,10 @@ impl Mediator {
     }
     /// Parse bytes written by [`Mediator::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Mediator, DirectoryError> {
-        let mut r = Reader(bytes);
+        let mut r = Reader::new(bytes);
         version(&mut r)?;
         let m = decode_mediator(&mut r)?;
-        r.end()?;
+        r.finish()?;
         Ok(m)
     }
 }
@@ -989,14 +967,14 @@ impl Heartbeat {
                 max: HEARTBEAT_LEN,
             });
         }
-        let mut r = Reader(bytes);
+        let mut r = Reader::new(bytes);
         version(&mut r)?;
         let hb = Heartbeat {
             place: PlaceId(r.array()?),
             confirmed_at: r.u64()?,
             signature: r.array()?,
         };
-        r.end()?;
+        r.finish()?;
         Ok(hb)
     }
     /// Whether the signature verifies (strictly) under `key`.
@@ -1165,7 +1143,7 @@ fn decode_directory(bytes: &[u8]) -> Result<(Directory, [u8; SIG_LEN]), Director
             max: MAX_DIRECTORY_SIZE,
         });
     }
-    let mut r = Reader(bytes);
+    let mut r = Reader::new(bytes);
     version(&mut r)?;
     let city = r.str("city")?;
     let serial = r.u64()?;
@@ -1198,7 +1176,7 @@ fn decode_directory(bytes: &[u8]) -> Result<(Directory, [u8; SIG_LEN]), Director
         });
     }
     let sig = r.array()?;
-    r.end()?;
+    r.finish()?;
     Ok((
         Directory {
             city,
@@ -1548,7 +1526,7 @@ pub fn verify_flag(
             max: FLAG_LEN,
         });
     }
-    let mut r = Reader(bytes);
+    let mut r = Reader::new(bytes);
     version(&mut r)?;
     let place = PlaceId(r.array()?);
     let code = r.u8()?;
@@ -1558,7 +1536,7 @@ pub fn verify_flag(
     let difficulty = r.u8()?;
     let nonce = r.u64()?;
     let signature = r.array()?;
-    r.end()?;
+    r.finish()?;
     let flag = Flag {
         place,
         reason,

@@ -23,6 +23,7 @@ use ed25519_dalek::{Signer, SigningKey};
 use rand_core::CryptoRngCore;
 use sha2::{Digest, Sha256};
 
+use crate::cursor::{Cursor, CursorError};
 use crate::geo::Cell;
 use crate::pow;
 use crate::validate::{Malformed, Rejection};
@@ -285,7 +286,7 @@ impl Report {
         if bytes.len() > MAX_REPORT_SIZE {
             return Err(Rejection::TooLarge(bytes.len()));
         }
-        let mut r = Reader(bytes);
+        let mut r = Cursor::<Rejection>::new(bytes);
         let version = r.u8()?;
         if version != VERSION {
             return Err(Rejection::Malformed(Malformed::UnsupportedVersion(version)));
@@ -317,9 +318,7 @@ impl Report {
             other => return Err(Rejection::Malformed(Malformed::UnsupportedProof(other))),
         };
         let signature = r.array()?;
-        if !r.0.is_empty() {
-            return Err(Rejection::Malformed(Malformed::TrailingBytes(r.0.len())));
-        }
+        r.finish()?;
         Ok(Report {
             category,
             cell,
@@ -332,24 +331,13 @@ impl Report {
     }
 }
 
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Rejection> {
-        if self.0.len() < n {
-            return Err(Rejection::Malformed(Malformed::Truncated));
-        }
-        let (head, tail) = self.0.split_at(n);
-        self.0 = tail;
-        Ok(head)
-    }
-    fn u8(&mut self) -> Result<u8, Rejection> {
-        Ok(self.take(1)?[0])
-    }
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], Rejection> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N)?);
-        Ok(a)
+/// How the cursor's two faults read as a report rejection.
+impl From<CursorError> for Rejection {
+    fn from(e: CursorError) -> Self {
+        Rejection::Malformed(match e {
+            CursorError::Truncated => Malformed::Truncated,
+            CursorError::TrailingBytes(n) => Malformed::TrailingBytes(n),
+        })
     }
 }
 

@@ -207,53 +207,28 @@ pub enum Effect {
 /// Canonical writer helpers (big-endian).
 pub(crate) mod wire {
     use super::DecodeError;
+    use crate::cursor::{Cursor, CursorError};
 
-    pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
+    /// The crate's byte cursor, reading the circle's formats: its faults
+    /// come out as [`DecodeError`]s.
+    pub(crate) type Reader<'a> = Cursor<'a, DecodeError>;
 
-    impl<'a> Reader<'a> {
-        pub(crate) fn new(bytes: &'a [u8]) -> Self {
-            Reader(bytes)
-        }
-        pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-            if self.0.len() < n {
-                return Err(DecodeError::Truncated);
+    impl From<CursorError> for DecodeError {
+        fn from(e: CursorError) -> Self {
+            match e {
+                CursorError::Truncated => DecodeError::Truncated,
+                CursorError::TrailingBytes(n) => DecodeError::TrailingBytes(n),
             }
-            let (head, tail) = self.0.split_at(n);
-            self.0 = tail;
-            Ok(head)
         }
-        pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
-            Ok(self.take(1)?[0])
-        }
-        pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
-            Ok(u16::from_be_bytes(self.array()?))
-        }
-        pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
-            Ok(u32::from_be_bytes(self.array()?))
-        }
-        pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
-            Ok(u64::from_be_bytes(self.array()?))
-        }
-        pub(crate) fn i32(&mut self) -> Result<i32, DecodeError> {
-            Ok(i32::from_be_bytes(self.array()?))
-        }
-        pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-            let mut a = [0u8; N];
-            a.copy_from_slice(self.take(N)?);
-            Ok(a)
-        }
+    }
+
+    impl Reader<'_> {
+        /// A boolean byte: exactly 0 or 1.
         pub(crate) fn flag(&mut self, field: &'static str) -> Result<bool, DecodeError> {
             match self.u8()? {
                 0 => Ok(false),
                 1 => Ok(true),
                 _ => Err(DecodeError::BadValue(field)),
-            }
-        }
-        pub(crate) fn finish(self) -> Result<(), DecodeError> {
-            if self.0.is_empty() {
-                Ok(())
-            } else {
-                Err(DecodeError::TrailingBytes(self.0.len()))
             }
         }
     }
