@@ -33,9 +33,7 @@ use sha2::{Digest, Sha256};
 
 use crate::circle::base32::{self, Base32Error};
 use crate::circle::identity::{IdentityError, PublicIdentity};
-use crate::circle::message::{push_short_text, read_short_text};
-use crate::circle::wire::{check_text, Reader};
-use crate::circle::DecodeError;
+use crate::circle::wire::{check_text, push_short_text, read_short_text, DecodeError, Reader};
 
 /// What every invite code starts with.
 pub const INVITE_PREFIX: &str = "ronde1:";

@@ -21,8 +21,10 @@
 use crate::circle::invite::{
     check_address, check_name, read_addresses, InviteToken, MAX_ADDRESSES, MAX_NAME_LEN,
 };
-use crate::circle::wire::{check_text, text, Reader};
-use crate::circle::{DecodeError, MessageId};
+use crate::circle::wire::{
+    check_text, len_u8, push_short_text, read_short_text, text, DecodeError, Reader,
+};
+use crate::circle::MessageId;
 use crate::geo::{Cell, GeoError, MAX_CELL_PRECISION, MIN_CELL_PRECISION};
 
 /// Longest SOS note, in bytes of UTF-8.
@@ -501,30 +503,4 @@ impl Message {
         r.finish()?;
         Ok(m)
     }
-}
-
-/// `len u8 || bytes`; callers have checked the length fits.
-pub(crate) fn push_short_text(b: &mut Vec<u8>, s: &str) {
-    b.push(len_u8(s.len()));
-    b.extend_from_slice(s.as_bytes());
-}
-
-fn len_u8(n: usize) -> u8 {
-    u8::try_from(n).unwrap_or(u8::MAX)
-}
-
-/// `len u8 || UTF-8`, refusing over `max` bytes.
-pub(crate) fn read_short_text(
-    r: &mut Reader<'_>,
-    field: &'static str,
-    max: usize,
-) -> Result<String, DecodeError> {
-    let len = usize::from(r.u8()?);
-    if len > max {
-        return Err(DecodeError::FieldTooLong { field, len, max });
-    }
-    let bytes = r.take(len)?;
-    Ok(std::str::from_utf8(bytes)
-        .map_err(|_| DecodeError::BadText(field))?
-        .to_owned())
 }

@@ -41,8 +41,7 @@ use zeroize::Zeroizing;
 
 use crate::circle::envelope::{ENVELOPE_VERSION, SMALL_ENVELOPE_LEN};
 use crate::circle::journey::MAX_JOURNEY_SECS;
-use crate::circle::wire::Reader;
-use crate::circle::DecodeError;
+use crate::circle::wire::{DecodeError, Reader};
 
 /// Version byte of every switch request.
 pub const SWITCH_VERSION: u8 = 1;
