@@ -24,6 +24,8 @@
 //! * [`contacts`]: the [`Circle`]: contacts, the invite → accept → confirm
 //!   handshake, per-contact counters, and the rules on who may send what.
 //! * [`mailbox`]: per-pair, per-day mailbox addresses a relay cannot link.
+//! * `limits`: the time limits that journeys, the switch and the watch share
+//!   ([`MAX_JOURNEY_SECS`], [`switch::SWITCH_SLACK_SECS`]).
 //! * [`switch`]: the dead-man's switch deposited with a relay
 //!   ([`SwitchOwner`] on the phone, [`DeadManSwitch`] on the relay).
 //! * [`journey`] and [`sos`]: sans-IO state machines that turn user actions
@@ -71,6 +73,7 @@ pub mod envelope;
 pub mod identity;
 pub mod invite;
 pub mod journey;
+mod limits;
 pub mod mailbox;
 pub mod message;
 pub mod sos;

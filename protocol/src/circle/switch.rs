@@ -40,7 +40,7 @@ use rand_core::CryptoRngCore;
 use zeroize::Zeroizing;
 
 use crate::circle::envelope::{ENVELOPE_VERSION, SMALL_ENVELOPE_LEN};
-use crate::circle::journey::MAX_JOURNEY_SECS;
+use crate::circle::limits::MAX_JOURNEY_SECS;
 use crate::circle::wire::{DecodeError, Reader};
 
 /// Version byte of every switch request.
@@ -57,9 +57,7 @@ pub const SWITCH_SIG_DOMAIN: &[u8] = b"ronde/switch/v1/sig";
 pub const MAX_ALERTS: usize = 32;
 /// Deposits are padded with dummy alerts to a multiple of this.
 pub const ALERT_PAD_MULTIPLE: usize = 4;
-/// How long after the overdue time the relay releases the alerts, so that a
-/// phone that is alive sends its own overdue (with its last position) first.
-pub const SWITCH_SLACK_SECS: u64 = 120;
+pub use crate::circle::limits::SWITCH_SLACK_SECS;
 /// A release time is at most this far after the deposit.
 pub const MAX_SWITCH_HORIZON_SECS: u64 = MAX_JOURNEY_SECS + SWITCH_SLACK_SECS;
 /// Length of a deposit holding `n` alerts.
