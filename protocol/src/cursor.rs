@@ -9,6 +9,9 @@
 //! `Cursor<'_, E>`), which says how those two faults read in that format
 //! through `From<CursorError>`; every other check (versions, kinds, text,
 //! limits) stays with the format.
+//!
+//! Beside it, [`Put`] is the one writer: the same fields, appended to a
+//! `Vec<u8>` (the shape of `bytes::BufMut`).
 
 use std::marker::PhantomData;
 
@@ -89,6 +92,52 @@ impl<'a, E: From<CursorError>> Cursor<'a, E> {
     }
 }
 
+/// Appends canonical big-endian fields to a byte buffer: the writing side
+/// of [`Cursor`].
+pub(crate) trait Put {
+    /// One byte.
+    fn put_u8(&mut self, v: u8);
+    /// A big-endian `u16`.
+    fn put_u16(&mut self, v: u16);
+    /// A big-endian `u32`.
+    fn put_u32(&mut self, v: u32);
+    /// A big-endian `u64`.
+    fn put_u64(&mut self, v: u64);
+    /// A big-endian two's-complement `i32`.
+    fn put_i32(&mut self, v: i32);
+    /// Bytes as they are.
+    fn put_slice(&mut self, b: &[u8]);
+    /// `u8 length || UTF-8 bytes`, for a string the caller checked to be at
+    /// most 255 bytes (a longer one gets the length 255, which no decoder
+    /// accepts).
+    fn put_short_str(&mut self, s: &str);
+}
+
+impl Put for Vec<u8> {
+    fn put_u8(&mut self, v: u8) {
+        self.push(v);
+    }
+    fn put_u16(&mut self, v: u16) {
+        self.extend_from_slice(&v.to_be_bytes());
+    }
+    fn put_u32(&mut self, v: u32) {
+        self.extend_from_slice(&v.to_be_bytes());
+    }
+    fn put_u64(&mut self, v: u64) {
+        self.extend_from_slice(&v.to_be_bytes());
+    }
+    fn put_i32(&mut self, v: i32) {
+        self.extend_from_slice(&v.to_be_bytes());
+    }
+    fn put_slice(&mut self, b: &[u8]) {
+        self.extend_from_slice(b);
+    }
+    fn put_short_str(&mut self, s: &str) {
+        self.put_u8(u8::try_from(s.len()).unwrap_or(u8::MAX));
+        self.put_slice(s.as_bytes());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +165,27 @@ mod tests {
         let mut r = Plain::new(&[0; 3]);
         assert_eq!(r.u8(), Ok(0));
         assert_eq!(r.finish(), Err(CursorError::TrailingBytes(2)));
+    }
+
+    #[test]
+    fn what_put_writes_the_cursor_reads() {
+        let mut b = Vec::new();
+        b.put_u8(1);
+        b.put_u16(2);
+        b.put_u32(3);
+        b.put_i32(-2);
+        b.put_u64(4);
+        b.put_short_str("ab");
+        b.put_slice(&[9]);
+        let mut r = Plain::new(&b);
+        assert_eq!(r.u8(), Ok(1));
+        assert_eq!(r.u16(), Ok(2));
+        assert_eq!(r.u32(), Ok(3));
+        assert_eq!(r.i32(), Ok(-2));
+        assert_eq!(r.u64(), Ok(4));
+        assert_eq!(r.u8(), Ok(2));
+        assert_eq!(r.take(2), Ok(&b"ab"[..]));
+        assert_eq!(r.array::<1>(), Ok([9]));
+        assert_eq!(r.finish(), Ok(()));
     }
 }

@@ -33,7 +33,8 @@ use sha2::{Digest, Sha256};
 
 use crate::circle::base32::{self, Base32Error};
 use crate::circle::identity::{IdentityError, PublicIdentity};
-use crate::circle::wire::{check_text, push_short_text, read_short_text, DecodeError, Reader};
+use crate::circle::wire::{check_text, read_short_text, DecodeError, Reader};
+use crate::cursor::Put;
 
 /// What every invite code starts with.
 pub const INVITE_PREFIX: &str = "ronde1:";
@@ -218,10 +219,10 @@ impl Invite {
         b.extend_from_slice(&self.token.0);
         let minutes = u32::try_from(self.expires_at / 60).unwrap_or(u32::MAX);
         b.extend_from_slice(&minutes.to_be_bytes());
-        push_short_text(&mut b, &self.name);
+        b.put_short_str(&self.name);
         b.push(u8::try_from(self.addresses.len()).unwrap_or(u8::MAX));
         for a in &self.addresses {
-            push_short_text(&mut b, a);
+            b.put_short_str(a);
         }
         Ok(b)
     }

@@ -21,10 +21,9 @@
 use crate::circle::invite::{
     check_address, check_name, read_addresses, InviteToken, MAX_ADDRESSES, MAX_NAME_LEN,
 };
-use crate::circle::wire::{
-    check_text, len_u8, push_short_text, read_short_text, text, DecodeError, Reader,
-};
+use crate::circle::wire::{check_text, len_u8, read_short_text, text, DecodeError, Reader};
 use crate::circle::MessageId;
+use crate::cursor::Put;
 use crate::geo::{Cell, GeoError, MAX_CELL_PRECISION, MIN_CELL_PRECISION};
 
 /// Longest SOS note, in bytes of UTF-8.
@@ -343,10 +342,10 @@ impl Message {
                 addresses,
             } => {
                 b.extend_from_slice(&token.0);
-                push_short_text(&mut b, name);
+                b.put_short_str(name);
                 b.push(len_u8(addresses.len()));
                 for a in addresses {
-                    push_short_text(&mut b, a);
+                    b.put_short_str(a);
                 }
             }
             Message::Confirm | Message::Leave => {}

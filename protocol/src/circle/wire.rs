@@ -110,12 +110,6 @@ pub(crate) fn text<'a>(
     Ok(s)
 }
 
-/// `len u8 || bytes`; callers have checked the length fits.
-pub(crate) fn push_short_text(b: &mut Vec<u8>, s: &str) {
-    b.push(len_u8(s.len()));
-    b.extend_from_slice(s.as_bytes());
-}
-
 /// A length known to fit a byte (over 255 would give 255, which no
 /// decoder accepts for these fields).
 pub(crate) fn len_u8(n: usize) -> u8 {

@@ -12,7 +12,8 @@ use super::keys::{DirectoryKey, PlaceId, SIG_LEN};
 use super::limits::{
     DIRECTORY_CLOCK_SKEW_SECS, MAX_CITY_LEN, MAX_DIRECTORY_SIZE, MAX_MEDIATORS, MAX_PLACES,
 };
-use super::wire::{version, Reader, Writer, DIRECTORY_VERSION};
+use super::wire::{version, Reader, DIRECTORY_VERSION};
+use crate::cursor::Put;
 
 /// Domain separator of the city's signature over a directory.
 pub const DIRECTORY_SIGN_DOMAIN: &[u8] = b"ronde/directory/v1/sig";
@@ -115,29 +116,29 @@ impl Directory {
     }
 
     fn body(&self) -> Vec<u8> {
-        let mut w = Writer(Vec::with_capacity(256 + 300 * self.places.len()));
-        w.u8(DIRECTORY_VERSION);
-        w.str(&self.city);
-        w.u64(self.serial);
-        w.u64(self.issued_at);
-        w.u64(self.expires_at);
+        let mut w = Vec::with_capacity(256 + 300 * self.places.len());
+        w.put_u8(DIRECTORY_VERSION);
+        w.put_short_str(&self.city);
+        w.put_u64(self.serial);
+        w.put_u64(self.issued_at);
+        w.put_u64(self.expires_at);
         // Counts were checked to be at most MAX_PLACES (< u16::MAX).
         let n = |len: usize| u16::try_from(len).unwrap_or(u16::MAX);
-        w.u16(n(self.places.len()));
+        w.put_u16(n(self.places.len()));
         for p in &self.places {
             encode_place(&mut w, p);
         }
-        w.u16(n(self.mediators.len()));
+        w.put_u16(n(self.mediators.len()));
         for m in &self.mediators {
             encode_mediator(&mut w, m);
         }
-        w.u16(n(self.heartbeats.len()));
+        w.put_u16(n(self.heartbeats.len()));
         for h in &self.heartbeats {
-            w.bytes(&h.place.0);
-            w.u64(h.confirmed_at);
-            w.bytes(&h.signature);
+            w.put_slice(&h.place.0);
+            w.put_u64(h.confirmed_at);
+            w.put_slice(&h.signature);
         }
-        w.0
+        w
     }
 
     /// Check, encode and sign with the city key: the bytes a relay serves.

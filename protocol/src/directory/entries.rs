@@ -13,7 +13,8 @@ use super::limits::{
     MAX_AREA_LEN, MAX_CONTACT_LEN, MAX_HEARTBEAT_TTL_SECS, MAX_HOURS_LEN, MAX_LISTING_AGE_SECS,
     MAX_NAME_LEN, MAX_PHONE_LEN, MAX_ROLE_LEN,
 };
-use super::wire::{version, Reader, Writer, DIRECTORY_VERSION};
+use super::wire::{version, Reader, DIRECTORY_VERSION};
+use crate::cursor::Put;
 
 /// Length of an encoded heartbeat.
 pub const HEARTBEAT_LEN: usize = 1 + 16 + 8 + 64;
@@ -321,24 +322,24 @@ impl Mediator {
     }
 }
 
-pub(super) fn encode_place(w: &mut Writer, p: &SafePlace) {
-    w.bytes(&p.id.0);
-    w.u8(p.kind.code());
-    w.str(&p.name);
-    w.i32(p.location.lat_e7);
-    w.i32(p.location.lon_e7);
-    w.str(&p.opening_hours);
-    w.str(&p.contact);
-    w.u64(p.verified_at);
-    w.u64(p.expires_at);
+pub(super) fn encode_place(w: &mut Vec<u8>, p: &SafePlace) {
+    w.put_slice(&p.id.0);
+    w.put_u8(p.kind.code());
+    w.put_short_str(&p.name);
+    w.put_i32(p.location.lat_e7);
+    w.put_i32(p.location.lon_e7);
+    w.put_short_str(&p.opening_hours);
+    w.put_short_str(&p.contact);
+    w.put_u64(p.verified_at);
+    w.put_u64(p.expires_at);
     match p.heartbeat_key {
         Some(k) => {
-            w.u8(1);
-            w.bytes(&k.0);
+            w.put_u8(1);
+            w.put_slice(&k.0);
         }
-        None => w.u8(0),
+        None => w.put_u8(0),
     }
-    w.u32(p.heartbeat_ttl_secs);
+    w.put_u32(p.heartbeat_ttl_secs);
 }
 
 pub(super) fn decode_place(r: &mut Reader<'_>) -> Result<SafePlace, DirectoryError> {
@@ -379,15 +380,15 @@ pub(super) fn decode_place(r: &mut Reader<'_>) -> Result<SafePlace, DirectoryErr
     Ok(p)
 }
 
-pub(super) fn encode_mediator(w: &mut Writer, m: &Mediator) {
-    w.bytes(&m.id.0);
-    w.str(&m.name);
-    w.str(&m.role);
-    w.str(&m.phone);
-    w.str(&m.area);
-    w.str(&m.hours);
-    w.u64(m.verified_at);
-    w.u64(m.expires_at);
+pub(super) fn encode_mediator(w: &mut Vec<u8>, m: &Mediator) {
+    w.put_slice(&m.id.0);
+    w.put_short_str(&m.name);
+    w.put_short_str(&m.role);
+    w.put_short_str(&m.phone);
+    w.put_short_str(&m.area);
+    w.put_short_str(&m.hours);
+    w.put_u64(m.verified_at);
+    w.put_u64(m.expires_at);
 }
 
 pub(super) fn decode_mediator(r: &mut Reader<'_>) -> Result<Mediator, DirectoryError> {
@@ -410,9 +411,9 @@ impl SafePlace {
     /// version byte in front), e.g. for storage.
     pub fn to_bytes(&self) -> Result<Vec<u8>, DirectoryError> {
         self.check()?;
-        let mut w = Writer(vec![DIRECTORY_VERSION]);
+        let mut w = vec![DIRECTORY_VERSION];
         encode_place(&mut w, self);
-        Ok(w.0)
+        Ok(w)
     }
     /// Parse bytes written by [`SafePlace::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<SafePlace, DirectoryError> {
@@ -428,9 +429,9 @@ impl Mediator {
     /// Canonical bytes of this entry alone (with a version byte in front).
     pub fn to_bytes(&self) -> Result<Vec<u8>, DirectoryError> {
         self.check()?;
-        let mut w = Writer(vec![DIRECTORY_VERSION]);
+        let mut w = vec![DIRECTORY_VERSION];
         encode_mediator(&mut w, self);
-        Ok(w.0)
+        Ok(w)
     }
     /// Parse bytes written by [`Mediator::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Mediator, DirectoryError> {

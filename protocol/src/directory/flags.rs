@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 use super::error::DirectoryError;
 use super::keys::{PlaceId, SIG_LEN};
 use super::limits::MAX_FLAG_AGE_SECS;
-use super::wire::{version, Reader, Writer, DIRECTORY_VERSION};
+use super::wire::{version, Reader, DIRECTORY_VERSION};
+use crate::cursor::Put;
 use crate::pow::leading_zero_bits;
 use crate::validate::MAX_CLOCK_SKEW_SECS;
 
@@ -125,16 +126,16 @@ impl Flag {
 
     /// Canonical bytes ([`FLAG_LEN`]).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut w = Writer(Vec::with_capacity(FLAG_LEN));
-        w.u8(DIRECTORY_VERSION);
-        w.bytes(&self.place.0);
-        w.u8(self.reason.code());
-        w.u32(self.observed_minute);
-        w.bytes(&self.public_key);
-        w.u8(self.difficulty);
-        w.u64(self.nonce);
-        w.bytes(&self.signature);
-        w.0
+        let mut w = Vec::with_capacity(FLAG_LEN);
+        w.put_u8(DIRECTORY_VERSION);
+        w.put_slice(&self.place.0);
+        w.put_u8(self.reason.code());
+        w.put_u32(self.observed_minute);
+        w.put_slice(&self.public_key);
+        w.put_u8(self.difficulty);
+        w.put_u64(self.nonce);
+        w.put_slice(&self.signature);
+        w
     }
 
     /// When it was observed, Unix seconds.
