@@ -27,6 +27,7 @@ use rand_core::CryptoRngCore;
 use sha2::{Digest, Sha256};
 
 use crate::category::Category;
+use crate::cursor::Put;
 use crate::cursor::{Cursor, CursorError};
 use crate::geo::Cell;
 use crate::pow;
@@ -306,21 +307,21 @@ impl Report {
     /// The canonical bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(self.encoded_len());
-        b.push(VERSION);
-        b.push(self.category.code());
-        b.push(self.cell.precision());
-        b.extend_from_slice(self.cell.as_str().as_bytes());
-        b.extend_from_slice(&self.observed_minute.to_be_bytes());
-        b.push(self.ttl_minutes);
-        b.extend_from_slice(&self.public_key);
+        b.put_u8(VERSION);
+        b.put_u8(self.category.code());
+        b.put_u8(self.cell.precision());
+        b.put_slice(self.cell.as_str().as_bytes());
+        b.put_u32(self.observed_minute);
+        b.put_u8(self.ttl_minutes);
+        b.put_slice(&self.public_key);
         match self.proof {
             Proof::Work { difficulty, nonce } => {
-                b.push(PROOF_KIND_WORK);
-                b.push(difficulty);
-                b.extend_from_slice(&nonce.to_be_bytes());
+                b.put_u8(PROOF_KIND_WORK);
+                b.put_u8(difficulty);
+                b.put_u64(nonce);
             }
         }
-        b.extend_from_slice(&self.signature);
+        b.put_slice(&self.signature);
         b
     }
 

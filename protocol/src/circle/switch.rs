@@ -42,6 +42,7 @@ use zeroize::Zeroizing;
 use crate::circle::envelope::{ENVELOPE_VERSION, SMALL_ENVELOPE_LEN};
 use crate::circle::limits::MAX_JOURNEY_SECS;
 use crate::circle::wire::{DecodeError, Reader};
+use crate::cursor::Put;
 
 /// Version byte of every switch request.
 pub const SWITCH_VERSION: u8 = 1;
@@ -234,16 +235,16 @@ impl Deposit {
 
     fn unsigned_bytes(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(deposit_len(self.alerts.len()));
-        b.push(SWITCH_VERSION);
-        b.push(KIND_DEPOSIT);
-        b.extend_from_slice(&self.relay);
-        b.extend_from_slice(&self.key);
-        b.extend_from_slice(&self.release_at.to_be_bytes());
+        b.put_u8(SWITCH_VERSION);
+        b.put_u8(KIND_DEPOSIT);
+        b.put_slice(&self.relay);
+        b.put_slice(&self.key);
+        b.put_u64(self.release_at);
         // At most MAX_ALERTS, checked when built or parsed.
-        b.push(u8::try_from(self.alerts.len()).unwrap_or(u8::MAX));
+        b.put_u8(u8::try_from(self.alerts.len()).unwrap_or(u8::MAX));
         for a in &self.alerts {
-            b.extend_from_slice(&a.mailbox);
-            b.extend_from_slice(&a.envelope);
+            b.put_slice(&a.mailbox);
+            b.put_slice(&a.envelope);
         }
         b
     }
@@ -251,7 +252,7 @@ impl Deposit {
     /// The canonical bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut b = self.unsigned_bytes();
-        b.extend_from_slice(&self.signature);
+        b.put_slice(&self.signature);
         b
     }
 
@@ -310,17 +311,17 @@ impl Heartbeat {
     }
     fn unsigned_bytes(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(HEARTBEAT_LEN);
-        b.push(SWITCH_VERSION);
-        b.push(KIND_HEARTBEAT);
-        b.extend_from_slice(&self.key);
-        b.extend_from_slice(&self.counter.to_be_bytes());
-        b.extend_from_slice(&self.release_at.to_be_bytes());
+        b.put_u8(SWITCH_VERSION);
+        b.put_u8(KIND_HEARTBEAT);
+        b.put_slice(&self.key);
+        b.put_u64(self.counter);
+        b.put_u64(self.release_at);
         b
     }
     /// The canonical bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut b = self.unsigned_bytes();
-        b.extend_from_slice(&self.signature);
+        b.put_slice(&self.signature);
         b
     }
     /// Parse and verify.
@@ -356,16 +357,16 @@ impl Withdraw {
     }
     fn unsigned_bytes(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(WITHDRAW_LEN);
-        b.push(SWITCH_VERSION);
-        b.push(KIND_WITHDRAW);
-        b.extend_from_slice(&self.key);
-        b.extend_from_slice(&self.counter.to_be_bytes());
+        b.put_u8(SWITCH_VERSION);
+        b.put_u8(KIND_WITHDRAW);
+        b.put_slice(&self.key);
+        b.put_u64(self.counter);
         b
     }
     /// The canonical bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut b = self.unsigned_bytes();
-        b.extend_from_slice(&self.signature);
+        b.put_slice(&self.signature);
         b
     }
     /// Parse and verify.

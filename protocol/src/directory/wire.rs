@@ -1,7 +1,8 @@
 //! The directory's canonical encoding, shared by entries, documents,
 //! heartbeats and flags: the version byte, and the crate's byte cursor with
 //! [`DirectoryError`]s ([`Reader`]), which reads `u8 length || UTF-8`
-//! strings too. They are written with the crate's writer, [`Put`](crate::cursor::Put).
+//! strings too. They are written with the crate's writer,
+//! [`Put`](crate::cursor::Put).
 
 use super::error::DirectoryError;
 use crate::cursor::{Cursor, CursorError};
