@@ -18,15 +18,19 @@
 //!
 //! A precision-7 report is 121 bytes; nothing over [`MAX_REPORT_SIZE`] is
 //! even parsed.
+//!
+//! Why bytes are not a valid report, [`Rejection`], lives here too: the
+//! decoder gives its structural faults, [`mod@crate::validate`] the rest.
 
 use ed25519_dalek::{Signer, SigningKey};
 use rand_core::CryptoRngCore;
 use sha2::{Digest, Sha256};
 
+use crate::category::Category;
+use crate::cursor::Put;
+use crate::cursor::{Cursor, CursorError};
 use crate::geo::Cell;
 use crate::pow;
-use crate::validate::{Malformed, Rejection};
-use crate::Category;
 
 /// The wire version this crate writes and reads.
 pub const VERSION: u8 = 1;
@@ -47,6 +51,83 @@ pub const PROOF_KIND_WORK: u8 = 1;
 const SIG_LEN: usize = 64;
 const NONCE_LEN: usize = 8;
 
+/// Why bytes are not a valid report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// More bytes than [`MAX_REPORT_SIZE`].
+    #[error("report of {0} bytes is over the {max}-byte limit", max = MAX_REPORT_SIZE)]
+    TooLarge(usize),
+    /// Not a well-formed version-1 report.
+    #[error("malformed report: {0}")]
+    Malformed(Malformed),
+    /// Cell precision other than 6 or 7, or not a geohash.
+    #[error("the cell is not a geohash of precision 6 or 7")]
+    BadCell,
+    /// TTL over the maximum.
+    #[error("ttl is over the maximum")]
+    TtlTooLong,
+    /// Observed more than the tolerated skew after `now`.
+    #[error("observed in the future (beyond the tolerated clock skew)")]
+    FromFuture,
+    /// `expires_at <= now`.
+    #[error("expired")]
+    Expired,
+    /// Difficulty under the network minimum, or a stamp that does not hold.
+    #[error("not enough proof of work")]
+    NotEnoughWork,
+    /// The signature does not hold under the report's key (the cofactored
+    /// rule of `docs/protocol.md` §1.6), or an encoding in it is not
+    /// acceptable.
+    #[error("bad signature")]
+    BadSignature,
+}
+
+/// The structural faults behind [`Rejection::Malformed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    /// Input ended before the report did.
+    #[error("truncated")]
+    Truncated,
+    /// Bytes left after the signature.
+    #[error("{0} trailing bytes")]
+    TrailingBytes(usize),
+    /// A version this code does not speak.
+    #[error("unsupported version {0}")]
+    UnsupportedVersion(u8),
+    /// A category code this version does not know.
+    #[error("unknown category code {0}")]
+    UnknownCategory(u8),
+    /// A proof kind this version does not know.
+    #[error("unsupported proof kind {0}")]
+    UnsupportedProof(u8),
+    /// A TTL of zero minutes.
+    #[error("zero ttl")]
+    ZeroTtl,
+}
+
+impl Rejection {
+    /// A stable snake_case name, for metrics, logs and test vectors.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::TooLarge(_) => "too_large",
+            Rejection::Malformed(_) => "malformed",
+            Rejection::BadCell => "bad_cell",
+            Rejection::TtlTooLong => "ttl_too_long",
+            Rejection::FromFuture => "from_future",
+            Rejection::Expired => "expired",
+            Rejection::NotEnoughWork => "not_enough_work",
+            Rejection::BadSignature => "bad_signature",
+        }
+    }
+
+    /// Whether the sender is at fault. `Expired` and `FromFuture` can happen
+    /// to honest peers (slow links, skewed clocks) and should be ignored
+    /// rather than punished; everything else is a protocol violation.
+    pub fn is_misbehaviour(&self) -> bool {
+        !matches!(self, Rejection::Expired | Rejection::FromFuture)
+    }
+}
+
 /// A report's identity: `SHA-256("ronde/report/v1/id" || canonical bytes)`.
 /// Used to deduplicate and as the gossip message id.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -66,7 +147,7 @@ pub enum Proof {
 }
 
 /// A decoded report. Holding one says nothing about its validity: use
-/// [`crate::validate`] to get a [`crate::VerifiedReport`].
+/// [`mod@crate::validate`] to get a [`crate::VerifiedReport`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     category: Category,
@@ -226,21 +307,21 @@ impl Report {
     /// The canonical bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(self.encoded_len());
-        b.push(VERSION);
-        b.push(self.category.code());
-        b.push(self.cell.precision());
-        b.extend_from_slice(self.cell.as_str().as_bytes());
-        b.extend_from_slice(&self.observed_minute.to_be_bytes());
-        b.push(self.ttl_minutes);
-        b.extend_from_slice(&self.public_key);
+        b.put_u8(VERSION);
+        b.put_u8(self.category.code());
+        b.put_u8(self.cell.precision());
+        b.put_slice(self.cell.as_str().as_bytes());
+        b.put_u32(self.observed_minute);
+        b.put_u8(self.ttl_minutes);
+        b.put_slice(&self.public_key);
         match self.proof {
             Proof::Work { difficulty, nonce } => {
-                b.push(PROOF_KIND_WORK);
-                b.push(difficulty);
-                b.extend_from_slice(&nonce.to_be_bytes());
+                b.put_u8(PROOF_KIND_WORK);
+                b.put_u8(difficulty);
+                b.put_u64(nonce);
             }
         }
-        b.extend_from_slice(&self.signature);
+        b.put_slice(&self.signature);
         b
     }
 
@@ -279,13 +360,13 @@ impl Report {
     }
 
     /// Parse canonical bytes. Checks structure only (size, version, category,
-    /// cell, proof kind, no trailing bytes); [`crate::validate`] checks the
+    /// cell, proof kind, no trailing bytes); [`mod@crate::validate`] checks the
     /// rest.
     pub fn from_bytes(bytes: &[u8]) -> Result<Report, Rejection> {
         if bytes.len() > MAX_REPORT_SIZE {
             return Err(Rejection::TooLarge(bytes.len()));
         }
-        let mut r = Reader(bytes);
+        let mut r = Cursor::<Rejection>::new(bytes);
         let version = r.u8()?;
         if version != VERSION {
             return Err(Rejection::Malformed(Malformed::UnsupportedVersion(version)));
@@ -317,9 +398,7 @@ impl Report {
             other => return Err(Rejection::Malformed(Malformed::UnsupportedProof(other))),
         };
         let signature = r.array()?;
-        if !r.0.is_empty() {
-            return Err(Rejection::Malformed(Malformed::TrailingBytes(r.0.len())));
-        }
+        r.finish()?;
         Ok(Report {
             category,
             cell,
@@ -332,24 +411,13 @@ impl Report {
     }
 }
 
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Rejection> {
-        if self.0.len() < n {
-            return Err(Rejection::Malformed(Malformed::Truncated));
-        }
-        let (head, tail) = self.0.split_at(n);
-        self.0 = tail;
-        Ok(head)
-    }
-    fn u8(&mut self) -> Result<u8, Rejection> {
-        Ok(self.take(1)?[0])
-    }
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], Rejection> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N)?);
-        Ok(a)
+/// How the cursor's two faults read as a report rejection.
+impl From<CursorError> for Rejection {
+    fn from(e: CursorError) -> Self {
+        Rejection::Malformed(match e {
+            CursorError::Truncated => Malformed::Truncated,
+            CursorError::TrailingBytes(n) => Malformed::TrailingBytes(n),
+        })
     }
 }
 

@@ -16,8 +16,10 @@
 use rand_core::CryptoRngCore;
 
 use crate::pow;
-use crate::report::{Report, ReportId, MAX_TTL_MINUTES};
+use crate::report::{Proof, Report, ReportId, MAX_TTL_MINUTES};
 use crate::signature;
+
+pub use crate::report::{Malformed, Rejection};
 
 /// How far in the future a report's observation time may be (clock skew).
 pub const MAX_CLOCK_SKEW_SECS: u64 = 120;
@@ -41,83 +43,6 @@ impl Default for Policy {
             max_clock_skew_secs: MAX_CLOCK_SKEW_SECS,
             max_ttl_minutes: MAX_TTL_MINUTES,
         }
-    }
-}
-
-/// Why bytes are not a valid report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Rejection {
-    /// More bytes than [`crate::MAX_REPORT_SIZE`].
-    #[error("report of {0} bytes is over the {max}-byte limit", max = crate::MAX_REPORT_SIZE)]
-    TooLarge(usize),
-    /// Not a well-formed version-1 report.
-    #[error("malformed report: {0}")]
-    Malformed(Malformed),
-    /// Cell precision other than 6 or 7, or not a geohash.
-    #[error("the cell is not a geohash of precision 6 or 7")]
-    BadCell,
-    /// TTL over the maximum.
-    #[error("ttl is over the maximum")]
-    TtlTooLong,
-    /// Observed more than the tolerated skew after `now`.
-    #[error("observed in the future (beyond the tolerated clock skew)")]
-    FromFuture,
-    /// `expires_at <= now`.
-    #[error("expired")]
-    Expired,
-    /// Difficulty under the network minimum, or a stamp that does not hold.
-    #[error("not enough proof of work")]
-    NotEnoughWork,
-    /// The signature does not hold under the report's key (the cofactored
-    /// rule of `docs/protocol.md` §1.6), or an encoding in it is not
-    /// acceptable.
-    #[error("bad signature")]
-    BadSignature,
-}
-
-/// The structural faults behind [`Rejection::Malformed`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Malformed {
-    /// Input ended before the report did.
-    #[error("truncated")]
-    Truncated,
-    /// Bytes left after the signature.
-    #[error("{0} trailing bytes")]
-    TrailingBytes(usize),
-    /// A version this code does not speak.
-    #[error("unsupported version {0}")]
-    UnsupportedVersion(u8),
-    /// A category code this version does not know.
-    #[error("unknown category code {0}")]
-    UnknownCategory(u8),
-    /// A proof kind this version does not know.
-    #[error("unsupported proof kind {0}")]
-    UnsupportedProof(u8),
-    /// A TTL of zero minutes.
-    #[error("zero ttl")]
-    ZeroTtl,
-}
-
-impl Rejection {
-    /// A stable snake_case name, for metrics, logs and test vectors.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Rejection::TooLarge(_) => "too_large",
-            Rejection::Malformed(_) => "malformed",
-            Rejection::BadCell => "bad_cell",
-            Rejection::TtlTooLong => "ttl_too_long",
-            Rejection::FromFuture => "from_future",
-            Rejection::Expired => "expired",
-            Rejection::NotEnoughWork => "not_enough_work",
-            Rejection::BadSignature => "bad_signature",
-        }
-    }
-
-    /// Whether the sender is at fault. `Expired` and `FromFuture` can happen
-    /// to honest peers (slow links, skewed clocks) and should be ignored
-    /// rather than punished; everything else is a protocol violation.
-    pub fn is_misbehaviour(&self) -> bool {
-        !matches!(self, Rejection::Expired | Rejection::FromFuture)
     }
 }
 
@@ -224,7 +149,7 @@ pub fn precheck(bytes: &[u8], now: u64, policy: &Policy) -> Result<Prechecked, R
     if report.expires_at() <= now {
         return Err(Rejection::Expired);
     }
-    let crate::Proof::Work { difficulty, .. } = report.proof();
+    let Proof::Work { difficulty, .. } = report.proof();
     if difficulty < policy.min_difficulty || !report.work_holds(bytes) {
         return Err(Rejection::NotEnoughWork);
     }

@@ -47,7 +47,7 @@ use crate::circle::invite::{check_address, check_name, Invite, InviteToken, MAX_
 use crate::circle::mailbox::{epoch_of, mailbox_address, PairSecret};
 use crate::circle::message::{Message, KIND_ACCEPT, KIND_CONFIRM};
 use crate::circle::switch::Alert;
-use crate::circle::DecodeError;
+use crate::circle::wire::DecodeError;
 
 /// Most contacts in a circle.
 pub const MAX_CONTACTS: usize = 32;

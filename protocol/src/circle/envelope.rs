@@ -47,7 +47,7 @@ use zeroize::Zeroizing;
 use crate::circle::identity::{Identity, IdentityError, PublicIdentity, PUBLIC_IDENTITY_LEN};
 use crate::circle::invite::InviteToken;
 use crate::circle::message::Message;
-use crate::circle::DecodeError;
+use crate::circle::wire::DecodeError;
 
 type Kem = hpke::kem::X25519HkdfSha256;
 type Kdf = hpke::kdf::HkdfSha256;

@@ -33,9 +33,8 @@ use sha2::{Digest, Sha256};
 
 use crate::circle::base32::{self, Base32Error};
 use crate::circle::identity::{IdentityError, PublicIdentity};
-use crate::circle::message::{push_short_text, read_short_text};
-use crate::circle::wire::{check_text, Reader};
-use crate::circle::DecodeError;
+use crate::circle::wire::{check_text, read_short_text, DecodeError, Reader};
+use crate::cursor::Put;
 
 /// What every invite code starts with.
 pub const INVITE_PREFIX: &str = "ronde1:";
@@ -218,15 +217,15 @@ impl Invite {
     pub fn payload(&self) -> Result<Vec<u8>, DecodeError> {
         self.validate()?;
         let mut b = Vec::with_capacity(128);
-        b.push(INVITE_VERSION);
-        b.extend_from_slice(&self.identity.to_bytes());
-        b.extend_from_slice(&self.token.0);
+        b.put_u8(INVITE_VERSION);
+        b.put_slice(&self.identity.to_bytes());
+        b.put_slice(&self.token.0);
         let minutes = u32::try_from(self.expires_at / 60).unwrap_or(u32::MAX);
-        b.extend_from_slice(&minutes.to_be_bytes());
-        push_short_text(&mut b, &self.name);
-        b.push(u8::try_from(self.addresses.len()).unwrap_or(u8::MAX));
+        b.put_u32(minutes);
+        b.put_short_str(&self.name);
+        b.put_u8(u8::try_from(self.addresses.len()).unwrap_or(u8::MAX));
         for a in &self.addresses {
-            push_short_text(&mut b, a);
+            b.put_short_str(a);
         }
         Ok(b)
     }
@@ -239,7 +238,7 @@ impl Invite {
         let mut b = self.payload().unwrap_or_default();
         if !b.is_empty() {
             let c = checksum(&b);
-            b.extend_from_slice(&c);
+            b.put_slice(&c);
         }
         format!("{INVITE_PREFIX}{}", base32::encode(&b))
     }

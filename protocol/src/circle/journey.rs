@@ -30,12 +30,11 @@
 
 use rand_core::CryptoRngCore;
 
+use crate::circle::limits::SWITCH_SLACK_SECS;
 use crate::circle::message::{Fix, Message, Place};
-use crate::circle::switch::SWITCH_SLACK_SECS;
 use crate::circle::{Effect, MessageId};
 
-/// Hard cap on a journey: sharing stops this long after the start.
-pub const MAX_JOURNEY_SECS: u64 = 8 * 3600;
+pub use crate::circle::limits::MAX_JOURNEY_SECS;
 /// Longest grace period.
 pub const MAX_GRACE_SECS: u64 = 3600;
 /// Default grace period.

@@ -21,8 +21,9 @@
 use crate::circle::invite::{
     check_address, check_name, read_addresses, InviteToken, MAX_ADDRESSES, MAX_NAME_LEN,
 };
-use crate::circle::wire::{check_text, text, Reader};
-use crate::circle::{DecodeError, MessageId};
+use crate::circle::wire::{check_text, len_u8, read_short_text, text, DecodeError, Reader};
+use crate::circle::MessageId;
+use crate::cursor::Put;
 use crate::geo::{Cell, GeoError, MAX_CELL_PRECISION, MIN_CELL_PRECISION};
 
 /// Longest SOS note, in bytes of UTF-8.
@@ -114,15 +115,15 @@ impl Place {
                 lon_e7,
                 accuracy_m,
             } => {
-                b.push(PLACE_POINT);
-                b.extend_from_slice(&lat_e7.to_be_bytes());
-                b.extend_from_slice(&lon_e7.to_be_bytes());
-                b.extend_from_slice(&accuracy_m.to_be_bytes());
+                b.put_u8(PLACE_POINT);
+                b.put_i32(*lat_e7);
+                b.put_i32(*lon_e7);
+                b.put_u16(*accuracy_m);
             }
             Place::Cell(c) => {
-                b.push(PLACE_CELL);
-                b.push(c.precision());
-                b.extend_from_slice(c.as_str().as_bytes());
+                b.put_u8(PLACE_CELL);
+                b.put_u8(c.precision());
+                b.put_slice(c.as_str().as_bytes());
             }
         }
     }
@@ -172,7 +173,7 @@ pub struct Fix {
 
 impl Fix {
     fn encode(&self, b: &mut Vec<u8>) {
-        b.extend_from_slice(&self.at.to_be_bytes());
+        b.put_u64(self.at);
         self.place.encode(b);
     }
     fn decode(r: &mut Reader<'_>) -> Result<Fix, DecodeError> {
@@ -333,18 +334,18 @@ impl Message {
     pub fn to_bytes(&self) -> Result<Vec<u8>, DecodeError> {
         self.validate()?;
         let mut b = Vec::with_capacity(64);
-        b.push(self.kind());
+        b.put_u8(self.kind());
         match self {
             Message::Accept {
                 token,
                 name,
                 addresses,
             } => {
-                b.extend_from_slice(&token.0);
-                push_short_text(&mut b, name);
-                b.push(len_u8(addresses.len()));
+                b.put_slice(&token.0);
+                b.put_short_str(name);
+                b.put_u8(len_u8(addresses.len()));
                 for a in addresses {
-                    push_short_text(&mut b, a);
+                    b.put_short_str(a);
                 }
             }
             Message::Confirm | Message::Leave => {}
@@ -355,31 +356,31 @@ impl Message {
                 expected_arrival,
                 grace_secs,
             } => {
-                b.extend_from_slice(&journey.0);
-                b.extend_from_slice(&started_at.to_be_bytes());
+                b.put_slice(&journey.0);
+                b.put_u64(*started_at);
                 destination.encode(&mut b);
-                b.extend_from_slice(&expected_arrival.to_be_bytes());
-                b.extend_from_slice(&grace_secs.to_be_bytes());
+                b.put_u64(*expected_arrival);
+                b.put_u32(*grace_secs);
             }
             Message::Position { journey, fix } => {
-                b.extend_from_slice(&journey.0);
+                b.put_slice(&journey.0);
                 fix.encode(&mut b);
             }
             Message::Arrived { journey, at } | Message::JourneyCancelled { journey, at } => {
-                b.extend_from_slice(&journey.0);
-                b.extend_from_slice(&at.to_be_bytes());
+                b.put_slice(&journey.0);
+                b.put_u64(*at);
             }
             Message::Overdue {
                 journey,
                 expected_arrival,
                 last_seen,
             } => {
-                b.extend_from_slice(&journey.0);
-                b.extend_from_slice(&expected_arrival.to_be_bytes());
+                b.put_slice(&journey.0);
+                b.put_u64(*expected_arrival);
                 match last_seen {
-                    None => b.push(0),
+                    None => b.put_u8(0),
                     Some(fix) => {
-                        b.push(1);
+                        b.put_u8(1);
                         fix.encode(&mut b);
                     }
                 }
@@ -390,25 +391,25 @@ impl Message {
                 place,
                 note,
             } => {
-                b.extend_from_slice(&sos.0);
-                b.extend_from_slice(&at.to_be_bytes());
+                b.put_slice(&sos.0);
+                b.put_u64(*at);
                 match place {
-                    None => b.push(0),
+                    None => b.put_u8(0),
                     Some(p) => {
-                        b.push(1);
+                        b.put_u8(1);
                         p.encode(&mut b);
                     }
                 }
                 // ≤ 280 bytes, checked by validate.
                 let len = u16::try_from(note.len()).unwrap_or(u16::MAX);
-                b.extend_from_slice(&len.to_be_bytes());
-                b.extend_from_slice(note.as_bytes());
+                b.put_u16(len);
+                b.put_slice(note.as_bytes());
             }
             Message::SosCancelled { sos, at } => {
-                b.extend_from_slice(&sos.0);
-                b.extend_from_slice(&at.to_be_bytes());
+                b.put_slice(&sos.0);
+                b.put_u64(*at);
             }
-            Message::Ack { of } => b.extend_from_slice(&of.0),
+            Message::Ack { of } => b.put_slice(&of.0),
         }
         Ok(b)
     }
@@ -501,30 +502,4 @@ impl Message {
         r.finish()?;
         Ok(m)
     }
-}
-
-/// `len u8 || bytes`; callers have checked the length fits.
-pub(crate) fn push_short_text(b: &mut Vec<u8>, s: &str) {
-    b.push(len_u8(s.len()));
-    b.extend_from_slice(s.as_bytes());
-}
-
-fn len_u8(n: usize) -> u8 {
-    u8::try_from(n).unwrap_or(u8::MAX)
-}
-
-/// `len u8 || UTF-8`, refusing over `max` bytes.
-pub(crate) fn read_short_text(
-    r: &mut Reader<'_>,
-    field: &'static str,
-    max: usize,
-) -> Result<String, DecodeError> {
-    let len = usize::from(r.u8()?);
-    if len > max {
-        return Err(DecodeError::FieldTooLong { field, len, max });
-    }
-    let bytes = r.take(len)?;
-    Ok(std::str::from_utf8(bytes)
-        .map_err(|_| DecodeError::BadText(field))?
-        .to_owned())
 }

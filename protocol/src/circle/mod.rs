@@ -9,6 +9,8 @@
 //!
 //! The pieces, bottom up:
 //!
+//! * `wire`: the [`DecodeError`] every decoder here shares, the byte cursor
+//!   they read with and the rules for text fields.
 //! * [`identity`]: a device's long-term [`Identity`] (an Ed25519 signing key
 //!   and an X25519 encryption key, never used for reports), its public half
 //!   [`PublicIdentity`], the local [`ContactId`] and the human-comparable
@@ -22,6 +24,8 @@
 //! * [`contacts`]: the [`Circle`]: contacts, the invite → accept → confirm
 //!   handshake, per-contact counters, and the rules on who may send what.
 //! * [`mailbox`]: per-pair, per-day mailbox addresses a relay cannot link.
+//! * `limits`: the time limits that journeys, the switch and the watch share
+//!   ([`MAX_JOURNEY_SECS`], [`switch::SWITCH_SLACK_SECS`]).
 //! * [`switch`]: the dead-man's switch deposited with a relay
 //!   ([`SwitchOwner`] on the phone, [`DeadManSwitch`] on the relay).
 //! * [`journey`] and [`sos`]: sans-IO state machines that turn user actions
@@ -69,11 +73,13 @@ pub mod envelope;
 pub mod identity;
 pub mod invite;
 pub mod journey;
+mod limits;
 pub mod mailbox;
 pub mod message;
 pub mod sos;
 pub mod switch;
 pub mod watch;
+pub(crate) mod wire;
 
 pub use contacts::{
     Circle, CircleError, Contact, ContactEvent, ContactState, PendingInvite, Received,
@@ -96,47 +102,7 @@ pub use switch::{
     Withdraw,
 };
 pub use watch::{Notice, Watch};
-
-/// Why bytes could not be decoded. Shared by every decoder of this module.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
-    /// The input is longer than the format allows; nothing was parsed.
-    #[error("{len} bytes is over the limit of {max}")]
-    TooLarge {
-        /// Length of the input.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// The input ends in the middle of a field.
-    #[error("truncated input")]
-    Truncated,
-    /// Bytes are left after the last field.
-    #[error("{0} trailing bytes")]
-    TrailingBytes(usize),
-    /// A version this implementation does not know.
-    #[error("unsupported version {0}")]
-    UnsupportedVersion(u8),
-    /// A message, place or request kind this implementation does not know.
-    #[error("unknown kind {0:#04x}")]
-    UnknownKind(u8),
-    /// A variable-length field is over its limit.
-    #[error("{field} is {len} bytes long, over the limit of {max}")]
-    FieldTooLong {
-        /// Which field.
-        field: &'static str,
-        /// Its length.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// A text field is not valid UTF-8 or contains control characters.
-    #[error("{0} is not acceptable text")]
-    BadText(&'static str),
-    /// A field holds a value outside its range.
-    #[error("bad value for {0}")]
-    BadValue(&'static str),
-}
+pub use wire::DecodeError;
 
 /// The id of a logical message: a journey, an SOS. Random, 16 bytes; every
 /// message about the same journey or SOS (updates, re-sends, acks, cancels)
@@ -202,98 +168,4 @@ pub enum Effect {
     WithdrawDeadManSwitch,
     /// Stop reading and sharing the device's location for this journey.
     StopSharing,
-}
-
-/// Canonical writer helpers (big-endian).
-pub(crate) mod wire {
-    use super::DecodeError;
-
-    pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
-
-    impl<'a> Reader<'a> {
-        pub(crate) fn new(bytes: &'a [u8]) -> Self {
-            Reader(bytes)
-        }
-        pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-            if self.0.len() < n {
-                return Err(DecodeError::Truncated);
-            }
-            let (head, tail) = self.0.split_at(n);
-            self.0 = tail;
-            Ok(head)
-        }
-        pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
-            Ok(self.take(1)?[0])
-        }
-        pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
-            Ok(u16::from_be_bytes(self.array()?))
-        }
-        pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
-            Ok(u32::from_be_bytes(self.array()?))
-        }
-        pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
-            Ok(u64::from_be_bytes(self.array()?))
-        }
-        pub(crate) fn i32(&mut self) -> Result<i32, DecodeError> {
-            Ok(i32::from_be_bytes(self.array()?))
-        }
-        pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-            let mut a = [0u8; N];
-            a.copy_from_slice(self.take(N)?);
-            Ok(a)
-        }
-        pub(crate) fn flag(&mut self, field: &'static str) -> Result<bool, DecodeError> {
-            match self.u8()? {
-                0 => Ok(false),
-                1 => Ok(true),
-                _ => Err(DecodeError::BadValue(field)),
-            }
-        }
-        pub(crate) fn finish(self) -> Result<(), DecodeError> {
-            if self.0.is_empty() {
-                Ok(())
-            } else {
-                Err(DecodeError::TrailingBytes(self.0.len()))
-            }
-        }
-    }
-
-    /// Text of at most `max` bytes, valid UTF-8, without control characters
-    /// (but `\n` if `allow_newlines`) or bidirectional overrides.
-    pub(crate) fn check_text(
-        s: &str,
-        field: &'static str,
-        max: usize,
-        allow_newlines: bool,
-    ) -> Result<(), DecodeError> {
-        if s.len() > max {
-            return Err(DecodeError::FieldTooLong {
-                field,
-                len: s.len(),
-                max,
-            });
-        }
-        // Control characters, and the bidirectional overrides that can make
-        // a name display as another.
-        let bad = |c: char| {
-            (c.is_control() && !(allow_newlines && c == '\n'))
-                || ('\u{202a}'..='\u{202e}').contains(&c)
-                || ('\u{2066}'..='\u{2069}').contains(&c)
-        };
-        if s.chars().any(bad) {
-            return Err(DecodeError::BadText(field));
-        }
-        Ok(())
-    }
-
-    pub(crate) fn text<'a>(
-        bytes: &'a [u8],
-        field: &'static str,
-        max: usize,
-        allow_newlines: bool,
-    ) -> Result<&'a str, DecodeError> {
-        let s = std::str::from_utf8(bytes).map_err(|_| DecodeError::BadText(field))?;
-        check_text(s, field, max, allow_newlines)?;
-        Ok(s)
-    }
 }

@@ -16,8 +16,8 @@ use rand_core::CryptoRngCore;
 
 use crate::circle::identity::ContactId;
 use crate::circle::message::{Message, Place, MAX_NOTE_LEN};
-use crate::circle::wire::check_text;
-use crate::circle::{DecodeError, Effect, MessageId};
+use crate::circle::wire::{check_text, DecodeError};
+use crate::circle::{Effect, MessageId};
 
 /// How an SOS is re-sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -40,9 +40,9 @@ use rand_core::CryptoRngCore;
 use zeroize::Zeroizing;
 
 use crate::circle::envelope::{ENVELOPE_VERSION, SMALL_ENVELOPE_LEN};
-use crate::circle::journey::MAX_JOURNEY_SECS;
-use crate::circle::wire::Reader;
-use crate::circle::DecodeError;
+use crate::circle::limits::MAX_JOURNEY_SECS;
+use crate::circle::wire::{DecodeError, Reader};
+use crate::cursor::Put;
 
 /// Version byte of every switch request.
 pub const SWITCH_VERSION: u8 = 1;
@@ -58,9 +58,7 @@ pub const SWITCH_SIG_DOMAIN: &[u8] = b"ronde/switch/v1/sig";
 pub const MAX_ALERTS: usize = 32;
 /// Deposits are padded with dummy alerts to a multiple of this.
 pub const ALERT_PAD_MULTIPLE: usize = 4;
-/// How long after the overdue time the relay releases the alerts, so that a
-/// phone that is alive sends its own overdue (with its last position) first.
-pub const SWITCH_SLACK_SECS: u64 = 120;
+pub use crate::circle::limits::SWITCH_SLACK_SECS;
 /// A release time is at most this far after the deposit.
 pub const MAX_SWITCH_HORIZON_SECS: u64 = MAX_JOURNEY_SECS + SWITCH_SLACK_SECS;
 /// Length of a deposit holding `n` alerts.
@@ -237,16 +235,16 @@ impl Deposit {
 
     fn unsigned_bytes(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(deposit_len(self.alerts.len()));
-        b.push(SWITCH_VERSION);
-        b.push(KIND_DEPOSIT);
-        b.extend_from_slice(&self.relay);
-        b.extend_from_slice(&self.key);
-        b.extend_from_slice(&self.release_at.to_be_bytes());
+        b.put_u8(SWITCH_VERSION);
+        b.put_u8(KIND_DEPOSIT);
+        b.put_slice(&self.relay);
+        b.put_slice(&self.key);
+        b.put_u64(self.release_at);
         // At most MAX_ALERTS, checked when built or parsed.
-        b.push(u8::try_from(self.alerts.len()).unwrap_or(u8::MAX));
+        b.put_u8(u8::try_from(self.alerts.len()).unwrap_or(u8::MAX));
         for a in &self.alerts {
-            b.extend_from_slice(&a.mailbox);
-            b.extend_from_slice(&a.envelope);
+            b.put_slice(&a.mailbox);
+            b.put_slice(&a.envelope);
         }
         b
     }
@@ -254,7 +252,7 @@ impl Deposit {
     /// The canonical bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut b = self.unsigned_bytes();
-        b.extend_from_slice(&self.signature);
+        b.put_slice(&self.signature);
         b
     }
 
@@ -313,17 +311,17 @@ impl Heartbeat {
     }
     fn unsigned_bytes(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(HEARTBEAT_LEN);
-        b.push(SWITCH_VERSION);
-        b.push(KIND_HEARTBEAT);
-        b.extend_from_slice(&self.key);
-        b.extend_from_slice(&self.counter.to_be_bytes());
-        b.extend_from_slice(&self.release_at.to_be_bytes());
+        b.put_u8(SWITCH_VERSION);
+        b.put_u8(KIND_HEARTBEAT);
+        b.put_slice(&self.key);
+        b.put_u64(self.counter);
+        b.put_u64(self.release_at);
         b
     }
     /// The canonical bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut b = self.unsigned_bytes();
-        b.extend_from_slice(&self.signature);
+        b.put_slice(&self.signature);
         b
     }
     /// Parse and verify.
@@ -359,16 +357,16 @@ impl Withdraw {
     }
     fn unsigned_bytes(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(WITHDRAW_LEN);
-        b.push(SWITCH_VERSION);
-        b.push(KIND_WITHDRAW);
-        b.extend_from_slice(&self.key);
-        b.extend_from_slice(&self.counter.to_be_bytes());
+        b.put_u8(SWITCH_VERSION);
+        b.put_u8(KIND_WITHDRAW);
+        b.put_slice(&self.key);
+        b.put_u64(self.counter);
         b
     }
     /// The canonical bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut b = self.unsigned_bytes();
-        b.extend_from_slice(&self.signature);
+        b.put_slice(&self.signature);
         b
     }
     /// Parse and verify.

@@ -17,9 +17,8 @@
 //! Sans-IO and bounded ([`MAX_WATCHED`] journeys and SOS); serializable.
 
 use crate::circle::identity::ContactId;
-use crate::circle::journey::MAX_JOURNEY_SECS;
+use crate::circle::limits::{MAX_JOURNEY_SECS, SWITCH_SLACK_SECS};
 use crate::circle::message::{Fix, Message, Place};
-use crate::circle::switch::SWITCH_SLACK_SECS;
 use crate::circle::MessageId;
 
 /// Most journeys, and most SOS, remembered at once (the oldest go first).
