@@ -28,6 +28,7 @@ pub mod api;
 pub mod behaviour;
 pub mod circle;
 pub mod clock;
+pub mod codec;
 pub mod config;
 pub mod directory;
 pub mod error;
