@@ -19,7 +19,7 @@
 //! lives with each protocol as a [`WireFormat`]: [`crate::behaviour`]
 //! (sync), [`crate::circle::wire`] (circle, mailbox) and
 //! [`crate::directory::wire`] (directory, flag). Decoders return the
-//! [`invalid`] error for bytes that break their format.
+//! `invalid` error (`InvalidData`) for bytes that break their format.
 //!
 //! This module is below every protocol module and imports none of them.
 
