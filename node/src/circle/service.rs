@@ -65,7 +65,7 @@ use crate::circle::wire::{
 use crate::circle::{CircleConfig, CircleRefusal};
 use crate::clock::Clock;
 use crate::error::{NodeError, StoreError};
-use crate::handle::NodeEvent;
+use crate::events::NodeEvent;
 
 /// A command's reply channel.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
