@@ -1,7 +1,8 @@
 //! The libp2p stack of a node: transports, the combined
 //! [`NetworkBehaviour`](libp2p::swarm::NetworkBehaviour), the gossipsub
 //! configuration and peer-scoring parameters, the subscription filter, and
-//! the `/ronde/sync/1` request-response codec.
+//! the `/ronde/sync/1` wire format (its codec is the generic one of
+//! [`crate::codec`]).
 //!
 //! # Transports
 //!
@@ -16,14 +17,14 @@
 //! Every node speaks `/ronde/circle/1` (direct delivery of circle
 //! envelopes) and uses `/ronde/mailbox/1`; only nodes with
 //! [`NodeConfig::mailbox_host`] serve the latter, so identify tells phones
-//! which peers host mailboxes. Codecs are in [`crate::circle::wire`].
+//! which peers host mailboxes. Wire formats are in [`crate::circle::wire`].
 //! [`NodeConfig::relay_server`] adds a circuit relay v2 server (a
 //! [`Toggle`]d behaviour; it serves once the node has an external address)
 //! and puts Kademlia in server mode.
 //!
 //! Every node also speaks `/ronde/directory/1` (it answers with the city
 //! directory it holds) and sends `/ronde/flag/1`; only nodes with a
-//! [`NodeConfig::flag_sink`] (relays) take flags. Codecs are in
+//! [`NodeConfig::flag_sink`] (relays) take flags. Wire formats are in
 //! [`crate::directory::wire`].
 //!
 //! # Gossip
@@ -51,7 +52,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::core::transport::MemoryTransport;
 use libp2p::core::upgrade;
 use libp2p::gossipsub::{
@@ -66,9 +66,10 @@ use libp2p::{
 };
 use ronde_protocol::{Area, ReportId, MAX_REPORT_SIZE};
 
-use crate::circle::wire::{CircleCodec, MailboxCodec, CIRCLE_PROTOCOL, MAILBOX_PROTOCOL};
+use crate::circle::wire::{CircleCodec, CircleWire, MailboxCodec, MailboxWire};
+use crate::codec::{self, invalid, Bounded, WireFormat};
 use crate::config::{GossipTuning, NodeConfig, MAX_PEER_AREAS};
-use crate::directory::wire::{DirectoryCodec, FlagCodec, DIRECTORY_PROTOCOL, FLAG_PROTOCOL};
+use crate::directory::wire::{DirectoryCodec, DirectoryWire, FlagCodec, FlagWire};
 use crate::error::NodeError;
 
 /// Below this score a peer gets no IHAVE gossip from us and its IHAVE/IWANT
@@ -356,17 +357,15 @@ impl Behaviour {
             .with_max_pending_incoming(Some(16))
             .with_max_pending_outgoing(Some(16));
 
-        let sync = request_response::Behaviour::with_codec(
-            SyncCodec,
-            [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
+        let sync = codec::behaviour::<SyncWire>(
+            request_response::ProtocolSupport::Full,
             request_response::Config::default()
                 .with_request_timeout(Duration::from_secs(10))
                 .with_max_concurrent_streams(16),
         );
 
-        let circle = request_response::Behaviour::with_codec(
-            CircleCodec,
-            [(CIRCLE_PROTOCOL, request_response::ProtocolSupport::Full)],
+        let circle = codec::behaviour::<CircleWire>(
+            request_response::ProtocolSupport::Full,
             request_response::Config::default()
                 .with_request_timeout(config.circle.request_timeout)
                 .with_max_concurrent_streams(32),
@@ -376,9 +375,8 @@ impl Behaviour {
         } else {
             request_response::ProtocolSupport::Outbound
         };
-        let mailbox = request_response::Behaviour::with_codec(
-            MailboxCodec,
-            [(MAILBOX_PROTOCOL, mailbox_support)],
+        let mailbox = codec::behaviour::<MailboxWire>(
+            mailbox_support,
             request_response::Config::default()
                 .with_request_timeout(config.circle.request_timeout)
                 .with_max_concurrent_streams(32),
@@ -386,9 +384,8 @@ impl Behaviour {
         let relay_server = config
             .relay_server
             .then(|| relay::Behaviour::new(peer_id, relay::Config::default()));
-        let directory = request_response::Behaviour::with_codec(
-            DirectoryCodec,
-            [(DIRECTORY_PROTOCOL, request_response::ProtocolSupport::Full)],
+        let directory = codec::behaviour::<DirectoryWire>(
+            request_response::ProtocolSupport::Full,
             request_response::Config::default()
                 .with_request_timeout(Duration::from_secs(30))
                 .with_max_concurrent_streams(16),
@@ -398,9 +395,8 @@ impl Behaviour {
         } else {
             request_response::ProtocolSupport::Outbound
         };
-        let flags = request_response::Behaviour::with_codec(
-            FlagCodec,
-            [(FLAG_PROTOCOL, flag_support)],
+        let flags = codec::behaviour::<FlagWire>(
+            flag_support,
             request_response::Config::default()
                 .with_request_timeout(Duration::from_secs(10))
                 .with_max_concurrent_streams(16),
@@ -501,7 +497,7 @@ pub struct SyncRequest(pub Vec<Area>);
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncResponse(pub Vec<Vec<u8>>);
 
-/// Wire codec of `/ronde/sync/1`.
+/// Wire format of `/ronde/sync/1`.
 ///
 /// * Request: the 5 ASCII bytes of each area geohash, concatenated: 1 to
 ///   [`MAX_PEER_AREAS`] areas, nothing else.
@@ -509,41 +505,21 @@ pub struct SyncResponse(pub Vec<Vec<u8>>);
 ///   [`MAX_SYNC_REPORTS`] of them, each at most [`MAX_REPORT_SIZE`] bytes;
 ///   the stream then ends.
 ///
-/// Reads are bounded: anything longer is an error and the stream is
-/// dropped.
+/// Reads are bounded ([`Bounded`]): anything longer is an error and the
+/// stream is dropped.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SyncCodec;
+pub struct SyncWire;
+
+/// Codec of `/ronde/sync/1`.
+pub type SyncCodec = Bounded<SyncWire>;
 
 const AREA_LEN: usize = ronde_protocol::AREA_PRECISION;
+const MAX_SYNC_REQUEST_BYTES: usize = AREA_LEN * MAX_PEER_AREAS;
 const MAX_SYNC_RESPONSE_BYTES: usize = MAX_SYNC_REPORTS * (1 + MAX_REPORT_SIZE);
-
-/// An `InvalidData` I/O error: what the request-response codecs return for
-/// bytes that break their format.
-pub(crate) fn invalid(msg: &str) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, msg.to_owned())
-}
-
-/// Read a whole request or response of at most `max` bytes (the stream is
-/// closed by the writer); one byte more is an error, never a bigger buffer.
-pub(crate) async fn read_bounded<T: AsyncRead + Unpin + Send>(
-    io: &mut T,
-    max: usize,
-) -> std::io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    io.take(limit).read_to_end(&mut buf).await?;
-    if buf.len() > max {
-        return Err(invalid("message over the size limit"));
-    }
-    Ok(buf)
-}
 
 /// Decode a sync request body.
 pub fn decode_sync_request(buf: &[u8]) -> std::io::Result<SyncRequest> {
-    if buf.is_empty()
-        || !buf.len().is_multiple_of(AREA_LEN)
-        || buf.len() > AREA_LEN * MAX_PEER_AREAS
-    {
+    if buf.is_empty() || !buf.len().is_multiple_of(AREA_LEN) || buf.len() > MAX_SYNC_REQUEST_BYTES {
         return Err(invalid("bad sync request length"));
     }
     let mut areas = Vec::with_capacity(buf.len() / AREA_LEN);
@@ -599,59 +575,24 @@ pub fn encode_sync_response(res: &SyncResponse) -> Vec<u8> {
     buf
 }
 
-impl request_response::Codec for SyncCodec {
-    type Protocol = StreamProtocol;
+impl WireFormat for SyncWire {
+    const PROTOCOL: StreamProtocol = SYNC_PROTOCOL;
+    const MAX_REQUEST: usize = MAX_SYNC_REQUEST_BYTES;
+    const MAX_RESPONSE: usize = MAX_SYNC_RESPONSE_BYTES;
     type Request = SyncRequest;
     type Response = SyncResponse;
 
-    async fn read_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> std::io::Result<SyncRequest>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        let buf = read_bounded(io, AREA_LEN * MAX_PEER_AREAS).await?;
-        decode_sync_request(&buf)
+    fn encode_request(req: &SyncRequest) -> std::io::Result<Vec<u8>> {
+        Ok(encode_sync_request(req))
     }
-
-    async fn read_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> std::io::Result<SyncResponse>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        let buf = read_bounded(io, MAX_SYNC_RESPONSE_BYTES).await?;
-        decode_sync_response(&buf)
+    fn decode_request(buf: &[u8]) -> std::io::Result<SyncRequest> {
+        decode_sync_request(buf)
     }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: SyncRequest,
-    ) -> std::io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        io.write_all(&encode_sync_request(&req)).await?;
-        io.close().await
+    fn encode_response(res: &SyncResponse) -> std::io::Result<Vec<u8>> {
+        Ok(encode_sync_response(res))
     }
-
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: SyncResponse,
-    ) -> std::io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        io.write_all(&encode_sync_response(&res)).await?;
-        io.close().await
+    fn decode_response(buf: &[u8]) -> std::io::Result<SyncResponse> {
+        decode_sync_response(buf)
     }
 }
 

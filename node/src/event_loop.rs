@@ -47,7 +47,7 @@ use ronde_protocol::{
     distance_to_cell_m, precheck, verify_signatures, Area, Policy, Prechecked, Rejection,
     VerifiedReport,
 };
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::behaviour::{
@@ -60,11 +60,12 @@ use crate::circle::client::CircleClient;
 use crate::circle::host::{relay_id, HostService, MailboxHost};
 use crate::circle::keyfile;
 use crate::clock::Clock;
+use crate::command::Command;
 use crate::config::{NodeConfig, MAX_PEER_AREAS};
-use crate::directory::service::{DirectoryCommand, DirectoryService};
+use crate::directory::service::DirectoryService;
 use crate::directory::store::DirectoryStore;
 use crate::error::NodeError;
-use crate::handle::{CellCount, Nearby, NearbyReport, NodeEvent, Published, Status};
+use crate::events::{CellCount, Nearby, NearbyReport, NodeEvent, Published, Status};
 use crate::store::{Inserted, ReportStore, SledStore};
 
 /// Capacity of the command queue.
@@ -88,8 +89,6 @@ const SYNC_PEERS_PER_AREA: usize = 3;
 const SYNC_ATTEMPTS: u8 = 2;
 /// Swarm events handled in one go before the loop looks at anything else.
 const EVENT_BURST: usize = 64;
-
-type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
 
 /// A gossip message received during the current burst.
 struct GossipIn {
@@ -145,56 +144,6 @@ async fn join_verify(job: &mut Option<JoinHandle<VerifiedBatch>>) -> Option<Veri
 struct SyncAsk {
     areas: Vec<Area>,
     attempt: u8,
-}
-
-/// A request from a [`crate::Node`] handle.
-pub(crate) enum Command {
-    Status {
-        reply: Reply<Status>,
-    },
-    SetAreas {
-        areas: Vec<Area>,
-        location: Option<(f64, f64)>,
-        reply: Reply<Vec<Area>>,
-    },
-    Publish {
-        report: VerifiedReport,
-        reply: Reply<Published>,
-    },
-    Nearby {
-        lat: f64,
-        lon: f64,
-        radius_m: f64,
-        reply: Reply<Nearby>,
-    },
-    Dial {
-        addr: Multiaddr,
-        reply: Reply<()>,
-    },
-    ListenAddrs {
-        reply: Reply<Vec<Multiaddr>>,
-    },
-    ConnectedPeers {
-        reply: Reply<Vec<PeerId>>,
-    },
-    PeersInArea {
-        area: Area,
-        reply: Reply<Vec<PeerId>>,
-    },
-    PeerScore {
-        peer: PeerId,
-        reply: Reply<Option<f64>>,
-    },
-    PendingCount {
-        reply: Reply<usize>,
-    },
-    Shutdown {
-        reply: Reply<()>,
-    },
-    /// Everything about the trusted circle.
-    Circle(CircleCommand),
-    /// Everything about the city directory and flags.
-    Directory(DirectoryCommand),
 }
 
 struct EventLoop {

@@ -1,8 +1,9 @@
 //! The public face of a running node: [`Node`], a cheap cloneable handle.
 //!
-//! Every method sends a command, with a one-shot reply channel, over a
-//! bounded queue to the event loop ([`crate::event_loop`]) that owns the
-//! swarm and the store, and waits for the answer. Work that is slow but
+//! Every method sends a command (`crate::command`), with a one-shot reply
+//! channel, over a bounded queue to the event loop ([`crate::event_loop`])
+//! that owns the swarm and the store, and waits for the answer (the answer
+//! and event types are in [`crate::events`]). Work that is slow but
 //! needs neither (sealing a report: the proof of work) runs on a blocking
 //! thread first, so the event loop never stalls.
 //!
@@ -14,23 +15,23 @@ use std::sync::Arc;
 use libp2p::{Multiaddr, PeerId};
 use ronde_protocol::directory::{DirectoryPublicKey, Flag, FlagReason, PlaceId};
 use ronde_protocol::{
-    cell_for, topics_around, Area, Category, Cell, Draft, ReportId, VerifiedReport,
-    DEFAULT_CELL_PRECISION,
+    cell_for, topics_around, Area, Category, Draft, VerifiedReport, DEFAULT_CELL_PRECISION,
 };
-use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::circle::client::command::CircleCommand;
 use crate::circle::views::{
-    CircleStatus, ContactList, ContactView, Inbox, InboxItem, InviteView, JourneyView, SosView,
+    CircleStatus, ContactList, ContactView, Inbox, InviteView, JourneyView, SosView,
 };
 use crate::circle::CircleRefusal;
 use crate::clock::Clock;
+use crate::command::Command;
 use crate::config::NodeConfig;
 use crate::directory::service::DirectoryCommand;
 use crate::directory::{DirectoryAnswer, DirectoryStats, FlagSent, SafePlaces};
 use crate::error::NodeError;
-use crate::event_loop::{self, Command};
+use crate::event_loop;
+use crate::events::{Nearby, NodeEvent, Published, Status};
 
 /// A handle to a running node. Clones share the same node.
 #[derive(Clone)]
@@ -41,99 +42,6 @@ pub struct Node {
     clock: Arc<dyn Clock>,
     difficulty: u8,
     flag_difficulty: u8,
-}
-
-/// What [`Node::status`] reports.
-#[derive(Debug, Clone, Serialize)]
-pub struct Status {
-    /// This node's libp2p identity (fresh at every start, unless the node
-    /// keeps one in [`NodeConfig::identity_file`]).
-    pub peer_id: String,
-    /// Addresses the node listens on.
-    pub listen_addrs: Vec<String>,
-    /// Number of peers with at least one open connection.
-    pub connected_peers: usize,
-    /// Areas (geohash precision 5) whose reports the node follows.
-    pub areas: Vec<String>,
-    /// Reports currently in the store (live ones; expired ones are
-    /// purged periodically and never served).
-    pub stored_reports: usize,
-    /// Gossiped messages this node refused since it started, by reason: the
-    /// protocol's rejection reasons (`bad_signature`, `expired`, …) and
-    /// `wrong_topic`. Only reasons seen so far appear.
-    pub gossip_refused: std::collections::BTreeMap<&'static str, u64>,
-}
-
-/// What [`Node::report`] returns.
-#[derive(Debug, Clone, Serialize)]
-pub struct Published {
-    /// The id of the new report.
-    pub id: ReportId,
-    /// The cell it names.
-    pub cell: Cell,
-    /// When it stops being visible, Unix seconds.
-    pub expires_at: u64,
-    /// `true` if it was sent to at least one peer; `false` if no peer
-    /// follows its area yet: it is then queued (on disk) and sent as soon as
-    /// one does, until it expires.
-    pub published: bool,
-}
-
-/// A live report as shown to the app.
-#[derive(Debug, Clone, Serialize)]
-pub struct NearbyReport {
-    /// Report id.
-    pub id: ReportId,
-    /// What happened.
-    pub category: Category,
-    /// Where (geohash cell).
-    pub cell: Cell,
-    /// Centre of the cell, `[lat, lon]`.
-    pub center: [f64; 2],
-    /// When it was observed, Unix seconds.
-    pub observed_at: u64,
-    /// When it stops being visible, Unix seconds.
-    pub expires_at: u64,
-    /// Seconds since it was observed.
-    pub age_secs: u64,
-    /// Metres from the query point (for [`NodeEvent`]s: from the node's
-    /// current location, or 0 if none is set) to the nearest point of the
-    /// cell.
-    pub distance_m: f64,
-}
-
-/// Number of live reports in one cell.
-#[derive(Debug, Clone, Serialize)]
-pub struct CellCount {
-    /// The cell.
-    pub cell: Cell,
-    /// Its centre, `[lat, lon]`.
-    pub center: [f64; 2],
-    /// How many live reports name it.
-    pub reports: usize,
-}
-
-/// What [`Node::nearby`] returns.
-#[derive(Debug, Clone, Serialize)]
-pub struct Nearby {
-    /// Live reports within the radius, newest first.
-    pub reports: Vec<NearbyReport>,
-    /// The same reports counted per cell, most reports first.
-    pub cells: Vec<CellCount>,
-}
-
-/// Something the node tells its subscribers about.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum NodeEvent {
-    /// A new live report was stored (received from a peer or made here).
-    Report(NearbyReport),
-    /// A contact raised an SOS or is overdue (or their dead-man's switch
-    /// fired): show it now. Also in the inbox.
-    Alert(InboxItem),
-    /// Anything else from the circle: a contact request, a journey started,
-    /// a position, an arrival, an ack of my SOS... Also in the inbox.
-    Circle(InboxItem),
 }
 
 impl Node {

@@ -39,7 +39,7 @@ async fn rogue() -> (Rogue, Multiaddr) {
         .expect("transport")
         .with_behaviour(|_| {
             request_response::Behaviour::with_codec(
-                CircleCodec,
+                CircleCodec::default(),
                 [(CIRCLE_PROTOCOL, ProtocolSupport::Full)],
                 request_response::Config::default(),
             )

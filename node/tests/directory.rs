@@ -197,7 +197,7 @@ async fn rogue(answer: Arc<Mutex<Vec<u8>>>) -> (Multiaddr, tokio::task::JoinHand
             .expect("transport")
             .with_behaviour(|_| {
                 request_response::Behaviour::with_codec(
-                    DirectoryCodec,
+                    DirectoryCodec::default(),
                     [(DIRECTORY_PROTOCOL, request_response::ProtocolSupport::Full)],
                     request_response::Config::default(),
                 )

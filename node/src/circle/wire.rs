@@ -1,5 +1,5 @@
-//! The two request-response protocols of the trusted circle, and their
-//! codecs.
+//! The two request-response protocols of the trusted circle: their wire
+//! formats (framed by the generic codec of [`crate::codec`]).
 //!
 //! # `/ronde/circle/1`: direct delivery
 //!
@@ -40,9 +40,8 @@
 //! exactly those of the format, unknown kinds and trailing bytes are errors
 //! and the stream is dropped.
 
-use crate::behaviour::{invalid, read_bounded};
-use futures::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use libp2p::{request_response, StreamProtocol};
+use crate::codec::{invalid, Bounded, WireFormat};
+use libp2p::StreamProtocol;
 use ronde_protocol::circle::switch::MAX_SWITCH_REQUEST_LEN;
 use ronde_protocol::circle::{LARGE_ENVELOPE_LEN, SMALL_ENVELOPE_LEN};
 
@@ -466,115 +465,59 @@ pub fn decode_mailbox_response(buf: &[u8]) -> std::io::Result<MailboxResponse> {
     Ok(res)
 }
 
-/// Codec of `/ronde/circle/1`.
+/// Wire format of `/ronde/circle/1`: the request is one envelope's bytes.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct CircleCodec;
+pub struct CircleWire;
 
-impl request_response::Codec for CircleCodec {
-    type Protocol = StreamProtocol;
+/// Codec of `/ronde/circle/1`.
+pub type CircleCodec = Bounded<CircleWire>;
+
+impl WireFormat for CircleWire {
+    const PROTOCOL: StreamProtocol = CIRCLE_PROTOCOL;
+    const MAX_REQUEST: usize = LARGE_ENVELOPE_LEN;
+    const MAX_RESPONSE: usize = 1;
     type Request = Vec<u8>;
     type Response = Delivery;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        decode_envelope(&read_bounded(io, LARGE_ENVELOPE_LEN).await?)
+    fn encode_request(req: &Vec<u8>) -> std::io::Result<Vec<u8>> {
+        decode_envelope(req)
     }
-
-    async fn read_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> std::io::Result<Delivery>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        decode_delivery(&read_bounded(io, 1).await?)
+    fn decode_request(buf: &[u8]) -> std::io::Result<Vec<u8>> {
+        decode_envelope(buf)
     }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: Vec<u8>,
-    ) -> std::io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        io.write_all(&decode_envelope(&req)?).await?;
-        io.close().await
+    fn encode_response(res: &Delivery) -> std::io::Result<Vec<u8>> {
+        Ok(encode_delivery(*res).to_vec())
     }
-
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: Delivery,
-    ) -> std::io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        io.write_all(&encode_delivery(res)).await?;
-        io.close().await
+    fn decode_response(buf: &[u8]) -> std::io::Result<Delivery> {
+        decode_delivery(buf)
     }
 }
 
-/// Codec of `/ronde/mailbox/1`.
+/// Wire format of `/ronde/mailbox/1`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct MailboxCodec;
+pub struct MailboxWire;
 
-impl request_response::Codec for MailboxCodec {
-    type Protocol = StreamProtocol;
+/// Codec of `/ronde/mailbox/1`.
+pub type MailboxCodec = Bounded<MailboxWire>;
+
+impl WireFormat for MailboxWire {
+    const PROTOCOL: StreamProtocol = MAILBOX_PROTOCOL;
+    const MAX_REQUEST: usize = MAX_MAILBOX_REQUEST;
+    const MAX_RESPONSE: usize = MAX_MAILBOX_RESPONSE;
     type Request = MailboxRequest;
     type Response = MailboxResponse;
 
-    async fn read_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> std::io::Result<MailboxRequest>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        decode_mailbox_request(&read_bounded(io, MAX_MAILBOX_REQUEST).await?)
+    fn encode_request(req: &MailboxRequest) -> std::io::Result<Vec<u8>> {
+        encode_mailbox_request(req)
     }
-
-    async fn read_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> std::io::Result<MailboxResponse>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        decode_mailbox_response(&read_bounded(io, MAX_MAILBOX_RESPONSE).await?)
+    fn decode_request(buf: &[u8]) -> std::io::Result<MailboxRequest> {
+        decode_mailbox_request(buf)
     }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: MailboxRequest,
-    ) -> std::io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        io.write_all(&encode_mailbox_request(&req)?).await?;
-        io.close().await
+    fn encode_response(res: &MailboxResponse) -> std::io::Result<Vec<u8>> {
+        encode_mailbox_response(res)
     }
-
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: MailboxResponse,
-    ) -> std::io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        io.write_all(&encode_mailbox_response(&res)?).await?;
-        io.close().await
+    fn decode_response(buf: &[u8]) -> std::io::Result<MailboxResponse> {
+        decode_mailbox_response(buf)
     }
 }
 

@@ -1,5 +1,5 @@
-//! The two request-response protocols of the city directory, and their
-//! codecs.
+//! The two request-response protocols of the city directory: their wire
+//! formats (framed by the generic codec of [`crate::codec`]).
 //!
 //! # `/ronde/directory/1`: fetch the signed directory of a city
 //!
@@ -32,9 +32,8 @@
 //! parsed; other lengths, unknown tags and trailing bytes are errors and
 //! the stream is dropped.
 
-use crate::behaviour::{invalid, read_bounded};
-use futures::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use libp2p::{request_response, StreamProtocol};
+use crate::codec::{invalid, Bounded, WireFormat};
+use libp2p::StreamProtocol;
 use ronde_protocol::directory::{DirectoryPublicKey, FLAG_LEN, MAX_DIRECTORY_SIZE};
 
 /// Protocol of directory fetches.
@@ -171,118 +170,59 @@ pub fn decode_flag_response(buf: &[u8]) -> std::io::Result<FlagVerdict> {
     }
 }
 
-/// Wire codec of `/ronde/directory/1`.
+/// Wire format of `/ronde/directory/1`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct DirectoryCodec;
+pub struct DirectoryWire;
 
-impl request_response::Codec for DirectoryCodec {
-    type Protocol = StreamProtocol;
+/// Codec of `/ronde/directory/1`.
+pub type DirectoryCodec = Bounded<DirectoryWire>;
+
+impl WireFormat for DirectoryWire {
+    const PROTOCOL: StreamProtocol = DIRECTORY_PROTOCOL;
+    const MAX_REQUEST: usize = DIRECTORY_REQUEST_LEN;
+    const MAX_RESPONSE: usize = MAX_DIRECTORY_RESPONSE;
     type Request = DirectoryRequest;
     type Response = DirectoryResponse;
 
-    async fn read_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> std::io::Result<DirectoryRequest>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        decode_directory_request(&read_bounded(io, DIRECTORY_REQUEST_LEN).await?)
+    fn encode_request(req: &DirectoryRequest) -> std::io::Result<Vec<u8>> {
+        Ok(encode_directory_request(req))
     }
-
-    async fn read_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> std::io::Result<DirectoryResponse>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        decode_directory_response(&read_bounded(io, MAX_DIRECTORY_RESPONSE).await?)
+    fn decode_request(buf: &[u8]) -> std::io::Result<DirectoryRequest> {
+        decode_directory_request(buf)
     }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: DirectoryRequest,
-    ) -> std::io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        io.write_all(&encode_directory_request(&req)).await?;
-        io.close().await
+    fn encode_response(res: &DirectoryResponse) -> std::io::Result<Vec<u8>> {
+        Ok(encode_directory_response(res))
     }
-
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: DirectoryResponse,
-    ) -> std::io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        io.write_all(&encode_directory_response(&res)).await?;
-        io.close().await
+    fn decode_response(buf: &[u8]) -> std::io::Result<DirectoryResponse> {
+        decode_directory_response(buf)
     }
 }
 
-/// Wire codec of `/ronde/flag/1`: the request is the flag's bytes.
+/// Wire format of `/ronde/flag/1`: the request is the flag's bytes.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct FlagCodec;
+pub struct FlagWire;
 
-impl request_response::Codec for FlagCodec {
-    type Protocol = StreamProtocol;
+/// Codec of `/ronde/flag/1`.
+pub type FlagCodec = Bounded<FlagWire>;
+
+impl WireFormat for FlagWire {
+    const PROTOCOL: StreamProtocol = FLAG_PROTOCOL;
+    const MAX_REQUEST: usize = FLAG_LEN;
+    const MAX_RESPONSE: usize = 1;
     type Request = Vec<u8>;
     type Response = FlagVerdict;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        decode_flag_request(&read_bounded(io, FLAG_LEN).await?)
+    fn encode_request(req: &Vec<u8>) -> std::io::Result<Vec<u8>> {
+        decode_flag_request(req)
     }
-
-    async fn read_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> std::io::Result<FlagVerdict>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        decode_flag_response(&read_bounded(io, 1).await?)
+    fn decode_request(buf: &[u8]) -> std::io::Result<Vec<u8>> {
+        decode_flag_request(buf)
     }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: Vec<u8>,
-    ) -> std::io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        if req.len() != FLAG_LEN {
-            return Err(invalid("a flag is 127 bytes"));
-        }
-        io.write_all(&req).await?;
-        io.close().await
+    fn encode_response(res: &FlagVerdict) -> std::io::Result<Vec<u8>> {
+        Ok(vec![res.code()])
     }
-
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: FlagVerdict,
-    ) -> std::io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        io.write_all(&[res.code()]).await?;
-        io.close().await
+    fn decode_response(buf: &[u8]) -> std::io::Result<FlagVerdict> {
+        decode_flag_response(buf)
     }
 }
 
@@ -348,8 +288,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_codec_refuses_an_oversized_stream_before_parsing() {
-        use request_response::Codec;
-        let mut codec = DirectoryCodec;
+        use libp2p::request_response::Codec;
+        let mut codec = DirectoryCodec::default();
         let mut big = futures::io::Cursor::new(vec![0u8; DIRECTORY_REQUEST_LEN + 1]);
         assert!(codec
             .read_request(&DIRECTORY_PROTOCOL, &mut big)

@@ -15,7 +15,7 @@ use super::{storage, CircleClient, MAX_ACKS_REMEMBERED};
 use crate::behaviour::Behaviour;
 use crate::circle::views::{InboxItem, InboxNotice};
 use crate::error::{NodeError, StoreError};
-use crate::handle::NodeEvent;
+use crate::events::NodeEvent;
 
 /// What an opened envelope leads to once the state is saved.
 enum FollowUp {

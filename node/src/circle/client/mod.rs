@@ -83,7 +83,7 @@ use crate::circle::wire::MAILBOX_PROTOCOL;
 use crate::clock::Clock;
 use crate::config::CircleConfig;
 use crate::error::{CircleRefusal, NodeError, StoreError};
-use crate::handle::NodeEvent;
+use crate::events::NodeEvent;
 
 /// Most mailbox hosts an envelope is put with.
 pub const PUT_HOSTS: usize = 2;
