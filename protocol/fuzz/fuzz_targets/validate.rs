@@ -12,7 +12,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let (now, bytes) = data.split_at(8);
     let now = u64::from_be_bytes(now.try_into().unwrap_or([0; 8]));
-    let policy = Policy { min_difficulty: 0, ..Policy::default() };
+    let policy = Policy {
+        min_difficulty: 0,
+        ..Policy::default()
+    };
     let _ = validate_with(bytes, now, &policy);
     if let Ok(report) = Report::from_bytes(bytes) {
         assert_eq!(report.to_bytes(), bytes, "decoding must be canonical");
