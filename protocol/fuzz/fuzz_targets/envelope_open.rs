@@ -11,7 +11,8 @@
 //! * 1: as the padded plaintext (length, inner bytes, padding), which the
 //!   harness encrypts to the recipient, so that the padding and inner
 //!   header checks are fuzzed;
-//! * 2: as a counter (8 bytes) and a message body, which the harness signs
+//! * 2: as a relation token (16 bytes), a counter (8 bytes) and a message
+//!   body, which the harness signs
 //!   as a fixed sender, pads and encrypts, so that everything behind the
 //!   signature is fuzzed. Then `open` must succeed exactly when the counter
 //!   is not 0 and the body decodes as a `Message`, and give that message.
@@ -112,10 +113,11 @@ fn pad(plaintext: &[u8]) -> Option<Vec<u8>> {
     Some(padded)
 }
 
-/// Counter and body, signed by the sender, length-prefixed.
-fn signed_inner(f: &Fixture, counter: &[u8], body: &[u8]) -> Vec<u8> {
+/// Relation, counter and body, signed by the sender, length-prefixed.
+fn signed_inner(f: &Fixture, relation: &[u8], counter: &[u8], body: &[u8]) -> Vec<u8> {
     let mut inner = vec![INNER_VERSION];
     inner.extend_from_slice(&f.sender.public().to_bytes());
+    inner.extend_from_slice(relation);
     inner.extend_from_slice(counter);
     inner.extend_from_slice(body);
     let mut input = SIG_DOMAIN.to_vec();
@@ -155,11 +157,12 @@ fuzz_target!(|data: &[u8]| {
             circles(f, &envelope);
         }
         _ => {
-            if rest.len() < 8 {
+            if rest.len() < 24 {
                 return;
             }
+            let (relation, rest) = rest.split_at(16);
             let (counter, body) = rest.split_at(8);
-            let Some(padded) = pad(&signed_inner(f, counter, body)) else {
+            let Some(padded) = pad(&signed_inner(f, relation, counter, body)) else {
                 return;
             };
             let envelope = encrypt(f, &padded);
@@ -170,6 +173,7 @@ fuzz_target!(|data: &[u8]| {
                     let opened = opened.expect("a signed envelope with a valid message opens");
                     assert_eq!(opened.message, message);
                     assert_eq!(opened.counter, counter);
+                    assert_eq!(&opened.relation.0[..], relation);
                     assert_eq!(&opened.sender, f.sender.public());
                 }
                 _ => assert!(opened.is_err(), "counter 0 or an invalid body is refused"),
