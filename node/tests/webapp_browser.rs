@@ -380,6 +380,44 @@ fn a_report_in_two_taps_shows_on_the_map_and_in_the_list() {
 
 /// With `RONDE_SCREENSHOT=<path>`: the app at phone size, with reports of
 /// the last half hour around, as a PNG.
+/// Opened without the login link (or with a spent one), the app loads but
+/// its node refuses it, and it says to open the link; the link logs it in.
+#[test]
+fn without_the_login_link_the_app_says_to_open_it() {
+    let Some(mut b) = browser() else { return };
+    let rt = runtime();
+    let phone = Phone::start(&rt);
+    let page = b.new_page();
+    let navigate = |b: &mut Browser, url: String| {
+        b.call(Some(&page.session), "Page.navigate", json!({ "url": url }))
+            .expect("navigate");
+    };
+    navigate(&mut b, format!("{}/", phone.api.base));
+    let refused = "(() => { const t = document.querySelector('#conn').textContent; \
+                   return t.includes('login') || t.includes('connexion'); })()";
+    b.wait_for(&page, "the login hint", refused, 20);
+
+    let link = phone.api.login_url();
+    navigate(&mut b, link.clone());
+    b.wait_for(
+        &page,
+        "the app, logged in",
+        &format!("document.documentElement.dataset.ready === 'true' && !{refused}"),
+        20,
+    );
+    // The link is spent: opened again, the node refuses it.
+    let body = rt.block_on(async {
+        reqwest::get(&link)
+            .await
+            .expect("send")
+            .text()
+            .await
+            .expect("body")
+    });
+    assert!(body.contains("bad_login_code"), "{body}");
+    phone.stop(&rt);
+}
+
 #[test]
 fn phone_screenshot() {
     let Some(path) = std::env::var_os("RONDE_SCREENSHOT").map(PathBuf::from) else {
