@@ -8,6 +8,7 @@
 //! | method | path          | what                                              |
 //! |--------|---------------|---------------------------------------------------|
 //! | GET    | `/login`      | `?code=` → the web app's session cookie, on to `/app/` |
+//! | POST   | `/v1/login-links` | → 201 `{path}`: a new one-time login link of the web app |
 //! | GET    | `/v1/status`  | peer id, listen addresses, peers, areas, store size |
 //! | PUT    | `/v1/location`| `{lat, lon}` → the gossip areas now followed      |
 //! | POST   | `/v1/reports` | `{category, lat, lon, precision?}` → 201          |
@@ -93,6 +94,7 @@ pub const SSE_KEEP_ALIVE_SECS: u64 = 15;
 /// exactly these (a test checks it).
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/login"),
+    ("POST", "/v1/login-links"),
     ("GET", "/v1/status"),
     ("PUT", "/v1/location"),
     ("POST", "/v1/reports"),
@@ -378,6 +380,7 @@ pub fn router(node: Node, auth: ApiAuth) -> Router {
 fn router_with(node: Node, auth: ApiAuth, shutdown: Option<watch::Receiver<bool>>) -> Router {
     let router = Router::new()
         .route(LOGIN_PATH, get(auth::login))
+        .route("/v1/login-links", axum::routing::post(post_login_link))
         .route("/v1/status", get(get_status))
         .route("/v1/location", axum::routing::put(put_location))
         .route("/v1/reports", get(get_reports).post(post_report))
@@ -476,6 +479,15 @@ async fn method_not_allowed() -> ApiError {
         "method_not_allowed",
         "this route does not answer this HTTP method",
     )
+}
+
+/// `POST /v1/login-links`: a JSON POST like every action, whatever its
+/// (ignored) object.
+async fn post_login_link(
+    State(s): State<AppState>,
+    JsonOrEmpty(_): JsonOrEmpty<serde_json::Map<String, serde_json::Value>>,
+) -> impl IntoResponse {
+    auth::post_login_link(State(s.auth)).await
 }
 
 async fn get_status(State(s): State<AppState>) -> Result<Json<crate::Status>, ApiError> {

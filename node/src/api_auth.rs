@@ -15,6 +15,8 @@
 //!   `HttpOnly; SameSite=Strict` session cookie and redirects to the app,
 //!   whose requests (the event stream included) the cookie then
 //!   authenticates. A spent or unknown code gets `401 bad_login_code`.
+//!   Whoever holds the credential can ask for another login link
+//!   (`POST /v1/login-links`, the CLI's `ronde app`).
 //!   The cookie's name carries the API's port ([`session_cookie_name`]),
 //!   so that two nodes on one device do not log each other's app out.
 //! * A cookie-authenticated request that changes something and that the
@@ -288,6 +290,23 @@ pub(crate) struct LoginQuery {
     code: String,
 }
 
+/// Answer of `POST /v1/login-links`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct LoginLink {
+    /// `/login?code=…`, to append to the API's base URL.
+    path: String,
+}
+
+/// `POST /v1/login-links`: a new one-time login link (for whoever holds
+/// the credential already: the CLI's `ronde app`, an app that lost its
+/// cookie's browser).
+pub(crate) async fn post_login_link(
+    State(auth): State<ApiAuth>,
+) -> (StatusCode, axum::Json<LoginLink>) {
+    let path = format!("{LOGIN_PATH}?code={}", auth.login_code());
+    (StatusCode::CREATED, axum::Json(LoginLink { path }))
+}
+
 /// `GET /login?code=…`: spend the code, set the session cookie, open the
 /// app.
 pub(crate) async fn login(
@@ -302,7 +321,7 @@ pub(crate) async fn login(
             StatusCode::UNAUTHORIZED,
             "bad_login_code",
             "this login link is unknown or was already used (each one opens the app once); \
-             restart the node for a new one",
+             `ronde app` (or a restart of the node) gives a new one",
         )
         .into_response();
     };

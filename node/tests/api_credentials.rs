@@ -283,6 +283,26 @@ async fn a_login_code_opens_the_app_once() {
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 
+    // Whoever holds the credential gets a new login link; nobody else.
+    let (status, _) = json_of(
+        browser
+            .post(person.url("/v1/login-links"))
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = person.post("/v1/login-links", json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let path = body["path"].as_str().expect("path");
+    assert!(path.starts_with("/login?code="), "{path}");
+    let first = browser.get(person.url(path)).send().await.expect("send");
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    let again = browser.get(person.url(path)).send().await.expect("send");
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+
     let _ = person.stop().await;
     let _ = mum.shutdown().await;
 }

@@ -58,6 +58,10 @@ pub enum Command {
     /// Show a running node's peer id, addresses, peers and store size.
     #[command(after_help = EXIT_CODES)]
     Status(ApiArgs),
+    /// Print a new one-time link that opens a running node's phone app in a
+    /// browser (the node prints one at start; each opens the app once).
+    #[command(after_help = EXIT_CODES)]
+    App(ApiArgs),
     /// List the report categories.
     Categories,
     /// Your trusted circle: invite someone, accept an invite, list, approve

@@ -80,6 +80,20 @@ pub async fn nearby(args: NearbyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `ronde app`: a new one-time login link of the node's web app.
+pub async fn app(args: ApiArgs) -> anyhow::Result<()> {
+    #[derive(serde::Deserialize)]
+    struct LoginLink {
+        path: String,
+    }
+    let client = Client::from_args(&args)?;
+    let link: LoginLink = client
+        .post("/v1/login-links", serde_json::json!({}))
+        .await?;
+    println!("{}{}", client.base(), link.path);
+    Ok(())
+}
+
 /// `ronde status`.
 pub async fn status(args: ApiArgs) -> anyhow::Result<()> {
     let client = Client::from_args(&args)?;

@@ -367,6 +367,38 @@ fn the_quick_start_finds_the_api_token_by_itself() {
     let o = client(&elsewhere, &[("RONDE_API_TOKEN", token.trim())]);
     assert!(o.status.success(), "{:?}", text(&o));
 
+    // `ronde app` prints a new login link of the app, which opens it once.
+    let o = Command::new(RONDE)
+        .current_dir(&home)
+        .env("HOME", &home)
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("RONDE_API_TOKEN")
+        .env_remove("RONDE_DATA_DIR")
+        .args(["app", "--api", &node.api])
+        .output()
+        .expect("ronde app");
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    let link = out.trim();
+    assert!(
+        link.starts_with(&format!("{}/login?code=", node.api)),
+        "{link}"
+    );
+    let statuses = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let http = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client");
+            let first = http.get(link).send().await.expect("login").status();
+            let again = http.get(link).send().await.expect("login").status();
+            (first.as_u16(), again.as_u16())
+        });
+    assert_eq!(statuses, (303, 401), "the link opens the app once");
+
     // A clean stop removes the token, which is worth nothing any more.
     let (status, _) = node.terminate();
     assert!(status.success());
