@@ -7,6 +7,8 @@
 //!
 //! | method | path          | what                                              |
 //! |--------|---------------|---------------------------------------------------|
+//! | GET    | `/login`      | `?code=` → the web app's session cookie, on to `/app/` |
+//! | POST   | `/v1/login-links` | → 201 `{path}`: a new one-time login link of the web app |
 //! | GET    | `/v1/status`  | peer id, listen addresses, peers, areas, store size |
 //! | PUT    | `/v1/location`| `{lat, lon}` → the gossip areas now followed      |
 //! | POST   | `/v1/reports` | `{category, lat, lon, precision?}` → 201          |
@@ -26,11 +28,17 @@
 //! (see [`ApiError`]), including axum's own rejections, unknown routes and
 //! wrong methods.
 //!
+//! Every route but the web app's files and `/login` needs the node's
+//! credential (`api_auth.rs`, [`ApiAuth`]): the token the node writes to
+//! `<data-dir>/api-token` at every start, sent as `Authorization: Bearer`,
+//! or the session cookie that a one-time login URL sets for the web app.
+//! Anything else gets `401 unauthorized`.
+//!
 //! Two cheap defences against web pages that try to reach a local API: a
 //! request whose `Host` header is a domain name other than `localhost` is
-//! refused (DNS rebinding), and request bodies must be sent as
-//! `application/json`, which a cross-site form cannot do without a CORS
-//! preflight that this API never answers.
+//! refused (DNS rebinding), before the credential is even looked at, and
+//! request bodies must be sent as `application/json`, which a cross-site
+//! form cannot do without a CORS preflight that this API never answers.
 //!
 //! The API never logs coordinates or report contents.
 
@@ -40,7 +48,7 @@ use std::net::IpAddr;
 
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRef, FromRequest, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -56,14 +64,20 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::error::StoreError;
-use crate::{Node, NodeError};
+pub use crate::api_error::{ApiError, ErrorBody};
+use crate::Node;
 
+#[path = "api_auth.rs"]
+mod auth;
 #[path = "circle_api.rs"]
 mod circle_api;
 #[path = "directory_api.rs"]
 mod directory_api;
 
+pub use auth::{
+    read_token, session_cookie_name, write_token, ApiAuth, LOGIN_PATH, MAX_LOGIN_CODES,
+    MAX_SESSIONS, SESSION_COOKIE_MAX_AGE, SESSION_COOKIE_PREFIX, TOKEN_FILE,
+};
 pub use directory_api::{DEFAULT_PLACES_RADIUS_M, MAX_PLACES_RADIUS_M};
 
 /// Largest request body accepted, in bytes. The largest valid body is a
@@ -79,6 +93,8 @@ pub const SSE_KEEP_ALIVE_SECS: u64 = 15;
 /// Every route of the API as `(method, path)`; `docs/openapi.yaml` describes
 /// exactly these (a test checks it).
 pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/login"),
+    ("POST", "/v1/login-links"),
     ("GET", "/v1/status"),
     ("PUT", "/v1/location"),
     ("POST", "/v1/reports"),
@@ -123,6 +139,8 @@ pub const ERROR_CODES: &[&str] = &[
     "unsupported_media_type",
     "body_too_large",
     "forbidden_host",
+    "unauthorized",
+    "bad_login_code",
     "not_found",
     "method_not_allowed",
     "node_stopped",
@@ -150,126 +168,6 @@ pub const ERROR_CODES: &[&str] = &[
     "unknown_place",
     "unknown_reason",
 ];
-
-/// An error answer: an HTTP status and a JSON body
-/// `{"error": code, "message": sentence}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    /// HTTP status.
-    pub status: StatusCode,
-    /// Stable machine-readable code, snake_case (e.g. `unknown_category`).
-    pub code: &'static str,
-    /// A human sentence naming the problem.
-    pub message: String,
-}
-
-/// The JSON body of every error answer.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ErrorBody {
-    /// Stable machine-readable code.
-    pub error: String,
-    /// A human sentence naming the problem.
-    pub message: String,
-}
-
-impl ApiError {
-    /// An error with this status, code and message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-
-    fn invalid(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
-    }
-}
-
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}): {}", self.status, self.code, self.message)
-    }
-}
-
-impl std::error::Error for ApiError {}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        // The code only: messages can quote the coordinates that were sent.
-        tracing::debug!(
-            status = self.status.as_u16(),
-            code = self.code,
-            "API request refused"
-        );
-        let body = ErrorBody {
-            error: self.code.to_owned(),
-            message: self.message,
-        };
-        (self.status, Json(body)).into_response()
-    }
-}
-
-impl From<GeoError> for ApiError {
-    fn from(e: GeoError) -> Self {
-        let code = match e {
-            GeoError::BadLatitude(_) => "bad_latitude",
-            GeoError::BadLongitude(_) => "bad_longitude",
-            GeoError::BadPrecision(_) => "bad_precision",
-            GeoError::BadCell(_) => "bad_cell",
-        };
-        ApiError::invalid(code, e.to_string())
-    }
-}
-
-impl From<NodeError> for ApiError {
-    fn from(e: NodeError) -> Self {
-        match e {
-            NodeError::Geo(g) => g.into(),
-            NodeError::InvalidInput(msg) => ApiError::invalid("invalid_input", msg),
-            NodeError::UnknownPlace(_) => ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_place",
-                "no directory this node holds lists this place (it may have expired, or the node has no directory of this city yet)",
-            ),
-            NodeError::Circle(r) => ApiError::new(
-                StatusCode::from_u16(r.http_status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY),
-                r.code(),
-                r.to_string(),
-            ),
-            NodeError::Stopped => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "node_stopped",
-                "the node is stopped or shutting down; try again once it runs",
-            ),
-            NodeError::Storage(StoreError::Full(detail)) => {
-                tracing::warn!(error = %detail, "disk full while serving the API");
-                ApiError::new(
-                    StatusCode::INSUFFICIENT_STORAGE,
-                    "storage_full",
-                    "the node's disk is full; free some space on the device",
-                )
-            }
-            NodeError::Storage(s) => {
-                tracing::warn!(error = %s, "storage error while serving the API");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "storage_error",
-                    format!("the node's storage failed: {s}"),
-                )
-            }
-            other => {
-                tracing::warn!(error = %other, "node error while serving the API");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    format!("the node failed: {other}"),
-                )
-            }
-        }
-    }
-}
 
 /// A JSON request body, read with this API's own error answers: the
 /// content type must be JSON, the body must parse, and fields must match.
@@ -436,8 +334,15 @@ fn check_radius(r: f64, max: f64) -> Result<f64, ApiError> {
 #[derive(Clone)]
 struct AppState {
     node: Node,
+    auth: ApiAuth,
     /// Turns true when the server shuts down; `None` when nobody will say.
     shutdown: Option<watch::Receiver<bool>>,
+}
+
+impl FromRef<AppState> for ApiAuth {
+    fn from_ref(s: &AppState) -> ApiAuth {
+        s.auth.clone()
+    }
 }
 
 /// Body of `PUT /v1/location`.
@@ -465,15 +370,17 @@ struct AreasBody {
     areas: Vec<String>,
 }
 
-/// The router of the API over `node`, without a shutdown signal for the
-/// event streams (they end when the node's event channel closes). Prefer
-/// [`serve`], which ends them on shutdown.
-pub fn router(node: Node) -> Router {
-    router_with(node, None)
+/// The router of the API over `node`, guarded by `auth`, without a
+/// shutdown signal for the event streams (they end when the node's event
+/// channel closes). Prefer [`serve`], which ends them on shutdown.
+pub fn router(node: Node, auth: ApiAuth) -> Router {
+    router_with(node, auth, None)
 }
 
-fn router_with(node: Node, shutdown: Option<watch::Receiver<bool>>) -> Router {
+fn router_with(node: Node, auth: ApiAuth, shutdown: Option<watch::Receiver<bool>>) -> Router {
     let router = Router::new()
+        .route(LOGIN_PATH, get(auth::login))
+        .route("/v1/login-links", axum::routing::post(post_login_link))
         .route("/v1/status", get(get_status))
         .route("/v1/location", axum::routing::put(put_location))
         .route("/v1/reports", get(get_reports).post(post_report))
@@ -483,21 +390,38 @@ fn router_with(node: Node, shutdown: Option<watch::Receiver<bool>>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            auth.clone(),
+            auth::require_credential,
+        ))
         .layer(middleware::from_fn(check_host))
-        .with_state(AppState { node, shutdown })
+        .with_state(AppState {
+            node,
+            auth,
+            shutdown,
+        })
 }
 
 /// Serve the API on `listener` until `shutdown` completes, then stop
 /// accepting, end the open event streams and wait for requests in flight.
+/// Every route but the app's files and the login requires `auth`'s token
+/// or a session it opened (see [`ApiAuth`]).
 ///
 /// Bind the listener yourself (e.g. `TcpListener::bind("127.0.0.1:7300")`)
-/// so that you can read its local address first, which matters for port 0.
-pub async fn serve<F>(listener: TcpListener, node: Node, shutdown: F) -> std::io::Result<()>
+/// so that you can read its local address first, which matters for port 0;
+/// create the credential with [`ApiAuth::create`] in the node's data
+/// directory, so that the app and the CLI find it.
+pub async fn serve<F>(
+    listener: TcpListener,
+    node: Node,
+    auth: ApiAuth,
+    shutdown: F,
+) -> std::io::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
     let (tx, rx) = watch::channel(false);
-    let app = router_with(node, Some(rx));
+    let app = router_with(node, auth, Some(rx));
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -555,6 +479,15 @@ async fn method_not_allowed() -> ApiError {
         "method_not_allowed",
         "this route does not answer this HTTP method",
     )
+}
+
+/// `POST /v1/login-links`: a JSON POST like every action, whatever its
+/// (ignored) object.
+async fn post_login_link(
+    State(s): State<AppState>,
+    JsonOrEmpty(_): JsonOrEmpty<serde_json::Map<String, serde_json::Value>>,
+) -> impl IntoResponse {
+    auth::post_login_link(State(s.auth)).await
 }
 
 async fn get_status(State(s): State<AppState>) -> Result<Json<crate::Status>, ApiError> {

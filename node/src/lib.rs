@@ -25,6 +25,7 @@
 //! ([`peer_key`]); phones take a fresh one at every start.
 
 pub mod api;
+pub mod api_error;
 pub mod behaviour;
 pub mod circle;
 pub mod clock;

@@ -24,6 +24,10 @@
 //! name carries a hash of every embedded file ([`shell_version`]), so a new
 //! node binary replaces the cached shell.
 //!
+//! These files hold no data and open without the API's credential; the
+//! app's calls to `/v1/` carry the session cookie of the login URL the
+//! node printed, and on `401 unauthorized` the app says to open it.
+//!
 //! Merge it into the API's router *before* the API's layers, so that the
 //! `Host` check (DNS rebinding) covers these files too.
 
@@ -35,7 +39,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 
-use crate::api::ApiError;
+use crate::api_error::ApiError;
 
 /// The Content-Security-Policy of every file of the app: nothing but this
 /// origin, no inline script or style element, no `eval`, no framing, no

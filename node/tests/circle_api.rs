@@ -3,109 +3,29 @@
 //! its alert event and ack, journey, removal), then bad input.
 
 mod circle_support;
+mod common;
 
 use std::time::Duration;
 
 use circle_support::{eventually, settle, T0};
+use common::api::{json_of, Served};
 use futures::StreamExt;
 use reqwest::StatusCode;
-use ronde_node::api::{self, ERROR_CODES, ROUTES};
-use ronde_node::{ManualClock, Node, NodeConfig};
+use ronde_node::api::{ERROR_CODES, ROUTES};
+use ronde_node::{ManualClock, NodeConfig};
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 const IVRY: (f64, f64) = (48.8156, 2.3844);
 
-struct Harness {
-    node: Node,
-    base: String,
-    http: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-    server: JoinHandle<std::io::Result<()>>,
-    _dir: tempfile::TempDir,
-}
+type Harness = Served;
 
-impl Harness {
-    async fn start(clock: &ManualClock) -> Harness {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = NodeConfig::for_tests(dir.path());
-        config.clock = std::sync::Arc::new(clock.clone());
-        let node = circle_support::start(config).await;
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(api::serve(listener, node.clone(), async move {
-            let _ = rx.await;
-        }));
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("client");
-        Harness {
-            node,
-            base,
-            http,
-            stop: Some(tx),
-            server,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        json_of(self.http.get(self.url(path)).send().await.expect("send")).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        json_of(
-            self.http
-                .post(self.url(path))
-                .json(&body)
-                .send()
-                .await
-                .expect("send"),
-        )
-        .await
-    }
-
-    /// A POST with the JSON content type and no body.
-    async fn post_empty(&self, path: &str) -> (StatusCode, Value) {
-        json_of(
-            self.http
-                .post(self.url(path))
-                .header("content-type", "application/json")
-                .send()
-                .await
-                .expect("send"),
-        )
-        .await
-    }
-
-    async fn delete(&self, path: &str) -> (StatusCode, Value) {
-        json_of(self.http.delete(self.url(path)).send().await.expect("send")).await
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.server).await;
-        let _ = self.node.shutdown().await;
-    }
-}
-
-async fn json_of(resp: reqwest::Response) -> (StatusCode, Value) {
-    let status = resp.status();
-    let text = resp.text().await.expect("body");
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")),
-    )
+/// A node on `clock` and its API.
+async fn start(clock: &ManualClock) -> Served {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = NodeConfig::for_tests(dir.path());
+    config.clock = std::sync::Arc::new(clock.clone());
+    let node = circle_support::start(config).await;
+    Served::serve(node, dir.path()).await.keeping(dir)
 }
 
 /// Checks the error shape and returns the code.
@@ -157,8 +77,8 @@ async fn befriend(a: &Harness, a_name: &str, b: &Harness, b_name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_circle_over_http() {
     let clock = ManualClock::new(T0);
-    let a = Harness::start(&clock).await;
-    let b = Harness::start(&clock).await;
+    let a = start(&clock).await;
+    let b = start(&clock).await;
 
     let (s, circle) = a.get("/v1/circle").await;
     assert_eq!(s, StatusCode::OK);
@@ -333,15 +253,15 @@ async fn the_circle_over_http() {
     })
     .await;
     drop(stream);
-    a.stop().await;
-    b.stop().await;
+    let _ = a.stop().await;
+    let _ = b.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_circle_input_gets_a_json_error() {
     let clock = ManualClock::new(T0);
-    let a = Harness::start(&clock).await;
-    let other = Harness::start(&clock).await;
+    let a = start(&clock).await;
+    let other = start(&clock).await;
 
     // Alone, with nobody in the circle.
     let (_, own) = a.post("/v1/contacts/invites", json!({"name": "Me"})).await;
@@ -609,15 +529,15 @@ async fn bad_circle_input_gets_a_json_error() {
     assert_eq!(a.get("/v1/journey").await.0, StatusCode::NOT_FOUND);
     assert_eq!(a.get("/v1/sos").await.0, StatusCode::NOT_FOUND);
     settle(100).await;
-    a.stop().await;
-    other.stop().await;
+    let _ = a.stop().await;
+    let _ = other.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_circle_route_answers() {
     let clock = ManualClock::new(T0);
-    let a = Harness::start(&clock).await;
-    let b = Harness::start(&clock).await;
+    let a = start(&clock).await;
+    let b = start(&clock).await;
     befriend(&a, "Ann", &b, "Ben").await;
     let (_, inbox) = b.get("/v1/inbox").await;
     let item = inbox["items"][0]["id"].as_u64().expect("an item");
@@ -682,6 +602,6 @@ async fn every_circle_route_answers() {
         })
         .collect();
     assert_eq!(seen, circle_routes, "every circle route was exercised");
-    a.stop().await;
-    b.stop().await;
+    let _ = a.stop().await;
+    let _ = b.stop().await;
 }

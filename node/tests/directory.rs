@@ -308,17 +308,27 @@ async fn forged_expired_and_rolled_back_directories_are_refused() {
     task2.abort();
 }
 
-/// A node and its API on 127.0.0.1:0.
-async fn serve_api(node: &Node) -> (String, tokio::sync::oneshot::Sender<()>) {
+/// A node's API on 127.0.0.1:0, its credential written to `data_dir`.
+async fn serve_api(
+    node: &Node,
+    data_dir: &std::path::Path,
+) -> (String, reqwest::Client, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let auth = ronde_node::api::ApiAuth::create(data_dir).expect("api-token");
+    let http = common::api::client(Some(auth.token()));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(ronde_node::api::serve(listener, node.clone(), async move {
-        let _ = rx.await;
-    }));
-    (base, tx)
+    tokio::spawn(ronde_node::api::serve(
+        listener,
+        node.clone(),
+        auth,
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    (base, http, tx)
 }
 
 async fn call(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
@@ -334,8 +344,7 @@ async fn the_api_shows_the_directory_and_checks_flags() {
     let clock = ManualClock::new(T0);
     let city = city_key();
     let phone = start_with(phone_config(dirs[0].path(), &clock, &city)).await;
-    let (base, stop) = serve_api(&phone).await;
-    let http = reqwest::Client::new();
+    let (base, http, stop) = serve_api(&phone, dirs[0].path()).await;
     let get = |path: &str| http.get(format!("{base}{path}"));
     let flag = |id: &str, body: Value| {
         http.post(format!("{base}/v1/safe-places/{id}/flag"))

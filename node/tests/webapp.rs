@@ -2,63 +2,30 @@
 //! with their content types, a strict Content-Security-Policy, cache
 //! validation, the `Host` check, and the API still answering beside it.
 
-use std::time::Duration;
+mod common;
 
+use common::api::Served;
 use reqwest::StatusCode;
 use ronde_node::webapp::{ASSETS, CONTENT_SECURITY_POLICY};
-use ronde_node::{api, Node, NodeConfig};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use ronde_node::NodeConfig;
 
-struct Served {
-    node: Node,
-    base: String,
-    http: reqwest::Client,
-    stop: oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
-    _dir: tempfile::TempDir,
-}
-
+/// A node and its API with the app.
 async fn serve() -> Served {
     let dir = tempfile::tempdir().expect("tempdir");
-    let node = Node::start(NodeConfig::for_tests(dir.path()))
+    Served::start(NodeConfig::for_tests(dir.path()))
         .await
-        .expect("node starts");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(api::serve(listener, node.clone(), async move {
-        let _ = rx.await;
-    }));
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    Served {
-        node,
-        base,
-        http,
-        stop,
-        server,
-        _dir: dir,
-    }
+        .keeping(dir)
 }
 
-impl Served {
-    async fn get(&self, path: &str) -> reqwest::Response {
-        self.http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("send")
-    }
+/// `GET path` with the token.
+async fn get(s: &Served, path: &str) -> reqwest::Response {
+    s.http.get(s.url(path)).send().await.expect("send")
+}
 
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        let done = tokio::time::timeout(Duration::from_secs(10), self.server).await;
-        assert!(matches!(done, Ok(Ok(Ok(())))), "the API stops: {done:?}");
-        let _ = self.node.shutdown().await;
+/// Stop the API and the node, checking that the API stops cleanly.
+async fn stop(s: Served) {
+    if let Err(e) = s.stop().await {
+        panic!("the API stops: {e}");
     }
 }
 
@@ -107,7 +74,7 @@ async fn the_shell_and_its_files_are_served_with_their_types_and_csp() {
         ("/app/icon-maskable.svg", "image/svg+xml"),
     ];
     for (path, ct) in expected {
-        let resp = s.get(path).await;
+        let resp = get(&s, path).await;
         assert_eq!(resp.status(), StatusCode::OK, "{path}");
         assert_eq!(header(&resp, "content-type"), ct, "{path}");
         assert_hardened(&resp, path);
@@ -116,19 +83,18 @@ async fn the_shell_and_its_files_are_served_with_their_types_and_csp() {
     }
     // Every embedded file is reachable under /app/.
     for a in ASSETS {
-        let resp = s.get(&format!("/app/{}", a.name)).await;
+        let resp = get(&s, &format!("/app/{}", a.name)).await;
         assert_eq!(resp.status(), StatusCode::OK, "{}", a.name);
     }
 
     // The shell loads its scripts from files, never inline.
-    let html = s.get("/").await.text().await.expect("html");
+    let html = get(&s, "/").await.text().await.expect("html");
     assert!(html.contains(r#"<script src="/app/app.js" defer></script>"#));
     assert!(html.contains(r#"<link rel="manifest" href="/app/manifest.webmanifest">"#));
     assert!(!html.contains("<script>"), "no inline script");
 
     // The manifest is valid JSON and makes the app installable.
-    let manifest: serde_json::Value = s
-        .get("/app/manifest.webmanifest")
+    let manifest: serde_json::Value = get(&s, "/app/manifest.webmanifest")
         .await
         .json()
         .await
@@ -140,12 +106,12 @@ async fn the_shell_and_its_files_are_served_with_their_types_and_csp() {
     assert!(!icons.is_empty());
     for icon in icons {
         let src = icon["src"].as_str().expect("src");
-        assert_eq!(s.get(src).await.status(), StatusCode::OK, "{src}");
+        assert_eq!(get(&s, src).await.status(), StatusCode::OK, "{src}");
     }
 
     // The service worker may control the whole origin, carries the shell's
     // version, and never caches the API.
-    let sw = s.get("/app/sw.js").await;
+    let sw = get(&s, "/app/sw.js").await;
     assert_eq!(header(&sw, "service-worker-allowed"), "/");
     let sw = sw.text().await.expect("sw");
     assert!(sw.contains(ronde_node::webapp::shell_version()));
@@ -163,14 +129,14 @@ async fn the_shell_and_its_files_are_served_with_their_types_and_csp() {
             "{path} in the shell list"
         );
     }
-    s.stop().await;
+    stop(s).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caching_redirects_unknown_files_and_the_host_check() {
     let s = serve().await;
     // Revalidation: the same ETag gives 304 without a body.
-    let first = s.get("/app/app.js").await;
+    let first = get(&s, "/app/app.js").await;
     let etag = header(&first, "etag");
     let again = s
         .http
@@ -192,7 +158,7 @@ async fn caching_redirects_unknown_files_and_the_host_check() {
     assert_eq!(other.status(), StatusCode::OK);
 
     // /app redirects to /app/.
-    let resp = s.get("/app").await;
+    let resp = get(&s, "/app").await;
     assert_eq!(resp.status(), StatusCode::PERMANENT_REDIRECT);
     assert_eq!(header(&resp, "location"), "/app/");
 
@@ -203,7 +169,7 @@ async fn caching_redirects_unknown_files_and_the_host_check() {
         "/app/a/b",
         "/index.html",
     ] {
-        let resp = s.get(path).await;
+        let resp = get(&s, path).await;
         assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
         let body: serde_json::Value = resp.json().await.expect("JSON error");
         assert_eq!(body["error"], "not_found", "{path}");
@@ -237,8 +203,8 @@ async fn caching_redirects_unknown_files_and_the_host_check() {
     assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
 
     // The API still answers beside it.
-    let resp = s.get("/v1/status").await;
+    let resp = get(&s, "/v1/status").await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(header(&resp, "content-type").starts_with("application/json"));
-    s.stop().await;
+    stop(s).await;
 }

@@ -19,6 +19,7 @@
 //! and, beside it, a journey under way and the SOS as sent and as received.
 
 mod cdp;
+mod common;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,22 +27,18 @@ use std::time::Duration;
 
 use cdp::{find_chromium, Browser, Page};
 
-use ronde_node::{api, ManualClock, Node, NodeConfig};
+use common::api::Served;
+use ronde_node::{ManualClock, NodeConfig};
 use ronde_protocol::Category;
 use serde_json::json;
 use tokio::runtime::Runtime;
-use tokio::sync::oneshot;
 
 /// Place d'Italie, Paris.
 const HERE: (f64, f64) = (48.8311, 2.3556);
 
 /// A phone: a node and its API (with the app) on 127.0.0.1.
 struct Phone {
-    node: Node,
-    base: String,
-    stop: Option<oneshot::Sender<()>>,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
-    _dir: tempfile::TempDir,
+    api: Served,
 }
 
 impl Phone {
@@ -54,33 +51,14 @@ impl Phone {
             let dir = tempfile::tempdir().expect("tempdir");
             let mut config = NodeConfig::for_tests(dir.path());
             tweak(&mut config);
-            let node = Node::start(config).await.expect("node starts");
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            let base = format!("http://{}", listener.local_addr().expect("addr"));
-            let (tx, rx) = oneshot::channel::<()>();
-            let server = tokio::spawn(api::serve(listener, node.clone(), async move {
-                let _ = rx.await;
-            }));
             Phone {
-                node,
-                base,
-                stop: Some(tx),
-                server,
-                _dir: dir,
+                api: Served::start(config).await.keeping(dir),
             }
         })
     }
 
-    fn stop(mut self, rt: &Runtime) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        rt.block_on(async {
-            let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.server).await;
-            let _ = self.node.shutdown().await;
-        });
+    fn stop(self, rt: &Runtime) {
+        let _ = rt.block_on(self.api.stop());
     }
 }
 
@@ -114,7 +92,7 @@ fn open_app(b: &mut Browser, phone: &Phone, at: (f64, f64)) -> Page {
     b.call(
         None,
         "Browser.grantPermissions",
-        json!({ "origin": phone.base, "permissions": ["geolocation"] }),
+        json!({ "origin": phone.api.base, "permissions": ["geolocation"] }),
     )
     .expect("grant geolocation");
     b.call(
@@ -132,7 +110,9 @@ fn open_app(b: &mut Browser, phone: &Phone, at: (f64, f64)) -> Page {
     b.call(
         Some(&page.session),
         "Page.navigate",
-        json!({ "url": format!("{}/", phone.base) }),
+        // The one-time login URL the node prints: it sets the session
+        // cookie and opens the app.
+        json!({ "url": phone.api.login_url() }),
     )
     .expect("navigate");
     b.wait_for(
@@ -174,7 +154,7 @@ fn a_report_in_two_taps_shows_on_the_map_and_in_the_list() {
     );
     let areas = rt.block_on(async {
         for _ in 0..100 {
-            let s = phone.node.status().await.expect("status");
+            let s = phone.api.node.status().await.expect("status");
             if !s.areas.is_empty() {
                 return s.areas;
             }
@@ -269,7 +249,7 @@ fn a_report_in_two_taps_shows_on_the_map_and_in_the_list() {
     assert!(done.contains("Disappears"), "{done}");
     // The node stored exactly that report.
     let nearby = rt
-        .block_on(phone.node.nearby(HERE.0, HERE.1, 500.0))
+        .block_on(phone.api.node.nearby(HERE.0, HERE.1, 500.0))
         .expect("nearby");
     assert_eq!(nearby.reports.len(), 1);
     assert_eq!(nearby.reports[0].category, Category::Harassment);
@@ -295,6 +275,7 @@ fn a_report_in_two_taps_shows_on_the_map_and_in_the_list() {
     // reload, and is announced to screen readers.
     rt.block_on(
         phone
+            .api
             .node
             .report(Category::Following, HERE.0 + 0.002, HERE.1 + 0.002, None),
     )
@@ -399,6 +380,44 @@ fn a_report_in_two_taps_shows_on_the_map_and_in_the_list() {
 
 /// With `RONDE_SCREENSHOT=<path>`: the app at phone size, with reports of
 /// the last half hour around, as a PNG.
+/// Opened without the login link (or with a spent one), the app loads but
+/// its node refuses it, and it says to open the link; the link logs it in.
+#[test]
+fn without_the_login_link_the_app_says_to_open_it() {
+    let Some(mut b) = browser() else { return };
+    let rt = runtime();
+    let phone = Phone::start(&rt);
+    let page = b.new_page();
+    let navigate = |b: &mut Browser, url: String| {
+        b.call(Some(&page.session), "Page.navigate", json!({ "url": url }))
+            .expect("navigate");
+    };
+    navigate(&mut b, format!("{}/", phone.api.base));
+    let refused = "(() => { const t = document.querySelector('#conn').textContent; \
+                   return t.includes('login') || t.includes('connexion'); })()";
+    b.wait_for(&page, "the login hint", refused, 20);
+
+    let link = phone.api.login_url();
+    navigate(&mut b, link.clone());
+    b.wait_for(
+        &page,
+        "the app, logged in",
+        &format!("document.documentElement.dataset.ready === 'true' && !{refused}"),
+        20,
+    );
+    // The link is spent: opened again, the node refuses it.
+    let body = rt.block_on(async {
+        reqwest::get(&link)
+            .await
+            .expect("send")
+            .text()
+            .await
+            .expect("body")
+    });
+    assert!(body.contains("bad_login_code"), "{body}");
+    phone.stop(&rt);
+}
+
 #[test]
 fn phone_screenshot() {
     let Some(path) = std::env::var_os("RONDE_SCREENSHOT").map(PathBuf::from) else {
@@ -431,6 +450,7 @@ fn phone_screenshot() {
         clock.advance(later);
         rt.block_on(
             phone
+                .api
                 .node
                 .report(category, HERE.0 + dlat, HERE.1 + dlon, None),
         )
@@ -610,7 +630,7 @@ fn an_sos_from_one_phone_shows_in_the_other_phones_inbox() {
     );
     std::thread::sleep(Duration::from_millis(SOS_WAIT_MS));
     assert!(
-        rt.block_on(bob.node.sos_status()).is_err(),
+        rt.block_on(bob.api.node.sos_status()).is_err(),
         "no SOS was raised"
     );
 

@@ -91,6 +91,7 @@
     cellFilter: null,
     status: null,
     nodeUp: null,
+    loggedIn: null,
     live: false,
     category: null,
     lastReport: null,
@@ -271,6 +272,7 @@
       throw new ApiFailure(0, 'unreachable', 'unreachable');
     }
     setNodeUp(true);
+    setLoggedIn(resp.status !== 401);
     const text = await resp.text();
     let data = null;
     try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
@@ -283,6 +285,14 @@
 
   const isMissingRoute = (e) => e instanceof ApiFailure && (e.status === 404 || e.status === 405) &&
     (e.code === 'not_found' || e.code === 'method_not_allowed' || e.code.startsWith('http_'));
+
+  // A 401: the session cookie is missing or from before the node's last
+  // restart; only the login link the node printed opens the app again.
+  function setLoggedIn(yes) {
+    if (state.loggedIn === yes) return;
+    state.loggedIn = yes;
+    renderConn();
+  }
 
   function setNodeUp(up) {
     if (state.nodeUp === up) return;
@@ -791,6 +801,7 @@
     const chip = $('#conn');
     let text; let cls;
     if (state.nodeUp === false) { text = t('conn.down'); cls = 'down'; }
+    else if (state.loggedIn === false) { text = t('conn.login'); cls = 'down'; }
     else if (!state.status) { text = ''; cls = ''; }
     else if (state.status.connected_peers > 0) { text = t('conn.peers', { n: state.status.connected_peers }); cls = 'up'; }
     else { text = t('conn.alone'); cls = 'alone'; }

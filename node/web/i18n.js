@@ -18,6 +18,7 @@ window.RONDE_I18N = {
     'conn.peers': { one: '{n} phone around', other: '{n} phones around' },
     'conn.alone': 'No phone nearby yet',
     'conn.down': 'Node unreachable',
+    'conn.login': 'Not logged in: open the login link your node printed',
     'conn.live_lost': 'Live updates paused',
 
     'where.locating': 'Locating…',
@@ -235,6 +236,7 @@ window.RONDE_I18N = {
     'flag.send': 'Send the flag',
 
     'err.unreachable': 'The node on this phone does not answer. Is Ronde running?',
+    'err.unauthorized': 'This app is not logged in to your node (or the node restarted). Open the login link your node printed.',
     'err.unknown_category': 'This category is not known to the node.',
     'err.bad_latitude': 'The latitude must be between -90 and 90.',
     'err.bad_longitude': 'The longitude must be between -180 and 180.',
@@ -273,6 +275,7 @@ window.RONDE_I18N = {
     'conn.peers': { one: '{n} téléphone autour', other: '{n} téléphones autour' },
     'conn.alone': 'Aucun téléphone proche',
     'conn.down': 'Nœud injoignable',
+    'conn.login': 'Non connecté : ouvrez le lien de connexion affiché par votre nœud',
     'conn.live_lost': 'Direct en pause',
 
     'where.locating': 'Localisation…',
@@ -490,6 +493,7 @@ window.RONDE_I18N = {
     'flag.send': 'Envoyer',
 
     'err.unreachable': 'Le nœud de ce téléphone ne répond pas. Ronde est-il lancé ?',
+    'err.unauthorized': "Cette app n'est pas connectée à votre nœud (ou le nœud a redémarré). Ouvrez le lien de connexion affiché par votre nœud.",
     'err.unknown_category': 'Cette catégorie est inconnue du nœud.',
     'err.bad_latitude': 'La latitude doit être comprise entre -90 et 90.',
     'err.bad_longitude': 'La longitude doit être comprise entre -180 et 180.',

@@ -42,8 +42,8 @@ self.addEventListener('fetch', (event) => {
   if (req.method !== 'GET') return;
   const url = new URL(req.url);
   if (url.origin !== self.location.origin) return;
-  // The API: straight to the network, never stored.
-  if (url.pathname.startsWith('/v1/')) return;
+  // The API and the login link: straight to the network, never stored.
+  if (url.pathname.startsWith('/v1/') || url.pathname === '/login') return;
   if (req.mode === 'navigate' || isShell(url)) {
     const key = req.mode === 'navigate' ? '/' : url.pathname;
     // Network first (the node is on this device, so the network is fast

@@ -24,6 +24,11 @@ Exit codes:
      written by a newer version of Ronde, or the disk is full
   4  the node is unreachable (no `ronde node` listening at --api) or stopped
 
+The client commands send the node's API token, which `ronde node` writes to
+api-token in its data directory at every start: they read it from --data-dir
+(or RONDE_DATA_DIR), or take it from RONDE_API_TOKEN; without either, from
+`ronde node`'s default data directory or ./ronde-data, whichever is newer.
+
 Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) to see more.";
 
 /// Ronde: a peer-to-peer personal-safety network.
@@ -53,6 +58,10 @@ pub enum Command {
     /// Show a running node's peer id, addresses, peers and store size.
     #[command(after_help = EXIT_CODES)]
     Status(ApiArgs),
+    /// Print a new one-time link that opens a running node's phone app in a
+    /// browser (the node prints one at start; each opens the app once).
+    #[command(after_help = EXIT_CODES)]
+    App(ApiArgs),
     /// List the report categories.
     Categories,
     /// Your trusted circle: invite someone, accept an invite, list, approve
@@ -174,13 +183,37 @@ pub struct PlacesArgs {
     pub radius: Option<f64>,
 }
 
-/// The `--api` flag of the client commands.
+/// The `--api` and `--data-dir` flags of the client commands.
 #[derive(Args, Debug, Clone)]
 pub struct ApiArgs {
     /// URL of the node's local HTTP API.
     #[arg(long, value_name = "URL", env = "RONDE_API", default_value = DEFAULT_API_URL, global = true)]
     pub api: String,
+
+    /// The node's data directory, where it wrote the API's token
+    /// (api-token) [default: the environment variable RONDE_API_TOKEN if
+    /// set, else the token of `ronde node`'s default data directory or of
+    /// ./ronde-data, whichever is newer].
+    #[arg(long, value_name = "DIR", env = "RONDE_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
 }
+
+/// The environment variable that gives the client commands the API's token
+/// directly.
+pub const TOKEN_ENV: &str = "RONDE_API_TOKEN";
+
+/// The data directory of `ronde node` when none is given: `ronde` under
+/// the user's data directory (e.g. `~/.local/share/ronde`), else
+/// `./ronde-data`.
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_dir()
+        .map(|d| d.join("ronde"))
+        .unwrap_or_else(|| PathBuf::from(FALLBACK_DATA_DIR))
+}
+
+/// The data directory of the README's quick start, and of `ronde node`
+/// where the user has no data directory.
+pub const FALLBACK_DATA_DIR: &str = "ronde-data";
 
 /// `ronde report`.
 #[derive(Args, Debug)]

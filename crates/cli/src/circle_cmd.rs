@@ -21,7 +21,7 @@ use crate::show::{duration, in_how_long, now};
 
 /// `ronde contacts ...`.
 pub async fn contacts(args: ContactsArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.api.api)?;
+    let client = Client::from_args(&args.api)?;
     match args.action {
         ContactsAction::Invite {
             name,
@@ -83,7 +83,7 @@ pub async fn contacts(args: ContactsArgs) -> anyhow::Result<()> {
 
 /// `ronde journey ...`.
 pub async fn journey(args: JourneyArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.api.api)?;
+    let client = Client::from_args(&args.api)?;
     let (j, what): (JourneyView, &str) = match args.action {
         Some(JourneyAction::Start { to, eta, grace }) => {
             let mut body = json!({ "lat": to.lat, "lon": to.lon, "eta_secs": eta });
@@ -111,7 +111,7 @@ pub async fn journey(args: JourneyArgs) -> anyhow::Result<()> {
 
 /// `ronde sos ...`.
 pub async fn sos(args: SosArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.api.api)?;
+    let client = Client::from_args(&args.api)?;
     match args.action {
         None => {
             let body = json!({ "note": args.note.unwrap_or_default() });
@@ -141,7 +141,7 @@ pub async fn sos(args: SosArgs) -> anyhow::Result<()> {
 
 /// `ronde inbox`.
 pub async fn inbox(args: InboxArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.api.api)?;
+    let client = Client::from_args(&args.api)?;
     let path = match args.since {
         Some(s) => format!("/v1/inbox?since={s}"),
         None => "/v1/inbox".to_owned(),

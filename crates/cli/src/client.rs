@@ -1,12 +1,17 @@
-//! A small client of the node's local HTTP API (see `docs/openapi.yaml`).
+//! A small client of the node's local HTTP API (see `docs/openapi.yaml`),
+//! which finds the node's API token by itself ([`Token::find`]).
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use reqwest::StatusCode;
+use ronde_node::api::{read_token, TOKEN_FILE};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use crate::args::{default_data_dir, ApiArgs, FALLBACK_DATA_DIR, TOKEN_ENV};
 use crate::exit::{self, Coded};
 
 /// `GET /v1/status`.
@@ -81,15 +86,91 @@ struct ErrorBody {
     message: String,
 }
 
+/// The API's token, and where it came from (for the hint on a 401).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    /// The token, if one was found.
+    pub value: Option<String>,
+    /// Where it was read, or where it was looked for.
+    pub source: String,
+}
+
+impl Token {
+    /// The token of the node the client commands talk to: the environment
+    /// variable `RONDE_API_TOKEN`; else `<data_dir>/api-token` of the
+    /// given data directory; else that of `ronde node`'s default data
+    /// directory or of `./ronde-data` (the README's), whichever was written
+    /// last (a node writes a new one at every start).
+    pub fn find(data_dir: Option<&Path>) -> Token {
+        if let Some(t) = std::env::var(TOKEN_ENV)
+            .ok()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+        {
+            return Token {
+                value: Some(t),
+                source: format!("the environment variable {TOKEN_ENV}"),
+            };
+        }
+        let candidates = match data_dir {
+            Some(d) => vec![d.to_path_buf()],
+            None => {
+                let mut c = vec![default_data_dir()];
+                let quick = PathBuf::from(FALLBACK_DATA_DIR);
+                if !c.contains(&quick) {
+                    c.push(quick);
+                }
+                c
+            }
+        };
+        Token::newest(&candidates)
+    }
+
+    /// The token most recently written among `dirs`' `api-token` files.
+    fn newest(dirs: &[PathBuf]) -> Token {
+        let newest = dirs
+            .iter()
+            .filter_map(|d| {
+                let modified = std::fs::metadata(d.join(TOKEN_FILE))
+                    .and_then(|m| m.modified())
+                    .ok()?;
+                let token = read_token(d).ok()?;
+                Some((modified, d, token))
+            })
+            .max_by_key(|(modified, _, _)| *modified);
+        match newest {
+            Some((_, d, token)) => Token {
+                value: Some(token),
+                source: d.join(TOKEN_FILE).display().to_string(),
+            },
+            None => Token {
+                value: None,
+                source: dirs
+                    .iter()
+                    .map(|d| d.join(TOKEN_FILE).display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+            },
+        }
+    }
+}
+
 /// The API of one node.
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    token: Token,
 }
 
 impl Client {
-    /// A client of the API at `url` (`http://` is assumed when missing).
-    pub fn new(url: &str) -> anyhow::Result<Client> {
+    /// A client of the node's API that `args` name, with its token.
+    pub fn from_args(args: &ApiArgs) -> anyhow::Result<Client> {
+        Client::new(&args.api, Token::find(args.data_dir.as_deref()))
+    }
+
+    /// A client of the API at `url` (`http://` is assumed when missing)
+    /// that sends `token`.
+    pub fn new(url: &str, token: Token) -> anyhow::Result<Client> {
         let url = url.trim().trim_end_matches('/');
         let base = if url.contains("://") {
             url.to_owned()
@@ -103,13 +184,25 @@ impl Client {
             )
             .into());
         }
+        let mut headers = HeaderMap::new();
+        if let Some(t) = &token.value {
+            let mut v = HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| {
+                Coded::new(
+                    exit::USAGE,
+                    format!("the API token in {} is not a valid token", token.source),
+                )
+            })?;
+            v.set_sensitive(true);
+            headers.insert(AUTHORIZATION, v);
+        }
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .connect_timeout(Duration::from_secs(5))
             // Sealing a report costs proof of work: leave it time.
             .timeout(Duration::from_secs(60))
             .build()
             .context("could not set up the HTTP client")?;
-        Ok(Client { base, http })
+        Ok(Client { base, http, token })
     }
 
     /// The base URL.
@@ -217,6 +310,18 @@ impl Client {
                 String::from_utf8_lossy(&bytes).chars().take(200).collect(),
             ),
         };
+        let hint = match (status, &self.token.value) {
+            (StatusCode::UNAUTHORIZED, Some(_)) => format!(
+                "; the token was read from {}: is it the token of the node at {}? (it changes at \
+                 every start of the node)",
+                self.token.source, self.base
+            ),
+            (StatusCode::UNAUTHORIZED, None) => format!(
+                "; no token found in {}: give the node's --data-dir, or set {TOKEN_ENV}",
+                self.token.source
+            ),
+            _ => String::new(),
+        };
         let exit_code = match (status, code.as_str()) {
             (StatusCode::SERVICE_UNAVAILABLE, _) => exit::UNREACHABLE,
             (StatusCode::INSUFFICIENT_STORAGE, _) | (_, "storage_error" | "storage_full") => {
@@ -228,7 +333,7 @@ impl Client {
         Err(Coded::new(
             exit_code,
             format!(
-                "the node refused the request: {message} ({code}, HTTP {})",
+                "the node refused the request: {message} ({code}, HTTP {}){hint}",
                 status.as_u16()
             ),
         )

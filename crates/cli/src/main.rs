@@ -1,7 +1,7 @@
 //! `ronde`: the one command-line entry point of Ronde.
 //!
 //! `ronde node` runs a node and its local HTTP API; `ronde report`,
-//! `ronde nearby`, `ronde status` and the trusted circle's `ronde contacts`,
+//! `ronde nearby`, `ronde status`, `ronde app` and the trusted circle's `ronde contacts`,
 //! `ronde journey`, `ronde sos`, `ronde inbox` and the city directory's
 //! `ronde places` and `ronde mediators` talk to a running node through
 //! that API, exactly as the phone app does. `ronde relay` runs a
@@ -76,6 +76,7 @@ fn run_async(command: Command) -> anyhow::Result<()> {
             Command::Report(a) => show::report(a).await,
             Command::Nearby(a) => show::nearby(a).await,
             Command::Status(a) => show::status(a).await,
+            Command::App(a) => show::app(a).await,
             Command::Categories | Command::Sim(_) => Ok(()),
             Command::Contacts(a) => circle_cmd::contacts(a).await,
             Command::Journey(a) => circle_cmd::journey(a).await,

@@ -1,29 +1,21 @@
 //! `ronde node`: run a node and its local HTTP API.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use libp2p::multiaddr::Protocol;
 use libp2p::Multiaddr;
+use ronde_node::api::{ApiAuth, TOKEN_FILE};
 use ronde_node::{Node, NodeConfig};
 use tokio::net::TcpListener;
 
-use crate::args::NodeArgs;
+use crate::args::{default_data_dir, NodeArgs};
 use crate::exit::{self, Coded};
 
 /// How long to wait for the node's first listen address.
 const LISTEN_DEADLINE: Duration = Duration::from_secs(10);
 /// How long to wait for the node and the API to stop after a signal.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
-
-/// The data directory when none is given: `ronde` under the user's data
-/// directory (e.g. `~/.local/share/ronde`), else `./ronde-data`.
-pub fn default_data_dir() -> PathBuf {
-    dirs::data_dir()
-        .map(|d| d.join("ronde"))
-        .unwrap_or_else(|| PathBuf::from("ronde-data"))
-}
 
 /// Run until Ctrl-C or SIGTERM.
 pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
@@ -80,6 +72,23 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         )
     })?;
     let peer_id = node.peer_id();
+    // Only once the node holds the data directory (a second node on it
+    // stops above), so that it never replaces a running node's token.
+    let auth = match ApiAuth::create(&data_dir) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = node.shutdown().await;
+            return Err(e).with_context(|| {
+                Coded::new(
+                    exit::STORAGE,
+                    format!(
+                        "could not write the API token to {}",
+                        data_dir.join(TOKEN_FILE).display()
+                    ),
+                )
+            });
+        }
+    };
 
     let addrs = match wait_for_listen_addrs(&node).await {
         Ok(a) => a,
@@ -98,6 +107,14 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         println!("  {a}");
     }
     println!("api: http://{api_addr}");
+    println!(
+        "api token: {} (new at every start; `ronde` commands read it there)",
+        data_dir.join(TOKEN_FILE).display()
+    );
+    println!(
+        "app: {}  (this link opens the app once)",
+        auth.login_url(&format!("http://{api_addr}"))
+    );
     if args.mailbox_host {
         println!("hosting mailboxes and dead-man's switches for others");
     }
@@ -128,9 +145,14 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     tracing::info!(%peer_id, api = %api_addr, data_dir = %data_dir.display(), "node running");
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut api = tokio::spawn(ronde_node::api::serve(listener, node.clone(), async move {
-        let _ = stop_rx.await;
-    }));
+    let mut api = tokio::spawn(ronde_node::api::serve(
+        listener,
+        node.clone(),
+        auth,
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
 
     let api_result = tokio::select! {
         signal = shutdown_signal() => {
@@ -151,6 +173,8 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     })
     .await;
 
+    // The token is worth nothing once the node is gone.
+    let _ = std::fs::remove_file(data_dir.join(TOKEN_FILE));
     match stopped {
         Err(_) => anyhow::bail!("the node did not stop within {} s", STOP_DEADLINE.as_secs()),
         Ok((api_done, node_done)) => {

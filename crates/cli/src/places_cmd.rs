@@ -108,7 +108,7 @@ directory key) and connect it to a peer that has the directory, such as the city
 
 /// `ronde places`.
 pub async fn places(args: PlacesArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.api.api)?;
+    let client = Client::from_args(&args.api)?;
     let radius = args
         .radius
         .unwrap_or(ronde_node::api::DEFAULT_PLACES_RADIUS_M);
@@ -124,7 +124,7 @@ pub async fn places(args: PlacesArgs) -> anyhow::Result<()> {
 
 /// `ronde mediators`.
 pub async fn mediators(args: ApiArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.api)?;
+    let client = Client::from_args(&args)?;
     let answer: DirectoryAnswer = client.get("/v1/directory").await?;
     print!("{}", render_mediators(&answer, now()));
     Ok(())

@@ -12,7 +12,7 @@ use crate::exit::{self, Coded};
 
 /// `ronde report`.
 pub async fn report(args: ReportArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.api.api)?;
+    let client = Client::from_args(&args.api)?;
     let p = client
         .report(
             args.category.as_str(),
@@ -47,7 +47,7 @@ pub async fn report(args: ReportArgs) -> anyhow::Result<()> {
 
 /// `ronde nearby`.
 pub async fn nearby(args: NearbyArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.api.api)?;
+    let client = Client::from_args(&args.api)?;
     let (lat, lon, radius, around) = match args.at {
         Some(p) => (p.lat, p.lon, args.radius.unwrap_or(DEFAULT_RADIUS_M), None),
         None => {
@@ -80,9 +80,23 @@ pub async fn nearby(args: NearbyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `ronde app`: a new one-time login link of the node's web app.
+pub async fn app(args: ApiArgs) -> anyhow::Result<()> {
+    #[derive(serde::Deserialize)]
+    struct LoginLink {
+        path: String,
+    }
+    let client = Client::from_args(&args)?;
+    let link: LoginLink = client
+        .post("/v1/login-links", serde_json::json!({}))
+        .await?;
+    println!("{}{}", client.base(), link.path);
+    Ok(())
+}
+
 /// `ronde status`.
 pub async fn status(args: ApiArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.api)?;
+    let client = Client::from_args(&args)?;
     let s = client.status().await?;
     println!("peer id          {}", s.peer_id);
     println!("api              {}", client.base());

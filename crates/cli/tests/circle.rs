@@ -18,6 +18,7 @@ struct NodeProc {
     /// Kept so that the node's stdout stays open.
     _lines: mpsc::Receiver<String>,
     api: String,
+    data: std::path::PathBuf,
     stderr: std::path::PathBuf,
 }
 
@@ -71,6 +72,7 @@ impl NodeProc {
             child,
             _lines: lines,
             api,
+            data: dir.join("data"),
             stderr,
         }
     }
@@ -79,9 +81,20 @@ impl NodeProc {
         Command::new(RONDE)
             .args(args)
             .args(["--api", &self.api])
+            // The token is read from the environment here, from --data-dir
+            // in two_nodes.rs.
+            .env("RONDE_API_TOKEN", self.token())
             .stdin(Stdio::null())
             .output()
             .expect("run ronde")
+    }
+
+    /// The API token the node wrote to its data directory.
+    fn token(&self) -> String {
+        std::fs::read_to_string(self.data.join("api-token"))
+            .expect("the node wrote api-token")
+            .trim()
+            .to_owned()
     }
 
     fn stderr_text(&self) -> String {

@@ -18,12 +18,19 @@ struct NodeProc {
     seen: Vec<String>,
     stderr: PathBuf,
     api: String,
+    /// Its data directory, where it writes the API token.
+    data: String,
     addrs: Vec<String>,
 }
 
 impl NodeProc {
     fn start(dir: &Path, extra: &[&str]) -> NodeProc {
-        let data = dir.join("data");
+        NodeProc::start_in(dir, &dir.join("data"), extra, None)
+    }
+
+    /// A node with its data in `data` (relative to `home`, when given,
+    /// which is then its working directory and `$HOME`).
+    fn start_in(dir: &Path, data: &Path, extra: &[&str], home: Option<&Path>) -> NodeProc {
         let stderr = dir.join("stderr.log");
         let err_file = std::fs::File::create(&stderr).expect("stderr file");
         let mut args = vec![
@@ -39,7 +46,13 @@ impl NodeProc {
             "8".to_owned(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut child = Command::new(RONDE)
+        let mut cmd = Command::new(RONDE);
+        if let Some(h) = home {
+            cmd.current_dir(h)
+                .env("HOME", h)
+                .env_remove("XDG_DATA_HOME");
+        }
+        let mut child = cmd
             .args(&args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -62,6 +75,7 @@ impl NodeProc {
             seen: Vec::new(),
             stderr,
             api: String::new(),
+            data: data.display().to_string(),
             addrs: Vec::new(),
         };
         node.wait_until_ready();
@@ -195,7 +209,7 @@ fn a_report_at_one_node_shows_at_the_other() {
 
     // The two nodes find each other.
     eventually(30, "the nodes connect", || {
-        let o = ronde(&["status", "--api", &b.api]);
+        let o = ronde(&["status", "--api", &b.api, "--data-dir", &b.data]);
         let (out, err) = text(&o);
         if o.status.success() && out.contains("connected peers  1") {
             Ok(())
@@ -208,6 +222,8 @@ fn a_report_at_one_node_shows_at_the_other() {
         "report",
         "--api",
         &a.api,
+        "--data-dir",
+        &a.data,
         "--category",
         "harassment",
         "--at",
@@ -235,7 +251,17 @@ fn a_report_at_one_node_shows_at_the_other() {
     assert_eq!(cell.len(), 7, "{out}");
 
     let table = eventually(30, "the report shows at the other node", || {
-        let o = ronde(&["nearby", "--api", &b.api, "--at", AT, "--radius", "1000"]);
+        let o = ronde(&[
+            "nearby",
+            "--api",
+            &b.api,
+            "--data-dir",
+            &b.data,
+            "--at",
+            AT,
+            "--radius",
+            "1000",
+        ]);
         let (out, err) = text(&o);
         if o.status.success() && out.contains("harassment") {
             Ok(out)
@@ -251,7 +277,7 @@ fn a_report_at_one_node_shows_at_the_other() {
     assert!(table.contains("Reports per cell"), "{table}");
 
     // Without --at, `nearby` looks around the node's own area.
-    let o = ronde(&["nearby", "--api", &b.api]);
+    let o = ronde(&["nearby", "--api", &b.api, "--data-dir", &b.data]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}{err}");
     assert!(out.contains("harassment"), "{out}");
@@ -267,11 +293,123 @@ fn a_report_at_one_node_shows_at_the_other() {
     drop(a);
 }
 
+/// The README's quick start as written: `ronde node --data-dir
+/// ./ronde-data`, then `ronde report` without --data-dir from the same
+/// directory, finds the token by itself; without it, or with a wrong one,
+/// the node refuses and the CLI says where it looked.
+#[test]
+fn the_quick_start_finds_the_api_token_by_itself() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let mut node = NodeProc::start_in(
+        dir.path(),
+        Path::new("./ronde-data"),
+        &["--at", AT],
+        Some(&home),
+    );
+    let token_file = home.join("ronde-data").join("api-token");
+    assert!(token_file.exists(), "{:?}", node.seen);
+    let app = loop {
+        match node.lines.recv_timeout(Duration::from_secs(10)) {
+            Ok(line) if line.starts_with("app: ") => break line,
+            Ok(line) => node.seen.push(line),
+            Err(_) => panic!("no app line: {:?}", node.seen),
+        }
+    };
+    assert!(
+        app.contains("/login?code="),
+        "the login URL is printed: {app}"
+    );
+    let client = |cwd: &Path, env: &[(&str, &str)]| {
+        let mut cmd = Command::new(RONDE);
+        cmd.current_dir(cwd)
+            .env("HOME", &home)
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("RONDE_API_TOKEN")
+            .env_remove("RONDE_DATA_DIR")
+            .args([
+                "report",
+                "--category",
+                "poor_lighting",
+                "--at",
+                AT,
+                "--api",
+                &node.api,
+            ])
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run ronde")
+    };
+    let o = client(&home, &[]);
+    assert!(
+        o.status.success(),
+        "the quick start's report: {:?}",
+        text(&o)
+    );
+
+    // Elsewhere, with no token to find: refused, and the CLI says why.
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).expect("dir");
+    let o = client(&elsewhere, &[]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("unauthorized") && err.contains("no token found"),
+        "{err}"
+    );
+    assert!(err.contains("RONDE_API_TOKEN"), "{err}");
+    let o = client(&elsewhere, &[("RONDE_API_TOKEN", "0123abcd")]);
+    assert_eq!(o.status.code(), Some(2), "{:?}", text(&o));
+    let token = std::fs::read_to_string(&token_file).expect("token");
+    let o = client(&elsewhere, &[("RONDE_API_TOKEN", token.trim())]);
+    assert!(o.status.success(), "{:?}", text(&o));
+
+    // `ronde app` prints a new login link of the app, which opens it once.
+    let o = Command::new(RONDE)
+        .current_dir(&home)
+        .env("HOME", &home)
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("RONDE_API_TOKEN")
+        .env_remove("RONDE_DATA_DIR")
+        .args(["app", "--api", &node.api])
+        .output()
+        .expect("ronde app");
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    let link = out.trim();
+    assert!(
+        link.starts_with(&format!("{}/login?code=", node.api)),
+        "{link}"
+    );
+    let statuses = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let http = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client");
+            let first = http.get(link).send().await.expect("login").status();
+            let again = http.get(link).send().await.expect("login").status();
+            (first.as_u16(), again.as_u16())
+        });
+    assert_eq!(statuses, (303, 401), "the link opens the app once");
+
+    // A clean stop removes the token, which is worth nothing any more.
+    let (status, _) = node.terminate();
+    assert!(status.success());
+    assert!(!token_file.exists());
+}
+
 #[test]
 fn nearby_without_a_location_says_one_is_needed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let node = NodeProc::start(dir.path(), &[]);
-    let o = ronde(&["nearby", "--api", &node.api]);
+    let o = ronde(&["nearby", "--api", &node.api, "--data-dir", &node.data]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{out}{err}");
     assert!(
@@ -284,6 +422,8 @@ fn nearby_without_a_location_says_one_is_needed() {
         "report",
         "--api",
         &node.api,
+        "--data-dir",
+        &node.data,
         "--category",
         "harassment",
         "--at",

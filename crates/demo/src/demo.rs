@@ -16,6 +16,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::Multiaddr;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use ronde_node::api::ApiAuth;
 use ronde_node::{Node, NodeConfig, NodeError};
 use ronde_protocol::directory::DirectoryPublicKey;
 use ronde_relay::config::{Http, Jurisdiction, Network, RelayConfig};
@@ -27,8 +28,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::args::DemoArgs;
 use crate::city::{self, City, Walker};
-use crate::cli::DemoArgs;
 use crate::directory::{self, Confirming};
 use crate::narrator::Narrator;
 use crate::story::{Progress, Story, CAMILLE, CAST};
@@ -104,6 +105,12 @@ pub struct Urls {
     pub token: String,
     /// Camille's app and node API (`http://127.0.0.1:7300`).
     pub app: String,
+    /// The one-time login URL of Camille's app (`<app>/login?code=…`),
+    /// printed in the banner.
+    pub app_login: String,
+    /// The token of Camille's node API (also in `api-token` in her data
+    /// directory), for `Authorization: Bearer`.
+    pub app_token: String,
     /// The relay's public endpoints (the signed directory).
     pub public: Option<String>,
 }
@@ -343,12 +350,14 @@ impl Demo {
         )
         .await;
         match started {
-            Ok((app_addr, app, walkers, confirming)) => {
+            Ok((app_addr, app, app_auth, walkers, confirming)) => {
                 let stats = Arc::new(Stats::default());
                 let urls = Urls {
                     dashboard: format!("http://{}", relay.dashboard_addr()),
                     token,
                     app: format!("http://{app_addr}"),
+                    app_login: app_auth.login_url(&format!("http://{app_addr}")),
+                    app_token: app_auth.token().to_owned(),
                     public: relay.public_addr().map(|a| format!("http://{a}")),
                 };
                 let ctx = Arc::new(Ctx {
@@ -418,6 +427,7 @@ impl Demo {
         (
             SocketAddr,
             impl Future<Output = std::io::Result<()>> + Send + 'static,
+            ApiAuth,
             Arc<Mutex<Vec<Walker>>>,
             Vec<Confirming>,
         ),
@@ -456,6 +466,7 @@ impl Demo {
                 data.path().join("phones").join(format!("{i:03}-{name}"))
             })
             .collect();
+        let camille_dir = dirs[CAMILLE].clone();
         let configs: Vec<NodeConfig> = dirs
             .into_iter()
             .zip(&walkers)
@@ -521,17 +532,19 @@ impl Demo {
         })?;
         if !app_addr.ip().is_loopback() {
             narrator.say(
-                "warning: Camille's node API listens beyond this machine (--app); it has no \
-                 login",
+                "warning: Camille's node API listens beyond this machine (--app); only her \
+                 token or the login link opens it",
             );
         }
         let camille = phones[CAMILLE].clone();
-        let app = ronde_node::api::serve(listener, camille, async move {
+        let auth = ApiAuth::create(&camille_dir).map_err(io(&camille_dir))?;
+        let app = ronde_node::api::serve(listener, camille, auth.clone(), async move {
             let _ = stop.wait_for(|s| *s).await;
         });
         Ok((
             app_addr,
             app,
+            auth,
             Arc::new(Mutex::new(walkers)),
             seeded.confirming,
         ))
@@ -552,9 +565,9 @@ impl Demo {
             u.token
         ));
         n.plain(format!(
-            "  Camille's phone  {}/  (the phone app; choose \"where am I\" by hand: {lat}, {lon}, \
-             the centre of Ivry)",
-            u.app
+            "  Camille's phone  {}  (the phone app; this link opens it once; choose \"where am \
+             I\" by hand: {lat}, {lon}, the centre of Ivry)",
+            u.app_login
         ));
         if let Some(p) = &u.public {
             n.plain(format!(

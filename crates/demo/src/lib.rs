@@ -10,13 +10,15 @@
 //!
 //! | module        | what |
 //! |---------------|------|
-//! | [`cli`]       | the flags and [`cli::run`] |
+//! | [`cli`]       | [`cli::run`], the command |
+//! | [`args`]      | its flags, [`DemoArgs`] |
 //! | [`demo`]      | [`Demo`]: start the city, run it, take it apart |
 //! | [`city`]      | sans-IO: where phones are and walk, what and where they report, darkness |
 //! | [`story`]     | the circle story between five phones |
 //! | [`directory`] | the demo's safe places and mediators |
 //! | [`narrator`]  | one line per event, never a precise location |
 
+pub mod args;
 pub mod city;
 pub mod cli;
 pub mod demo;

@@ -115,7 +115,10 @@ async fn a_small_city_runs_shows_everything_and_stops_cleanly() {
         .iter()
         .any(|l| l.contains(&format!("{}/login", urls.dashboard))));
     assert!(lines.iter().any(|l| l.contains(&urls.token)));
-    assert!(lines.iter().any(|l| l.contains(&format!("{}/", urls.app))));
+    assert!(lines.iter().any(|l| l.contains(&urls.app_login)));
+    assert!(urls
+        .app_login
+        .starts_with(&format!("{}/login?code=", urls.app)));
 
     // The dashboard: the login page is open, the API needs the token.
     let (status, page) = get(&format!("{}/login", urls.dashboard), None).await;
@@ -192,10 +195,34 @@ async fn a_small_city_runs_shows_everything_and_stops_cleanly() {
     let (status, _) = get(&format!("{public}/directory"), None).await;
     assert_eq!(status, 200);
 
-    // Camille's app and API.
+    // Camille's app and API: the app opens without a credential, her API
+    // needs her token (or the cookie of the login link).
     let (status, page) = get(&format!("{}/", urls.app), None).await;
     assert_eq!(status, 200);
     assert!(page.contains("<html") && page.contains("app.js"), "{page}");
+    let (status, _) = get(&format!("{}/v1/inbox", urls.app), None).await;
+    assert_eq!(status, 401, "no token, no inbox");
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let login = browser.get(&urls.app_login).send().await.expect("login");
+    assert_eq!(login.status().as_u16(), 303);
+    let cookie = login
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    let status = browser
+        .get(format!("{}/v1/contacts", urls.app))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("contacts")
+        .status();
+    assert_eq!(status.as_u16(), 200);
     let nearby = eventually(
         "nearby reports at Camille's phone",
         &narrator,
@@ -206,7 +233,7 @@ async fn a_small_city_runs_shows_everything_and_stops_cleanly() {
                     "{}/v1/reports?lat=48.8156&lon=2.3844&radius_m=5000",
                     urls.app
                 ),
-                None,
+                Some(&urls.app_token),
             )
             .await;
             let n = v["reports"].as_array().map_or(0, |r| r.len());
@@ -224,7 +251,7 @@ async fn a_small_city_runs_shows_everything_and_stops_cleanly() {
         || async {
             let v = get_json(
                 &format!("{}/v1/safe-places?lat=48.8156&lon=2.3844", urls.app),
-                None,
+                Some(&urls.app_token),
             )
             .await;
             let places = v["places"].as_array().cloned().unwrap_or_default();
@@ -240,7 +267,7 @@ async fn a_small_city_runs_shows_everything_and_stops_cleanly() {
             .count(),
         1
     );
-    let dir = get_json(&format!("{}/v1/directory", urls.app), None).await;
+    let dir = get_json(&format!("{}/v1/directory", urls.app), Some(&urls.app_token)).await;
     assert_eq!(dir["directory"]["city"], "Ivry-sur-Seine (demo)", "{dir}");
     assert_eq!(
         dir["directory"]["mediators"].as_array().map(|m| m.len()),
@@ -254,12 +281,12 @@ async fn a_small_city_runs_shows_everything_and_stops_cleanly() {
         &narrator,
         deadline,
         || async {
-            let inbox = get_json(&format!("{}/v1/inbox", urls.app), None).await;
+            let inbox = get_json(&format!("{}/v1/inbox", urls.app), Some(&urls.app_token)).await;
             inbox_has(&inbox, "overdue", "Malik").then_some(())
         },
     )
     .await;
-    let inbox = get_json(&format!("{}/v1/inbox", urls.app), None).await;
+    let inbox = get_json(&format!("{}/v1/inbox", urls.app), Some(&urls.app_token)).await;
     assert!(inbox_has(&inbox, "sos", "Léa"), "{inbox}");
     let arrived = inbox["items"]
         .as_array()
@@ -269,7 +296,7 @@ async fn a_small_city_runs_shows_everything_and_stops_cleanly() {
     assert!(arrived, "Inès's arrival: {inbox}");
     // Inès arrived, so no overdue alert about her.
     assert!(!inbox_has(&inbox, "overdue", "Inès"), "{inbox}");
-    let contacts = get_json(&format!("{}/v1/contacts", urls.app), None).await;
+    let contacts = get_json(&format!("{}/v1/contacts", urls.app), Some(&urls.app_token)).await;
     assert_eq!(contacts["contacts"].as_array().expect("contacts").len(), 3);
     eventually(
         "Sofiane's ack to reach Léa",

@@ -57,6 +57,8 @@ async fn add_place(relay: &ronde_relay::Relay, name: &str, lat: f64, lon: f64) -
 struct Phone {
     node: Node,
     api: String,
+    /// Sends the API's token.
+    http: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -70,19 +72,39 @@ impl Phone {
             .await
             .expect("bind");
         let api = format!("http://{}", listener.local_addr().expect("addr"));
+        let auth = ronde_node::api::ApiAuth::create(dir).expect("api-token");
+        let mut headers = reqwest::header::HeaderMap::new();
+        let bearer = format!("Bearer {}", auth.token());
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            bearer.parse().expect("header"),
+        );
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .expect("client");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(ronde_node::api::serve(listener, node.clone(), async move {
-            let _ = rx.await;
-        }));
+        tokio::spawn(ronde_node::api::serve(
+            listener,
+            node.clone(),
+            auth,
+            async move {
+                let _ = rx.await;
+            },
+        ));
         Phone {
             node,
             api,
+            http,
             stop: Some(tx),
         }
     }
 
     async fn get(&self, path: &str) -> Value {
-        let res = reqwest::get(format!("{}{path}", self.api))
+        let res = self
+            .http
+            .get(format!("{}{path}", self.api))
+            .send()
             .await
             .expect("get");
         assert_eq!(res.status(), 200, "GET {path}");
@@ -183,7 +205,8 @@ async fn phones_get_the_directory_over_libp2p_and_their_flags_reach_the_relay() 
         (phone.node.directory_stats().await.ok()?.flag_relays == 1).then_some(())
     })
     .await;
-    let res = reqwest::Client::new()
+    let res = phone
+        .http
         .post(format!("{}/v1/safe-places/{near}/flag", phone.api))
         .json(&json!({"reason": "closed"}))
         .send()
@@ -231,7 +254,8 @@ async fn phones_get_the_directory_over_libp2p_and_their_flags_reach_the_relay() 
         (names(&other.places().await).len() == 3).then_some(())
     })
     .await;
-    let res = reqwest::Client::new()
+    let res = other
+        .http
         .post(format!("{}/v1/safe-places/{far}/flag", other.api))
         .json(&json!({"reason": "wrong_information"}))
         .send()
@@ -293,7 +317,8 @@ async fn phones_get_the_directory_over_libp2p_and_their_flags_reach_the_relay() 
         "expired"
     );
     // Flagging a place the phone no longer shows is refused.
-    let res = reqwest::Client::new()
+    let res = phone
+        .http
         .post(format!("{}/v1/safe-places/{here}/flag", phone.api))
         .json(&json!({"reason": "closed"}))
         .send()

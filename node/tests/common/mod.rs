@@ -1,7 +1,10 @@
 //! Helpers shared by the integration tests: node start-up on the memory
-//! transport, connecting nodes, and waiting for a condition with a deadline.
+//! transport, a node's local API with its credential ([`api`]), connecting
+//! nodes, and waiting for a condition with a deadline.
 
 #![allow(dead_code)]
+
+pub mod api;
 
 use std::future::Future;
 use std::path::Path;
