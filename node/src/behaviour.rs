@@ -152,6 +152,10 @@ mod derived {
         pub sync: request_response::Behaviour<SyncCodec>,
         /// Circuit relay v2 server ([`NodeConfig::relay_server`]).
         pub relay_server: Toggle<relay::Behaviour>,
+        /// AutoNAT v2 server ([`NodeConfig::relay_server`]): dials back the
+        /// addresses phones ask about, so they learn whether they are
+        /// reachable (`crate::reachability`).
+        pub autonat_server: Toggle<autonat::v2::server::Behaviour>,
         /// Direct delivery of circle envelopes (`/ronde/circle/1`).
         pub circle: request_response::Behaviour<CircleCodec>,
         /// Mailboxes and dead-man's switches (`/ronde/mailbox/1`): served
@@ -422,6 +426,11 @@ impl Behaviour {
             gossipsub,
             sync,
             relay_server: Toggle::from(relay_server),
+            autonat_server: Toggle::from(
+                config
+                    .relay_server
+                    .then(autonat::v2::server::Behaviour::default),
+            ),
             circle,
             mailbox,
             directory,

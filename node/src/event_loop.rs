@@ -61,6 +61,7 @@ use crate::directory::service::{DirectoryCommand, DirectoryService};
 use crate::directory::store::DirectoryStore;
 use crate::error::NodeError;
 use crate::handle::{CellCount, Nearby, NearbyReport, NodeEvent, Published, Status};
+use crate::reachability::{self, Reachability};
 use crate::store::{Inserted, ReportStore, SledStore};
 
 /// Capacity of the command queue.
@@ -222,7 +223,8 @@ struct EventLoop {
     sync_inflight: HashMap<OutboundRequestId, SyncAsk>,
     /// Bootstrap peers and the address they were given with.
     bootstrap_peers: HashMap<PeerId, Multiaddr>,
-    relay_listening: bool,
+    /// AutoNAT's verdict and the relay circuit held when private.
+    reach: Reachability,
     /// Announce every listen address as external (a relay server given no
     /// external address).
     listen_is_external: bool,
@@ -322,7 +324,7 @@ pub(crate) async fn spawn(
         sync_queue: HashMap::new(),
         sync_inflight: HashMap::new(),
         bootstrap_peers: HashMap::new(),
-        relay_listening: false,
+        reach: Reachability::new(config.relay_server || !config.external_addresses.is_empty()),
         listen_is_external: config.relay_server && config.external_addresses.is_empty(),
         circle,
         directories,
@@ -465,7 +467,10 @@ impl EventLoop {
                     }
                 }
                 _ = purge_timer.tick() => self.purge(),
-                _ = retry_timer.tick() => self.retry_pending(None),
+                _ = retry_timer.tick() => {
+                    self.retry_pending(None);
+                    self.reach.tick(&mut self.swarm);
+                }
                 _ = circle_timer.tick() => self.circle.tick(&mut self.swarm, self.location),
                 _ = mailbox_timer.tick() => self.circle.poll_mailboxes(&mut self.swarm),
                 _ = directory_timer.tick() => self.directories.tick(&mut self.swarm),
@@ -1085,7 +1090,13 @@ impl EventLoop {
                             .add_address(&peer_id, addr.clone());
                     }
                 }
-                self.maybe_listen_via_relay(peer_id, &info);
+                let bootstrap = self.bootstrap_peers.get(&peer_id).cloned();
+                self.reach.on_identify(
+                    &mut self.swarm,
+                    peer_id,
+                    &info.protocols,
+                    bootstrap.as_ref(),
+                );
                 self.circle.on_identify(&mut self.swarm, peer_id, &info);
                 self.directories
                     .on_identify(&mut self.swarm, peer_id, &info);
@@ -1097,6 +1108,23 @@ impl EventLoop {
                         let _ = self.swarm.dial(addr.with_p2p(peer).unwrap_or_else(|a| a));
                     }
                 }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Autonat(ev)) => {
+                self.reach.on_autonat(&mut self.swarm, &ev)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(ev)) => self.reach.on_relay_client(&ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(ev)) => reachability::on_dcutr(&ev),
+            SwarmEvent::Behaviour(BehaviourEvent::RelayServer(ev)) => {
+                reachability::on_relay_server(&ev)
+            }
+            SwarmEvent::ExternalAddrConfirmed { address } => {
+                self.reach.on_confirmed(&mut self.swarm, address)
+            }
+            SwarmEvent::ExternalAddrExpired { address } => {
+                self.reach.on_expired(&mut self.swarm, &address)
+            }
+            SwarmEvent::ListenerClosed { listener_id, .. } => {
+                self.reach.on_listener_closed(&mut self.swarm, listener_id)
             }
             SwarmEvent::Behaviour(other) => tracing::trace!(event = ?other, "behaviour event"),
             SwarmEvent::NewListenAddr { address, .. } => {
@@ -1201,30 +1229,6 @@ impl EventLoop {
                 tracing::debug!(%peer, %error, "sync request from a peer failed");
             }
             request_response::Event::ResponseSent { .. } => {}
-        }
-    }
-
-    /// Phones behind NAT: once a bootstrap peer that runs a relay is
-    /// identified, also listen through it (one relay is enough).
-    fn maybe_listen_via_relay(&mut self, peer: PeerId, info: &identify::Info) {
-        const HOP: libp2p::StreamProtocol =
-            libp2p::StreamProtocol::new("/libp2p/circuit/relay/0.2.0/hop");
-        if self.relay_listening || !info.protocols.contains(&HOP) {
-            return;
-        }
-        let Some(addr) = self.bootstrap_peers.get(&peer) else {
-            return;
-        };
-        let circuit = addr
-            .clone()
-            .with(Protocol::P2p(peer))
-            .with(Protocol::P2pCircuit);
-        match self.swarm.listen_on(circuit) {
-            Ok(_) => {
-                self.relay_listening = true;
-                tracing::info!(relay = %peer, "listening through a relay");
-            }
-            Err(e) => tracing::debug!(error = %e, "could not listen through the relay"),
         }
     }
 }

@@ -34,6 +34,7 @@ pub mod error;
 pub mod event_loop;
 pub mod handle;
 pub mod peer_key;
+mod reachability;
 pub mod store;
 pub mod webapp;
 
