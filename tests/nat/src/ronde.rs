@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use crate::net::{run_bounded, Host, World, RELAY_IP};
 
-/// A place inside the relay's jurisdiction (Ivry-sur-Seine, area u09tv).
+/// A place inside the relay's jurisdiction (Ivry-sur-Seine, area u09tw; the
+/// relay follows the 32 areas of u09t).
 pub const AT: &str = "48.8156,2.3844";
 
 /// The phones' API, inside their own namespace.
@@ -59,6 +60,8 @@ pub struct Proc {
     /// Stdout lines read so far.
     pub seen: Vec<String>,
     stderr: PathBuf,
+    /// The namespace it runs in, for the kept logs' names.
+    name: String,
 }
 
 impl Proc {
@@ -89,6 +92,7 @@ impl Proc {
             lines,
             seen: Vec::new(),
             stderr,
+            name: ns.to_owned(),
         }
     }
 
@@ -125,6 +129,12 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // `NAT_TEST_LOGS=<dir>` keeps every process's log there.
+        if let Some(dir) = std::env::var_os("NAT_TEST_LOGS") {
+            let name = format!("{}-{}.log", self.name, self.child.id());
+            let _ = std::fs::create_dir_all(&dir);
+            let _ = std::fs::copy(&self.stderr, Path::new(&dir).join(name));
+        }
     }
 }
 
@@ -152,7 +162,7 @@ impl Relay {
                 .arg("relay")
                 .arg("--config")
                 .arg(&config)
-                .args(["init", "--city", "Ivry", "--prefix", "u09tv", "--data-dir"])
+                .args(["init", "--city", "Ivry", "--prefix", "u09t", "--data-dir"])
                 .arg(&data),
             Duration::from_secs(20),
         )
