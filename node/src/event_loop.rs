@@ -1126,6 +1126,9 @@ impl EventLoop {
             SwarmEvent::ListenerClosed { listener_id, .. } => {
                 self.reach.on_listener_closed(&mut self.swarm, listener_id)
             }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.reach.on_address_gone(&mut self.swarm, &address)
+            }
             SwarmEvent::Behaviour(other) => tracing::trace!(event = ?other, "behaviour event"),
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");

@@ -16,6 +16,11 @@
 //!   just noticed.
 //! * **Unknown** (no verdict yet): nothing is reserved.
 //!
+//! When one of the node's own listen addresses goes away while it holds a
+//! circuit (it changed network), the connection to the relay is dropped at
+//! once, so the circuit is reserved again over the new network within
+//! seconds rather than after a ping timeout.
+//!
 //! Nodes that are relays or have configured external addresses are public
 //! from the start. Renewals of a reservation are libp2p's (on the same
 //! connection, before it expires); this module only logs them, so that a
@@ -146,6 +151,26 @@ impl Reachability {
             self.listener = None;
             self.last_attempt = None;
             self.reconcile(swarm);
+        }
+    }
+
+    /// One of our listen addresses went away (an interface went down: the
+    /// phone left a Wi-Fi for cellular). The connections made over it are
+    /// dead, but a ping timeout would take tens of seconds to notice: while
+    /// holding a circuit, drop the connection to the relay now, so that the
+    /// circuit closes and is reserved again over the new network.
+    pub(crate) fn on_address_gone(&mut self, swarm: &mut Swarm<Behaviour>, addr: &Multiaddr) {
+        let loopback = addr.iter().any(|p| match p {
+            Protocol::Ip4(ip) => ip.is_loopback(),
+            Protocol::Ip6(ip) => ip.is_loopback(),
+            _ => false,
+        });
+        if is_relayed(addr) || loopback || self.listener.is_none() {
+            return;
+        }
+        if let Some((peer, _)) = &self.relay {
+            tracing::info!("a network went away: reconnecting to the relay");
+            let _ = swarm.disconnect_peer_id(*peer);
         }
     }
 
