@@ -225,6 +225,8 @@ struct EventLoop {
     bootstrap_peers: HashMap<PeerId, Multiaddr>,
     /// AutoNAT's verdict and the relay circuit held when private.
     reach: Reachability,
+    /// Inbound connections by peer, to drop those of a peer that moved.
+    moved: reachability::MovedPeers,
     /// Announce every listen address as external (a relay server given no
     /// external address).
     listen_is_external: bool,
@@ -324,6 +326,7 @@ pub(crate) async fn spawn(
         sync_queue: HashMap::new(),
         sync_inflight: HashMap::new(),
         bootstrap_peers: HashMap::new(),
+        moved: reachability::MovedPeers::default(),
         reach: Reachability::new(config.relay_server || !config.external_addresses.is_empty()),
         listen_is_external: config.relay_server && config.external_addresses.is_empty(),
         circle,
@@ -1139,10 +1142,14 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
+                connection_id,
+                endpoint,
                 num_established,
                 ..
             } => {
                 tracing::debug!(peer = %peer_id, connections = num_established.get(), "connected");
+                self.moved
+                    .on_established(&mut self.swarm, peer_id, connection_id, &endpoint);
                 if num_established.get() == 1 {
                     self.circle.on_connected(&mut self.swarm, peer_id);
                     self.directories.on_connected(&mut self.swarm, peer_id);
@@ -1150,9 +1157,11 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
+                connection_id,
                 num_established,
                 ..
             } => {
+                self.moved.on_closed(peer_id, connection_id);
                 tracing::debug!(peer = %peer_id, connections = num_established, "disconnected");
                 if num_established == 0 {
                     self.synced.retain(|(p, _)| *p != peer_id);

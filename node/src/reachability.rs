@@ -27,11 +27,22 @@
 //! renewal can be told from a new reservation (churn). The verdicts and
 //! the reservations are logged at info level; the relay server's
 //! reservation events at debug level. No address is logged.
+//!
+//! The other side of a phone that changed network is [`MovedPeers`]: its
+//! old connection is dead but not closed (its FIN never left), and
+//! gossipsub sends to a peer over its first connection, so everything
+//! would go into the dead one until TCP gives up (minutes). When a peer
+//! connects to us anew from another IP address, its older inbound
+//! connections are closed.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use libp2p::core::transport::ListenerId;
+use libp2p::core::ConnectedPoint;
 use libp2p::multiaddr::Protocol;
+use libp2p::swarm::ConnectionId;
 use libp2p::{autonat, dcutr, relay, Multiaddr, PeerId, Swarm};
 
 use crate::behaviour::Behaviour;
@@ -246,5 +257,62 @@ pub(crate) fn on_dcutr(event: &dcutr::Event) {
     match &event.result {
         Ok(_) => tracing::info!(peer = %event.remote_peer_id, "hole punch succeeded"),
         Err(e) => tracing::info!(peer = %event.remote_peer_id, error = %e, "hole punch failed"),
+    }
+}
+
+/// Inbound connections by peer, with the IP address they came from. See
+/// the module doc.
+#[derive(Default)]
+pub(crate) struct MovedPeers {
+    inbound: HashMap<PeerId, Vec<(ConnectionId, IpAddr)>>,
+}
+
+fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        _ => None,
+    })
+}
+
+impl MovedPeers {
+    /// A connection was established: if it is inbound, direct, and from
+    /// another IP address than the peer's older inbound ones, close those.
+    pub(crate) fn on_established(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        peer: PeerId,
+        id: ConnectionId,
+        endpoint: &ConnectedPoint,
+    ) {
+        let ConnectedPoint::Listener { send_back_addr, .. } = endpoint else {
+            return;
+        };
+        if is_relayed(send_back_addr) {
+            return;
+        }
+        let Some(ip) = ip_of(send_back_addr) else {
+            return;
+        };
+        let known = self.inbound.entry(peer).or_default();
+        known.retain(|(old, old_ip)| {
+            if *old_ip == ip {
+                return true;
+            }
+            tracing::debug!(%peer, "the peer moved: closing its old connection");
+            swarm.close_connection(*old);
+            false
+        });
+        known.push((id, ip));
+    }
+
+    /// A connection closed.
+    pub(crate) fn on_closed(&mut self, peer: PeerId, id: ConnectionId) {
+        if let Some(known) = self.inbound.get_mut(&peer) {
+            known.retain(|(c, _)| *c != id);
+            if known.is_empty() {
+                self.inbound.remove(&peer);
+            }
+        }
     }
 }
