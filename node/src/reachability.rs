@@ -14,7 +14,10 @@
 //!   if its listener closes (the relay went away, the phone changed
 //!   network), at most once per [`RETRY_AFTER`] unless the closing was
 //!   just noticed.
-//! * **Unknown** (no verdict yet): nothing is reserved.
+//! * **Unknown** (no verdict yet): nothing is reserved, for at most
+//!   [`NO_VERDICT_AFTER`] after the relay is known; then the node assumes
+//!   it is private (behind a router that drops unasked packets, AutoNAT's
+//!   dial-back times out rather than fails).
 //!
 //! When one of the node's own listen addresses goes away while it holds a
 //! circuit (it changed network), the connection to the relay is dropped at
@@ -50,6 +53,12 @@ use crate::behaviour::Behaviour;
 /// The least time between two reservation attempts.
 pub const RETRY_AFTER: Duration = Duration::from_secs(2);
 
+/// How long a phone that knows a relay waits for AutoNAT's first verdict
+/// before it assumes it is private: behind a router that drops unasked
+/// packets, the dial-back is not refused but times out, and a phone
+/// unreachable until then would miss its circle's alerts.
+pub const NO_VERDICT_AFTER: Duration = Duration::from_secs(15);
+
 /// The relay-hop protocol a circuit relay v2 server announces.
 const HOP: libp2p::StreamProtocol = libp2p::StreamProtocol::new("/libp2p/circuit/relay/0.2.0/hop");
 
@@ -71,6 +80,8 @@ pub(crate) struct Reachability {
     confirmed: Vec<Multiaddr>,
     /// The relay to reserve on, with the address it was bootstrapped at.
     relay: Option<(PeerId, Multiaddr)>,
+    /// When the relay became known.
+    relay_since: Option<Instant>,
     /// The circuit listener, while there is one.
     listener: Option<ListenerId>,
     last_attempt: Option<Instant>,
@@ -91,6 +102,7 @@ impl Reachability {
             },
             confirmed: Vec::new(),
             relay: None,
+            relay_since: None,
             listener: None,
             last_attempt: None,
         }
@@ -112,6 +124,7 @@ impl Reachability {
             return;
         };
         self.relay = Some((peer, addr.clone()));
+        self.relay_since = Some(Instant::now());
         self.reconcile(swarm);
     }
 
@@ -199,8 +212,17 @@ impl Reachability {
         }
     }
 
-    /// Periodic check: retry a reservation that failed.
+    /// Periodic check: assume private after [`NO_VERDICT_AFTER`] without a
+    /// verdict; retry a reservation that failed.
     pub(crate) fn tick(&mut self, swarm: &mut Swarm<Behaviour>) {
+        let waited = self
+            .relay_since
+            .is_some_and(|t| t.elapsed() >= NO_VERDICT_AFTER);
+        if self.verdict == Verdict::Unknown && waited {
+            tracing::info!("no AutoNAT verdict yet: assuming private");
+            self.set(swarm, Verdict::Private);
+            return;
+        }
         self.reconcile(swarm);
     }
 
