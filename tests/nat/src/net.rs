@@ -71,6 +71,9 @@ pub struct World {
     /// The public segment's namespace (the relay runs in it).
     pub public: String,
     next_port: u8,
+    /// Routers built from now on drop unasked packets to themselves
+    /// instead of answering them with a reset (see [`World::stealth`]).
+    stealth: bool,
 }
 
 /// Why the network cannot be built here: the tests print it and skip.
@@ -184,6 +187,7 @@ impl World {
             namespaces: Vec::new(),
             public: String::new(),
             next_port: 0,
+            stealth: false,
         };
         let public = world
             .namespace("pub")
@@ -252,6 +256,15 @@ impl World {
         run("ip", &all)
     }
 
+    /// Routers built after this call drop unasked packets sent to
+    /// themselves (as most home and carrier routers do) instead of
+    /// answering with a TCP reset or ICMP (Linux's default for a port
+    /// nothing listens on). An AutoNAT dial-back then times out instead of
+    /// being refused, and a hole punch's early SYN is not reset.
+    pub fn stealth(&mut self) {
+        self.stealth = true;
+    }
+
     /// A home network number `n` (1 to 99): a router namespace with a LAN
     /// bridge at 10.77.`n`.1 and, unless [`Nat::LanOnly`], a WAN side at
     /// 100.64.0.(10+`n`) on the public segment with the given NAT.
@@ -313,6 +326,28 @@ impl World {
                 &r,
                 &["iptables", "-A", "FORWARD", "-i", "wan", "-j", "DROP"],
             )?;
+            if self.stealth {
+                // Unasked packets to the router itself are dropped too,
+                // not answered with a reset (a reset kills a hole punch
+                // whose first SYN arrives before the other side's).
+                self.exec(
+                    &r,
+                    &[
+                        "iptables",
+                        "-A",
+                        "INPUT",
+                        "-i",
+                        "wan",
+                        "-m",
+                        "conntrack",
+                        "--ctstate",
+                        "ESTABLISHED,RELATED",
+                        "-j",
+                        "ACCEPT",
+                    ],
+                )?;
+                self.exec(&r, &["iptables", "-A", "INPUT", "-i", "wan", "-j", "DROP"])?;
+            }
         }
         Ok(Home { n, router: r, nat })
     }

@@ -43,13 +43,14 @@ fn measure(nat_b: Nat) {
             return;
         }
     };
+    world.stealth();
     let relay = Relay::start(&world);
     let home = world.home(1, Nat::EndpointIndependent);
     let other = world.home(2, nat_b);
     let start = Instant::now();
     let a = Phone::with_relay(&world.phone_at_home("a", &home, 2), &relay);
     let b_host = world.phone_at_home("b", &other, 2);
-    let a_circuit = wait_for_circuit(&a, Duration::from_secs(30));
+    let a_circuit = wait_for_circuit(&a, Duration::from_secs(60));
     let to_circuit = start.elapsed();
 
     // Time to the first report: B starts, A reports once B follows the

@@ -216,9 +216,25 @@ fn a_phone_that_changes_network_is_reachable_again_within_10_s() {
             }
         },
     );
-    // And subscribed to its areas: a report from another phone arrives.
-    let b = Phone::with_relay(&world.public_phone("b", 22), &relay);
-    report_delivery(&b, &a, Duration::from_secs(20));
+    // And subscribed to its areas again: the relay closed the phone's
+    // dead connection and took its subscriptions on the new one.
+    let follows = format!("peer follows an area peer={}", a.peer_id);
+    eventually(
+        Duration::from_secs(10),
+        "subscribed again after the move",
+        || {
+            let log = relay.proc.log();
+            match log.split_once("the peer moved: closing its old connection") {
+                Some((_, after)) if after.contains(&follows) => Ok(()),
+                _ => Err(log),
+            }
+        },
+    );
+    assert!(
+        moved.elapsed() < Duration::from_secs(10),
+        "{} ms",
+        moved.elapsed().as_millis()
+    );
     println!(
         "reachable again {} ms after the move (circuit {before})",
         moved.elapsed().as_millis()
