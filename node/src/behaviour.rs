@@ -19,7 +19,9 @@
 //! which peers host mailboxes. Codecs are in [`crate::circle::wire`].
 //! [`NodeConfig::relay_server`] adds a circuit relay v2 server (a
 //! [`Toggle`]d behaviour; it serves once the node has an external address)
-//! and puts Kademlia in server mode.
+//! and an AutoNAT v2 server (phones learn from it whether they are
+//! reachable; `crate::reachability` reserves a circuit only when not), and
+//! puts Kademlia in server mode.
 //!
 //! Every node also speaks `/ronde/directory/1` (it answers with the city
 //! directory it holds) and sends `/ronde/flag/1`; only nodes with a
