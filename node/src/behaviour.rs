@@ -20,7 +20,9 @@
 //! which peers host mailboxes. Wire formats are in [`crate::circle::wire`].
 //! [`NodeConfig::relay_server`] adds a circuit relay v2 server (a
 //! [`Toggle`]d behaviour; it serves once the node has an external address)
-//! and puts Kademlia in server mode.
+//! and an AutoNAT v2 server (phones learn from it whether they are
+//! reachable; `crate::reachability` reserves a circuit only when not), and
+//! puts Kademlia in server mode.
 //!
 //! Every node also speaks `/ronde/directory/1` (it answers with the city
 //! directory it holds) and sends `/ronde/flag/1`; only nodes with a
@@ -153,6 +155,10 @@ mod derived {
         pub sync: request_response::Behaviour<SyncCodec>,
         /// Circuit relay v2 server ([`NodeConfig::relay_server`]).
         pub relay_server: Toggle<relay::Behaviour>,
+        /// AutoNAT v2 server ([`NodeConfig::relay_server`]): dials back the
+        /// addresses phones ask about, so they learn whether they are
+        /// reachable (`crate::reachability`).
+        pub autonat_server: Toggle<autonat::v2::server::Behaviour>,
         /// Direct delivery of circle envelopes (`/ronde/circle/1`).
         pub circle: request_response::Behaviour<CircleCodec>,
         /// Mailboxes and dead-man's switches (`/ronde/mailbox/1`): served
@@ -418,6 +424,11 @@ impl Behaviour {
             gossipsub,
             sync,
             relay_server: Toggle::from(relay_server),
+            autonat_server: Toggle::from(
+                config
+                    .relay_server
+                    .then(autonat::v2::server::Behaviour::default),
+            ),
             circle,
             mailbox,
             directory,

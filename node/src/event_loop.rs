@@ -54,7 +54,6 @@ use crate::behaviour::{
     self, area_topic, area_topic_params, Behaviour, BehaviourEvent, SyncRequest, SyncResponse,
     MAX_SYNC_REPORTS,
 };
-use crate::circle::client::command::CircleCommand;
 use crate::circle::client::store::CircleStore;
 use crate::circle::client::CircleClient;
 use crate::circle::host::{relay_id, HostService, MailboxHost};
@@ -66,6 +65,7 @@ use crate::directory::service::DirectoryService;
 use crate::directory::store::DirectoryStore;
 use crate::error::NodeError;
 use crate::events::{CellCount, Nearby, NearbyReport, NodeEvent, Published, Status};
+use crate::reachability::{self, Reachability};
 use crate::store::{Inserted, ReportStore, SledStore};
 
 /// Capacity of the command queue.
@@ -175,7 +175,10 @@ struct EventLoop {
     sync_inflight: HashMap<OutboundRequestId, SyncAsk>,
     /// Bootstrap peers and the address they were given with.
     bootstrap_peers: HashMap<PeerId, Multiaddr>,
-    relay_listening: bool,
+    /// AutoNAT's verdict and the relay circuit held when private.
+    reach: Reachability,
+    /// Inbound connections by peer, to drop those of a peer that moved.
+    moved: reachability::MovedPeers,
     /// Announce every listen address as external (a relay server given no
     /// external address).
     listen_is_external: bool,
@@ -278,7 +281,8 @@ pub(crate) async fn spawn(
         sync_queue: HashMap::new(),
         sync_inflight: HashMap::new(),
         bootstrap_peers: HashMap::new(),
-        relay_listening: false,
+        moved: reachability::MovedPeers::default(),
+        reach: Reachability::new(config.relay_server || !config.external_addresses.is_empty()),
         listen_is_external: config.relay_server && config.external_addresses.is_empty(),
         circle,
         mailbox_host,
@@ -423,7 +427,10 @@ impl EventLoop {
                     }
                 }
                 _ = purge_timer.tick() => self.purge(),
-                _ = retry_timer.tick() => self.retry_pending(None),
+                _ = retry_timer.tick() => {
+                    self.retry_pending(None);
+                    self.reach.tick(&mut self.swarm);
+                }
                 _ = circle_timer.tick() => {
                     self.circle.tick(&mut self.swarm, self.location);
                     if let Some(host) = self.mailbox_host.as_mut() {
@@ -1074,7 +1081,13 @@ impl EventLoop {
                             .add_address(&peer_id, addr.clone());
                     }
                 }
-                self.maybe_listen_via_relay(peer_id, &info);
+                let bootstrap = self.bootstrap_peers.get(&peer_id).cloned();
+                self.reach.on_identify(
+                    &mut self.swarm,
+                    peer_id,
+                    &info.protocols,
+                    bootstrap.as_ref(),
+                );
                 self.circle.on_identify(&mut self.swarm, peer_id, &info);
                 self.directories
                     .on_identify(&mut self.swarm, peer_id, &info);
@@ -1087,6 +1100,26 @@ impl EventLoop {
                     }
                 }
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Autonat(ev)) => {
+                self.reach.on_autonat(&mut self.swarm, &ev)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(ev)) => self.reach.on_relay_client(&ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(ev)) => reachability::on_dcutr(&ev),
+            SwarmEvent::Behaviour(BehaviourEvent::RelayServer(ev)) => {
+                reachability::on_relay_server(&ev)
+            }
+            SwarmEvent::ExternalAddrConfirmed { address } => {
+                self.reach.on_confirmed(&mut self.swarm, address)
+            }
+            SwarmEvent::ExternalAddrExpired { address } => {
+                self.reach.on_expired(&mut self.swarm, &address)
+            }
+            SwarmEvent::ListenerClosed { listener_id, .. } => {
+                self.reach.on_listener_closed(&mut self.swarm, listener_id)
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.reach.on_address_gone(&mut self.swarm, &address)
+            }
             SwarmEvent::Behaviour(other) => tracing::trace!(event = ?other, "behaviour event"),
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
@@ -1097,10 +1130,14 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
+                connection_id,
+                endpoint,
                 num_established,
                 ..
             } => {
                 tracing::debug!(peer = %peer_id, connections = num_established.get(), "connected");
+                self.moved
+                    .on_established(&mut self.swarm, peer_id, connection_id, &endpoint);
                 if num_established.get() == 1 {
                     self.circle.on_connected(&mut self.swarm, peer_id);
                     self.directories.on_connected(&mut self.swarm, peer_id);
@@ -1108,9 +1145,11 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
+                connection_id,
                 num_established,
                 ..
             } => {
+                self.moved.on_closed(peer_id, connection_id);
                 tracing::debug!(peer = %peer_id, connections = num_established, "disconnected");
                 if num_established == 0 {
                     self.synced.retain(|(p, _)| *p != peer_id);
@@ -1190,30 +1229,6 @@ impl EventLoop {
                 tracing::debug!(%peer, %error, "sync request from a peer failed");
             }
             request_response::Event::ResponseSent { .. } => {}
-        }
-    }
-
-    /// Phones behind NAT: once a bootstrap peer that runs a relay is
-    /// identified, also listen through it (one relay is enough).
-    fn maybe_listen_via_relay(&mut self, peer: PeerId, info: &identify::Info) {
-        const HOP: libp2p::StreamProtocol =
-            libp2p::StreamProtocol::new("/libp2p/circuit/relay/0.2.0/hop");
-        if self.relay_listening || !info.protocols.contains(&HOP) {
-            return;
-        }
-        let Some(addr) = self.bootstrap_peers.get(&peer) else {
-            return;
-        };
-        let circuit = addr
-            .clone()
-            .with(Protocol::P2p(peer))
-            .with(Protocol::P2pCircuit);
-        match self.swarm.listen_on(circuit) {
-            Ok(_) => {
-                self.relay_listening = true;
-                tracing::info!(relay = %peer, "listening through a relay");
-            }
-            Err(e) => tracing::debug!(error = %e, "could not listen through the relay"),
         }
     }
 }

@@ -38,6 +38,7 @@ pub mod event_loop;
 pub mod events;
 pub mod handle;
 pub mod peer_key;
+mod reachability;
 pub mod store;
 pub mod webapp;
 
