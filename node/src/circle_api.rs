@@ -183,7 +183,7 @@ async fn post_invite(
     if ttl == 0 || ttl > max {
         return Err(ApiError::invalid(
             "invalid_field",
-            format!("ttl_secs must be between 1 and {max} (7 days)"),
+            format!("ttl_secs must be between 1 and {max} (24 hours)"),
         ));
     }
     let invite = s.node.create_invite(body.name, ttl).await?;

@@ -213,7 +213,7 @@ impl Node {
         self.circle(|reply| CircleCommand::Contacts { reply }).await
     }
 
-    /// A single-use invite, valid `ttl_secs` (1 s to 7 days), showing
+    /// A single-use invite, valid `ttl_secs` (1 s to 24 h), showing
     /// `name` (or the last name given) and how to reach this node.
     pub async fn create_invite(
         &self,

@@ -605,3 +605,50 @@ async fn every_circle_route_answers() {
     let _ = a.stop().await;
     let _ = b.stop().await;
 }
+
+/// Issue 12 §3: an invite code is a secret for minutes, not a day. A code
+/// seen over someone's shoulder or photographed from a screen sixteen
+/// minutes later must no longer make its viewer a contact, and nobody can
+/// ask for a code that lasts longer than a day.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invites_expire_after_fifteen_minutes_by_default() {
+    let clock = ManualClock::new(T0);
+    let a = start(&clock).await;
+    let b = start(&clock).await;
+
+    let (s, invite) = a
+        .post("/v1/contacts/invites", json!({"name": "Alice"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{invite}");
+    let code = invite["code"].as_str().expect("code").to_owned();
+    let expires_at = invite["expires_at"].as_u64().expect("expires_at");
+    assert!(
+        expires_at <= T0 + 15 * 60 + 60,
+        "the default lifetime is 15 minutes (rounded up to a minute): expires {}s after creation",
+        expires_at - T0
+    );
+    clock.advance(16 * 60);
+    let (s, body) = b
+        .post(
+            "/v1/contacts/accept",
+            json!({"code": code, "name": "Mallory"}),
+        )
+        .await;
+    assert_eq!(error_code(s, &body), "invite_expired", "{body}");
+
+    // Longer lifetimes are refused past a day; a day is allowed.
+    let (s, body) = a
+        .post(
+            "/v1/contacts/invites",
+            json!({"name": "Alice", "ttl_secs": 86_400 + 1}),
+        )
+        .await;
+    assert_eq!(error_code(s, &body), "invalid_field", "{body}");
+    let (s, body) = a
+        .post(
+            "/v1/contacts/invites",
+            json!({"name": "Alice", "ttl_secs": 86_400}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+}

@@ -269,8 +269,9 @@ pub enum ContactsAction {
         /// The name they will see [default: the last name you gave].
         #[arg(long)]
         name: Option<String>,
-        /// How long the code stays valid, e.g. 30m, 24h (at most 7 days).
-        #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+        /// How long the code stays valid, e.g. 5m, 2h (at most 24h). Keep it
+        /// short: whoever sees the code before it expires can use it.
+        #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
         valid_for: u64,
         /// Print the code only, without the QR code.
         #[arg(long)]

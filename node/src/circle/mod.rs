@@ -47,5 +47,7 @@ pub use views::{
     InviteView, JourneyView, PlaceView, SosRecipient, SosView, SwitchStatus,
 };
 
-/// Default lifetime of an invite: a day.
-pub const DEFAULT_INVITE_TTL_SECS: u64 = 86_400;
+/// Default lifetime of an invite: 15 minutes, long enough to hand it over in
+/// person or by message, short enough that a code seen later by someone else
+/// is useless (a day at most, [`ronde_protocol::circle::MAX_INVITE_TTL_SECS`]).
+pub const DEFAULT_INVITE_TTL_SECS: u64 = 15 * 60;

@@ -53,8 +53,10 @@ use crate::circle::wire::DecodeError;
 pub const MAX_CONTACTS: usize = 32;
 /// Most invites waiting for an accept.
 pub const MAX_PENDING_INVITES: usize = 16;
-/// Longest an invite stays valid.
-pub const MAX_INVITE_TTL_SECS: u64 = 7 * 86_400;
+/// Longest an invite stays valid: a day. A code is a secret only until
+/// someone else sees it (a photographed QR code, a forwarded message), so it
+/// should not outlive the meeting it was made for.
+pub const MAX_INVITE_TTL_SECS: u64 = 86_400;
 
 /// Where a relation stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

@@ -200,7 +200,7 @@ fn circle_refusal(e: CircleError) -> NodeError {
         CircleError::NotAllowed(_) => CircleRefusal::NotAwaitingApproval,
         CircleError::BadTtl => {
             return NodeError::InvalidInput(
-                "an invite lasts between 1 second and 7 days".to_owned(),
+                "an invite lasts between 1 second and 24 hours".to_owned(),
             )
         }
         CircleError::Key(_) => CircleRefusal::BadInvite("the invite holds an unusable key".into()),
