@@ -618,11 +618,8 @@ impl EventLoop {
         }
         self.areas = wanted.clone();
         self.location = location;
-        tracing::info!(
-            areas = %self.areas.first().map(|a| a.to_string()).unwrap_or_default(),
-            count = self.areas.len(),
-            "following areas"
-        );
+        // Which areas are followed says where the person is: never logged.
+        tracing::debug!(count = self.areas.len(), "following areas");
         for a in added {
             self.sync_area(a);
         }
@@ -710,11 +707,10 @@ impl EventLoop {
         let cell = report.report().cell();
         self.store_new(&report, now)?;
         let published = self.try_publish(&report)?;
+        // Not logged at any level: a line would prove on a seized phone that
+        // the person made a report (and where).
         if !published {
             self.store.add_pending(&report)?;
-            tracing::info!(area = %cell.area(), "no peer follows the area yet: report queued");
-        } else {
-            tracing::info!(area = %cell.area(), "report published");
         }
         Ok(Published {
             id: report.id(),
@@ -761,13 +757,12 @@ impl EventLoop {
             }
             match self.try_publish(&report) {
                 Ok(true) => {
-                    tracing::info!(area = %cell.area(), "queued report published");
                     if let Err(e) = self.store.remove_pending(&report.id()) {
-                        tracing::error!(error = %e, "could not dequeue a published report");
+                        tracing::debug!(error = %e, "could not dequeue queued gossip");
                     }
                 }
                 Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "could not publish a queued report"),
+                Err(e) => tracing::debug!(error = %e, "could not publish queued gossip"),
             }
         }
     }

@@ -318,7 +318,7 @@ impl DirectoryService {
             self.send_flag(swarm, peer, id, bytes.clone());
             relays += 1;
         }
-        tracing::info!(relays, "flag sealed");
+        tracing::debug!(relays, "flag sealed");
         Ok(FlagSent {
             place,
             reason,

@@ -180,7 +180,7 @@ impl CircleClient {
             return Err(storage(e));
         }
         self.circle = circle;
-        tracing::info!("invite created");
+        tracing::debug!("invite created");
         Ok(InviteView {
             code: invite.to_code(),
             qr: invite.to_qr_string(),
@@ -237,7 +237,7 @@ impl CircleClient {
             return Err(storage(e));
         }
         self.circle = circle;
-        tracing::info!("invite accepted; waiting for the other side's approval");
+        tracing::debug!("invite accepted; waiting for the other side's approval");
         self.outbox.insert(seq, item);
         self.deliver(swarm, seq);
         self.contact_view(&id)
@@ -260,7 +260,7 @@ impl CircleClient {
             .approve(&self.identity, &id, &mut OsRng)
             .map_err(circle_refusal)?;
         self.queue_envelopes(swarm, circle, Commit::new(), vec![(id, envelope)], false)?;
-        tracing::info!("contact approved");
+        tracing::debug!("contact approved");
         self.contact_view(&id)
             .ok_or_else(|| NodeError::Circle(CircleRefusal::UnknownContact(query.into())))
     }
@@ -321,7 +321,7 @@ impl CircleClient {
             self.outbox.insert(seq, item);
             self.deliver(swarm, seq);
         }
-        tracing::info!(told = notify, "contact removed");
+        tracing::debug!(told = notify, "contact removed");
         self.rearm_after_removal(swarm);
         Ok(view)
     }

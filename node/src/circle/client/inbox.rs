@@ -206,7 +206,7 @@ impl CircleClient {
         }
         for item in items {
             let event = if item.alert {
-                tracing::info!("alert received from the circle");
+                tracing::debug!("alert received from the circle");
                 NodeEvent::Alert(item)
             } else {
                 tracing::debug!("circle message received");

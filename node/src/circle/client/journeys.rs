@@ -66,7 +66,7 @@ impl CircleClient {
             retired: Vec::new(),
         };
         self.run_journey(swarm, &mut rec, effects, location)?;
-        tracing::info!("journey started");
+        tracing::debug!("journey started");
         Ok(self.journey_view(&rec))
     }
 
@@ -86,7 +86,7 @@ impl CircleClient {
             rec.journey.cancel(now)
         };
         self.run_journey(swarm, &mut rec, effects, location)?;
-        tracing::info!(arrived, "journey ended");
+        tracing::debug!(arrived, "journey ended");
         Ok(self.journey_view(&rec))
     }
 
@@ -331,7 +331,7 @@ impl CircleClient {
             Ok(()) => {
                 self.circle = circle;
                 self.journey = Some(rec);
-                tracing::info!("journey's dead-man's switch re-armed without the removed contact");
+                tracing::debug!("journey's dead-man's switch re-armed without the removed contact");
                 self.pump_switch(swarm);
             }
             Err(e) => {
@@ -440,11 +440,11 @@ impl CircleClient {
             match op.kind {
                 OpKind::Deposit => {
                     h.state = HostState::Armed;
-                    tracing::info!("journey's dead-man's switch armed with a mailbox host");
+                    tracing::debug!("journey's dead-man's switch armed with a mailbox host");
                 }
                 OpKind::Withdraw => {
                     h.state = HostState::Withdrawn;
-                    tracing::info!("journey's dead-man's switch withdrawn");
+                    tracing::debug!("journey's dead-man's switch withdrawn");
                 }
                 OpKind::Heartbeat => {}
             }

@@ -424,10 +424,10 @@ impl CircleClient {
                 if was != rec.journey.state() {
                     match rec.journey.state() {
                         JourneyState::Overdue => {
-                            tracing::info!("journey overdue: the circle was alerted")
+                            tracing::debug!("journey overdue: the circle was alerted")
                         }
                         JourneyState::Expired => {
-                            tracing::info!("journey reached the 8-hour cap: sharing stopped")
+                            tracing::debug!("journey reached the 8-hour cap: sharing stopped")
                         }
                         _ => {}
                     }

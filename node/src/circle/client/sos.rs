@@ -46,7 +46,7 @@ impl CircleClient {
             place_updated_at: now,
         };
         self.run_sos(swarm, &mut rec, effects)?;
-        tracing::info!("SOS raised");
+        tracing::debug!("SOS raised");
         Ok(self.sos_view(&rec))
     }
 
@@ -63,7 +63,7 @@ impl CircleClient {
         };
         let effects = rec.sos.cancel(self.clock.now());
         self.run_sos(swarm, &mut rec, effects)?;
-        tracing::info!("SOS cancelled");
+        tracing::debug!("SOS cancelled");
         Ok(self.sos_view(&rec))
     }
 
