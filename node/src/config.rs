@@ -371,6 +371,11 @@ pub struct CircleConfig {
     pub journey: JourneyConfig,
     /// SOS re-sends.
     pub sos: SosConfig,
+    /// Inbox items that carry a contact's position (a journey's destination
+    /// and positions, an overdue alert's last position, an SOS and its
+    /// updates) are deleted this long after their journey or SOS ended
+    /// (seconds; see `circle::client::inbox`). Default a day.
+    pub inbox_position_retention_secs: u64,
 }
 
 impl Default for CircleConfig {
@@ -383,6 +388,7 @@ impl Default for CircleConfig {
             mailbox_limits: MailboxLimits::default(),
             journey: JourneyConfig::default(),
             sos: SosConfig::default(),
+            inbox_position_retention_secs: 86_400,
         }
     }
 }

@@ -6,7 +6,7 @@
 mod circle_support;
 
 use circle_support::*;
-use ronde_node::circle::{InboxNotice, SwitchStatus};
+use ronde_node::circle::{InboxItem, InboxNotice, SwitchStatus};
 use ronde_node::ManualClock;
 use ronde_protocol::circle::{ContactState, JourneyState, SosState};
 
@@ -537,4 +537,42 @@ async fn an_accept_waits_in_the_invite_mailbox_while_the_inviter_is_offline() {
             .filter(|(_, s)| *s == ContactState::Mutual)
     })
     .await;
+}
+
+/// Issue 12 §6: a contact's positions do not stay on the phone. An SOS
+/// carries where its sender was; a day after it was cancelled the item is
+/// gone from the contact's inbox (the cancellation, with no position, stays).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn positions_leave_the_inbox_a_day_after_the_sos_ended() {
+    let clock = ManualClock::new(T0);
+    let (da, db) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let alice = start(config(da.path(), &clock)).await;
+    let bob = start(config(db.path(), &clock)).await;
+    befriend(&alice, "Alice", &bob, "Bob").await;
+    alice.set_location(IVRY.0, IVRY.1).await.expect("location");
+    let mut events = bob.events();
+    alice.sos("at the station").await.expect("sos");
+    next_alert(&mut events, is_sos).await;
+    alice.cancel_sos().await.expect("cancel");
+    let with_place = |i: &InboxItem| matches!(&i.notice, InboxNotice::Sos { place: Some(_), .. });
+    let cancelled = |i: &InboxItem| matches!(&i.notice, InboxNotice::SosCancelled { .. });
+    eventually("the cancellation", || async {
+        (!inbox_where(&bob, cancelled).await.is_empty()).then_some(())
+    })
+    .await;
+
+    // Kept while it may still matter...
+    clock.advance(12 * 3600);
+    settle(500).await;
+    assert_eq!(inbox_where(&bob, with_place).await.len(), 1);
+    // ...gone a day after the SOS ended.
+    clock.advance(12 * 3600 + 120);
+    eventually("the SOS's position to be deleted", || async {
+        inbox_where(&bob, with_place).await.is_empty().then_some(())
+    })
+    .await;
+    assert_eq!(inbox_where(&bob, cancelled).await.len(), 1);
 }

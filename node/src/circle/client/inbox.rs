@@ -2,13 +2,27 @@
 //! the circle and goes, through the watch, into the inbox and the event
 //! stream; the person acknowledging inbox items (an SOS or an overdue
 //! journey is acknowledged to its sender once).
+//!
+//! # Positions are not kept
+//!
+//! Items that carry a contact's position (a journey's destination and its
+//! positions, an overdue alert's last position, an SOS and its updates) are
+//! deleted [`crate::circle::CircleConfig::inbox_position_retention_secs`]
+//! (a day by default) after their journey or SOS ended: when the arrival,
+//! the cancellation or the SOS's cancellation arrived, or else after the
+//! last item about it plus the longest a journey lasts
+//! ([`MAX_JOURNEY_SECS`]) or, for an SOS, a day. The items that say how it
+//! ended (arrived, cancelled) carry no position and stay. See
+//! [`positions_to_forget`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use libp2p::swarm::Swarm;
 use libp2p::PeerId;
 use rand::rngs::OsRng;
-use ronde_protocol::circle::{safety_number, ContactEvent, ContactId, Message, Notice, OpenError};
+use ronde_protocol::circle::{
+    safety_number, ContactEvent, ContactId, Message, MessageId, Notice, OpenError, MAX_JOURNEY_SECS,
+};
 
 use super::store::{keys, Commit};
 use super::{storage, CircleClient, MAX_ACKS_REMEMBERED};
@@ -16,6 +30,79 @@ use crate::behaviour::Behaviour;
 use crate::circle::views::{InboxItem, InboxNotice};
 use crate::error::{NodeError, StoreError};
 use crate::events::NodeEvent;
+
+/// An SOS that never says it was cancelled is taken as over this long after
+/// the last item about it.
+const SOS_UNENDED_SECS: u64 = 86_400;
+
+/// What a position-carrying item is about, and whether the item ends it.
+fn subject(notice: &InboxNotice) -> Option<(MessageId, bool, bool)> {
+    // (id, carries a position, ends it)
+    match notice {
+        InboxNotice::JourneyStarted { journey, .. } => Some((*journey, true, false)),
+        InboxNotice::JourneyChanged { journey, .. } => Some((*journey, false, false)),
+        InboxNotice::Position { journey, .. } => Some((*journey, true, false)),
+        InboxNotice::Overdue {
+            journey, last_seen, ..
+        } => Some((*journey, last_seen.is_some(), false)),
+        InboxNotice::Arrived { journey } | InboxNotice::JourneyCancelled { journey } => {
+            Some((*journey, false, true))
+        }
+        InboxNotice::Sos { sos, place, .. } => Some((*sos, place.is_some(), false)),
+        InboxNotice::SosUpdated { sos, place } => Some((*sos, place.is_some(), false)),
+        InboxNotice::SosCancelled { sos } => Some((*sos, false, true)),
+        _ => None,
+    }
+}
+
+/// The ids of the inbox items (oldest first) that carry a position and
+/// whose journey or SOS ended at least `retention` seconds before `now`
+/// (see the module doc for when each one ends). Pure: the node calls it
+/// on its housekeeping tick.
+pub(crate) fn positions_to_forget(items: &[InboxItem], now: u64, retention: u64) -> Vec<u64> {
+    // Per journey or SOS (and sender): when it ended, or its last item.
+    let mut ended: HashMap<(ContactId, MessageId), u64> = HashMap::new();
+    let mut last: HashMap<(ContactId, MessageId), (u64, bool)> = HashMap::new();
+    for item in items {
+        let Some((id, _, ends)) = subject(&item.notice) else {
+            continue;
+        };
+        let key = (item.from, id);
+        if ends {
+            ended.entry(key).or_insert(item.received_at);
+        }
+        let is_sos = matches!(
+            item.notice,
+            InboxNotice::Sos { .. }
+                | InboxNotice::SosUpdated { .. }
+                | InboxNotice::SosCancelled { .. }
+        );
+        let e = last.entry(key).or_insert((item.received_at, is_sos));
+        e.0 = e.0.max(item.received_at);
+    }
+    items
+        .iter()
+        .filter_map(|item| {
+            let (id, carries, _) = subject(&item.notice)?;
+            if !carries {
+                return None;
+            }
+            let key = (item.from, id);
+            let end = match ended.get(&key) {
+                Some(t) => *t,
+                None => {
+                    let (t, is_sos) = last.get(&key).copied().unwrap_or((item.received_at, false));
+                    t.saturating_add(if is_sos {
+                        SOS_UNENDED_SECS
+                    } else {
+                        MAX_JOURNEY_SECS
+                    })
+                }
+            };
+            (now >= end.saturating_add(retention)).then_some(item.id)
+        })
+        .collect()
+}
 
 /// What an opened envelope leads to once the state is saved.
 enum FollowUp {
@@ -45,6 +132,21 @@ fn open_reason(e: &OpenError) -> &'static str {
 }
 
 impl CircleClient {
+    /// Delete the inbox items whose positions are past their retention.
+    pub(super) fn forget_old_positions(&mut self, now: u64) -> Result<usize, NodeError> {
+        let items = self.store.inbox().map_err(storage)?;
+        let old = positions_to_forget(&items, now, self.config.inbox_position_retention_secs);
+        if old.is_empty() {
+            return Ok(0);
+        }
+        let mut commit = Commit::new();
+        for id in &old {
+            commit.drop_inbox(*id);
+        }
+        self.store.apply(commit).map_err(storage)?;
+        Ok(old.len())
+    }
+
     pub(super) fn ack_inbox(
         &mut self,
         swarm: &mut Swarm<Behaviour>,
@@ -240,5 +342,112 @@ impl CircleClient {
             }
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::circle::views::{FixView, PlaceView};
+
+    const DAY: u64 = 86_400;
+
+    fn item(id: u64, at: u64, notice: InboxNotice) -> InboxItem {
+        InboxItem {
+            id,
+            received_at: at,
+            from: ContactId([1; 32]),
+            from_name: "Léa".into(),
+            alert: false,
+            seen: false,
+            notice,
+        }
+    }
+
+    fn place() -> PlaceView {
+        PlaceView {
+            lat: 48.8,
+            lon: 2.38,
+            accuracy_m: None,
+            cell: None,
+        }
+    }
+
+    #[test]
+    fn an_ended_journey_keeps_its_positions_for_the_retention_only() {
+        let j = MessageId([7; 16]);
+        let items = vec![
+            item(
+                1,
+                100,
+                InboxNotice::JourneyStarted {
+                    journey: j,
+                    destination: place(),
+                    expected_arrival: 900,
+                    overdue_at: 1_800,
+                },
+            ),
+            item(
+                2,
+                200,
+                InboxNotice::Position {
+                    journey: j,
+                    fix: FixView {
+                        at: 200,
+                        place: place(),
+                    },
+                },
+            ),
+            item(3, 600, InboxNotice::Arrived { journey: j }),
+            item(4, 700, InboxNotice::ContactMutual),
+        ];
+        assert!(positions_to_forget(&items, 600 + DAY - 1, DAY).is_empty());
+        // The arrival and other items carry no position: they stay.
+        assert_eq!(positions_to_forget(&items, 600 + DAY, DAY), vec![1, 2]);
+    }
+
+    #[test]
+    fn a_journey_or_sos_that_never_ended_is_taken_as_over_after_its_longest() {
+        let j = MessageId([7; 16]);
+        let s = MessageId([8; 16]);
+        let items = vec![
+            item(
+                1,
+                100,
+                InboxNotice::Overdue {
+                    journey: j,
+                    expected_arrival: 50,
+                    last_seen: Some(FixView {
+                        at: 90,
+                        place: place(),
+                    }),
+                },
+            ),
+            item(
+                2,
+                100,
+                InboxNotice::Sos {
+                    sos: s,
+                    at: 100,
+                    place: Some(place()),
+                    note: String::new(),
+                },
+            ),
+            item(
+                3,
+                5_000,
+                InboxNotice::SosUpdated {
+                    sos: s,
+                    place: Some(place()),
+                },
+            ),
+        ];
+        let journey_over = 100 + MAX_JOURNEY_SECS + DAY;
+        assert!(positions_to_forget(&items, journey_over - 1, DAY).is_empty());
+        assert_eq!(positions_to_forget(&items, journey_over, DAY), vec![1]);
+        // The SOS is over a day after its last update.
+        let sos_over = 5_000 + SOS_UNENDED_SECS + DAY;
+        assert_eq!(positions_to_forget(&items, sos_over - 1, DAY), vec![1]);
+        assert_eq!(positions_to_forget(&items, sos_over, DAY), vec![1, 2, 3]);
     }
 }

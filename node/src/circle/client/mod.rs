@@ -464,6 +464,11 @@ impl CircleClient {
         if now >= self.last_housekeeping + HOUSEKEEPING_SECS {
             self.last_housekeeping = now;
             self.watch.prune(now);
+            match self.forget_old_positions(now) {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(items = n, "inbox positions past their retention deleted"),
+                Err(e) => tracing::error!(error = %e, "could not delete old inbox positions"),
+            }
             let mut c = Commit::new();
             if c.put(keys::WATCH, &self.watch).is_ok() {
                 if let Err(e) = self.store.apply(c) {
