@@ -1,5 +1,6 @@
-//! The one byte cursor every decoder of this crate reads with: reports,
-//! the circle's wire formats and the city directory.
+//! The one byte cursor every decoder of Ronde reads with: reports, the
+//! circle's wire formats and the city directory here, and the node's
+//! request-response formats.
 //!
 //! A [`Cursor`] walks a byte slice front to back: fixed-size big-endian
 //! integers, byte arrays and slices, and at the end [`Cursor::finish`], which
@@ -16,24 +17,26 @@
 use std::marker::PhantomData;
 
 /// What the cursor itself can find wrong with its input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CursorError {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CursorError {
     /// The input ends in the middle of a field.
+    #[error("truncated")]
     Truncated,
     /// This many bytes are left after the last field.
+    #[error("trailing bytes")]
     TrailingBytes(usize),
 }
 
 /// Reads canonical big-endian fields from a byte slice; its faults come out
 /// as the caller's error type `E`.
-pub(crate) struct Cursor<'a, E> {
+pub struct Cursor<'a, E> {
     rest: &'a [u8],
     error: PhantomData<fn() -> E>,
 }
 
 impl<'a, E: From<CursorError>> Cursor<'a, E> {
     /// A cursor at the start of `bytes`.
-    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+    pub fn new(bytes: &'a [u8]) -> Self {
         Cursor {
             rest: bytes,
             error: PhantomData,
@@ -41,7 +44,7 @@ impl<'a, E: From<CursorError>> Cursor<'a, E> {
     }
 
     /// The next `n` bytes.
-    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], E> {
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], E> {
         if self.rest.len() < n {
             return Err(CursorError::Truncated.into());
         }
@@ -51,39 +54,44 @@ impl<'a, E: From<CursorError>> Cursor<'a, E> {
     }
 
     /// The next `N` bytes, as an array.
-    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], E> {
+    pub fn array<const N: usize>(&mut self) -> Result<[u8; N], E> {
         let mut a = [0u8; N];
         a.copy_from_slice(self.take(N)?);
         Ok(a)
     }
 
+    /// Every byte left (none may follow).
+    pub fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.rest)
+    }
+
     /// One byte.
-    pub(crate) fn u8(&mut self) -> Result<u8, E> {
+    pub fn u8(&mut self) -> Result<u8, E> {
         Ok(self.take(1)?[0])
     }
 
     /// A big-endian `u16`.
-    pub(crate) fn u16(&mut self) -> Result<u16, E> {
+    pub fn u16(&mut self) -> Result<u16, E> {
         Ok(u16::from_be_bytes(self.array()?))
     }
 
     /// A big-endian `u32`.
-    pub(crate) fn u32(&mut self) -> Result<u32, E> {
+    pub fn u32(&mut self) -> Result<u32, E> {
         Ok(u32::from_be_bytes(self.array()?))
     }
 
     /// A big-endian `u64`.
-    pub(crate) fn u64(&mut self) -> Result<u64, E> {
+    pub fn u64(&mut self) -> Result<u64, E> {
         Ok(u64::from_be_bytes(self.array()?))
     }
 
     /// A big-endian two's-complement `i32`.
-    pub(crate) fn i32(&mut self) -> Result<i32, E> {
+    pub fn i32(&mut self) -> Result<i32, E> {
         Ok(i32::from_be_bytes(self.array()?))
     }
 
     /// The end of the input: refuses any byte left over.
-    pub(crate) fn finish(self) -> Result<(), E> {
+    pub fn finish(self) -> Result<(), E> {
         if self.rest.is_empty() {
             Ok(())
         } else {
@@ -94,7 +102,7 @@ impl<'a, E: From<CursorError>> Cursor<'a, E> {
 
 /// Appends canonical big-endian fields to a byte buffer: the writing side
 /// of [`Cursor`].
-pub(crate) trait Put {
+pub trait Put {
     /// One byte.
     fn put_u8(&mut self, v: u8);
     /// A big-endian `u16`.

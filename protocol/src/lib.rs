@@ -30,7 +30,7 @@
 
 pub mod category;
 pub mod circle;
-mod cursor;
+pub mod cursor;
 pub mod directory;
 pub mod geo;
 mod hex_id;

@@ -44,6 +44,7 @@ use crate::codec::{invalid, Bounded, WireFormat};
 use libp2p::StreamProtocol;
 use ronde_protocol::circle::switch::MAX_SWITCH_REQUEST_LEN;
 use ronde_protocol::circle::{LARGE_ENVELOPE_LEN, SMALL_ENVELOPE_LEN};
+use ronde_protocol::cursor::{Cursor, CursorError};
 
 /// Protocol of direct envelope delivery.
 pub const CIRCLE_PROTOCOL: StreamProtocol = StreamProtocol::new("/ronde/circle/1");
@@ -240,42 +241,23 @@ pub enum MailboxResponse {
     Refused(Refusal),
 }
 
-struct Reader<'a>(&'a [u8]);
+/// The cursor's two faults (truncated, trailing bytes) as this codec's I/O
+/// errors, with the messages the codec always gave.
+struct Fault(std::io::Error);
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> std::io::Result<&'a [u8]> {
-        if self.0.len() < n {
-            return Err(invalid("truncated"));
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Ok(a)
-    }
-    fn u8(&mut self) -> std::io::Result<u8> {
-        Ok(self.take(1)?[0])
-    }
-    fn u16(&mut self) -> std::io::Result<u16> {
-        let b = self.take(2)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
-    }
-    fn u64(&mut self) -> std::io::Result<u64> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Ok(u64::from_be_bytes(a))
-    }
-    fn address(&mut self) -> std::io::Result<[u8; 32]> {
-        let mut a = [0u8; 32];
-        a.copy_from_slice(self.take(32)?);
-        Ok(a)
-    }
-    fn finish(self) -> std::io::Result<()> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(invalid("trailing bytes"))
-        }
+impl From<CursorError> for Fault {
+    fn from(e: CursorError) -> Self {
+        Fault(invalid(&e.to_string()))
     }
 }
+
+impl From<Fault> for std::io::Error {
+    fn from(f: Fault) -> Self {
+        f.0
+    }
+}
+
+type Reader<'a> = Cursor<'a, Fault>;
 
 /// Decode a direct-delivery request: exactly one envelope.
 pub fn decode_envelope(buf: &[u8]) -> std::io::Result<Vec<u8>> {
@@ -352,12 +334,11 @@ pub fn decode_mailbox_request(buf: &[u8]) -> std::io::Result<MailboxRequest> {
     if buf.len() > MAX_MAILBOX_REQUEST {
         return Err(invalid("request over the size limit"));
     }
-    let mut r = Reader(buf);
+    let mut r = Reader::new(buf);
     let req = match r.u8()? {
         PUT => {
-            let mailbox = r.address()?;
-            let envelope = decode_envelope(r.0)?;
-            r.0 = &[];
+            let mailbox = r.array::<32>()?;
+            let envelope = decode_envelope(r.rest())?;
             MailboxRequest::Put { mailbox, envelope }
         }
         FETCH => {
@@ -365,7 +346,7 @@ pub fn decode_mailbox_request(buf: &[u8]) -> std::io::Result<MailboxRequest> {
             if n == 0 || n > MAX_FETCH_MAILBOXES {
                 return Err(invalid("bad number of mailboxes"));
             }
-            let mailboxes = (0..n).map(|_| r.address()).collect::<Result<_, _>>()?;
+            let mailboxes = (0..n).map(|_| r.array::<32>()).collect::<Result<_, _>>()?;
             MailboxRequest::Fetch { mailboxes }
         }
         ACK => {
@@ -374,12 +355,12 @@ pub fn decode_mailbox_request(buf: &[u8]) -> std::io::Result<MailboxRequest> {
                 return Err(invalid("bad number of items"));
             }
             let items = (0..n)
-                .map(|_| Ok((r.address()?, r.u64()?)))
+                .map(|_| Ok((r.array::<32>()?, r.u64()?)))
                 .collect::<std::io::Result<_>>()?;
             MailboxRequest::Ack { items }
         }
         SWITCH => {
-            let bytes = std::mem::take(&mut r.0).to_vec();
+            let bytes = r.rest().to_vec();
             if bytes.is_empty() {
                 return Err(invalid("empty switch request"));
             }
@@ -428,7 +409,7 @@ pub fn decode_mailbox_response(buf: &[u8]) -> std::io::Result<MailboxResponse> {
     if buf.len() > MAX_MAILBOX_RESPONSE {
         return Err(invalid("response over the size limit"));
     }
-    let mut r = Reader(buf);
+    let mut r = Reader::new(buf);
     let res = match r.u8()? {
         OK => MailboxResponse::Ok,
         MAIL => {
@@ -443,7 +424,7 @@ pub fn decode_mailbox_response(buf: &[u8]) -> std::io::Result<MailboxResponse> {
             }
             let mut items = Vec::with_capacity(n);
             for _ in 0..n {
-                let mailbox = r.address()?;
+                let mailbox = r.array::<32>()?;
                 let seq = r.u64()?;
                 let len = usize::from(r.u16()?);
                 if !is_envelope_len(len) {
