@@ -156,6 +156,7 @@ pub const ERROR_CODES: &[&str] = &[
     "circle_full",
     "too_many_invites",
     "not_awaiting_approval",
+    "safety_number_mismatch",
     "bad_name",
     "bad_note",
     "no_contacts",

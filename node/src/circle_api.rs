@@ -198,13 +198,26 @@ async fn post_accept(
     Ok((StatusCode::CREATED, Json(contact)))
 }
 
+/// `POST /v1/contacts/{contact}/approve` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproveBody {
+    /// The safety number the person compared with the contact, in full.
+    #[serde(default)]
+    safety_number: String,
+}
+
 async fn post_approve(
     State(s): State<AppState>,
     contact: Result<Path<String>, PathRejection>,
-    JsonOrEmpty(NoFields {}): JsonOrEmpty<NoFields>,
+    JsonOrEmpty(body): JsonOrEmpty<ApproveBody>,
 ) -> Result<Json<ContactView>, ApiError> {
     let Path(contact) = contact.map_err(path_error)?;
-    Ok(Json(s.node.approve_contact(&contact).await?))
+    Ok(Json(
+        s.node
+            .approve_contact_compared(&contact, &body.safety_number)
+            .await?,
+    ))
 }
 
 async fn delete_contact(

@@ -125,6 +125,12 @@ pub enum CircleRefusal {
     /// Approving a contact who has not accepted one of my invites.
     #[error("this contact is waiting for their own approval, not yours")]
     NotAwaitingApproval,
+    /// An approval without this contact's safety number, in full.
+    #[error(
+        "compare the safety number with the person, digit for digit, and send it \
+         as safety_number: approve only if it matches theirs"
+    )]
+    SafetyNumberMismatch,
     /// A display name over 64 bytes or with control characters.
     #[error("invalid name: {0}")]
     BadName(String),
@@ -164,6 +170,7 @@ impl CircleRefusal {
             CircleRefusal::CircleFull => "circle_full",
             CircleRefusal::TooManyInvites => "too_many_invites",
             CircleRefusal::NotAwaitingApproval => "not_awaiting_approval",
+            CircleRefusal::SafetyNumberMismatch => "safety_number_mismatch",
             CircleRefusal::BadName(_) => "bad_name",
             CircleRefusal::BadNote(_) => "bad_note",
             CircleRefusal::NoContacts => "no_contacts",
@@ -193,6 +200,7 @@ impl CircleRefusal {
             CircleRefusal::BadInvite(_)
             | CircleRefusal::InviteExpired
             | CircleRefusal::OwnInvite
+            | CircleRefusal::SafetyNumberMismatch
             | CircleRefusal::BadName(_)
             | CircleRefusal::BadNote(_)
             | CircleRefusal::BadEta(_) => 422,
@@ -210,6 +218,7 @@ impl CircleRefusal {
         "circle_full",
         "too_many_invites",
         "not_awaiting_approval",
+        "safety_number_mismatch",
         "bad_name",
         "bad_note",
         "no_contacts",

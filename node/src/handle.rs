@@ -252,8 +252,32 @@ impl Node {
     /// contact id, a prefix of one (4 hex digits or more) or a name.
     pub async fn approve_contact(&self, contact: &str) -> Result<ContactView, NodeError> {
         let contact = contact.to_owned();
-        self.circle(|reply| CircleCommand::Approve { contact, reply })
-            .await
+        self.circle(|reply| CircleCommand::Approve {
+            contact,
+            safety_number: None,
+            reply,
+        })
+        .await
+    }
+
+    /// Approve a contact as an app does: with the safety number the person
+    /// compared with them, in full. Refused
+    /// ([`crate::CircleRefusal::SafetyNumberMismatch`]) unless it is this
+    /// contact's, so that nobody is approved without the comparison that
+    /// catches a phished invite.
+    pub async fn approve_contact_compared(
+        &self,
+        contact: &str,
+        safety_number: &str,
+    ) -> Result<ContactView, NodeError> {
+        let contact = contact.to_owned();
+        let safety_number = Some(safety_number.to_owned());
+        self.circle(|reply| CircleCommand::Approve {
+            contact,
+            safety_number,
+            reply,
+        })
+        .await
     }
 
     /// Remove a contact; with `notify`, tell them (a leave message).

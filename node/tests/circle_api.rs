@@ -50,17 +50,20 @@ async fn befriend(a: &Harness, a_name: &str, b: &Harness, b_name: &str) {
         .post("/v1/contacts/accept", json!({"code": code, "name": b_name}))
         .await;
     assert_eq!(s, StatusCode::CREATED, "{accepted}");
-    eventually("the contact request", || async {
+    let safety = eventually("the contact request", || async {
         let (_, list) = a.get("/v1/contacts").await;
         list["contacts"]
             .as_array()?
             .iter()
-            .any(|c| c["name"] == json!(b_name) && c["state"] == json!("awaiting_my_approval"))
-            .then_some(())
+            .find(|c| c["name"] == json!(b_name) && c["state"] == json!("awaiting_my_approval"))
+            .map(|c| c["safety_number"].clone())
     })
     .await;
     let (s, approved) = a
-        .post_empty(&format!("/v1/contacts/{b_name}/approve"))
+        .post(
+            &format!("/v1/contacts/{b_name}/approve"),
+            json!({ "safety_number": safety }),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{approved}");
     eventually("mutual", || async {
@@ -120,7 +123,10 @@ async fn the_circle_over_http() {
     // Approve by id prefix.
     let prefix = &bob["id"].as_str().expect("id")[..10];
     let (s, approved) = a
-        .post_empty(&format!("/v1/contacts/{prefix}/approve"))
+        .post(
+            &format!("/v1/contacts/{prefix}/approve"),
+            json!({ "safety_number": bob["safety_number"] }),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{approved}");
     assert_eq!(approved["state"], json!("mutual"));
@@ -475,16 +481,21 @@ async fn bad_circle_input_gets_a_json_error() {
     assert_eq!(s, StatusCode::CREATED, "{body}");
     let (s, body) = other.post_empty("/v1/contacts/ann/approve").await;
     assert_eq!(error_code(s, &body), "not_awaiting_approval");
-    eventually("Otto's request", || async {
+    let otto = eventually("Otto's request", || async {
         let (_, list) = a.get("/v1/contacts").await;
         list["contacts"]
             .as_array()?
             .iter()
-            .any(|c| c["state"] == json!("awaiting_my_approval"))
-            .then_some(())
+            .find(|c| c["state"] == json!("awaiting_my_approval"))
+            .cloned()
     })
     .await;
-    let (s, body) = a.post_empty("/v1/contacts/otto/approve").await;
+    let (s, body) = a
+        .post(
+            "/v1/contacts/otto/approve",
+            json!({ "safety_number": otto["safety_number"] }),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{body}");
 
     // With a contact: bad arrival times and notes.
@@ -651,4 +662,59 @@ async fn invites_expire_after_fifteen_minutes_by_default() {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{body}");
+}
+
+/// Issue 12 §3: approving is where a phished invite is caught (a stranger
+/// who accepted the code has another safety number). An app may not approve
+/// without the person having compared it: the approval must carry the
+/// safety number, in full, and it must be this contact's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approving_needs_the_compared_safety_number() {
+    let clock = ManualClock::new(T0);
+    let a = start(&clock).await;
+    let b = start(&clock).await;
+    let (_, invite) = a
+        .post("/v1/contacts/invites", json!({"name": "Alice"}))
+        .await;
+    let code = invite["code"].as_str().expect("code");
+    let (s, body) = b
+        .post("/v1/contacts/accept", json!({"code": code, "name": "Bob"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let bob = eventually("Bob's request", || async {
+        let (_, list) = a.get("/v1/contacts").await;
+        list["contacts"].as_array()?.first().cloned()
+    })
+    .await;
+    let safety = bob["safety_number"]
+        .as_str()
+        .expect("safety number")
+        .to_owned();
+
+    // Without the number, with part of it, or with another: refused.
+    let mut wrong = safety.clone().into_bytes();
+    let last = wrong.len() - 1;
+    wrong[last] = if wrong[last] == b'0' { b'1' } else { b'0' };
+    let wrong = String::from_utf8(wrong).expect("digits");
+    for body in [
+        json!({}),
+        json!({"safety_number": &safety[..safety.len() / 2]}),
+        json!({"safety_number": wrong}),
+    ] {
+        let (s, answer) = a.post("/v1/contacts/bob/approve", body.clone()).await;
+        assert_eq!(
+            error_code(s, &answer),
+            "safety_number_mismatch",
+            "{body} -> {answer}"
+        );
+    }
+    let (_, list) = a.get("/v1/contacts").await;
+    assert_eq!(list["contacts"][0]["state"], json!("awaiting_my_approval"));
+
+    // The number as shown (groups and spaces are fine) approves.
+    let (s, approved) = a
+        .post("/v1/contacts/bob/approve", json!({"safety_number": safety}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{approved}");
+    assert_eq!(approved["state"], json!("mutual"));
 }

@@ -985,8 +985,13 @@
     refreshCircle();
   }
 
+  // Approving is where a phished invite is caught: the whole safety number
+  // is shown and the person says it matches; the node checks it was sent.
   async function approveContact(c) {
-    try { await api('POST', ROUTES.approve(c.id), {}); } catch (e) { showError($('#circle-error'), e); }
+    if (!window.confirm(t('contacts.approve_confirm', { name: c.name, number: c.safety_number }))) return;
+    try {
+      await api('POST', ROUTES.approve(c.id), { safety_number: c.safety_number });
+    } catch (e) { showError($('#circle-error'), e); }
     refreshCircle();
   }
 

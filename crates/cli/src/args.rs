@@ -287,11 +287,15 @@ pub enum ContactsAction {
     },
     /// List your contacts, their state and safety numbers.
     List,
-    /// Approve someone who accepted your invite, once you compared the
-    /// safety number with them.
+    /// Approve someone who accepted your invite: prints the safety number
+    /// in full and asks whether it matches the one on their phone.
     Approve {
         /// Their name or contact id (or its first digits).
         contact: String,
+        /// Do not ask: you already compared the safety number with them,
+        /// digit for digit (needed when no terminal can answer).
+        #[arg(long)]
+        yes: bool,
     },
     /// Remove a contact: nothing more is sent to them.
     Remove {

@@ -56,9 +56,31 @@ pub async fn contacts(args: ContactsArgs) -> anyhow::Result<()> {
             let list: ContactList = client.get("/v1/contacts").await?;
             print!("{}", render_contacts(&list));
         }
-        ContactsAction::Approve { contact } => {
+        ContactsAction::Approve { contact, yes } => {
+            let list: ContactList = client.get("/v1/contacts").await?;
+            // The node resolves the name or id; here only to show the number.
+            let safety = match matching(&list, &contact).as_slice() {
+                [c] if c.state == ContactState::AwaitingMyApproval => {
+                    println!(
+                        "The safety number between you and {}:\n\n{}\n",
+                        display_name(&c.name),
+                        safety_lines(&c.safety_number)
+                    );
+                    if !yes && !confirm_match(&c.name)? {
+                        anyhow::bail!(
+                            "not approved: approve only once their phone shows the same 60 digits"
+                        );
+                    }
+                    c.safety_number.clone()
+                }
+                [c] => c.safety_number.clone(),
+                _ => String::new(),
+            };
             let c: ContactView = client
-                .post(&contact_path(&contact, "/approve"), json!({}))
+                .post(
+                    &contact_path(&contact, "/approve"),
+                    json!({ "safety_number": safety }),
+                )
                 .await?;
             println!(
                 "{} is in your circle: you now share journeys and SOS.",
@@ -448,6 +470,46 @@ fn render_inbox(inbox: &Inbox, now: u64) -> String {
         );
     }
     out
+}
+
+/// The contacts a name or id (prefix) names, as the node resolves it.
+fn matching<'a>(list: &'a ContactList, query: &str) -> Vec<&'a ContactView> {
+    let lower = query.trim().to_lowercase();
+    let is_hex = lower.len() >= 4 && lower.bytes().all(|b| b.is_ascii_hexdigit());
+    list.contacts
+        .iter()
+        .filter(|c| (is_hex && c.id.to_hex().starts_with(&lower)) || c.name.to_lowercase() == lower)
+        .collect()
+}
+
+/// The 12 groups of a safety number on two lines of six, to read aloud.
+fn safety_lines(number: &str) -> String {
+    let groups: Vec<&str> = number.split_whitespace().collect();
+    groups
+        .chunks(6)
+        .map(|line| format!("    {}", line.join(" ")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Ask whether the person's phone shows the same number; no terminal means
+/// no answer.
+fn confirm_match(name: &str) -> anyhow::Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "compare this number with {} (their phone shows it too), then run again with --yes",
+            display_name(name)
+        );
+    }
+    print!(
+        "Does {}'s phone show exactly these 60 digits? [y/N] ",
+        display_name(name)
+    );
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim().to_lowercase().as_str(), "y" | "yes"))
 }
 
 #[cfg(test)]

@@ -200,7 +200,16 @@ fn invite_accept_sos_and_inbox_between_two_nodes() {
     let inbox = ok(&alice.ronde(&["inbox", "--no-ack"]));
     assert!(inbox.contains("Bob accepted your invite"), "{inbox}");
 
-    ok(&alice.ronde(&["contacts", "approve", "Bob"]));
+    // Approving shows the number in full and needs a "they match": with no
+    // terminal to answer, only --yes (after comparing) approves.
+    let o = alice.ronde(&["contacts", "approve", "Bob"]);
+    let (out, err) = text(&o);
+    assert!(!o.status.success(), "{out} {err}");
+    assert!(err.contains("--yes"), "{err}");
+    assert!(out.contains(&sn[..35]) && out.contains(&sn[36..]), "{out}");
+    let list = ok(&alice.ronde(&["contacts", "list"]));
+    assert!(list.contains("YOUR approval"), "not approved: {list}");
+    ok(&alice.ronde(&["contacts", "approve", "Bob", "--yes"]));
     eventually(20, "Alice in Bob's circle", || {
         let out = ok(&bob.ronde(&["contacts", "list"]));
         if out.contains("Alice  (in your circle)") {

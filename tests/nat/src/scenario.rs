@@ -63,7 +63,8 @@ pub fn pair(a: &Phone, b: &Phone) {
             Err(out)
         }
     });
-    a.cli(&["contacts", "approve", "Bob"]).expect("approve");
+    a.cli(&["contacts", "approve", "Bob", "--yes"])
+        .expect("approve");
     eventually(Duration::from_secs(30), "Alice in Bob's circle", || {
         let out = b.cli(&["contacts", "list"])?;
         if out.contains("Alice  (in your circle)") {

@@ -32,6 +32,9 @@ pub(crate) enum CircleCommand {
     },
     Approve {
         contact: String,
+        /// The safety number the person compared, when the caller is an
+        /// app (the local API): it must be this contact's.
+        safety_number: Option<String>,
         reply: Reply<ContactView>,
     },
     Remove {

@@ -248,9 +248,20 @@ impl CircleClient {
         &mut self,
         swarm: &mut Swarm<Behaviour>,
         query: &str,
+        compared: Option<&str>,
     ) -> Result<ContactView, NodeError> {
         let id = self.resolve(query)?;
-        if self.circle.contact(&id).map(|c| c.state) == Some(ContactState::Mutual) {
+        let state = self.circle.contact(&id).map(|c| c.state);
+        if let (Some(compared), Some(ContactState::AwaitingMyApproval)) = (compared, state) {
+            let theirs = self
+                .contact_view(&id)
+                .map(|v| v.safety_number)
+                .unwrap_or_default();
+            if !same_safety_number(compared, &theirs) {
+                return Err(NodeError::Circle(CircleRefusal::SafetyNumberMismatch));
+            }
+        }
+        if state == Some(ContactState::Mutual) {
             return self
                 .contact_view(&id)
                 .ok_or_else(|| NodeError::Circle(CircleRefusal::UnknownContact(query.into())));
@@ -353,4 +364,12 @@ impl CircleClient {
             .map(|c| c.name.clone())
             .unwrap_or_default()
     }
+}
+
+/// Whether the number the person compared is this safety number, digit for
+/// digit (spaces and grouping as shown are ignored; every digit counts).
+fn same_safety_number(compared: &str, theirs: &str) -> bool {
+    let digits = |s: &str| -> Vec<u8> { s.bytes().filter(|b| !b.is_ascii_whitespace()).collect() };
+    let (a, b) = (digits(compared), digits(theirs));
+    !b.is_empty() && a == b
 }

@@ -314,8 +314,12 @@ impl CircleClient {
             CircleCommand::Accept { code, name, reply } => {
                 let _ = reply.send(self.accept(swarm, &code, name));
             }
-            CircleCommand::Approve { contact, reply } => {
-                let _ = reply.send(self.approve(swarm, &contact));
+            CircleCommand::Approve {
+                contact,
+                safety_number,
+                reply,
+            } => {
+                let _ = reply.send(self.approve(swarm, &contact, safety_number.as_deref()));
             }
             CircleCommand::Remove {
                 contact,
