@@ -552,9 +552,22 @@ fn an_sos_from_one_phone_shows_in_the_other_phones_inbox() {
         )
         .expect("safety number");
     assert_eq!(alice_sn, bob_sn, "both phones show the same safety number");
+    // Approving asks "do they match?" with the whole number: Alice compares
+    // and says yes (the dialog is answered by the page, as a person would).
+    b.eval(
+        &pa,
+        "window.confirm = (m) => { window.__asked = m; return true; }; ''",
+    )
+    .expect("stub the dialog");
     b.click(
         &pa,
         "#contact-list li.state-awaiting_my_approval .row .btn.primary",
+    );
+    let asked = b.eval(&pa, "window.__asked || ''").expect("the question");
+    let number = alice_sn.as_str().expect("a string");
+    assert!(
+        asked.as_str().is_some_and(|q| q.contains(number)),
+        "the approval shows the whole safety number: {asked}"
     );
     b.wait_for(
         &pa,

@@ -90,8 +90,9 @@ pub fn topic_for_area(area: Area) -> String {
 }
 
 /// The areas a person at this point should follow: the area of the point
-/// and its (up to) eight neighbours, deduplicated, the point's own area first.
-/// Near the poles some neighbours coincide, so fewer than nine may come back.
+/// and its eight neighbours, the point's own area first (deduplicated, though
+/// geohash neighbours never coincide: north of the northernmost row they wrap
+/// to the southernmost, so nine always come back; docs/protocol.md §1.2).
 pub fn topics_around(lat: f64, lon: f64) -> Result<Vec<Area>, GeoError> {
     let own = area_of(lat, lon)?;
     let mut areas = vec![own];
