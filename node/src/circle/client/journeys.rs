@@ -10,7 +10,7 @@ use libp2p::swarm::Swarm;
 use libp2p::{Multiaddr, PeerId};
 use rand::rngs::OsRng;
 use ronde_protocol::circle::{
-    ContactId, Effect, Journey, JourneyError, Message, Place, SwitchOwner,
+    ContactId, Effect, Journey, JourneyError, Message, Place, SwitchError, SwitchOwner,
 };
 
 use super::records::{HostState, JourneyRecord, OpKind, SwitchHost, SwitchOp, SwitchPlan};
@@ -141,43 +141,17 @@ impl CircleClient {
                 Effect::Heartbeat { release_at } => {
                     if let Some(plan) = rec.switch.as_mut() {
                         plan.release_at = release_at;
-                        for h in plan
-                            .hosts
-                            .iter_mut()
-                            .filter(|h| matches!(h.state, HostState::Depositing | HostState::Armed))
-                        {
-                            let mut owner = SwitchOwner::from_bytes(&h.owner)
-                                .map_err(|e| NodeError::InvalidInput(e.to_string()))?;
-                            let hb = owner
-                                .heartbeat(release_at)
-                                .map_err(|e| NodeError::InvalidInput(e.to_string()))?;
-                            h.owner = owner.to_bytes().to_vec();
-                            h.ops.push_back(SwitchOp {
-                                kind: OpKind::Heartbeat,
-                                bytes: hb.to_bytes(),
-                            });
-                        }
+                        queue_switch_op(plan, OpKind::Heartbeat, |owner| {
+                            owner.heartbeat(release_at).map(|hb| hb.to_bytes())
+                        })?;
                     }
                 }
                 Effect::WithdrawDeadManSwitch => {
                     if let Some(plan) = rec.switch.as_mut() {
                         plan.withdrawn = true;
-                        for h in plan
-                            .hosts
-                            .iter_mut()
-                            .filter(|h| matches!(h.state, HostState::Depositing | HostState::Armed))
-                        {
-                            let mut owner = SwitchOwner::from_bytes(&h.owner)
-                                .map_err(|e| NodeError::InvalidInput(e.to_string()))?;
-                            let w = owner
-                                .withdraw()
-                                .map_err(|e| NodeError::InvalidInput(e.to_string()))?;
-                            h.owner = owner.to_bytes().to_vec();
-                            h.ops.push_back(SwitchOp {
-                                kind: OpKind::Withdraw,
-                                bytes: w.to_bytes(),
-                            });
-                        }
+                        queue_switch_op(plan, OpKind::Withdraw, |owner| {
+                            owner.withdraw().map(|w| w.to_bytes())
+                        })?;
                     }
                 }
                 Effect::StopSharing => {}
@@ -460,4 +434,26 @@ impl CircleClient {
         }
         self.pump_switch(swarm);
     }
+}
+
+/// Queue one signed operation (a heartbeat, a withdrawal) for every host
+/// that holds or is receiving the switch, advancing each host's owner
+/// counter.
+fn queue_switch_op(
+    plan: &mut SwitchPlan,
+    kind: OpKind,
+    mut sign: impl FnMut(&mut SwitchOwner) -> Result<Vec<u8>, SwitchError>,
+) -> Result<(), NodeError> {
+    for h in plan
+        .hosts
+        .iter_mut()
+        .filter(|h| matches!(h.state, HostState::Depositing | HostState::Armed))
+    {
+        let mut owner = SwitchOwner::from_bytes(&h.owner)
+            .map_err(|e| NodeError::InvalidInput(e.to_string()))?;
+        let bytes = sign(&mut owner).map_err(|e| NodeError::InvalidInput(e.to_string()))?;
+        h.owner = owner.to_bytes().to_vec();
+        h.ops.push_back(SwitchOp { kind, bytes });
+    }
+    Ok(())
 }
