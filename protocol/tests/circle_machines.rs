@@ -66,6 +66,7 @@ fn journey_start_effects() {
             destination: home(),
             expected_arrival: eta,
             grace_secs: 600,
+            states_only: None,
         })
     );
     assert_eq!(
@@ -947,6 +948,7 @@ fn watch_applies_the_receiver_rules() {
         destination: home(),
         expected_arrival: NOW + 600,
         grace_secs: 60,
+        states_only: None,
     };
     assert!(matches!(
         w.receive(&alice, &started, NOW),

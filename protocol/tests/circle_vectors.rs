@@ -16,8 +16,8 @@ use std::path::PathBuf;
 
 use rand::SeedableRng;
 use ronde_protocol::circle::{
-    envelope, mailbox_address, safety_number, Fix, Identity, Invite, InviteToken, Message,
-    MessageId, PairSecret, Place, PublicIdentity, SwitchOwner,
+    envelope, mailbox_address, safety_number, Deviation, Fix, Identity, Invite, InviteToken,
+    Message, MessageId, PairSecret, Place, PublicIdentity, StatesOnly, SwitchOwner,
 };
 use serde::{Deserialize, Serialize};
 
@@ -126,6 +126,7 @@ fn messages() -> Vec<Message> {
             destination: Place::Cell("u09tunq".parse().unwrap()),
             expected_arrival: 1_790_001_800,
             grace_secs: 900,
+            states_only: None,
         },
         Message::Position {
             journey: j,
@@ -172,6 +173,29 @@ fn messages() -> Vec<Message> {
             at: 1_790_000_900,
         },
         Message::Ack { of: s },
+        Message::JourneyStarted {
+            journey: j,
+            started_at: 1_790_000_000,
+            destination: point,
+            expected_arrival: 1_790_001_800,
+            grace_secs: 900,
+            states_only: Some(StatesOnly {
+                corridor_m: 300,
+                stop_secs: 600,
+            }),
+        },
+        Message::Deviated {
+            journey: j,
+            reason: Deviation::OffRoute,
+            fix: Fix {
+                at: 1_790_000_600,
+                place: point,
+            },
+        },
+        Message::Duress {
+            of: s,
+            at: 1_790_000_700,
+        },
     ]
 }
 

@@ -10,7 +10,7 @@ use ronde_node::circle::{
     ContactList, ContactView, Inbox, InboxItem, InboxNotice, InviteView, JourneyView, PlaceView,
     SosView, SwitchStatus,
 };
-use ronde_protocol::circle::{ContactState, JourneyState, SosState};
+use ronde_protocol::circle::{ContactState, Deviation, JourneyState, SosState};
 use serde_json::json;
 
 use crate::args::{
@@ -421,14 +421,35 @@ fn describe(i: &InboxItem, now: u64) -> String {
             }
             s
         }
+        InboxNotice::Deviated { reason, fix, .. } => {
+            let what = match reason {
+                Deviation::OffRoute => "LEFT THEIR ROUTE",
+                Deviation::Stopped => "HAS STOPPED MOVING",
+            };
+            format!(
+                "{who} {what} at {} ({})",
+                place(&fix.place),
+                when(fix.at, now)
+            )
+        }
+        InboxNotice::Duress { at, .. } => format!(
+            "{who} CANCELLED UNDER DURESS ({}): they may be forced to; their phone shows it cancelled, so do not call them openly",
+            when(*at, now)
+        ),
         InboxNotice::JourneyStarted {
             destination,
             expected_arrival,
+            states_only,
             ..
         } => format!(
-            "{who} started a journey to {}, expected {}",
+            "{who} started a journey to {}, expected {}{}",
             place(destination),
-            when(*expected_arrival, now)
+            when(*expected_arrival, now),
+            if *states_only {
+                " (parents' mode: you are told if they leave the route or stop)"
+            } else {
+                ""
+            }
         ),
         InboxNotice::JourneyChanged {
             expected_arrival, ..

@@ -4,7 +4,7 @@
 //! none of these types is ever logged.
 
 use ronde_protocol::circle::{
-    ContactId, ContactState, Fix, JourneyState, MessageId, Notice, Place, SosState,
+    ContactId, ContactState, Deviation, Fix, JourneyState, MessageId, Notice, Place, SosState,
 };
 use serde::{Deserialize, Serialize};
 
@@ -212,6 +212,10 @@ pub enum InboxNotice {
         expected_arrival: u64,
         /// When they become overdue.
         overdue_at: u64,
+        /// Parents' mode: only its states (started, arrived, deviated,
+        /// overdue) will be shared, no positions unless an alert fires.
+        #[serde(default)]
+        states_only: bool,
     },
     /// A contact changed the expected arrival of a journey.
     JourneyChanged {
@@ -247,6 +251,25 @@ pub enum InboxNotice {
         expected_arrival: u64,
         /// Their last known position.
         last_seen: Option<FixView>,
+    },
+    /// A contact on a parents'-mode journey left its corridor or stopped:
+    /// alert.
+    Deviated {
+        /// The journey.
+        journey: MessageId,
+        /// `off_route` or `stopped`.
+        reason: Deviation,
+        /// Where and when.
+        fix: FixView,
+    },
+    /// A contact "cancelled" an SOS or "ended" a journey with their duress
+    /// code: their screen shows it cancelled, but they may be under
+    /// coercion. Alert.
+    Duress {
+        /// The SOS or journey.
+        of: MessageId,
+        /// When (their clock).
+        at: u64,
     },
     /// A contact raised an SOS: alert.
     Sos {
@@ -287,13 +310,26 @@ impl InboxNotice {
                 destination,
                 expected_arrival,
                 overdue_at,
+                states_only,
                 ..
             } => InboxNotice::JourneyStarted {
                 journey: *journey,
                 destination: destination.into(),
                 expected_arrival: *expected_arrival,
                 overdue_at: *overdue_at,
+                states_only: states_only.is_some(),
             },
+            Notice::Deviated {
+                journey,
+                reason,
+                fix,
+                ..
+            } => InboxNotice::Deviated {
+                journey: *journey,
+                reason: *reason,
+                fix: fix.into(),
+            },
+            Notice::Duress { of, at, .. } => InboxNotice::Duress { of: *of, at: *at },
             Notice::JourneyChanged {
                 journey,
                 expected_arrival,
@@ -343,16 +379,26 @@ impl InboxNotice {
         }
     }
 
-    /// Whether it needs the person's attention now (SOS, overdue).
+    /// Whether it needs the person's attention now (SOS, overdue,
+    /// deviation, duress).
     pub fn is_alert(&self) -> bool {
-        matches!(self, InboxNotice::Sos { .. } | InboxNotice::Overdue { .. })
+        matches!(
+            self,
+            InboxNotice::Sos { .. }
+                | InboxNotice::Overdue { .. }
+                | InboxNotice::Deviated { .. }
+                | InboxNotice::Duress { .. }
+        )
     }
 
     /// The journey or SOS to acknowledge once the person saw it.
     pub fn ackable(&self) -> Option<MessageId> {
         match self {
             InboxNotice::Sos { sos, .. } => Some(*sos),
-            InboxNotice::Overdue { journey, .. } => Some(*journey),
+            InboxNotice::Overdue { journey, .. } | InboxNotice::Deviated { journey, .. } => {
+                Some(*journey)
+            }
+            InboxNotice::Duress { of, .. } => Some(*of),
             _ => None,
         }
     }

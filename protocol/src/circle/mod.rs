@@ -93,9 +93,11 @@ pub use identity::{
     safety_number, ContactId, Identity, IdentityError, PublicIdentity, SafetyNumber,
 };
 pub use invite::{Invite, InviteError, InviteToken, INVITE_PREFIX};
-pub use journey::{Journey, JourneyConfig, JourneyError, JourneyState, MAX_JOURNEY_SECS};
+pub use journey::{
+    Ending, Journey, JourneyConfig, JourneyError, JourneyState, ARRIVAL_RADIUS_M, MAX_JOURNEY_SECS,
+};
 pub use mailbox::{epoch_of, mailbox_address, PairSecret, EPOCH_SECS};
-pub use message::{Fix, Message, Place, MAX_NOTE_LEN};
+pub use message::{Deviation, Fix, Message, Place, StatesOnly, MAX_NOTE_LEN};
 pub use sos::{Sos, SosConfig, SosError, SosState};
 pub use switch::{
     Alert, DeadManSwitch, Deposit, Heartbeat, Release, SwitchError, SwitchOwner, SwitchRequest,
