@@ -9,13 +9,15 @@
 //! | POST   | `/v1/contacts/accept`             | `{code, name?}` → 201 the new contact  |
 //! | POST   | `/v1/contacts/{contact}/approve`  | approve someone who accepted my invite |
 //! | DELETE | `/v1/contacts/{contact}`          | `?notify=true` to tell them            |
-//! | POST   | `/v1/journey`                     | `{lat, lon, eta_secs | expected_arrival, grace_secs?}` → 201 |
+//! | POST   | `/v1/journey`                     | `{lat, lon, eta_secs | expected_arrival, grace_secs?, states_only?}` → 201 |
 //! | GET    | `/v1/journey`                     | the current or last journey            |
-//! | POST   | `/v1/journey/arrived`             | arrived                                |
-//! | POST   | `/v1/journey/cancel`              | cancel                                 |
+//! | POST   | `/v1/journey/arrived`             | `{code?}` arrived                      |
+//! | POST   | `/v1/journey/cancel`              | `{code?}` cancel                       |
 //! | POST   | `/v1/sos`                         | `{note?}` → 201                        |
 //! | GET    | `/v1/sos`                         | the SOS and who acknowledged it        |
-//! | POST   | `/v1/sos/cancel`                  | cancel the SOS                         |
+//! | POST   | `/v1/sos/cancel`                  | `{code?}` cancel the SOS               |
+//! | PUT    | `/v1/circle/codes`                | `{code, duress_code, current_code?}`   |
+//! | DELETE | `/v1/circle/codes`                | `{code}` remove them                   |
 //! | GET    | `/v1/inbox`                       | `?since=ID` what contacts said         |
 //! | POST   | `/v1/inbox/ack`                   | `{ids}`: seen; alerts are acknowledged |
 //!
@@ -23,20 +25,25 @@
 //! body, so that a web page cannot trigger one without a CORS preflight
 //! (which this API never answers): a page must not be able to cancel a
 //! journey or an SOS.
+//!
+//! Once codes are set, ending a journey and cancelling an SOS need `code`:
+//! the code, or the duress code, which answers exactly as the code does
+//! while the circle is alerted and the journey or SOS goes on.
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use ronde_protocol::circle::journey::DEFAULT_GRACE_SECS;
 use serde::{Deserialize, Serialize};
 
 use super::{check_coordinates, ApiError, AppState, JsonBody, JsonOrEmpty};
 use crate::circle::{
-    CircleStatus, ContactList, ContactView, Inbox, InviteView, JourneyView, SosView,
+    CircleStatus, CodesView, ContactList, ContactView, Inbox, InviteView, JourneyView, SosView,
     DEFAULT_INVITE_TTL_SECS,
 };
+use ronde_protocol::circle::StatesOnly;
 
 /// Most inbox items acknowledged in one request.
 pub const MAX_ACK_IDS: usize = 1000;
@@ -45,6 +52,7 @@ pub const MAX_ACK_IDS: usize = 1000;
 pub(super) fn routes(router: Router<AppState>) -> Router<AppState> {
     router
         .route("/v1/circle", get(get_circle))
+        .route("/v1/circle/codes", put(put_codes).delete(delete_codes))
         .route("/v1/contacts", get(get_contacts))
         .route("/v1/contacts/invites", post(post_invite))
         .route("/v1/contacts/accept", post(post_accept))
@@ -62,10 +70,28 @@ pub(super) fn routes(router: Router<AppState>) -> Router<AppState> {
         .route("/v1/inbox/ack", post(post_inbox_ack))
 }
 
-/// An empty JSON object (or no body).
+/// The person's code, when codes are set (or no body).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NoFields {}
+struct CodeBody {
+    #[serde(default)]
+    code: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetCodesBody {
+    code: String,
+    duress_code: String,
+    #[serde(default)]
+    current_code: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClearCodesBody {
+    code: String,
+}
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,6 +121,9 @@ struct JourneyBody {
     expected_arrival: Option<u64>,
     #[serde(default)]
     grace_secs: Option<u64>,
+    /// Parents' mode: `{corridor_m, stop_secs}`.
+    #[serde(default)]
+    states_only: Option<StatesOnly>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -265,7 +294,13 @@ async fn post_journey(
     let grace = body.grace_secs.unwrap_or(DEFAULT_GRACE_SECS);
     let journey = s
         .node
-        .start_journey(body.lat, body.lon, expected_arrival, grace)
+        .start_journey_with(
+            body.lat,
+            body.lon,
+            expected_arrival,
+            grace,
+            body.states_only,
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(journey)))
 }
@@ -276,16 +311,34 @@ async fn get_journey(State(s): State<AppState>) -> Result<Json<JourneyView>, Api
 
 async fn post_arrived(
     State(s): State<AppState>,
-    JsonOrEmpty(NoFields {}): JsonOrEmpty<NoFields>,
+    JsonOrEmpty(body): JsonOrEmpty<CodeBody>,
 ) -> Result<Json<JourneyView>, ApiError> {
-    Ok(Json(s.node.arrived().await?))
+    Ok(Json(s.node.arrived_with_code(body.code).await?))
 }
 
 async fn post_cancel_journey(
     State(s): State<AppState>,
-    JsonOrEmpty(NoFields {}): JsonOrEmpty<NoFields>,
+    JsonOrEmpty(body): JsonOrEmpty<CodeBody>,
 ) -> Result<Json<JourneyView>, ApiError> {
-    Ok(Json(s.node.cancel_journey().await?))
+    Ok(Json(s.node.cancel_journey_with_code(body.code).await?))
+}
+
+async fn put_codes(
+    State(s): State<AppState>,
+    JsonBody(body): JsonBody<SetCodesBody>,
+) -> Result<Json<CodesView>, ApiError> {
+    let view = s
+        .node
+        .set_codes(body.code, body.duress_code, body.current_code)
+        .await?;
+    Ok(Json(view))
+}
+
+async fn delete_codes(
+    State(s): State<AppState>,
+    JsonBody(body): JsonBody<ClearCodesBody>,
+) -> Result<Json<CodesView>, ApiError> {
+    Ok(Json(s.node.clear_codes(body.code).await?))
 }
 
 async fn post_sos(
@@ -302,9 +355,9 @@ async fn get_sos(State(s): State<AppState>) -> Result<Json<SosView>, ApiError> {
 
 async fn post_cancel_sos(
     State(s): State<AppState>,
-    JsonOrEmpty(NoFields {}): JsonOrEmpty<NoFields>,
+    JsonOrEmpty(body): JsonOrEmpty<CodeBody>,
 ) -> Result<Json<SosView>, ApiError> {
-    Ok(Json(s.node.cancel_sos().await?))
+    Ok(Json(s.node.cancel_sos_with_code(body.code).await?))
 }
 
 async fn get_inbox(

@@ -155,6 +155,15 @@ pub enum CircleRefusal {
     /// No SOS.
     #[error("no SOS is active")]
     NoSos,
+    /// Codes are set: ending a journey or cancelling an SOS needs one.
+    #[error("enter your code to do this")]
+    CodeRequired,
+    /// Neither the code nor the duress code.
+    #[error("wrong code")]
+    WrongCode,
+    /// A code that cannot be set.
+    #[error("{0}")]
+    BadCode(String),
 }
 
 impl CircleRefusal {
@@ -179,6 +188,9 @@ impl CircleRefusal {
             CircleRefusal::BadEta(_) => "bad_eta",
             CircleRefusal::SosActive => "sos_active",
             CircleRefusal::NoSos => "no_sos",
+            CircleRefusal::CodeRequired => "code_required",
+            CircleRefusal::WrongCode => "wrong_code",
+            CircleRefusal::BadCode(_) => "bad_code",
         }
     }
 
@@ -203,7 +215,10 @@ impl CircleRefusal {
             | CircleRefusal::SafetyNumberMismatch
             | CircleRefusal::BadName(_)
             | CircleRefusal::BadNote(_)
-            | CircleRefusal::BadEta(_) => 422,
+            | CircleRefusal::BadEta(_)
+            | CircleRefusal::CodeRequired
+            | CircleRefusal::BadCode(_) => 422,
+            CircleRefusal::WrongCode => 403,
         }
     }
 
@@ -227,5 +242,8 @@ impl CircleRefusal {
         "bad_eta",
         "sos_active",
         "no_sos",
+        "code_required",
+        "wrong_code",
+        "bad_code",
     ];
 }

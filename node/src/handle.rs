@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use libp2p::{Multiaddr, PeerId};
+use ronde_protocol::circle::StatesOnly;
 use ronde_protocol::directory::{DirectoryPublicKey, Flag, FlagReason, PlaceId};
 use ronde_protocol::{
     cell_for, topics_around, Area, Category, Draft, VerifiedReport, DEFAULT_CELL_PRECISION,
@@ -21,7 +22,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::circle::client::command::CircleCommand;
 use crate::circle::views::{
-    CircleStatus, ContactList, ContactView, Inbox, InviteView, JourneyView, SosView,
+    CircleStatus, CodesView, ContactList, ContactView, Inbox, InviteView, JourneyView, SosView,
 };
 use crate::circle::CircleRefusal;
 use crate::clock::Clock;
@@ -308,11 +309,28 @@ impl Node {
         expected_arrival: u64,
         grace_secs: u64,
     ) -> Result<JourneyView, NodeError> {
+        self.start_journey_with(lat, lon, expected_arrival, grace_secs, None)
+            .await
+    }
+
+    /// As [`Node::start_journey`], in parents' mode when `states_only` is
+    /// given: only the journey's states are shared (started, arrived,
+    /// deviated from the corridor or stopped, overdue), no positions unless
+    /// an alert fires.
+    pub async fn start_journey_with(
+        &self,
+        lat: f64,
+        lon: f64,
+        expected_arrival: u64,
+        grace_secs: u64,
+        states_only: Option<StatesOnly>,
+    ) -> Result<JourneyView, NodeError> {
         let destination = ronde_protocol::circle::Place::point(lat, lon, 0)?;
         self.circle(|reply| CircleCommand::StartJourney {
             destination,
             expected_arrival,
             grace_secs,
+            states_only,
             reply,
         })
         .await
@@ -324,13 +342,56 @@ impl Node {
     }
 
     /// Arrived: the circle is told, the switch withdrawn, sharing stops.
+    /// Refused (`code_required`) once codes are set: use
+    /// [`Node::arrived_with_code`].
     pub async fn arrived(&self) -> Result<JourneyView, NodeError> {
-        self.circle(|reply| CircleCommand::Arrived { reply }).await
+        self.arrived_with_code(None).await
     }
 
-    /// End the journey without arriving.
+    /// Arrived, with the person's code or duress code. With the duress code
+    /// the answer is the same as with the code, but the circle is alerted
+    /// and the journey goes on underneath.
+    pub async fn arrived_with_code(&self, code: Option<String>) -> Result<JourneyView, NodeError> {
+        self.circle(|reply| CircleCommand::Arrived { code, reply })
+            .await
+    }
+
+    /// End the journey without arriving (see [`Node::arrived`] for codes).
     pub async fn cancel_journey(&self) -> Result<JourneyView, NodeError> {
-        self.circle(|reply| CircleCommand::CancelJourney { reply })
+        self.cancel_journey_with_code(None).await
+    }
+
+    /// End the journey without arriving, with the person's code or duress
+    /// code (see [`Node::arrived_with_code`]).
+    pub async fn cancel_journey_with_code(
+        &self,
+        code: Option<String>,
+    ) -> Result<JourneyView, NodeError> {
+        self.circle(|reply| CircleCommand::CancelJourney { code, reply })
+            .await
+    }
+
+    /// Set the person's code and duress code (`current`: the code, to
+    /// change them). Once set, ending a journey or cancelling an SOS needs
+    /// one of them; the duress code seems to do it while the alert goes on.
+    pub async fn set_codes(
+        &self,
+        code: String,
+        duress_code: String,
+        current: Option<String>,
+    ) -> Result<CodesView, NodeError> {
+        self.circle(|reply| CircleCommand::SetCodes {
+            code,
+            duress_code,
+            current,
+            reply,
+        })
+        .await
+    }
+
+    /// Remove the codes (with the code).
+    pub async fn clear_codes(&self, current: String) -> Result<CodesView, NodeError> {
+        self.circle(|reply| CircleCommand::ClearCodes { current, reply })
             .await
     }
 
@@ -348,9 +409,17 @@ impl Node {
             .await
     }
 
-    /// Cancel the SOS: everyone is told.
+    /// Cancel the SOS: everyone is told. Refused (`code_required`) once
+    /// codes are set: use [`Node::cancel_sos_with_code`].
     pub async fn cancel_sos(&self) -> Result<SosView, NodeError> {
-        self.circle(|reply| CircleCommand::CancelSos { reply })
+        self.cancel_sos_with_code(None).await
+    }
+
+    /// Cancel the SOS with the person's code or duress code. With the
+    /// duress code the answer is the same, but the circle is told it was
+    /// under duress and the SOS goes on.
+    pub async fn cancel_sos_with_code(&self, code: Option<String>) -> Result<SosView, NodeError> {
+        self.circle(|reply| CircleCommand::CancelSos { code, reply })
             .await
     }
 

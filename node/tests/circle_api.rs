@@ -574,6 +574,12 @@ async fn every_circle_route_answers() {
         ("GET", "/v1/sos", None),
         ("POST", "/v1/sos/cancel", None),
         ("GET", "/v1/inbox", None),
+        (
+            "PUT",
+            "/v1/circle/codes",
+            Some(json!({"code": "2468", "duress_code": "1357"})),
+        ),
+        ("DELETE", "/v1/circle/codes", Some(json!({"code": "2468"}))),
         ("POST", "/v1/contacts/{contact}/approve", None),
         ("DELETE", "/v1/contacts/{contact}", None),
     ];
@@ -582,6 +588,8 @@ async fn every_circle_route_answers() {
         let url = a.url(&path.replace("{contact}", "ben"));
         let req = match (method, body) {
             ("GET", _) => a.http.get(url),
+            ("PUT", Some(b)) => a.http.put(url).json(&b),
+            ("DELETE", Some(b)) => a.http.delete(url).json(&b),
             ("DELETE", _) => a.http.delete(url),
             (_, Some(b)) => a.http.post(url).json(&b),
             (_, None) => a.http.post(url).header("content-type", "application/json"),
@@ -717,4 +725,245 @@ async fn approving_needs_the_compared_safety_number() {
         .await;
     assert_eq!(s, StatusCode::OK, "{approved}");
     assert_eq!(approved["state"], json!("mutual"));
+}
+
+/// `PUT` or `DELETE` with a JSON body and the token.
+async fn send_json(
+    a: &Harness,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    json_of(
+        a.http
+            .request(method, a.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await
+}
+
+/// The first inbox item of `kind` at `b`, waited for.
+async fn inbox_item(b: &Harness, kind: &str, after: u64) -> Value {
+    eventually(kind, || async {
+        let (_, inbox) = b.get("/v1/inbox").await;
+        inbox["items"]
+            .as_array()?
+            .iter()
+            .find(|i| i["kind"] == json!(kind) && i["id"].as_u64() > Some(after))
+            .cloned()
+    })
+    .await
+}
+
+/// Issue 18 §4: the duress code, end to end over HTTP between two real
+/// nodes. Once codes are set, ending a journey or cancelling an SOS needs
+/// one; the duress code answers exactly as the code does, while the
+/// contact gets a duress alert and the journey keeps sharing positions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_duress_code_seems_to_cancel_while_the_alert_goes_on() {
+    let clock = ManualClock::new(T0);
+    let a = start(&clock).await;
+    let b = start(&clock).await;
+    befriend(&a, "Alice", &b, "Bob").await;
+
+    // Codes: 4 to 12 digits, different; changing them needs the code.
+    let put = reqwest::Method::PUT;
+    let (s, e) = send_json(
+        &a,
+        put.clone(),
+        "/v1/circle/codes",
+        json!({"code": "12", "duress_code": "1357"}),
+    )
+    .await;
+    assert_eq!(error_code(s, &e), "bad_code");
+    let (s, e) = send_json(
+        &a,
+        put.clone(),
+        "/v1/circle/codes",
+        json!({"code": "1357", "duress_code": "1357"}),
+    )
+    .await;
+    assert_eq!(error_code(s, &e), "bad_code");
+    let (s, set) = send_json(
+        &a,
+        put.clone(),
+        "/v1/circle/codes",
+        json!({"code": "2468", "duress_code": "1357"}),
+    )
+    .await;
+    assert_eq!((s, set), (StatusCode::OK, json!({"codes": true})));
+    let (_, circle) = a.get("/v1/circle").await;
+    assert_eq!(circle["codes"], json!(true));
+    let (s, e) = send_json(
+        &a,
+        put.clone(),
+        "/v1/circle/codes",
+        json!({"code": "1111", "duress_code": "2222"}),
+    )
+    .await;
+    assert_eq!(error_code(s, &e), "code_required");
+    let (s, e) = send_json(
+        &a,
+        put.clone(),
+        "/v1/circle/codes",
+        json!({"code": "1111", "duress_code": "2222", "current_code": "1357"}),
+    )
+    .await;
+    assert_eq!(
+        (s, error_code(s, &e)),
+        (StatusCode::FORBIDDEN, "wrong_code".into())
+    );
+
+    // A journey, "cancelled" under duress.
+    let (s, _) = send_json(
+        &a,
+        put.clone(),
+        "/v1/location",
+        json!({"lat": IVRY.0, "lon": IVRY.1}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, j) = a
+        .post(
+            "/v1/journey",
+            json!({"lat": 48.82, "lon": 2.39, "eta_secs": 1500}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{j}");
+    let started = inbox_item(&b, "journey_started", 0).await;
+    let (s, e) = a.post_empty("/v1/journey/cancel").await;
+    assert_eq!(error_code(s, &e), "code_required");
+    let (s, e) = a.post("/v1/journey/cancel", json!({"code": "0000"})).await;
+    assert_eq!(
+        (s, error_code(s, &e)),
+        (StatusCode::FORBIDDEN, "wrong_code".into())
+    );
+    let (s, shown) = a.post("/v1/journey/cancel", json!({"code": "1357"})).await;
+    assert_eq!(s, StatusCode::OK, "{shown}");
+    assert_eq!(shown["state"], json!("cancelled"));
+    let (_, now) = a.get("/v1/journey").await;
+    assert_eq!(now["state"], json!("cancelled"));
+    // As after a real cancel, there is nothing left to cancel, even with
+    // the duress code again.
+    let (s, e) = a.post("/v1/journey/cancel", json!({"code": "1357"})).await;
+    assert_eq!(error_code(s, &e), "no_journey");
+
+    // Bob is alerted, and not told it was cancelled.
+    let duress = inbox_item(&b, "duress", started["id"].as_u64().unwrap_or(0)).await;
+    assert_eq!(duress["alert"], json!(true));
+    assert_eq!(duress["of"], j["id"]);
+    // Positions go on: the next one reaches Bob.
+    clock.advance(301);
+    let pos = inbox_item(&b, "position", duress["id"].as_u64().unwrap_or(0)).await;
+    assert_eq!(pos["journey"], j["id"]);
+    let (_, inbox) = b.get("/v1/inbox").await;
+    assert!(
+        !inbox["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|i| i["kind"] == json!("journey_cancelled")),
+        "Bob was told the journey was cancelled: {inbox}"
+    );
+    // The real code ends it for good: the all-clear.
+    let (s, done) = a.post("/v1/journey/cancel", json!({"code": "2468"})).await;
+    assert_eq!((s, &done["state"]), (StatusCode::OK, &json!("cancelled")));
+    inbox_item(&b, "journey_cancelled", pos["id"].as_u64().unwrap_or(0)).await;
+
+    // An SOS "cancelled" under duress is still alive; raising it again shows it.
+    let (s, sos) = a.post("/v1/sos", json!({"note": "help"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{sos}");
+    let (s, shown) = a.post("/v1/sos/cancel", json!({"code": "1357"})).await;
+    assert_eq!((s, &shown["state"]), (StatusCode::OK, &json!("cancelled")));
+    let (_, status) = a.get("/v1/sos").await;
+    assert_eq!(status["state"], json!("cancelled"));
+    let d = inbox_item(&b, "duress", duress["id"].as_u64().unwrap_or(0)).await;
+    assert_eq!(d["of"], sos["id"]);
+    let (s, again) = a.post("/v1/sos", json!({})).await;
+    assert_eq!(s, StatusCode::CREATED, "{again}");
+    assert_eq!(
+        (&again["id"], &again["state"]),
+        (&sos["id"], &json!("active"))
+    );
+    let (s, over) = a.post("/v1/sos/cancel", json!({"code": "2468"})).await;
+    assert_eq!((s, &over["state"]), (StatusCode::OK, &json!("cancelled")));
+    inbox_item(&b, "sos_cancelled", d["id"].as_u64().unwrap_or(0)).await;
+
+    // Removing the codes needs the code.
+    let del = reqwest::Method::DELETE;
+    let (s, e) = send_json(&a, del.clone(), "/v1/circle/codes", json!({"code": "1357"})).await;
+    assert_eq!(error_code(s, &e), "wrong_code");
+    let (s, cleared) = send_json(&a, del, "/v1/circle/codes", json!({"code": "2468"})).await;
+    assert_eq!((s, cleared), (StatusCode::OK, json!({"codes": false})));
+}
+
+/// Issue 18 §5: parents' mode over HTTP: the parent sees the journey start
+/// in parents' mode, no position while the child keeps to the corridor,
+/// then a deviation alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parents_mode_shares_states_not_positions() {
+    let clock = ManualClock::new(T0);
+    let child = start(&clock).await;
+    let parent = start(&clock).await;
+    befriend(&child, "Léa", &parent, "Maman").await;
+    let put = reqwest::Method::PUT;
+    let here = |lat: f64, lon: f64| json!({"lat": lat, "lon": lon});
+    let (s, _) = send_json(&child, put.clone(), "/v1/location", here(48.8000, 2.3800)).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, e) = child
+        .post(
+            "/v1/journey",
+            json!({"lat": 48.81, "lon": 2.38, "eta_secs": 1800, "states_only": {"corridor_m": 50, "stop_secs": 600}}),
+        )
+        .await;
+    assert_eq!(error_code(s, &e), "invalid_input");
+    let (s, j) = child
+        .post(
+            "/v1/journey",
+            json!({"lat": 48.81, "lon": 2.38, "eta_secs": 1800, "states_only": {"corridor_m": 300, "stop_secs": 600}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{j}");
+    assert_eq!(
+        j["states_only"],
+        json!({"corridor_m": 300, "stop_secs": 600})
+    );
+    let started = inbox_item(&parent, "journey_started", 0).await;
+    assert_eq!(started["states_only"], json!(true));
+    // On the way, inside the corridor, through several position intervals.
+    for step in 1..=3u32 {
+        let (s, _) = send_json(
+            &child,
+            put.clone(),
+            "/v1/location",
+            here(48.8000 + 0.002 * f64::from(step), 2.3810),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        clock.advance(301);
+        settle(700).await;
+    }
+    // Off the corridor: a deviation alert, then positions.
+    let (s, _) = send_json(&child, put.clone(), "/v1/location", here(48.8050, 2.3950)).await;
+    assert_eq!(s, StatusCode::OK);
+    clock.advance(301);
+    let dev = inbox_item(&parent, "deviated", started["id"].as_u64().unwrap_or(0)).await;
+    assert_eq!(
+        (&dev["reason"], &dev["alert"]),
+        (&json!("off_route"), &json!(true))
+    );
+    let (_, inbox) = parent.get("/v1/inbox").await;
+    let positions_before = inbox["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| i["kind"] == json!("position") && i["id"].as_u64() < dev["id"].as_u64())
+        .count();
+    assert_eq!(
+        positions_before, 0,
+        "positions were shared before any alert: {inbox}"
+    );
 }

@@ -246,6 +246,12 @@ fn sos_cancelled_under_duress_is_still_resent() {
     let fx = s.poll(s.next_deadline().unwrap());
     assert!(matches!(sends(&fx)[..], [Message::Sos { .. }]));
     assert!(s.update_place(along(0.0, 0.0), NOW + 30).is_ok());
+    // Raising it again shows it again, same id, sent at once.
+    let fx = s.raise_again(NOW + 40);
+    assert!(matches!(sends(&fx)[..], [Message::Sos { sos, .. }] if *sos == s.id()));
+    assert_eq!(s.shown_state(), SosState::Active);
+    assert!(s.raise_again(NOW + 41).is_empty());
+    s.cancel_under_duress(NOW + 50);
     // The real cancel is the all-clear.
     let fx = s.cancel(NOW + 60);
     assert!(matches!(sends(&fx)[..], [Message::SosCancelled { .. }]));

@@ -76,6 +76,9 @@ pub enum Command {
     /// someone acknowledges it). `ronde sos cancel` ends it.
     #[command(after_help = EXIT_CODES, args_conflicts_with_subcommands = true)]
     Sos(SosArgs),
+    /// Your code and duress code: once set, ending a journey or cancelling
+    /// an SOS needs one; the duress code seems to, while the alert goes on.
+    Codes(CodesArgs),
     /// What your circle told you: alerts, journeys, requests. Alerts shown
     /// are acknowledged to their sender (they learn you have seen them).
     #[command(after_help = EXIT_CODES)]
@@ -334,13 +337,75 @@ pub enum JourneyAction {
         /// 1h) [default: 15m].
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         grace: Option<u64>,
+        /// Parents' mode: share only the journey's states (started,
+        /// arrived, left the route or stopped, overdue), no positions unless
+        /// an alert fires.
+        #[arg(long)]
+        parents_mode: bool,
+        /// Parents' mode: how far from the straight line to the destination
+        /// counts as leaving the route, in metres (at least 100).
+        #[arg(
+            long,
+            value_name = "METRES",
+            default_value_t = 300,
+            requires = "parents_mode"
+        )]
+        corridor: u16,
+        /// Parents' mode: how long without moving, away from the
+        /// destination, raises an alert, e.g. 10m (at least 2m).
+        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, requires = "parents_mode")]
+        stop: u64,
     },
     /// You arrived: your circle is told and the alert is withdrawn.
-    Arrived,
+    Arrived {
+        /// Your code, once codes are set (`ronde codes set`).
+        #[arg(long, value_name = "DIGITS")]
+        code: Option<String>,
+    },
     /// End the journey without arriving.
-    Cancel,
+    Cancel {
+        /// Your code, once codes are set (`ronde codes set`).
+        #[arg(long, value_name = "DIGITS")]
+        code: Option<String>,
+    },
     /// Show the current (or last) journey.
     Status,
+}
+
+/// `ronde codes`.
+#[derive(Args, Debug)]
+pub struct CodesArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: CodesAction,
+}
+
+/// The `ronde codes` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum CodesAction {
+    /// Set (or change) your code and your duress code. Once set, ending a
+    /// journey or cancelling an SOS needs one of them. The duress code
+    /// seems to do it, exactly as the code does, while your circle is
+    /// alerted that you may be forced to and the alert goes on.
+    Set {
+        /// The code: 4 to 12 digits.
+        #[arg(long, value_name = "DIGITS")]
+        code: String,
+        /// The duress code: 4 to 12 digits, not the code.
+        #[arg(long, value_name = "DIGITS")]
+        duress_code: String,
+        /// Your current code, to change codes already set.
+        #[arg(long, value_name = "DIGITS")]
+        current: Option<String>,
+    },
+    /// Remove both codes.
+    Clear {
+        /// Your code.
+        #[arg(long, value_name = "DIGITS")]
+        code: String,
+    },
 }
 
 /// `ronde sos`.
@@ -360,7 +425,11 @@ pub struct SosArgs {
 #[derive(Subcommand, Debug)]
 pub enum SosAction {
     /// Cancel the SOS: everyone is told.
-    Cancel,
+    Cancel {
+        /// Your code, once codes are set (`ronde codes set`).
+        #[arg(long, value_name = "DIGITS")]
+        code: Option<String>,
+    },
     /// Show the SOS and who acknowledged it.
     Status,
 }

@@ -7,14 +7,15 @@ use std::fmt::Write as _;
 use qrcode::render::unicode::Dense1x2;
 use qrcode::{EcLevel, QrCode};
 use ronde_node::circle::{
-    ContactList, ContactView, Inbox, InboxItem, InboxNotice, InviteView, JourneyView, PlaceView,
-    SosView, SwitchStatus,
+    CodesView, ContactList, ContactView, Inbox, InboxItem, InboxNotice, InviteView, JourneyView,
+    PlaceView, SosView, SwitchStatus,
 };
 use ronde_protocol::circle::{ContactState, Deviation, JourneyState, SosState};
 use serde_json::json;
 
 use crate::args::{
-    ContactsAction, ContactsArgs, InboxArgs, JourneyAction, JourneyArgs, SosAction, SosArgs,
+    CodesAction, CodesArgs, ContactsAction, ContactsArgs, InboxArgs, JourneyAction, JourneyArgs,
+    SosAction, SosArgs,
 };
 use crate::client::Client;
 use crate::show::{duration, in_how_long, now};
@@ -107,19 +108,29 @@ pub async fn contacts(args: ContactsArgs) -> anyhow::Result<()> {
 pub async fn journey(args: JourneyArgs) -> anyhow::Result<()> {
     let client = Client::from_args(&args.api)?;
     let (j, what): (JourneyView, &str) = match args.action {
-        Some(JourneyAction::Start { to, eta, grace }) => {
+        Some(JourneyAction::Start {
+            to,
+            eta,
+            grace,
+            parents_mode,
+            corridor,
+            stop,
+        }) => {
             let mut body = json!({ "lat": to.lat, "lon": to.lon, "eta_secs": eta });
             if let Some(g) = grace {
                 body["grace_secs"] = g.into();
             }
+            if parents_mode {
+                body["states_only"] = json!({ "corridor_m": corridor, "stop_secs": stop });
+            }
             (client.post("/v1/journey", body).await?, "Journey started.")
         }
-        Some(JourneyAction::Arrived) => (
-            client.post("/v1/journey/arrived", json!({})).await?,
+        Some(JourneyAction::Arrived { code }) => (
+            client.post("/v1/journey/arrived", code_body(code)).await?,
             "Welcome: your circle is told you arrived.",
         ),
-        Some(JourneyAction::Cancel) => (
-            client.post("/v1/journey/cancel", json!({})).await?,
+        Some(JourneyAction::Cancel { code }) => (
+            client.post("/v1/journey/cancel", code_body(code)).await?,
             "Journey cancelled: your circle is told.",
         ),
         Some(JourneyAction::Status) | None => (client.get("/v1/journey").await?, ""),
@@ -149,13 +160,52 @@ pub async fn sos(args: SosArgs) -> anyhow::Result<()> {
             }
             println!("It is re-sent until someone acknowledges it. `ronde sos status` shows who did; `ronde sos cancel` ends it.");
         }
-        Some(SosAction::Cancel) => {
-            let _: SosView = client.post("/v1/sos/cancel", json!({})).await?;
+        Some(SosAction::Cancel { code }) => {
+            let _: SosView = client.post("/v1/sos/cancel", code_body(code)).await?;
             println!("SOS cancelled: your circle is told.");
         }
         Some(SosAction::Status) => {
             let s: SosView = client.get("/v1/sos").await?;
             print!("{}", render_sos(&s, now()));
+        }
+    }
+    Ok(())
+}
+
+/// The body of an end or a cancel: the code, if given. The answer is the
+/// same for the code and the duress code, and so is what is printed.
+fn code_body(code: Option<String>) -> serde_json::Value {
+    match code {
+        Some(c) => json!({ "code": c }),
+        None => json!({}),
+    }
+}
+
+/// `ronde codes ...`.
+pub async fn codes(args: CodesArgs) -> anyhow::Result<()> {
+    let client = Client::from_args(&args.api)?;
+    match args.action {
+        CodesAction::Set {
+            code,
+            duress_code,
+            current,
+        } => {
+            let mut body = json!({ "code": code, "duress_code": duress_code });
+            if let Some(c) = current {
+                body["current_code"] = c.into();
+            }
+            let _: CodesView = client.put("/v1/circle/codes", body).await?;
+            println!(
+                "Codes set. Ending a journey or cancelling an SOS now needs one (--code).\n\
+                 With the duress code it seems done, exactly as with your code, while your \
+                 circle is told you may be forced to, and the alert goes on."
+            );
+        }
+        CodesAction::Clear { code } => {
+            let _: CodesView = client
+                .delete_json("/v1/circle/codes", json!({ "code": code }))
+                .await?;
+            println!("Codes removed: ending a journey or cancelling an SOS needs no code.");
         }
     }
     Ok(())
@@ -325,6 +375,20 @@ fn render_journey(j: &JourneyView, now: u64) -> String {
     };
     let _ = writeln!(out, "  journey      {state}");
     let _ = writeln!(out, "  to           {}", place(&j.destination));
+    if let Some(rule) = j.states_only {
+        let _ = writeln!(
+            out,
+            "  parents' mode  only states are shared; an alert if more than {} m off the route or stopped {}",
+            rule.corridor_m,
+            duration(u64::from(rule.stop_secs))
+        );
+    }
+    if j.near_destination && j.state == JourneyState::Active {
+        let _ = writeln!(
+            out,
+            "  nearly there  within 100 m of the destination: ronde journey arrived"
+        );
+    }
     let _ = writeln!(out, "  shared with  {}", plural(j.contacts, "contact"));
     if matches!(j.state, JourneyState::Active | JourneyState::Overdue) {
         let _ = writeln!(out, "  expected     {}", when(j.expected_arrival, now));

@@ -269,6 +269,25 @@ impl Client {
         self.send(self.http.post(self.url(path)).json(&body)).await
     }
 
+    /// `PUT path` with a JSON body.
+    pub async fn put<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> anyhow::Result<T> {
+        self.send(self.http.put(self.url(path)).json(&body)).await
+    }
+
+    /// `DELETE path` with a JSON body.
+    pub async fn delete_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> anyhow::Result<T> {
+        self.send(self.http.delete(self.url(path)).json(&body))
+            .await
+    }
+
     /// `DELETE path`.
     pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         self.send(self.http.delete(self.url(path))).await

@@ -81,6 +81,7 @@ fn run_async(command: Command) -> anyhow::Result<()> {
             Command::Contacts(a) => circle_cmd::contacts(a).await,
             Command::Journey(a) => circle_cmd::journey(a).await,
             Command::Sos(a) => circle_cmd::sos(a).await,
+            Command::Codes(a) => circle_cmd::codes(a).await,
             Command::Inbox(a) => circle_cmd::inbox(a).await,
             Command::Places(a) => places_cmd::places(a).await,
             Command::Mediators(a) => places_cmd::mediators(a).await,

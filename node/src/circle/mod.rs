@@ -43,8 +43,8 @@ pub use crate::config::{CircleConfig, MailboxLimits};
 pub use crate::error::CircleRefusal;
 pub use host::{relay_id, MailboxError, MailboxHost};
 pub use views::{
-    AckView, CircleStatus, ContactList, ContactView, FixView, Inbox, InboxItem, InboxNotice,
-    InviteView, JourneyView, PlaceView, SosRecipient, SosView, SwitchStatus,
+    AckView, CircleStatus, CodesView, ContactList, ContactView, FixView, Inbox, InboxItem,
+    InboxNotice, InviteView, JourneyView, PlaceView, SosRecipient, SosView, SwitchStatus,
 };
 
 /// Default lifetime of an invite: 15 minutes, long enough to hand it over in

@@ -5,6 +5,7 @@
 
 use ronde_protocol::circle::{
     ContactId, ContactState, Deviation, Fix, JourneyState, MessageId, Notice, Place, SosState,
+    StatesOnly,
 };
 use serde::{Deserialize, Serialize};
 
@@ -132,8 +133,16 @@ pub enum SwitchStatus {
 pub struct JourneyView {
     /// The journey id.
     pub id: MessageId,
-    /// Where it stands.
+    /// Where it stands, as the person's screen shows it (a journey ended
+    /// with the duress code shows arrived or cancelled).
     pub state: JourneyState,
+    /// The last position lay within 100 m of the destination: ask the
+    /// person whether they arrived.
+    #[serde(default)]
+    pub near_destination: bool,
+    /// Parents' mode: only states are shared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub states_only: Option<StatesOnly>,
     /// When it started (Unix seconds).
     pub started_at: u64,
     /// The destination.
@@ -449,4 +458,15 @@ pub struct CircleStatus {
     pub hosted_envelopes: usize,
     /// Live dead-man's switches held for others (when hosting).
     pub hosted_switches: usize,
+    /// Whether the person set a code and a duress code (then ending a
+    /// journey or cancelling an SOS needs one of them).
+    #[serde(default)]
+    pub codes: bool,
+}
+
+/// Whether codes are set (the answer of setting or removing them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodesView {
+    /// Codes are set.
+    pub codes: bool,
 }

@@ -213,9 +213,7 @@ impl Journey {
     }
 
     /// Start a parents'-mode journey: as [`Journey::start`], but only its
-    /// states are shared (see the module doc). Refused if the corridor is
-    /// narrower than [`MIN_CORRIDOR_M`] or the stop shorter than
-    /// [`MIN_STOP_SECS`].
+    /// states are shared (see the module doc).
     pub fn start_states_only(
         states_only: StatesOnly,
         destination: Place,
@@ -225,12 +223,6 @@ impl Journey {
         now: u64,
         rng: &mut impl CryptoRngCore,
     ) -> Result<(Journey, Vec<Effect>), JourneyError> {
-        if states_only.corridor_m < MIN_CORRIDOR_M {
-            return Err(JourneyError::BadConfig("corridor_m"));
-        }
-        if states_only.stop_secs < MIN_STOP_SECS {
-            return Err(JourneyError::BadConfig("stop_secs"));
-        }
         Journey::start_with(
             Some(states_only),
             destination,
@@ -242,7 +234,11 @@ impl Journey {
         )
     }
 
-    fn start_with(
+    /// [`Journey::start`] (`states_only: None`) or
+    /// [`Journey::start_states_only`]. Parents' mode is refused with a
+    /// corridor narrower than [`MIN_CORRIDOR_M`] or a stop shorter than
+    /// [`MIN_STOP_SECS`].
+    pub fn start_with(
         states_only: Option<StatesOnly>,
         destination: Place,
         expected_arrival: u64,
@@ -251,6 +247,14 @@ impl Journey {
         now: u64,
         rng: &mut impl CryptoRngCore,
     ) -> Result<(Journey, Vec<Effect>), JourneyError> {
+        if let Some(rule) = states_only {
+            if rule.corridor_m < MIN_CORRIDOR_M {
+                return Err(JourneyError::BadConfig("corridor_m"));
+            }
+            if rule.stop_secs < MIN_STOP_SECS {
+                return Err(JourneyError::BadConfig("stop_secs"));
+            }
+        }
         check_config(&config)?;
         if grace_secs > MAX_GRACE_SECS {
             return Err(JourneyError::GraceTooLong);

@@ -30,6 +30,8 @@
 //!   ([`SwitchOwner`] on the phone, [`DeadManSwitch`] on the relay).
 //! * [`journey`] and [`sos`]: sans-IO state machines that turn user actions
 //!   and the passage of time into [`Effect`]s for the node to carry out.
+//! * [`codes`]: the person's code and duress code, hashed ([`Codes`]): which
+//!   one ended a journey or cancelled an SOS.
 //! * [`watch`]: the receiving side, turning contacts' messages into
 //!   [`Notice`]s (one alert per overdue journey or SOS, nothing after an
 //!   arrival).
@@ -68,6 +70,7 @@
 //! ```
 
 mod base32;
+pub mod codes;
 pub mod contacts;
 pub mod envelope;
 pub mod identity;
@@ -81,6 +84,7 @@ pub mod switch;
 pub mod watch;
 pub(crate) mod wire;
 
+pub use codes::{CodeCheck, CodeError, Codes};
 pub use contacts::{
     Circle, CircleError, Contact, ContactEvent, ContactState, PendingInvite, Received,
     MAX_CONTACTS, MAX_INVITE_TTL_SECS, MAX_PENDING_INVITES,

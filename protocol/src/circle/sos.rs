@@ -250,6 +250,20 @@ impl Sos {
         }]
     }
 
+    /// The person raises an SOS again while this one goes on under duress
+    /// (their screen showed it cancelled): it is shown active again and sent
+    /// to everyone at once, same id, with the re-sends starting over. Does
+    /// nothing unless under duress.
+    pub fn raise_again(&mut self, now: u64) -> Vec<Effect> {
+        if self.state != SosState::Active || !self.duress {
+            return Vec::new();
+        }
+        self.duress = false;
+        self.retry_interval = self.config.first_retry_secs;
+        self.next_retry_at = Some(now + self.config.first_retry_secs);
+        vec![self.send_all()]
+    }
+
     /// Cancel: tell everyone it is over. Does nothing if already cancelled.
     /// After a duress cancel, this (with the real code) is the all-clear.
     pub fn cancel(&mut self, now: u64) -> Vec<Effect> {

@@ -34,6 +34,7 @@ impl CircleClient {
             hosting: hosted.is_some(),
             hosted_envelopes: hosted.map_or(0, |h| h.len()),
             hosted_switches: hosted.map_or(0, |h| h.switches()),
+            codes: self.has_codes(),
         }
     }
 

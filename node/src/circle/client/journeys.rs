@@ -10,7 +10,8 @@ use libp2p::swarm::Swarm;
 use libp2p::{Multiaddr, PeerId};
 use rand::rngs::OsRng;
 use ronde_protocol::circle::{
-    ContactId, Effect, Journey, JourneyError, Message, Place, SwitchError, SwitchOwner,
+    CodeCheck, ContactId, Effect, Ending, Journey, JourneyError, Message, Place, StatesOnly,
+    SwitchError, SwitchOwner,
 };
 
 use super::records::{HostState, JourneyRecord, OpKind, SwitchHost, SwitchOp, SwitchPlan};
@@ -29,6 +30,7 @@ impl CircleClient {
         destination: Place,
         expected_arrival: u64,
         grace_secs: u64,
+        states_only: Option<StatesOnly>,
         location: Option<(f64, f64)>,
     ) -> Result<JourneyView, NodeError> {
         if self
@@ -43,15 +45,19 @@ impl CircleClient {
             return Err(NodeError::Circle(CircleRefusal::NoContacts));
         }
         let now = self.clock.now();
-        let (journey, effects) = Journey::start(
+        let started = Journey::start_with(
+            states_only,
             destination,
             expected_arrival,
             grace_secs,
             self.config.journey,
             now,
             &mut OsRng,
-        )
-        .map_err(|e| match e {
+        );
+        let (journey, effects) = started.map_err(|e| match e {
+            JourneyError::BadConfig(f @ ("corridor_m" | "stop_secs")) => NodeError::InvalidInput(
+                format!("parents' mode: {f} is too small (at least 100 m and 120 s)"),
+            ),
             JourneyError::BadConfig(f) => {
                 NodeError::InvalidInput(format!("the node's journey setting {f} is invalid"))
             }
@@ -70,23 +76,39 @@ impl CircleClient {
         Ok(self.journey_view(&rec))
     }
 
+    /// Arrived or cancelled, with the person's `code` once codes are set:
+    /// with the duress code the journey only seems to end (see `codes`).
+    /// A journey already ended under duress answers as ended, whatever the
+    /// code; the real code ends it for good.
     pub(super) fn end_journey(
         &mut self,
         swarm: &mut Swarm<Behaviour>,
-        arrived: bool,
+        ending: Ending,
+        code: Option<&str>,
         location: Option<(f64, f64)>,
     ) -> Result<JourneyView, NodeError> {
-        let Some(mut rec) = self.journey.clone().filter(|j| j.journey.is_sharing()) else {
+        let Some(mut rec) = self
+            .journey
+            .clone()
+            .filter(|j| j.journey.is_sharing() && !j.journey.is_under_duress())
+            .or_else(|| {
+                // Under duress, only the real code sees it still going.
+                self.journey.clone().filter(|j| {
+                    j.journey.is_sharing() && self.unlock(code).ok() == Some(CodeCheck::Code)
+                })
+            })
+        else {
             return Err(NodeError::Circle(CircleRefusal::NoJourney));
         };
+        let check = self.unlock(code)?;
         let now = self.clock.now();
-        let effects = if arrived {
-            rec.journey.arrived(now)
-        } else {
-            rec.journey.cancel(now)
+        let effects = match (check, ending) {
+            (CodeCheck::Duress, _) => rec.journey.end_under_duress(ending, now),
+            (_, Ending::Arrived) => rec.journey.arrived(now),
+            (_, Ending::Cancelled) => rec.journey.cancel(now),
         };
         self.run_journey(swarm, &mut rec, effects, location)?;
-        tracing::debug!(arrived, "journey ended");
+        tracing::debug!("journey ended");
         Ok(self.journey_view(&rec))
     }
 
@@ -214,6 +236,9 @@ impl CircleClient {
     pub(super) fn journey_view(&self, rec: &JourneyRecord) -> JourneyView {
         let j = &rec.journey;
         let switch = match &rec.switch {
+            // What the screen shows after a duress end: the switch stays
+            // armed underneath.
+            _ if j.is_under_duress() => SwitchStatus::Withdrawn,
             None => SwitchStatus::Failed,
             Some(p) if p.hosts.iter().any(|h| h.state == HostState::Withdrawn) => {
                 SwitchStatus::Withdrawn
@@ -229,7 +254,9 @@ impl CircleClient {
         };
         JourneyView {
             id: j.id(),
-            state: j.state(),
+            state: j.shown_state(),
+            near_destination: j.near_destination() && !j.is_under_duress(),
+            states_only: j.states_only(),
             started_at: j.started_at(),
             destination: PlaceView::from(&j.destination()),
             expected_arrival: j.expected_arrival(),

@@ -16,7 +16,8 @@
 //!   the mailbox hosts (answers, fetches, polls).
 //! * `inbox`: opening what arrives, the inbox and its acks.
 //! * `journeys` and `sos`: the protocol's journey and SOS machines on the
-//!   node's clock, and the journey's switch.
+//!   node's clock, and the journey's switch; `codes`: the person's code and
+//!   duress code, which end them (or seem to).
 //! * this file: the state, the commands, peers and timers.
 //!
 //! # Delivery
@@ -50,6 +51,7 @@
 //!
 //! Logs name no contact, key, position or message content.
 
+mod codes;
 pub(crate) mod command;
 mod contacts;
 mod inbox;
@@ -69,7 +71,7 @@ use libp2p::request_response::OutboundRequestId;
 use libp2p::swarm::Swarm;
 use libp2p::{identify, Multiaddr, PeerId};
 use ronde_protocol::circle::{
-    Circle, CircleError, ContactId, Identity, JourneyState, MessageId, Watch,
+    Circle, CircleError, Codes, ContactId, Ending, Identity, JourneyState, MessageId, Watch,
 };
 use tokio::sync::broadcast;
 
@@ -139,6 +141,8 @@ pub(crate) struct CircleClient {
     profile: Profile,
     journey: Option<JourneyRecord>,
     sos: Option<SosRecord>,
+    /// The person's code and duress code, if set.
+    codes: Option<Codes>,
     acks_sent: VecDeque<(ContactId, MessageId)>,
 
     outbox: BTreeMap<u64, OutItem>,
@@ -234,6 +238,7 @@ impl CircleClient {
         let profile = store.load(keys::PROFILE)?.unwrap_or_default();
         let journey = store.load(keys::JOURNEY)?;
         let sos = store.load(keys::SOS)?;
+        let codes = store.load(keys::CODES)?;
         let acks_sent = store.load(keys::ACKS)?.unwrap_or_default();
         let outbox = store.outbox()?.into_iter().collect();
         let mut hosts = BTreeMap::new();
@@ -258,6 +263,7 @@ impl CircleClient {
             profile,
             journey,
             sos,
+            codes,
             acks_sent,
             outbox,
             attempts: HashMap::new(),
@@ -332,10 +338,17 @@ impl CircleClient {
                 destination,
                 expected_arrival,
                 grace_secs,
+                states_only,
                 reply,
             } => {
-                let r =
-                    self.start_journey(swarm, destination, expected_arrival, grace_secs, location);
+                let r = self.start_journey(
+                    swarm,
+                    destination,
+                    expected_arrival,
+                    grace_secs,
+                    states_only,
+                    location,
+                );
                 let _ = reply.send(r);
             }
             CircleCommand::Journey { reply } => {
@@ -346,11 +359,13 @@ impl CircleClient {
                     .ok_or(NodeError::Circle(CircleRefusal::NoJourney));
                 let _ = reply.send(r);
             }
-            CircleCommand::Arrived { reply } => {
-                let _ = reply.send(self.end_journey(swarm, true, location));
+            CircleCommand::Arrived { code, reply } => {
+                let r = self.end_journey(swarm, Ending::Arrived, code.as_deref(), location);
+                let _ = reply.send(r);
             }
-            CircleCommand::CancelJourney { reply } => {
-                let _ = reply.send(self.end_journey(swarm, false, location));
+            CircleCommand::CancelJourney { code, reply } => {
+                let r = self.end_journey(swarm, Ending::Cancelled, code.as_deref(), location);
+                let _ = reply.send(r);
             }
             CircleCommand::Sos { note, reply } => {
                 let _ = reply.send(self.raise_sos(swarm, &note, location));
@@ -363,8 +378,19 @@ impl CircleClient {
                     .ok_or(NodeError::Circle(CircleRefusal::NoSos));
                 let _ = reply.send(r);
             }
-            CircleCommand::CancelSos { reply } => {
-                let _ = reply.send(self.cancel_sos(swarm));
+            CircleCommand::CancelSos { code, reply } => {
+                let _ = reply.send(self.cancel_sos(swarm, code.as_deref()));
+            }
+            CircleCommand::SetCodes {
+                code,
+                duress_code,
+                current,
+                reply,
+            } => {
+                let _ = reply.send(self.set_codes(&code, &duress_code, current.as_deref()));
+            }
+            CircleCommand::ClearCodes { current, reply } => {
+                let _ = reply.send(self.clear_codes(&current));
             }
             CircleCommand::Inbox { since, reply } => {
                 let r = self.store.inbox().map_err(storage).map(|items| Inbox {
