@@ -709,3 +709,146 @@ fn an_sos_from_one_phone_shows_in_the_other_phones_inbox() {
 
 /// Long enough for an SOS, had one been sent, to reach the node.
 const SOS_WAIT_MS: u64 = 1500;
+
+/// Invite on `a`, accept on `b`, approve on `a`, through the nodes' own
+/// API (the browser flow of this is tested above).
+fn befriend(rt: &Runtime, a: &Phone, a_name: &str, b: &Phone, b_name: &str) {
+    rt.block_on(async {
+        let invite = a
+            .api
+            .node
+            .create_invite(Some(a_name.into()), 600)
+            .await
+            .expect("invite");
+        let accepted = b
+            .api
+            .node
+            .accept_invite(&invite.code, Some(b_name.into()))
+            .await
+            .expect("accept");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match a
+                .api
+                .node
+                .approve_contact_compared(b_name, &accepted.safety_number)
+                .await
+            {
+                Ok(_) => break,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("approve: {e}"),
+            }
+        }
+        while b
+            .api
+            .node
+            .contacts()
+            .await
+            .expect("contacts")
+            .contacts
+            .iter()
+            .all(|c| c.state != ronde_protocol::circle::ContactState::Mutual)
+        {
+            assert!(std::time::Instant::now() < deadline, "never mutual");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+}
+
+/// Issue 18 §4 in the app: Bob sets his codes, starts a journey and
+/// "cancels" it with his duress code. His screen shows it cancelled, as a
+/// real cancel would; Alice's app shows a duress alert and no cancellation.
+#[test]
+fn the_duress_code_in_the_app() {
+    let Some(mut b) = browser() else { return };
+    let rt = runtime();
+    let alice = Phone::start(&rt);
+    let bob = Phone::start(&rt);
+    befriend(&rt, &alice, "Alice", &bob, "Bob");
+    let pa = open_app(&mut b, &alice, HERE);
+    let pb = open_app(&mut b, &bob, (HERE.0 + 0.004, HERE.1 - 0.003));
+
+    // Bob sets his codes in the circle view.
+    b.click(&pb, "#tab-circle");
+    b.wait_for(
+        &pb,
+        "the codes form",
+        "!document.querySelector('#codes-form').hidden",
+        10,
+    );
+    fill(&mut b, &pb, "#codes-code", "2468");
+    fill(&mut b, &pb, "#codes-duress", "1357");
+    b.click(&pb, "#codes-form button[type=submit]");
+    b.wait_for(
+        &pb,
+        "the codes saved",
+        "document.querySelector('#codes-state').textContent.length > 0 && !document.querySelector('#codes-current').hidden",
+        20,
+    );
+
+    // A journey, then "cancel" with the duress code.
+    b.click(&pb, "#tab-journey");
+    b.wait_for(
+        &pb,
+        "the journey form",
+        "!document.querySelector('#journey-form').hidden",
+        10,
+    );
+    b.click(&pb, "#journey-map");
+    b.click(&pb, "#journey-form button[type=submit]");
+    b.wait_for(
+        &pb,
+        "the code field",
+        "!!document.querySelector('#journey-code')",
+        20,
+    );
+    b.wait_for(
+        &pa,
+        "Bob's journey at Alice's",
+        "!!document.querySelector('#inbox-list li[data-kind=journey_started]')",
+        30,
+    );
+    fill(&mut b, &pb, "#journey-code", "1357");
+    b.click(&pb, "#journey-cancel");
+    b.wait_for(
+        &pb,
+        "the journey shown cancelled",
+        "!!document.querySelector('#journey-active .done') || !document.querySelector('#journey-form').hidden",
+        20,
+    );
+    let screen = b
+        .eval(&pb, "document.querySelector('#view-journey').innerText")
+        .expect("text");
+    let screen = screen.as_str().unwrap_or_default().to_lowercase();
+    assert!(
+        !screen.contains("duress") && !screen.contains("contrainte"),
+        "{screen}"
+    );
+
+    // Alice is alerted, and not told it was cancelled.
+    b.click(&pa, "#tab-circle");
+    b.wait_for(
+        &pa,
+        "the duress alert at Alice's",
+        "!!document.querySelector('#inbox-list li.alert[data-kind=duress]')",
+        30,
+    );
+    let cancelled = b
+        .eval(
+            &pa,
+            "!!document.querySelector('#inbox-list li[data-kind=journey_cancelled]')",
+        )
+        .expect("eval");
+    assert_eq!(
+        cancelled,
+        json!(false),
+        "Alice was told the journey was cancelled"
+    );
+    assert_no_problems(&mut b, &pa);
+    assert_no_problems(&mut b, &pb);
+    alice.stop(&rt);
+    bob.stop(&rt);
+}

@@ -67,6 +67,8 @@
     journeyCancel: '/v1/journey/cancel',
     sos: '/v1/sos',
     sosCancel: '/v1/sos/cancel',
+    codes: '/v1/circle/codes',
+    circleStatus: '/v1/circle',
     safePlaces: '/v1/safe-places',
     directory: '/v1/directory',
     flag: (id) => '/v1/safe-places/' + encodeURIComponent(id) + '/flag',
@@ -847,6 +849,7 @@
       return;
     }
     await Promise.all([
+      api('GET', ROUTES.circleStatus).then((d) => { state.circle.codes = !!(d && d.codes); }).catch(() => {}),
       api('GET', ROUTES.inbox).then((d) => { state.circle.inbox = (d && d.items) || []; }).catch(() => {}),
       api('GET', ROUTES.journey).then((d) => { state.circle.journey = unwrap(d, 'journey'); })
         .catch((e) => { if (e.code === 'no_journey') state.circle.journey = null; }),
@@ -856,6 +859,7 @@
     renderCircle();
     renderJourney();
     renderSosState();
+    renderCodes();
     raiseNewAlerts();
   }
 
@@ -883,7 +887,9 @@
 
   function inboxText(item) {
     const name = item.from_name || contactName(item.from) || '?';
-    const key = 'inbox.k.' + item.kind;
+    let key = 'inbox.k.' + item.kind;
+    if (item.kind === 'deviated') key += '.' + item.reason;
+    if (item.kind === 'journey_started' && item.states_only) key = 'inbox.k.journey_started_states_only';
     const time = item.expected_arrival ? fmtTime(item.expected_arrival) : '';
     const s = t(key, { name, time });
     return s === key ? t('inbox.k.other', { name }) : s;
@@ -1089,6 +1095,9 @@
         el('p', { class: 'meta', text: t('journey.told', { n: j.contacts || 0 }) }),
         j.switch ? el('p', { class: 'meta', text: t('journey.switch.' + j.switch) }) : null,
         acked ? el('p', { class: 'meta', text: t('journey.acked_by', { names: acked }) }) : null,
+        j.states_only ? el('p', { class: 'meta', text: t('journey.parents_on') }) : null,
+        j.near_destination ? el('p', { class: 'status-line', role: 'status', text: t('journey.near') }) : null,
+        codeField('journey-code'),
         el('button', { type: 'button', id: 'journey-arrived', class: 'btn ok huge', onclick: journeyArrived, text: t('journey.arrived') }),
         el('button', { type: 'button', id: 'journey-cancel', class: 'btn ghost', onclick: journeyCancel, text: t('journey.cancel') })));
     } else if (justEnded) {
@@ -1160,8 +1169,10 @@
     }
     if (!dest) { showError($('#journey-error'), t('journey.need_dest')); return; }
     const minutes = parseInt($('#journey-eta').value, 10) || 20;
+    const body = { lat: dest.lat, lon: dest.lon, eta_secs: minutes * 60 };
+    if ($('#journey-parents').checked) body.states_only = { corridor_m: 300, stop_secs: 600 };
     try {
-      const res = await api('POST', ROUTES.journey, { lat: dest.lat, lon: dest.lon, eta_secs: minutes * 60 });
+      const res = await api('POST', ROUTES.journey, body);
       state.circle.journey = unwrap(res, 'journey');
       justEnded = null;
       renderJourney();
@@ -1172,9 +1183,44 @@
     } catch (e) { showError($('#journey-error'), e); }
   }
 
+  /** A field for the person's code, shown once codes are set. */
+  function codeField(id) {
+    if (!state.circle.codes) return null;
+    return el('label', { class: 'code-field', for: id }, t('codes.enter'),
+      el('input', { id, class: 'input', type: 'password', inputmode: 'numeric', autocomplete: 'off', maxlength: '12' }));
+  }
+
+  /** `{code}` from a code field, or `{}` without codes. */
+  function codeBody(id) {
+    const f = document.getElementById(id);
+    const code = f ? f.value.trim() : '';
+    return code ? { code } : {};
+  }
+
+  async function saveCodes(ev) {
+    ev.preventDefault();
+    showError($('#codes-error'), null);
+    const body = { code: $('#codes-code').value.trim(), duress_code: $('#codes-duress').value.trim() };
+    const current = $('#codes-current').value.trim();
+    if (current) body.current_code = current;
+    try {
+      await api('PUT', ROUTES.codes, body);
+      for (const id of ['#codes-code', '#codes-duress', '#codes-current']) $(id).value = '';
+      state.circle.codes = true;
+      renderCodes();
+      announce(t('codes.saved'));
+    } catch (e) { showError($('#codes-error'), e); }
+  }
+
+  function renderCodes() {
+    $('#codes-state').textContent = t(state.circle.codes ? 'codes.on' : 'codes.off');
+    show($('#codes-current'), !!state.circle.codes);
+    show($('label[for="codes-current"]'), !!state.circle.codes);
+  }
+
   async function journeyArrived() {
     try {
-      await api('POST', ROUTES.journeyArrived, {});
+      await api('POST', ROUTES.journeyArrived, codeBody('journey-code'));
       justEnded = 'arrived';
       announce(t('journey.done_arrived'));
     } catch (e) { showError($('#journey-error'), e); }
@@ -1184,7 +1230,7 @@
 
   async function journeyCancel() {
     try {
-      await api('POST', ROUTES.journeyCancel, {});
+      await api('POST', ROUTES.journeyCancel, codeBody('journey-code'));
       justEnded = 'cancelled';
       announce(t('journey.done_cancelled'));
     } catch (e) { showError($('#journey-error'), e); }
@@ -1280,12 +1326,13 @@
         : el('p', { class: 'meta', text: t('sos.waiting', { sends: s.sends || 1 }) }),
       el('ul', { class: 'recipients' }, recipients.map((r) => el('li', {},
         el('span', { text: r.name }), ' — ', el('span', { class: r.acked_at ? 'ok-text' : 'faint', text: r.acked_at ? t('inbox.seen') + ' ' + fmtTime(r.acked_at) : t('sos.not_acked') })))),
+      codeField('sos-code'),
       el('button', { type: 'button', id: 'sos-cancel', class: 'btn ok', onclick: cancelSos, text: t('sos.cancel') }));
   }
 
   async function cancelSos() {
     try {
-      const res = await api('POST', ROUTES.sosCancel, {});
+      const res = await api('POST', ROUTES.sosCancel, codeBody('sos-code'));
       if (res) state.circle.sos = unwrap(res, 'sos');
       else if (state.circle.sos) state.circle.sos.state = 'cancelled';
       renderSosState();
@@ -1528,6 +1575,7 @@
     $('#journey-map').addEventListener('keydown', journeyMapKey);
     $('#invite-form').addEventListener('submit', createInvite);
     $('#accept-form').addEventListener('submit', acceptInvite);
+    $('#codes-form').addEventListener('submit', saveCodes);
     $('#sos-open').addEventListener('click', openSos);
     $('#sos-abort').addEventListener('click', abortSos);
     $('#sos-now').addEventListener('click', sendSos);
