@@ -112,6 +112,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/journey/cancel"),
     ("POST", "/v1/sos"),
     ("GET", "/v1/sos"),
+    ("POST", "/v1/journey/extend"),
     ("POST", "/v1/sos/cancel"),
     ("PUT", "/v1/circle/codes"),
     ("DELETE", "/v1/circle/codes"),

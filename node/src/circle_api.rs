@@ -11,6 +11,7 @@
 //! | DELETE | `/v1/contacts/{contact}`          | `?notify=true` to tell them            |
 //! | POST   | `/v1/journey`                     | `{lat, lon, eta_secs | expected_arrival, grace_secs?, states_only?}` → 201 |
 //! | GET    | `/v1/journey`                     | the current or last journey            |
+//! | POST   | `/v1/journey/extend`              | `{add_secs | eta_secs | expected_arrival}` add time |
 //! | POST   | `/v1/journey/arrived`             | `{code?}` arrived                      |
 //! | POST   | `/v1/journey/cancel`              | `{code?}` cancel                       |
 //! | POST   | `/v1/sos`                         | `{note?}` → 201                        |
@@ -63,6 +64,7 @@ pub(super) fn routes(router: Router<AppState>) -> Router<AppState> {
         )
         .route("/v1/journey", get(get_journey).post(post_journey))
         .route("/v1/journey/arrived", post(post_arrived))
+        .route("/v1/journey/extend", post(post_extend))
         .route("/v1/journey/cancel", post(post_cancel_journey))
         .route("/v1/sos", get(get_sos).post(post_sos))
         .route("/v1/sos/cancel", post(post_cancel_sos))
@@ -124,6 +126,21 @@ struct JourneyBody {
     /// Parents' mode: `{corridor_m, stop_secs}`.
     #[serde(default)]
     states_only: Option<StatesOnly>,
+    /// The destination's name, kept on this device.
+    #[serde(default)]
+    destination_name: Option<String>,
+}
+
+/// "Add time": exactly one of the three.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtendBody {
+    #[serde(default)]
+    add_secs: Option<u64>,
+    #[serde(default)]
+    eta_secs: Option<u64>,
+    #[serde(default)]
+    expected_arrival: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -300,9 +317,33 @@ async fn post_journey(
             expected_arrival,
             grace,
             body.states_only,
+            body.destination_name,
         )
         .await?;
     Ok((StatusCode::CREATED, Json(journey)))
+}
+
+async fn post_extend(
+    State(s): State<AppState>,
+    JsonBody(body): JsonBody<ExtendBody>,
+) -> Result<Json<JourneyView>, ApiError> {
+    let expected_arrival = match (body.add_secs, body.eta_secs, body.expected_arrival) {
+        (Some(add), None, None) => s
+            .node
+            .journey()
+            .await?
+            .expected_arrival
+            .saturating_add(add),
+        (None, Some(eta), None) => s.node.now().saturating_add(eta),
+        (None, None, Some(at)) => at,
+        _ => {
+            return Err(ApiError::invalid(
+                "invalid_field",
+                "give exactly one of `add_secs` (more time), `eta_secs` (seconds from now) or `expected_arrival` (Unix seconds)",
+            ))
+        }
+    };
+    Ok(Json(s.node.extend_journey(expected_arrival).await?))
 }
 
 async fn get_journey(State(s): State<AppState>) -> Result<Json<JourneyView>, ApiError> {

@@ -309,14 +309,26 @@ impl Node {
         expected_arrival: u64,
         grace_secs: u64,
     ) -> Result<JourneyView, NodeError> {
-        self.start_journey_with(lat, lon, expected_arrival, grace_secs, None)
+        self.start_journey_with(lat, lon, expected_arrival, grace_secs, None, None)
             .await
+    }
+
+    /// "Add time": move the expected arrival of the journey under way to
+    /// `expected_arrival` (Unix seconds, at most 8 hours after its start,
+    /// grace included); the circle is told and the switch follows.
+    pub async fn extend_journey(&self, expected_arrival: u64) -> Result<JourneyView, NodeError> {
+        self.circle(|reply| CircleCommand::ExtendJourney {
+            expected_arrival,
+            reply,
+        })
+        .await
     }
 
     /// As [`Node::start_journey`], in parents' mode when `states_only` is
     /// given: only the journey's states are shared (started, arrived,
     /// deviated from the corridor or stopped, overdue), no positions unless
-    /// an alert fires.
+    /// an alert fires. `destination_name` ("Home", a safe place's name) is
+    /// kept on this device and shown in the journey's views, never sent.
     pub async fn start_journey_with(
         &self,
         lat: f64,
@@ -324,6 +336,7 @@ impl Node {
         expected_arrival: u64,
         grace_secs: u64,
         states_only: Option<StatesOnly>,
+        destination_name: Option<String>,
     ) -> Result<JourneyView, NodeError> {
         let destination = ronde_protocol::circle::Place::point(lat, lon, 0)?;
         self.circle(|reply| CircleCommand::StartJourney {
@@ -331,6 +344,7 @@ impl Node {
             expected_arrival,
             grace_secs,
             states_only,
+            destination_name,
             reply,
         })
         .await

@@ -569,6 +569,7 @@ async fn every_circle_route_answers() {
             "/v1/journey",
             Some(json!({"lat": 48.8, "lon": 2.3, "eta_secs": 600})),
         ),
+        ("POST", "/v1/journey/extend", Some(json!({"add_secs": 300}))),
         ("POST", "/v1/journey/cancel", None),
         ("POST", "/v1/sos", None),
         ("GET", "/v1/sos", None),
@@ -966,4 +967,56 @@ async fn parents_mode_shares_states_not_positions() {
         positions_before, 0,
         "positions were shared before any alert: {inbox}"
     );
+}
+
+/// Issue 18 §1: "add time" moves the expected arrival (the contact is
+/// told, the switch follows), the destination keeps the name it was given
+/// (on this device only), and what cannot be extended is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_time_and_a_named_destination() {
+    let clock = ManualClock::new(T0);
+    let a = start(&clock).await;
+    let b = start(&clock).await;
+    befriend(&a, "Alice", &b, "Bob").await;
+    let (s, j) = a
+        .post(
+            "/v1/journey",
+            json!({"lat": 48.82, "lon": 2.39, "eta_secs": 1200, "destination_name": "Pharmacie des Lilas"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{j}");
+    assert_eq!(j["destination_name"], json!("Pharmacie des Lilas"));
+    let eta = j["expected_arrival"].as_u64().expect("eta");
+    let started = inbox_item(&b, "journey_started", 0).await;
+    // The name stays on Alice's phone.
+    assert!(!started.to_string().contains("Pharmacie"), "{started}");
+
+    let (s, e) = a
+        .post(
+            "/v1/journey/extend",
+            json!({"add_secs": 600, "eta_secs": 60}),
+        )
+        .await;
+    assert_eq!(error_code(s, &e), "invalid_field");
+    let (s, longer) = a.post("/v1/journey/extend", json!({"add_secs": 600})).await;
+    assert_eq!(s, StatusCode::OK, "{longer}");
+    assert_eq!(longer["expected_arrival"], json!(eta + 600));
+    assert_eq!(longer["destination_name"], json!("Pharmacie des Lilas"));
+    assert!(longer["switch_release_at"].as_u64() > j["switch_release_at"].as_u64());
+    let changed = inbox_item(&b, "journey_changed", started["id"].as_u64().unwrap_or(0)).await;
+    assert_eq!(changed["expected_arrival"], json!(eta + 600));
+    // Beyond 8 hours: refused, with the latest arrival allowed.
+    let (s, e) = a
+        .post("/v1/journey/extend", json!({"add_secs": 9 * 3600}))
+        .await;
+    assert_eq!(error_code(s, &e), "bad_eta");
+    // Once overdue, it is too late.
+    clock.advance(1200 + 600 + 900 + 1);
+    eventually("overdue", || async {
+        let (_, j) = a.get("/v1/journey").await;
+        (j["state"] == json!("overdue")).then_some(())
+    })
+    .await;
+    let (s, e) = a.post("/v1/journey/extend", json!({"add_secs": 600})).await;
+    assert_eq!(error_code(s, &e), "bad_eta");
 }

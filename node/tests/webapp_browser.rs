@@ -852,3 +852,87 @@ fn the_duress_code_in_the_app() {
     alice.stop(&rt);
     bob.stop(&rt);
 }
+
+/// Issue 18 §1 in the app, at 360 px wide: the journey form fits, a
+/// destination saved as "Maison" is offered first next time and the
+/// journey reads its name, and "+10 min" moves the expected arrival.
+#[test]
+fn a_saved_destination_and_more_time_on_a_small_phone() {
+    const NAME: &str = "Maison de Léa, 14 avenue Danielle Casanova, Ivry-sur-Seine";
+    let Some(mut b) = browser() else { return };
+    let rt = runtime();
+    let alice = Phone::start(&rt);
+    let bob = Phone::start(&rt);
+    befriend(&rt, &alice, "Alice", &bob, "Bob");
+    let pb = open_app(&mut b, &bob, HERE);
+    b.call(
+        Some(&pb.session),
+        "Emulation.setDeviceMetricsOverride",
+        json!({ "width": 360, "height": 740, "deviceScaleFactor": 2, "mobile": true }),
+    )
+    .expect("small phone");
+    b.click(&pb, "#tab-journey");
+    b.wait_for(
+        &pb,
+        "the journey form",
+        "!document.querySelector('#journey-form').hidden",
+        10,
+    );
+    b.click(&pb, "#journey-map");
+    fill(&mut b, &pb, "#journey-save-name", NAME);
+    b.click(&pb, "#journey-form button[type=submit]");
+    b.wait_for(
+        &pb,
+        "the journey under way",
+        "!!document.querySelector('#journey-more')",
+        20,
+    );
+    let to = b
+        .eval(&pb, "document.querySelector('#journey-to').textContent")
+        .expect("to");
+    assert!(to.as_str().is_some_and(|s| s.contains(NAME)), "{to}");
+    let before = rt
+        .block_on(bob.api.node.journey())
+        .expect("journey")
+        .expected_arrival;
+    b.click(&pb, "#journey-more");
+    let after = b.wait_for(
+        &pb,
+        "the new arrival",
+        &format!("(async () => {{ const r = await fetch('/v1/journey'); const j = await r.json(); return j.expected_arrival > {before} ? j.expected_arrival : null; }})()"),
+        20,
+    );
+    assert_eq!(after, json!(before + 600));
+    b.click(&pb, "#journey-cancel");
+    b.wait_for(
+        &pb,
+        "the journey ended",
+        "!!document.querySelector('#journey-active .done') || !document.querySelector('#journey-form').hidden",
+        20,
+    );
+    // The saved destination comes first next time.
+    b.eval(&pb, "document.querySelector('#journey-active .done .btn') && document.querySelector('#journey-active .done .btn').click(); ''")
+        .expect("new journey");
+    let first = b.wait_for(
+        &pb,
+        "the saved destination",
+        "(document.querySelector('#journey-dest-kind option') || {}).textContent",
+        10,
+    );
+    assert_eq!(first, json!(NAME));
+    // With that long name among the destinations, the form still fits.
+    let wide = b
+        .eval(
+            &pb,
+            "Math.max(document.documentElement.scrollWidth, document.querySelector('#journey-form').getBoundingClientRect().right)",
+        )
+        .expect("width");
+    assert!(
+        wide.as_f64().is_some_and(|w| w <= 360.5),
+        "the journey form is {wide} px wide on a 360 px screen"
+    );
+
+    assert_no_problems(&mut b, &pb);
+    alice.stop(&rt);
+    bob.stop(&rt);
+}

@@ -65,6 +65,7 @@
     journey: '/v1/journey',
     journeyArrived: '/v1/journey/arrived',
     journeyCancel: '/v1/journey/cancel',
+    journeyExtend: '/v1/journey/extend',
     sos: '/v1/sos',
     sosCancel: '/v1/sos/cancel',
     codes: '/v1/circle/codes',
@@ -1088,7 +1089,7 @@
       box.replaceChildren(el('div', { class: 'card journey ' + j.state },
         el('h2', { class: 'section-title', text: t('journey.active_title') }),
         j.state !== 'active' ? el('p', { class: 'status-line', text: t('journey.state.' + j.state) }) : null,
-        el('p', { text: t('journey.to', { dest: dest.label || fmtCoords(dest.lat || 0, dest.lon || 0) }) + (state.here && Number.isFinite(dest.lat) ? ' · ' + fmtDist(distanceM(state.here, dest)) : '') }),
+        el('p', { id: 'journey-to', text: t('journey.to', { dest: j.destination_name || dest.label || fmtCoords(dest.lat || 0, dest.lon || 0) }) + (state.here && Number.isFinite(dest.lat) ? ' · ' + fmtDist(distanceM(state.here, dest)) : '') }),
         el('dl', { class: 'sent' },
           el('dt', { text: t('journey.expected') }), el('dd', { text: fmtTime(j.expected_arrival) }),
           el('dt', { text: t('journey.overdue_at') }), el('dd', { text: fmtTime(j.overdue_at || j.expected_arrival) })),
@@ -1097,6 +1098,7 @@
         acked ? el('p', { class: 'meta', text: t('journey.acked_by', { names: acked }) }) : null,
         j.states_only ? el('p', { class: 'meta', text: t('journey.parents_on') }) : null,
         j.near_destination ? el('p', { class: 'status-line', role: 'status', text: t('journey.near') }) : null,
+        j.state === 'active' ? el('button', { type: 'button', id: 'journey-more', class: 'btn', onclick: journeyMoreTime, text: t('journey.more_time') }) : null,
         codeField('journey-code'),
         el('button', { type: 'button', id: 'journey-arrived', class: 'btn ok huge', onclick: journeyArrived, text: t('journey.arrived') }),
         el('button', { type: 'button', id: 'journey-cancel', class: 'btn ghost', onclick: journeyCancel, text: t('journey.cancel') })));
@@ -1110,11 +1112,27 @@
   }
   let justEnded = null;
 
+  /** Saved destinations ("Home", "Work"): on this device only. */
+  function savedPlaces() {
+    try {
+      const v = JSON.parse(localStorage.getItem('ronde.saved') || '[]');
+      return Array.isArray(v) ? v.filter((p) => p && typeof p.name === 'string' && Number.isFinite(p.lat) && Number.isFinite(p.lon)) : [];
+    } catch (_) { return []; }
+  }
+
+  function savePlace(name, dest) {
+    const list = savedPlaces().filter((p) => p.name !== name);
+    list.unshift({ name, lat: dest.lat, lon: dest.lon });
+    try { localStorage.setItem('ronde.saved', JSON.stringify(list.slice(0, 10))); } catch (_) { /* ignore */ }
+  }
+
   function renderDestKinds() {
     const sel = $('#journey-dest-kind');
-    const value = sel.value || 'map';
+    const saved = savedPlaces();
+    const value = sel.value || (saved.length ? 'saved:0' : 'map');
     sel.setAttribute('aria-label', t('journey.destination'));
     sel.replaceChildren(
+      ...saved.map((p, i) => el('option', { value: 'saved:' + i, text: p.name })),
       el('option', { value: 'map', text: t('journey.dest_map') }),
       el('option', { value: 'coords', text: t('journey.dest_coords') }),
       ...state.directory.places.slice(0, 10).map((p) => el('option', { value: 'place:' + p.id, text: t('journey.dest_place', { name: p.name }) + ' · ' + fmtDist(p.distance_m) })));
@@ -1161,15 +1179,22 @@
     showError($('#journey-error'), null);
     const kind = $('#journey-dest-kind').value;
     let dest = null;
+    let name = null;
     if (kind === 'map') dest = state.journeyDest;
     else if (kind === 'coords') dest = parseCoords($('#journey-coords').value);
-    else if (kind.startsWith('place:')) {
+    else if (kind.startsWith('saved:')) {
+      const s = savedPlaces()[parseInt(kind.slice(6), 10)];
+      if (s) { dest = { lat: s.lat, lon: s.lon }; name = s.name; }
+    } else if (kind.startsWith('place:')) {
       const place = state.directory.places.find((p) => 'place:' + p.id === kind);
-      if (place) dest = { lat: place.lat, lon: place.lon };
+      if (place) { dest = { lat: place.lat, lon: place.lon }; name = place.name; }
     }
     if (!dest) { showError($('#journey-error'), t('journey.need_dest')); return; }
+    const saveAs = $('#journey-save-name').value.trim();
+    if (saveAs) { savePlace(saveAs, dest); name = saveAs; $('#journey-save-name').value = ''; }
     const minutes = parseInt($('#journey-eta').value, 10) || 20;
     const body = { lat: dest.lat, lon: dest.lon, eta_secs: minutes * 60 };
+    if (name) body.destination_name = name;
     if ($('#journey-parents').checked) body.states_only = { corridor_m: 300, stop_secs: 600 };
     try {
       const res = await api('POST', ROUTES.journey, body);
@@ -1216,6 +1241,15 @@
     $('#codes-state').textContent = t(state.circle.codes ? 'codes.on' : 'codes.off');
     show($('#codes-current'), !!state.circle.codes);
     show($('label[for="codes-current"]'), !!state.circle.codes);
+  }
+
+  async function journeyMoreTime() {
+    try {
+      const res = await api('POST', ROUTES.journeyExtend, { add_secs: 600 });
+      state.circle.journey = unwrap(res, 'journey');
+      renderJourney();
+      announce(t('journey.more_time_done', { time: fmtTime(state.circle.journey.expected_arrival) }));
+    } catch (e) { showError($('#journey-error'), e); }
   }
 
   async function journeyArrived() {

@@ -337,6 +337,9 @@ pub enum JourneyAction {
         /// 1h) [default: 15m].
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         grace: Option<u64>,
+        /// A name for the destination ("Home"), shown on this device only.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
         /// Parents' mode: share only the journey's states (started,
         /// arrived, left the route or stopped, overdue), no positions unless
         /// an alert fires.
@@ -355,6 +358,13 @@ pub enum JourneyAction {
         /// destination, raises an alert, e.g. 10m (at least 2m).
         #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, requires = "parents_mode")]
         stop: u64,
+    },
+    /// Add time: move the expected arrival (your circle is told, the
+    /// alert moves too).
+    Extend {
+        /// How much later, e.g. 10m.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        by: u64,
     },
     /// You arrived: your circle is told and the alert is withdrawn.
     Arrived {

@@ -112,11 +112,15 @@ pub async fn journey(args: JourneyArgs) -> anyhow::Result<()> {
             to,
             eta,
             grace,
+            name,
             parents_mode,
             corridor,
             stop,
         }) => {
             let mut body = json!({ "lat": to.lat, "lon": to.lon, "eta_secs": eta });
+            if let Some(n) = name {
+                body["destination_name"] = n.into();
+            }
             if let Some(g) = grace {
                 body["grace_secs"] = g.into();
             }
@@ -125,6 +129,12 @@ pub async fn journey(args: JourneyArgs) -> anyhow::Result<()> {
             }
             (client.post("/v1/journey", body).await?, "Journey started.")
         }
+        Some(JourneyAction::Extend { by }) => (
+            client
+                .post("/v1/journey/extend", json!({ "add_secs": by }))
+                .await?,
+            "More time: your circle is told the new arrival time.",
+        ),
         Some(JourneyAction::Arrived { code }) => (
             client.post("/v1/journey/arrived", code_body(code)).await?,
             "Welcome: your circle is told you arrived.",
@@ -374,7 +384,14 @@ fn render_journey(j: &JourneyView, now: u64) -> String {
         JourneyState::Expired => "ended (8-hour limit)",
     };
     let _ = writeln!(out, "  journey      {state}");
-    let _ = writeln!(out, "  to           {}", place(&j.destination));
+    match &j.destination_name {
+        Some(n) => {
+            let _ = writeln!(out, "  to           {n} ({})", place(&j.destination));
+        }
+        None => {
+            let _ = writeln!(out, "  to           {}", place(&j.destination));
+        }
+    }
     if let Some(rule) = j.states_only {
         let _ = writeln!(
             out,

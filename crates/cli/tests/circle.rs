@@ -275,6 +275,22 @@ fn invite_accept_sos_and_inbox_between_two_nodes() {
         }
     });
 
+    // A named destination and more time.
+    let out = ok(&alice.ronde(&[
+        "journey",
+        "start",
+        "--to",
+        "48.82,2.39",
+        "--eta",
+        "25m",
+        "--name",
+        "Home",
+    ]));
+    assert!(out.contains("to           Home ("), "{out}");
+    let out = ok(&alice.ronde(&["journey", "extend", "--by", "10m"]));
+    assert!(out.contains("More time"), "{out}");
+    ok(&alice.ronde(&["journey", "arrived"]));
+
     // Codes: with the duress code the CLI prints what it prints with the
     // code, while Bob is alerted.
     ok(&alice.ronde(&["codes", "set", "--code", "2468", "--duress-code", "1357"]));

@@ -143,6 +143,10 @@ pub struct JourneyView {
     /// Parents' mode: only states are shared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub states_only: Option<StatesOnly>,
+    /// The destination's name as the person gave it (kept on this device,
+    /// not sent to contacts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_name: Option<String>,
     /// When it started (Unix seconds).
     pub started_at: u64,
     /// The destination.

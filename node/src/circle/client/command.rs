@@ -48,6 +48,13 @@ pub(crate) enum CircleCommand {
         grace_secs: u64,
         /// Parents' mode.
         states_only: Option<StatesOnly>,
+        /// The destination's name, kept on this device.
+        destination_name: Option<String>,
+        reply: Reply<JourneyView>,
+    },
+    /// Move the expected arrival (the switch follows).
+    ExtendJourney {
+        expected_arrival: u64,
         reply: Reply<JourneyView>,
     },
     Journey {

@@ -23,6 +23,9 @@ use crate::circle::views::{AckView, JourneyView, PlaceView, SwitchStatus};
 use crate::circle::wire::{MailboxRequest, MailboxResponse, Refusal};
 use crate::error::{CircleRefusal, NodeError};
 
+/// Longest destination name kept, in characters.
+const MAX_DESTINATION_NAME: usize = 64;
+
 impl CircleClient {
     pub(super) fn start_journey(
         &mut self,
@@ -70,9 +73,63 @@ impl CircleClient {
             acks: BTreeMap::new(),
             last_sent_position: None,
             retired: Vec::new(),
+            destination_name: None,
         };
         self.run_journey(swarm, &mut rec, effects, location)?;
         tracing::debug!("journey started");
+        Ok(self.journey_view(&rec))
+    }
+
+    /// Name the journey just started (`view` is its view): kept in its
+    /// record on this device only, shown in its views.
+    pub(super) fn name_journey(&mut self, view: JourneyView, name: Option<String>) -> JourneyView {
+        let Some(name) = name.filter(|n| !n.trim().is_empty()) else {
+            return view;
+        };
+        let Some(mut rec) = self.journey.clone() else {
+            return view;
+        };
+        rec.destination_name = Some(name.trim().chars().take(MAX_DESTINATION_NAME).collect());
+        let mut commit = Commit::new();
+        match commit.put(keys::JOURNEY, &rec).map(|()| commit) {
+            Ok(commit) => {
+                if let Err(e) = self.store.apply(commit) {
+                    tracing::warn!(error = %e, "could not keep the destination's name");
+                    return view;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not keep the destination's name");
+                return view;
+            }
+        }
+        let named = self.journey_view(&rec);
+        self.journey = Some(rec);
+        named
+    }
+
+    /// "Add time": move the expected arrival of the journey under way (at
+    /// most 8 hours after its start); the switch's release follows.
+    pub(super) fn extend_journey(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        expected_arrival: u64,
+        location: Option<(f64, f64)>,
+    ) -> Result<JourneyView, NodeError> {
+        let Some(mut rec) = self
+            .journey
+            .clone()
+            .filter(|j| j.journey.is_sharing() && !j.journey.is_under_duress())
+        else {
+            return Err(NodeError::Circle(CircleRefusal::NoJourney));
+        };
+        let now = self.clock.now();
+        let effects = rec
+            .journey
+            .extend(expected_arrival, now)
+            .map_err(|e| NodeError::Circle(CircleRefusal::BadEta(e.to_string())))?;
+        self.run_journey(swarm, &mut rec, effects, location)?;
+        tracing::debug!("journey extended");
         Ok(self.journey_view(&rec))
     }
 
@@ -256,6 +313,7 @@ impl CircleClient {
             id: j.id(),
             state: j.shown_state(),
             near_destination: j.near_destination() && !j.is_under_duress(),
+            destination_name: rec.destination_name.clone(),
             states_only: j.states_only(),
             started_at: j.started_at(),
             destination: PlaceView::from(&j.destination()),

@@ -339,6 +339,7 @@ impl CircleClient {
                 expected_arrival,
                 grace_secs,
                 states_only,
+                destination_name,
                 reply,
             } => {
                 let r = self.start_journey(
@@ -349,7 +350,14 @@ impl CircleClient {
                     states_only,
                     location,
                 );
+                let r = r.map(|view| self.name_journey(view, destination_name));
                 let _ = reply.send(r);
+            }
+            CircleCommand::ExtendJourney {
+                expected_arrival,
+                reply,
+            } => {
+                let _ = reply.send(self.extend_journey(swarm, expected_arrival, location));
             }
             CircleCommand::Journey { reply } => {
                 let r = self

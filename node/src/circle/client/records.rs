@@ -75,6 +75,10 @@ pub(super) struct JourneyRecord {
     /// removed during the journey (a new deposit replaced them).
     #[serde(default)]
     pub(super) retired: Vec<SwitchHost>,
+    /// The destination's name as the person chose it ("Home", a safe
+    /// place's name): kept on this device, never sent.
+    #[serde(default)]
+    pub(super) destination_name: Option<String>,
 }
 
 /// This person's SOS.
