@@ -936,3 +936,110 @@ fn a_saved_destination_and_more_time_on_a_small_phone() {
     alice.stop(&rt);
     bob.stop(&rt);
 }
+
+/// Issue 18 §4: with nobody in the circle, the SOS button says so at once
+/// (no countdown first) and offers the emergency numbers.
+#[test]
+fn an_sos_with_nobody_in_the_circle_says_so_at_once() {
+    let Some(mut b) = browser() else { return };
+    let rt = runtime();
+    let alone = Phone::start(&rt);
+    let p = open_app(&mut b, &alone, HERE);
+    b.wait_for(
+        &p,
+        "the circle read",
+        "(async () => { const r = await fetch('/v1/contacts'); return r.ok; })()",
+        10,
+    );
+    // Let the app read its (empty) circle.
+    std::thread::sleep(Duration::from_millis(500));
+    b.click(&p, "#sos-open");
+    let said = b.wait_for(
+        &p,
+        "the empty circle said at once",
+        "document.querySelector('#sos-dialog').open && !!document.querySelector('#sos-nobody') && document.querySelector('#sos-countdown-wrap').hidden",
+        2,
+    );
+    assert_eq!(said, json!(true));
+    let calls = b
+        .eval(&p, "[...document.querySelectorAll('#sos-dialog .sos-calls a')].map(a => a.getAttribute('href')).join(' ')")
+        .expect("calls");
+    assert!(
+        calls
+            .as_str()
+            .is_some_and(|c| c.contains("tel:17") && c.contains("tel:112")),
+        "{calls}"
+    );
+    assert_no_problems(&mut b, &p);
+    alone.stop(&rt);
+}
+
+/// Issue 18 §3 and §4: Bob's discreet SOS (held 2 s, no dialog) reaches
+/// Alice, and stays pinned at the top of her inbox, in the banner too,
+/// above Bob's newer journey.
+#[test]
+fn a_held_sos_is_sent_silently_and_stays_on_top_of_the_inbox() {
+    let Some(mut b) = browser() else { return };
+    let rt = runtime();
+    let alice = Phone::start(&rt);
+    let bob = Phone::start(&rt);
+    befriend(&rt, &alice, "Alice", &bob, "Bob");
+    let pa = open_app(&mut b, &alice, HERE);
+    let pb = open_app(&mut b, &bob, (HERE.0 + 0.004, HERE.1 - 0.003));
+
+    // Alice looks at her circle (a tap lets the page vibrate on alerts).
+    b.click(&pa, "#tab-circle");
+    b.click(&pb, "#tab-circle");
+    // A short press sends nothing.
+    b.eval(
+        &pb,
+        "(async () => { const h = document.querySelector('#sos-hold'); h.dispatchEvent(new PointerEvent('pointerdown', {bubbles: true})); await new Promise(r => setTimeout(r, 800)); h.dispatchEvent(new PointerEvent('pointerup', {bubbles: true})); await new Promise(r => setTimeout(r, 1800)); return true; })()",
+    )
+    .expect("short press");
+    assert!(
+        rt.block_on(bob.api.node.sos_status()).is_err(),
+        "a short press sent an SOS"
+    );
+    // Held for 2 s: sent, with no dialog.
+    b.eval(
+        &pb,
+        "(async () => { const h = document.querySelector('#sos-hold'); h.dispatchEvent(new PointerEvent('pointerdown', {bubbles: true})); await new Promise(r => setTimeout(r, 2300)); h.dispatchEvent(new PointerEvent('pointerup', {bubbles: true})); return true; })()",
+    )
+    .expect("hold");
+    b.wait_for(
+        &pb,
+        "the SOS sent",
+        "document.querySelector('#sos-hold').dataset.sent === 'true'",
+        20,
+    );
+    let dialog = b
+        .eval(&pb, "document.querySelector('#sos-dialog').open")
+        .expect("dialog");
+    assert_eq!(dialog, json!(false), "the discreet SOS opened a dialog");
+
+    // Then a journey: newer than the SOS at Alice's.
+    let eta = bob.api.node.now() + 1200;
+    rt.block_on(bob.api.node.start_journey(HERE.0 + 0.01, HERE.1, eta, 600))
+        .expect("journey");
+    b.wait_for(
+        &pa,
+        "the SOS and the journey at Alice's",
+        "!!document.querySelector('#inbox-list li[data-kind=sos]') && !!document.querySelector('#inbox-list li[data-kind=journey_started]')",
+        30,
+    );
+    let first = b
+        .eval(&pa, "document.querySelector('#inbox-list li').dataset.kind")
+        .expect("first");
+    assert_eq!(first, json!("sos"), "the SOS is pinned at the top");
+    let banner = b
+        .eval(&pa, "document.querySelector('#alert-banner').textContent")
+        .expect("banner");
+    assert!(
+        banner.as_str().is_some_and(|s| s.contains("SOS")),
+        "{banner}"
+    );
+    assert_no_problems(&mut b, &pa);
+    assert_no_problems(&mut b, &pb);
+    alice.stop(&rt);
+    bob.stop(&rt);
+}

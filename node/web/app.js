@@ -75,6 +75,8 @@
     flag: (id) => '/v1/safe-places/' + encodeURIComponent(id) + '/flag',
   };
   const SOS_COUNTDOWN_SECS = 5;
+  /** How long the discreet SOS is held before it is sent. */
+  const SOS_HOLD_MS = 2000;
   const STATUS_EVERY_MS = 10000;
   const REPORTS_EVERY_MS = 60000;
   const CIRCLE_EVERY_MS = 10000;
@@ -900,6 +902,12 @@
     return item.place || (item.last_seen) || (item.fix) || item.destination || null;
   }
 
+  /** How urgent an alert is: the banner shows the most urgent unseen one. */
+  const ALERT_RANK = { sos: 5, duress: 4, overdue: 3, deviated: 2 };
+  const alertRank = (i) => ALERT_RANK[i.kind] || 1;
+  /** The item an alert is about (SOS id or journey id). */
+  const subjectOf = (i) => i.sos || i.journey || i.of || null;
+
   function raiseNewAlerts() {
     const fresh = state.circle.inbox.filter((i) => i.alert && !i.seen && !state.circle.alerted.has(i.id));
     for (const i of fresh) state.circle.alerted.add(i.id);
@@ -909,7 +917,8 @@
     show(badge, unseen.length > 0);
     const banner = $('#alert-banner');
     if (unseen.length) {
-      const last = unseen[unseen.length - 1];
+      // The most urgent, then the newest: an overdue never hides an SOS.
+      const last = [...unseen].sort((a, b) => alertRank(b) - alertRank(a) || b.id - a.id)[0];
       banner.replaceChildren(
         el('span', { text: t('inbox.alert_banner', { text: inboxText(last) }) }),
         el('button', { type: 'button', class: 'btn small', onclick: () => showView('circle', true), text: t('nav.circle') }));
@@ -934,13 +943,21 @@
     // Only the latest position of each journey, and none once it ended.
     const ended = new Set();
     const placed = new Set();
+    const alerted = new Set(state.circle.inbox.filter((i) => i.alert && i.kind !== 'sos').map(subjectOf));
     const items = [...state.circle.inbox].sort((a, b) => b.id - a.id).filter((i) => {
       if (i.kind === 'arrived' || i.kind === 'journey_cancelled') ended.add(i.journey);
       if (i.kind !== 'position') return true;
       if (ended.has(i.journey) || placed.has(i.journey)) return false;
       placed.add(i.journey);
       return true;
-    });
+    })
+      // Alerts not yet acknowledged stay pinned at the top, the most urgent
+      // first; then everything else, newest first.
+      .sort((a, b) => {
+        const pa = a.alert && !a.seen ? alertRank(a) : 0;
+        const pb = b.alert && !b.seen ? alertRank(b) : 0;
+        return pb - pa || b.id - a.id;
+      });
     show($('#inbox-empty'), items.length === 0);
     for (const item of items.slice(0, 50)) {
       const place = placeOf(item);
@@ -954,8 +971,13 @@
       const ack = item.alert && !item.seen
         ? el('button', { type: 'button', class: 'btn primary', 'data-ack': item.id, onclick: () => ackItem(item), text: t('inbox.ack') })
         : (item.alert ? el('span', { class: 'seen', text: t('inbox.seen') }) : null);
-      list.append(el('li', { class: 'card inbox' + (item.alert ? ' alert' : '') + (item.seen ? ' seen' : ''), 'data-kind': item.kind, 'data-id': item.id },
-        el('strong', { text: inboxText(item) }),
+      // After an alert about a journey, a position no longer says "on the
+      // way": it is the last position known.
+      const text = item.kind === 'position' && alerted.has(item.journey)
+        ? t('inbox.k.position_after_alert', { name: item.from_name || contactName(item.from) || '?', time: fmtTime((item.fix && item.fix.at) || item.received_at) })
+        : inboxText(item);
+      list.append(el('li', { class: 'card inbox' + (item.alert ? ' alert' : '') + (item.alert && !item.seen ? ' pinned' : '') + (item.seen ? ' seen' : ''), 'data-kind': item.kind, 'data-id': item.id },
+        el('strong', { text }),
         item.note ? el('p', { class: 'note-text', text: t('inbox.note', { note: item.note }) }) : null,
         where,
         item.safety_number ? el('p', { class: 'safety' }, el('span', { class: 'meta', text: t('contacts.safety') + ' ' }), el('code', { text: item.safety_number })) : null,
@@ -1275,10 +1297,25 @@
 
   const sosActive = () => state.circle.sos && state.circle.sos.state === 'active';
 
+  /** Whether anyone in the circle can be alerted. */
+  const hasMutual = () => state.circle.contacts.some((c) => c.state === 'mutual');
+
   function openSos() {
     const d = $('#sos-dialog');
     if (d.open) return;
     show($('#sos-close'), false);
+    if (!sosActive() && state.circle.available !== false && !hasMutual()) {
+      // Nobody to alert: say so at once, with the numbers, no countdown.
+      show($('#sos-countdown-wrap'), false);
+      const box = $('#sos-state');
+      box.replaceChildren(el('p', { class: 'sos-text', id: 'sos-nobody', text: t('sos.no_contacts') }));
+      show(box, true);
+      show($('#sos-close'), true);
+      d.showModal();
+      const call = d.querySelector('.sos-calls a');
+      if (call) call.focus();
+      return;
+    }
     if (sosActive()) {
       // Already raised: show where it stands.
       show($('#sos-countdown-wrap'), false);
@@ -1299,6 +1336,37 @@
       if (state.sosLeft <= 0) { sendSos(); return; }
       renderSosCountdown();
     }, 1000);
+  }
+
+  /** The discreet trigger: pressing and holding 2 s sends the SOS at once,
+   *  with no dialog and no sound, only a short vibration. */
+  function wireSosHold(btn) {
+    if (!btn) return;
+    let timer = null;
+    const cancel = () => { if (timer) { clearTimeout(timer); timer = null; } btn.classList.remove('holding'); };
+    btn.addEventListener('pointerdown', (ev) => {
+      ev.preventDefault();
+      cancel();
+      btn.classList.add('holding');
+      timer = setTimeout(async () => {
+        timer = null;
+        btn.classList.remove('holding');
+        if (navigator.vibrate) navigator.vibrate(60);
+        try {
+          if (state.here) await api('PUT', ROUTES.location, { lat: state.here.lat, lon: state.here.lon }).catch(() => {});
+          const res = await api('POST', ROUTES.sos, {});
+          state.circle.sos = unwrap(res, 'sos');
+          btn.dataset.sent = 'true';
+          renderSosState();
+          refreshCircle();
+        } catch (e) {
+          // Nobody to alert, or the node is down: now it must be said.
+          openSos();
+        }
+      }, SOS_HOLD_MS);
+    });
+    for (const ev of ['pointerup', 'pointerleave', 'pointercancel']) btn.addEventListener(ev, cancel);
+    btn.addEventListener('contextmenu', (ev) => ev.preventDefault());
   }
 
   function renderSosCountdown() {
@@ -1610,7 +1678,8 @@
     $('#invite-form').addEventListener('submit', createInvite);
     $('#accept-form').addEventListener('submit', acceptInvite);
     $('#codes-form').addEventListener('submit', saveCodes);
-    $('#sos-open').addEventListener('click', openSos);
+    $('#sos-open').addEventListener('click', () => { if (!state.sosHeld) openSos(); state.sosHeld = false; });
+    wireSosHold($('#sos-hold'));
     $('#sos-abort').addEventListener('click', abortSos);
     $('#sos-now').addEventListener('click', sendSos);
     $('#sos-close').addEventListener('click', () => $('#sos-dialog').close());

@@ -163,6 +163,7 @@ window.RONDE_I18N = {
     'sos.cancelled': 'SOS stopped. Your circle was told you are safe.',
     'sos.unavailable': 'Your circle cannot be reached from this node yet. Call for help:',
     'sos.call_first': 'In danger? Call 17 (police) or 112.',
+    'sos.hold_label': 'Press and hold 2 seconds: SOS without a sound',
 
     'inbox.title': 'Messages from my circle',
     'inbox.empty': 'Nothing from your circle.',
@@ -176,6 +177,7 @@ window.RONDE_I18N = {
     'inbox.k.journey_started': '{name} started a journey, expected at {time}.',
     'inbox.k.journey_changed': '{name} now expects to arrive at {time}.',
     'inbox.k.position': '{name} is on the way.',
+    'inbox.k.position_after_alert': 'Last position of {name} at {time}.',
     'inbox.k.arrived': '{name} arrived.',
     'inbox.k.journey_cancelled': '{name} ended their journey.',
     'inbox.k.overdue': '{name} has not arrived (expected at {time}).',
@@ -442,6 +444,7 @@ window.RONDE_I18N = {
     'sos.cancelled': 'SOS arrêté. Vos proches savent que vous êtes en sécurité.',
     'sos.unavailable': 'Vos proches ne sont pas joignables depuis ce nœud pour l’instant. Appelez à l’aide :',
     'sos.call_first': 'En danger ? Appelez le 17 (police) ou le 112.',
+    'sos.hold_label': 'Appui long 2 secondes : SOS sans bruit',
 
     'inbox.title': 'Messages de mes proches',
     'inbox.empty': 'Rien de vos proches.',
@@ -455,6 +458,7 @@ window.RONDE_I18N = {
     'inbox.k.journey_started': '{name} a commencé un trajet, arrivée prévue à {time}.',
     'inbox.k.journey_changed': '{name} prévoit maintenant d’arriver à {time}.',
     'inbox.k.position': '{name} est en chemin.',
+    'inbox.k.position_after_alert': 'Dernière position de {name} à {time}.',
     'inbox.k.arrived': '{name} est arrivé·e.',
     'inbox.k.journey_cancelled': '{name} a terminé son trajet.',
     'inbox.k.overdue': '{name} n’est pas arrivé·e (attendu·e à {time}).',
