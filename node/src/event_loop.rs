@@ -552,6 +552,9 @@ impl EventLoop {
             areas: self.areas.iter().map(|a| a.to_string()).collect(),
             stored_reports: self.store.live_count(now)?,
             gossip_refused: self.gossip_refused.clone(),
+            location: self
+                .location
+                .map(|(lat, lon)| crate::events::Location { lat, lon }),
         })
     }
 

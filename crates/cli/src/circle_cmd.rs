@@ -18,7 +18,7 @@ use crate::args::{
     SosAction, SosArgs,
 };
 use crate::client::Client;
-use crate::show::{duration, in_how_long, now};
+use crate::show::{clock, duration, in_how_long, now};
 
 /// `ronde contacts ...`.
 pub async fn contacts(args: ContactsArgs) -> anyhow::Result<()> {
@@ -294,9 +294,9 @@ fn place(p: &PlaceView) -> String {
 
 fn when(at: u64, now: u64) -> String {
     if at >= now {
-        in_how_long(at, now)
+        format!("{} ({})", in_how_long(at, now), clock(at, now))
     } else {
-        format!("{} ago", duration(now - at))
+        format!("{} ago ({})", duration(now - at), clock(at, now))
     }
 }
 

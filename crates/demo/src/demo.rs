@@ -103,7 +103,7 @@ pub struct Urls {
     pub dashboard: String,
     /// The operator token (login page, or `Authorization: Bearer`).
     pub token: String,
-    /// Camille's app and node API (`http://127.0.0.1:7300`).
+    /// Camille's app and node API (`http://127.0.0.1:7310`).
     pub app: String,
     /// The one-time login URL of Camille's app (`<app>/login?code=…`),
     /// printed in the banner.
