@@ -1043,3 +1043,105 @@ fn a_held_sos_is_sent_silently_and_stays_on_top_of_the_inbox() {
     alice.stop(&rt);
     bob.stop(&rt);
 }
+
+/// Issue 18 §7 and §8: opening hours in the person's language with "open
+/// now", and switching to French changes every visible text at once: no
+/// English sentence of the app's own strings is left on screen.
+#[test]
+fn french_everywhere_at_once_with_opening_hours() {
+    use ronde_protocol::directory::{
+        Directory, DirectoryKey, Location, PlaceId, PlaceKind, SafePlace,
+    };
+    let Some(mut b) = browser() else { return };
+    let rt = runtime();
+    let city = DirectoryKey::generate(&mut rand::rngs::OsRng);
+    let city_public = city.public();
+    let phone = Phone::start_with(&rt, |c| c.city_keys = vec![city_public.clone()]);
+    let now = phone.api.node.now();
+    let place = |id: u8, name: &str, hours: &str, north: f64| SafePlace {
+        id: PlaceId([id; 16]),
+        name: name.into(),
+        kind: PlaceKind::Pharmacy,
+        location: Location::from_degrees(HERE.0 + north, HERE.1).expect("location"),
+        opening_hours: hours.into(),
+        contact: String::new(),
+        verified_at: now,
+        expires_at: now + 30 * 86_400,
+        heartbeat_key: None,
+        heartbeat_ttl_secs: 0,
+    };
+    let mut places = vec![
+        place(1, "Toujours ouverte", "24/7", 0.001),
+        place(2, "Jamais ouverte", "Mo-Fr off; Sa,Su off", 0.002),
+    ];
+    places.sort_by_key(|p| p.id);
+    let signed = Directory {
+        city: "Paris 13e".into(),
+        serial: 1,
+        issued_at: now,
+        expires_at: now + 30 * 86_400,
+        places,
+        mediators: vec![],
+        heartbeats: vec![],
+    }
+    .sign(&city)
+    .expect("sign");
+    rt.block_on(phone.api.node.set_directory(city.public(), signed))
+        .expect("directory");
+    let p = open_app(&mut b, &phone, HERE);
+    b.eval(&p, "localStorage.setItem('ronde.lang', 'en'); ''")
+        .expect("en");
+    b.click(&p, "#tab-help");
+    b.wait_for(
+        &p,
+        "the places with their hours",
+        "document.querySelectorAll('#places-list .open-now, #places-list .closed-now').length === 2",
+        20,
+    );
+    let en = b
+        .eval(&p, "document.querySelector('#places-list').innerText")
+        .expect("text");
+    let en = en.as_str().unwrap_or_default().to_owned();
+    assert!(
+        en.contains("Open now") && en.contains("Every day 00:00–24:00"),
+        "{en}"
+    );
+    assert!(en.contains("Closed now") && en.contains("closed"), "{en}");
+
+    b.click(&p, "#lang");
+    let fr = b
+        .eval(&p, "document.querySelector('#places-list').innerText")
+        .expect("text");
+    let fr = fr.as_str().unwrap_or_default().to_owned();
+    assert!(
+        fr.contains("Ouvert") && fr.contains("Tous les jours"),
+        "{fr}"
+    );
+    // Every view, in French: no English string of the app left visible.
+    let leftovers = b
+        .eval(
+            &p,
+            r#"(() => {
+                const en = window.RONDE_I18N.en, fr = window.RONDE_I18N.fr;
+                const english = Object.keys(en).filter((k) => typeof en[k] === 'string'
+                    && !en[k].includes('{') && en[k].length >= 8 && en[k] !== fr[k]).map((k) => en[k])
+                    // "Violence" is inside "Violences": not a leftover.
+                    .filter((s) => !Object.values(fr).some((f) => typeof f === 'string' && f.includes(s)));
+                const found = [];
+                for (const view of ['map', 'report', 'journey', 'circle', 'help']) {
+                    document.querySelector('#tab-' + view).click();
+                    const text = document.body.innerText;
+                    for (const s of english) if (text.includes(s)) found.push(view + ': ' + s);
+                }
+                return found.join(' | ');
+            })()"#,
+        )
+        .expect("leftovers");
+    assert_eq!(
+        leftovers,
+        json!(""),
+        "English left after switching to French"
+    );
+    assert_no_problems(&mut b, &p);
+    phone.stop(&rt);
+}

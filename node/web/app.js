@@ -367,7 +367,9 @@
 
   function restoreHere() {
     try {
-      const saved = JSON.parse(sessionStorage.getItem('ronde.here') || 'null');
+      // A position typed by the person is remembered on this device; a
+      // GPS one only for this session.
+      const saved = JSON.parse(sessionStorage.getItem('ronde.here') || localStorage.getItem('ronde.typed') || 'null');
       if (saved && Number.isFinite(saved.lat) && Number.isFinite(saved.lon)) state.here = saved;
     } catch (_) { /* nothing saved */ }
   }
@@ -460,7 +462,9 @@
     const c = parseCoords($('#where-coords').value);
     if (!c) { showError($('#where-error'), t('where.bad_coords')); return; }
     $('#where-dialog').close();
-    await setHere({ lat: c.lat, lon: c.lon, acc: 0, at: Date.now(), source: 'manual' });
+    const here = { lat: c.lat, lon: c.lon, acc: 0, at: Date.now(), source: 'manual' };
+    try { localStorage.setItem('ronde.typed', JSON.stringify(here)); } catch (_) { /* ignore */ }
+    await setHere(here);
   }
 
   // ---------------------------------------------------------------------
@@ -798,6 +802,13 @@
       state.status = await api('GET', ROUTES.status);
     } catch (_) {
       state.status = null;
+    }
+    // No position yet (no GPS answer, nothing typed): start from where the
+    // node was told it is (`ronde node --at`).
+    const at = state.status && state.status.location;
+    if (!state.here && at && Number.isFinite(at.lat) && Number.isFinite(at.lon)) {
+      state.nodeAt = { lat: at.lat, lon: at.lon };
+      setHere({ lat: at.lat, lon: at.lon, acc: 0, at: Date.now(), source: 'node' });
     }
     renderConn();
   }
@@ -1508,6 +1519,14 @@
     renderDestKinds();
   }
 
+  function hoursLine(spec) {
+    if (!spec) return el('span', { class: 'meta', text: t('help.hours_unknown') });
+    const h = fmtHours(spec, new Date());
+    return el('span', { class: 'meta hours' },
+      h.open === null ? null : el('strong', { class: h.open ? 'ok-text open-now' : 'faint closed-now', text: t(h.open ? 'hours.open_now' : 'hours.closed_now') + ' · ' }),
+      t('help.hours', { hours: h.text }));
+  }
+
   function renderPlaces() {
     const d = state.directory;
     const stateLine = $('#places-state');
@@ -1530,7 +1549,7 @@
           el('strong', { text: p.name }),
           el('span', { class: 'dist', text: fmtDist(p.distance_m) })),
         el('span', { class: 'meta', text: t('place.' + p.kind) }),
-        el('span', { class: 'meta', text: p.opening_hours ? t('help.hours', { hours: p.opening_hours }) : t('help.hours_unknown') }),
+        hoursLine(p.opening_hours),
         fText ? el('span', { class: 'meta faint fresh-' + (f.status || ''), text: fText }) : null,
         el('div', { class: 'row' },
           p.contact && /^[+\d][\d ().-]{3,}$/.test(p.contact) ? el('a', { class: 'btn call small', href: 'tel:' + p.contact.replace(/[^+\d]/g, ''), text: t('help.call') + ' ' + p.contact }) : (p.contact ? el('span', { class: 'meta', text: p.contact }) : null),
@@ -1541,7 +1560,7 @@
     const mState = $('#mediators-state');
     const mList = $('#mediators-list');
     mList.replaceChildren();
-    const mMsg = d.available === false ? t('help.no_directory') : d.mediators.length ? '' : d.available ? t('help.no_mediators') : t('help.loading');
+    const mMsg = d.available === false ? t('help.no_directory') : d.mediators.length ? '' : d.available ? t('help.no_mediators') : t('help.waiting_directory');
     mState.textContent = mMsg;
     show(mState, !!mMsg);
     for (const m of d.mediators) {
@@ -1639,7 +1658,77 @@
     renderCircle();
     renderJourney();
     renderSosState();
+    renderCodes();
+    raiseNewAlerts();
     if (state.sosTimer) renderSosCountdown();
+  }
+
+  // Opening hours ----------------------------------------------------------
+
+  const DAYS = ['Mo', 'Tu', 'We', 'Th', 'Fr', 'Sa', 'Su'];
+
+  /** The common part of OpenStreetMap's `opening_hours`: `24/7`, or rules
+   *  `Mo-Fr 08:30-19:00,20:00-22:00; Sa 10:00-01:00; Su off` (a range may
+   *  end after midnight). Returns [{days: Set(0..6), spans: [[from, to]]}]
+   *  in minutes, or null for anything else (shown as given). */
+  function parseHours(text) {
+    const s = (text || '').trim();
+    if (s === '24/7') return [{ days: new Set([0, 1, 2, 3, 4, 5, 6]), spans: [[0, 1440]] }];
+    const rules = [];
+    for (const part of s.split(';').map((x) => x.trim()).filter(Boolean)) {
+      const m = /^([A-Z][a-z](?:-[A-Z][a-z])?(?:,[A-Z][a-z](?:-[A-Z][a-z])?)*)\s+(off|\d\d:\d\d-\d\d:\d\d(?:,\d\d:\d\d-\d\d:\d\d)*)$/.exec(part);
+      if (!m) return null;
+      const days = new Set();
+      for (const d of m[1].split(',')) {
+        const [a, b] = d.split('-').map((x) => DAYS.indexOf(x));
+        if (a < 0 || (b !== undefined && b < 0)) return null;
+        for (let i = a; ; i = (i + 1) % 7) { days.add(i); if (b === undefined || i === b) break; }
+      }
+      const spans = m[2] === 'off' ? [] : m[2].split(',').map((r) => r.split('-').map((hm) => {
+        const [h, mi] = hm.split(':').map(Number);
+        return h * 60 + mi;
+      }));
+      rules.push({ days, spans });
+    }
+    return rules.length ? rules : null;
+  }
+
+  /** Whether `rules` say open at `date` (the phone's local time). */
+  function openAt(rules, date) {
+    const day = (date.getDay() + 6) % 7;
+    const min = date.getHours() * 60 + date.getMinutes();
+    const spansOf = (d) => {
+      // The last rule naming a day wins, as in OpenStreetMap.
+      let spans = [];
+      for (const r of rules) if (r.days.has(d)) spans = r.spans;
+      return spans;
+    };
+    for (const [a, b] of spansOf(day)) {
+      if (b > a ? min >= a && min < b : min >= a) return true;
+    }
+    for (const [a, b] of spansOf((day + 6) % 7)) {
+      if (b <= a && min < b) return true;
+    }
+    return false;
+  }
+
+  /** Opening hours in the person's language, and whether open now. */
+  function fmtHours(text, now) {
+    const rules = parseHours(text);
+    if (!rules) return { text, open: null };
+    const dayName = (i) => new Intl.DateTimeFormat(state.lang, { weekday: 'short' })
+      .format(new Date(Date.UTC(2024, 0, 1 + i, 12)));
+    const hm = (m) => (m === 1440 ? '24:00' : String(Math.floor(m / 60) % 24).padStart(2, '0') + ':' + String(m % 60).padStart(2, '0'));
+    const parts = rules.map((r) => {
+      const days = [...r.days].sort((a, b) => a - b);
+      const daysText = days.length === 7 ? t('hours.every_day')
+        : days.length > 2 && days[days.length - 1] - days[0] === days.length - 1
+          ? dayName(days[0]) + '–' + dayName(days[days.length - 1])
+          : days.map(dayName).join(', ');
+      const spans = r.spans.length ? r.spans.map(([a, b]) => hm(a) + '–' + hm(b)).join(', ') : t('hours.closed');
+      return daysText + ' ' + spans;
+    });
+    return { text: parts.join(' · '), open: openAt(rules, now) };
   }
 
   // ---------------------------------------------------------------------
