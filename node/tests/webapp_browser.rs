@@ -1056,7 +1056,7 @@ fn french_everywhere_at_once_with_opening_hours() {
     let rt = runtime();
     let city = DirectoryKey::generate(&mut rand::rngs::OsRng);
     let city_public = city.public();
-    let phone = Phone::start_with(&rt, |c| c.city_keys = vec![city_public.clone()]);
+    let phone = Phone::start_with(&rt, |c| c.city_keys = vec![city_public]);
     let now = phone.api.node.now();
     let place = |id: u8, name: &str, hours: &str, north: f64| SafePlace {
         id: PlaceId([id; 16]),
