@@ -525,6 +525,16 @@ fn an_sos_from_one_phone_shows_in_the_other_phones_inbox() {
     );
     let code = code.as_str().expect("code").to_owned();
     assert!(code.starts_with("ronde1:"), "{code}");
+    // Beside the code, its QR code (issue 18 §6), drawn by the vendored
+    // library: an invite of a few hundred characters needs well over 41
+    // modules a side (version 6 and up), plus the quiet zone.
+    let side = b
+        .eval(
+            &pa,
+            "(() => { const q = document.querySelector('#invite-qr'); return q ? q.viewBox.baseVal.width : 0; })()",
+        )
+        .expect("qr");
+    assert!(side.as_f64().is_some_and(|w| w >= 49.0), "QR code side {side}");
 
     // Bob types the code (grouped with dashes, as shown).
     b.click(&pb, "#tab-circle");

@@ -1049,6 +1049,28 @@
     try { localStorage.setItem('ronde.name', name); } catch (_) { /* ignore */ }
   }
 
+  /** The QR code of `text` (upper case, alphanumeric mode) as an SVG built
+   *  element by element (the app's policy allows no inline markup). */
+  function qrSvg(text) {
+    if (typeof window.qrcode !== 'function') return null;
+    let qr;
+    try {
+      qr = window.qrcode(0, 'L');
+      qr.addData(text, 'Alphanumeric');
+      qr.make();
+    } catch (_) { return null; }
+    const n = qr.getModuleCount();
+    const q = 4; // the quiet zone
+    const size = n + 2 * q;
+    let d = '';
+    for (let r = 0; r < n; r += 1) {
+      for (let c = 0; c < n; c += 1) if (qr.isDark(r, c)) d += `M${c + q} ${r + q}h1v1h-1z`;
+    }
+    return svgEl('svg', { class: 'qr', id: 'invite-qr', viewBox: `0 0 ${size} ${size}`, role: 'img', 'aria-label': t('contacts.qr_label'), 'shape-rendering': 'crispEdges' },
+      svgEl('rect', { width: size, height: size, fill: '#fff' }),
+      svgEl('path', { d, fill: '#000' }));
+  }
+
   async function createInvite(ev) {
     ev.preventDefault();
     const name = $('#invite-name').value.trim();
@@ -1060,6 +1082,8 @@
       const code = inv.code;
       out.replaceChildren(
         el('p', { class: 'meta', text: t('contacts.invite_code', { time: fmtDate(inv.expires_at) + ' ' + fmtTime(inv.expires_at) }) }),
+        el('p', { class: 'meta', text: t('contacts.qr_help') }),
+        qrSvg(inv.qr || code.toUpperCase()),
         el('code', { class: 'invite-code', id: 'invite-code', tabindex: 0, text: groupCode(code) }),
         el('div', { class: 'row' },
           el('button', { type: 'button', class: 'btn', onclick: () => copy(code), text: t('contacts.copy') }),

@@ -164,6 +164,8 @@ window.RONDE_I18N = {
     'sos.unavailable': 'Your circle cannot be reached from this node yet. Call for help:',
     'sos.call_first': 'In danger? Call 17 (police) or 112.',
     'sos.hold_label': 'Press and hold 2 seconds: SOS without a sound',
+    'contacts.qr_label': 'QR code of your invite',
+    'contacts.qr_help': 'Hand it over in person: let them scan this code, or type the code below.',
 
     'inbox.title': 'Messages from my circle',
     'inbox.empty': 'Nothing from your circle.',
@@ -450,6 +452,8 @@ window.RONDE_I18N = {
     'sos.unavailable': 'Vos proches ne sont pas joignables depuis ce nœud pour l’instant. Appelez à l’aide :',
     'sos.call_first': 'En danger ? Appelez le 17 (police) ou le 112.',
     'sos.hold_label': 'Appui long 2 secondes : SOS sans bruit',
+    'contacts.qr_label': 'QR code de votre invitation',
+    'contacts.qr_help': 'À remettre en personne : faites scanner ce code, ou saisir le code ci-dessous.',
 
     'inbox.title': 'Messages de mes proches',
     'inbox.empty': 'Rien de vos proches.',
