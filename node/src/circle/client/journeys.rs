@@ -167,8 +167,37 @@ impl CircleClient {
         Ok(())
     }
 
-    /// Add hosts to a switch plan (up to [`SWITCH_HOSTS`]), each with a
-    /// fresh journey key and its deposit.
+    /// The next host for a switch plan: one that takes switches and was
+    /// never tried for this plan, of an operator the plan's live hosts do
+    /// not have if there is one (the person's configured hosts first, each
+    /// its own operator), else of any operator.
+    fn next_switch_host(&self, plan: &SwitchPlan) -> Option<PeerId> {
+        let live: HashSet<String> = plan
+            .hosts
+            .iter()
+            .filter(|h| matches!(h.state, HostState::Depositing | HostState::Armed))
+            .filter_map(|h| h.peer.parse::<PeerId>().ok())
+            .map(|p| self.operator_of(&p))
+            .collect();
+        let mut candidates: Vec<PeerId> = self
+            .hosts
+            .keys()
+            .filter(|p| self.host_meta.get(p).is_some_and(|m| m.switch))
+            .filter(|p| !plan.hosts.iter().any(|h| h.peer == p.to_string()))
+            .copied()
+            .collect();
+        // Configured hosts (the person's choice) before the directory's.
+        candidates.sort_by_key(|p| self.host_meta.get(p).is_some_and(|m| m.operator.is_some()));
+        candidates
+            .iter()
+            .find(|p| !live.contains(&self.operator_of(p)))
+            .or_else(|| candidates.first())
+            .copied()
+    }
+
+    /// Add hosts to a switch plan (up to [`SWITCH_HOSTS`] live ones, of
+    /// different operators where there are), each with a fresh journey key
+    /// and its deposit.
     pub(super) fn add_switch_hosts(
         &self,
         plan: &mut SwitchPlan,
@@ -178,14 +207,13 @@ impl CircleClient {
             return Ok(false);
         }
         let mut added = false;
-        for (peer, addrs) in &self.hosts {
-            if plan.hosts.len() >= SWITCH_HOSTS {
+        while plan.active_hosts() < SWITCH_HOSTS {
+            let Some(peer) = self.next_switch_host(plan) else {
                 break;
-            }
+            };
+            let peer = &peer;
+            let addrs = self.hosts.get(peer).cloned().unwrap_or_default();
             let p = peer.to_string();
-            if plan.hosts.iter().any(|h| h.peer == p) {
-                continue;
-            }
             let owner = SwitchOwner::new(&mut OsRng);
             let deposit = owner
                 .deposit(
@@ -195,9 +223,15 @@ impl CircleClient {
                     &mut OsRng,
                 )
                 .map_err(|e| NodeError::InvalidInput(e.to_string()))?;
+            let operator = self
+                .host_meta
+                .get(peer)
+                .and_then(|m| m.operator.clone())
+                .unwrap_or_default();
             plan.hosts.push(SwitchHost {
                 id: self.store.next_id().map_err(storage)?,
                 peer: p,
+                operator,
                 addrs: addrs.iter().map(|a| a.to_string()).collect(),
                 owner: owner.to_bytes().to_vec(),
                 ops: VecDeque::from([SwitchOp {
