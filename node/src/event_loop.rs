@@ -236,7 +236,11 @@ pub(crate) async fn spawn(
             config.circle.mailbox_limits,
             relay_id(&peer_id),
         )?;
-        Some(HostService::new(hosted, config.clock.clone()))
+        Some(HostService::new(
+            hosted,
+            config.clock.clone(),
+            keypair.clone(),
+        ))
     } else {
         None
     };

@@ -1,10 +1,20 @@
 //! Mailbox and switch hosts are chosen by the person, never by the network
 //! (issue 12 §1): a mailbox host that merely connects to a phone gets none
-//! of its switches and none of its mail.
+//! of its switches and none of its mail; a host that claims to hold a
+//! switch without the receipt signed by its peer key is not counted.
 
 mod circle_support;
 
+use std::time::Duration;
+
 use circle_support::*;
+use futures::StreamExt;
+use libp2p::core::transport::MemoryTransport;
+use libp2p::core::upgrade;
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{noise, request_response, yamux, Multiaddr, Swarm, Transport};
+use ronde_node::circle::wire::{MailboxCodec, MailboxResponse, MAILBOX_PROTOCOL};
 use ronde_node::circle::SwitchStatus;
 use ronde_node::ManualClock;
 
@@ -69,4 +79,78 @@ async fn a_mailbox_host_that_merely_connects_gets_no_switch_and_no_mail() {
         1,
         "only the configured host is Alice's mailbox host"
     );
+}
+
+/// A hostile mailbox host: answers every request with a bare "ok" (it
+/// claims to hold the switch, gives no receipt).
+async fn ok_sayer() -> (Multiaddr, tokio::task::JoinHandle<()>) {
+    let mut swarm: Swarm<request_response::Behaviour<MailboxCodec>> =
+        libp2p::SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_other_transport(|key| {
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                    MemoryTransport::default()
+                        .upgrade(upgrade::Version::V1)
+                        .authenticate(noise::Config::new(key)?)
+                        .multiplex(yamux::Config::default()),
+                )
+            })
+            .expect("transport")
+            .with_behaviour(|_| {
+                request_response::Behaviour::with_codec(
+                    MailboxCodec::default(),
+                    [(MAILBOX_PROTOCOL, request_response::ProtocolSupport::Full)],
+                    request_response::Config::default(),
+                )
+            })
+            .expect("behaviour")
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build();
+    swarm
+        .listen_on("/memory/0".parse().expect("addr"))
+        .expect("listen");
+    let peer = *swarm.local_peer_id();
+    let addr = loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+            break address;
+        }
+    };
+    let task = tokio::spawn(async move {
+        loop {
+            if let SwarmEvent::Behaviour(request_response::Event::Message {
+                message: request_response::Message::Request { channel, .. },
+                ..
+            }) = swarm.select_next_some().await
+            {
+                let _ = swarm
+                    .behaviour_mut()
+                    .send_response(channel, MailboxResponse::Ok);
+            }
+        }
+    });
+    (addr.with(Protocol::P2p(peer)), task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_says_ok_without_a_receipt_does_not_hold_the_switch() {
+    let clock = ManualClock::new(T0);
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().expect("dir")).collect();
+    let (fake, task) = ok_sayer().await;
+    let alice = start(config_with_host(dirs[0].path(), &clock, &fake)).await;
+    let bob = start(config(dirs[1].path(), &clock)).await;
+    befriend(&alice, "Alice", &bob, "Bob").await;
+
+    alice
+        .start_journey(48.82, 2.39, T0 + 1500, 600)
+        .await
+        .expect("journey");
+    // Long enough for the deposit to be answered (and retried).
+    settle(3000).await;
+    let j = alice.journey().await.expect("journey");
+    assert_ne!(
+        j.switch,
+        SwitchStatus::Armed,
+        "a bare 'ok' counted as holding the switch"
+    );
+    task.abort();
 }

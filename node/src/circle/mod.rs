@@ -26,6 +26,8 @@
 //!   retention period, and the hosted switches, fired when due, in its own
 //!   [`host::store`]. It never imports the client side; the event loop
 //!   gives it the requests of other nodes and the client everything else.
+//! * [`receipt`]: the receipt a host signs with its peer key for a switch
+//!   deposit, checked by the client against the host it chose.
 //! * [`views`]: what the API shows.
 //!
 //! The libp2p peer id stays fresh at every start: contacts find each other
@@ -36,6 +38,7 @@
 pub mod client;
 pub mod host;
 pub mod keyfile;
+pub mod receipt;
 pub mod views;
 pub mod wire;
 

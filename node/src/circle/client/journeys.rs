@@ -10,7 +10,7 @@ use libp2p::swarm::Swarm;
 use libp2p::{Multiaddr, PeerId};
 use rand::rngs::OsRng;
 use ronde_protocol::circle::{
-    ContactId, Effect, Journey, JourneyError, Message, Place, SwitchError, SwitchOwner,
+    ContactId, Deposit, Effect, Journey, JourneyError, Message, Place, SwitchError, SwitchOwner,
 };
 
 use super::records::{HostState, JourneyRecord, OpKind, SwitchHost, SwitchOp, SwitchPlan};
@@ -18,6 +18,7 @@ use super::store::{keys, Commit};
 use super::{circle_refusal, storage, CircleClient, MailboxAsk, SWITCH_HOSTS};
 use crate::behaviour::Behaviour;
 use crate::circle::host::relay_id;
+use crate::circle::receipt::SwitchReceipt;
 use crate::circle::views::{AckView, JourneyView, PlaceView, SwitchStatus};
 use crate::circle::wire::{MailboxRequest, MailboxResponse, Refusal};
 use crate::error::{CircleRefusal, NodeError};
@@ -409,19 +410,46 @@ impl CircleClient {
         let Some(op) = h.ops.front().cloned() else {
             return;
         };
+        let mut to_retire = None;
         let done = match response {
             None => {
                 self.switch_retry_at
                     .insert(host, Instant::now() + self.config.retry_interval);
                 return;
             }
-            Some(MailboxResponse::Ok) => true,
-            // Our own retransmission after a lost answer.
-            Some(MailboxResponse::Refused(Refusal::SwitchAlreadyDeposited))
-                if op.kind == OpKind::Deposit =>
+            // A deposit counts only with the receipt of the host it was
+            // sent to, for this journey key and release time.
+            Some(MailboxResponse::Receipt(r))
+                if op.kind == OpKind::Deposit && receipt_holds(&r, &host, &op.bytes) =>
             {
                 true
             }
+            Some(MailboxResponse::Ok | MailboxResponse::Receipt(_))
+                if op.kind == OpKind::Deposit =>
+            {
+                tracing::warn!(
+                    %host,
+                    "a mailbox host answered the switch deposit without a valid receipt: \
+                     not counted, another host is tried"
+                );
+                let mut retired = h.clone();
+                h.ops.clear();
+                h.state = HostState::Failed;
+                // Best effort: should it hold the switch after all, it must
+                // not release it after the journey ended.
+                if let Ok(mut owner) = SwitchOwner::from_bytes(&retired.owner) {
+                    if let Ok(w) = owner.withdraw() {
+                        retired.owner = owner.to_bytes().to_vec();
+                        retired.ops = VecDeque::from([SwitchOp {
+                            kind: OpKind::Withdraw,
+                            bytes: w.to_bytes(),
+                        }]);
+                        to_retire = Some(retired);
+                    }
+                }
+                false
+            }
+            Some(MailboxResponse::Ok) => true,
             Some(MailboxResponse::Refused(Refusal::SwitchStaleCounter)) => true,
             Some(MailboxResponse::Refused(Refusal::Unavailable)) => {
                 self.switch_retry_at
@@ -457,6 +485,7 @@ impl CircleClient {
                 OpKind::Heartbeat => {}
             }
         }
+        rec.retired.extend(to_retire);
         rec.retired.retain(|h| !h.ops.is_empty());
         let mut c = Commit::new();
         match c.put(keys::JOURNEY, &rec) {
@@ -468,6 +497,11 @@ impl CircleClient {
         }
         self.pump_switch(swarm);
     }
+}
+
+/// Whether `receipt` is `host`'s for the deposit `deposit` (our own bytes).
+fn receipt_holds(receipt: &SwitchReceipt, host: &PeerId, deposit: &[u8]) -> bool {
+    Deposit::from_bytes(deposit).is_ok_and(|d| receipt.holds(host, d.key(), d.release_at()))
 }
 
 /// Queue one signed operation (a heartbeat, a withdrawal) for every host
