@@ -8,7 +8,7 @@ use qrcode::render::unicode::Dense1x2;
 use qrcode::{EcLevel, QrCode};
 use ronde_node::circle::{
     ContactList, ContactView, Inbox, InboxItem, InboxNotice, InviteView, JourneyView, PlaceView,
-    SosView, SwitchStatus,
+    SosView, SwitchHostState, SwitchStatus,
 };
 use ronde_protocol::circle::{ContactState, JourneyState, SosState};
 use serde_json::json;
@@ -344,6 +344,20 @@ fn render_journey(j: &JourneyView, now: u64) -> String {
             SwitchStatus::Withdrawn => "withdrawn",
         };
         let _ = writeln!(out, "  dead-man's switch  {switch}");
+        for h in &j.switch_hosts {
+            let state = match h.state {
+                SwitchHostState::Depositing => "depositing",
+                SwitchHostState::Armed => "holds it (receipt checked)",
+                SwitchHostState::Withdrawn => "withdrawn",
+                SwitchHostState::Failed => "failed (refused, or no valid receipt)",
+            };
+            let operator = if h.operator.is_empty() {
+                "your own host"
+            } else {
+                h.operator.as_str()
+            };
+            let _ = writeln!(out, "    held by    {} ({operator}): {state}", h.peer);
+        }
         if j.last_position_at.is_none() {
             let _ = writeln!(
                 out,

@@ -47,7 +47,8 @@ pub use crate::error::CircleRefusal;
 pub use host::{relay_id, MailboxError, MailboxHost};
 pub use views::{
     AckView, CircleStatus, ContactList, ContactView, FixView, Inbox, InboxItem, InboxNotice,
-    InviteView, JourneyView, PlaceView, SosRecipient, SosView, SwitchStatus,
+    InviteView, JourneyView, PlaceView, SosRecipient, SosView, SwitchHostState, SwitchHostView,
+    SwitchStatus,
 };
 
 /// Default lifetime of an invite: 15 minutes, long enough to hand it over in

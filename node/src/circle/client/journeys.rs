@@ -19,7 +19,9 @@ use super::{circle_refusal, storage, CircleClient, MailboxAsk, SWITCH_HOSTS};
 use crate::behaviour::Behaviour;
 use crate::circle::host::relay_id;
 use crate::circle::receipt::SwitchReceipt;
-use crate::circle::views::{AckView, JourneyView, PlaceView, SwitchStatus};
+use crate::circle::views::{
+    AckView, JourneyView, PlaceView, SwitchHostState, SwitchHostView, SwitchStatus,
+};
 use crate::circle::wire::{MailboxRequest, MailboxResponse, Refusal};
 use crate::error::{CircleRefusal, NodeError};
 
@@ -273,6 +275,21 @@ impl CircleClient {
             last_position_at: rec.last_sent_position,
             switch,
             switch_release_at: rec.switch.as_ref().map_or(j.release_at(), |p| p.release_at),
+            switch_hosts: rec
+                .switch
+                .iter()
+                .flat_map(|p| p.hosts.iter())
+                .map(|h| SwitchHostView {
+                    peer: short_peer(&h.peer),
+                    operator: h.operator.clone(),
+                    state: match h.state {
+                        HostState::Depositing => SwitchHostState::Depositing,
+                        HostState::Armed => SwitchHostState::Armed,
+                        HostState::Withdrawn => SwitchHostState::Withdrawn,
+                        HostState::Failed => SwitchHostState::Failed,
+                    },
+                })
+                .collect(),
             contacts: rec.contacts,
             acked_by: rec
                 .acks
@@ -497,6 +514,19 @@ impl CircleClient {
         }
         self.pump_switch(swarm);
     }
+}
+
+/// A peer id's short form: `…` and its last 8 characters.
+fn short_peer(peer: &str) -> String {
+    let tail: String = peer
+        .chars()
+        .rev()
+        .take(8)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("…{tail}")
 }
 
 /// Whether `receipt` is `host`'s for the deposit `deposit` (our own bytes).
