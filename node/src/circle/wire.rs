@@ -18,8 +18,9 @@
 //! # `/ronde/mailbox/1`: store-and-forward and the dead-man's switch
 //!
 //! Only nodes with [`crate::NodeConfig::mailbox_host`] accept it (others
-//! speak it outbound only, so it is absent from their identify protocols:
-//! that is how a node finds hosts among its peers).
+//! speak it outbound only). A node never takes a peer as its host because
+//! it speaks it: hosts are configured or listed in the city's signed
+//! directory (docs/circle.md §8.1).
 //!
 //! ```text
 //! request  = 0x01 put    || mailbox (32) || envelope (561 | 2097)
