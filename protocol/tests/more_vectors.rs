@@ -543,6 +543,19 @@ struct ValidDirectory {
     shown: Vec<String>,
     /// Ids of the mediators whose entry holds at `now`.
     mediators_shown: Vec<String>,
+    /// The relays listed, in order, as decoded.
+    relays: Vec<RelayVector>,
+}
+
+/// A listed relay: its peer id bytes (hex), role bits, the roles this
+/// version knows, operator and addresses.
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct RelayVector {
+    peer: String,
+    roles: u8,
+    known_roles: Vec<String>,
+    operator: String,
+    addrs: Vec<String>,
 }
 
 /// A refusal: `error` is the `DirectoryError` variant, `reason` its stable
@@ -940,7 +953,8 @@ fn directory_vectors() -> DirectoryVectors {
     DirectoryVectors {
         description: "City directory vectors (docs/protocol.md §7). Secrets are for testing \
                       only. `directory` verifies with verify_directory(bytes, city_key, now, \
-                      last_serial); each of `invalid_directories` is refused with `error`. \
+                      last_serial) and lists `relays` (role bits this version does not know \
+                      are kept and ignored); each of `invalid_directories` is refused with `error`. \
                       `heartbeats` are checked by a relay against place `place` of the valid \
                       directory, `flags` with verify_flag(bytes, now, min_difficulty)."
             .into(),
@@ -967,6 +981,17 @@ fn directory_vectors() -> DirectoryVectors {
                 .mediators_at(NOW)
                 .iter()
                 .map(|m| m.id.to_hex())
+                .collect(),
+            relays: d
+                .relays
+                .iter()
+                .map(|r| RelayVector {
+                    peer: hex::encode(&r.peer),
+                    roles: r.roles.0,
+                    known_roles: r.roles.names().iter().map(|n| (*n).to_owned()).collect(),
+                    operator: r.operator.clone(),
+                    addrs: r.addrs.clone(),
+                })
                 .collect(),
         },
         invalid_directories: invalid_directories(),
@@ -996,6 +1021,14 @@ fn directory_vectors_agree_with_the_code() {
         let id: PlaceId = p.id.parse().unwrap();
         let f = verified.freshness(&id, v.now).unwrap();
         assert_eq!(&place_freshness(&id, f), p, "{}", p.id);
+    }
+    let relays = &verified.directory().relays;
+    assert_eq!(relays.len(), v.relays.len());
+    for (r, want) in relays.iter().zip(&v.relays) {
+        assert_eq!(hex::encode(&r.peer), want.peer);
+        assert_eq!(r.roles.0, want.roles);
+        assert_eq!(r.roles.names(), want.known_roles);
+        assert_eq!((&r.operator, &r.addrs), (&want.operator, &want.addrs));
     }
     let statuses: Vec<&str> = v.places.iter().map(|p| p.status.as_str()).collect();
     assert_eq!(statuses, ["fresh", "stale", "expired"]);
