@@ -540,6 +540,52 @@ mod tests {
     }
 
     #[test]
+    fn a_journey_shows_where_its_switch_is_held() {
+        use ronde_node::circle::SwitchHostView;
+        use ronde_protocol::circle::{JourneyState, MessageId};
+        let j = JourneyView {
+            id: MessageId([1; 16]),
+            state: JourneyState::Active,
+            started_at: 1_000,
+            destination: PlaceView {
+                lat: 48.8,
+                lon: 2.4,
+                accuracy_m: None,
+                cell: None,
+            },
+            expected_arrival: 2_000,
+            overdue_at: 2_600,
+            ends_at: 30_000,
+            last_position_at: Some(1_000),
+            switch: SwitchStatus::Armed,
+            switch_release_at: 2_720,
+            switch_hosts: vec![
+                SwitchHostView {
+                    peer: "…AbCdEfGh".into(),
+                    operator: "Ville d'Ivry".into(),
+                    state: SwitchHostState::Armed,
+                },
+                SwitchHostView {
+                    peer: "…StUvWxYz".into(),
+                    operator: String::new(),
+                    state: SwitchHostState::Failed,
+                },
+            ],
+            contacts: 1,
+            acked_by: vec![],
+        };
+        let out = render_journey(&j, 1_500);
+        assert!(
+            out.contains("held by    …AbCdEfGh (Ville d'Ivry): holds it (receipt checked)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("…StUvWxYz (your own host): failed (refused, or no valid receipt)"),
+            "{out}"
+        );
+    }
+
+    #[test]
     fn qr_codes_render_as_half_blocks() {
         let q = qr("RONDE1:ABC").expect("a QR code");
         assert!(q.contains('\u{2580}') || q.contains('\u{2584}') || q.contains('\u{2588}'));
