@@ -510,8 +510,11 @@ impl CircleClient {
     }
 
     pub(crate) fn on_connected(&mut self, swarm: &mut Swarm<Behaviour>, peer: PeerId) {
-        if self.hosts.contains_key(&peer) {
-            self.fetch_from(swarm, peer);
+        if let Some(meta) = self.host_meta.get(&peer) {
+            // Only a host that takes mail learns this person's mailboxes.
+            if meta.mailbox {
+                self.fetch_from(swarm, peer);
+            }
             self.switch_retry_at.remove(&peer);
             self.retry_outbox(swarm, true);
             self.pump_switch(swarm);
