@@ -16,8 +16,9 @@
 //!
 //! Every node speaks `/ronde/circle/1` (direct delivery of circle
 //! envelopes) and uses `/ronde/mailbox/1`; only nodes with
-//! [`NodeConfig::mailbox_host`] serve the latter, so identify tells phones
-//! which peers host mailboxes. Wire formats are in [`crate::circle::wire`].
+//! [`NodeConfig::mailbox_host`] serve the latter (phones take their hosts
+//! from their configuration or the city's directory, not from identify).
+//! Wire formats are in [`crate::circle::wire`].
 //! [`NodeConfig::relay_server`] adds a circuit relay v2 server (a
 //! [`Toggle`]d behaviour; it serves once the node has an external address)
 //! and an AutoNAT v2 server (phones learn from it whether they are

@@ -236,7 +236,11 @@ pub(crate) async fn spawn(
             config.circle.mailbox_limits,
             relay_id(&peer_id),
         )?;
-        Some(HostService::new(hosted, config.clock.clone()))
+        Some(HostService::new(
+            hosted,
+            config.clock.clone(),
+            keypair.clone(),
+        ))
     } else {
         None
     };
@@ -340,6 +344,9 @@ pub(crate) async fn spawn(
         el.set_areas(areas, Some((lat, lon)))?;
     }
 
+    if let Some(hosts) = el.directories.take_hosts() {
+        el.circle.set_directory_hosts(&mut el.swarm, &hosts);
+    }
     let own_mail = el.mailbox_host.as_mut().map(HostService::store_mut);
     el.circle.start(&mut el.swarm, own_mail);
 
@@ -432,6 +439,9 @@ impl EventLoop {
                     self.reach.tick(&mut self.swarm);
                 }
                 _ = circle_timer.tick() => {
+                    if let Some(hosts) = self.directories.take_hosts() {
+                        self.circle.set_directory_hosts(&mut self.swarm, &hosts);
+                    }
                     self.circle.tick(&mut self.swarm, self.location);
                     if let Some(host) = self.mailbox_host.as_mut() {
                         host.tick();
@@ -1086,7 +1096,6 @@ impl EventLoop {
                     &info.protocols,
                     bootstrap.as_ref(),
                 );
-                self.circle.on_identify(&mut self.swarm, peer_id, &info);
                 self.directories
                     .on_identify(&mut self.swarm, peer_id, &info);
             }

@@ -766,7 +766,14 @@ async fn inbox_item(b: &Harness, kind: &str, after: u64) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_duress_code_seems_to_cancel_while_the_alert_goes_on() {
     let clock = ManualClock::new(T0);
-    let a = start(&clock).await;
+    // Alice's switch is held by a host she chose, so the screen has a host
+    // to lie about.
+    let host_dir = tempfile::tempdir().expect("tempdir");
+    let (_host, host) = circle_support::start_host(host_dir.path(), &clock).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node =
+        circle_support::start(circle_support::config_with_host(dir.path(), &clock, &host)).await;
+    let a = Served::serve(node, dir.path()).await.keeping(dir);
     let b = start(&clock).await;
     befriend(&a, "Alice", &b, "Bob").await;
 
@@ -835,6 +842,11 @@ async fn the_duress_code_seems_to_cancel_while_the_alert_goes_on() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{j}");
     let started = inbox_item(&b, "journey_started", 0).await;
+    eventually("the switch held", || async {
+        let (_, now) = a.get("/v1/journey").await;
+        (now["switch"] == json!("armed")).then_some(())
+    })
+    .await;
     let (s, e) = a.post_empty("/v1/journey/cancel").await;
     assert_eq!(error_code(s, &e), "code_required");
     let (s, e) = a.post("/v1/journey/cancel", json!({"code": "0000"})).await;
@@ -847,6 +859,14 @@ async fn the_duress_code_seems_to_cancel_while_the_alert_goes_on() {
     assert_eq!(shown["state"], json!("cancelled"));
     let (_, now) = a.get("/v1/journey").await;
     assert_eq!(now["state"], json!("cancelled"));
+    // Nor does the switch, or any of its hosts, tell the truth on screen.
+    assert_eq!(now["switch"], json!("withdrawn"), "{now}");
+    let hosts = now["switch_hosts"].as_array().expect("switch_hosts");
+    assert!(!hosts.is_empty(), "{now}");
+    assert!(
+        hosts.iter().all(|h| h["state"] == json!("withdrawn")),
+        "a host is shown holding the switch after a duress cancel: {now}"
+    );
     // As after a real cancel, there is nothing left to cancel, even with
     // the duress code again.
     let (s, e) = a.post("/v1/journey/cancel", json!({"code": "1357"})).await;

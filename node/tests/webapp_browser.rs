@@ -534,7 +534,10 @@ fn an_sos_from_one_phone_shows_in_the_other_phones_inbox() {
             "(() => { const q = document.querySelector('#invite-qr'); return q ? q.viewBox.baseVal.width : 0; })()",
         )
         .expect("qr");
-    assert!(side.as_f64().is_some_and(|w| w >= 49.0), "QR code side {side}");
+    assert!(
+        side.as_f64().is_some_and(|w| w >= 49.0),
+        "QR code side {side}"
+    );
 
     // Bob types the code (grouped with dashes, as shown).
     b.click(&pb, "#tab-circle");
@@ -1093,6 +1096,7 @@ fn french_everywhere_at_once_with_opening_hours() {
         places,
         mediators: vec![],
         heartbeats: vec![],
+        relays: vec![],
     }
     .sign(&city)
     .expect("sign");

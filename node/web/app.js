@@ -1152,6 +1152,12 @@
           el('dt', { text: t('journey.overdue_at') }), el('dd', { text: fmtTime(j.overdue_at || j.expected_arrival) })),
         el('p', { class: 'meta', text: t('journey.told', { n: j.contacts || 0 }) }),
         j.switch ? el('p', { class: 'meta', text: t('journey.switch.' + j.switch) }) : null,
+        (j.switch_hosts || []).length ? el('ul', { class: 'meta switch-hosts', 'aria-label': t('journey.switch.held_by') },
+          ...j.switch_hosts.map((h) => el('li', { text: t('journey.switch.host', {
+            peer: h.peer,
+            operator: h.operator || t('journey.switch.own_host'),
+            state: t('journey.switch.host.' + h.state),
+          }) }))) : null,
         acked ? el('p', { class: 'meta', text: t('journey.acked_by', { names: acked }) }) : null,
         j.states_only ? el('p', { class: 'meta', text: t('journey.parents_on') }) : null,
         j.near_destination ? el('p', { class: 'status-line', role: 'status', text: t('journey.near') }) : null,

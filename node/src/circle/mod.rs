@@ -26,6 +26,8 @@
 //!   retention period, and the hosted switches, fired when due, in its own
 //!   [`host::store`]. It never imports the client side; the event loop
 //!   gives it the requests of other nodes and the client everything else.
+//! * [`receipt`]: the receipt a host signs with its peer key for a switch
+//!   deposit, checked by the client against the host it chose.
 //! * [`views`]: what the API shows.
 //!
 //! The libp2p peer id stays fresh at every start: contacts find each other
@@ -36,6 +38,7 @@
 pub mod client;
 pub mod host;
 pub mod keyfile;
+pub mod receipt;
 pub mod views;
 pub mod wire;
 
@@ -44,7 +47,8 @@ pub use crate::error::CircleRefusal;
 pub use host::{relay_id, MailboxError, MailboxHost};
 pub use views::{
     AckView, CircleStatus, CodesView, ContactList, ContactView, FixView, Inbox, InboxItem,
-    InboxNotice, InviteView, JourneyView, PlaceView, SosRecipient, SosView, SwitchStatus,
+    InboxNotice, InviteView, JourneyView, PlaceView, SosRecipient, SosView, SwitchHostState,
+    SwitchHostView, SwitchStatus,
 };
 
 /// Default lifetime of an invite: 15 minutes, long enough to hand it over in

@@ -18,8 +18,9 @@
 //! # `/ronde/mailbox/1`: store-and-forward and the dead-man's switch
 //!
 //! Only nodes with [`crate::NodeConfig::mailbox_host`] accept it (others
-//! speak it outbound only, so it is absent from their identify protocols:
-//! that is how a node finds hosts among its peers).
+//! speak it outbound only). A node never takes a peer as its host because
+//! it speaks it: hosts are configured or listed in the city's signed
+//! directory (docs/circle.md §8.1).
 //!
 //! ```text
 //! request  = 0x01 put    || mailbox (32) || envelope (561 | 2097)
@@ -30,6 +31,8 @@
 //!          | 0x01 mail   || more (1: 0|1) || n (1, 0..=32)
 //!                        || n × (mailbox (32) || seq (8) || length (2) || envelope)
 //!          | 0x02 refused || code (1)             (see [`Refusal`])
+//!          | 0x03 receipt || a switch deposit's receipt (104, see
+//!                            [`crate::circle::receipt`])
 //! ```
 //!
 //! Integers are big-endian. `seq` is the host's number for a stored
@@ -40,6 +43,7 @@
 //! exactly those of the format, unknown kinds and trailing bytes are errors
 //! and the stream is dropped.
 
+use crate::circle::receipt::{SwitchReceipt, RECEIPT_LEN};
 use crate::codec::{invalid, Bounded, WireFormat};
 use libp2p::StreamProtocol;
 use ronde_protocol::circle::switch::MAX_SWITCH_REQUEST_LEN;
@@ -65,6 +69,7 @@ const SWITCH: u8 = 0x04;
 const OK: u8 = 0x00;
 const MAIL: u8 = 0x01;
 const REFUSED: u8 = 0x02;
+const RECEIPT: u8 = 0x03;
 const ACCEPTED: u8 = 0x00;
 const REJECTED: u8 = 0x01;
 
@@ -239,6 +244,9 @@ pub enum MailboxResponse {
     },
     /// Refused.
     Refused(Refusal),
+    /// A switch deposit taken (or already held), with the host's signed
+    /// receipt.
+    Receipt(SwitchReceipt),
 }
 
 /// The cursor's two faults (truncated, trailing bytes) as this codec's I/O
@@ -400,6 +408,10 @@ pub fn encode_mailbox_response(res: &MailboxResponse) -> std::io::Result<Vec<u8>
             b.push(REFUSED);
             b.push(r.code());
         }
+        MailboxResponse::Receipt(r) => {
+            b.push(RECEIPT);
+            b.extend_from_slice(&r.to_bytes());
+        }
     }
     Ok(b)
 }
@@ -440,6 +452,10 @@ pub fn decode_mailbox_response(buf: &[u8]) -> std::io::Result<MailboxResponse> {
             MailboxResponse::Mail { more, items }
         }
         REFUSED => MailboxResponse::Refused(Refusal::from_code(r.u8()?)),
+        RECEIPT => MailboxResponse::Receipt(
+            SwitchReceipt::from_bytes(r.take(RECEIPT_LEN)?)
+                .ok_or_else(|| invalid("bad receipt"))?,
+        ),
         _ => return Err(invalid("unknown mailbox response")),
     };
     r.finish()?;
@@ -613,6 +629,11 @@ mod tests {
             },
             MailboxResponse::Refused(Refusal::MailboxFull),
             MailboxResponse::Refused(Refusal::SwitchStaleCounter),
+            MailboxResponse::Receipt(SwitchReceipt {
+                key: [5; 32],
+                release_at: 77,
+                signature: [6; 64],
+            }),
         ] {
             let b = encode_mailbox_response(&r).expect("encodes");
             assert!(b.len() <= MAX_MAILBOX_RESPONSE);
@@ -626,6 +647,8 @@ mod tests {
         assert!(decode_mailbox_response(&[MAIL, 2, 0]).is_err(), "bad flag");
         assert!(decode_mailbox_response(&[MAIL, 0, 33]).is_err());
         assert!(decode_mailbox_response(&[OK, 0]).is_err());
+        assert!(decode_mailbox_response(&[RECEIPT; RECEIPT_LEN]).is_err());
+        assert!(decode_mailbox_response(&[RECEIPT; RECEIPT_LEN + 2]).is_err());
         let mut bad_len = vec![MAIL, 0, 1];
         bad_len.extend([0u8; 40]);
         bad_len.extend(100u16.to_be_bytes());

@@ -7,12 +7,15 @@
 
 use std::sync::Arc;
 
+use libp2p::identity::Keypair;
 use libp2p::request_response::ResponseChannel;
 use libp2p::swarm::Swarm;
 use libp2p::PeerId;
+use ronde_protocol::circle::Deposit;
 
 use crate::behaviour::Behaviour;
 use crate::circle::host::store::MailboxHost;
+use crate::circle::receipt::SwitchReceipt;
 use crate::circle::wire::{MailboxRequest, MailboxResponse, Refusal};
 use crate::clock::Clock;
 
@@ -23,14 +26,17 @@ const PURGE_SECS: u64 = 60;
 pub(crate) struct HostService {
     store: MailboxHost,
     clock: Arc<dyn Clock>,
+    /// This node's libp2p key: it signs the receipts of switch deposits.
+    keypair: Keypair,
     last_purge: u64,
 }
 
 impl HostService {
-    pub(crate) fn new(store: MailboxHost, clock: Arc<dyn Clock>) -> HostService {
+    pub(crate) fn new(store: MailboxHost, clock: Arc<dyn Clock>, keypair: Keypair) -> HostService {
         HostService {
             store,
             clock,
+            keypair,
             last_purge: 0,
         }
     }
@@ -95,16 +101,31 @@ impl HostService {
                     MailboxResponse::Refused(Refusal::Unavailable)
                 }
             },
-            MailboxRequest::Switch(bytes) => match host.switch(&bytes, now) {
-                Ok(()) => {
-                    tracing::debug!("dead-man's switch request applied");
-                    MailboxResponse::Ok
+            MailboxRequest::Switch(bytes) => {
+                let result = host.switch(&bytes, now);
+                // A deposit taken, or retransmitted after a lost answer, is
+                // answered with a receipt signed by this node's peer key.
+                let receipt = match result {
+                    Ok(()) | Err(Refusal::SwitchAlreadyDeposited) => Deposit::from_bytes(&bytes)
+                        .ok()
+                        .and_then(|d| SwitchReceipt::sign(&self.keypair, *d.key(), d.release_at())),
+                    Err(_) => None,
+                };
+                match (result, receipt) {
+                    (_, Some(r)) => {
+                        tracing::debug!("dead-man's switch deposit held");
+                        MailboxResponse::Receipt(r)
+                    }
+                    (Ok(()), None) => {
+                        tracing::debug!("dead-man's switch request applied");
+                        MailboxResponse::Ok
+                    }
+                    (Err(r), None) => {
+                        tracing::debug!(refusal = %r, "dead-man's switch request refused");
+                        MailboxResponse::Refused(r)
+                    }
                 }
-                Err(r) => {
-                    tracing::debug!(refusal = %r, "dead-man's switch request refused");
-                    MailboxResponse::Refused(r)
-                }
-            },
+            }
         }
     }
 
