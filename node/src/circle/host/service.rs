@@ -3,6 +3,12 @@
 //! [`MailboxHost`], fires the dead-man's switches that came due and purges
 //! the envelopes past their retention.
 //!
+//! Fetches and acknowledgements must prove the mailbox secret: the host
+//! issues single-use challenges ([`Challenges`]) bound to the asking peer
+//! and checks each mailbox key's signature, bound to this host and that
+//! peer ([`ronde_protocol::circle::mailbox_auth`]). Puts are open to
+//! anyone.
+//!
 //! Logs name no mailbox, envelope or switch.
 
 use std::sync::Arc;
@@ -10,6 +16,8 @@ use std::sync::Arc;
 use libp2p::request_response::ResponseChannel;
 use libp2p::swarm::Swarm;
 use libp2p::PeerId;
+use rand::rngs::OsRng;
+use ronde_protocol::circle::mailbox_auth::Challenges;
 
 use crate::behaviour::Behaviour;
 use crate::circle::host::store::MailboxHost;
@@ -24,6 +32,7 @@ pub(crate) struct HostService {
     store: MailboxHost,
     clock: Arc<dyn Clock>,
     last_purge: u64,
+    challenges: Challenges,
 }
 
 impl HostService {
@@ -32,6 +41,7 @@ impl HostService {
             store,
             clock,
             last_purge: 0,
+            challenges: Challenges::new(),
         }
     }
 
@@ -56,8 +66,9 @@ impl HostService {
         request: MailboxRequest,
         channel: ResponseChannel<MailboxResponse>,
     ) {
+        let local = *swarm.local_peer_id();
         let answer = match host {
-            Some(host) => host.serve(request),
+            Some(host) => host.serve(&local, &peer, request),
             None => MailboxResponse::Refused(Refusal::Unavailable),
         };
         if swarm
@@ -70,8 +81,48 @@ impl HostService {
         }
     }
 
-    fn serve(&mut self, request: MailboxRequest) -> MailboxResponse {
+    /// The mailboxes a fetch or acknowledgement from `peer` proved, or why
+    /// not (the challenge is spent either way).
+    fn proven(
+        &mut self,
+        local: &PeerId,
+        peer: &PeerId,
+        request: &MailboxRequest,
+        now: u64,
+    ) -> Result<Vec<[u8; 32]>, MailboxResponse> {
+        let client = peer.to_bytes();
+        let unauthorized = MailboxResponse::Refused(Refusal::Unauthorized);
+        let challenge = match request {
+            MailboxRequest::Fetch { challenge, .. } | MailboxRequest::Ack { challenge, .. } => {
+                *challenge
+            }
+            _ => return Err(unauthorized),
+        };
+        // Spent first, so that a refused proof cannot be tried again.
+        if !self.challenges.redeem(&client, &challenge, now) {
+            tracing::debug!(%peer, "mailbox request with an unknown challenge");
+            return Err(unauthorized);
+        }
+        let (_, mailboxes) = request
+            .proven_mailboxes(&local.to_bytes(), &client)
+            .map_err(|e| {
+                tracing::debug!(%peer, error = %e, "mailbox proof refused");
+                unauthorized
+            })?;
+        Ok(mailboxes)
+    }
+
+    fn serve(&mut self, local: &PeerId, peer: &PeerId, request: MailboxRequest) -> MailboxResponse {
         let now = self.clock.now();
+        let proven = match &request {
+            MailboxRequest::Fetch { .. } | MailboxRequest::Ack { .. } => {
+                match self.proven(local, peer, &request, now) {
+                    Ok(m) => m,
+                    Err(refused) => return refused,
+                }
+            }
+            _ => Vec::new(),
+        };
         let host = &mut self.store;
         match request {
             MailboxRequest::Put { mailbox, envelope } => match host.put(&mailbox, &envelope, now) {
@@ -81,14 +132,21 @@ impl HostService {
                     MailboxResponse::Refused(e.refusal())
                 }
             },
-            MailboxRequest::Fetch { mailboxes } => match host.fetch(&mailboxes) {
+            MailboxRequest::Challenge => {
+                MailboxResponse::Challenge(self.challenges.issue(&peer.to_bytes(), now, &mut OsRng))
+            }
+            MailboxRequest::Fetch { .. } => match host.fetch(&proven) {
                 Ok((items, more)) => MailboxResponse::Mail { more, items },
                 Err(e) => {
                     tracing::error!(error = %e, "could not read the mailboxes");
                     MailboxResponse::Refused(Refusal::Unavailable)
                 }
             },
-            MailboxRequest::Ack { items } => match host.ack(&items) {
+            MailboxRequest::Ack { items, .. } if items.iter().any(|(m, _)| !proven.contains(m)) => {
+                tracing::debug!(%peer, "an acknowledgement names a mailbox it did not prove");
+                MailboxResponse::Refused(Refusal::Unauthorized)
+            }
+            MailboxRequest::Ack { items, .. } => match host.ack(&items) {
                 Ok(_) => MailboxResponse::Ok,
                 Err(e) => {
                     tracing::error!(error = %e, "could not delete fetched envelopes");
