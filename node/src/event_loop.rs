@@ -236,7 +236,11 @@ pub(crate) async fn spawn(
             config.circle.mailbox_limits,
             relay_id(&peer_id),
         )?;
-        Some(HostService::new(hosted, config.clock.clone()))
+        Some(HostService::new(
+            hosted,
+            config.clock.clone(),
+            config.circle.mailbox_limits,
+        ))
     } else {
         None
     };
@@ -1039,15 +1043,15 @@ impl EventLoop {
             // node's own requests to the client side.
             SwarmEvent::Behaviour(BehaviourEvent::Mailbox(request_response::Event::Message {
                 peer,
+                connection_id,
                 message:
                     request_response::Message::Request {
                         request, channel, ..
                     },
-                ..
             })) => HostService::answer(
                 self.mailbox_host.as_mut(),
                 &mut self.swarm,
-                peer,
+                (peer, self.moved.ip_of_connection(&peer, connection_id)),
                 request,
                 channel,
             ),

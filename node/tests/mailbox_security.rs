@@ -20,8 +20,12 @@ use ronde_node::circle::keyfile::identity_path;
 use ronde_node::circle::wire::{
     MailboxCodec, MailboxRequest, MailboxResponse, Refusal, MAILBOX_PROTOCOL,
 };
+use ronde_node::circle::{relay_id, SwitchStatus};
 use ronde_node::ManualClock;
-use ronde_protocol::circle::{epoch_of, mailbox_address, Identity, MailboxKey, PairSecret};
+use ronde_protocol::circle::{
+    epoch_of, mailbox_address, Alert, Identity, MailboxKey, PairSecret, SwitchOwner,
+    SMALL_ENVELOPE_LEN,
+};
 
 type Mallory = Swarm<request_response::Behaviour<MailboxCodec>>;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -202,4 +206,161 @@ async fn challenge_of(m: &mut Mallory, host: PeerId) -> [u8; 32] {
         MailboxResponse::Challenge(c) => c,
         other => panic!("no challenge: {other:?}"),
     }
+}
+
+/// A deposit of `n` alerts (to random mailboxes) for the host `relay`.
+fn junk_deposit(relay: [u8; 32], release_at: u64, n: usize) -> Vec<u8> {
+    use rand::RngCore;
+    let mut rng = rand::rngs::OsRng;
+    let alerts = (0..n)
+        .map(|_| {
+            let mut mailbox = [0u8; 32];
+            rng.fill_bytes(&mut mailbox);
+            let mut envelope = vec![0u8; SMALL_ENVELOPE_LEN];
+            rng.fill_bytes(&mut envelope);
+            envelope[0] = 1;
+            Alert { mailbox, envelope }
+        })
+        .collect();
+    SwitchOwner::new(&mut rng)
+        .deposit(relay, release_at, alerts, &mut rng)
+        .expect("deposit")
+        .to_bytes()
+}
+
+/// Mallory's switch request for `deposit`, with the work the test hosts
+/// ask for (Mallory pays it: the bounds must hold against paid deposits).
+fn switch_request(deposit: Vec<u8>) -> MailboxRequest {
+    MailboxRequest::switch(deposit, 8)
+}
+
+/// Send every request at once and drive Mallory until all are answered;
+/// how many were answered `ok`.
+async fn flood(mut m: Mallory, host: PeerId, reqs: Vec<MailboxRequest>) -> usize {
+    let mut waiting: std::collections::HashSet<_> = reqs
+        .into_iter()
+        .map(|r| m.behaviour_mut().send_request(&host, r))
+        .collect();
+    let mut ok = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+    while !waiting.is_empty() {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let ev = tokio::time::timeout(left, m.select_next_some())
+            .await
+            .expect("the flood is answered in time");
+        match ev {
+            SwarmEvent::Behaviour(request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            }) => {
+                waiting.remove(&request_id);
+                ok += usize::from(response == MailboxResponse::Ok);
+            }
+            SwarmEvent::Behaviour(request_response::Event::OutboundFailure {
+                request_id, ..
+            }) => {
+                waiting.remove(&request_id);
+            }
+            _ => {}
+        }
+    }
+    ok
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_deposits_neither_stalls_the_host_nor_evicts_an_honest_switch() {
+    const PEERS: usize = 4;
+    const PER_PEER: usize = 25;
+    let clock = ManualClock::new(T0);
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("dir")).collect();
+    let (host, host_addr) = start_host(dirs[0].path(), &clock).await;
+    let alice = start(config_with_host(dirs[1].path(), &clock, &host_addr)).await;
+    let bob = start(config_with_host(dirs[2].path(), &clock, &host_addr)).await;
+    befriend(&alice, "Alice", &bob, "Bob").await;
+
+    // Alice's honest switch, before the flood.
+    let journey = alice
+        .start_journey(48.82, 2.39, T0 + 1500, 600)
+        .await
+        .expect("journey");
+    let release_at = journey.switch_release_at;
+    eventually("the switch to be armed", || async {
+        alice
+            .journey()
+            .await
+            .ok()
+            .filter(|j| j.switch == SwitchStatus::Armed)
+    })
+    .await;
+
+    // Several peers deposit the largest switches they can, as fast as the
+    // host answers, while the test times a request through the host's
+    // event loop every 10 ms.
+    let relay = relay_id(&host.peer_id());
+    let mut floods = Vec::new();
+    for _ in 0..PEERS {
+        let mut m = mallory(&host_addr).await;
+        let _ = challenge_of(&mut m, host.peer_id()).await; // connected
+        let reqs = (0..PER_PEER)
+            .map(|_| switch_request(junk_deposit(relay, T0 + 3600, 32)))
+            .collect();
+        floods.push(tokio::spawn(flood(m, host.peer_id(), reqs)));
+    }
+    let started = std::time::Instant::now();
+    let mut worst = Duration::ZERO;
+    let mut probes = 0;
+    while floods.iter().any(|f| !f.is_finished()) {
+        let t = std::time::Instant::now();
+        host.circle_status().await.expect("status");
+        worst = worst.max(t.elapsed());
+        probes += 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut accepted = 0;
+    for f in floods {
+        accepted += f.await.expect("flood task");
+    }
+    println!(
+        "flood: {} deposits from {PEERS} peers, {accepted} accepted, in {:?}; \
+         worst event-loop lag {worst:?} over {probes} probes",
+        PEERS * PER_PEER,
+        started.elapsed()
+    );
+    assert!(
+        worst < Duration::from_millis(500),
+        "the host's event loop stalled for {worst:?} during the flood"
+    );
+    // Each peer got at most its share; the rest was refused, not evicting.
+    assert!(accepted <= PEERS * 16, "{accepted} flood deposits accepted");
+    assert_eq!(
+        host.circle_status().await.expect("status").hosted_switches,
+        1 + accepted
+    );
+    // A deposit without its proof of work is refused before it is parsed.
+    let mut m = mallory(&host_addr).await;
+    let lazy = MailboxRequest::Switch {
+        work: 0,
+        request: junk_deposit(relay, T0 + 3600, 4),
+    };
+    let answer = ask(&mut m, host.peer_id(), lazy.clone()).await;
+    let MailboxRequest::Switch { request, .. } = lazy else {
+        unreachable!()
+    };
+    let paid = ronde_protocol::circle::switch::check_deposit_work(&request, 0, 8);
+    if !paid {
+        assert_eq!(answer, MailboxResponse::Refused(Refusal::SwitchWorkMissing));
+    }
+
+    // Alice's node dies: her switch still fires at its time.
+    alice.shutdown().await.expect("stop");
+    drop(alice);
+    clock.set(release_at);
+    eventually("the overdue alert", || async {
+        inbox_where(&bob, is_overdue).await.into_iter().next()
+    })
+    .await;
 }

@@ -28,7 +28,7 @@
 //!          | 0x03 ack    || challenge (32) || k (1, 1..=128) || k × key (32)
 //!                        || n (2, 1..=256) || n × (mailbox (32) || seq (8))
 //!                        || k × signature (64)
-//!          | 0x04 switch || a dead-man's-switch request (docs/circle.md §8)
+//!          | 0x04 switch || work (8) || a dead-man's-switch request (docs/circle.md §8)
 //!          | 0x05 challenge
 //! response = 0x00 ok
 //!          | 0x01 mail   || more (1: 0|1) || n (1, 0..=32)
@@ -56,7 +56,7 @@
 use crate::codec::{invalid, Bounded, WireFormat};
 use libp2p::StreamProtocol;
 use ronde_protocol::circle::mailbox_auth::{self, AuthError, CHALLENGE_LEN};
-use ronde_protocol::circle::switch::MAX_SWITCH_REQUEST_LEN;
+use ronde_protocol::circle::switch::{self, MAX_SWITCH_REQUEST_LEN};
 use ronde_protocol::circle::{address_of_key, MailboxKey};
 use ronde_protocol::circle::{LARGE_ENVELOPE_LEN, SMALL_ENVELOPE_LEN};
 use ronde_protocol::cursor::{Cursor, CursorError};
@@ -151,12 +151,33 @@ pub enum MailboxRequest {
     },
     /// A dead-man's-switch request (deposit, heartbeat or withdrawal), as
     /// bytes; the host's switch parses and verifies it.
-    Switch(Vec<u8>),
+    Switch {
+        /// A deposit's proof-of-work stamp (0 for the others).
+        work: u64,
+        /// The request's bytes.
+        request: Vec<u8>,
+    },
     /// A challenge, for the next fetch or acknowledgement.
     Challenge,
 }
 
+/// Whether switch request bytes are a deposit (the kind byte).
+pub fn is_deposit(request: &[u8]) -> bool {
+    request.get(1) == Some(&switch::KIND_DEPOSIT)
+}
+
 impl MailboxRequest {
+    /// A switch request; a deposit is stamped with `bits` of proof of work
+    /// (pure CPU: about 2^`bits` SHA-256).
+    pub fn switch(request: Vec<u8>, bits: u8) -> MailboxRequest {
+        let work = if is_deposit(&request) {
+            switch::deposit_work(&request, bits, 0)
+        } else {
+            0
+        };
+        MailboxRequest::Switch { work, request }
+    }
+
     /// A fetch of the mailboxes of `keys` from `host`, asked by `client`,
     /// answering `challenge`. Fails on a request that breaks the limits.
     pub fn fetch(
@@ -288,12 +309,13 @@ fn unsigned_bytes(req: &MailboxRequest) -> std::io::Result<Vec<u8>> {
                 b.extend_from_slice(&seq.to_be_bytes());
             }
         }
-        MailboxRequest::Switch(bytes) => {
-            if bytes.is_empty() || bytes.len() > MAX_SWITCH_REQUEST_LEN {
+        MailboxRequest::Switch { work, request } => {
+            if request.is_empty() || request.len() > MAX_SWITCH_REQUEST_LEN {
                 return Err(invalid("bad switch request length"));
             }
             b.push(SWITCH);
-            b.extend_from_slice(bytes);
+            b.extend_from_slice(&work.to_be_bytes());
+            b.extend_from_slice(request);
         }
         MailboxRequest::Challenge => b.push(CHALLENGE),
     }
@@ -355,6 +377,13 @@ pub enum Refusal {
     /// The host holds as many switches as it accepts.
     #[error("the host holds too many switches")]
     SwitchFull,
+    /// A deposit without enough proof of work.
+    #[error("the deposit lacks its proof of work")]
+    SwitchWorkMissing,
+    /// This peer, or its network, holds as many switches as the host
+    /// allows one client.
+    #[error("this client holds too many switches")]
+    SwitchQuota,
     /// A code this version does not know.
     #[error("refused (code {0})")]
     Other(u8),
@@ -377,6 +406,8 @@ impl Refusal {
             Refusal::SwitchStaleCounter => 0x16,
             Refusal::SwitchAlreadyDue => 0x17,
             Refusal::SwitchFull => 0x18,
+            Refusal::SwitchWorkMissing => 0x19,
+            Refusal::SwitchQuota => 0x1a,
             Refusal::Other(c) => c,
         }
     }
@@ -397,6 +428,8 @@ impl Refusal {
             0x16 => Refusal::SwitchStaleCounter,
             0x17 => Refusal::SwitchAlreadyDue,
             0x18 => Refusal::SwitchFull,
+            0x19 => Refusal::SwitchWorkMissing,
+            0x1a => Refusal::SwitchQuota,
             c => Refusal::Other(c),
         }
     }
@@ -549,11 +582,12 @@ pub fn decode_mailbox_request(buf: &[u8]) -> std::io::Result<MailboxRequest> {
         }
         CHALLENGE => MailboxRequest::Challenge,
         SWITCH => {
-            let bytes = r.rest().to_vec();
-            if bytes.is_empty() {
+            let work = r.u64()?;
+            let request = r.rest().to_vec();
+            if request.is_empty() {
                 return Err(invalid("empty switch request"));
             }
-            MailboxRequest::Switch(bytes)
+            MailboxRequest::Switch { work, request }
         }
         _ => return Err(invalid("unknown mailbox request")),
     };
@@ -745,7 +779,10 @@ mod tests {
                 items: vec![([9; 32], u64::MAX); MAX_ACK_ITEMS],
                 signatures: vec![[3; 64]; MAX_ACK_KEYS],
             },
-            MailboxRequest::Switch(vec![1, 2, 3]),
+            MailboxRequest::Switch {
+                work: 77,
+                request: vec![1, 2, 3],
+            },
             MailboxRequest::Challenge,
         ];
         for r in reqs {
@@ -837,6 +874,7 @@ mod tests {
         assert!(decode_mailbox_request(&no_items).is_err());
         assert!(decode_mailbox_request(&[CHALLENGE, 0]).is_err());
         assert!(decode_mailbox_request(&[SWITCH]).is_err());
+        assert!(decode_mailbox_request(&[SWITCH, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
         assert!(decode_mailbox_request(&[]).is_err());
         assert!(decode_mailbox_request(&[9]).is_err());
         let huge = vec![SWITCH; MAX_MAILBOX_REQUEST + 1];

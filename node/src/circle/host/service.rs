@@ -11,6 +11,7 @@
 //!
 //! Logs name no mailbox, envelope or switch.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use libp2p::request_response::ResponseChannel;
@@ -20,9 +21,12 @@ use rand::rngs::OsRng;
 use ronde_protocol::circle::mailbox_auth::Challenges;
 
 use crate::behaviour::Behaviour;
+use crate::circle::host::quota::Quotas;
 use crate::circle::host::store::MailboxHost;
-use crate::circle::wire::{MailboxRequest, MailboxResponse, Refusal};
+use crate::circle::wire::{is_deposit, MailboxRequest, MailboxResponse, Refusal};
 use crate::clock::Clock;
+use crate::config::MailboxLimits;
+use ronde_protocol::circle::switch::check_deposit_work;
 
 /// How often the hosted mailboxes are purged of expired envelopes.
 const PURGE_SECS: u64 = 60;
@@ -33,15 +37,23 @@ pub(crate) struct HostService {
     clock: Arc<dyn Clock>,
     last_purge: u64,
     challenges: Challenges,
+    quotas: Quotas,
+    limits: MailboxLimits,
 }
 
 impl HostService {
-    pub(crate) fn new(store: MailboxHost, clock: Arc<dyn Clock>) -> HostService {
+    pub(crate) fn new(
+        store: MailboxHost,
+        clock: Arc<dyn Clock>,
+        limits: MailboxLimits,
+    ) -> HostService {
         HostService {
             store,
             clock,
             last_purge: 0,
             challenges: Challenges::new(),
+            quotas: Quotas::default(),
+            limits,
         }
     }
 
@@ -56,19 +68,21 @@ impl HostService {
         &mut self.store
     }
 
-    /// Answer a peer's request on `/ronde/mailbox/1`. `host` is `None` on a
+    /// Answer a peer's request on `/ronde/mailbox/1` (`from`: the peer and
+    /// the IP address of its connection, if direct). `host` is `None` on a
     /// node that hosts nothing (it does not offer the protocol, so no
     /// request should arrive): every request is refused as unavailable.
     pub(crate) fn answer(
         host: Option<&mut HostService>,
         swarm: &mut Swarm<Behaviour>,
-        peer: PeerId,
+        from: (PeerId, Option<IpAddr>),
         request: MailboxRequest,
         channel: ResponseChannel<MailboxResponse>,
     ) {
         let local = *swarm.local_peer_id();
+        let peer = from.0;
         let answer = match host {
-            Some(host) => host.serve(&local, &peer, request),
+            Some(host) => host.serve(&local, from, request),
             None => MailboxResponse::Refused(Refusal::Unavailable),
         };
         if swarm
@@ -112,8 +126,46 @@ impl HostService {
         Ok(mailboxes)
     }
 
-    fn serve(&mut self, local: &PeerId, peer: &PeerId, request: MailboxRequest) -> MailboxResponse {
+    /// A deposit's checks before it is parsed (cheapest first): its proof
+    /// of work, then its client's quota.
+    fn admit_deposit(
+        &mut self,
+        (peer, ip): (PeerId, Option<IpAddr>),
+        work: u64,
+        request: &[u8],
+    ) -> Result<(), Refusal> {
+        if !check_deposit_work(request, work, self.limits.deposit_work_bits) {
+            return Err(Refusal::SwitchWorkMissing);
+        }
+        let store = &self.store;
+        if !self.quotas.allows(
+            peer,
+            ip,
+            self.limits.max_switches_per_peer,
+            self.limits.max_switches_per_network,
+            |k| store.holds_switch(k),
+        ) {
+            return Err(Refusal::SwitchQuota);
+        }
+        Ok(())
+    }
+
+    fn serve(
+        &mut self,
+        local: &PeerId,
+        from: (PeerId, Option<IpAddr>),
+        request: MailboxRequest,
+    ) -> MailboxResponse {
+        let peer = &from.0;
         let now = self.clock.now();
+        if let MailboxRequest::Switch { work, request } = &request {
+            if is_deposit(request) {
+                if let Err(r) = self.admit_deposit(from, *work, request) {
+                    tracing::debug!(refusal = %r, "dead-man's switch deposit refused");
+                    return MailboxResponse::Refused(r);
+                }
+            }
+        }
         let proven = match &request {
             MailboxRequest::Fetch { .. } | MailboxRequest::Ack { .. } => {
                 match self.proven(local, peer, &request, now) {
@@ -153,8 +205,11 @@ impl HostService {
                     MailboxResponse::Refused(Refusal::Unavailable)
                 }
             },
-            MailboxRequest::Switch(bytes) => match host.switch(&bytes, now) {
-                Ok(()) => {
+            MailboxRequest::Switch { request, .. } => match host.switch(&request, now) {
+                Ok(key) => {
+                    if is_deposit(&request) {
+                        self.quotas.record(from.0, from.1, key);
+                    }
                     tracing::debug!("dead-man's switch request applied");
                     MailboxResponse::Ok
                 }
