@@ -751,6 +751,12 @@ impl DeadManSwitch {
         Some(b)
     }
 
+    /// Whether `key` is held, live or as a tombstone.
+    pub fn holds(&self, key: &[u8; 32]) -> bool {
+        let k = Key(*key);
+        self.entries.contains_key(&k) || self.tombstones.contains_key(&k)
+    }
+
     /// Until when the tombstone of `key` refuses its deposit, if it has one.
     pub fn tombstone(&self, key: &[u8; 32]) -> Option<u64> {
         self.tombstones.get(&Key(*key)).copied()

@@ -406,7 +406,7 @@ impl MailboxHost {
 
     /// Whether the host still holds switch `key` (live, or its tombstone).
     pub fn holds_switch(&self, key: &[u8; 32]) -> bool {
-        self.switch.tombstone(key).is_some() || self.switch.record(key).is_some()
+        self.switch.holds(key)
     }
 
     /// When the next switch is due.
