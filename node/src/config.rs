@@ -401,6 +401,11 @@ impl CircleConfig {
             mailbox_poll_interval: Duration::from_millis(300),
             retry_interval: Duration::from_millis(300),
             request_timeout: Duration::from_secs(5),
+            // Cheap work, so that debug builds deposit quickly.
+            mailbox_limits: MailboxLimits {
+                deposit_work_bits: 8,
+                ..MailboxLimits::default()
+            },
             ..CircleConfig::default()
         }
     }
@@ -417,6 +422,16 @@ pub struct MailboxLimits {
     pub max_bytes: u64,
     /// Most dead-man's switches held (live ones plus tombstones).
     pub max_switches: usize,
+    /// Most switches (live ones plus tombstones) deposited by one peer id.
+    pub max_switches_per_peer: usize,
+    /// Most switches deposited from one network: an IPv4 /24 or an IPv6
+    /// /48, as the host sees the connection (peers that reach it through a
+    /// relay count under the relay's).
+    pub max_switches_per_network: usize,
+    /// The proof of work (leading zero bits) a deposit must carry; this
+    /// node also stamps its own deposits with it
+    /// (`ronde_protocol::circle::switch::DEPOSIT_WORK_BITS` by default).
+    pub deposit_work_bits: u8,
 }
 
 impl Default for MailboxLimits {
@@ -426,6 +441,9 @@ impl Default for MailboxLimits {
             max_per_mailbox: 256,
             max_bytes: 256 * 1024 * 1024,
             max_switches: 1_000,
+            max_switches_per_peer: 16,
+            max_switches_per_network: 128,
+            deposit_work_bits: ronde_protocol::circle::switch::DEPOSIT_WORK_BITS,
         }
     }
 }

@@ -240,6 +240,7 @@ pub(crate) async fn spawn(
             hosted,
             config.clock.clone(),
             keypair.clone(),
+            config.circle.mailbox_limits,
         ))
     } else {
         None
@@ -1052,15 +1053,15 @@ impl EventLoop {
             // node's own requests to the client side.
             SwarmEvent::Behaviour(BehaviourEvent::Mailbox(request_response::Event::Message {
                 peer,
+                connection_id,
                 message:
                     request_response::Message::Request {
                         request, channel, ..
                     },
-                ..
             })) => HostService::answer(
                 self.mailbox_host.as_mut(),
                 &mut self.swarm,
-                peer,
+                (peer, self.moved.ip_of_connection(&peer, connection_id)),
                 request,
                 channel,
             ),

@@ -298,6 +298,16 @@ fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
 }
 
 impl MovedPeers {
+    /// The IP address of `peer`'s direct inbound connection `id`, if known
+    /// (a mailbox host bounds deposits per network with it).
+    pub(crate) fn ip_of_connection(&self, peer: &PeerId, id: ConnectionId) -> Option<IpAddr> {
+        self.inbound
+            .get(peer)?
+            .iter()
+            .find(|(c, _)| *c == id)
+            .map(|(_, ip)| *ip)
+    }
+
     /// A connection was established: if it is inbound, direct, and from
     /// another IP address than the peer's older inbound ones, close those.
     pub(crate) fn on_established(

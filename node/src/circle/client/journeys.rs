@@ -480,7 +480,7 @@ impl CircleClient {
         for (peer, host_id, bytes, addrs) in sends {
             let id = swarm.behaviour_mut().mailbox.send_request_with_addresses(
                 &peer,
-                MailboxRequest::Switch(bytes),
+                MailboxRequest::switch(bytes, self.config.mailbox_limits.deposit_work_bits),
                 addrs,
             );
             self.switch_inflight.insert(peer);

@@ -155,11 +155,24 @@ struct Attempt {
     direct_ok: bool,
 }
 
+/// What a mailbox request in flight was for. `Challenge` waits for a
+/// challenge to send a proven request with; `Ack`'s `more`: fetch again
+/// once acknowledged.
 enum MailboxAsk {
     Put { seq: u64 },
+    Challenge { host: PeerId, then: Proven },
     Fetch { host: PeerId },
-    Ack,
+    Ack { host: PeerId, more: bool },
     Switch { host: PeerId, id: u64 },
+}
+
+/// A request that proves mailbox keys, waiting for its challenge.
+enum Proven {
+    Fetch,
+    Ack {
+        items: Vec<([u8; 32], u64)>,
+        more: bool,
+    },
 }
 
 /// The client side of the circle: this person's circle, its delivery and
