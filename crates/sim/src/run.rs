@@ -804,8 +804,16 @@ pub async fn run_overlay(
     };
     let (visible_before, visible_after) = if overlay == Overlay::Ronde {
         let before = count_visible(&world).await;
-        // Every report of the run expires 30 minutes after its minute.
-        world.clock.set(T0 + cfg.end().ceil() as u64 + 31 * 60 + 60);
+        // Every report of the run expires 30 minutes after its minute
+        // (spam: 60).
+        let ttl_min = if cfg.spam.active() {
+            u64::from(crate::spam::SPAM_TTL_MINUTES)
+        } else {
+            30
+        };
+        world
+            .clock
+            .set(T0 + cfg.end().ceil() as u64 + (ttl_min + 1) * 60 + 60);
         clock_task.abort();
         let after = count_visible(&world).await;
         (Some(before), Some(after))
@@ -1263,7 +1271,8 @@ fn figures(
             holdings: &end.holdings,
             now: end.now,
             honest_delivery: delivery_ratio,
-            duplicates_per_delivery,
+            transmissions,
+            since: cfg.warmup.as_secs_f64(),
             phone_hours: phone_hours(world),
             frame_bytes: FrameClassifier::ronde().unit(),
             over_peer_bound: end.over_peer_bound,

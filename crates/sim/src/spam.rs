@@ -276,7 +276,8 @@ pub struct SpamFigures {
     /// above × the verification cost measured in this process).
     pub spam_cpu_ms_per_phone_hour: f64,
     /// Bytes of spam honest phones received, MB per phone-hour: spam
-    /// stored × (1 + the run's duplicates per delivery) × a report frame.
+    /// stored × the run's report frames per stored report (every report,
+    /// spam included, every honest device) × a report frame.
     pub spam_mb_per_phone_hour: f64,
     /// Spam messages honest devices ignored or rejected for exceeding the
     /// bound on new reports per peer.
@@ -303,8 +304,10 @@ pub struct Inputs<'a> {
     pub now: u64,
     /// The run's delivery ratio.
     pub honest_delivery: f64,
-    /// The run's duplicates per delivery.
-    pub duplicates_per_delivery: f64,
+    /// Report frames sent by honest devices after the warm-up.
+    pub transmissions: u64,
+    /// End of the warm-up (model seconds).
+    pub since: f64,
     /// Honest phone-hours online after the warm-up.
     pub phone_hours: f64,
     /// Bytes of one report frame.
@@ -386,6 +389,13 @@ pub fn figures(i: &Inputs<'_>) -> SpamFigures {
         }
     };
     let verified = per_hour(spam_stored as f64);
+    // Frames per stored report, over every report and honest device.
+    let stored_since = i.deliveries.iter().filter(|d| d.2 >= i.since).count();
+    let copies = if stored_since == 0 {
+        0.0
+    } else {
+        i.transmissions as f64 / stored_since as f64
+    };
     SpamFigures {
         defences: i.cfg.defences,
         spammers: i.spammers,
@@ -400,8 +410,7 @@ pub fn figures(i: &Inputs<'_>) -> SpamFigures {
         relay_suppressed: suppressed,
         spam_verified_per_phone_hour: verified,
         spam_cpu_ms_per_phone_hour: verified * verify_ms,
-        spam_mb_per_phone_hour: verified * (1.0 + i.duplicates_per_delivery) * i.frame_bytes as f64
-            / 1e6,
+        spam_mb_per_phone_hour: verified * copies * i.frame_bytes as f64 / 1e6,
         over_peer_bound: i.over_peer_bound,
     }
 }
