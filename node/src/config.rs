@@ -166,9 +166,16 @@ pub struct NodeConfig {
     pub policy: Policy,
     /// Proof-of-work difficulty of the reports this node makes.
     pub difficulty: u8,
-    /// Bound on stored reports; when full, the report that expires soonest
-    /// is evicted first (see [`crate::store`]).
+    /// Bound on stored reports; when full, the most crowded cell of the
+    /// most crowded area gives up its oldest report (see [`crate::store`]).
     pub max_reports: usize,
+    /// How a full store chooses the report it gives up. Keep the default:
+    /// the other rule exists to measure the defence against floods.
+    pub eviction: crate::store::Eviction,
+    /// Bound on the new reports each peer may bring per area per minute
+    /// (see [`crate::new_reports`]); `None`: unbounded (only to measure the
+    /// defence against floods).
+    pub new_report_bound: Option<crate::new_reports::NewReportBound>,
     /// Most areas this node follows at once (9 on a phone; a relay may follow
     /// up to [`MAX_PEER_AREAS`]).
     pub max_areas: usize,
@@ -272,6 +279,8 @@ impl NodeConfig {
             policy: Policy::default(),
             difficulty: DEFAULT_DIFFICULTY,
             max_reports: DEFAULT_MAX_REPORTS,
+            eviction: crate::store::Eviction::default(),
+            new_report_bound: Some(crate::new_reports::NewReportBound::DEFAULT),
             max_areas: DEFAULT_MAX_AREAS,
             clock: Arc::new(SystemClock),
             memory_transport: false,
@@ -330,6 +339,8 @@ impl fmt::Debug for NodeConfig {
             .field("policy", &self.policy)
             .field("difficulty", &self.difficulty)
             .field("max_reports", &self.max_reports)
+            .field("eviction", &self.eviction)
+            .field("new_report_bound", &self.new_report_bound)
             .field("max_areas", &self.max_areas)
             .field("memory_transport", &self.memory_transport)
             .field("heartbeat", &self.heartbeat)

@@ -65,6 +65,7 @@ use crate::directory::service::DirectoryService;
 use crate::directory::store::DirectoryStore;
 use crate::error::NodeError;
 use crate::events::{CellCount, Nearby, NearbyReport, NodeEvent, Published, Status};
+use crate::new_reports::{Budget, NewReportBound, PeerBudgets};
 use crate::reachability::{self, Reachability};
 use crate::store::{Inserted, ReportStore, SledStore};
 
@@ -153,6 +154,9 @@ struct EventLoop {
     policy: Policy,
     /// Gossiped messages refused since start, by reason (for `Status`).
     gossip_refused: BTreeMap<&'static str, u64>,
+    /// The bound on new reports per peer, area and minute, and its counters.
+    new_report_bound: Option<NewReportBound>,
+    budgets: PeerBudgets,
     /// Gossip received during the current burst of swarm events.
     gossip_in: Vec<GossipIn>,
     /// Gossip waiting for its signatures to be verified.
@@ -203,10 +207,11 @@ pub(crate) async fn spawn(
         )));
     }
     let data_dir = config.data_dir.clone();
-    let max_reports = config.max_reports;
-    let store = tokio::task::spawn_blocking(move || SledStore::open(&data_dir, max_reports))
-        .await
-        .map_err(|e| NodeError::Transport(format!("store task failed: {e}")))??;
+    let (max_reports, eviction) = (config.max_reports, config.eviction);
+    let store =
+        tokio::task::spawn_blocking(move || SledStore::open_with(&data_dir, max_reports, eviction))
+            .await
+            .map_err(|e| NodeError::Transport(format!("store task failed: {e}")))??;
     let data_dir = config.data_dir.clone();
     let identity = tokio::task::spawn_blocking(move || keyfile::load_or_create(&data_dir))
         .await
@@ -273,6 +278,8 @@ pub(crate) async fn spawn(
         clock: config.clock.clone(),
         policy: config.policy,
         gossip_refused: BTreeMap::new(),
+        new_report_bound: config.new_report_bound,
+        budgets: PeerBudgets::default(),
         gossip_in: Vec::new(),
         verify_queue: Vec::new(),
         verify_job: None,
@@ -882,6 +889,18 @@ impl EventLoop {
                 Ok(false) => {}
                 Err(e) => tracing::error!(error = %e, "could not look a report up"),
             }
+            if let Some(bound) = &self.new_report_bound {
+                let verdict = match self.budgets.take(bound, source, cell.area(), now) {
+                    Budget::Within => None,
+                    Budget::Over => Some(("over_peer_bound", MessageAcceptance::Ignore)),
+                    Budget::Abusive => Some(("far_over_peer_bound", MessageAcceptance::Reject)),
+                };
+                if let Some((reason, verdict)) = verdict {
+                    *self.gossip_refused.entry(reason).or_default() += 1;
+                    self.report_verdict(&source, &id, verdict);
+                    continue;
+                }
+            }
             self.verify_queue.push(Awaiting { source, id, report });
         }
         self.dispatch_verify();
@@ -965,7 +984,7 @@ impl EventLoop {
         match outcome {
             Inserted::Stored { evicted } => {
                 if let Some(old) = evicted {
-                    tracing::debug!(%old, "store full: evicted the report expiring soonest");
+                    tracing::debug!(%old, "store full: evicted a report of the most crowded cell");
                 }
                 tracing::debug!(area = %report.report().cell().area(), "report stored");
                 let ev = to_nearby(report, now, self.location);

@@ -37,6 +37,7 @@ pub mod error;
 pub mod event_loop;
 pub mod events;
 pub mod handle;
+pub mod new_reports;
 pub mod peer_key;
 mod reachability;
 pub mod store;
