@@ -39,6 +39,7 @@ pub mod events;
 pub mod handle;
 pub mod peer_key;
 mod reachability;
+pub mod stem;
 pub mod store;
 pub mod webapp;
 
