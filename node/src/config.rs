@@ -249,7 +249,19 @@ pub struct NodeConfig {
     /// counts them). `None`: this node does not take flags, and does not
     /// announce the protocol.
     pub flag_sink: Option<crate::directory::FlagSink>,
+    /// The stem phase of this node's own reports (`/ronde/stem/1`, see
+    /// [`crate::stem`]): `None` publishes them straight to the gossip, as
+    /// before the stem existed (the simulator's baseline). The node always
+    /// answers stem requests.
+    pub stem: Option<ronde_protocol::stem::StemParams>,
+    /// Simulation only: told, for every report this node receives from a
+    /// peer (gossip or stem), the report id and that peer, the first time
+    /// and every time: what a spy would log. `None` outside simulations.
+    pub first_hop_tap: Option<FirstHopTap>,
 }
+
+/// See [`NodeConfig::first_hop_tap`].
+pub type FirstHopTap = Arc<dyn Fn(ronde_protocol::ReportId, libp2p::PeerId) + Send + Sync>;
 
 /// A raw, reliable, ordered byte stream of an injected transport (see
 /// [`NodeConfig::sim_transport`]).
@@ -303,6 +315,8 @@ impl NodeConfig {
             directory_refresh: DEFAULT_DIRECTORY_REFRESH,
             flag_difficulty: DEFAULT_FLAG_DIFFICULTY,
             flag_sink: None,
+            stem: Some(ronde_protocol::stem::StemParams::default()),
+            first_hop_tap: None,
         }
     }
 
@@ -359,6 +373,11 @@ impl fmt::Debug for NodeConfig {
             .field("directory_refresh", &self.directory_refresh)
             .field("flag_difficulty", &self.flag_difficulty)
             .field("flag_sink", &self.flag_sink.as_ref().map(|_| "<set>"))
+            .field("stem", &self.stem)
+            .field(
+                "first_hop_tap",
+                &self.first_hop_tap.as_ref().map(|_| "<set>"),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -1,13 +1,13 @@
 //! The event loop: the one task that owns the `Swarm` and the store.
 //!
-//! It multiplexes eight sources with `tokio::select!`: commands from
+//! It multiplexes nine sources with `tokio::select!`: commands from
 //! [`crate::Node`] handles (a bounded queue, each command with a one-shot
 //! reply), swarm events, a purge timer (expired reports are deleted), a
 //! retry timer (queued reports are published once a peer follows their
 //! area), the circle's tick (journey and SOS deadlines on the node's clock,
 //! dead-man's switches due on a mailbox host, circle retries), the
 //! mailbox poll timer, the directory refresh, and the verdicts of a
-//! relay's flag sink. The trusted circle's and the directory's work is
+//! relay's flag sink, and the stem's next deadline ([`crate::stem`]). The trusted circle's and the directory's work is
 //! done by their services ([`crate::circle`], [`crate::directory`]), which
 //! the loop owns and hands the swarm to. The circle has two: the client
 //! side (this person's circle) gets the commands and everything the
@@ -67,6 +67,7 @@ use crate::error::NodeError;
 use crate::events::{CellCount, Nearby, NearbyReport, NodeEvent, Published, Status};
 use crate::new_reports::{Budget, NewReportBound, PeerBudgets};
 use crate::reachability::{self, Reachability};
+use crate::stem::{Judge, StemService};
 use crate::store::{Inserted, ReportStore, SledStore};
 
 /// Capacity of the command queue.
@@ -194,6 +195,8 @@ struct EventLoop {
     mailbox_host: Option<HostService>,
     /// The city directories and the flags.
     directories: DirectoryService,
+    /// The stem of reports before the gossip (`/ronde/stem/1`).
+    stem: StemService,
 }
 
 /// Start a node: open the store, build the swarm, listen, dial, follow the
@@ -299,6 +302,7 @@ pub(crate) async fn spawn(
         circle,
         mailbox_host,
         directories,
+        stem: StemService::new(config.stem, config.first_hop_tap.clone()),
     };
     for addr in &config.external_addresses {
         el.swarm.add_external_address(addr.clone());
@@ -389,6 +393,14 @@ struct Timers {
     directory: std::time::Duration,
 }
 
+/// Sleep until `at` (forever if `None`).
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 fn interval(period: std::time::Duration) -> tokio::time::Interval {
     let mut t = tokio::time::interval(period);
     t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -422,6 +434,7 @@ impl EventLoop {
         let mut mailbox_timer = interval(timers.mailbox_poll);
         let mut directory_timer = interval(timers.directory);
         let shutdown_reply = loop {
+            let stem_due = self.stem.deadline();
             tokio::select! {
                 cmd = commands.recv() => match cmd {
                     Some(Command::Shutdown { reply }) => break Some(reply),
@@ -468,8 +481,10 @@ impl EventLoop {
                 Some(done) = join_verify(&mut self.verify_job), if self.verify_job.is_some() => {
                     self.finish_gossip(done);
                 }
+                _ = sleep_until(stem_due), if stem_due.is_some() => {}
             }
             self.flush_gossip();
+            self.poll_stem();
             self.flush_sync();
         };
         let result = self
@@ -727,7 +742,9 @@ impl EventLoop {
         let now = self.clock.now();
         let cell = report.report().cell();
         self.store_new(&report, now)?;
-        let published = self.try_publish(&report)?;
+        // On the stem if a peer that follows the area speaks it (else
+        // published, or queued, as before).
+        let published = self.stem.own(&self.swarm, &report) || self.try_publish(&report)?;
         // Not logged at any level: a line would prove on a seized phone that
         // the person made a report (and where).
         if !published {
@@ -823,8 +840,30 @@ impl EventLoop {
         Ok(Nearby { reports, cells })
     }
 
+    /// Publish the reports the stem says to fluff now (own reports whose
+    /// fail-safe fired included), as [`Self::publish_own`] would.
+    fn poll_stem(&mut self) {
+        for report in self.stem.poll(&mut self.swarm) {
+            let now = self.clock.now();
+            if let Err(e) = self.store_new(&report, now) {
+                tracing::error!(error = %e, "could not store a report from the stem");
+            }
+            match self.try_publish(&report) {
+                Ok(true) => {}
+                Ok(false) => {
+                    if let Err(e) = self.store.add_pending(&report) {
+                        tracing::debug!(error = %e, "could not queue a report from the stem");
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "could not fluff a report"),
+            }
+        }
+    }
+
     /// Keep a gossiped message for the batch judged after this burst.
     fn on_gossip(&mut self, source: PeerId, id: gossipsub::MessageId, message: gossipsub::Message) {
+        self.stem
+            .seen(&ronde_protocol::ReportId::of(&message.data), source);
         self.gossip_in.push(GossipIn {
             source,
             id,
@@ -1096,6 +1135,14 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Flags(ev)) => {
                 self.directories.on_flag_event(&mut self.swarm, ev)
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Stem(ev)) => {
+                let judge = Judge {
+                    store: self.store.as_ref(),
+                    policy: &self.policy,
+                    now: self.clock.now(),
+                };
+                self.stem.on_event(&mut self.swarm, judge, ev)
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,
@@ -1116,6 +1163,7 @@ impl EventLoop {
                     &info.protocols,
                     bootstrap.as_ref(),
                 );
+                self.stem.on_identify(peer_id, &info.protocols);
                 self.directories
                     .on_identify(&mut self.swarm, peer_id, &info);
             }
@@ -1181,6 +1229,7 @@ impl EventLoop {
                 if num_established == 0 {
                     self.synced.retain(|(p, _)| *p != peer_id);
                     self.directories.on_disconnected(&peer_id);
+                    self.stem.on_disconnected(&peer_id);
                 }
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {

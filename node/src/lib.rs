@@ -40,6 +40,7 @@ pub mod handle;
 pub mod new_reports;
 pub mod peer_key;
 mod reachability;
+pub mod stem;
 pub mod store;
 pub mod webapp;
 
