@@ -401,9 +401,13 @@ impl Behaviour {
                 .with_request_timeout(config.circle.request_timeout)
                 .with_max_concurrent_streams(32),
         );
-        let relay_server = config
-            .relay_server
-            .then(|| relay::Behaviour::new(peer_id, relay::Config::default()));
+        let relay_server = config.relay_server.then(|| {
+            let relay_config = relay::Config {
+                reservation_duration: config.relay_reservation_duration,
+                ..relay::Config::default()
+            };
+            relay::Behaviour::new(peer_id, relay_config)
+        });
         let directory = codec::behaviour::<DirectoryWire>(
             request_response::ProtocolSupport::Full,
             request_response::Config::default()

@@ -37,6 +37,10 @@ pub const DEFAULT_DIRECTORY_REFRESH: Duration = Duration::from_secs(600);
 /// Default number of areas this node follows: its own and the 8 around it.
 pub const DEFAULT_MAX_AREAS: usize = 9;
 
+/// How long a relay's circuit reservation lasts (libp2p's default): a
+/// private phone renews it every 45 minutes over the connection it holds.
+pub const DEFAULT_RELAY_RESERVATION_DURATION: Duration = Duration::from_secs(60 * 60);
+
 /// The most areas any node may follow, and so the most area subscriptions
 /// this node accepts from one peer. 256 areas of about 25 km² cover a large
 /// metropolitan area, enough for a relay; the gossip frame limit is sized
@@ -218,6 +222,16 @@ pub struct NodeConfig {
     /// addresses. A relay server only serves once it has one; with
     /// `relay_server` and none given, its listen addresses are used.
     pub external_addresses: Vec<Multiaddr>,
+    /// Every peer can dial this node's listen addresses directly (the
+    /// demo's phones on the in-process memory transport, where AutoNAT has
+    /// nothing it can test): the node is public from the start and never
+    /// reserves a relay circuit, as with `external_addresses`. `false` on a
+    /// real phone, which learns it from AutoNAT.
+    pub directly_reachable: bool,
+    /// With `relay_server`: how long a circuit reservation lasts before the
+    /// phone must renew it (libp2p's default, an hour; a phone renews at
+    /// three quarters of it, on the same connection).
+    pub relay_reservation_duration: Duration,
     /// Host mailboxes (`/ronde/mailbox/1`): keep envelopes for offline
     /// recipients and hold travellers' dead-man's switches, releasing them
     /// into the recipients' mailboxes when due. For always-on nodes.
@@ -307,6 +321,8 @@ impl NodeConfig {
             sim_transport: None,
             relay_server: false,
             external_addresses: Vec::new(),
+            directly_reachable: false,
+            relay_reservation_duration: DEFAULT_RELAY_RESERVATION_DURATION,
             mailbox_host: false,
             mailbox_peers: Vec::new(),
             circle: CircleConfig::default(),
@@ -365,6 +381,11 @@ impl fmt::Debug for NodeConfig {
             .field("sync", &self.sync)
             .field("relay_server", &self.relay_server)
             .field("external_addresses", &self.external_addresses)
+            .field("directly_reachable", &self.directly_reachable)
+            .field(
+                "relay_reservation_duration",
+                &self.relay_reservation_duration,
+            )
             .field("mailbox_host", &self.mailbox_host)
             .field("mailbox_peers", &self.mailbox_peers)
             .field("circle", &self.circle)

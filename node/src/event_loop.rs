@@ -297,7 +297,11 @@ pub(crate) async fn spawn(
         sync_inflight: HashMap::new(),
         bootstrap_peers: HashMap::new(),
         moved: reachability::MovedPeers::default(),
-        reach: Reachability::new(config.relay_server || !config.external_addresses.is_empty()),
+        reach: Reachability::new(
+            config.relay_server
+                || config.directly_reachable
+                || !config.external_addresses.is_empty(),
+        ),
         listen_is_external: config.relay_server && config.external_addresses.is_empty(),
         circle,
         mailbox_host,

@@ -110,6 +110,10 @@ pub struct Network {
     /// Serve as a libp2p circuit relay and a Kademlia server for phones.
     #[serde(default = "yes")]
     pub relay_server: bool,
+    /// How long a phone's circuit reservation lasts, in seconds (it renews
+    /// it at three quarters of that, on the same connection).
+    #[serde(default = "default_reservation_secs")]
+    pub reservation_secs: u64,
     /// Host trusted-circle mailboxes and dead-man's switches.
     #[serde(default = "yes")]
     pub mailbox_host: bool,
@@ -255,6 +259,10 @@ fn default_flag_difficulty() -> u8 {
     ronde_protocol::pow::MIN_DIFFICULTY
 }
 
+fn default_reservation_secs() -> u64 {
+    ronde_node::config::DEFAULT_RELAY_RESERVATION_DURATION.as_secs()
+}
+
 impl Default for Network {
     fn default() -> Self {
         Network {
@@ -262,6 +270,7 @@ impl Default for Network {
             public_addresses: Vec::new(),
             bootstrap: Vec::new(),
             relay_server: true,
+            reservation_secs: default_reservation_secs(),
             mailbox_host: true,
             max_connections: default_max_connections(),
             max_reports: default_max_reports(),
@@ -339,6 +348,9 @@ public_addresses = []
 bootstrap = []
 # Help phones behind NAT (circuit relay v2) and answer DHT queries.
 relay_server = true
+# How long a phone's circuit reservation lasts, in seconds (it renews it at
+# three quarters of that).
+reservation_secs = 3600
 # Host trusted-circle mailboxes and dead-man's switches.
 mailbox_host = true
 max_connections = 2048
