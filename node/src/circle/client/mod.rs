@@ -585,7 +585,7 @@ impl CircleClient {
     /// Time passed: journey and SOS deadlines, switches, retries.
     pub(crate) fn tick(&mut self, swarm: &mut Swarm<Behaviour>, location: Option<(f64, f64)>) {
         let now = self.clock.now();
-        self.expire_short(now);
+        self.short_tick(swarm, now);
         if let Some(mut rec) = self.journey.clone() {
             if rec.journey.next_deadline().is_some_and(|t| t <= now) {
                 let was = rec.journey.state();

@@ -7,6 +7,8 @@
 //! [`SHORT_ACCEPT_WAIT_SECS`]: after a restart the person types the code
 //! again. Nothing about it is logged.
 
+use std::time::{Duration, Instant};
+
 use libp2p::swarm::Swarm;
 use rand::rngs::OsRng;
 use ronde_protocol::circle::short_invite::{RendezvousKeys, ShortCode};
@@ -22,6 +24,9 @@ use crate::error::NodeError;
 
 /// How long an accept by short code waits for the invite to be fetched.
 pub const SHORT_ACCEPT_WAIT_SECS: u64 = 30;
+/// How often the hosts are asked again meanwhile (the invite may not be
+/// there yet when the code is typed quickly).
+const SHORT_REFETCH: Duration = Duration::from_secs(2);
 
 /// An accept by short code waiting for its invite.
 pub(crate) struct PendingShort {
@@ -29,6 +34,7 @@ pub(crate) struct PendingShort {
     name: Option<String>,
     reply: Reply<ContactView>,
     until: u64,
+    next_fetch: Instant,
 }
 
 /// A new short code and its keys (slow: PBKDF2; call it off the event
@@ -93,10 +99,15 @@ impl CircleClient {
             name,
             reply,
             until: self.clock.now() + SHORT_ACCEPT_WAIT_SECS,
+            next_fetch: Instant::now() + SHORT_REFETCH,
         });
-        for (host, _) in hosts {
+        self.fetch_short(swarm);
+    }
+
+    fn fetch_short(&mut self, swarm: &mut Swarm<Behaviour>) {
+        for (host, _) in self.remote_hosts() {
             // A fetch already under way at this host was asked without the
-            // new key: ask again once it ends.
+            // new key: ask again.
             self.fetching.remove(&host);
             self.fetch_from(swarm, host);
         }
@@ -142,8 +153,15 @@ impl CircleClient {
     }
 
     /// Accepts by short code that found nothing in time.
-    pub(super) fn expire_short(&mut self, now: u64) {
+    pub(super) fn short_tick(&mut self, swarm: &mut Swarm<Behaviour>, now: u64) {
         self.short_acking.retain(|(_, until)| now < *until);
+        let due = Instant::now();
+        if self.short_pending.iter().any(|p| p.next_fetch <= due) {
+            for p in &mut self.short_pending {
+                p.next_fetch = due + SHORT_REFETCH;
+            }
+            self.fetch_short(swarm);
+        }
         let mut i = 0;
         while i < self.short_pending.len() {
             if self.short_pending[i].until <= now {
