@@ -1097,6 +1097,7 @@ fn french_everywhere_at_once_with_opening_hours() {
         mediators: vec![],
         heartbeats: vec![],
         relays: vec![],
+        token_keys: vec![],
     }
     .sign(&city)
     .expect("sign");

@@ -186,6 +186,8 @@ impl DirectoryService {
             mediators,
             heartbeats,
             relays: self.relays.clone(),
+            // The token issuer (issue 14 §3) is not built yet.
+            token_keys: vec![],
         };
         let bytes = doc.sign(&self.key)?;
         self.store.set_directory_serial(serial)?;
