@@ -43,8 +43,9 @@ use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::{DialError, SwarmEvent};
 use libp2p::{identify, mdns, Multiaddr, PeerId, Swarm};
+use ronde_protocol::token::{Seen, SeenTokens};
 use ronde_protocol::{
-    distance_to_cell_m, precheck, verify_signatures, Area, Policy, Prechecked, Rejection,
+    distance_to_cell_m, precheck_with_keys, verify_signatures, Area, Policy, Prechecked, Rejection,
     VerifiedReport,
 };
 use tokio::sync::{broadcast, mpsc};
@@ -148,6 +149,11 @@ struct SyncAsk {
     attempt: u8,
 }
 
+/// Most token ids a node remembers (`docs/protocol.md` §8.5): each lives at
+/// most 61 minutes, so this bounds the tokened reports a node takes per
+/// hour; about 12 MB at most.
+const MAX_SEEN_TOKENS: usize = 100_000;
+
 struct EventLoop {
     swarm: Swarm<Behaviour>,
     store: Box<dyn ReportStore>,
@@ -155,6 +161,9 @@ struct EventLoop {
     policy: Policy,
     /// Gossiped messages refused since start, by reason (for `Status`).
     gossip_refused: BTreeMap<&'static str, u64>,
+    /// The ids of the tokens spent by the reports this node accepted, kept
+    /// while those reports live (`docs/protocol.md` §8.5).
+    seen_tokens: SeenTokens,
     /// The bound on new reports per peer, area and minute, and its counters.
     new_report_bound: Option<NewReportBound>,
     budgets: PeerBudgets,
@@ -281,6 +290,7 @@ pub(crate) async fn spawn(
         clock: config.clock.clone(),
         policy: config.policy,
         gossip_refused: BTreeMap::new(),
+        seen_tokens: SeenTokens::new(MAX_SEEN_TOKENS),
         new_report_bound: config.new_report_bound,
         budgets: PeerBudgets::default(),
         gossip_in: Vec::new(),
@@ -902,13 +912,14 @@ impl EventLoop {
             return;
         }
         let now = self.clock.now();
+        let keys = self.directories.token_keys(now);
         for GossipIn {
             source,
             id,
             message,
         } in std::mem::take(&mut self.gossip_in)
         {
-            let report = match precheck(&message.data, now, &self.policy) {
+            let report = match precheck_with_keys(&message.data, now, &self.policy, &keys) {
                 Ok(r) => r,
                 Err(rej) => {
                     let verdict = self.refused(&source, &rej);
@@ -931,6 +942,15 @@ impl EventLoop {
                 }
                 Ok(false) => {}
                 Err(e) => tracing::error!(error = %e, "could not look a report up"),
+            }
+            if let Some(token) = report.report().token() {
+                if self.seen_tokens.contains(&token.id(), now) {
+                    // Spent by a live report this node holds: the sender
+                    // may not know (it saw only this one), so no penalty.
+                    *self.gossip_refused.entry("token_reused").or_default() += 1;
+                    self.report_verdict(&source, &id, MessageAcceptance::Ignore);
+                    continue;
+                }
             }
             if let Some(bound) = &self.new_report_bound {
                 let verdict = match self.budgets.take(bound, source, cell.area(), now) {
@@ -978,6 +998,24 @@ impl EventLoop {
         for ((source, id), res) in done.senders.into_iter().zip(done.results) {
             match res {
                 Ok(report) => {
+                    if let Some(token) = report.report().token() {
+                        // Two spends of one token in the same batch, or a
+                        // set full of live ids: the later one is ignored.
+                        let reason =
+                            match self
+                                .seen_tokens
+                                .insert(token.id(), report.expires_at(), now)
+                            {
+                                Seen::New => None,
+                                Seen::Reused => Some("token_reused"),
+                                Seen::Full => Some("token_set_full"),
+                            };
+                        if let Some(reason) = reason {
+                            *self.gossip_refused.entry(reason).or_default() += 1;
+                            self.report_verdict(&source, &id, MessageAcceptance::Ignore);
+                            continue;
+                        }
+                    }
                     good.push(report);
                     senders.push((source, id));
                 }
@@ -1050,9 +1088,10 @@ impl EventLoop {
     /// [`MAX_SYNC_REPORTS`]); reports already stored are not verified again.
     fn on_sync_response(&mut self, peer: PeerId, areas: &[Area], res: SyncResponse) {
         let now = self.clock.now();
+        let keys = self.directories.token_keys(now);
         let mut checked = Vec::new();
         for bytes in res.0.iter().take(MAX_SYNC_REPORTS) {
-            match precheck(bytes, now, &self.policy) {
+            match precheck_with_keys(bytes, now, &self.policy, &keys) {
                 Ok(r) if areas.contains(&r.report().cell().area()) => {
                     if !matches!(self.store.contains(&r.id()), Ok(true)) {
                         checked.push(r);
@@ -1140,10 +1179,13 @@ impl EventLoop {
                 self.directories.on_flag_event(&mut self.swarm, ev)
             }
             SwarmEvent::Behaviour(BehaviourEvent::Stem(ev)) => {
+                let now = self.clock.now();
+                let keys = self.directories.token_keys(now);
                 let judge = Judge {
                     store: self.store.as_ref(),
                     policy: &self.policy,
-                    now: self.clock.now(),
+                    keys: &keys,
+                    now,
                 };
                 self.stem.on_event(&mut self.swarm, judge, ev)
             }
