@@ -55,7 +55,7 @@ pub const ISSUE_VERSION: u8 = 1;
 pub const MAX_ISSUE_REQUEST: usize =
     1 + 32 + 1 + MAX_ISSUE_PROOF + 1 + TOKENS_PER_PERIOD as usize * NK;
 /// Largest issuance response.
-pub const MAX_ISSUE_RESPONSE: usize = 1 + 1 + TOKENS_PER_PERIOD as usize * NK;
+pub const MAX_ISSUE_RESPONSE: usize = 1 + 1 + 1 + TOKENS_PER_PERIOD as usize * NK;
 /// Largest issuance proof (the policy's bytes: a proof-of-work nonce, an
 /// attestation handle…).
 pub const MAX_ISSUE_PROOF: usize = 64;

@@ -265,6 +265,7 @@ fn issuance_messages_are_bounded() {
         IssueResponse::UnknownKey,
         IssueResponse::Unavailable,
         IssueResponse::Issued(vec![[3; NK]; 2]),
+        IssueResponse::Issued(vec![[4; NK]; 24]),
     ] {
         assert_eq!(IssueResponse::from_bytes(&r.to_bytes()).unwrap(), r);
     }
