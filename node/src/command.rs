@@ -34,6 +34,12 @@ pub(crate) enum Command {
         report: VerifiedReport,
         reply: Reply<Published>,
     },
+    /// The proof of work an own untokened report of `area` needs now
+    /// ([`crate::flood_guard`]).
+    RequiredDifficulty {
+        area: ronde_protocol::Area,
+        reply: Reply<u8>,
+    },
     /// [`crate::Node::nearby`].
     Nearby {
         lat: f64,

@@ -180,6 +180,10 @@ pub struct NodeConfig {
     /// (see [`crate::new_reports`]); `None`: unbounded (only to measure the
     /// defence against floods).
     pub new_report_bound: Option<crate::new_reports::NewReportBound>,
+    /// The rule that makes untokened reports of an area under flood need
+    /// more proof of work (see [`crate::flood_guard`]); `None`: off (tests
+    /// that publish many cheap reports into one area).
+    pub flood_rule: Option<crate::flood_guard::FloodRule>,
     /// Most areas this node follows at once (9 on a phone; a relay may follow
     /// up to [`MAX_PEER_AREAS`]).
     pub max_areas: usize,
@@ -307,6 +311,7 @@ impl NodeConfig {
             max_reports: DEFAULT_MAX_REPORTS,
             eviction: crate::store::Eviction::default(),
             new_report_bound: Some(crate::new_reports::NewReportBound::DEFAULT),
+            flood_rule: Some(crate::flood_guard::FloodRule::default()),
             max_areas: DEFAULT_MAX_AREAS,
             clock: Arc::new(SystemClock),
             memory_transport: false,
@@ -353,6 +358,8 @@ impl NodeConfig {
         c.circle = CircleConfig::for_tests();
         c.directory_refresh = Duration::from_millis(500);
         c.flag_difficulty = 8;
+        // Tests publish many reports at 8 bits into one area.
+        c.flood_rule = None;
         c
     }
 }
@@ -371,6 +378,7 @@ impl fmt::Debug for NodeConfig {
             .field("max_reports", &self.max_reports)
             .field("eviction", &self.eviction)
             .field("new_report_bound", &self.new_report_bound)
+            .field("flood_rule", &self.flood_rule)
             .field("max_areas", &self.max_areas)
             .field("memory_transport", &self.memory_transport)
             .field("heartbeat", &self.heartbeat)

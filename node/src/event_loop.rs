@@ -37,6 +37,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::flood_guard::{FloodGuard, FloodRule};
 use futures::{FutureExt, StreamExt};
 use libp2p::gossipsub::{self, MessageAcceptance, PublishError, TopicHash};
 use libp2p::multiaddr::Protocol;
@@ -166,6 +167,9 @@ struct EventLoop {
     seen_tokens: SeenTokens,
     /// The bound on new reports per peer, area and minute, and its counters.
     new_report_bound: Option<NewReportBound>,
+    /// When an area is under flood, and what untokened reports then need.
+    flood_rule: Option<FloodRule>,
+    flood_guard: FloodGuard,
     budgets: PeerBudgets,
     /// Gossip received during the current burst of swarm events.
     gossip_in: Vec<GossipIn>,
@@ -292,6 +296,8 @@ pub(crate) async fn spawn(
         gossip_refused: BTreeMap::new(),
         seen_tokens: SeenTokens::new(MAX_SEEN_TOKENS),
         new_report_bound: config.new_report_bound,
+        flood_rule: config.flood_rule,
+        flood_guard: FloodGuard::default(),
         budgets: PeerBudgets::default(),
         gossip_in: Vec::new(),
         verify_queue: Vec::new(),
@@ -536,6 +542,16 @@ impl EventLoop {
             }
             Command::Publish { report, reply } => {
                 let _ = reply.send(self.publish_own(report));
+            }
+            Command::RequiredDifficulty { area, reply } => {
+                let base = self.policy.min_difficulty;
+                let needed = match &self.flood_rule {
+                    Some(rule) => self
+                        .flood_guard
+                        .required(rule, &area, self.clock.now(), base),
+                    None => base,
+                };
+                let _ = reply.send(Ok(needed));
             }
             Command::Nearby {
                 lat,
@@ -821,6 +837,9 @@ impl EventLoop {
 
     fn purge(&mut self) {
         let now = self.clock.now();
+        if let Some(rule) = &self.flood_rule {
+            self.flood_guard.purge(rule, now);
+        }
         match self.store.purge_expired(now) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(purged = n, "expired reports deleted"),
@@ -952,6 +971,23 @@ impl EventLoop {
                     continue;
                 }
             }
+            if let (Some(rule), ronde_protocol::Proof::Work { difficulty, .. }) =
+                (&self.flood_rule, report.report().proof())
+            {
+                let needed =
+                    self.flood_guard
+                        .required(rule, &cell.area(), now, self.policy.min_difficulty);
+                if *difficulty < needed {
+                    // The sender may not see the flood (its view differs):
+                    // no penalty.
+                    *self
+                        .gossip_refused
+                        .entry("flood_needs_more_work")
+                        .or_default() += 1;
+                    self.report_verdict(&source, &id, MessageAcceptance::Ignore);
+                    continue;
+                }
+            }
             if let Some(bound) = &self.new_report_bound {
                 let verdict = match self.budgets.take(bound, source, cell.area(), now) {
                     Budget::Within => None,
@@ -1068,6 +1104,10 @@ impl EventLoop {
                     tracing::debug!(%old, "store full: evicted a report of the most crowded cell");
                 }
                 tracing::debug!(area = %report.report().cell().area(), "report stored");
+                if let (Some(rule), None) = (&self.flood_rule, report.report().token()) {
+                    self.flood_guard
+                        .record(rule, report.report().cell().area(), now);
+                }
                 let ev = to_nearby(report, now, self.location);
                 // No receiver is fine.
                 let _ = self.events.send(NodeEvent::Report(ev));

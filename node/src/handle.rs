@@ -126,7 +126,13 @@ impl Node {
     ) -> Result<Published, NodeError> {
         let cell = cell_for(lat, lon, precision.unwrap_or(DEFAULT_CELL_PRECISION))?;
         let draft = Draft::new(category, cell, self.clock.now());
-        let difficulty = self.difficulty;
+        // While the area is under flood, an untokened report needs more
+        // work to be taken (docs/protocol.md §8.6).
+        let area = cell.area();
+        let needed = self
+            .call(|reply| Command::RequiredDifficulty { area, reply })
+            .await?;
+        let difficulty = self.difficulty.max(needed);
         let report = tokio::task::spawn_blocking(move || {
             let mut rng = rand::rngs::OsRng;
             draft.seal(difficulty, &mut rng)

@@ -36,6 +36,7 @@ pub mod directory;
 pub mod error;
 pub mod event_loop;
 pub mod events;
+pub mod flood_guard;
 pub mod handle;
 pub mod new_reports;
 pub mod peer_key;

@@ -261,3 +261,104 @@ async fn a_node_without_the_key_ignores_tokened_reports() {
     .await;
     assert_eq!(held(&node).await, 0);
 }
+
+/// docs/protocol.md §8.6: once an area has had more untokened new reports
+/// than the threshold in the window, its untokened reports need the
+/// flood difficulty; tokened reports and other areas are judged as usual,
+/// and the flood clears after the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_flood_untokened_reports_need_more_work_and_tokened_ones_do_not() {
+    use ronde_node::flood_guard::FloodRule;
+    let clock = ManualClock::new(NOW);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let issuer = issuer();
+    let city = DirectoryKey::from_bytes(&[0x21; 32]);
+    let signed = Directory {
+        city: "Ivry".into(),
+        serial: 1,
+        issued_at: NOW - 60,
+        expires_at: NOW + 86_400,
+        places: vec![],
+        mediators: vec![],
+        heartbeats: vec![],
+        relays: vec![],
+        token_keys: vec![issuer.key().clone()],
+    }
+    .sign(&city)
+    .expect("sign");
+    let mut cfg = config(dir.path(), &clock, Some(IVRY));
+    cfg.sync = false;
+    cfg.city_keys = vec![city.public()];
+    // Tests seal at 8 bits: a flood needs 12 here (22 over 18 in the network).
+    cfg.flood_rule = Some(FloodRule {
+        threshold: 5,
+        window_minutes: 10,
+        difficulty: 12,
+    });
+    let node = start_with(cfg).await;
+    node.set_directory(city.public(), signed)
+        .await
+        .expect("directory");
+    let topic = area_of(IVRY.0, IVRY.1).expect("area").topic();
+    let flooder = Publisher::connect(&node, &topic).await;
+    let cheap = |i: u64, at: u64| {
+        let cell = cell_for(IVRY.0 + i as f64 * 0.0003, IVRY.1, 7).expect("cell");
+        Draft::new(Category::Following, cell, at)
+            .seal(8, &mut rand::rngs::OsRng)
+            .expect("seal")
+            .to_bytes()
+    };
+    // Six cheap reports: the sixth makes it a flood (more than five).
+    for i in 0..6 {
+        flooder.publish(&topic, &cheap(i, NOW)).await;
+    }
+    eventually("the first six", || async {
+        (held(&node).await == 6).then_some(())
+    })
+    .await;
+    // A seventh at 8 bits: ignored.
+    flooder.publish(&topic, &cheap(6, NOW)).await;
+    eventually("a cheap report to be ignored under flood", || async {
+        (refused(&node, "flood_needs_more_work").await == 1).then_some(())
+    })
+    .await;
+    // One with the flood's 12 bits: taken.
+    let cell = cell_for(IVRY.0, IVRY.1, 7).expect("cell");
+    let dear = Draft::new(Category::Harassment, cell, NOW)
+        .seal(12, &mut rand::rngs::OsRng)
+        .expect("seal");
+    flooder.publish(&topic, &dear.to_bytes()).await;
+    eventually("a report with the flood's work", || async {
+        (held(&node).await == 7).then_some(())
+    })
+    .await;
+    // A tokened report: no proof of work at all, taken.
+    let key = SigningKey::from_bytes(&[5; 32]);
+    let tokened = draft(Category::Harassment)
+        .seal_with_token(&key, token_for(&issuer, &key))
+        .expect("seal");
+    flooder.publish(&topic, &tokened.to_bytes()).await;
+    eventually("a tokened report under flood", || async {
+        (held(&node).await == 8).then_some(())
+    })
+    .await;
+    assert_eq!(refused(&node, "flood_needs_more_work").await, 1);
+    // The node's own report in the flooded area is sealed with the
+    // flood's work, so that its neighbours take it.
+    node.report(Category::PoorLighting, IVRY.0, IVRY.1, None)
+        .await
+        .expect("own report");
+    // Eleven minutes later, with nothing new, the flood is over.
+    clock.advance(11 * 60);
+    flooder.publish(&topic, &cheap(7, NOW + 11 * 60)).await;
+    eventually("a cheap report after the flood", || async {
+        node.nearby(IVRY.0, IVRY.1, 5_000.0)
+            .await
+            .ok()?
+            .reports
+            .iter()
+            .any(|r| r.observed_at == (NOW + 11 * 60) / 60 * 60)
+            .then_some(())
+    })
+    .await;
+}
