@@ -443,6 +443,7 @@ fn to_nearby(r: &VerifiedReport, now: u64, from: Option<(f64, f64)>) -> NearbyRe
         expires_at: rep.expires_at(),
         age_secs: now.saturating_sub(rep.observed_at()),
         distance_m,
+        tokened: rep.token().is_some(),
     }
 }
 
@@ -857,16 +858,31 @@ impl EventLoop {
             }
         }
         reports.sort_by(|a, b| b.observed_at.cmp(&a.observed_at).then(a.id.cmp(&b.id)));
-        let mut counts: BTreeMap<ronde_protocol::Cell, (usize, [f64; 2])> = BTreeMap::new();
+        // Per cell: count, centre, tokened reports per token period.
+        type PerCell = (usize, [f64; 2], BTreeMap<u64, u64>);
+        let mut counts: BTreeMap<ronde_protocol::Cell, PerCell> = BTreeMap::new();
         for r in &reports {
-            counts.entry(r.cell).or_insert((0, r.center)).0 += 1;
+            let c = counts
+                .entry(r.cell)
+                .or_insert((0, r.center, BTreeMap::new()));
+            c.0 += 1;
+            if r.tokened {
+                *c.2.entry(ronde_protocol::token::period_of(r.observed_at))
+                    .or_default() += 1;
+            }
         }
         let mut cells: Vec<CellCount> = counts
             .into_iter()
-            .map(|(cell, (reports, center))| CellCount {
+            .map(|(cell, (reports, center, tokened))| CellCount {
                 cell,
                 center,
                 reports,
+                tokened: usize::try_from(tokened.values().sum::<u64>()).unwrap_or(usize::MAX),
+                min_people: tokened
+                    .values()
+                    .map(|k| ronde_protocol::token::min_identities(*k))
+                    .max()
+                    .unwrap_or(0),
             })
             .collect();
         cells.sort_by(|a, b| b.reports.cmp(&a.reports).then(a.cell.cmp(&b.cell)));

@@ -362,3 +362,37 @@ async fn under_flood_untokened_reports_need_more_work_and_tokened_ones_do_not() 
     })
     .await;
 }
+
+/// docs/protocol.md §8.4: the API counts a cell's live reports, how many
+/// are tokened, and the lower bound ⌈k/N⌉ on the identities behind them
+/// (N = 24 a day): 25 tokened reports in one cell, plus an untokened one,
+/// come from at least 2 identities.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cell_shows_its_count_and_a_lower_bound_on_the_people_behind_it() {
+    let clock = ManualClock::new(NOW);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let issuer = issuer();
+    let node = node_with_token_key(dir.path(), &clock, &issuer).await;
+    let topic = area_of(IVRY.0, IVRY.1).expect("area").topic();
+    let phone = Publisher::connect(&node, &topic).await;
+    for i in 0..25u8 {
+        let key = SigningKey::from_bytes(&[100 + i; 32]);
+        let r = draft(Category::Harassment)
+            .seal_with_token(&key, token_for(&issuer, &key))
+            .expect("seal");
+        phone.publish(&topic, &r.to_bytes()).await;
+    }
+    let cheap = draft(Category::Following)
+        .seal(8, &mut rand::rngs::OsRng)
+        .expect("seal");
+    phone.publish(&topic, &cheap.to_bytes()).await;
+    let cell = eventually("26 reports in the cell", || async {
+        let n = node.nearby(IVRY.0, IVRY.1, 1_000.0).await.ok()?;
+        n.cells.into_iter().find(|c| c.reports == 26)
+    })
+    .await;
+    assert_eq!((cell.tokened, cell.min_people), (25, 2));
+    let json = serde_json::to_value(&cell).expect("json");
+    assert_eq!(json["min_people"], 2);
+    assert_eq!(json["tokened"], 25);
+}
