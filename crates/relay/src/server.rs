@@ -230,6 +230,15 @@ impl Relay {
             config.directory.clone(),
             relays,
         );
+        // The token issuer's keys of today and tomorrow go into it.
+        let mut tokens = crate::tokens::TokenIssuer::new(Box::new(crate::tokens::PowQuota::new(
+            crate::tokens::DEFAULT_ISSUE_DIFFICULTY,
+            crate::tokens::TOKENS_PER_IDENTITY,
+        )));
+        match tokens.rotate(clock.now()) {
+            Ok(_) => directory.set_token_keys(tokens.token_keys()),
+            Err(e) => tracing::warn!(error = %e, "could not make the token keys"),
+        }
         directory.rebuild(clock.now())?;
         // The node serves it to phones over `/ronde/directory/1`.
         let city_public = directory.public_key();
@@ -252,6 +261,7 @@ impl Relay {
             clock,
             node: node.clone(),
             sessions: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(tokens),
             config,
         });
         let (stop, stop_rx) = watch::channel(false);
@@ -504,6 +514,27 @@ async fn ingest_loop(
     }
 }
 
+/// Make today's and tomorrow's token keys if a day began, and re-sign the
+/// directory with them.
+fn rotate_token_keys(shared: &Shared) {
+    let now = shared.clock.now();
+    let keys = match shared.tokens.lock() {
+        Ok(mut t) => match t.rotate(now) {
+            Ok(true) => t.token_keys(),
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not make the token keys");
+                return;
+            }
+        },
+        Err(_) => return,
+    };
+    shared.directory.set_token_keys(keys);
+    if let Err(e) = shared.directory.rebuild(now) {
+        tracing::warn!(error = %e, "could not re-sign the directory");
+    }
+}
+
 async fn maintenance_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut purge = tokio::time::interval(PURGE_INTERVAL);
     let mut resign = tokio::time::interval(RESIGN_INTERVAL);
@@ -531,6 +562,11 @@ async fn maintenance_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) 
                 }
             }
             _ = resign.tick() => {
+                // A new day: today's and tomorrow's token keys (an RSA
+                // prime search, off the runtime's async workers).
+                // Re-signed at once when the keys changed.
+                let s = shared.clone();
+                drop(tokio::task::spawn_blocking(move || rotate_token_keys(&s)));
                 if let Err(e) = shared.directory.rebuild(shared.clock.now()) {
                     tracing::warn!(error = %e, "could not re-sign the directory");
                 }
