@@ -772,6 +772,18 @@ impl EventLoop {
     fn publish_own(&mut self, report: VerifiedReport) -> Result<Published, NodeError> {
         let now = self.clock.now();
         let cell = report.report().cell();
+        if let Some(token) = report.report().token() {
+            // A token spends once, here too.
+            if self
+                .seen_tokens
+                .insert(token.id(), report.expires_at(), now)
+                != Seen::New
+            {
+                return Err(NodeError::InvalidInput(
+                    "this token was already spent on a live report".into(),
+                ));
+            }
+        }
         self.store_new(&report, now)?;
         // On the stem if a peer that follows the area speaks it (else
         // published, or queued, as before).

@@ -144,6 +144,31 @@ impl Node {
         self.call(|reply| Command::Publish { report, reply }).await
     }
 
+    /// Make a report that spends an anonymous token instead of a proof of
+    /// work (docs/protocol.md §8.5): sign it with the one-time key whose
+    /// seed is `key_seed` (the key the token was blinded for), store it,
+    /// publish it. The token wallet's way to report; the key is dropped
+    /// with the seed.
+    pub async fn report_with_token(
+        &self,
+        category: Category,
+        lat: f64,
+        lon: f64,
+        precision: Option<u8>,
+        key_seed: zeroize::Zeroizing<[u8; 32]>,
+        token: ronde_protocol::token::Token,
+    ) -> Result<Published, NodeError> {
+        let cell = cell_for(lat, lon, precision.unwrap_or(DEFAULT_CELL_PRECISION))?;
+        let draft = Draft::new(category, cell, self.clock.now());
+        let key = ronde_protocol::report::SigningKey::from_bytes(&key_seed);
+        let report = draft
+            .seal_with_token(&key, token)
+            .map_err(|e| NodeError::InvalidInput(format!("cannot spend this token: {e}")))?;
+        let report = VerifiedReport::from_trusted_bytes(report.to_bytes())
+            .map_err(|e| NodeError::InvalidInput(format!("sealed report does not parse: {e}")))?;
+        self.call(|reply| Command::Publish { report, reply }).await
+    }
+
     /// Live reports whose cell is within `radius_m` metres of a point,
     /// newest first, with per-cell counts.
     pub async fn nearby(&self, lat: f64, lon: f64, radius_m: f64) -> Result<Nearby, NodeError> {

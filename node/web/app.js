@@ -637,8 +637,8 @@
       g.append(svgEl('text', { class: 'count', x: bx, y: by, 'font-size': fs * 1.0, 'text-anchor': 'middle', 'dominant-baseline': 'central', text: String(n) }));
       if (c.minPeople > 0) {
         // The lower bound on the people behind the tokened reports, under
-        // the count: "≥ k" with a person glyph.
-        g.append(svgEl('text', { class: 'people', x: bx, y: by + rr * 1.9, 'font-size': fs * 0.7, 'text-anchor': 'middle', 'dominant-baseline': 'central', text: '\u2265' + c.minPeople + ' \u{1F464}' }));
+        // the count ("≥2 people"); the label says what it means.
+        g.append(svgEl('text', { class: 'people', x: bx, y: by + rr * 1.9, 'font-size': fs * 0.7, 'text-anchor': 'middle', 'dominant-baseline': 'central', 'aria-hidden': 'true', text: t('map.people_short', { n: c.minPeople }) }));
       }
       if (opts.interactive) {
         const pick = () => { state.cellFilter = state.cellFilter === c.cell ? null : c.cell; renderMap(); renderReports(); };

@@ -23,7 +23,10 @@
 //! Why bytes are not a valid report, [`Rejection`], lives here too: the
 //! decoder gives its structural faults, [`mod@crate::validate`] the rest.
 
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::Signer;
+/// The one-time key type reports are signed with (re-exported so that a
+/// token wallet can sign with the key a token was blinded for).
+pub use ed25519_dalek::SigningKey;
 use rand_core::CryptoRngCore;
 use sha2::{Digest, Sha256};
 
