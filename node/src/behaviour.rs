@@ -539,7 +539,9 @@ pub struct SyncResponse(pub Vec<Vec<u8>>);
 /// * Request: the 5 ASCII bytes of each area geohash, concatenated: 1 to
 ///   [`MAX_PEER_AREAS`] areas, nothing else.
 /// * Response: a sequence of `len: u8` ‖ `len` bytes of report, at most
-///   [`MAX_SYNC_REPORTS`] of them, each at most [`MAX_REPORT_SIZE`] bytes;
+///   [`MAX_SYNC_REPORTS`] of them, each at most [`MAX_SYNC_REPORT_LEN`]
+///   (255) bytes, what the length byte can say: tokened reports (466
+///   bytes, docs/protocol.md §8.5) are left out and travel by gossip only;
 ///   the stream then ends.
 ///
 /// Reads are bounded ([`Bounded`]): anything longer is an error and the
@@ -552,7 +554,14 @@ pub type SyncCodec = Bounded<SyncWire>;
 
 const AREA_LEN: usize = ronde_protocol::AREA_PRECISION;
 const MAX_SYNC_REQUEST_BYTES: usize = AREA_LEN * MAX_PEER_AREAS;
-const MAX_SYNC_RESPONSE_BYTES: usize = MAX_SYNC_REPORTS * (1 + MAX_REPORT_SIZE);
+/// Longest report in a sync response: what its length byte can say (and
+/// never more than a report may be).
+pub const MAX_SYNC_REPORT_LEN: usize = if MAX_REPORT_SIZE < 255 {
+    MAX_REPORT_SIZE
+} else {
+    255
+};
+const MAX_SYNC_RESPONSE_BYTES: usize = MAX_SYNC_REPORTS * (1 + MAX_SYNC_REPORT_LEN);
 
 /// Decode a sync request body.
 pub fn decode_sync_request(buf: &[u8]) -> std::io::Result<SyncRequest> {
@@ -585,7 +594,7 @@ pub fn decode_sync_response(buf: &[u8]) -> std::io::Result<SyncResponse> {
     let mut reports = Vec::new();
     while let Some((&len, tail)) = rest.split_first() {
         let len = usize::from(len);
-        if len > MAX_REPORT_SIZE || tail.len() < len {
+        if len > MAX_SYNC_REPORT_LEN || tail.len() < len {
             return Err(invalid("bad report length in sync response"));
         }
         if reports.len() == MAX_SYNC_REPORTS {
@@ -603,7 +612,7 @@ pub fn encode_sync_response(res: &SyncResponse) -> Vec<u8> {
     let mut buf = Vec::new();
     for r in res.0.iter().take(MAX_SYNC_REPORTS) {
         if let Ok(len) = u8::try_from(r.len()) {
-            if r.len() <= MAX_REPORT_SIZE {
+            if r.len() <= MAX_SYNC_REPORT_LEN {
                 buf.push(len);
                 buf.extend_from_slice(r);
             }
@@ -688,13 +697,19 @@ mod tests {
 
     #[test]
     fn sync_response_round_trips_and_rejects_bad_lengths() {
-        let res = SyncResponse(vec![vec![1, 2, 3], vec![4; MAX_REPORT_SIZE]]);
+        let res = SyncResponse(vec![vec![1, 2, 3], vec![4; MAX_SYNC_REPORT_LEN]]);
         assert_eq!(
             decode_sync_response(&encode_sync_response(&res)).ok(),
             Some(res)
         );
+        // A report too long for the length byte (a tokened one) is left out.
+        let tokened = SyncResponse(vec![vec![6; MAX_SYNC_REPORT_LEN + 1], vec![7; 121]]);
+        assert_eq!(
+            decode_sync_response(&encode_sync_response(&tokened)).ok(),
+            Some(SyncResponse(vec![vec![7; 121]]))
+        );
         assert!(decode_sync_response(&[5, 1, 2]).is_err());
-        assert!(decode_sync_response(&[200; 201]).is_err());
+        assert!(decode_sync_response(&[200; 200]).is_err());
         let too_many = vec![0u8; MAX_SYNC_REPORTS + 1];
         assert!(decode_sync_response(&too_many).is_err());
     }
