@@ -176,6 +176,9 @@ mod derived {
         /// Flags against a place (`/ronde/flag/1`): taken with
         /// [`NodeConfig::flag_sink`] (relays), sent by every node.
         pub flags: request_response::Behaviour<FlagCodec>,
+        /// Anonymous tokens (`/ronde/token/1`, [`crate::tokens`]): answered
+        /// with [`NodeConfig::token_sink`] (relays), asked by every node.
+        pub tokens: request_response::Behaviour<crate::tokens::TokenCodec>,
         /// The stem of reports before the gossip (`/ronde/stem/1`,
         /// [`crate::stem`]): every node relays.
         pub stem: request_response::Behaviour<StemCodec>,
@@ -426,6 +429,18 @@ impl Behaviour {
                 .with_max_concurrent_streams(16),
         );
 
+        let token_support = if config.token_sink.is_some() {
+            request_response::ProtocolSupport::Full
+        } else {
+            request_response::ProtocolSupport::Outbound
+        };
+        let tokens = codec::behaviour::<crate::tokens::TokenWire>(
+            token_support,
+            request_response::Config::default()
+                .with_request_timeout(Duration::from_secs(20))
+                .with_max_concurrent_streams(8),
+        );
+
         let stem = codec::behaviour::<StemWire>(
             request_response::ProtocolSupport::Full,
             request_response::Config::default()
@@ -458,6 +473,7 @@ impl Behaviour {
             mailbox,
             directory,
             flags,
+            tokens,
             stem,
         })
     }

@@ -49,6 +49,12 @@ pub(crate) enum Command {
     },
     /// [`crate::Node::dial`].
     Dial { addr: Multiaddr, reply: Reply<()> },
+    /// [`crate::Node::request_tokens`].
+    RequestTokens {
+        peer: libp2p::PeerId,
+        request: ronde_protocol::token::IssueRequest,
+        reply: Reply<ronde_protocol::token::IssueResponse>,
+    },
     /// [`crate::Node::listen_addrs`].
     ListenAddrs { reply: Reply<Vec<Multiaddr>> },
     /// [`crate::Node::connected_peers`].

@@ -267,6 +267,10 @@ pub struct NodeConfig {
     /// counts them). `None`: this node does not take flags, and does not
     /// announce the protocol.
     pub flag_sink: Option<crate::directory::FlagSink>,
+    /// Where requests for anonymous tokens over `/ronde/token/1` go (a
+    /// city relay's issuer, [`crate::tokens`]). `None`: this node does not
+    /// issue tokens, and does not announce the protocol.
+    pub token_sink: Option<crate::tokens::TokenSink>,
     /// The stem phase of this node's own reports (`/ronde/stem/1`, see
     /// [`crate::stem`]): `None` publishes them straight to the gossip, as
     /// before the stem existed (the simulator's baseline). The node always
@@ -336,6 +340,7 @@ impl NodeConfig {
             directory_refresh: DEFAULT_DIRECTORY_REFRESH,
             flag_difficulty: DEFAULT_FLAG_DIFFICULTY,
             flag_sink: None,
+            token_sink: None,
             stem: Some(ronde_protocol::stem::StemParams::default()),
             first_hop_tap: None,
         }
@@ -402,6 +407,7 @@ impl fmt::Debug for NodeConfig {
             .field("directory_refresh", &self.directory_refresh)
             .field("flag_difficulty", &self.flag_difficulty)
             .field("flag_sink", &self.flag_sink.as_ref().map(|_| "<set>"))
+            .field("token_sink", &self.token_sink.as_ref().map(|_| "<set>"))
             .field("stem", &self.stem)
             .field(
                 "first_hop_tap",

@@ -208,6 +208,8 @@ struct EventLoop {
     mailbox_host: Option<HostService>,
     /// The city directories and the flags.
     directories: DirectoryService,
+    /// `/ronde/token/1`: asking a relay for tokens, answering as one.
+    tokens: crate::tokens::TokenService,
     /// The stem of reports before the gossip (`/ronde/stem/1`).
     stem: StemService,
 }
@@ -322,6 +324,7 @@ pub(crate) async fn spawn(
         circle,
         mailbox_host,
         directories,
+        tokens: crate::tokens::TokenService::new(config.token_sink.clone()),
         stem: StemService::new(config.stem, config.first_hop_tap.clone()),
     };
     for addr in &config.external_addresses {
@@ -499,6 +502,11 @@ impl EventLoop {
                 {
                     self.directories.on_verdict(&mut self.swarm, channel, verdict);
                 }
+                Some((channel, answer)) = self.tokens.answers.next(),
+                    if !self.tokens.answers.is_empty() =>
+                {
+                    self.tokens.on_answer(&mut self.swarm, channel, answer);
+                }
                 Some(done) = join_verify(&mut self.verify_job), if self.verify_job.is_some() => {
                     self.finish_gossip(done);
                 }
@@ -562,6 +570,11 @@ impl EventLoop {
             } => {
                 let _ = reply.send(self.nearby(lat, lon, radius_m));
             }
+            Command::RequestTokens {
+                peer,
+                request,
+                reply,
+            } => self.tokens.ask(&mut self.swarm, peer, request, reply),
             Command::Dial { addr, reply } => {
                 let res = self
                     .swarm
@@ -1242,6 +1255,9 @@ impl EventLoop {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Directory(ev)) => {
                 self.directories.on_directory_event(&mut self.swarm, ev)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Tokens(ev)) => {
+                self.tokens.on_event(&mut self.swarm, ev)
             }
             SwarmEvent::Behaviour(BehaviourEvent::Flags(ev)) => {
                 self.directories.on_flag_event(&mut self.swarm, ev)

@@ -169,6 +169,23 @@ impl Node {
         self.call(|reply| Command::Publish { report, reply }).await
     }
 
+    /// Ask `peer` (a city relay) for a batch of anonymous tokens over
+    /// `/ronde/token/1` (docs/protocol.md §8.5): the request holds blinded
+    /// messages and the issuance policy's proof; the answer, the blind
+    /// signatures or why not.
+    pub async fn request_tokens(
+        &self,
+        peer: libp2p::PeerId,
+        request: ronde_protocol::token::IssueRequest,
+    ) -> Result<ronde_protocol::token::IssueResponse, NodeError> {
+        self.call(|reply| Command::RequestTokens {
+            peer,
+            request,
+            reply,
+        })
+        .await
+    }
+
     /// Live reports whose cell is within `radius_m` metres of a point,
     /// newest first, with per-cell counts.
     pub async fn nearby(&self, lat: f64, lon: f64, radius_m: f64) -> Result<Nearby, NodeError> {

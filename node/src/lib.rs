@@ -43,6 +43,7 @@ pub mod peer_key;
 mod reachability;
 pub mod stem;
 pub mod store;
+pub mod tokens;
 pub mod webapp;
 
 pub use circle::CircleRefusal;

@@ -114,6 +114,7 @@ pub struct Relay {
     maintenance: JoinHandle<()>,
     directory: JoinHandle<()>,
     flags: JoinHandle<()>,
+    tokens: JoinHandle<()>,
 }
 
 /// The node configuration of a relay: a whole city of areas, many
@@ -212,6 +213,8 @@ impl Relay {
         let mut node_cfg = node_config(&config, areas.len(), clock.clone())?;
         let (flag_tx, flag_rx) = mpsc::channel(FLAG_QUEUE);
         node_cfg.flag_sink = Some(flag_tx);
+        let (token_tx, token_rx) = mpsc::channel(FLAG_QUEUE);
+        node_cfg.token_sink = Some(token_tx);
         if let Some(tweak) = options.node_tweak {
             tweak(&mut node_cfg);
         }
@@ -274,6 +277,7 @@ impl Relay {
         // node to the store.
         let directory = tokio::spawn(directory_loop(shared.clone(), signed_now, stop_rx.clone()));
         let flags = tokio::spawn(flag_loop(shared.clone(), flag_rx, stop_rx.clone()));
+        let tokens = tokio::spawn(token_loop(shared.clone(), token_rx, stop_rx.clone()));
 
         // 6. HTTP: the operator's dashboard and the public endpoints.
         let mut http = Vec::new();
@@ -309,7 +313,22 @@ impl Relay {
             maintenance,
             directory,
             flags,
+            tokens,
         })
+    }
+
+    /// Replace the token issuance policy (the default is
+    /// [`crate::tokens::PowQuota`] at [`crate::tokens::DEFAULT_ISSUE_DIFFICULTY`];
+    /// a deployment puts device attestation here, tests a lower difficulty).
+    pub fn set_issuance_policy(&self, policy: Box<dyn crate::tokens::IssuancePolicy>) {
+        if let Ok(mut t) = self.shared.tokens.lock() {
+            t.set_policy(policy);
+        }
+    }
+
+    /// The city's public key (phones should be given it out of band).
+    pub fn city_key(&self) -> ronde_protocol::directory::DirectoryPublicKey {
+        self.shared.directory.public_key()
     }
 
     /// The relay's node.
@@ -354,6 +373,9 @@ impl Relay {
             .await
             .map_err(|e| RelayError::Task(e.to_string()))?;
         self.flags
+            .await
+            .map_err(|e| RelayError::Task(e.to_string()))?;
+        self.tokens
             .await
             .map_err(|e| RelayError::Task(e.to_string()))?;
         match self.shared.node.shutdown().await {
@@ -641,6 +663,38 @@ async fn flag_loop(
             None => FlagVerdict::Unavailable,
         };
         let _ = sub.reply.send(verdict);
+    }
+}
+
+/// Answer the requests for tokens that phones send to the relay's node
+/// over `/ronde/token/1`, with the issuer, off the runtime (a batch is 24
+/// RSA signatures). The identity is the connection the request came on.
+async fn token_loop(
+    shared: Arc<Shared>,
+    mut requests: mpsc::Receiver<ronde_node::tokens::TokenSubmission>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let sub = tokio::select! {
+            sub = requests.recv() => sub,
+            _ = stop.wait_for(|s| *s) => None,
+        };
+        let Some(sub) = sub else {
+            break;
+        };
+        let s = shared.clone();
+        let identity = crate::tokens::Identity(sub.identity);
+        let request = sub.request;
+        let answer = tokio::task::spawn_blocking(move || {
+            let now = s.clock.now();
+            s.tokens
+                .lock()
+                .map(|mut t| t.answer(&identity, &request, now))
+                .unwrap_or(ronde_protocol::token::IssueResponse::Unavailable)
+        })
+        .await
+        .unwrap_or(ronde_protocol::token::IssueResponse::Unavailable);
+        let _ = sub.reply.send(answer);
     }
 }
 

@@ -156,6 +156,11 @@ impl TokenIssuer {
         }
     }
 
+    /// Replace the policy (counts of the old one are dropped).
+    pub fn set_policy(&mut self, policy: Box<dyn IssuancePolicy>) {
+        self.policy = policy;
+    }
+
     /// Hold a key made elsewhere (loaded from storage, or a test key).
     pub fn insert_key(&mut self, issuer: Issuer) {
         self.keys.insert(issuer.key().period_start(), issuer);
@@ -188,13 +193,19 @@ impl TokenIssuer {
     /// (the next period's key is listed ahead so that nodes hold it at
     /// midnight, but its tokens are issued from midnight on).
     pub fn handle(&mut self, identity: &Identity, request: &[u8], now: u64) -> Vec<u8> {
-        self.answer(identity, request, now).to_bytes()
+        match IssueRequest::from_bytes(request) {
+            Ok(request) => self.answer(identity, &request, now).to_bytes(),
+            Err(_) => IssueResponse::Refused.to_bytes(),
+        }
     }
 
-    fn answer(&mut self, identity: &Identity, request: &[u8], now: u64) -> IssueResponse {
-        let Ok(request) = IssueRequest::from_bytes(request) else {
-            return IssueResponse::Refused;
-        };
+    /// Answer one well-formed request from `identity` at `now`.
+    pub fn answer(
+        &mut self,
+        identity: &Identity,
+        request: &IssueRequest,
+        now: u64,
+    ) -> IssueResponse {
         let period = period_of(now);
         let Some(issuer) = self
             .keys
@@ -203,7 +214,7 @@ impl TokenIssuer {
         else {
             return IssueResponse::UnknownKey;
         };
-        match self.policy.admit(identity, &request, period) {
+        match self.policy.admit(identity, request, period) {
             Admission::Granted => {}
             Admission::Refused => return IssueResponse::Refused,
             Admission::QuotaUsed => return IssueResponse::QuotaUsed,
