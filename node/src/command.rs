@@ -49,6 +49,10 @@ pub(crate) enum Command {
     },
     /// [`crate::Node::dial`].
     Dial { addr: Multiaddr, reply: Reply<()> },
+    /// The token keys of the valid directories held.
+    TokenKeys {
+        reply: Reply<ronde_protocol::token::TokenKeys>,
+    },
     /// [`crate::Node::request_tokens`].
     RequestTokens {
         peer: libp2p::PeerId,

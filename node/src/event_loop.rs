@@ -570,6 +570,9 @@ impl EventLoop {
             } => {
                 let _ = reply.send(self.nearby(lat, lon, radius_m));
             }
+            Command::TokenKeys { reply } => {
+                let _ = reply.send(Ok(self.directories.token_keys(self.clock.now())));
+            }
             Command::RequestTokens {
                 peer,
                 request,

@@ -567,6 +567,49 @@ impl IssueRequest {
     }
 }
 
+/// Domain separator of the issuance proof of work (the demo's policy).
+pub const ISSUE_POW_DOMAIN: &[u8] = b"ronde/token/v1/issue-pow";
+
+/// What the issuance proof of work covers: `key_id || blinded messages`.
+/// The blinded messages are fresh random values, so a proof is good for
+/// one request only.
+pub fn issue_work_prefix(request: &IssueRequest) -> Vec<u8> {
+    let mut v = Vec::with_capacity(32 + request.blinded.len() * NK);
+    v.extend_from_slice(&request.key_id);
+    for m in &request.blinded {
+        v.extend_from_slice(m);
+    }
+    v
+}
+
+/// Solve the issuance proof of work of `difficulty` bits, searching from
+/// `start`: the 8 proof bytes (a big-endian nonce such that
+/// `SHA-256("ronde/token/v1/issue-pow" || key_id || blinded messages ||
+/// nonce)` has `difficulty` leading zero bits).
+pub fn solve_issue_work(request: &IssueRequest, difficulty: u8, start: u64) -> Vec<u8> {
+    let (nonce, _) = crate::pow::solve_in(
+        ISSUE_POW_DOMAIN,
+        &issue_work_prefix(request),
+        difficulty,
+        start,
+    );
+    nonce.to_be_bytes().to_vec()
+}
+
+/// Whether the request's proof is an issuance proof of work of
+/// `difficulty` bits.
+pub fn issue_work_holds(request: &IssueRequest, difficulty: u8) -> bool {
+    let Ok(nonce) = <[u8; 8]>::try_from(request.proof.as_slice()) else {
+        return false;
+    };
+    crate::pow::check_in(
+        ISSUE_POW_DOMAIN,
+        &issue_work_prefix(request),
+        u64::from_be_bytes(nonce),
+        difficulty,
+    )
+}
+
 /// The issuer's answer: `0x01 || status (1) || [count (1) || count × blind
 /// signature (256)]` (the count and signatures only when `status` is 0,
 /// issued; 1: refused by the policy; 2: quota used; 3: unknown key; 4:

@@ -18,14 +18,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use rand::rngs::OsRng;
-use ronde_protocol::pow;
 use ronde_protocol::token::{
-    period_of, IssueRequest, IssueResponse, Issuer, TokenError, TokenKey, NK, PERIOD_SECS,
+    period_of, IssueRequest, IssueResponse, Issuer, TokenError, TokenKey, PERIOD_SECS,
     TOKENS_PER_PERIOD,
 };
 
-/// Domain separator of the issuance proof of work.
-pub const ISSUE_POW_DOMAIN: &[u8] = b"ronde/token/v1/issue-pow";
 /// Difficulty of the issuance proof of work of the demo: 2^25 SHA-256,
 /// about 10 s on a phone core at 2.5–3 M hashes/s (2 s on this project's
 /// reference machine).
@@ -57,30 +54,11 @@ pub trait IssuancePolicy: Send {
     fn admit(&mut self, identity: &Identity, request: &IssueRequest, period: u64) -> Admission;
 }
 
-/// The proof of work an issuance request carries under [`PowQuota`]: an
-/// 8-byte nonce such that `SHA-256("ronde/token/v1/issue-pow" || key_id ||
-/// blinded messages || nonce)` has `difficulty` leading zero bits. The
-/// blinded messages are fresh random values, so a proof is good for one
-/// request only.
-pub fn issue_work_prefix(request: &IssueRequest) -> Vec<u8> {
-    let mut v = Vec::with_capacity(32 + request.blinded.len() * NK);
-    v.extend_from_slice(&request.key_id);
-    for m in &request.blinded {
-        v.extend_from_slice(m);
-    }
-    v
-}
-
-/// Solve the issuance proof of work (the phone's side): the 8 proof bytes.
-pub fn solve_issue_work(request: &IssueRequest, difficulty: u8, start: u64) -> Vec<u8> {
-    let (nonce, _) = pow::solve_in(
-        ISSUE_POW_DOMAIN,
-        &issue_work_prefix(request),
-        difficulty,
-        start,
-    );
-    nonce.to_be_bytes().to_vec()
-}
+/// The proof of work an issuance request carries under [`PowQuota`]
+/// (defined with the token format: `ronde_protocol::token`).
+pub use ronde_protocol::token::{
+    issue_work_holds, issue_work_prefix, solve_issue_work, ISSUE_POW_DOMAIN,
+};
 
 /// Proof of work per batch plus at most `per_period` tokens per identity
 /// per period: the policy of tests and the demo.
@@ -104,15 +82,7 @@ impl PowQuota {
 
 impl IssuancePolicy for PowQuota {
     fn admit(&mut self, identity: &Identity, request: &IssueRequest, period: u64) -> Admission {
-        let Ok(nonce) = <[u8; 8]>::try_from(request.proof.as_slice()) else {
-            return Admission::Refused;
-        };
-        if !pow::check_in(
-            ISSUE_POW_DOMAIN,
-            &issue_work_prefix(request),
-            u64::from_be_bytes(nonce),
-            self.difficulty,
-        ) {
+        if !issue_work_holds(request, self.difficulty) {
             return Admission::Refused;
         }
         // Forget the counts of periods that ended.

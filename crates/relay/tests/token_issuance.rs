@@ -134,3 +134,52 @@ async fn a_phone_gets_tokens_from_the_relay_and_reports_with_one() {
         .await
         .is_err());
 }
+
+/// The phone's wallet: `Node::fetch_tokens` asks the relay for a batch
+/// (keys drawn, blinded, proof of work, unblinded), and `Node::report`
+/// spends a token when it holds one of today: the relay takes the report
+/// as tokened and the wallet shrinks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_phone_wallet_fetches_tokens_and_report_spends_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(T0);
+    let config = relay_config(&dir.path().join("relay"));
+    write_city_key(&config);
+    let relay = start_relay(config, &clock).await;
+    relay.set_issuance_policy(Box::new(PowQuota::new(D, 24)));
+    // The phone knows the city key and gets the directory (with the token
+    // keys) from the relay over libp2p.
+    let mut c = ronde_node::NodeConfig::for_tests(dir.path().join("phone"));
+    c.clock = std::sync::Arc::new(clock.clone());
+    c.location = Some(cell("w0").center());
+    c.city_keys = vec![relay.city_key()];
+    let phone = ronde_node::Node::start(c).await.expect("phone");
+    connect_to_relay(&phone, &relay).await;
+    let got = eventually("the directory, then a batch of tokens", || async {
+        phone
+            .fetch_tokens(relay.node().peer_id(), 2, D)
+            .await
+            .ok()
+            .filter(|n| *n == 2)
+    })
+    .await;
+    assert_eq!((got, phone.tokens_held()), (2, 2));
+    let center = cell("w0").center();
+    let published = phone
+        .report(Category::Harassment, center.0, center.1, None)
+        .await
+        .expect("report");
+    assert_eq!(phone.tokens_held(), 1);
+    eventually("the relay to take the tokened report", || async {
+        relay
+            .node()
+            .nearby(center.0, center.1, 1_000.0)
+            .await
+            .ok()?
+            .reports
+            .iter()
+            .any(|r| r.id == published.id && r.tokened)
+            .then_some(())
+    })
+    .await;
+}
