@@ -234,10 +234,18 @@ impl Relay {
             relays,
         );
         // The token issuer's keys of today and tomorrow go into it.
-        let mut tokens = crate::tokens::TokenIssuer::new(Box::new(crate::tokens::PowQuota::new(
+        let policy = Box::new(crate::tokens::PowQuota::new(
             crate::tokens::DEFAULT_ISSUE_DIFFICULTY,
             crate::tokens::TOKENS_PER_IDENTITY,
-        )));
+        ));
+        let key_dir = config.data_dir.join("token-keys");
+        let mut tokens =
+            crate::tokens::TokenIssuer::with_key_dir(policy, &key_dir).map_err(|source| {
+                RelayError::Io {
+                    path: key_dir.clone(),
+                    source,
+                }
+            })?;
         match tokens.rotate(clock.now()) {
             Ok(_) => directory.set_token_keys(tokens.token_keys()),
             Err(e) => tracing::warn!(error = %e, "could not make the token keys"),

@@ -114,6 +114,10 @@ pub struct TokenIssuer {
     keys: BTreeMap<u64, Issuer>,
     policy: Box<dyn IssuancePolicy>,
     records: BTreeMap<(Identity, u64), u32>,
+    /// Where the keys are kept (`<period>.der`, PKCS#8, mode 0600), if
+    /// anywhere: a restarted relay must sign with the keys its directory
+    /// already listed, or the tokens it issued before are refused.
+    dir: Option<std::path::PathBuf>,
 }
 
 impl TokenIssuer {
@@ -123,6 +127,63 @@ impl TokenIssuer {
             keys: BTreeMap::new(),
             policy,
             records: BTreeMap::new(),
+            dir: None,
+        }
+    }
+
+    /// An issuer that keeps its keys in `dir`, loading those there (a
+    /// file that does not parse is skipped and left for the operator).
+    pub fn with_key_dir(
+        policy: Box<dyn IssuancePolicy>,
+        dir: &std::path::Path,
+    ) -> std::io::Result<TokenIssuer> {
+        std::fs::create_dir_all(dir)?;
+        let mut t = TokenIssuer::new(policy);
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            let period = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".der"))
+                .and_then(|p| p.parse::<u64>().ok());
+            let Some(period) = period else { continue };
+            match std::fs::read(&path)
+                .ok()
+                .and_then(|der| Issuer::from_der(period, &der).ok())
+            {
+                Some(issuer) => t.insert_key(issuer),
+                None => tracing::warn!(path = %path.display(), "a token key file does not parse"),
+            }
+        }
+        t.dir = Some(dir.to_owned());
+        Ok(t)
+    }
+
+    fn save(&self, issuer: &Issuer) -> Result<(), TokenError> {
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        let der = issuer.to_der()?;
+        let path = dir.join(format!("{}.der", issuer.key().period_start()));
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let write = |opts: &std::fs::OpenOptions| -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = opts.open(&path)?;
+            f.write_all(&der)?;
+            f.sync_all()
+        };
+        write(&opts).map_err(|_| TokenError::Crypto)
+    }
+
+    fn forget(&self, period: u64) {
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_file(dir.join(format!("{period}.der")));
         }
     }
 
@@ -143,10 +204,15 @@ impl TokenIssuer {
     pub fn rotate(&mut self, now: u64) -> Result<bool, TokenError> {
         let current = period_of(now);
         let before: Vec<u64> = self.keys.keys().copied().collect();
+        for p in before.iter().filter(|p| **p < current) {
+            self.forget(*p);
+        }
         self.keys.retain(|p, _| *p >= current);
         for p in [current, current + PERIOD_SECS] {
-            if let std::collections::btree_map::Entry::Vacant(e) = self.keys.entry(p) {
-                e.insert(Issuer::generate(p, &mut OsRng)?);
+            if !self.keys.contains_key(&p) {
+                let issuer = Issuer::generate(p, &mut OsRng)?;
+                self.save(&issuer)?;
+                self.keys.insert(p, issuer);
             }
         }
         self.records.retain(|(_, p), _| *p >= current);

@@ -183,3 +183,53 @@ async fn the_phone_wallet_fetches_tokens_and_report_spends_them() {
     })
     .await;
 }
+
+/// A restarted relay signs with the keys its directory listed before: the
+/// issuer's keys are kept in `<data_dir>/token-keys` (mode 0600).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_relay_keeps_its_token_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(T0);
+    let config = relay_config(&dir.path().join("relay"));
+    write_city_key(&config);
+    let keys_of = |relay: &ronde_relay::Relay| {
+        let addr = relay.public_addr().expect("public listener");
+        let city = relay.city_key();
+        let now = clock.now();
+        async move {
+            let bytes = reqwest::get(format!("http://{addr}/directory"))
+                .await
+                .expect("get")
+                .bytes()
+                .await
+                .expect("body");
+            verify_directory(&bytes, &city, now, None)
+                .expect("directory")
+                .directory()
+                .token_keys
+                .iter()
+                .map(|k| k.key_id())
+                .collect::<Vec<_>>()
+        }
+    };
+    let relay = start_relay(config.clone(), &clock).await;
+    let before = keys_of(&relay).await;
+    assert_eq!(before.len(), 2);
+    relay.shutdown().await.expect("stop");
+    let relay = start_relay(config.clone(), &clock).await;
+    assert_eq!(keys_of(&relay).await, before);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for entry in std::fs::read_dir(config.data_dir.join("token-keys")).expect("key dir") {
+            let mode = entry
+                .expect("entry")
+                .metadata()
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "a token key file is readable by others");
+        }
+    }
+    relay.shutdown().await.expect("stop");
+}
