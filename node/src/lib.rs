@@ -36,12 +36,14 @@ pub mod directory;
 pub mod error;
 pub mod event_loop;
 pub mod events;
+pub mod flood_guard;
 pub mod handle;
 pub mod new_reports;
 pub mod peer_key;
 mod reachability;
 pub mod stem;
 pub mod store;
+pub mod tokens;
 pub mod webapp;
 
 pub use circle::CircleRefusal;

@@ -1097,6 +1097,7 @@ fn french_everywhere_at_once_with_opening_hours() {
         mediators: vec![],
         heartbeats: vec![],
         relays: vec![],
+        token_keys: vec![],
     }
     .sign(&city)
     .expect("sign");
@@ -1314,4 +1315,113 @@ fn a_short_code_said_out_loud_adds_the_contact() {
     alice.stop(&rt);
     bob.stop(&rt);
     let _ = rt.block_on(host.stop());
+}
+
+/// docs/protocol.md §8.4 in the app: a cell with 25 tokened reports (and
+/// one with none) shows its count and, for the tokened one, "≥ 2" people
+/// under it and in its label; the untokened cell shows no bound.
+#[test]
+fn a_cell_with_tokened_reports_shows_a_lower_bound_on_the_people() {
+    use ronde_protocol::directory::{Directory, DirectoryKey};
+    use ronde_protocol::report::SigningKey;
+    use ronde_protocol::token::{blind, finalize, Issuer};
+    let Some(mut b) = browser() else { return };
+    let rt = runtime();
+    // The period of the test vectors' token key, and a time inside it.
+    let period = 1_790_035_200;
+    let now = period + 3_600;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/test-vectors/tokens.json"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("tokens.json")).expect("json");
+    let der = hex::decode(v["issuer_secret_pkcs8"].as_str().expect("key")).expect("hex");
+    let issuer = Issuer::from_der(period, &der).expect("issuer");
+    let clock = ManualClock::new(now);
+    let c = clock.clone();
+    let phone = Phone::start_with(&rt, move |config| {
+        config.clock = Arc::new(c);
+        config.location = Some(HERE);
+    });
+    let city = DirectoryKey::from_bytes(&[0x21; 32]);
+    let signed = Directory {
+        city: "Paris".into(),
+        serial: 1,
+        issued_at: now - 60,
+        expires_at: now + 86_400,
+        places: vec![],
+        mediators: vec![],
+        heartbeats: vec![],
+        relays: vec![],
+        token_keys: vec![issuer.key().clone()],
+    }
+    .sign(&city)
+    .expect("sign");
+    rt.block_on(phone.api.node.set_directory(city.public(), signed))
+        .expect("directory");
+    let tokened_at = (HERE.0 + 0.002, HERE.1 + 0.002);
+    for i in 0..25u8 {
+        let seed = [100 + i; 32];
+        let key = SigningKey::from_bytes(&seed);
+        let (pending, blinded) = blind(
+            issuer.key(),
+            &key.verifying_key().to_bytes(),
+            &mut rand::rngs::OsRng,
+        )
+        .expect("blind");
+        let token = finalize(
+            issuer.key(),
+            &pending,
+            &issuer.sign(&blinded).expect("sign"),
+        )
+        .expect("token");
+        rt.block_on(phone.api.node.report_with_token(
+            Category::Harassment,
+            tokened_at.0,
+            tokened_at.1,
+            None,
+            zeroize::Zeroizing::new(seed),
+            token,
+        ))
+        .expect("tokened report");
+    }
+    rt.block_on(phone.api.node.report(
+        Category::PoorLighting,
+        HERE.0 - 0.002,
+        HERE.1 - 0.002,
+        None,
+    ))
+    .expect("report");
+    let page = open_app(&mut b, &phone, HERE);
+    b.wait_for(
+        &page,
+        "the two cells",
+        "document.querySelectorAll('.cells .cell').length === 2",
+        20,
+    );
+    let got = b
+        .eval(
+            &page,
+            "JSON.stringify([...document.querySelectorAll('.cells .cell')].map((g) => \
+             [g.dataset.count, g.dataset.minPeople, (g.querySelector('.people') || {}).textContent || '', \
+             g.getAttribute('aria-label')]))",
+        )
+        .expect("cells");
+    let cells: Vec<(String, String, String, String)> =
+        serde_json::from_str(got.as_str().expect("string")).expect("json");
+    let tokened = cells
+        .iter()
+        .find(|c| c.0 == "25")
+        .expect("the tokened cell");
+    assert_eq!(tokened.1, "2");
+    assert_eq!(tokened.2, "\u{2265}2 people");
+    assert!(tokened.3.contains("at least 2 people"), "{tokened:?}");
+    let plain = cells.iter().find(|c| c.0 == "1").expect("the other cell");
+    assert_eq!((plain.1.as_str(), plain.2.as_str()), ("0", ""));
+    assert!(!plain.3.contains("people"), "{plain:?}");
+    assert_no_problems(&mut b, &page);
+    shot(&mut b, &page, "phone-app-tokens.png");
+    drop(b);
+    phone.stop(&rt);
 }

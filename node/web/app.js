@@ -528,14 +528,29 @@
     }
   }
 
-  /** Reports grouped by cell: [{cell, reports, sev, bounds}], most first. */
+  /** Tokens one issuance identity gets per day (docs/protocol.md §8.5). */
+  const TOKENS_PER_DAY = 24;
+
+  /**
+   * Reports grouped by cell: [{cell, reports, sev, minPeople}], most first.
+   * `minPeople` is the API's `min_people`: with at most 24 tokens per
+   * identity per day, k tokened reports of one day come from at least
+   * ceil(k / 24) identities; the largest bound over the days (0: none).
+   */
   function cellsOf(reports) {
     const map = new Map();
     for (const r of reports) {
       let c = map.get(r.cell);
-      if (!c) { c = { cell: r.cell, reports: [], sev: -1 }; map.set(r.cell, c); }
+      if (!c) { c = { cell: r.cell, reports: [], sev: -1, days: new Map() }; map.set(r.cell, c); }
       c.reports.push(r);
       c.sev = Math.max(c.sev, SEVERITY[r.category] ?? 1);
+      if (r.tokened) {
+        const day = Math.floor(r.observed_at / 86400);
+        c.days.set(day, (c.days.get(day) || 0) + 1);
+      }
+    }
+    for (const c of map.values()) {
+      c.minPeople = Math.max(0, ...[...c.days.values()].map((k) => Math.ceil(k / TOKENS_PER_DAY)));
     }
     return [...map.values()].sort((a, b) => b.reports.length - a.reports.length);
   }
@@ -605,9 +620,10 @@
       const dist = fmtDist(Math.min(...c.reports.map(distanceOf)));
       const g = svgEl('g', {
         class: 'cell sev' + c.sev + (state.cellFilter === c.cell ? ' selected' : ''),
-        'data-cell': c.cell, 'data-count': n,
+        'data-cell': c.cell, 'data-count': n, 'data-min-people': c.minPeople,
         tabindex: opts.interactive ? 0 : null, role: opts.interactive ? 'button' : null,
-        'aria-label': t('map.cell_label', { cell: c.cell, n, cats, dist }),
+        'aria-label': t('map.cell_label', { cell: c.cell, n, cats, dist })
+          + (c.minPeople > 0 ? ' ' + t('map.cell_people', { n: c.minPeople }) : ''),
         'aria-pressed': opts.interactive ? String(state.cellFilter === c.cell) : null,
       });
       g.append(svgEl('polygon', {
@@ -621,6 +637,11 @@
       const by = Math.abs(y1 - y0) > 4 * rr ? cy : y0;
       g.append(svgEl('circle', { class: 'count-bg', cx: bx, cy: by, r: rr, 'vector-effect': 'non-scaling-stroke' }));
       g.append(svgEl('text', { class: 'count', x: bx, y: by, 'font-size': fs * 1.0, 'text-anchor': 'middle', 'dominant-baseline': 'central', text: String(n) }));
+      if (c.minPeople > 0) {
+        // The lower bound on the people behind the tokened reports, under
+        // the count ("≥2 people"); the label says what it means.
+        g.append(svgEl('text', { class: 'people', x: bx, y: by + rr * 1.9, 'font-size': fs * 0.7, 'text-anchor': 'middle', 'dominant-baseline': 'central', 'aria-hidden': 'true', text: t('map.people_short', { n: c.minPeople }) }));
+      }
       if (opts.interactive) {
         const pick = () => { state.cellFilter = state.cellFilter === c.cell ? null : c.cell; renderMap(); renderReports(); };
         g.addEventListener('click', pick);

@@ -18,6 +18,7 @@
 //! | [`state`]     | what the loops and the routes share; flags, the summary |
 //! | [`metrics`]   | Prometheus text exposition |
 //! | [`keys`]      | the city key file |
+//! | [`tokens`]    | the token issuer and its issuance policy (protocol.md §8.5) |
 //! | [`cli`]       | `ronde relay …` |
 //!
 //! The relay never logs a location finer than an area, a key, or a report.
@@ -33,6 +34,7 @@ pub mod rules;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod tokens;
 
 pub use config::RelayConfig;
 pub use server::{run_server, Relay, RelayError, StartOptions};

@@ -38,6 +38,9 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     /// The relay's node.
     pub node: Node,
+    /// The token issuer: today's and tomorrow's keys, listed in the
+    /// directory. (Serving `/ronde/token/1` is not built yet.)
+    pub tokens: Mutex<crate::tokens::TokenIssuer>,
     /// Dashboard sessions: id → expiry.
     pub sessions: Mutex<HashMap<String, u64>>,
 }
