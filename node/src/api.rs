@@ -14,6 +14,7 @@
 //! | POST   | `/v1/reports` | `{category, lat, lon, precision?}` → 201          |
 //! | GET    | `/v1/reports` | `?lat=&lon=&radius_m=` → live reports near a point |
 //! | GET    | `/v1/events`  | server-sent events: new nearby reports, circle alerts and messages |
+//! | GET    | `/v1/basemap.pmtiles` | the cached city basemap (`Range` supported); `POST /v1/basemap/fetch` `{url}` caches it (`basemap_api.rs`) |
 //!
 //! The trusted circle's routes (contacts, journeys, SOS, inbox) are listed
 //! in `circle_api.rs`; the city directory's in `directory_api.rs`:
@@ -69,6 +70,8 @@ use crate::Node;
 
 #[path = "api_auth.rs"]
 mod auth;
+#[path = "basemap_api.rs"]
+mod basemap_api;
 #[path = "circle_api.rs"]
 mod circle_api;
 #[path = "directory_api.rs"]
@@ -392,7 +395,7 @@ fn router_with(node: Node, auth: ApiAuth, shutdown: Option<watch::Receiver<bool>
         .route("/v1/location", axum::routing::put(put_location))
         .route("/v1/reports", get(get_reports).post(post_report))
         .route("/v1/events", get(get_events));
-    directory_api::routes(circle_api::routes(router))
+    basemap_api::routes(directory_api::routes(circle_api::routes(router)))
         .merge(crate::webapp::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

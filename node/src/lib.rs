@@ -26,6 +26,7 @@
 
 pub mod api;
 pub mod api_error;
+pub mod basemap;
 pub mod behaviour;
 pub mod circle;
 pub mod clock;

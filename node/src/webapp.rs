@@ -119,6 +119,27 @@ pub const ASSETS: &[Asset] = &[
         content_type: "image/svg+xml",
         body: include_bytes!("../web/icon-maskable.svg"),
     },
+    // The map libraries, vendored from the npm registry (web/vendor/README.md).
+    Asset {
+        name: "vendor/maplibre-gl-csp.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../web/vendor/maplibre-gl-csp.js"),
+    },
+    Asset {
+        name: "vendor/maplibre-gl-csp-worker.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../web/vendor/maplibre-gl-csp-worker.js"),
+    },
+    Asset {
+        name: "vendor/maplibre-gl.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!("../web/vendor/maplibre-gl.css"),
+    },
+    Asset {
+        name: "vendor/pmtiles.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../web/vendor/pmtiles.js"),
+    },
 ];
 
 /// FNV-1a, 64 bits: enough to tell two versions of a file apart.

@@ -71,6 +71,20 @@ pub struct RelayConfig {
     /// The signed directory of safe places and mediators.
     #[serde(default)]
     pub directory: DirectorySettings,
+    /// The city's basemap.
+    #[serde(default)]
+    pub map: MapSettings,
+}
+
+/// The basemap (`[map]`): a PMTiles vector extract of the city, served whole
+/// to phones (which cache it) and by byte ranges to the dashboard.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapSettings {
+    /// The PMTiles file, relative to `data_dir` unless absolute; empty: no
+    /// basemap (the maps show cells on a plain background).
+    #[serde(default)]
+    pub basemap: PathBuf,
 }
 
 /// The areas a relay follows: geohash prefixes (of at most 5 characters:
@@ -355,6 +369,13 @@ listing_validity_days = 90
 heartbeat_ttl_days = 7
 # Proof of work a flag from a phone must carry (bits).
 flag_min_difficulty = 18
+
+[map]
+# The city's basemap: a PMTiles vector extract (see the operator guide for
+# how to make one). Relative to data_dir unless absolute. Served whole at
+# /basemap.pmtiles on the public listener (phones fetch it once and keep
+# it) and by byte ranges to the dashboard. Empty: no basemap.
+basemap = ""
 "#;
 
 impl RelayConfig {
@@ -467,6 +488,18 @@ impl RelayConfig {
     /// `<data_dir>/peer-key`.
     pub fn peer_key_path(&self) -> PathBuf {
         self.data_dir.join(ronde_node::peer_key::PEER_KEY_FILE)
+    }
+
+    /// The basemap file resolved against `data_dir`; `None` when none is
+    /// configured.
+    pub fn basemap_path(&self) -> Option<PathBuf> {
+        if self.map.basemap.as_os_str().is_empty() {
+            None
+        } else if self.map.basemap.is_absolute() {
+            Some(self.map.basemap.clone())
+        } else {
+            Some(self.data_dir.join(&self.map.basemap))
+        }
     }
 
     /// The city key file, resolved against `data_dir`.

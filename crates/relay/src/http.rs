@@ -9,6 +9,7 @@
 //! | GET    | `/directory/key`       | the city's public key, hex |
 //! | POST   | `/directory/heartbeat` | a place's signed heartbeat (binary) |
 //! | POST   | `/flags`               | an anonymous flag against a place (binary) |
+//! | GET    | `/basemap.pmtiles`     | the city basemap, whole or by `Range` ([`crate::maps`]) |
 //!
 //! **Operator** ([`dashboard_router`], `http.dashboard_bind`): `/healthz`,
 //! the login form and its script and style are open; everything else,
@@ -22,6 +23,7 @@
 //! | method | path | what |
 //! |--------|------|------|
 //! | GET    | `/`, `/app.js`, `/style.css`, `/login` | the dashboard |
+//! | GET    | `/basemap.pmtiles`, `/vendor/{file}` | the basemap and the map libraries ([`crate::maps`]) |
 //! | GET    | `/metrics` | Prometheus text ([`crate::metrics`]) |
 //! | GET    | `/api/config` | city, k, areas, categories, bands, tiles |
 //! | GET    | `/api/status` | node and store figures |
@@ -62,6 +64,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::directory::{flag_reason_names, DirError, MediatorInput, PlaceInput};
+use crate::maps;
 use crate::metrics::{render, Gauges};
 use crate::query::{self, ExportMeta, Filter, MAX_RANGE_DAYS};
 use crate::rules::{format_day, parse_day, BANDS};
@@ -160,7 +163,7 @@ impl From<crate::store::StoreError> for ApiError {
 
 /// The public router: health, the signed directory, heartbeats, flags.
 pub fn public_router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    maps::basemap_route(Router::new())
         .route("/healthz", get(healthz))
         .route("/directory", get(get_directory))
         .route("/directory/key", get(get_directory_key))
@@ -254,7 +257,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
 
 /// The operator's router: dashboard, JSON API, exports, metrics.
 pub fn dashboard_router(shared: Arc<Shared>) -> Router {
-    let api = Router::new()
+    let api = maps::basemap_route(Router::new())
         .route("/api/config", get(api_config))
         .route("/api/status", get(api_status))
         .route("/api/live", get(api_live))
@@ -279,7 +282,7 @@ pub fn dashboard_router(shared: Arc<Shared>) -> Router {
             shared.clone(),
             require_operator,
         ));
-    Router::new()
+    maps::vendor_route(Router::new())
         .merge(api)
         .route("/healthz", get(healthz))
         .route("/login", get(login_page).post(login))
@@ -387,7 +390,7 @@ async fn dashboard_headers(State(s): St, req: Request, next: Next) -> Response {
     };
     let csp = format!(
         "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-         img-src {img}; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+         img-src {img} blob:; connect-src 'self'; worker-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     );
     if let Ok(v) = HeaderValue::from_str(&csp) {
         res.headers_mut().insert("content-security-policy", v);
@@ -530,6 +533,8 @@ struct ConfigView {
     tile_url: String,
     tile_attribution: String,
     directory_key: String,
+    /// Whether `/basemap.pmtiles` has a file to serve.
+    basemap: bool,
 }
 
 async fn api_config(State(s): St) -> Json<ConfigView> {
@@ -565,6 +570,7 @@ async fn api_config(State(s): St) -> Json<ConfigView> {
         tile_url: s.config.http.tile_url.clone(),
         tile_attribution: s.config.http.tile_attribution.clone(),
         directory_key: s.directory.public_key().to_hex(),
+        basemap: s.config.basemap_path().is_some_and(|p| p.is_file()),
     })
 }
 

@@ -1,0 +1,83 @@
+//! The city basemap and the map libraries, over HTTP.
+//!
+//! | listener | method | path | what |
+//! |----------|--------|------|------|
+//! | public   | GET | `/basemap.pmtiles` | the operator's PMTiles extract (`[map] basemap`), whole or by `Range`; 404 `no_basemap` when none |
+//! | operator | GET | `/basemap.pmtiles` | the same, for the dashboard's map (needs the operator token) |
+//! | operator | GET | `/vendor/{file}` | MapLibre GL JS and pmtiles, vendored (open, like `/app.js`) |
+//!
+//! Phones fetch the whole file once through their node and keep it
+//! (`ronde_node::basemap`): they never ask for single tiles, which would
+//! tell the relay where the person looks. Byte ranges serve the
+//! dashboard's reader. The file itself is public map data, which is why the
+//! public listener serves it without a token.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use ronde_node::basemap::serve_file;
+use ronde_node::webapp::ASSETS;
+
+use crate::state::Shared;
+
+type St = State<Arc<Shared>>;
+
+/// The vendored files the dashboard may load (their names under
+/// `/vendor/`, as in the node's app).
+const VENDORED: [&str; 4] = [
+    "maplibre-gl-csp.js",
+    "maplibre-gl-csp-worker.js",
+    "maplibre-gl.css",
+    "pmtiles.js",
+];
+
+/// `GET /basemap.pmtiles`, for either listener's router.
+pub fn basemap_route(router: Router<Arc<Shared>>) -> Router<Arc<Shared>> {
+    router.route("/basemap.pmtiles", get(basemap))
+}
+
+/// `GET /vendor/{file}`.
+pub fn vendor_route(router: Router<Arc<Shared>>) -> Router<Arc<Shared>> {
+    router.route("/vendor/{file}", get(vendor))
+}
+
+async fn basemap(State(s): St, headers: HeaderMap) -> Response {
+    match s.config.basemap_path() {
+        Some(path) => {
+            let mut res = serve_file(&path, &headers).await;
+            // A city map changes rarely; let readers keep it for a day.
+            res.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=86400"),
+            );
+            res
+        }
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({
+                "error": "no_basemap",
+                "message": "This relay has no basemap: set [map] basemap in relay.toml.",
+            })),
+        )
+            .into_response(),
+    }
+}
+
+async fn vendor(Path(file): Path<String>) -> Response {
+    let asset = VENDORED
+        .iter()
+        .find(|v| **v == file)
+        .and_then(|v| ASSETS.iter().find(|a| a.name == format!("vendor/{v}")));
+    match asset {
+        Some(a) => ([(header::CONTENT_TYPE, a.content_type)], a.body).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({"error": "not_found", "message": "no such file"})),
+        )
+            .into_response(),
+    }
+}
