@@ -124,6 +124,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/safe-places"),
     ("POST", "/v1/safe-places/{id}/flag"),
     ("GET", "/v1/directory"),
+    ("GET", "/v1/basemap"),
+    ("GET", "/v1/basemap.pmtiles"),
+    ("POST", "/v1/basemap/fetch"),
 ];
 
 /// Every `error` code this API answers with; `docs/openapi.yaml` lists
@@ -177,6 +180,12 @@ pub const ERROR_CODES: &[&str] = &[
     "bad_place_id",
     "unknown_place",
     "unknown_reason",
+    "no_basemap",
+    "no_data_dir",
+    "invalid_url",
+    "basemap_fetch_failed",
+    "basemap_unwritable",
+    "basemap_unreadable",
 ];
 
 /// A JSON request body, read with this API's own error answers: the

@@ -4,6 +4,7 @@
 //!
 //! | method | path                  | what |
 //! |--------|-----------------------|------|
+//! | GET    | `/v1/basemap`         | `{cached, bytes}`: whether a basemap is cached (the app asks before loading the map libraries) |
 //! | GET    | `/v1/basemap.pmtiles` | the cached PMTiles file, with `Range` support; 404 `no_basemap` when none |
 //! | POST   | `/v1/basemap/fetch`   | `{url}` (a relay's `/basemap.pmtiles`) → `{bytes}`: fetch the whole file once and cache it |
 //!
@@ -22,6 +23,7 @@ use crate::basemap::{self, BasemapError};
 /// The basemap's routes.
 pub(super) fn routes(router: Router<AppState>) -> Router<AppState> {
     router
+        .route("/v1/basemap", get(get_state))
         .route("/v1/basemap.pmtiles", get(get_basemap))
         .route("/v1/basemap/fetch", post(post_fetch))
 }
@@ -31,6 +33,13 @@ pub(super) fn routes(router: Router<AppState>) -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 struct FetchBody {
     url: String,
+}
+
+/// Answer of `GET /v1/basemap`.
+#[derive(Debug, Clone, Serialize)]
+struct CacheState {
+    cached: bool,
+    bytes: u64,
 }
 
 /// Answer of `POST /v1/basemap/fetch`.
@@ -45,6 +54,20 @@ fn no_cache() -> ApiError {
         "no_data_dir",
         "This node keeps no files, so it cannot keep a basemap.",
     )
+}
+
+async fn get_state(State(s): State<AppState>) -> Json<CacheState> {
+    let bytes = match s.auth.data_dir() {
+        Some(dir) => tokio::fs::metadata(basemap::cached_path(dir))
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0),
+        None => 0,
+    };
+    Json(CacheState {
+        cached: bytes > 0,
+        bytes,
+    })
 }
 
 async fn get_basemap(State(s): State<AppState>, headers: HeaderMap) -> Response {

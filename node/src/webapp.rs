@@ -119,6 +119,11 @@ pub const ASSETS: &[Asset] = &[
         content_type: "image/svg+xml",
         body: include_bytes!("../web/icon-maskable.svg"),
     },
+    Asset {
+        name: "basemap.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../web/basemap.js"),
+    },
     // The map libraries, vendored from the npm registry (web/vendor/README.md).
     Asset {
         name: "vendor/maplibre-gl-csp.js",

@@ -658,10 +658,57 @@
     return p;
   }
 
+  // The city basemap, read from the local node (which fetched the whole
+  // file once from a relay): streets under the SVG, which keeps every
+  // overlay. Nothing is asked of a relay here.
+  let basemap = null;
+  // The map libraries (about 1 MB) load only when there is a basemap.
+  function loadScript(src) {
+    return new Promise((resolve, reject) => {
+      const s = document.createElement('script');
+      s.src = src;
+      s.onload = resolve;
+      s.onerror = reject;
+      document.head.append(s);
+    });
+  }
+
+  async function setupBasemap() {
+    try {
+      const res = await fetch('/v1/basemap', { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+      if (!res.ok || !(await res.json()).cached) return;
+      const css = document.createElement('link');
+      css.rel = 'stylesheet';
+      css.href = '/app/vendor/maplibre-gl.css';
+      document.head.append(css);
+      await loadScript('/app/vendor/maplibre-gl-csp.js');
+      await loadScript('/app/vendor/pmtiles.js');
+      await loadScript('/app/basemap.js');
+    } catch (e) { return; }
+    if (!window.RondeBasemap) return;
+    const box = $('#report-basemap');
+    basemap = window.RondeBasemap.create(box, '/v1/basemap.pmtiles', '/app/vendor/maplibre-gl-csp-worker.js', true);
+    if (!basemap) return;
+    show(box, true);
+    $('#report-map').classList.add('with-basemap');
+    const attr = $('#map-attribution');
+    attr.textContent = window.RondeBasemap.ATTRIBUTION;
+    show(attr, true);
+    renderMap();
+  }
+
+  function syncBasemap(svg, radius) {
+    if (!basemap || !state.here) return;
+    const px = Math.min(svg.clientWidth || 1, svg.clientHeight || 1);
+    const mpp = (2 * radius * 1.1) / px;
+    window.RondeBasemap.sync(basemap, [state.here.lat, state.here.lon], window.RondeBasemap.zoomFor(state.here.lat, mpp));
+  }
+
   function renderMap() {
     const svg = $('#report-map');
     const reports = liveReports();
     const cells = cellsOf(reports);
+    syncBasemap(svg, state.radius);
     drawMap(svg, state.radius, {
       cells, interactive: true,
       places: state.directory.available ? state.directory.places : null,
@@ -1713,6 +1760,7 @@
     connectEvents();
     refreshCircle();
     refreshPlaces();
+    setupBasemap();
     setInterval(refreshStatus, STATUS_EVERY_MS);
     setInterval(refreshReports, REPORTS_EVERY_MS);
     setInterval(() => { if (state.circle.available) refreshCircle(); }, CIRCLE_EVERY_MS);

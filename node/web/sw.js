@@ -13,6 +13,7 @@ const SHELL = [
   '/app/manifest.webmanifest',
   '/app/icon.svg',
   '/app/icon-maskable.svg',
+  '/app/basemap.js',
   '/app/vendor/maplibre-gl-csp.js',
   '/app/vendor/maplibre-gl-csp-worker.js',
   '/app/vendor/maplibre-gl.css',

@@ -26,13 +26,18 @@ use crate::state::Shared;
 
 type St = State<Arc<Shared>>;
 
-/// The vendored files the dashboard may load (their names under
-/// `/vendor/`, as in the node's app).
-const VENDORED: [&str; 4] = [
-    "maplibre-gl-csp.js",
-    "maplibre-gl-csp-worker.js",
-    "maplibre-gl.css",
-    "pmtiles.js",
+/// The files the dashboard may load under `/vendor/`, and their names
+/// among the node app's assets (`basemap.js` is Ronde's own glue, shared
+/// with the phone app).
+const VENDORED: [(&str, &str); 5] = [
+    ("maplibre-gl-csp.js", "vendor/maplibre-gl-csp.js"),
+    (
+        "maplibre-gl-csp-worker.js",
+        "vendor/maplibre-gl-csp-worker.js",
+    ),
+    ("maplibre-gl.css", "vendor/maplibre-gl.css"),
+    ("pmtiles.js", "vendor/pmtiles.js"),
+    ("basemap.js", "basemap.js"),
 ];
 
 /// `GET /basemap.pmtiles`, for either listener's router.
@@ -70,8 +75,8 @@ async fn basemap(State(s): St, headers: HeaderMap) -> Response {
 async fn vendor(Path(file): Path<String>) -> Response {
     let asset = VENDORED
         .iter()
-        .find(|v| **v == file)
-        .and_then(|v| ASSETS.iter().find(|a| a.name == format!("vendor/{v}")));
+        .find(|(v, _)| *v == file)
+        .and_then(|(_, name)| ASSETS.iter().find(|a| a.name == *name));
     match asset {
         Some(a) => ([(header::CONTENT_TYPE, a.content_type)], a.body).into_response(),
         None => (

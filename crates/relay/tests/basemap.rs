@@ -137,6 +137,16 @@ async fn relay_serves_the_basemap_and_a_phone_caches_it_whole() {
     assert_eq!(res.status(), 200);
     let body: serde_json::Value = res.json().await.expect("json");
     assert_eq!(body["bytes"], bytes.len());
+    let state: serde_json::Value = client
+        .get(format!("{api}/v1/basemap"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(state["cached"], true);
     let res = client
         .get(format!("{api}/v1/basemap.pmtiles"))
         .bearer_auth(&token)

@@ -249,6 +249,28 @@ async fn the_dashboard_shows_the_seeded_cells_and_its_filters_work() {
             br.screenshot(&d.join("dashboard.png"));
         }
 
+        // A click on a hotspot flies the map there, at street level.
+        let before = br.eval("document.getElementById('map').viewBox.baseVal.width");
+        let hot = br.eval("document.querySelector('#hot-table tbody tr').dataset.cell");
+        br.eval("document.querySelector('#hot-table tbody tr').click(); true");
+        br.wait_for("the flight to the hotspot", &format!("document.getElementById('map').dataset.flownTo === {hot}"));
+        let after = br.eval("document.getElementById('map').viewBox.baseVal.width");
+        assert!(after.as_f64() < before.as_f64(), "zoomed in: {before} → {after}");
+
+        // Two periods compared: nothing before (a month in January), the
+        // seeded cells now; under k shows as "< k", never 0.
+        br.eval("document.getElementById('cmp-a-from').value = '2026-01-01'; document.getElementById('cmp-a-to').value = '2026-01-31'; \
+                 document.getElementById('cmp-b-from').value = document.getElementById('to').value; document.getElementById('cmp-b-to').value = document.getElementById('to').value; \
+                 document.getElementById('cmp-go').click(); true");
+        br.wait_for("the comparison", "document.getElementById('cmp-status').dataset.state === 'ready'");
+        let rows: Vec<String> = serde_json::from_str(
+            br.eval("JSON.stringify([...document.querySelectorAll('#cmp-table tbody tr')].map((r) => r.dataset.cell + ' ' + r.dataset.category + ' ' + r.dataset.before + '>' + r.dataset.after + ' ' + r.cells[4].textContent))")
+                .as_str()
+                .expect("json"),
+        )
+        .expect("list");
+        assert_eq!(rows, vec![format!("{a} harassment >3 now ≥ 3"), format!("{b} following >3 now ≥ 3")]);
+
         // Untick "harassment": only B is left.
         let version = br.eval("document.getElementById('map-status').dataset.version");
         br.eval("document.querySelector('input[data-category=harassment]').click(); true");

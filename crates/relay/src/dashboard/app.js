@@ -21,6 +21,7 @@
     places: [],
     cells: [],
     selected: null,
+    basemap: null, // RondeBasemap handle when the relay has a basemap
   };
 
   const $ = (id) => document.getElementById(id);
@@ -54,6 +55,14 @@
     const x = ((lon + 180) / 360) * s;
     const y = (0.5 - Math.log((1 + sin) / (1 - sin)) / (4 * Math.PI)) * s;
     return [x, y];
+  }
+
+  function unproject(x, y, zoom) {
+    const s = TILE * Math.pow(2, zoom);
+    const lon = (x / s) * 360 - 180;
+    const n = Math.PI - (2 * Math.PI * y) / s;
+    const lat = (180 / Math.PI) * Math.atan(0.5 * (Math.exp(n) - Math.exp(-n)));
+    return [lat, lon];
   }
 
   function fitZoom(bbox, px) {
@@ -132,7 +141,9 @@
         refresh();
       });
     }
-    $('attribution').textContent = cfg.tile_attribution || '';
+    $('attribution').textContent = cfg.basemap && window.RondeBasemap
+      ? window.RondeBasemap.ATTRIBUTION
+      : cfg.tile_attribution || '';
   }
 
   // --- map --------------------------------------------------------------
@@ -144,6 +155,13 @@
     const [x1, y1] = project(cfg.bbox[0], cfg.bbox[3], state.zoom);
     const pad = 20;
     state.view = [x0 - pad, y0 - pad, x1 - x0 + 2 * pad, y1 - y0 + 2 * pad];
+    if (cfg.basemap && window.RondeBasemap) {
+      state.basemap = window.RondeBasemap.create($('basemap'), '/basemap.pmtiles', '/vendor/maplibre-gl-csp-worker.js');
+      if (state.basemap) {
+        $('mapframe').classList.add('with-basemap');
+        state.basemap.map.on('idle', nameHotspots);
+      }
+    }
     applyView();
 
     // Drag to pan, wheel to zoom.
@@ -173,7 +191,16 @@
   }
 
   function applyView() {
-    $('map').setAttribute('viewBox', state.view.map((v) => v.toFixed(1)).join(' '));
+    const map = $('map');
+    map.setAttribute('viewBox', state.view.map((v) => v.toFixed(1)).join(' '));
+    if (state.basemap) {
+      // The SVG letterboxes its viewBox (xMidYMid meet): same centre, and
+      // the smaller of the two scales. MapLibre's zoom counts 512 px tiles.
+      const [x, y, w, h] = state.view;
+      const scale = Math.min((map.clientWidth || 1) / w, (map.clientHeight || 1) / h);
+      const center = unproject(x + w / 2, y + h / 2, state.zoom);
+      window.RondeBasemap.sync(state.basemap, center, state.zoom + Math.log2(scale) - 1);
+    }
   }
 
   function tileLayer(cfg, z) {
@@ -217,8 +244,10 @@
     map.replaceChildren();
     const [bx0, by0] = project(cfg.bbox[2], cfg.bbox[1], z);
     const [bx1, by1] = project(cfg.bbox[0], cfg.bbox[3], z);
-    map.append(svg('rect', { x: bx0 - 5000, y: by0 - 5000, width: bx1 - bx0 + 10000, height: by1 - by0 + 10000, fill: '#e8ecef' }));
-    map.append(tileLayer(cfg, z));
+    if (!state.basemap) {
+      map.append(svg('rect', { x: bx0 - 5000, y: by0 - 5000, width: bx1 - bx0 + 10000, height: by1 - by0 + 10000, fill: '#e8ecef' }));
+      map.append(tileLayer(cfg, z));
+    }
     const areas = svg('g', { class: 'areas' });
     for (const a of cfg.areas) {
       const [s, w, n, e] = a.bounds;
@@ -349,10 +378,70 @@
       const tr = el('tr', { 'data-cell': h.cell });
       const cats = Object.entries(h.by_category).map(([k, v]) => k.replace(/_/g, ' ') + ' ' + v).join(', ');
       const bands = Object.entries(h.by_band).map(([k, v]) => k + 'h ' + v).join(', ');
-      tr.append(el('td', {}, String(h.rank)), el('td', {}, h.cell), el('td', {}, String(h.total)), el('td', {}, cats), el('td', {}, bands));
-      tr.addEventListener('click', () => select(h.cell));
+      const where = el('td', { class: 'hot-where' }, hotNames.get(h.cell) ? hotNames.get(h.cell) + ' (' + h.cell + ')' : h.cell);
+      tr.append(el('td', {}, String(h.rank)), where, el('td', {}, String(h.total)), el('td', {}, cats), el('td', {}, bands));
+      tr.addEventListener('click', () => { select(h.cell); flyToCell(h.cell); });
       tb.append(tr);
     }
+    nameHotspots();
+  }
+
+  // --- hotspots on the basemap -----------------------------------------
+  const hotNames = new Map(); // cell → nearest street or landmark
+  const B32 = '0123456789bcdefghjkmnpqrstuvwxyz';
+  function geohashBounds(gh) {
+    let lat = [-90, 90], lon = [-180, 180], even = true;
+    for (const ch of gh) {
+      const v = B32.indexOf(ch);
+      for (let b = 4; b >= 0; b--) {
+        const r = even ? lon : lat;
+        const mid = (r[0] + r[1]) / 2;
+        if ((v >> b) & 1) r[0] = mid; else r[1] = mid;
+        even = !even;
+      }
+    }
+    return [lat[0], lon[0], lat[1], lon[1]];
+  }
+
+  // Name each hotspot by the nearest street or landmark the basemap's
+  // loaded tiles know (within 300 m); the geohash stays beside it.
+  function nameHotspots() {
+    if (!state.basemap) return;
+    for (const td of document.querySelectorAll('#hot-table tbody tr[data-cell] td.hot-where')) {
+      const cell = td.parentElement.dataset.cell;
+      if (!hotNames.has(cell)) {
+        const [s, w, n, e] = geohashBounds(cell);
+        const name = window.RondeBasemap.nearestName(state.basemap, (s + n) / 2, (w + e) / 2, 300);
+        if (name) hotNames.set(cell, name);
+      }
+      if (hotNames.has(cell)) {
+        td.textContent = hotNames.get(cell) + ' (' + cell + ')';
+        td.dataset.name = hotNames.get(cell);
+      }
+    }
+  }
+
+  // Fly the map to a cell at street level (about 600 m across).
+  function flyToCell(cell) {
+    const [s, w, n, e] = geohashBounds(cell);
+    const lat = (s + n) / 2, lon = (w + e) / 2;
+    const mpp = (156543.03 * Math.cos((lat * Math.PI) / 180)) / Math.pow(2, state.zoom);
+    const map = $('map');
+    const aspect = (map.clientHeight || 1) / (map.clientWidth || 1);
+    const tw = 600 / mpp, th = tw * aspect;
+    const [cx, cy] = project(lat, lon, state.zoom);
+    const target = [cx - tw / 2, cy - th / 2, tw, th];
+    const from = state.view.slice();
+    const t0 = performance.now();
+    const step = (now) => {
+      const t = Math.min(1, (now - t0) / 400);
+      const k = t * (2 - t);
+      state.view = from.map((v, i) => v + (target[i] - v) * k);
+      applyView();
+      if (t < 1) requestAnimationFrame(step);
+      else map.dataset.flownTo = cell;
+    };
+    requestAnimationFrame(step);
   }
 
   const fmtTime = (t) => (t ? new Date(t * 1000).toISOString().slice(0, 16).replace('T', ' ') + ' UTC' : '—');
@@ -458,6 +547,68 @@
     }
   }
 
+  // --- comparing two periods -------------------------------------------
+  // Counts per cell and category of two date ranges (the categories and
+  // time of day chosen above), and the change. A count under k is hidden
+  // by the relay in either period, so it shows as "< k", never as 0.
+  async function compare(ev) {
+    if (ev) ev.preventDefault();
+    const status = $('cmp-status');
+    const q = (from, to) => {
+      const p = new URLSearchParams(params(false));
+      p.set('from', from);
+      p.set('to', to);
+      if (state.band !== '') p.set('bands', state.band);
+      return '/api/cells?' + p.toString();
+    };
+    status.dataset.state = 'loading';
+    try {
+      const [a, b] = await Promise.all([
+        getJSON(q($('cmp-a-from').value, $('cmp-a-to').value)),
+        getJSON(q($('cmp-b-from').value, $('cmp-b-to').value)),
+      ]);
+      const rows = new Map();
+      const add = (cells, side) => {
+        for (const c of cells.cells) {
+          for (const [cat, n] of Object.entries(c.by_category)) {
+            const key = c.cell + ' ' + cat;
+            const r = rows.get(key) || { cell: c.cell, cat, a: null, b: null };
+            r[side] = n;
+            rows.set(key, r);
+          }
+        }
+      };
+      add(a, 'a');
+      add(b, 'b');
+      const k = state.config.k;
+      const tb = $('cmp-table').tBodies[0];
+      tb.replaceChildren();
+      const list = [...rows.values()].sort((x, y) => x.cell.localeCompare(y.cell) || x.cat.localeCompare(y.cat));
+      for (const r of list) {
+        const shown = (n) => (n === null ? '< ' + k : String(n));
+        let change = '';
+        if (r.a !== null && r.b !== null) {
+          const d = r.b - r.a;
+          change = (d > 0 ? '+' : '') + d + ' (' + (d > 0 ? '+' : '') + Math.round((100 * d) / r.a) + ' %)';
+        } else if (r.a === null) {
+          change = 'now ≥ ' + k;
+        } else {
+          change = 'now < ' + k;
+        }
+        const tr = el('tr', { 'data-cell': r.cell, 'data-category': r.cat, 'data-before': r.a === null ? '' : r.a, 'data-after': r.b === null ? '' : r.b });
+        const where = hotNames.get(r.cell) ? hotNames.get(r.cell) + ' (' + r.cell + ')' : r.cell;
+        tr.append(el('td', {}, where), el('td', {}, r.cat.replace(/_/g, ' ')), el('td', {}, shown(r.a)), el('td', {}, shown(r.b)), el('td', {}, change));
+        tr.addEventListener('click', () => { select(r.cell); flyToCell(r.cell); });
+        tb.append(tr);
+      }
+      status.textContent = list.length ? list.length + ' cell and category pairs; counts under ' + k + ' are hidden.' : 'No cell reaches the threshold in either period.';
+      status.dataset.state = 'ready';
+    } catch (e) {
+      status.textContent = 'Could not compare: ' + e.message;
+      status.dataset.state = 'error';
+    }
+  }
+
   async function start() {
     try {
       state.config = await getJSON('/api/config');
@@ -468,6 +619,7 @@
     }
     buildControls(state.config);
     setupMap(state.config);
+    $('compare-form').addEventListener('submit', compare);
     await refresh();
     setInterval(() => { if (state.mode === 'live') refresh(); }, 30000);
   }
