@@ -121,6 +121,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/circle/codes"),
     ("GET", "/v1/inbox"),
     ("POST", "/v1/inbox/ack"),
+    ("GET", "/v1/circle/journeys"),
     ("GET", "/v1/safe-places"),
     ("POST", "/v1/safe-places/{id}/flag"),
     ("GET", "/v1/directory"),

@@ -16,8 +16,9 @@
 //!
 //! Every node speaks `/ronde/circle/1` (direct delivery of circle
 //! envelopes) and uses `/ronde/mailbox/1`; only nodes with
-//! [`NodeConfig::mailbox_host`] serve the latter, so identify tells phones
-//! which peers host mailboxes. Wire formats are in [`crate::circle::wire`].
+//! [`NodeConfig::mailbox_host`] serve the latter (phones take their hosts
+//! from their configuration or the city's directory, not from identify).
+//! Wire formats are in [`crate::circle::wire`].
 //! [`NodeConfig::relay_server`] adds a circuit relay v2 server (a
 //! [`Toggle`]d behaviour; it serves once the node has an external address)
 //! and an AutoNAT v2 server (phones learn from it whether they are
@@ -29,6 +30,9 @@
 //! [`NodeConfig::flag_sink`] (relays) take flags. Wire formats are in
 //! [`crate::directory::wire`].
 //!
+//! Every node speaks `/ronde/stem/1` ([`crate::stem`]): own reports walk a
+//! stem of single peers before the gossip.
+//!
 //! # Gossip
 //!
 //! Reports travel on gossipsub, one topic per area
@@ -39,7 +43,8 @@
 //! single-use key. The message id is the report id
 //! ([`ReportId::of`] over the data, which also gives garbage a stable
 //! hash-based id). Every message is validated by the event loop before it
-//! is forwarded (`validate_messages`).
+//! is forwarded (`validate_messages`). Flood publishing is off: a node
+//! publishes to its mesh peers only.
 //!
 //! # Peer scoring
 //!
@@ -73,6 +78,7 @@ use crate::codec::{self, invalid, Bounded, WireFormat};
 use crate::config::{GossipTuning, NodeConfig, MAX_PEER_AREAS};
 use crate::directory::wire::{DirectoryCodec, DirectoryWire, FlagCodec, FlagWire};
 use crate::error::NodeError;
+use crate::stem::wire::{StemCodec, StemWire};
 
 /// Below this score a peer gets no IHAVE gossip from us and its IHAVE/IWANT
 /// are ignored: one invalid report is enough.
@@ -170,6 +176,9 @@ mod derived {
         /// Flags against a place (`/ronde/flag/1`): taken with
         /// [`NodeConfig::flag_sink`] (relays), sent by every node.
         pub flags: request_response::Behaviour<FlagCodec>,
+        /// The stem of reports before the gossip (`/ronde/stem/1`,
+        /// [`crate::stem`]): every node relays.
+        pub stem: request_response::Behaviour<StemCodec>,
     }
 }
 pub use derived::{Behaviour, BehaviourEvent};
@@ -308,6 +317,11 @@ pub fn gossipsub_config(
         .max_control_message_size(MAX_CONTROL_SIZE)
         .max_control_messages_sent(MAX_IHAVE_LENGTH)
         .max_publish_messages(MAX_MESSAGES_PER_RPC)
+        // An own report would otherwise go to every subscribed peer at
+        // once, the city relay included, telling it who wrote it; it
+        // takes the stem first (`crate::stem`), and whoever fluffs it
+        // sends it to its mesh only.
+        .flood_publish(false)
         // Long enough that a report circulating for a while is not
         // re-validated; the store catches later duplicates.
         .duplicate_cache_time(tuning.time(300))
@@ -387,9 +401,13 @@ impl Behaviour {
                 .with_request_timeout(config.circle.request_timeout)
                 .with_max_concurrent_streams(32),
         );
-        let relay_server = config
-            .relay_server
-            .then(|| relay::Behaviour::new(peer_id, relay::Config::default()));
+        let relay_server = config.relay_server.then(|| {
+            let relay_config = relay::Config {
+                reservation_duration: config.relay_reservation_duration,
+                ..relay::Config::default()
+            };
+            relay::Behaviour::new(peer_id, relay_config)
+        });
         let directory = codec::behaviour::<DirectoryWire>(
             request_response::ProtocolSupport::Full,
             request_response::Config::default()
@@ -403,6 +421,13 @@ impl Behaviour {
         };
         let flags = codec::behaviour::<FlagWire>(
             flag_support,
+            request_response::Config::default()
+                .with_request_timeout(Duration::from_secs(10))
+                .with_max_concurrent_streams(16),
+        );
+
+        let stem = codec::behaviour::<StemWire>(
+            request_response::ProtocolSupport::Full,
             request_response::Config::default()
                 .with_request_timeout(Duration::from_secs(10))
                 .with_max_concurrent_streams(16),
@@ -433,6 +458,7 @@ impl Behaviour {
             mailbox,
             directory,
             flags,
+            stem,
         })
     }
 }

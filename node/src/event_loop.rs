@@ -1,13 +1,13 @@
 //! The event loop: the one task that owns the `Swarm` and the store.
 //!
-//! It multiplexes eight sources with `tokio::select!`: commands from
+//! It multiplexes nine sources with `tokio::select!`: commands from
 //! [`crate::Node`] handles (a bounded queue, each command with a one-shot
 //! reply), swarm events, a purge timer (expired reports are deleted), a
 //! retry timer (queued reports are published once a peer follows their
 //! area), the circle's tick (journey and SOS deadlines on the node's clock,
 //! dead-man's switches due on a mailbox host, circle retries), the
 //! mailbox poll timer, the directory refresh, and the verdicts of a
-//! relay's flag sink. The trusted circle's and the directory's work is
+//! relay's flag sink, and the stem's next deadline ([`crate::stem`]). The trusted circle's and the directory's work is
 //! done by their services ([`crate::circle`], [`crate::directory`]), which
 //! the loop owns and hands the swarm to. The circle has two: the client
 //! side (this person's circle) gets the commands and everything the
@@ -65,7 +65,9 @@ use crate::directory::service::DirectoryService;
 use crate::directory::store::DirectoryStore;
 use crate::error::NodeError;
 use crate::events::{CellCount, Nearby, NearbyReport, NodeEvent, Published, Status};
+use crate::new_reports::{Budget, NewReportBound, PeerBudgets};
 use crate::reachability::{self, Reachability};
+use crate::stem::{Judge, StemService};
 use crate::store::{Inserted, ReportStore, SledStore};
 
 /// Capacity of the command queue.
@@ -153,6 +155,9 @@ struct EventLoop {
     policy: Policy,
     /// Gossiped messages refused since start, by reason (for `Status`).
     gossip_refused: BTreeMap<&'static str, u64>,
+    /// The bound on new reports per peer, area and minute, and its counters.
+    new_report_bound: Option<NewReportBound>,
+    budgets: PeerBudgets,
     /// Gossip received during the current burst of swarm events.
     gossip_in: Vec<GossipIn>,
     /// Gossip waiting for its signatures to be verified.
@@ -190,6 +195,8 @@ struct EventLoop {
     mailbox_host: Option<HostService>,
     /// The city directories and the flags.
     directories: DirectoryService,
+    /// The stem of reports before the gossip (`/ronde/stem/1`).
+    stem: StemService,
 }
 
 /// Start a node: open the store, build the swarm, listen, dial, follow the
@@ -203,10 +210,11 @@ pub(crate) async fn spawn(
         )));
     }
     let data_dir = config.data_dir.clone();
-    let max_reports = config.max_reports;
-    let store = tokio::task::spawn_blocking(move || SledStore::open(&data_dir, max_reports))
-        .await
-        .map_err(|e| NodeError::Transport(format!("store task failed: {e}")))??;
+    let (max_reports, eviction) = (config.max_reports, config.eviction);
+    let store =
+        tokio::task::spawn_blocking(move || SledStore::open_with(&data_dir, max_reports, eviction))
+            .await
+            .map_err(|e| NodeError::Transport(format!("store task failed: {e}")))??;
     let data_dir = config.data_dir.clone();
     let identity = tokio::task::spawn_blocking(move || keyfile::load_or_create(&data_dir))
         .await
@@ -236,7 +244,12 @@ pub(crate) async fn spawn(
             config.circle.mailbox_limits,
             relay_id(&peer_id),
         )?;
-        Some(HostService::new(hosted, config.clock.clone()))
+        Some(HostService::new(
+            hosted,
+            config.clock.clone(),
+            keypair.clone(),
+            config.circle.mailbox_limits,
+        ))
     } else {
         None
     };
@@ -268,6 +281,8 @@ pub(crate) async fn spawn(
         clock: config.clock.clone(),
         policy: config.policy,
         gossip_refused: BTreeMap::new(),
+        new_report_bound: config.new_report_bound,
+        budgets: PeerBudgets::default(),
         gossip_in: Vec::new(),
         verify_queue: Vec::new(),
         verify_job: None,
@@ -282,11 +297,16 @@ pub(crate) async fn spawn(
         sync_inflight: HashMap::new(),
         bootstrap_peers: HashMap::new(),
         moved: reachability::MovedPeers::default(),
-        reach: Reachability::new(config.relay_server || !config.external_addresses.is_empty()),
+        reach: Reachability::new(
+            config.relay_server
+                || config.directly_reachable
+                || !config.external_addresses.is_empty(),
+        ),
         listen_is_external: config.relay_server && config.external_addresses.is_empty(),
         circle,
         mailbox_host,
         directories,
+        stem: StemService::new(config.stem, config.first_hop_tap.clone()),
     };
     for addr in &config.external_addresses {
         el.swarm.add_external_address(addr.clone());
@@ -340,6 +360,9 @@ pub(crate) async fn spawn(
         el.set_areas(areas, Some((lat, lon)))?;
     }
 
+    if let Some(hosts) = el.directories.take_hosts() {
+        el.circle.set_directory_hosts(&mut el.swarm, &hosts);
+    }
     let own_mail = el.mailbox_host.as_mut().map(HostService::store_mut);
     el.circle.start(&mut el.swarm, own_mail);
 
@@ -372,6 +395,14 @@ struct Timers {
     circle_tick: std::time::Duration,
     mailbox_poll: std::time::Duration,
     directory: std::time::Duration,
+}
+
+/// Sleep until `at` (forever if `None`).
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn interval(period: std::time::Duration) -> tokio::time::Interval {
@@ -407,6 +438,7 @@ impl EventLoop {
         let mut mailbox_timer = interval(timers.mailbox_poll);
         let mut directory_timer = interval(timers.directory);
         let shutdown_reply = loop {
+            let stem_due = self.stem.deadline();
             tokio::select! {
                 cmd = commands.recv() => match cmd {
                     Some(Command::Shutdown { reply }) => break Some(reply),
@@ -432,6 +464,9 @@ impl EventLoop {
                     self.reach.tick(&mut self.swarm);
                 }
                 _ = circle_timer.tick() => {
+                    if let Some(hosts) = self.directories.take_hosts() {
+                        self.circle.set_directory_hosts(&mut self.swarm, &hosts);
+                    }
                     self.circle.tick(&mut self.swarm, self.location);
                     if let Some(host) = self.mailbox_host.as_mut() {
                         host.tick();
@@ -450,8 +485,10 @@ impl EventLoop {
                 Some(done) = join_verify(&mut self.verify_job), if self.verify_job.is_some() => {
                     self.finish_gossip(done);
                 }
+                _ = sleep_until(stem_due), if stem_due.is_some() => {}
             }
             self.flush_gossip();
+            self.poll_stem();
             self.flush_sync();
         };
         let result = self
@@ -552,6 +589,9 @@ impl EventLoop {
             areas: self.areas.iter().map(|a| a.to_string()).collect(),
             stored_reports: self.store.live_count(now)?,
             gossip_refused: self.gossip_refused.clone(),
+            location: self
+                .location
+                .map(|(lat, lon)| crate::events::Location { lat, lon }),
         })
     }
 
@@ -706,7 +746,9 @@ impl EventLoop {
         let now = self.clock.now();
         let cell = report.report().cell();
         self.store_new(&report, now)?;
-        let published = self.try_publish(&report)?;
+        // On the stem if a peer that follows the area speaks it (else
+        // published, or queued, as before).
+        let published = self.stem.own(&self.swarm, &report) || self.try_publish(&report)?;
         // Not logged at any level: a line would prove on a seized phone that
         // the person made a report (and where).
         if !published {
@@ -802,8 +844,30 @@ impl EventLoop {
         Ok(Nearby { reports, cells })
     }
 
+    /// Publish the reports the stem says to fluff now (own reports whose
+    /// fail-safe fired included), as [`Self::publish_own`] would.
+    fn poll_stem(&mut self) {
+        for report in self.stem.poll(&mut self.swarm) {
+            let now = self.clock.now();
+            if let Err(e) = self.store_new(&report, now) {
+                tracing::error!(error = %e, "could not store a report from the stem");
+            }
+            match self.try_publish(&report) {
+                Ok(true) => {}
+                Ok(false) => {
+                    if let Err(e) = self.store.add_pending(&report) {
+                        tracing::debug!(error = %e, "could not queue a report from the stem");
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "could not fluff a report"),
+            }
+        }
+    }
+
     /// Keep a gossiped message for the batch judged after this burst.
     fn on_gossip(&mut self, source: PeerId, id: gossipsub::MessageId, message: gossipsub::Message) {
+        self.stem
+            .seen(&ronde_protocol::ReportId::of(&message.data), source);
         self.gossip_in.push(GossipIn {
             source,
             id,
@@ -867,6 +931,18 @@ impl EventLoop {
                 }
                 Ok(false) => {}
                 Err(e) => tracing::error!(error = %e, "could not look a report up"),
+            }
+            if let Some(bound) = &self.new_report_bound {
+                let verdict = match self.budgets.take(bound, source, cell.area(), now) {
+                    Budget::Within => None,
+                    Budget::Over => Some(("over_peer_bound", MessageAcceptance::Ignore)),
+                    Budget::Abusive => Some(("far_over_peer_bound", MessageAcceptance::Reject)),
+                };
+                if let Some((reason, verdict)) = verdict {
+                    *self.gossip_refused.entry(reason).or_default() += 1;
+                    self.report_verdict(&source, &id, verdict);
+                    continue;
+                }
             }
             self.verify_queue.push(Awaiting { source, id, report });
         }
@@ -951,7 +1027,7 @@ impl EventLoop {
         match outcome {
             Inserted::Stored { evicted } => {
                 if let Some(old) = evicted {
-                    tracing::debug!(%old, "store full: evicted the report expiring soonest");
+                    tracing::debug!(%old, "store full: evicted a report of the most crowded cell");
                 }
                 tracing::debug!(area = %report.report().cell().area(), "report stored");
                 let ev = to_nearby(report, now, self.location);
@@ -1039,15 +1115,15 @@ impl EventLoop {
             // node's own requests to the client side.
             SwarmEvent::Behaviour(BehaviourEvent::Mailbox(request_response::Event::Message {
                 peer,
+                connection_id,
                 message:
                     request_response::Message::Request {
                         request, channel, ..
                     },
-                ..
             })) => HostService::answer(
                 self.mailbox_host.as_mut(),
                 &mut self.swarm,
-                peer,
+                (peer, self.moved.ip_of_connection(&peer, connection_id)),
                 request,
                 channel,
             ),
@@ -1062,6 +1138,14 @@ impl EventLoop {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Flags(ev)) => {
                 self.directories.on_flag_event(&mut self.swarm, ev)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Stem(ev)) => {
+                let judge = Judge {
+                    store: self.store.as_ref(),
+                    policy: &self.policy,
+                    now: self.clock.now(),
+                };
+                self.stem.on_event(&mut self.swarm, judge, ev)
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
@@ -1083,7 +1167,7 @@ impl EventLoop {
                     &info.protocols,
                     bootstrap.as_ref(),
                 );
-                self.circle.on_identify(&mut self.swarm, peer_id, &info);
+                self.stem.on_identify(peer_id, &info.protocols);
                 self.directories
                     .on_identify(&mut self.swarm, peer_id, &info);
             }
@@ -1149,6 +1233,7 @@ impl EventLoop {
                 if num_established == 0 {
                     self.synced.retain(|(p, _)| *p != peer_id);
                     self.directories.on_disconnected(&peer_id);
+                    self.stem.on_disconnected(&peer_id);
                 }
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {

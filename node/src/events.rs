@@ -27,9 +27,23 @@ pub struct Status {
     /// purged periodically and never served).
     pub stored_reports: usize,
     /// Gossiped messages this node refused since it started, by reason: the
-    /// protocol's rejection reasons (`bad_signature`, `expired`, …) and
-    /// `wrong_topic`. Only reasons seen so far appear.
+    /// protocol's rejection reasons (`bad_signature`, `expired`, …),
+    /// `wrong_topic`, and `over_peer_bound` / `far_over_peer_bound` (see
+    /// [`crate::new_reports`]). Only reasons seen so far appear.
     pub gossip_refused: std::collections::BTreeMap<&'static str, u64>,
+    /// Where the node is (`--at`, `PUT /v1/location`), if it knows: shown
+    /// to the local caller only, never logged or sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+}
+
+/// A position in degrees.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct Location {
+    /// Latitude.
+    pub lat: f64,
+    /// Longitude.
+    pub lon: f64,
 }
 
 /// What [`Node::report`](crate::Node::report) returns.

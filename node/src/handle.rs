@@ -24,7 +24,7 @@ use crate::circle::client::command::CircleCommand;
 use crate::circle::views::{
     CircleStatus, CodesView, ContactList, ContactView, Inbox, InviteView, JourneyView, SosView,
 };
-use crate::circle::CircleRefusal;
+use crate::circle::{CircleRefusal, SharedJourneys};
 use crate::clock::Clock;
 use crate::command::Command;
 use crate::config::NodeConfig;
@@ -441,6 +441,13 @@ impl Node {
     pub async fn inbox(&self, since: Option<u64>) -> Result<Inbox, NodeError> {
         self.circle(|reply| CircleCommand::Inbox { since, reply })
             .await
+    }
+
+    /// The contacts' journeys shown now, folded from the inbox: alerts
+    /// first, each with its path since the start and last position.
+    pub async fn shared_journeys(&self) -> Result<SharedJourneys, NodeError> {
+        let inbox = self.inbox(None).await?;
+        Ok(crate::circle::shared::fold(&inbox.items, self.clock.now()))
     }
 
     /// Mark inbox items as seen; an SOS or overdue alert among them is

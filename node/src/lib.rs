@@ -38,8 +38,10 @@ pub mod error;
 pub mod event_loop;
 pub mod events;
 pub mod handle;
+pub mod new_reports;
 pub mod peer_key;
 mod reachability;
+pub mod stem;
 pub mod store;
 pub mod webapp;
 

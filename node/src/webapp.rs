@@ -110,6 +110,18 @@ pub const ASSETS: &[Asset] = &[
         body: include_bytes!("../web/sw.js"),
     },
     Asset {
+        // qrcode-generator 1.4.4 (MIT, see web/qrcode.LICENSE.txt): the
+        // invite's QR code.
+        name: "qrcode.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../web/qrcode.js"),
+    },
+    Asset {
+        name: "qrcode.LICENSE.txt",
+        content_type: "text/plain; charset=utf-8",
+        body: include_bytes!("../web/qrcode.LICENSE.txt"),
+    },
+    Asset {
         name: "icon.svg",
         content_type: "image/svg+xml",
         body: include_bytes!("../web/icon.svg"),

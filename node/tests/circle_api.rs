@@ -766,7 +766,14 @@ async fn inbox_item(b: &Harness, kind: &str, after: u64) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_duress_code_seems_to_cancel_while_the_alert_goes_on() {
     let clock = ManualClock::new(T0);
-    let a = start(&clock).await;
+    // Alice's switch is held by a host she chose, so the screen has a host
+    // to lie about.
+    let host_dir = tempfile::tempdir().expect("tempdir");
+    let (_host, host) = circle_support::start_host(host_dir.path(), &clock).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node =
+        circle_support::start(circle_support::config_with_host(dir.path(), &clock, &host)).await;
+    let a = Served::serve(node, dir.path()).await.keeping(dir);
     let b = start(&clock).await;
     befriend(&a, "Alice", &b, "Bob").await;
 
@@ -835,6 +842,11 @@ async fn the_duress_code_seems_to_cancel_while_the_alert_goes_on() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{j}");
     let started = inbox_item(&b, "journey_started", 0).await;
+    eventually("the switch held", || async {
+        let (_, now) = a.get("/v1/journey").await;
+        (now["switch"] == json!("armed")).then_some(())
+    })
+    .await;
     let (s, e) = a.post_empty("/v1/journey/cancel").await;
     assert_eq!(error_code(s, &e), "code_required");
     let (s, e) = a.post("/v1/journey/cancel", json!({"code": "0000"})).await;
@@ -847,6 +859,14 @@ async fn the_duress_code_seems_to_cancel_while_the_alert_goes_on() {
     assert_eq!(shown["state"], json!("cancelled"));
     let (_, now) = a.get("/v1/journey").await;
     assert_eq!(now["state"], json!("cancelled"));
+    // Nor does the switch, or any of its hosts, tell the truth on screen.
+    assert_eq!(now["switch"], json!("withdrawn"), "{now}");
+    let hosts = now["switch_hosts"].as_array().expect("switch_hosts");
+    assert!(!hosts.is_empty(), "{now}");
+    assert!(
+        hosts.iter().all(|h| h["state"] == json!("withdrawn")),
+        "a host is shown holding the switch after a duress cancel: {now}"
+    );
     // As after a real cancel, there is nothing left to cancel, even with
     // the duress code again.
     let (s, e) = a.post("/v1/journey/cancel", json!({"code": "1357"})).await;
@@ -1019,4 +1039,79 @@ async fn add_time_and_a_named_destination() {
     .await;
     let (s, e) = a.post("/v1/journey/extend", json!({"add_secs": 600})).await;
     assert_eq!(error_code(s, &e), "bad_eta");
+}
+
+/// Issue 18 §2: a contact's journey as Bob's map draws it, over HTTP
+/// between two real nodes: state, destination, expected arrival (after
+/// added time), the path since the start and the last position; then the
+/// arrival.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contacts_journey_is_there_for_the_map() {
+    let clock = ManualClock::new(T0);
+    let a = start(&clock).await;
+    let b = start(&clock).await;
+    befriend(&a, "Alice", &b, "Bob").await;
+    let (_, none) = b.get("/v1/circle/journeys").await;
+    assert_eq!(none, json!({"journeys": []}));
+
+    let put = reqwest::Method::PUT;
+    let (s, _) = send_json(
+        &a,
+        put.clone(),
+        "/v1/location",
+        json!({"lat": IVRY.0, "lon": IVRY.1}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, j) = a
+        .post(
+            "/v1/journey",
+            json!({"lat": 48.82, "lon": 2.39, "eta_secs": 1500}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{j}");
+    let mut last = inbox_item(&b, "journey_started", 0).await;
+    for step in 1..=2 {
+        clock.advance(301);
+        let (s, _) = send_json(
+            &a,
+            put.clone(),
+            "/v1/location",
+            json!({"lat": IVRY.0 - 0.002 * f64::from(step), "lon": IVRY.1}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        last = inbox_item(&b, "position", last["id"].as_u64().unwrap_or(0)).await;
+    }
+    let (s, shared) = b.get("/v1/circle/journeys").await;
+    assert_eq!(s, StatusCode::OK, "{shared}");
+    let seen = &shared["journeys"][0];
+    assert_eq!(seen["journey"], j["id"], "{shared}");
+    assert_eq!(seen["from_name"], json!("Alice"));
+    assert_eq!(seen["state"], json!("on_the_way"));
+    assert_eq!(seen["expected_arrival"], j["expected_arrival"]);
+    assert_eq!(seen["destination"]["lat"], json!(48.82));
+    let path = seen["path"].as_array().expect("path");
+    assert!(path.len() >= 2, "{shared}");
+    assert_eq!(seen["last_position"], last["fix"], "{shared}");
+    // Alice's own journey is not among those shared with her.
+    let (_, mine) = a.get("/v1/circle/journeys").await;
+    assert_eq!(mine, json!({"journeys": []}));
+
+    // Added time moves the expected arrival on Bob's side.
+    let (s, longer) = a.post("/v1/journey/extend", json!({"add_secs": 600})).await;
+    assert_eq!(s, StatusCode::OK, "{longer}");
+    eventually("the new arrival", || async {
+        let (_, shared) = b.get("/v1/circle/journeys").await;
+        (shared["journeys"][0]["expected_arrival"] == longer["expected_arrival"]).then_some(())
+    })
+    .await;
+    let (s, _) = a.post_empty("/v1/journey/arrived").await;
+    assert_eq!(s, StatusCode::OK);
+    eventually("the arrival", || async {
+        let (_, shared) = b.get("/v1/circle/journeys").await;
+        let j = &shared["journeys"][0];
+        (j["state"] == json!("arrived") && j["ended_at"].is_u64()).then_some(())
+    })
+    .await;
 }

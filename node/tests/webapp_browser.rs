@@ -525,6 +525,19 @@ fn an_sos_from_one_phone_shows_in_the_other_phones_inbox() {
     );
     let code = code.as_str().expect("code").to_owned();
     assert!(code.starts_with("ronde1:"), "{code}");
+    // Beside the code, its QR code (issue 18 §6), drawn by the vendored
+    // library: an invite of a few hundred characters needs well over 41
+    // modules a side (version 6 and up), plus the quiet zone.
+    let side = b
+        .eval(
+            &pa,
+            "(() => { const q = document.querySelector('#invite-qr'); return q ? q.viewBox.baseVal.width : 0; })()",
+        )
+        .expect("qr");
+    assert!(
+        side.as_f64().is_some_and(|w| w >= 49.0),
+        "QR code side {side}"
+    );
 
     // Bob types the code (grouped with dashes, as shown).
     b.click(&pb, "#tab-circle");
@@ -1040,6 +1053,193 @@ fn a_held_sos_is_sent_silently_and_stays_on_top_of_the_inbox() {
     );
     assert_no_problems(&mut b, &pa);
     assert_no_problems(&mut b, &pb);
+    alice.stop(&rt);
+    bob.stop(&rt);
+}
+
+/// Issue 18 §7 and §8: opening hours in the person's language with "open
+/// now", and switching to French changes every visible text at once: no
+/// English sentence of the app's own strings is left on screen.
+#[test]
+fn french_everywhere_at_once_with_opening_hours() {
+    use ronde_protocol::directory::{
+        Directory, DirectoryKey, Location, PlaceId, PlaceKind, SafePlace,
+    };
+    let Some(mut b) = browser() else { return };
+    let rt = runtime();
+    let city = DirectoryKey::generate(&mut rand::rngs::OsRng);
+    let city_public = city.public();
+    let phone = Phone::start_with(&rt, |c| c.city_keys = vec![city_public]);
+    let now = phone.api.node.now();
+    let place = |id: u8, name: &str, hours: &str, north: f64| SafePlace {
+        id: PlaceId([id; 16]),
+        name: name.into(),
+        kind: PlaceKind::Pharmacy,
+        location: Location::from_degrees(HERE.0 + north, HERE.1).expect("location"),
+        opening_hours: hours.into(),
+        contact: String::new(),
+        verified_at: now,
+        expires_at: now + 30 * 86_400,
+        heartbeat_key: None,
+        heartbeat_ttl_secs: 0,
+    };
+    let mut places = vec![
+        place(1, "Toujours ouverte", "24/7", 0.001),
+        place(2, "Jamais ouverte", "Mo-Fr off; Sa,Su off", 0.002),
+    ];
+    places.sort_by_key(|p| p.id);
+    let signed = Directory {
+        city: "Paris 13e".into(),
+        serial: 1,
+        issued_at: now,
+        expires_at: now + 30 * 86_400,
+        places,
+        mediators: vec![],
+        heartbeats: vec![],
+        relays: vec![],
+    }
+    .sign(&city)
+    .expect("sign");
+    rt.block_on(phone.api.node.set_directory(city.public(), signed))
+        .expect("directory");
+    let p = open_app(&mut b, &phone, HERE);
+    b.eval(&p, "localStorage.setItem('ronde.lang', 'en'); ''")
+        .expect("en");
+    b.click(&p, "#tab-help");
+    b.wait_for(
+        &p,
+        "the places with their hours",
+        "document.querySelectorAll('#places-list .open-now, #places-list .closed-now').length === 2",
+        20,
+    );
+    let en = b
+        .eval(&p, "document.querySelector('#places-list').innerText")
+        .expect("text");
+    let en = en.as_str().unwrap_or_default().to_owned();
+    assert!(
+        en.contains("Open now") && en.contains("Every day 00:00–24:00"),
+        "{en}"
+    );
+    assert!(en.contains("Closed now") && en.contains("closed"), "{en}");
+
+    b.click(&p, "#lang");
+    let fr = b
+        .eval(&p, "document.querySelector('#places-list').innerText")
+        .expect("text");
+    let fr = fr.as_str().unwrap_or_default().to_owned();
+    assert!(
+        fr.contains("Ouvert") && fr.contains("Tous les jours"),
+        "{fr}"
+    );
+    // Every view, in French: no English string of the app left visible.
+    let leftovers = b
+        .eval(
+            &p,
+            r#"(() => {
+                const en = window.RONDE_I18N.en, fr = window.RONDE_I18N.fr;
+                const english = Object.keys(en).filter((k) => typeof en[k] === 'string'
+                    && !en[k].includes('{') && en[k].length >= 8 && en[k] !== fr[k]).map((k) => en[k])
+                    // "Violence" is inside "Violences": not a leftover.
+                    .filter((s) => !Object.values(fr).some((f) => typeof f === 'string' && f.includes(s)));
+                const found = [];
+                for (const view of ['map', 'report', 'journey', 'circle', 'help']) {
+                    document.querySelector('#tab-' + view).click();
+                    const text = document.body.innerText;
+                    for (const s of english) if (text.includes(s)) found.push(view + ': ' + s);
+                }
+                return found.join(' | ');
+            })()"#,
+        )
+        .expect("leftovers");
+    assert_eq!(
+        leftovers,
+        json!(""),
+        "English left after switching to French"
+    );
+    assert_no_problems(&mut b, &p);
+    phone.stop(&rt);
+}
+
+/// Issue 18 §2 in the app: Bob's journey, while he shares it, is on
+/// Alice's map (his path since the start, his destination, his last
+/// position under his name) and in her circle view (state, expected
+/// arrival, last position), in English then in French. Both phones share
+/// one hand-driven clock so that Bob's positions follow one another.
+#[test]
+fn a_contacts_journey_on_the_map_and_in_the_circle() {
+    let Some(mut b) = browser() else { return };
+    let rt = runtime();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let clock = ManualClock::new(now);
+    let alice = Phone::start_with(&rt, |c| c.clock = Arc::new(clock.clone()));
+    let bob = Phone::start_with(&rt, |c| c.clock = Arc::new(clock.clone()));
+    befriend(&rt, &alice, "Alice", &bob, "Bob");
+    rt.block_on(async {
+        let node = &bob.api.node;
+        node.set_location(HERE.0 - 0.004, HERE.1)
+            .await
+            .expect("location");
+        node.start_journey(HERE.0 + 0.004, HERE.1 + 0.002, now + 1200, 600)
+            .await
+            .expect("journey");
+        for step in 1..=2 {
+            clock.advance(301);
+            let lat = HERE.0 - 0.004 + 0.002 * f64::from(step);
+            node.set_location(lat, HERE.1).await.expect("location");
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let shared = alice.api.node.shared_journeys().await.expect("shared");
+            if shared.journeys.first().is_some_and(|j| j.path.len() >= 2) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{shared:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let p = open_app(&mut b, &alice, HERE);
+    b.eval(&p, "localStorage.setItem('ronde.lang', 'en'); ''")
+        .expect("eval");
+    b.click(&p, "#tab-circle");
+    b.wait_for(
+        &p,
+        "Bob's journey card",
+        "!!document.querySelector('#shared-list li[data-state=on_the_way]')",
+        20,
+    );
+    let card = b
+        .eval(&p, "document.querySelector('#shared-list li').innerText")
+        .expect("text");
+    let card = card.as_str().unwrap_or_default().to_owned();
+    assert!(card.contains("Bob is on the way"), "{card}");
+    assert!(card.contains("Last position at"), "{card}");
+    b.click(&p, "#tab-map");
+    b.wait_for(
+        &p,
+        "Bob's path on the map",
+        "!!document.querySelector('#report-map g.shared polyline.shared-path') && !!document.querySelector('#report-map g.shared circle.shared-pos') && !!document.querySelector('#report-map g.shared .shared-dest')",
+        20,
+    );
+    let name = b
+        .eval(
+            &p,
+            "document.querySelector('#report-map g.shared .shared-name').textContent",
+        )
+        .expect("name");
+    assert_eq!(name, json!("Bob"));
+
+    // In French, switched from the app.
+    b.click(&p, "#lang");
+    b.click(&p, "#tab-circle");
+    b.wait_for(
+        &p,
+        "the card in French",
+        "(document.querySelector('#shared-list li') || {innerText: ''}).innerText.includes('Bob est en chemin')",
+        20,
+    );
+    assert_no_problems(&mut b, &p);
     alice.stop(&rt);
     bob.stop(&rt);
 }

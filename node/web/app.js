@@ -61,6 +61,7 @@
     approve: (id) => '/v1/contacts/' + encodeURIComponent(id) + '/approve',
     contact: (id) => '/v1/contacts/' + encodeURIComponent(id),
     inbox: '/v1/inbox',
+    sharedJourneys: '/v1/circle/journeys',
     inboxAck: '/v1/inbox/ack',
     journey: '/v1/journey',
     journeyArrived: '/v1/journey/arrived',
@@ -105,6 +106,7 @@
       contacts: [],
       pendingInvites: 0,
       inbox: [],
+      shared: [], // contacts' journeys (GET /v1/circle/journeys)
       journey: null,
       sos: null,
       alerted: new Set(), // inbox item ids already shown as an alert
@@ -367,7 +369,9 @@
 
   function restoreHere() {
     try {
-      const saved = JSON.parse(sessionStorage.getItem('ronde.here') || 'null');
+      // A position typed by the person is remembered on this device; a
+      // GPS one only for this session.
+      const saved = JSON.parse(sessionStorage.getItem('ronde.here') || localStorage.getItem('ronde.typed') || 'null');
       if (saved && Number.isFinite(saved.lat) && Number.isFinite(saved.lon)) state.here = saved;
     } catch (_) { /* nothing saved */ }
   }
@@ -460,7 +464,9 @@
     const c = parseCoords($('#where-coords').value);
     if (!c) { showError($('#where-error'), t('where.bad_coords')); return; }
     $('#where-dialog').close();
-    await setHere({ lat: c.lat, lon: c.lon, acc: 0, at: Date.now(), source: 'manual' });
+    const here = { lat: c.lat, lon: c.lon, acc: 0, at: Date.now(), source: 'manual' };
+    try { localStorage.setItem('ronde.typed', JSON.stringify(here)); } catch (_) { /* ignore */ }
+    await setHere(here);
   }
 
   // ---------------------------------------------------------------------
@@ -643,6 +649,25 @@
         svgEl('path', { d: `M${x} ${y} l${-fs * 0.7} ${-fs * 1.6} a${fs * 0.75} ${fs * 0.75} 0 1 1 ${fs * 1.4} 0 z`, 'vector-effect': 'non-scaling-stroke' })));
     }
 
+    // Contacts' journeys while they share: path since the start, the
+    // destination, the last position with their name.
+    for (const j of opts.shared || []) {
+      const g = svgEl('g', { class: 'shared state-' + j.state, 'data-journey': j.journey, role: 'img', 'aria-label': sharedLabel(j) });
+      const pts = (j.path || []).map((f) => `${p.x(f.lon)},${p.y(f.lat)}`);
+      if (pts.length > 1) g.append(svgEl('polyline', { class: 'shared-path', points: pts.join(' '), 'vector-effect': 'non-scaling-stroke' }));
+      if (j.destination) {
+        const x = p.x(j.destination.lon); const y = p.y(j.destination.lat);
+        g.append(svgEl('path', { class: 'shared-dest', d: `M${x} ${y} l${-fs * 0.5} ${-fs * 1.2} a${fs * 0.55} ${fs * 0.55} 0 1 1 ${fs} 0 z`, 'vector-effect': 'non-scaling-stroke' }));
+      }
+      const last = j.last_position;
+      if (last) {
+        const x = p.x(last.lon); const y = p.y(last.lat);
+        g.append(svgEl('circle', { class: 'shared-pos', cx: x, cy: y, r: fs * 0.6, 'vector-effect': 'non-scaling-stroke' }));
+        g.append(svgEl('text', { class: 'shared-name', x, y: y - fs * 0.9, 'font-size': fs * 0.9, 'text-anchor': 'middle', text: j.from_name || contactName(j.from) || '?' }));
+      }
+      svg.append(g);
+    }
+
     const me = svgEl('g', { class: 'me', role: 'img', 'aria-label': t('map.me') });
     if (here.acc && here.acc < radius) me.append(svgEl('circle', { class: 'acc', cx: 0, cy: 0, r: here.acc }));
     me.append(svgEl('circle', { class: 'dot', cx: 0, cy: 0, r: fs * 0.55, 'vector-effect': 'non-scaling-stroke' }));
@@ -713,6 +738,7 @@
       cells, interactive: true,
       places: state.directory.available ? state.directory.places : null,
       dest: state.circle.journey && isActiveJourney(state.circle.journey) ? state.circle.journey.destination : null,
+      shared: state.circle.shared,
     });
     const overlay = $('#map-empty');
     overlay.textContent = t('map.no_location');
@@ -846,6 +872,13 @@
     } catch (_) {
       state.status = null;
     }
+    // No position yet (no GPS answer, nothing typed): start from where the
+    // node was told it is (`ronde node --at`).
+    const at = state.status && state.status.location;
+    if (!state.here && at && Number.isFinite(at.lat) && Number.isFinite(at.lon)) {
+      state.nodeAt = { lat: at.lat, lon: at.lon };
+      setHere({ lat: at.lat, lon: at.lon, acc: 0, at: Date.now(), source: 'node' });
+    }
     renderConn();
   }
 
@@ -901,6 +934,7 @@
     await Promise.all([
       api('GET', ROUTES.circleStatus).then((d) => { state.circle.codes = !!(d && d.codes); }).catch(() => {}),
       api('GET', ROUTES.inbox).then((d) => { state.circle.inbox = (d && d.items) || []; }).catch(() => {}),
+      api('GET', ROUTES.sharedJourneys).then((d) => { state.circle.shared = (d && d.journeys) || []; }).catch(() => {}),
       api('GET', ROUTES.journey).then((d) => { state.circle.journey = unwrap(d, 'journey'); })
         .catch((e) => { if (e.code === 'no_journey') state.circle.journey = null; }),
       api('GET', ROUTES.sos).then((d) => { state.circle.sos = unwrap(d, 'sos'); })
@@ -910,6 +944,7 @@
     renderJourney();
     renderSosState();
     renderCodes();
+    renderMap();
     raiseNewAlerts();
   }
 
@@ -983,6 +1018,7 @@
     show(unavailable, !available);
     show($('#circle-body'), available);
     if (!available) return;
+    renderShared();
 
     // Inbox, newest first; position updates folded into their journey.
     const list = $('#inbox-list');
@@ -1051,6 +1087,35 @@
     }
   }
 
+  /** One line about a contact's journey: who, its state, when. */
+  function sharedLabel(j) {
+    const name = j.from_name || contactName(j.from) || '?';
+    const key = 'shared.state.' + j.state + (j.state === 'deviated' && j.deviation ? '.' + j.deviation : '');
+    return t(key, { name, time: fmtTime(j.expected_arrival) });
+  }
+
+  /** Contacts' journeys while they share: state, expected arrival, last
+   *  position; alerts first (the node orders them). */
+  function renderShared() {
+    const list = $('#shared-list');
+    list.replaceChildren();
+    const journeys = state.circle.shared || [];
+    show($('#shared-title'), journeys.length > 0);
+    for (const j of journeys) {
+      const last = j.last_position;
+      const where = last && Number.isFinite(last.lat) && Number.isFinite(last.lon)
+        ? el('p', { class: 'meta' },
+          t('shared.last', { time: fmtTime(last.at), dist: state.here ? fmtDist(distanceM(state.here, last)) : '' }), ' ',
+          el('button', { type: 'button', class: 'link', onclick: () => showView('map', true), text: t('shared.on_map') }), ' ',
+          el('a', { href: `geo:${last.lat.toFixed(6)},${last.lon.toFixed(6)}`, class: 'link', text: t('inbox.open_map') }))
+        : el('p', { class: 'meta faint', text: j.states_only ? t('shared.states_only') : t('shared.no_position') });
+      list.append(el('li', { class: 'card shared-card state-' + j.state + (j.state === 'overdue' || j.state === 'deviated' || j.state === 'duress' ? ' alert' : ''), 'data-journey': j.journey, 'data-state': j.state },
+        el('strong', { text: sharedLabel(j) }),
+        j.ended_at ? null : el('p', { class: 'meta', text: t('shared.eta', { time: fmtTime(j.expected_arrival) }) }),
+        where));
+    }
+  }
+
   async function ackItem(item) {
     try {
       await api('POST', ROUTES.inboxAck, { ids: [item.id] });
@@ -1085,6 +1150,28 @@
     try { localStorage.setItem('ronde.name', name); } catch (_) { /* ignore */ }
   }
 
+  /** The QR code of `text` (upper case, alphanumeric mode) as an SVG built
+   *  element by element (the app's policy allows no inline markup). */
+  function qrSvg(text) {
+    if (typeof window.qrcode !== 'function') return null;
+    let qr;
+    try {
+      qr = window.qrcode(0, 'L');
+      qr.addData(text, 'Alphanumeric');
+      qr.make();
+    } catch (_) { return null; }
+    const n = qr.getModuleCount();
+    const q = 4; // the quiet zone
+    const size = n + 2 * q;
+    let d = '';
+    for (let r = 0; r < n; r += 1) {
+      for (let c = 0; c < n; c += 1) if (qr.isDark(r, c)) d += `M${c + q} ${r + q}h1v1h-1z`;
+    }
+    return svgEl('svg', { class: 'qr', id: 'invite-qr', viewBox: `0 0 ${size} ${size}`, role: 'img', 'aria-label': t('contacts.qr_label'), 'shape-rendering': 'crispEdges' },
+      svgEl('rect', { width: size, height: size, fill: '#fff' }),
+      svgEl('path', { d, fill: '#000' }));
+  }
+
   async function createInvite(ev) {
     ev.preventDefault();
     const name = $('#invite-name').value.trim();
@@ -1096,6 +1183,8 @@
       const code = inv.code;
       out.replaceChildren(
         el('p', { class: 'meta', text: t('contacts.invite_code', { time: fmtDate(inv.expires_at) + ' ' + fmtTime(inv.expires_at) }) }),
+        el('p', { class: 'meta', text: t('contacts.qr_help') }),
+        qrSvg(inv.qr || code.toUpperCase()),
         el('code', { class: 'invite-code', id: 'invite-code', tabindex: 0, text: groupCode(code) }),
         el('div', { class: 'row' },
           el('button', { type: 'button', class: 'btn', onclick: () => copy(code), text: t('contacts.copy') }),
@@ -1164,6 +1253,12 @@
           el('dt', { text: t('journey.overdue_at') }), el('dd', { text: fmtTime(j.overdue_at || j.expected_arrival) })),
         el('p', { class: 'meta', text: t('journey.told', { n: j.contacts || 0 }) }),
         j.switch ? el('p', { class: 'meta', text: t('journey.switch.' + j.switch) }) : null,
+        (j.switch_hosts || []).length ? el('ul', { class: 'meta switch-hosts', 'aria-label': t('journey.switch.held_by') },
+          ...j.switch_hosts.map((h) => el('li', { text: t('journey.switch.host', {
+            peer: h.peer,
+            operator: h.operator || t('journey.switch.own_host'),
+            state: t('journey.switch.host.' + h.state),
+          }) }))) : null,
         acked ? el('p', { class: 'meta', text: t('journey.acked_by', { names: acked }) }) : null,
         j.states_only ? el('p', { class: 'meta', text: t('journey.parents_on') }) : null,
         j.near_destination ? el('p', { class: 'status-line', role: 'status', text: t('journey.near') }) : null,
@@ -1555,6 +1650,14 @@
     renderDestKinds();
   }
 
+  function hoursLine(spec) {
+    if (!spec) return el('span', { class: 'meta', text: t('help.hours_unknown') });
+    const h = fmtHours(spec, new Date());
+    return el('span', { class: 'meta hours' },
+      h.open === null ? null : el('strong', { class: h.open ? 'ok-text open-now' : 'faint closed-now', text: t(h.open ? 'hours.open_now' : 'hours.closed_now') + ' · ' }),
+      t('help.hours', { hours: h.text }));
+  }
+
   function renderPlaces() {
     const d = state.directory;
     const stateLine = $('#places-state');
@@ -1577,7 +1680,7 @@
           el('strong', { text: p.name }),
           el('span', { class: 'dist', text: fmtDist(p.distance_m) })),
         el('span', { class: 'meta', text: t('place.' + p.kind) }),
-        el('span', { class: 'meta', text: p.opening_hours ? t('help.hours', { hours: p.opening_hours }) : t('help.hours_unknown') }),
+        hoursLine(p.opening_hours),
         fText ? el('span', { class: 'meta faint fresh-' + (f.status || ''), text: fText }) : null,
         el('div', { class: 'row' },
           p.contact && /^[+\d][\d ().-]{3,}$/.test(p.contact) ? el('a', { class: 'btn call small', href: 'tel:' + p.contact.replace(/[^+\d]/g, ''), text: t('help.call') + ' ' + p.contact }) : (p.contact ? el('span', { class: 'meta', text: p.contact }) : null),
@@ -1588,7 +1691,7 @@
     const mState = $('#mediators-state');
     const mList = $('#mediators-list');
     mList.replaceChildren();
-    const mMsg = d.available === false ? t('help.no_directory') : d.mediators.length ? '' : d.available ? t('help.no_mediators') : t('help.loading');
+    const mMsg = d.available === false ? t('help.no_directory') : d.mediators.length ? '' : d.available ? t('help.no_mediators') : t('help.waiting_directory');
     mState.textContent = mMsg;
     show(mState, !!mMsg);
     for (const m of d.mediators) {
@@ -1686,7 +1789,77 @@
     renderCircle();
     renderJourney();
     renderSosState();
+    renderCodes();
+    raiseNewAlerts();
     if (state.sosTimer) renderSosCountdown();
+  }
+
+  // Opening hours ----------------------------------------------------------
+
+  const DAYS = ['Mo', 'Tu', 'We', 'Th', 'Fr', 'Sa', 'Su'];
+
+  /** The common part of OpenStreetMap's `opening_hours`: `24/7`, or rules
+   *  `Mo-Fr 08:30-19:00,20:00-22:00; Sa 10:00-01:00; Su off` (a range may
+   *  end after midnight). Returns [{days: Set(0..6), spans: [[from, to]]}]
+   *  in minutes, or null for anything else (shown as given). */
+  function parseHours(text) {
+    const s = (text || '').trim();
+    if (s === '24/7') return [{ days: new Set([0, 1, 2, 3, 4, 5, 6]), spans: [[0, 1440]] }];
+    const rules = [];
+    for (const part of s.split(';').map((x) => x.trim()).filter(Boolean)) {
+      const m = /^([A-Z][a-z](?:-[A-Z][a-z])?(?:,[A-Z][a-z](?:-[A-Z][a-z])?)*)\s+(off|\d\d:\d\d-\d\d:\d\d(?:,\d\d:\d\d-\d\d:\d\d)*)$/.exec(part);
+      if (!m) return null;
+      const days = new Set();
+      for (const d of m[1].split(',')) {
+        const [a, b] = d.split('-').map((x) => DAYS.indexOf(x));
+        if (a < 0 || (b !== undefined && b < 0)) return null;
+        for (let i = a; ; i = (i + 1) % 7) { days.add(i); if (b === undefined || i === b) break; }
+      }
+      const spans = m[2] === 'off' ? [] : m[2].split(',').map((r) => r.split('-').map((hm) => {
+        const [h, mi] = hm.split(':').map(Number);
+        return h * 60 + mi;
+      }));
+      rules.push({ days, spans });
+    }
+    return rules.length ? rules : null;
+  }
+
+  /** Whether `rules` say open at `date` (the phone's local time). */
+  function openAt(rules, date) {
+    const day = (date.getDay() + 6) % 7;
+    const min = date.getHours() * 60 + date.getMinutes();
+    const spansOf = (d) => {
+      // The last rule naming a day wins, as in OpenStreetMap.
+      let spans = [];
+      for (const r of rules) if (r.days.has(d)) spans = r.spans;
+      return spans;
+    };
+    for (const [a, b] of spansOf(day)) {
+      if (b > a ? min >= a && min < b : min >= a) return true;
+    }
+    for (const [a, b] of spansOf((day + 6) % 7)) {
+      if (b <= a && min < b) return true;
+    }
+    return false;
+  }
+
+  /** Opening hours in the person's language, and whether open now. */
+  function fmtHours(text, now) {
+    const rules = parseHours(text);
+    if (!rules) return { text, open: null };
+    const dayName = (i) => new Intl.DateTimeFormat(state.lang, { weekday: 'short' })
+      .format(new Date(Date.UTC(2024, 0, 1 + i, 12)));
+    const hm = (m) => (m === 1440 ? '24:00' : String(Math.floor(m / 60) % 24).padStart(2, '0') + ':' + String(m % 60).padStart(2, '0'));
+    const parts = rules.map((r) => {
+      const days = [...r.days].sort((a, b) => a - b);
+      const daysText = days.length === 7 ? t('hours.every_day')
+        : days.length > 2 && days[days.length - 1] - days[0] === days.length - 1
+          ? dayName(days[0]) + '–' + dayName(days[days.length - 1])
+          : days.map(dayName).join(', ');
+      const spans = r.spans.length ? r.spans.map(([a, b]) => hm(a) + '–' + hm(b)).join(', ') : t('hours.closed');
+      return daysText + ' ' + spans;
+    });
+    return { text: parts.join(' · '), open: openAt(rules, now) };
   }
 
   // ---------------------------------------------------------------------

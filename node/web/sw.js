@@ -9,6 +9,7 @@ const SHELL = [
   '/',
   '/app/app.js',
   '/app/i18n.js',
+  '/app/qrcode.js',
   '/app/app.css',
   '/app/manifest.webmanifest',
   '/app/icon.svg',

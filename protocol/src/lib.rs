@@ -37,6 +37,7 @@ mod hex_id;
 pub mod pow;
 pub mod report;
 mod signature;
+pub mod stem;
 pub mod validate;
 
 pub use category::{Category, UnknownCategory};

@@ -144,6 +144,8 @@ pub struct NodeArgs {
 
     /// Mailbox hosts to use for your circle, as printed by their `ronde
     /// node` (ending in /p2p/<peer id>); your contacts need one in common.
+    /// Besides these, only the relays listed in your city's signed
+    /// directory (--city-key) are used: never a peer that merely connects.
     #[arg(long = "mailbox-peer", value_name = "MULTIADDR", num_args = 1..)]
     pub mailbox_peers: Vec<Multiaddr>,
 

@@ -8,7 +8,7 @@ use qrcode::render::unicode::Dense1x2;
 use qrcode::{EcLevel, QrCode};
 use ronde_node::circle::{
     CodesView, ContactList, ContactView, Inbox, InboxItem, InboxNotice, InviteView, JourneyView,
-    PlaceView, SosView, SwitchStatus,
+    PlaceView, SosView, SwitchHostState, SwitchStatus,
 };
 use ronde_protocol::circle::{ContactState, Deviation, JourneyState, SosState};
 use serde_json::json;
@@ -18,7 +18,7 @@ use crate::args::{
     SosAction, SosArgs,
 };
 use crate::client::Client;
-use crate::show::{duration, in_how_long, now};
+use crate::show::{clock, duration, in_how_long, now};
 
 /// `ronde contacts ...`.
 pub async fn contacts(args: ContactsArgs) -> anyhow::Result<()> {
@@ -294,9 +294,9 @@ fn place(p: &PlaceView) -> String {
 
 fn when(at: u64, now: u64) -> String {
     if at >= now {
-        in_how_long(at, now)
+        format!("{} ({})", in_how_long(at, now), clock(at, now))
     } else {
-        format!("{} ago", duration(now - at))
+        format!("{} ago ({})", duration(now - at), clock(at, now))
     }
 }
 
@@ -425,6 +425,20 @@ fn render_journey(j: &JourneyView, now: u64) -> String {
             SwitchStatus::Withdrawn => "withdrawn",
         };
         let _ = writeln!(out, "  dead-man's switch  {switch}");
+        for h in &j.switch_hosts {
+            let state = match h.state {
+                SwitchHostState::Depositing => "depositing",
+                SwitchHostState::Armed => "holds it (receipt checked)",
+                SwitchHostState::Withdrawn => "withdrawn",
+                SwitchHostState::Failed => "failed (refused, or no valid receipt)",
+            };
+            let operator = if h.operator.is_empty() {
+                "your own host"
+            } else {
+                h.operator.as_str()
+            };
+            let _ = writeln!(out, "    held by    {} ({operator}): {state}", h.peer);
+        }
         if j.last_position_at.is_none() {
             let _ = writeln!(
                 out,
@@ -624,6 +638,55 @@ mod tests {
         assert_eq!(
             contact_path("Zoé / ami", ""),
             "/v1/contacts/Zo%C3%A9%20%2F%20ami"
+        );
+    }
+
+    #[test]
+    fn a_journey_shows_where_its_switch_is_held() {
+        use ronde_node::circle::SwitchHostView;
+        use ronde_protocol::circle::{JourneyState, MessageId};
+        let j = JourneyView {
+            id: MessageId([1; 16]),
+            state: JourneyState::Active,
+            near_destination: false,
+            states_only: None,
+            destination_name: None,
+            started_at: 1_000,
+            destination: PlaceView {
+                lat: 48.8,
+                lon: 2.4,
+                accuracy_m: None,
+                cell: None,
+            },
+            expected_arrival: 2_000,
+            overdue_at: 2_600,
+            ends_at: 30_000,
+            last_position_at: Some(1_000),
+            switch: SwitchStatus::Armed,
+            switch_release_at: 2_720,
+            switch_hosts: vec![
+                SwitchHostView {
+                    peer: "…AbCdEfGh".into(),
+                    operator: "Ville d'Ivry".into(),
+                    state: SwitchHostState::Armed,
+                },
+                SwitchHostView {
+                    peer: "…StUvWxYz".into(),
+                    operator: String::new(),
+                    state: SwitchHostState::Failed,
+                },
+            ],
+            contacts: 1,
+            acked_by: vec![],
+        };
+        let out = render_journey(&j, 1_500);
+        assert!(
+            out.contains("held by    …AbCdEfGh (Ville d'Ivry): holds it (receipt checked)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("…StUvWxYz (your own host): failed (refused, or no valid receipt)"),
+            "{out}"
         );
     }
 

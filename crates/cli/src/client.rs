@@ -27,6 +27,18 @@ pub struct Status {
     pub areas: Vec<String>,
     /// Reports in its store.
     pub stored_reports: usize,
+    /// Where the node is, if it knows.
+    #[serde(default)]
+    pub location: Option<NodeLocation>,
+}
+
+/// The node's position (`GET /v1/status`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct NodeLocation {
+    /// Latitude.
+    pub lat: f64,
+    /// Longitude.
+    pub lon: f64,
 }
 
 /// `POST /v1/reports`.

@@ -27,7 +27,7 @@ pub struct DemoArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7400")]
     pub dashboard: SocketAddr,
     /// Where Camille's phone serves its app and node API.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7300")]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7310")]
     pub app: SocketAddr,
     /// How much faster than real time journeys and their deadlines run
     /// (1 to 60): at 10, Malik is overdue about a minute after the start.
@@ -48,7 +48,7 @@ impl Default for DemoArgs {
             seed: 7,
             data_dir: None,
             dashboard: SocketAddr::from(([127, 0, 0, 1], 7400)),
-            app: SocketAddr::from(([127, 0, 0, 1], 7300)),
+            app: SocketAddr::from(([127, 0, 0, 1], 7310)),
             speed: 10,
             duration: None,
             tiles: DEFAULT_TILES.into(),
@@ -107,7 +107,7 @@ mod tests {
             (def.phones, def.seed, def.dashboard, def.app, def.speed)
         );
         assert_eq!(d.dashboard.to_string(), "127.0.0.1:7400");
-        assert_eq!(d.app.to_string(), "127.0.0.1:7300");
+        assert_eq!(d.app.to_string(), "127.0.0.1:7310");
         assert!(d.duration.is_none() && d.data_dir.is_none());
         let d = Cli::try_parse_from([
             "demo",

@@ -103,7 +103,7 @@ pub struct Urls {
     pub dashboard: String,
     /// The operator token (login page, or `Authorization: Bearer`).
     pub token: String,
-    /// Camille's app and node API (`http://127.0.0.1:7300`).
+    /// Camille's app and node API (`http://127.0.0.1:7310`).
     pub app: String,
     /// The one-time login URL of Camille's app (`<app>/login?code=…`),
     /// printed in the banner.
@@ -233,10 +233,9 @@ fn relay_config(args: &DemoArgs, city: &City, dir: &Path, token: String) -> Rela
         },
         network: Network {
             listen: vec![memory0().to_string()],
-            // Every phone reaches every other in this process: no circuit
-            // relay (with it, 50 phones churn through its few circuit
-            // slots; see docs/demo.md).
-            relay_server: false,
+            // A circuit relay, as in a real city; the phones never reserve
+            // on it (see `phone_config`).
+            relay_server: true,
             ..Network::default()
         },
         http: Http {
@@ -263,6 +262,10 @@ fn phone_config(
     let mut c = NodeConfig::new(dir);
     c.listen = vec![memory0()];
     c.memory_transport = true;
+    // Every phone reaches every other in this process, but AutoNAT cannot
+    // test a memory address: without this, each phone would assume it is
+    // private after 15 s and reserve a circuit on the relay.
+    c.directly_reachable = true;
     c.mdns = false;
     c.location = Some(pos);
     c.bootstrap = vec![relay.clone()];

@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use libp2p::Multiaddr;
+use libp2p::{Multiaddr, PeerId};
+use ronde_protocol::directory::{RelayEntry, RelayRoles, MAX_OPERATOR_LEN, MAX_RELAYS};
 use ronde_protocol::{area_of, Area, AREA_PRECISION};
 use serde::{Deserialize, Serialize};
 
@@ -123,6 +124,10 @@ pub struct Network {
     /// Serve as a libp2p circuit relay and a Kademlia server for phones.
     #[serde(default = "yes")]
     pub relay_server: bool,
+    /// How long a phone's circuit reservation lasts, in seconds (it renews
+    /// it at three quarters of that, on the same connection).
+    #[serde(default = "default_reservation_secs")]
+    pub reservation_secs: u64,
     /// Host trusted-circle mailboxes and dead-man's switches.
     #[serde(default = "yes")]
     pub mailbox_host: bool,
@@ -192,6 +197,28 @@ pub struct DirectorySettings {
     /// Proof-of-work bits a flag must carry.
     #[serde(default = "default_flag_difficulty")]
     pub flag_min_difficulty: u8,
+    /// Who runs this relay, as listed in the directory (phones deposit a
+    /// switch with relays of two different operators). Empty: the city.
+    #[serde(default)]
+    pub operator: String,
+    /// Other relays of the city, listed in the signed directory beside
+    /// this one: phones take their mailbox and switch hosts from the list.
+    #[serde(default)]
+    pub relays: Vec<ListedRelay>,
+}
+
+/// Another relay the city lists in its directory (`[[directory.relays]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListedRelay {
+    /// Its libp2p peer id (`12D3Koo…`).
+    pub peer_id: String,
+    /// Who runs it.
+    pub operator: String,
+    /// Its public addresses (multiaddrs, without `/p2p/`), 1 to 8.
+    pub addresses: Vec<String>,
+    /// What it does: `mailbox`, `switch`, `circuit`, `bootstrap`.
+    pub roles: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -246,6 +273,10 @@ fn default_flag_difficulty() -> u8 {
     ronde_protocol::pow::MIN_DIFFICULTY
 }
 
+fn default_reservation_secs() -> u64 {
+    ronde_node::config::DEFAULT_RELAY_RESERVATION_DURATION.as_secs()
+}
+
 impl Default for Network {
     fn default() -> Self {
         Network {
@@ -253,6 +284,7 @@ impl Default for Network {
             public_addresses: Vec::new(),
             bootstrap: Vec::new(),
             relay_server: true,
+            reservation_secs: default_reservation_secs(),
             mailbox_host: true,
             max_connections: default_max_connections(),
             max_reports: default_max_reports(),
@@ -289,6 +321,8 @@ impl Default for DirectorySettings {
             listing_validity_days: default_listing_days(),
             heartbeat_ttl_days: default_heartbeat_days(),
             flag_min_difficulty: default_flag_difficulty(),
+            operator: String::new(),
+            relays: Vec::new(),
         }
     }
 }
@@ -328,6 +362,9 @@ public_addresses = []
 bootstrap = []
 # Help phones behind NAT (circuit relay v2) and answer DHT queries.
 relay_server = true
+# How long a phone's circuit reservation lasts, in seconds (it renews it at
+# three quarters of that).
+reservation_secs = 3600
 # Host trusted-circle mailboxes and dead-man's switches.
 mailbox_host = true
 max_connections = 2048
@@ -369,6 +406,17 @@ listing_validity_days = 90
 heartbeat_ttl_days = 7
 # Proof of work a flag from a phone must carry (bits).
 flag_min_difficulty = 18
+# Who runs this relay, as the directory lists it ("" : the city's name).
+# Phones deposit a journey's dead-man's switch with relays of two
+# different operators, and take mailbox and switch hosts only from the
+# relays listed here (this one, and those below) or from their own settings.
+operator = ""
+# Other relays of the city, listed in the signed directory:
+# [[directory.relays]]
+# peer_id = "12D3KooW..."
+# operator = "Association Nuits Solidaires"
+# addresses = ["/ip4/203.0.113.7/tcp/4001"]
+# roles = ["mailbox", "switch", "circuit", "bootstrap"]
 
 [map]
 # The city's basemap: a PMTiles vector extract (see the operator guide for
@@ -446,7 +494,29 @@ impl RelayConfig {
         if d.heartbeat_ttl_days == 0 || d.heartbeat_ttl_days > 30 {
             return Err(invalid("directory.heartbeat_ttl_days must be 1 to 30"));
         }
+        if d.operator.len() > MAX_OPERATOR_LEN || d.operator.chars().any(char::is_control) {
+            return Err(invalid(
+                "directory.operator must be at most 64 bytes, without control characters",
+            ));
+        }
+        if d.relays.len() >= MAX_RELAYS {
+            return Err(invalid("directory.relays: at most 63 other relays"));
+        }
+        for r in &d.relays {
+            r.entry()?;
+        }
         Ok(())
+    }
+
+    /// The name this relay's operator is listed under: `directory.operator`,
+    /// or the city's name.
+    pub fn operator(&self) -> &str {
+        let o = self.directory.operator.trim();
+        if o.is_empty() {
+            &self.city
+        } else {
+            o
+        }
     }
 
     /// The dashboard's socket address.
@@ -516,6 +586,35 @@ impl RelayConfig {
         LocalTime {
             offset_hours: self.jurisdiction.utc_offset_hours,
         }
+    }
+}
+
+impl ListedRelay {
+    /// The directory entry of this relay, checked.
+    pub fn entry(&self) -> Result<RelayEntry, ConfigError> {
+        let peer: PeerId = self
+            .peer_id
+            .parse()
+            .map_err(|e| invalid(format!("directory.relays: {:?}: {e}", self.peer_id)))?;
+        let mut roles = RelayRoles(0);
+        for name in &self.roles {
+            let r = RelayRoles::from_name(name).ok_or_else(|| {
+                invalid(format!(
+                    "directory.relays: unknown role {name:?} (mailbox, switch, circuit, bootstrap)"
+                ))
+            })?;
+            roles = roles.with(r);
+        }
+        let addrs = parse_addrs("directory.relays.addresses", &self.addresses)?;
+        let e = RelayEntry {
+            peer: peer.to_bytes(),
+            roles,
+            operator: self.operator.clone(),
+            addrs: addrs.iter().map(ToString::to_string).collect(),
+        };
+        e.check()
+            .map_err(|err| invalid(format!("directory.relays: {}: {err}", self.peer_id)))?;
+        Ok(e)
     }
 }
 

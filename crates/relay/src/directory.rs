@@ -13,7 +13,7 @@ use std::sync::Arc;
 use ronde_protocol::directory::{
     freshness, verify_flag, verify_heartbeat, Directory, DirectoryError, DirectoryKey,
     DirectoryPublicKey, FlagReason, Freshness, Heartbeat, Location, Mediator, PlaceId, PlaceKind,
-    SafePlace, MAX_MEDIATORS, MAX_PLACES,
+    RelayEntry, SafePlace, MAX_MEDIATORS, MAX_PLACES,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -108,25 +108,34 @@ pub struct DirectoryService {
     key: DirectoryKey,
     city: String,
     settings: DirectorySettings,
+    /// The relays listed (this one and the configured others), sorted by
+    /// peer id, one entry per peer.
+    relays: Vec<RelayEntry>,
     /// The current signed document; subscribers (the relay's node, which
     /// serves it over `/ronde/directory/1`) see every new one.
     signed: watch::Sender<Arc<Vec<u8>>>,
 }
 
 impl DirectoryService {
-    /// A service over the store, signing with `key`; call
-    /// [`DirectoryService::rebuild`] before serving.
+    /// A service over the store, signing with `key` and listing `relays`
+    /// (the first entry of a peer wins); call [`DirectoryService::rebuild`]
+    /// before serving.
     pub fn new(
         store: RelayStore,
         key: DirectoryKey,
         city: String,
         settings: DirectorySettings,
+        mut relays: Vec<RelayEntry>,
     ) -> DirectoryService {
+        // A stable sort keeps the first entry of a peer first.
+        relays.sort_by(|a, b| a.peer.cmp(&b.peer));
+        relays.dedup_by(|later, first| later.peer == first.peer);
         DirectoryService {
             store,
             key,
             city,
             settings,
+            relays,
             signed: watch::Sender::new(Arc::new(Vec::new())),
         }
     }
@@ -176,6 +185,7 @@ impl DirectoryService {
             places,
             mediators,
             heartbeats,
+            relays: self.relays.clone(),
         };
         let bytes = doc.sign(&self.key)?;
         self.store.set_directory_serial(serial)?;

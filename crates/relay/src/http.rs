@@ -587,6 +587,9 @@ struct StatusView {
     reports_accepted: u64,
     reports_acknowledged: u64,
     directory_serial: u64,
+    /// Reports not counted (every retained hour) because their cell had
+    /// reached its cap for the hour.
+    suppressed_as_flood: u64,
 }
 
 async fn api_status(State(s): St) -> Result<Json<StatusView>, ApiError> {
@@ -609,6 +612,12 @@ async fn api_status(State(s): St) -> Result<Json<StatusView>, ApiError> {
         reports_accepted: s.metrics.accepted.load(Ordering::Relaxed),
         reports_acknowledged: s.metrics.acknowledged.load(Ordering::Relaxed),
         directory_serial: s.store.directory_serial()?,
+        suppressed_as_flood: s
+            .store
+            .suppressed(0, i64::from(u32::MAX))?
+            .iter()
+            .map(|(_, n)| n)
+            .sum(),
     }))
 }
 
@@ -691,6 +700,8 @@ struct CellsAnswer {
     to: String,
     k: u64,
     cells: Vec<query::CellCount>,
+    /// Reports of the period suppressed as a flood (city-wide).
+    suppressed_as_flood: u64,
 }
 
 async fn api_cells(
@@ -704,6 +715,10 @@ async fn api_cells(
         to: format_day(f.to_day),
         k: s.config.aggregates.k,
         cells: query::cells(&rows, &f, s.config.local_time(), suppression(&s)),
+        suppressed_as_flood: {
+            let (a, b) = f.hour_range(s.config.local_time());
+            s.store.suppressed(a, b)?.iter().map(|(_, n)| n).sum()
+        },
     }))
 }
 
@@ -776,7 +791,9 @@ async fn export_geojson(State(s): St, Query(q): Query<RangeQuery>) -> Result<Res
     let rows = rows_for(&s, &f)?;
     let sup = suppression(&s);
     let cells = query::cells(&rows, &f, s.config.local_time(), sup);
-    let meta = ExportMeta::new(&s.config.city, &f, sup);
+    let mut meta = ExportMeta::new(&s.config.city, &f, sup);
+    let (a, b) = f.hour_range(s.config.local_time());
+    meta.suppressed_as_flood = s.store.suppressed(a, b)?.iter().map(|(_, n)| n).sum();
     let body = query::geojson(&meta, &cells).to_string();
     Ok(attachment(
         "application/geo+json",

@@ -319,6 +319,9 @@ pub struct ExportMeta {
     pub k: u64,
     /// Whether strict suppression was applied.
     pub strict: bool,
+    /// Reports of the period not counted because their cell had reached
+    /// its cap for the hour: "suppressed as a flood" (city-wide total).
+    pub suppressed_as_flood: u64,
 }
 
 impl ExportMeta {
@@ -342,6 +345,7 @@ impl ExportMeta {
             bands,
             k: sup.k,
             strict: sup.strict,
+            suppressed_as_flood: 0,
         }
     }
 }
@@ -473,6 +477,14 @@ pub fn summary_html(
         n = days.iter().filter(|d| d.total.is_some()).count(),
         all = days.len()
     );
+    if meta.suppressed_as_flood > 0 {
+        let _ = write!(
+            h,
+            "<p>Suppressed as a flood: <b>{}</b> reports beyond a cell's cap for an hour \
+             were not counted.</p>",
+            meta.suppressed_as_flood
+        );
+    }
     h.push_str("<h2>Hotspots</h2>");
     if hot.is_empty() {
         h.push_str("<p>No cell reaches the threshold in this period.</p>");

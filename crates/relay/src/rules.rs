@@ -21,6 +21,11 @@ pub const HOUR: u64 = 3_600;
 pub const BAND_HOURS: u32 = 3;
 /// Number of time-of-day bands (00–03 … 21–24, local time).
 pub const BANDS: u8 = 8;
+/// Reports counted per cell per UTC hour, every category together; the
+/// rest are counted apart as "suppressed as a flood" (issue 14). A busy
+/// honest cell sees a few reports an hour; 60 (one a minute for a whole
+/// hour) keeps a flood into a few cells from outweighing a city's map.
+pub const CELL_HOUR_CAP: u64 = 60;
 
 /// What the relay learns of a report: no key, no signature, no proof.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,15 +77,19 @@ pub enum Refusal {
     FromFuture,
     /// Already counted.
     Duplicate,
+    /// Its cell already counted [`Rules::cell_hour_cap`] reports in its
+    /// hour: remembered (so counted once) as "suppressed as a flood".
+    Flood,
 }
 
 impl Refusal {
     /// Every refusal, for metrics.
-    pub const ALL: [Refusal; 4] = [
+    pub const ALL: [Refusal; 5] = [
         Refusal::OutsideJurisdiction,
         Refusal::Expired,
         Refusal::FromFuture,
         Refusal::Duplicate,
+        Refusal::Flood,
     ];
     /// Stable snake_case name, for metrics.
     pub fn reason(self) -> &'static str {
@@ -89,6 +98,7 @@ impl Refusal {
             Refusal::Expired => "expired",
             Refusal::FromFuture => "from_future",
             Refusal::Duplicate => "duplicate",
+            Refusal::Flood => "suppressed_as_a_flood",
         }
     }
 }
@@ -107,6 +117,7 @@ pub struct Admission {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rules {
     areas: BTreeSet<Area>,
+    cell_hour_cap: u64,
 }
 
 impl Rules {
@@ -114,7 +125,20 @@ impl Rules {
     pub fn new(areas: impl IntoIterator<Item = Area>) -> Rules {
         Rules {
             areas: areas.into_iter().collect(),
+            cell_hour_cap: CELL_HOUR_CAP,
         }
+    }
+
+    /// The same rules with another cap per cell per hour (at least 1).
+    pub fn with_cell_hour_cap(mut self, cap: u64) -> Rules {
+        self.cell_hour_cap = cap.max(1);
+        self
+    }
+
+    /// Reports counted per cell per UTC hour (every category together)
+    /// before the rest is suppressed as a flood.
+    pub fn cell_hour_cap(&self) -> u64 {
+        self.cell_hour_cap
     }
 
     /// The areas of the jurisdiction.
@@ -165,6 +189,8 @@ pub struct Aggregator {
     rules: Rules,
     live: HashMap<ReportId, LiveEntry>,
     counts: BTreeMap<BucketKey, u64>,
+    /// (counted, suppressed) per (hour, cell).
+    cell_hours: BTreeMap<(u32, Cell), (u64, u64)>,
 }
 
 impl Aggregator {
@@ -174,6 +200,7 @@ impl Aggregator {
             rules,
             live: HashMap::new(),
             counts: BTreeMap::new(),
+            cell_hours: BTreeMap::new(),
         }
     }
 
@@ -192,8 +219,26 @@ impl Aggregator {
                 expires_at: adm.forget_at,
             },
         );
+        let ch = self
+            .cell_hours
+            .entry((adm.key.hour, adm.key.cell))
+            .or_default();
+        if ch.0 >= self.rules.cell_hour_cap {
+            ch.1 += 1;
+            return Err(Refusal::Flood);
+        }
+        ch.0 += 1;
         *self.counts.entry(adm.key).or_insert(0) += 1;
         Ok(adm.key)
+    }
+
+    /// Reports suppressed as a flood, per (hour, cell).
+    pub fn suppressed(&self) -> BTreeMap<(u32, Cell), u64> {
+        self.cell_hours
+            .iter()
+            .filter(|(_, (_, s))| *s > 0)
+            .map(|(k, (_, s))| (*k, *s))
+            .collect()
     }
 
     /// Forget the ids of reports expired at `now`; returns how many.

@@ -9,8 +9,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use libp2p::multiaddr::Protocol;
 use ronde_node::directory::{FlagSubmission, FlagVerdict};
 use ronde_node::{Clock, Node, NodeConfig, NodeError, NodeEvent, SystemClock};
+use ronde_protocol::directory::{RelayEntry, RelayRoles, MAX_RELAY_ADDRS};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -132,10 +134,61 @@ pub fn node_config(
     n.max_connections = config.network.max_connections;
     n.clock = clock;
     n.relay_server = config.network.relay_server;
+    n.relay_reservation_duration = Duration::from_secs(config.network.reservation_secs.max(1));
     n.mailbox_host = config.network.mailbox_host;
     n.external_addresses = config.public_addrs()?;
     n.identity_file = Some(config.peer_key_path());
     Ok(n)
+}
+
+/// The relays the directory lists: this one first (its peer id, its public
+/// addresses, or else the addresses it listens on that a peer can dial; its
+/// roles from its configuration; its operator), then the configured others.
+async fn listed_relays(config: &RelayConfig, node: &Node) -> Result<Vec<RelayEntry>, RelayError> {
+    let mut addrs = config.public_addrs()?;
+    if addrs.is_empty() {
+        addrs = node
+            .listen_addrs()
+            .await?
+            .into_iter()
+            .filter(|a| {
+                !a.iter().any(|p| match p {
+                    Protocol::Ip4(ip) => ip.is_unspecified(),
+                    Protocol::Ip6(ip) => ip.is_unspecified(),
+                    _ => false,
+                })
+            })
+            .collect();
+    }
+    let mut roles = RelayRoles::BOOTSTRAP;
+    if config.network.mailbox_host {
+        roles = roles.with(RelayRoles::MAILBOX).with(RelayRoles::SWITCH);
+    }
+    if config.network.relay_server {
+        roles = roles.with(RelayRoles::CIRCUIT);
+    }
+    let own = RelayEntry {
+        peer: node.peer_id().to_bytes(),
+        roles,
+        operator: config.operator().to_owned(),
+        addrs: addrs
+            .iter()
+            .take(MAX_RELAY_ADDRS)
+            .map(ToString::to_string)
+            .collect(),
+    };
+    let mut out = Vec::new();
+    match own.check() {
+        Ok(()) => out.push(own),
+        Err(e) => tracing::warn!(
+            error = %e,
+            "this relay is not listed in its directory (set network.public_addresses)"
+        ),
+    }
+    for r in &config.directory.relays {
+        out.push(r.entry()?);
+    }
+    Ok(out)
 }
 
 impl Relay {
@@ -167,12 +220,15 @@ impl Relay {
         let events = node.events();
         node.set_areas(areas.clone()).await?;
 
-        // 3. The directory, signed now.
+        // 3. The directory, signed now, listing this relay and the others
+        // configured: phones take their mailbox and switch hosts from it.
+        let relays = listed_relays(&config, &node).await?;
         let directory = DirectoryService::new(
             store.clone(),
             city_key,
             config.city.clone(),
             config.directory.clone(),
+            relays,
         );
         directory.rebuild(clock.now())?;
         // The node serves it to phones over `/ronde/directory/1`.

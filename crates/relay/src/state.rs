@@ -84,7 +84,8 @@ pub fn summary(shared: &Shared, f: &Filter) -> Result<String, DirError> {
     let (a, b) = f.hour_range(tz);
     let rows = shared.store.rows(a, b)?;
     let sup = suppression(shared);
-    let meta = query::ExportMeta::new(&shared.config.city, f, sup);
+    let mut meta = query::ExportMeta::new(&shared.config.city, f, sup);
+    meta.suppressed_as_flood = shared.store.suppressed(a, b)?.iter().map(|(_, n)| n).sum();
     let hot = query::hotspots(&rows, f, tz, sup, 10);
     let days = query::trend(&rows, f, tz, sup);
     let places: Vec<PlaceLine> = shared

@@ -133,6 +133,8 @@ pub struct PeerSetup<'a> {
     pub heartbeat: Duration,
     /// Where deliveries go.
     pub recorder: Arc<Recorder>,
+    /// Store bound and flood defences of Ronde nodes ([`crate::spam`]).
+    pub spam: crate::spam::SpamConfig,
     /// The mesh of this overlay (Ronde's, or the baseline's), used by the
     /// Ronde nodes and the bare peers (baseline, flooders, droppers) alike.
     pub gossip: GossipTuning,
@@ -244,6 +246,7 @@ pub async fn start_ronde_with(
     c.circle = circle_config(&cw);
     c.mailbox_host = circle.mailbox_host;
     c.mailbox_peers = circle.mailbox_peers;
+    setup.spam.apply(&mut c, relay_areas.is_none());
     if relay_areas.is_some() {
         c.max_areas = MAX_PEER_AREAS;
         c.max_connections = 4096;

@@ -49,6 +49,7 @@ async fn line(ronde: bool) -> Line {
             clockwork: cw.clone(),
             heartbeat: Duration::from_millis(200),
             recorder: recorder.clone(),
+            spam: Default::default(),
             gossip: Default::default(),
         };
         let peer = if ronde {

@@ -128,6 +128,32 @@ pub enum SwitchStatus {
     Failed,
 }
 
+/// Where one host stands with the journey's switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SwitchHostState {
+    /// The deposit is on its way (or waiting for the host to be reached).
+    Depositing,
+    /// The host holds it: it answered with a receipt signed by its key.
+    Armed,
+    /// Withdrawn from this host.
+    Withdrawn,
+    /// The host refused it or gave no valid receipt: not counted.
+    Failed,
+}
+
+/// A host of the journey's switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchHostView {
+    /// Its peer id, short form (the last 8 characters, after `…`).
+    pub peer: String,
+    /// Who runs it, as the city's directory lists it; empty for a host the
+    /// person configured (`--mailbox-peer`).
+    pub operator: String,
+    /// Where it stands.
+    pub state: SwitchHostState,
+}
+
 /// The current (or last) journey.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JourneyView {
@@ -163,6 +189,8 @@ pub struct JourneyView {
     pub switch: SwitchStatus,
     /// When the mailbox host releases the alert unless it is withdrawn.
     pub switch_release_at: u64,
+    /// Where the switch is held: each host it was deposited with, in order.
+    pub switch_hosts: Vec<SwitchHostView>,
     /// The contacts told about it.
     pub contacts: usize,
     /// Who acknowledged an overdue alert.
@@ -454,7 +482,8 @@ pub struct CircleStatus {
     pub contacts: usize,
     /// Messages waiting for delivery.
     pub queued: usize,
-    /// Mailbox hosts known (configured or discovered).
+    /// Mailbox and switch hosts: configured, or relays of the city's
+    /// signed directory (never a peer that merely connected).
     pub mailbox_hosts: usize,
     /// Whether this node hosts mailboxes.
     pub hosting: bool,

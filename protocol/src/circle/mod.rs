@@ -23,7 +23,10 @@
 //!   HPKE; and the receiver's [`ReplayWindow`].
 //! * [`contacts`]: the [`Circle`]: contacts, the invite → accept → confirm
 //!   handshake, per-contact counters, and the rules on who may send what.
-//! * [`mailbox`]: per-pair, per-day mailbox addresses a relay cannot link.
+//! * [`mailbox`]: per-pair, per-day mailbox keys and addresses a relay
+//!   cannot link.
+//! * [`mailbox_auth`]: the proof of a mailbox key that fetching and
+//!   acknowledging need, and the host's single-use challenges.
 //! * `limits`: the time limits that journeys, the switch and the watch share
 //!   ([`MAX_JOURNEY_SECS`], [`switch::SWITCH_SLACK_SECS`]).
 //! * [`switch`]: the dead-man's switch deposited with a relay
@@ -78,6 +81,7 @@ pub mod invite;
 pub mod journey;
 mod limits;
 pub mod mailbox;
+pub mod mailbox_auth;
 pub mod message;
 pub mod sos;
 pub mod switch;
@@ -100,7 +104,7 @@ pub use invite::{Invite, InviteError, InviteToken, INVITE_PREFIX};
 pub use journey::{
     Ending, Journey, JourneyConfig, JourneyError, JourneyState, ARRIVAL_RADIUS_M, MAX_JOURNEY_SECS,
 };
-pub use mailbox::{epoch_of, mailbox_address, PairSecret, EPOCH_SECS};
+pub use mailbox::{address_of_key, epoch_of, mailbox_address, MailboxKey, PairSecret, EPOCH_SECS};
 pub use message::{Deviation, Fix, Message, Place, StatesOnly, MAX_NOTE_LEN};
 pub use sos::{Sos, SosConfig, SosError, SosState};
 pub use switch::{

@@ -110,6 +110,10 @@ pub enum DirectoryError {
     /// hold.
     #[error("not enough proof of work")]
     NotEnoughWork,
+    /// A relay entry that breaks a rule of its own (no role, a peer id
+    /// of the wrong size, an address that is not multiaddr text).
+    #[error("bad relay entry: {0}")]
+    BadRelay(&'static str),
     /// A flag observed longer ago than [`MAX_FLAG_AGE_SECS`](super::MAX_FLAG_AGE_SECS).
     #[error("flag is too old")]
     FlagTooOld,
@@ -142,6 +146,7 @@ impl DirectoryError {
             DirectoryError::HeartbeatTooOld => "heartbeat_too_old",
             DirectoryError::NotEnoughWork => "not_enough_work",
             DirectoryError::FlagTooOld => "flag_too_old",
+            DirectoryError::BadRelay(_) => "bad_relay",
         }
     }
 }

@@ -7,8 +7,11 @@
 use super::error::DirectoryError;
 use crate::cursor::{Cursor, CursorError};
 
-/// Wire version of directories, heartbeats and flags.
+/// Wire version of heartbeats, flags and single entries.
 pub const DIRECTORY_VERSION: u8 = 1;
+/// Wire version of the signed directory document: 2 since it lists the
+/// city's relays (version 1 had none and is refused).
+pub const DIRECTORY_DOCUMENT_VERSION: u8 = 2;
 
 /// The crate's byte cursor, reading directories, heartbeats and flags: its
 /// faults come out as [`DirectoryError`]s.
@@ -38,6 +41,15 @@ impl Reader<'_> {
 pub(super) fn version(r: &mut Reader<'_>) -> Result<(), DirectoryError> {
     match r.u8()? {
         DIRECTORY_VERSION => Ok(()),
+        v => Err(DirectoryError::UnsupportedVersion(v)),
+    }
+}
+
+/// The version byte of a document, which must be
+/// [`DIRECTORY_DOCUMENT_VERSION`].
+pub(super) fn document_version(r: &mut Reader<'_>) -> Result<(), DirectoryError> {
+    match r.u8()? {
+        DIRECTORY_DOCUMENT_VERSION => Ok(()),
         v => Err(DirectoryError::UnsupportedVersion(v)),
     }
 }

@@ -498,7 +498,7 @@
       const s = await getJSON('/api/status');
       const dl = $('status-list');
       dl.replaceChildren();
-      for (const [k, v] of [['peers', s.connected_peers], ['areas followed', s.areas], ['live reports', s.live_reports], ['aggregate rows', s.aggregate_rows], ['reports counted since start', s.reports_accepted], ['directory serial', s.directory_serial]]) {
+      for (const [k, v] of [['peers', s.connected_peers], ['areas followed', s.areas], ['live reports', s.live_reports], ['aggregate rows', s.aggregate_rows], ['reports counted since start', s.reports_accepted], ['suppressed as a flood', s.suppressed_as_flood], ['directory serial', s.directory_serial]]) {
         dl.append(el('dt', {}, k), el('dd', {}, String(v)));
       }
     } catch (e) { /* shown elsewhere */ }

@@ -10,8 +10,8 @@ use libp2p::swarm::Swarm;
 use libp2p::{Multiaddr, PeerId};
 use rand::rngs::OsRng;
 use ronde_protocol::circle::{
-    CodeCheck, ContactId, Effect, Ending, Journey, JourneyError, Message, Place, StatesOnly,
-    SwitchError, SwitchOwner,
+    CodeCheck, ContactId, Deposit, Effect, Ending, Journey, JourneyError, Message, Place,
+    StatesOnly, SwitchError, SwitchOwner,
 };
 
 use super::records::{HostState, JourneyRecord, OpKind, SwitchHost, SwitchOp, SwitchPlan};
@@ -19,7 +19,10 @@ use super::store::{keys, Commit};
 use super::{circle_refusal, storage, CircleClient, MailboxAsk, SWITCH_HOSTS};
 use crate::behaviour::Behaviour;
 use crate::circle::host::relay_id;
-use crate::circle::views::{AckView, JourneyView, PlaceView, SwitchStatus};
+use crate::circle::receipt::SwitchReceipt;
+use crate::circle::views::{
+    AckView, JourneyView, PlaceView, SwitchHostState, SwitchHostView, SwitchStatus,
+};
 use crate::circle::wire::{MailboxRequest, MailboxResponse, Refusal};
 use crate::error::{CircleRefusal, NodeError};
 
@@ -246,8 +249,37 @@ impl CircleClient {
         Ok(())
     }
 
-    /// Add hosts to a switch plan (up to [`SWITCH_HOSTS`]), each with a
-    /// fresh journey key and its deposit.
+    /// The next host for a switch plan: one that takes switches and was
+    /// never tried for this plan, of an operator the plan's live hosts do
+    /// not have if there is one (the person's configured hosts first, each
+    /// its own operator), else of any operator.
+    fn next_switch_host(&self, plan: &SwitchPlan) -> Option<PeerId> {
+        let live: HashSet<String> = plan
+            .hosts
+            .iter()
+            .filter(|h| matches!(h.state, HostState::Depositing | HostState::Armed))
+            .filter_map(|h| h.peer.parse::<PeerId>().ok())
+            .map(|p| self.operator_of(&p))
+            .collect();
+        let mut candidates: Vec<PeerId> = self
+            .hosts
+            .keys()
+            .filter(|p| self.host_meta.get(p).is_some_and(|m| m.switch))
+            .filter(|p| !plan.hosts.iter().any(|h| h.peer == p.to_string()))
+            .copied()
+            .collect();
+        // Configured hosts (the person's choice) before the directory's.
+        candidates.sort_by_key(|p| self.host_meta.get(p).is_some_and(|m| m.operator.is_some()));
+        candidates
+            .iter()
+            .find(|p| !live.contains(&self.operator_of(p)))
+            .or_else(|| candidates.first())
+            .copied()
+    }
+
+    /// Add hosts to a switch plan (up to [`SWITCH_HOSTS`] live ones, of
+    /// different operators where there are), each with a fresh journey key
+    /// and its deposit.
     pub(super) fn add_switch_hosts(
         &self,
         plan: &mut SwitchPlan,
@@ -257,14 +289,13 @@ impl CircleClient {
             return Ok(false);
         }
         let mut added = false;
-        for (peer, addrs) in &self.hosts {
-            if plan.hosts.len() >= SWITCH_HOSTS {
+        while plan.active_hosts() < SWITCH_HOSTS {
+            let Some(peer) = self.next_switch_host(plan) else {
                 break;
-            }
+            };
+            let peer = &peer;
+            let addrs = self.hosts.get(peer).cloned().unwrap_or_default();
             let p = peer.to_string();
-            if plan.hosts.iter().any(|h| h.peer == p) {
-                continue;
-            }
             let owner = SwitchOwner::new(&mut OsRng);
             let deposit = owner
                 .deposit(
@@ -274,9 +305,15 @@ impl CircleClient {
                     &mut OsRng,
                 )
                 .map_err(|e| NodeError::InvalidInput(e.to_string()))?;
+            let operator = self
+                .host_meta
+                .get(peer)
+                .and_then(|m| m.operator.clone())
+                .unwrap_or_default();
             plan.hosts.push(SwitchHost {
                 id: self.store.next_id().map_err(storage)?,
                 peer: p,
+                operator,
                 addrs: addrs.iter().map(|a| a.to_string()).collect(),
                 owner: owner.to_bytes().to_vec(),
                 ops: VecDeque::from([SwitchOp {
@@ -323,6 +360,24 @@ impl CircleClient {
             last_position_at: rec.last_sent_position,
             switch,
             switch_release_at: rec.switch.as_ref().map_or(j.release_at(), |p| p.release_at),
+            switch_hosts: rec
+                .switch
+                .iter()
+                .flat_map(|p| p.hosts.iter())
+                .map(|h| SwitchHostView {
+                    peer: short_peer(&h.peer),
+                    operator: h.operator.clone(),
+                    state: match h.state {
+                        // Under duress every host is shown as withdrawn, as
+                        // the switch is: the screen must not tell the truth.
+                        _ if j.is_under_duress() => SwitchHostState::Withdrawn,
+                        HostState::Depositing => SwitchHostState::Depositing,
+                        HostState::Armed => SwitchHostState::Armed,
+                        HostState::Withdrawn => SwitchHostState::Withdrawn,
+                        HostState::Failed => SwitchHostState::Failed,
+                    },
+                })
+                .collect(),
             contacts: rec.contacts,
             acked_by: rec
                 .acks
@@ -425,7 +480,7 @@ impl CircleClient {
         for (peer, host_id, bytes, addrs) in sends {
             let id = swarm.behaviour_mut().mailbox.send_request_with_addresses(
                 &peer,
-                MailboxRequest::Switch(bytes),
+                MailboxRequest::switch(bytes, self.config.mailbox_limits.deposit_work_bits),
                 addrs,
             );
             self.switch_inflight.insert(peer);
@@ -460,19 +515,46 @@ impl CircleClient {
         let Some(op) = h.ops.front().cloned() else {
             return;
         };
+        let mut to_retire = None;
         let done = match response {
             None => {
                 self.switch_retry_at
                     .insert(host, Instant::now() + self.config.retry_interval);
                 return;
             }
-            Some(MailboxResponse::Ok) => true,
-            // Our own retransmission after a lost answer.
-            Some(MailboxResponse::Refused(Refusal::SwitchAlreadyDeposited))
-                if op.kind == OpKind::Deposit =>
+            // A deposit counts only with the receipt of the host it was
+            // sent to, for this journey key and release time.
+            Some(MailboxResponse::Receipt(r))
+                if op.kind == OpKind::Deposit && receipt_holds(&r, &host, &op.bytes) =>
             {
                 true
             }
+            Some(MailboxResponse::Ok | MailboxResponse::Receipt(_))
+                if op.kind == OpKind::Deposit =>
+            {
+                tracing::warn!(
+                    %host,
+                    "a mailbox host answered the switch deposit without a valid receipt: \
+                     not counted, another host is tried"
+                );
+                let mut retired = h.clone();
+                h.ops.clear();
+                h.state = HostState::Failed;
+                // Best effort: should it hold the switch after all, it must
+                // not release it after the journey ended.
+                if let Ok(mut owner) = SwitchOwner::from_bytes(&retired.owner) {
+                    if let Ok(w) = owner.withdraw() {
+                        retired.owner = owner.to_bytes().to_vec();
+                        retired.ops = VecDeque::from([SwitchOp {
+                            kind: OpKind::Withdraw,
+                            bytes: w.to_bytes(),
+                        }]);
+                        to_retire = Some(retired);
+                    }
+                }
+                false
+            }
+            Some(MailboxResponse::Ok) => true,
             Some(MailboxResponse::Refused(Refusal::SwitchStaleCounter)) => true,
             Some(MailboxResponse::Refused(Refusal::Unavailable)) => {
                 self.switch_retry_at
@@ -508,6 +590,7 @@ impl CircleClient {
                 OpKind::Heartbeat => {}
             }
         }
+        rec.retired.extend(to_retire);
         rec.retired.retain(|h| !h.ops.is_empty());
         let mut c = Commit::new();
         match c.put(keys::JOURNEY, &rec) {
@@ -519,6 +602,24 @@ impl CircleClient {
         }
         self.pump_switch(swarm);
     }
+}
+
+/// A peer id's short form: `…` and its last 8 characters.
+fn short_peer(peer: &str) -> String {
+    let tail: String = peer
+        .chars()
+        .rev()
+        .take(8)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("…{tail}")
+}
+
+/// Whether `receipt` is `host`'s for the deposit `deposit` (our own bytes).
+fn receipt_holds(receipt: &SwitchReceipt, host: &PeerId, deposit: &[u8]) -> bool {
+    Deposit::from_bytes(deposit).is_ok_and(|d| receipt.holds(host, d.key(), d.release_at()))
 }
 
 /// Queue one signed operation (a heartbeat, a withdrawal) for every host

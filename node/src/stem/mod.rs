@@ -1,0 +1,326 @@
+//! The stem of reports on the network (`/ronde/stem/1`): the node's side of
+//! [`ronde_protocol::stem`], whose state machine decides; this module keeps
+//! which peers speak the protocol (and which are relays), sends and answers
+//! the requests, validates what peers send, penalises invalid senders, and
+//! hands the reports to fluff back to the event loop.
+//!
+//! * **Own report** ([`StemService::own`]): to the machine, which sends it to
+//!   this epoch's stem peer after a random delay. With no peer speaking the
+//!   protocol, or with the stem off ([`NodeConfig::stem`] `None`), the
+//!   event loop publishes it on the gossip as before.
+//! * **A peer's stem report**: validated exactly as gossip (the cheap
+//!   checks, then the signature); invalid (misbehaviour) → answered
+//!   *invalid* and the sender's gossipsub application score is set to
+//!   −50 × strikes², which puts it under the gossip threshold at the first
+//!   strike and on the graylist at the second, as an invalid gossip
+//!   message would; a graylisted peer gets no answer. Expired or future →
+//!   *declined*, no penalty. Already stored → *taken*, dropped. Valid →
+//!   *taken*, then passed on or fluffed as the machine says.
+//! * **Fluff** ([`StemService::poll`]): the reports to publish now (the
+//!   machine's decision, or a fail-safe that fired) go back to the event
+//!   loop, which stores and publishes them like its own.
+//! * **Seen through the gossip** ([`StemService::seen`]): the fail-safe of
+//!   that report is cancelled.
+//!
+//! Nothing here logs a report's content, its area or that this node wrote
+//! one; own and relayed reports take the same path through this module.
+//!
+//! [`NodeConfig::stem`]: crate::NodeConfig::stem
+
+pub mod wire;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use libp2p::gossipsub::TopicHash;
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::{PeerId, StreamProtocol, Swarm};
+use ronde_protocol::stem::{
+    Action, Candidate, Decision, Stem, StemParams, StemRequest, StemResponse,
+};
+
+use ronde_protocol::{precheck, verify_signatures, Policy, ReportId, VerifiedReport};
+pub use wire::{StemCodec, StemWire, STEM_PROTOCOL};
+
+use crate::behaviour::{Behaviour, GRAYLIST_THRESHOLD};
+use crate::config::FirstHopTap;
+use crate::store::ReportStore;
+
+/// The circuit relay v2 hop protocol: a peer that serves it is a relay.
+const RELAY_HOP: &str = "/libp2p/circuit/relay/0.2.0/hop";
+/// The mailbox protocol: a peer that serves it is a city relay too.
+const MAILBOX: &str = "/ronde/mailbox/1";
+/// Penalty per invalid stem report, squared in the count (the same as P4
+/// of an area topic, `behaviour::area_topic_params`).
+const INVALID_WEIGHT: f64 = -50.0;
+
+/// What the event loop needs to judge a stem report.
+pub(crate) struct Judge<'a> {
+    /// The report store (what is already known).
+    pub store: &'a dyn ReportStore,
+    /// The validation policy.
+    pub policy: &'a Policy,
+    /// Unix seconds.
+    pub now: u64,
+}
+
+/// The node's side of the stem (see the module documentation).
+pub(crate) struct StemService {
+    machine: Stem<PeerId, VerifiedReport>,
+    /// Whether own reports take the stem.
+    own_on_stem: bool,
+    origin: tokio::time::Instant,
+    /// Peers that speak `/ronde/stem/1`, and whether each is a relay.
+    speakers: HashMap<PeerId, bool>,
+    inflight: HashMap<OutboundRequestId, (VerifiedReport, PeerId)>,
+    strikes: HashMap<PeerId, u32>,
+    tap: Option<FirstHopTap>,
+}
+
+impl StemService {
+    /// A service with `params` (`None`: own reports skip the stem, but
+    /// peers' stem reports are still relayed).
+    pub fn new(params: Option<StemParams>, tap: Option<FirstHopTap>) -> Self {
+        StemService {
+            machine: Stem::new(params.unwrap_or_default()),
+            own_on_stem: params.is_some(),
+            origin: tokio::time::Instant::now(),
+            speakers: HashMap::new(),
+            inflight: HashMap::new(),
+            strikes: HashMap::new(),
+            tap,
+        }
+    }
+
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    /// The connected peers that speak the stem and follow the area of
+    /// report `id` (known to the machine or being judged: `report`).
+    fn candidates(
+        swarm: &Swarm<Behaviour>,
+        speakers: &HashMap<PeerId, bool>,
+        report: &VerifiedReport,
+    ) -> Vec<Candidate<PeerId>> {
+        let topic = TopicHash::from_raw(report.report().cell().topic());
+        let followers: HashSet<PeerId> = swarm
+            .behaviour()
+            .gossipsub
+            .all_peers()
+            .filter(|(_, topics)| topics.contains(&&topic))
+            .map(|(p, _)| *p)
+            .collect();
+        speakers
+            .iter()
+            .filter(|(p, _)| followers.contains(p) && swarm.is_connected(p))
+            .map(|(&peer, &relay)| Candidate { peer, relay })
+            .collect()
+    }
+
+    /// When [`StemService::poll`] next has something to do.
+    pub fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.machine.poll_timeout().map(|d| self.origin + d)
+    }
+
+    /// A peer told its protocols.
+    pub fn on_identify(&mut self, peer: PeerId, protocols: &[StreamProtocol]) {
+        if protocols.contains(&STEM_PROTOCOL) {
+            let relay = protocols
+                .iter()
+                .any(|p| p.as_ref() == RELAY_HOP || p.as_ref() == MAILBOX);
+            self.speakers.insert(peer, relay);
+        } else {
+            self.speakers.remove(&peer);
+        }
+    }
+
+    /// A peer's last connection closed.
+    pub fn on_disconnected(&mut self, peer: &PeerId) {
+        self.speakers.remove(peer);
+        self.machine.disconnected(peer);
+    }
+
+    /// The report came through the gossip: tell the spy tap (simulations)
+    /// and cancel its fail-safe.
+    pub fn seen(&mut self, id: &ReportId, from: PeerId) {
+        if let Some(tap) = &self.tap {
+            tap(*id, from);
+        }
+        self.machine.seen(id);
+    }
+
+    /// This person's report: `true` if it went on the stem, `false` if the
+    /// caller must publish it (stem off, or no peer speaks it).
+    pub fn own(&mut self, swarm: &Swarm<Behaviour>, report: &VerifiedReport) -> bool {
+        if !self.own_on_stem {
+            return false;
+        }
+        let candidates = Self::candidates(swarm, &self.speakers, report);
+        if candidates.is_empty() {
+            return false;
+        }
+        let now = self.now();
+        self.machine.own(
+            now,
+            &mut rand::thread_rng(),
+            report.id(),
+            report.clone(),
+            &candidates,
+        );
+        true
+    }
+
+    /// Send what is due; return the reports to fluff now.
+    pub fn poll(&mut self, swarm: &mut Swarm<Behaviour>) -> Vec<VerifiedReport> {
+        let now = self.now();
+        let mut fluff = Vec::new();
+        while let Some(action) = self.machine.poll_action(now) {
+            match action {
+                Action::Send { to, item } => {
+                    let req = StemRequest::Report(item.bytes().to_vec());
+                    let rid = swarm.behaviour_mut().stem.send_request(&to, req);
+                    self.inflight.insert(rid, (item, to));
+                }
+                Action::Fluff { item } => fluff.push(item),
+            }
+        }
+        fluff
+    }
+
+    /// An event of `/ronde/stem/1`.
+    pub fn on_event(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        judge: Judge<'_>,
+        ev: request_response::Event<StemRequest, StemResponse>,
+    ) {
+        match ev {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let graylisted = swarm
+                    .behaviour()
+                    .gossipsub
+                    .peer_score(&peer)
+                    .is_some_and(|s| s < GRAYLIST_THRESHOLD);
+                if graylisted {
+                    // Dropped unread, like its gossip.
+                    return;
+                }
+                let verdict = self.on_request(swarm, judge, peer, request);
+                if swarm
+                    .behaviour_mut()
+                    .stem
+                    .send_response(channel, verdict)
+                    .is_err()
+                {
+                    tracing::debug!(%peer, "a stem sender went away");
+                }
+            }
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                let Some((report, to)) = self.inflight.remove(&request_id) else {
+                    return;
+                };
+                if response != StemResponse::Taken {
+                    tracing::debug!(%peer, ?response, "a stem peer did not take a report");
+                    self.failed(swarm, &report, to);
+                }
+            }
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                tracing::debug!(%peer, %error, "stem request failed");
+                if let Some((report, to)) = self.inflight.remove(&request_id) {
+                    self.failed(swarm, &report, to);
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "a stem request from a peer failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// Judge a peer's stem request and hand a valid report to the machine.
+    fn on_request(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        judge: Judge<'_>,
+        peer: PeerId,
+        request: StemRequest,
+    ) -> StemResponse {
+        let StemRequest::Report(bytes) = request else {
+            // Flags are not stemmed by this version.
+            return StemResponse::Declined;
+        };
+        if let Some(tap) = &self.tap {
+            tap(ReportId::of(&bytes), peer);
+        }
+        let pre = match precheck(&bytes, judge.now, judge.policy) {
+            Ok(p) => p,
+            Err(rej) if rej.is_misbehaviour() => return self.penalise(swarm, peer, rej.reason()),
+            Err(_) => return StemResponse::Declined,
+        };
+        let id = pre.id();
+        if self.machine.knows(&id) || matches!(judge.store.contains(&id), Ok(true)) {
+            return StemResponse::Taken;
+        }
+        let report = match verify_signatures(vec![pre], &mut rand::thread_rng()).pop() {
+            Some(Ok(r)) => r,
+            Some(Err(rej)) => return self.penalise(swarm, peer, rej.reason()),
+            None => return StemResponse::Declined,
+        };
+        let candidates = Self::candidates(swarm, &self.speakers, &report);
+        let now = self.now();
+        match self
+            .machine
+            .relayed(now, &mut rand::thread_rng(), id, report, peer, &candidates)
+        {
+            Decision::Taken | Decision::Known => StemResponse::Taken,
+            Decision::Declined => StemResponse::Declined,
+        }
+    }
+
+    /// A send failed or was not taken: route the report elsewhere.
+    fn failed(&mut self, swarm: &Swarm<Behaviour>, report: &VerifiedReport, to: PeerId) {
+        let candidates = Self::candidates(swarm, &self.speakers, report);
+        let now = self.now();
+        self.machine
+            .failed(now, &mut rand::thread_rng(), &report.id(), to, &candidates);
+    }
+
+    /// An invalid stem report: the same cost as an invalid gossip message.
+    fn penalise(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        peer: PeerId,
+        reason: &'static str,
+    ) -> StemResponse {
+        let n = self.strikes.entry(peer).or_default();
+        *n += 1;
+        let score = INVALID_WEIGHT * f64::from(*n) * f64::from(*n);
+        tracing::debug!(%peer, reason, "invalid stem report");
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .set_application_score(&peer, score);
+        StemResponse::Invalid
+    }
+}
