@@ -43,11 +43,12 @@ use crate::api_error::ApiError;
 
 /// The Content-Security-Policy of every file of the app: nothing but this
 /// origin, no inline script or style element, no `eval`, no framing, no
-/// plugins.
+/// plugins. Images may also be `data:` (the map library tests the
+/// browser's image formats with one).
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; \
      script-src 'self'; \
      style-src 'self'; \
-     img-src 'self'; \
+     img-src 'self' data:; \
      font-src 'self'; \
      connect-src 'self'; \
      manifest-src 'self'; \

@@ -15,17 +15,17 @@
 
 (function () {
   const ATTRIBUTION = '© OpenStreetMap contributors';
-  const ROAD_LAYERS = ['roads', 'transportation'];
+  const ROAD_LAYERS = ['roads', 'transportation', 'transportation_name'];
 
   const LIGHT = { bg: '#eef0f2', earth: '#f4f3ef', park: '#d7ead0', water: '#b9d3e8', building: '#dcd8d2', minor: '#ffffff', major: '#fbe3a2' };
   const DARK = { bg: '#0a0f1a', earth: '#111827', park: '#14261c', water: '#0f2640', building: '#1c2433', minor: '#3a4660', major: '#6b5a2e' };
 
   function style(url, c) {
     const src = 'basemap';
-    const line = (id, layer, filter, color, width) => ({
-      id, type: 'line', source: src, 'source-layer': layer, filter,
+    const line = (id, layer, filter, color, width) => Object.assign({
+      id, type: 'line', source: src, 'source-layer': layer,
       paint: { 'line-color': color, 'line-width': ['interpolate', ['exponential', 1.6], ['zoom'], 12, width / 4, 18, width * 4] },
-    });
+    }, filter ? { filter } : {});
     const fill = (id, layer, color, filter) => Object.assign(
       { id, type: 'fill', source: src, 'source-layer': layer, paint: { 'fill-color': color } },
       filter ? { filter } : {});
@@ -43,6 +43,8 @@
         line('roads-minor', 'roads', ['!', ['in', ['get', 'kind'], ['literal', ['highway', 'major_road']]]], c.minor, 1.2),
         line('roads-major', 'roads', ['in', ['get', 'kind'], ['literal', ['highway', 'major_road']]], c.major, 2),
         line('transportation', 'transportation', ['==', ['geometry-type'], 'LineString'], c.minor, 1.4),
+        // OpenMapTiles keeps the names of roads in a layer of their own.
+        line('road-names', 'transportation_name', null, c.minor, 1.4),
       ],
     };
   }
@@ -72,6 +74,7 @@
       map.on('error', () => {}); // a missing tile leaves the plain background
       return handle;
     } catch (e) {
+      create.error = String(e); // for the tests and the curious
       return null;
     }
   }
@@ -88,9 +91,16 @@
     handle.map.jumpTo({ center: [center[1], center[0]], zoom: Math.max(0, Math.min(19, zoom)) });
   }
 
+  // A feature's name: `name` (Protomaps, OpenMapTiles), or tilemaker's
+  // `name:latin` and `name_int` when it writes no plain `name`.
+  function nameOf(f) {
+    const p = f.properties || {};
+    return p.name || p['name:latin'] || p.name_int || null;
+  }
+
   function roadFeatures(handle) {
-    const layers = ['roads-minor', 'roads-major', 'transportation'].filter((l) => handle.map.getLayer(l));
-    return handle.map.queryRenderedFeatures(undefined, { layers }).filter((f) => f.properties && f.properties.name);
+    const layers = ['roads-minor', 'roads-major', 'transportation', 'road-names'].filter((l) => handle.map.getLayer(l));
+    return handle.map.queryRenderedFeatures(undefined, { layers }).filter((f) => nameOf(f));
   }
 
   // Street names as HTML: one label per name, at the middle of its longest
@@ -105,8 +115,8 @@
         : f.geometry.type === 'MultiLineString' ? f.geometry.coordinates : [];
       for (const l of lines) {
         if (l.length < 2) continue;
-        const prev = best.get(f.properties.name);
-        if (!prev || l.length > prev.length) best.set(f.properties.name, l);
+        const prev = best.get(nameOf(f));
+        if (!prev || l.length > prev.length) best.set(nameOf(f), l);
       }
     }
     const w = map.getContainer().clientWidth, h = map.getContainer().clientHeight;
@@ -136,7 +146,7 @@
       try { feats.push(...handle.map.querySourceFeatures('basemap', { sourceLayer: layer })); } catch (e) { /* no such layer */ }
     }
     for (const f of feats) {
-      const name = f.properties && f.properties.name;
+      const name = nameOf(f);
       if (!name) continue;
       const g = f.geometry;
       const pts = g.type === 'Point' ? [g.coordinates]

@@ -2,7 +2,9 @@
 //! over the DevTools protocol): the login form lets the operator in, the
 //! map shows the cells of the seeded reports (and none under k) even though
 //! the map tiles cannot load, the safe-place layer shows a place, and
-//! unticking a category changes what the map shows.
+//! unticking a category changes what the map shows; with the city's
+//! basemap (real streets, node/tests/data), the streets are drawn with their
+//! names, a hotspot is named by its street and a click flies the map there.
 //!
 //! Needs `/usr/bin/chromium` (`apt-get install -y chromium`); without it the
 //! test says so loudly and passes.
@@ -44,6 +46,8 @@ impl Browser {
                 "--headless",
                 "--no-sandbox",
                 "--disable-gpu",
+                // WebGL in software, for the maps (MapLibre).
+                "--enable-unsafe-swiftshader",
                 "--disable-dev-shm-usage",
                 "--disable-background-networking",
                 "--disable-component-update",
@@ -287,6 +291,92 @@ async fn the_dashboard_shows_the_seeded_cells_and_its_filters_work() {
         assert!(!href.as_str().expect("href").contains("harassment"), "{href}");
         if let Some(d) = &shots {
             br.screenshot(&d.join("dashboard-filtered.png"));
+        }
+    })
+    .await
+    .expect("browser session");
+
+    node.shutdown().await.expect("node");
+    relay.shutdown().await.expect("relay");
+}
+
+/// The city basemap of the tests: real OpenStreetMap streets of Kirchberg
+/// an der Iller (node/tests/data/README.md), inside the area `u0x1v`.
+const BASEMAP: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../node/tests/data/kirchberg.pmtiles"
+);
+
+/// The names of the streets shown on the dashboard's basemap.
+const LABELS_JS: &str = "JSON.stringify((() => { const box = document.getElementById('basemap').getBoundingClientRect(); \
+    return [...document.querySelectorAll('#basemap .street-label')].filter((s) => { const r = s.getBoundingClientRect(); \
+    return r.width > 0 && r.height > 0 && r.left >= box.left && r.right <= box.right && r.top >= box.top && r.bottom <= box.bottom; }) \
+    .map((s) => s.textContent).sort(); })())";
+
+/// Issue 17: the dashboard draws the city's streets from the relay's
+/// PMTiles basemap, with their names, under the cells; a hotspot is named
+/// by its nearest street, and a click on it flies the map there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_draws_the_streets_and_names_the_hotspots() {
+    if !Path::new(CHROMIUM).exists() {
+        eprintln!(
+            "\n\n*** SKIPPED the browser test: {CHROMIUM} is absent. \
+             Install it with `apt-get install -y chromium`. ***\n\n"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(T0);
+    let area = "u0x1v";
+    let mut config = relay_config_in(&dir.path().join("relay"), area);
+    config.http.tile_url = "http://127.0.0.1:9/{z}/{x}/{y}.png".into();
+    std::fs::create_dir_all(&config.data_dir).expect("data dir");
+    std::fs::copy(BASEMAP, config.data_dir.join("city.pmtiles")).expect("basemap");
+    config.map.basemap = "city.pmtiles".into();
+    write_city_key(&config);
+    let relay = start_relay(config, &clock).await;
+    // Haydnstraße runs through u0x1v4u.
+    let hot: ronde_protocol::Cell = "u0x1v4u".parse().expect("cell");
+    let node = start_node_at(&dir.path().join("node"), &clock, hot).await;
+    connect_to_relay_in(&node, &relay, area).await;
+    publish(&node, hot, Category::Harassment, 3).await;
+    wait_counted(&relay, 3).await;
+    let (_, base) = dashboard(&relay);
+
+    let profile = dir.path().join("chromium");
+    let shots: Option<PathBuf> = std::env::var_os("RONDE_SCREENSHOTS").map(PathBuf::from);
+    tokio::task::spawn_blocking(move || {
+        let mut br = Browser::launch(&profile);
+        br.page("Page.enable", json!({}));
+        br.page("Runtime.enable", json!({}));
+        br.page("Page.navigate", json!({"url": format!("{base}/login")}));
+        br.wait_for("the login form", "!!document.querySelector('input[name=token]')");
+        br.eval(&format!("document.querySelector('input[name=token]').value = '{TOKEN}'; document.querySelector('form').submit(); true"));
+        br.wait_for("the dashboard", "document.location.pathname === '/' && document.getElementById('map-status')?.dataset.state === 'ready'");
+        assert_eq!(br.eval("document.getElementById('mapframe').classList.contains('with-basemap')"), json!(true));
+        assert_eq!(br.eval("document.getElementById('attribution').textContent"), json!("© OpenStreetMap contributors"));
+        assert_eq!(br.eval("document.querySelectorAll('#hot-table tbody tr').length"), json!(1));
+
+        // The hotspot, clicked: the map flies there, at street level, and
+        // the streets around it are drawn with their names.
+        let before = br.eval("document.getElementById('map').viewBox.baseVal.width");
+        br.eval("document.querySelector('#hot-table tbody tr').click(); true");
+        br.wait_for("the flight to the hotspot", "document.getElementById('map').dataset.flownTo === 'u0x1v4u'");
+        let after = br.eval("document.getElementById('map').viewBox.baseVal.width");
+        assert!(after.as_f64() < before.as_f64(), "zoomed in: {before} → {after}");
+        let labels = br.wait_for("the street names", &format!("(() => {{ const l = JSON.parse({LABELS_JS}); return l.includes('Haydnstraße') ? l : null; }})()"));
+        assert!(labels.as_array().is_some_and(|l| l.len() >= 2), "{labels}");
+        // The hotspot is named by its nearest street.
+        let name = br.wait_for("the hotspot's name", "document.querySelector('#hot-table tbody tr td.hot-where').dataset.name");
+        assert_eq!(name, json!("Haydnstraße"));
+        assert_eq!(
+            br.eval("document.querySelector('#hot-table tbody tr td.hot-where').textContent"),
+            json!("Haydnstraße (u0x1v4u)")
+        );
+        // The cell is drawn over the streets, where the street is.
+        assert_eq!(br.eval("document.querySelectorAll('#map polygon.cell').length"), json!(1));
+        if let Some(d) = &shots {
+            br.screenshot(&d.join("dashboard-streets.png"));
         }
     })
     .await
