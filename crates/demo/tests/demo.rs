@@ -116,6 +116,12 @@ async fn a_small_city_runs_shows_everything_and_stops_cleanly() {
         .any(|l| l.contains(&format!("{}/login", urls.dashboard))));
     assert!(lines.iter().any(|l| l.contains(&urls.token)));
     assert!(lines.iter().any(|l| l.contains(&urls.app_login)));
+    // No streets of Ivry ship with Ronde: the banner says how to add them.
+    assert!(
+        lines.iter().any(|l| l.contains("Street map       none"))
+            && lines.iter().any(|l| l.contains("--basemap ivry.pmtiles")),
+        "{lines:#?}"
+    );
     assert!(urls
         .app_login
         .starts_with(&format!("{}/login?code=", urls.app)));
@@ -383,6 +389,15 @@ async fn bad_flags_a_full_data_dir_and_a_busy_port_are_refused() {
         Err(e) => e.to_string(),
     };
     assert!(err.contains("--phones"), "{err}");
+    let bad = DemoArgs {
+        basemap: Some(dir.join("no-such.pmtiles")),
+        ..DemoArgs::default()
+    };
+    let err = match Demo::start(&bad, Narrator::keep()).await {
+        Ok(_) => panic!("a missing --basemap was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("--basemap"), "{err}");
     // A dashboard port in use: said so, with the way out.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let busy = DemoArgs {
