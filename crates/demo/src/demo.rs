@@ -235,6 +235,7 @@ fn relay_config(args: &DemoArgs, city: &City, dir: &Path, token: String) -> Rela
         jurisdiction: Jurisdiction {
             geohash_prefixes: Vec::new(),
             bbox: Some(city.bbox()),
+            time_zone: "Europe/Paris".into(),
             utc_offset_hours: city::paris_utc_offset(ronde_node::Clock::now(
                 &ronde_node::SystemClock,
             )),

@@ -523,7 +523,10 @@ struct ConfigView {
     city: String,
     k: u64,
     strict: bool,
-    utc_offset_hours: i32,
+    /// The city's time zone (IANA name, or `UTC+h` for a fixed offset).
+    time_zone: String,
+    /// Its offset now, whole hours (what the dashboard showed before).
+    utc_offset_hours: i64,
     today: String,
     areas: Vec<AreaView>,
     bbox: [f64; 4],
@@ -560,7 +563,12 @@ async fn api_config(State(s): St) -> Json<ConfigView> {
         city: s.config.city.clone(),
         k: s.config.aggregates.k,
         strict: s.config.aggregates.strict,
-        utc_offset_hours: s.config.jurisdiction.utc_offset_hours,
+        time_zone: s.config.local_time().name(),
+        utc_offset_hours: s
+            .config
+            .local_time()
+            .offset_secs(i64::try_from(s.clock.now()).unwrap_or(0))
+            / 3600,
         today: format_day(s.config.local_time().day_of(s.clock.now())),
         areas,
         bbox,
@@ -652,7 +660,7 @@ fn categories_of(q: &Option<String>) -> Result<BTreeSet<Category>, ApiError> {
 }
 
 fn filter_of(s: &Shared, q: &RangeQuery) -> Result<Filter, ApiError> {
-    let tz = s.config.local_time();
+    let tz = &s.config.local_time();
     let today = tz.day_of(s.clock.now());
     let day = |v: &Option<String>, field: &str, default: i64| match v.as_deref() {
         None | Some("") => Ok(default),
@@ -690,7 +698,7 @@ fn filter_of(s: &Shared, q: &RangeQuery) -> Result<Filter, ApiError> {
 }
 
 fn rows_for(s: &Shared, f: &Filter) -> Result<Vec<query::Row>, ApiError> {
-    let (a, b) = f.hour_range(s.config.local_time());
+    let (a, b) = f.hour_range(&s.config.local_time());
     Ok(s.store.rows(a, b)?)
 }
 
@@ -714,9 +722,9 @@ async fn api_cells(
         from: format_day(f.from_day),
         to: format_day(f.to_day),
         k: s.config.aggregates.k,
-        cells: query::cells(&rows, &f, s.config.local_time(), suppression(&s)),
+        cells: query::cells(&rows, &f, &s.config.local_time(), suppression(&s)),
         suppressed_as_flood: {
-            let (a, b) = f.hour_range(s.config.local_time());
+            let (a, b) = f.hour_range(&s.config.local_time());
             s.store.suppressed(a, b)?.iter().map(|(_, n)| n).sum()
         },
     }))
@@ -754,7 +762,7 @@ async fn api_trend(
     let rows = rows_for(&s, &f)?;
     Ok(Json(TrendAnswer {
         k: s.config.aggregates.k,
-        days: query::trend(&rows, &f, s.config.local_time(), suppression(&s)),
+        days: query::trend(&rows, &f, &s.config.local_time(), suppression(&s)),
     }))
 }
 
@@ -773,7 +781,7 @@ async fn api_hotspots(
     let limit = q.limit.unwrap_or(20).clamp(1, 500);
     Ok(Json(HotspotsAnswer {
         k: s.config.aggregates.k,
-        hotspots: query::hotspots(&rows, &f, s.config.local_time(), suppression(&s), limit),
+        hotspots: query::hotspots(&rows, &f, &s.config.local_time(), suppression(&s), limit),
     }))
 }
 
@@ -790,9 +798,9 @@ async fn export_geojson(State(s): St, Query(q): Query<RangeQuery>) -> Result<Res
     let f = filter_of(&s, &q)?;
     let rows = rows_for(&s, &f)?;
     let sup = suppression(&s);
-    let cells = query::cells(&rows, &f, s.config.local_time(), sup);
+    let cells = query::cells(&rows, &f, &s.config.local_time(), sup);
     let mut meta = ExportMeta::new(&s.config.city, &f, sup);
-    let (a, b) = f.hour_range(s.config.local_time());
+    let (a, b) = f.hour_range(&s.config.local_time());
     meta.suppressed_as_flood = s.store.suppressed(a, b)?.iter().map(|(_, n)| n).sum();
     let body = query::geojson(&meta, &cells).to_string();
     Ok(attachment(
@@ -805,7 +813,7 @@ async fn export_geojson(State(s): St, Query(q): Query<RangeQuery>) -> Result<Res
 async fn export_csv(State(s): St, Query(q): Query<RangeQuery>) -> Result<Response, ApiError> {
     let f = filter_of(&s, &q)?;
     let rows = rows_for(&s, &f)?;
-    let cells = query::cells(&rows, &f, s.config.local_time(), suppression(&s));
+    let cells = query::cells(&rows, &f, &s.config.local_time(), suppression(&s));
     Ok(attachment(
         "text/csv; charset=utf-8",
         format!(

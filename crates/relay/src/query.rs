@@ -53,7 +53,7 @@ impl Filter {
         self.bands.is_empty() || self.bands.contains(&b)
     }
     /// The UTC hour buckets `[first, end)` the filter's days cover.
-    pub fn hour_range(&self, tz: LocalTime) -> (i64, i64) {
+    pub fn hour_range(&self, tz: &LocalTime) -> (i64, i64) {
         (
             tz.first_hour_of_day(self.from_day),
             tz.first_hour_of_day(self.to_day + 1),
@@ -160,7 +160,7 @@ pub fn cell_table(
 pub fn select(
     rows: &[Row],
     filter: &Filter,
-    tz: LocalTime,
+    tz: &LocalTime,
     sup: Suppression,
 ) -> Vec<(BucketKey, i64, u8, u64)> {
     let picked: Vec<(BucketKey, i64, u8, u64)> = rows
@@ -198,7 +198,7 @@ pub fn select(
 }
 
 /// The published cells of a date range.
-pub fn cells(rows: &[Row], filter: &Filter, tz: LocalTime, sup: Suppression) -> Vec<CellCount> {
+pub fn cells(rows: &[Row], filter: &Filter, tz: &LocalTime, sup: Suppression) -> Vec<CellCount> {
     cell_table(
         select(rows, filter, tz, sup)
             .into_iter()
@@ -228,7 +228,7 @@ pub struct DayCount {
 }
 
 /// Reports per local day over the filter's range, city-wide.
-pub fn trend(rows: &[Row], filter: &Filter, tz: LocalTime, sup: Suppression) -> Vec<DayCount> {
+pub fn trend(rows: &[Row], filter: &Filter, tz: &LocalTime, sup: Suppression) -> Vec<DayCount> {
     let mut per_day: BTreeMap<i64, u64> = BTreeMap::new();
     for (_, day, _, n) in select(rows, filter, tz, sup) {
         *per_day.entry(day).or_insert(0) += n;
@@ -261,7 +261,7 @@ pub struct Hotspot {
 pub fn hotspots(
     rows: &[Row],
     filter: &Filter,
-    tz: LocalTime,
+    tz: &LocalTime,
     sup: Suppression,
     limit: usize,
 ) -> Vec<Hotspot> {
@@ -558,7 +558,9 @@ mod tests {
         }
     }
 
-    const UTC: LocalTime = LocalTime { offset_hours: 0 };
+    fn utc() -> LocalTime {
+        LocalTime::fixed(0)
+    }
 
     fn all_days() -> Filter {
         Filter {
@@ -596,7 +598,7 @@ mod tests {
             k: 3,
             strict: false,
         };
-        let all = cells(&rows, &all_days(), UTC, sup);
+        let all = cells(&rows, &all_days(), &utc(), sup);
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].total, 3);
         // Both categories are under k and hidden together (3 >= k).
@@ -604,12 +606,18 @@ mod tests {
         // Filtering to one category drops the cell: 2 < k.
         let mut f = all_days();
         f.categories.insert(Category::Harassment);
-        assert!(cells(&rows, &f, UTC, sup).is_empty());
+        assert!(cells(&rows, &f, &utc(), sup).is_empty());
         // Strict mode: every atomic bucket is under k, nothing is shown.
         let strict = Suppression { k: 3, strict: true };
-        assert!(cells(&rows, &all_days(), UTC, strict).is_empty());
+        assert!(cells(&rows, &all_days(), &utc(), strict).is_empty());
         assert_eq!(
-            cells(&rows, &all_days(), UTC, Suppression { k: 1, strict: true }).len(),
+            cells(
+                &rows,
+                &all_days(),
+                &utc(),
+                Suppression { k: 1, strict: true }
+            )
+            .len(),
             2
         );
     }
@@ -624,7 +632,7 @@ mod tests {
             k: 3,
             strict: false,
         };
-        let cs = cells(&rows, &all_days(), UTC, sup);
+        let cs = cells(&rows, &all_days(), &utc(), sup);
         let meta = ExportMeta::new("Ivry", &all_days(), sup);
         let g = geojson(&meta, &cs);
         assert_eq!(g["features"][0]["properties"]["total"], 7);
@@ -633,7 +641,12 @@ mod tests {
         let line = text.lines().nth(1).expect("a row");
         assert!(line.starts_with("u09tvw1,"), "{line}");
         assert!(line.contains(",7,,4,"), "{line}");
-        let html = summary_html(&meta, &hotspots(&rows, &all_days(), UTC, sup, 5), &[], &[]);
+        let html = summary_html(
+            &meta,
+            &hotspots(&rows, &all_days(), &utc(), sup, 5),
+            &[],
+            &[],
+        );
         assert!(html.contains("u09tvw1") && html.contains("No count below 3"));
         assert_eq!(
             html_escape("<a href='x'>&"),

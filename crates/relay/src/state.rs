@@ -80,7 +80,7 @@ pub fn suppression(s: &Shared) -> Suppression {
 /// The HTML summary of a period: published totals, trend, hotspots, and the
 /// places to follow up (not fresh, or flagged).
 pub fn summary(shared: &Shared, f: &Filter) -> Result<String, DirError> {
-    let tz = shared.config.local_time();
+    let tz = &shared.config.local_time();
     let (a, b) = f.hour_range(tz);
     let rows = shared.store.rows(a, b)?;
     let sup = suppression(shared);

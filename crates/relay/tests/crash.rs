@@ -75,7 +75,7 @@ fn init(dir: &Path) -> Setup {
         )
         .replace("0.0.0.0:8080", "")
         .replace("127.0.0.1:8081", &format!("127.0.0.1:{dash_port}"))
-        .replace("utc_offset_hours = 1", "utc_offset_hours = 0")
+        .replace("time_zone = \"Europe/Paris\"", "time_zone = \"UTC\"")
         .replace("k = 3", "k = 1");
     std::fs::write(&config, &text).expect("write config");
     let parsed = RelayConfig::load(&config).expect("the edited config is valid");

@@ -101,7 +101,7 @@
     document.title = 'Ronde relay: ' + cfg.city;
     $('kinfo').textContent =
       'No count below ' + cfg.k + ' is shown' + (cfg.strict ? ' (strict mode)' : '') +
-      '. Times are UTC' + (cfg.utc_offset_hours >= 0 ? '+' : '') + cfg.utc_offset_hours + '.';
+      '. Times are ' + cfg.time_zone + ' (UTC' + (cfg.utc_offset_hours >= 0 ? '+' : '') + cfg.utc_offset_hours + ' now).';
     const cats = $('cats');
     for (const name of cfg.categories) {
       state.categories.add(name);
@@ -444,7 +444,19 @@
     requestAnimationFrame(step);
   }
 
-  const fmtTime = (t) => (t ? new Date(t * 1000).toISOString().slice(0, 16).replace('T', ' ') + ' UTC' : '—');
+  // A Unix time as the city's clock reads it (its IANA zone, daylight
+  // saving time included; a fixed offset when the relay has no zone).
+  function fmtTime(t) {
+    if (!t) return '—';
+    const cfg = state.config || {};
+    try {
+      const f = new Intl.DateTimeFormat('sv-SE', { timeZone: cfg.time_zone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+      return f.format(new Date(t * 1000));
+    } catch (e) {
+      const off = cfg.utc_offset_hours || 0;
+      return new Date((t + off * 3600) * 1000).toISOString().slice(0, 16).replace('T', ' ') + ' ' + (cfg.time_zone || 'UTC');
+    }
+  }
 
   function drawPlaces(views) {
     const tb = $('places-table').tBodies[0];

@@ -42,7 +42,7 @@ pub fn relay_config_in(data_dir: &Path, area: &str) -> RelayConfig {
         .replace("{prefixes}", &format!("\"{area}\""))
         .replace("{bbox}", "")
         .replace("{token}", TOKEN)
-        .replace("utc_offset_hours = 1", "utc_offset_hours = 0")
+        .replace("time_zone = \"Europe/Paris\"", "time_zone = \"UTC\"")
         .replace("0.0.0.0:8080", "127.0.0.1:0")
         .replace("127.0.0.1:8081", "127.0.0.1:0")
         .replace("flag_min_difficulty = 18", "flag_min_difficulty = 8");
