@@ -813,7 +813,7 @@ async fn export_geojson(State(s): St, Query(q): Query<RangeQuery>) -> Result<Res
 async fn export_csv(State(s): St, Query(q): Query<RangeQuery>) -> Result<Response, ApiError> {
     let f = filter_of(&s, &q)?;
     let rows = rows_for(&s, &f)?;
-    let cells = query::cells(&rows, &f, &s.config.local_time(), suppression(&s));
+    let body = query::csv(&rows, &f, &s.config.local_time(), suppression(&s));
     Ok(attachment(
         "text/csv; charset=utf-8",
         format!(
@@ -821,7 +821,7 @@ async fn export_csv(State(s): St, Query(q): Query<RangeQuery>) -> Result<Respons
             format_day(f.from_day),
             format_day(f.to_day)
         ),
-        query::csv(&cells),
+        body,
     ))
 }
 

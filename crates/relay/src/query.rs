@@ -351,8 +351,9 @@ impl ExportMeta {
 }
 
 /// A GeoJSON FeatureCollection: one Polygon per published cell (a closed
-/// ring of its corners, `[lon, lat]`), with `cell`, `total` and one property
-/// per published category count.
+/// ring of its corners, `[lon, lat]`), with flat properties that GIS tools
+/// style directly: `cell`, `total` and one property per category, every
+/// category in every feature, `null` when suppressed or zero.
 pub fn geojson(meta: &ExportMeta, cells: &[CellCount]) -> serde_json::Value {
     let features: Vec<serde_json::Value> = cells
         .iter()
@@ -361,12 +362,10 @@ pub fn geojson(meta: &ExportMeta, cells: &[CellCount]) -> serde_json::Value {
             let mut props = serde_json::Map::new();
             props.insert("cell".into(), c.cell.as_str().into());
             props.insert("total".into(), c.total.into());
-            let counts: serde_json::Map<String, serde_json::Value> = c
-                .by_category
-                .iter()
-                .map(|(cat, n)| (cat.to_string(), (*n).into()))
-                .collect();
-            props.insert("counts".into(), counts.into());
+            for cat in Category::ALL {
+                let n = c.by_category.get(&cat).copied();
+                props.insert(cat.to_string(), n.into());
+            }
             serde_json::json!({
                 "type": "Feature",
                 "geometry": {
@@ -384,26 +383,36 @@ pub fn geojson(meta: &ExportMeta, cells: &[CellCount]) -> serde_json::Value {
     })
 }
 
-/// CSV: a header, then one line per published cell:
-/// `cell,min_lat,min_lon,max_lat,max_lon,total,<one column per category>`,
-/// where a category column is empty when its count is suppressed or zero.
-pub fn csv(cells: &[CellCount]) -> String {
-    let mut out = String::from("cell,min_lat,min_lon,max_lat,max_lon,total");
-    for c in Category::ALL {
-        out.push(',');
-        out.push_str(c.as_str());
+/// CSV: a header, then one line per cell × local day × 3-hour band ×
+/// category: `cell,min_lat,min_lon,max_lat,max_lon,day,band,category,count`
+/// (`day` is `YYYY-MM-DD` in the city's time zone, `band` like `21-24`).
+/// A line is there only when its count is at least `k`, and what a cell's
+/// left-out lines add up to is 0 or at least `k` ([`publishable_parts`]),
+/// so no line, nor the difference with a cell's published total, tells a
+/// count under `k`. Cells, then days, bands and categories in order.
+pub fn csv(rows: &[Row], filter: &Filter, tz: &LocalTime, sup: Suppression) -> String {
+    let mut per_cell: BTreeMap<Cell, BTreeMap<(i64, u8, Category), u64>> = BTreeMap::new();
+    for (key, day, band, n) in select(rows, filter, tz, sup) {
+        *per_cell
+            .entry(key.cell)
+            .or_default()
+            .entry((day, band, key.category))
+            .or_insert(0) += n;
     }
-    out.push('\n');
-    for c in cells {
-        let [a, b, cc, d] = c.bounds;
-        let _ = write!(out, "{},{a:.6},{b:.6},{cc:.6},{d:.6},{}", c.cell, c.total);
-        for cat in Category::ALL {
-            out.push(',');
-            if let Some(n) = c.by_category.get(&cat) {
-                let _ = write!(out, "{n}");
-            }
+    let mut out = String::from("cell,min_lat,min_lon,max_lat,max_lon,day,band,category,count\n");
+    for (cell, parts) in per_cell {
+        if parts.values().sum::<u64>() < sup.k.max(1) {
+            continue;
         }
-        out.push('\n');
+        let [a, b, c, d] = bounds_of(&cell);
+        for ((day, band, cat), n) in publishable_parts(&parts, sup.k) {
+            let _ = writeln!(
+                out,
+                "{cell},{a:.6},{b:.6},{c:.6},{d:.6},{},{},{cat},{n}",
+                format_day(day),
+                band_label(band)
+            );
+        }
     }
     out
 }
@@ -636,11 +645,52 @@ mod tests {
         let meta = ExportMeta::new("Ivry", &all_days(), sup);
         let g = geojson(&meta, &cs);
         assert_eq!(g["features"][0]["properties"]["total"], 7);
-        assert_eq!(g["features"][0]["properties"]["counts"]["harassment"], 4);
-        let text = csv(&cs);
-        let line = text.lines().nth(1).expect("a row");
-        assert!(line.starts_with("u09tvw1,"), "{line}");
-        assert!(line.contains(",7,,4,"), "{line}");
+        // Flat properties, every category in every feature.
+        let p = &g["features"][0]["properties"];
+        assert_eq!(p["harassment"], 4);
+        assert_eq!(p["following"], 3);
+        assert!(p["exhibitionism"].is_null());
+        assert_eq!(
+            p.as_object().map(|o| o.len()),
+            Some(2 + Category::ALL.len())
+        );
+        // CSV: one line per cell, local day, band and category.
+        let text = csv(&rows, &all_days(), &utc(), sup);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "cell,min_lat,min_lon,max_lat,max_lon,day,band,category,count"
+        );
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[1].starts_with("u09tvw1,"), "{text}");
+        assert!(
+            lines[1].ends_with(",1970-01-01,09-12,harassment,4"),
+            "{text}"
+        );
+        assert!(
+            lines[2].ends_with(",1970-01-01,09-12,following,3"),
+            "{text}"
+        );
+        // Lines under k are left out, and what is left out of a cell adds
+        // up to 0 or at least k: 2 + 1 = 3 hidden here.
+        let split = vec![
+            (key(10, "u09tvw1", Category::Harassment), 4),
+            (key(20, "u09tvw1", Category::Harassment), 2),
+            (key(22, "u09tvw1", Category::Following), 1),
+            (key(10, "u09tvw2", Category::Harassment), 2),
+        ];
+        let text = csv(&split, &all_days(), &utc(), sup);
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.contains(",09-12,harassment,4"), "{text}");
+        // In Paris (UTC+1 in January) hour 20 UTC is in the 21-24 band.
+        let paris = LocalTime::zone("Europe/Paris").expect("Paris");
+        let text = csv(
+            &[(key(20, "u09tvw1", Category::Harassment), 3)],
+            &all_days(),
+            &paris,
+            sup,
+        );
+        assert!(text.ends_with(",1970-01-01,21-24,harassment,3\n"), "{text}");
         let html = summary_html(
             &meta,
             &hotspots(&rows, &all_days(), &utc(), sup, 5),
