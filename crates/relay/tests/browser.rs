@@ -275,6 +275,34 @@ async fn the_dashboard_shows_the_seeded_cells_and_its_filters_work() {
         .expect("list");
         assert_eq!(rows, vec![format!("{a} harassment >3 now ≥ 3"), format!("{b} following >3 now ≥ 3")]);
 
+        // The browser speaks English: the dashboard too, until switched to
+        // French, which changes every text at once, the comparison included.
+        assert_eq!(br.eval("document.documentElement.lang"), json!("en"));
+        assert_eq!(br.eval("document.getElementById('lang').textContent"), json!("FR"));
+        let version = br.eval("document.getElementById('map-status').dataset.version");
+        br.eval("document.getElementById('lang').click(); true");
+        br.wait_for(
+            "the French dashboard",
+            &format!("document.getElementById('map-status').dataset.version !== {version} && document.getElementById('map-status').dataset.state === 'ready' && document.getElementById('cmp-status').dataset.state === 'ready'"),
+        );
+        assert_eq!(br.eval("document.documentElement.lang"), json!("fr"));
+        assert_eq!(br.eval("document.querySelector('#hotspots h2').textContent"), json!("Points chauds"));
+        assert_eq!(br.eval("document.querySelector('#compare h2').textContent"), json!("Comparer deux périodes"));
+        assert_eq!(br.eval("document.querySelector('input[data-category=harassment]').parentElement.textContent.trim()"), json!("harcèlement"));
+        let status = br.eval("document.getElementById('map-status').textContent");
+        assert!(status.as_str().is_some_and(|s| s.contains("cellules affichées")), "{status}");
+        let kinfo = br.eval("document.getElementById('kinfo').textContent");
+        assert!(kinfo.as_str().is_some_and(|s| s.starts_with("Aucun nombre inférieur à 3")), "{kinfo}");
+        let cmp = br.eval("[...document.querySelectorAll('#cmp-table tbody tr')].map((r) => r.cells[1].textContent + ' ' + r.cells[4].textContent).join('; ')");
+        assert_eq!(cmp, json!("harcèlement désormais ≥ 3; personne suivie désormais ≥ 3"));
+        assert_eq!(br.eval("document.querySelector('#hot-table thead th:nth-child(2)').textContent"), json!("lieu"));
+        if let Some(d) = &shots {
+            br.screenshot(&d.join("dashboard-fr.png"));
+        }
+        // Back to English, kept for the rest of the test.
+        br.eval("document.getElementById('lang').click(); true");
+        br.wait_for("English again", "document.documentElement.lang === 'en' && document.getElementById('map-status').dataset.state === 'ready'");
+
         // Untick "harassment": only B is left.
         let version = br.eval("document.getElementById('map-status').dataset.version");
         br.eval("document.querySelector('input[data-category=harassment]').click(); true");
@@ -349,6 +377,9 @@ async fn the_dashboard_draws_the_streets_and_names_the_hotspots() {
         let mut br = Browser::launch(&profile);
         br.page("Page.enable", json!({}));
         br.page("Runtime.enable", json!({}));
+        // A browser whose person reads French.
+        let ua = br.call(None, "Browser.getVersion", json!({}))["userAgent"].clone();
+        br.page("Emulation.setUserAgentOverride", json!({"userAgent": ua, "acceptLanguage": "fr-FR,fr"}));
         br.page("Page.navigate", json!({"url": format!("{base}/login")}));
         br.wait_for("the login form", "!!document.querySelector('input[name=token]')");
         br.eval(&format!("document.querySelector('input[name=token]').value = '{TOKEN}'; document.querySelector('form').submit(); true"));
@@ -356,6 +387,9 @@ async fn the_dashboard_draws_the_streets_and_names_the_hotspots() {
         assert_eq!(br.eval("document.getElementById('mapframe').classList.contains('with-basemap')"), json!(true));
         assert_eq!(br.eval("document.getElementById('attribution').textContent"), json!("© OpenStreetMap contributors"));
         assert_eq!(br.eval("document.querySelectorAll('#hot-table tbody tr').length"), json!(1));
+        // In French, as the browser asks.
+        assert_eq!(br.eval("document.documentElement.lang"), json!("fr"));
+        assert_eq!(br.eval("document.querySelector('#trend h2').textContent"), json!("Tendance"));
 
         // The hotspot, clicked: the map flies there, at street level, and
         // the streets around it are drawn with their names.

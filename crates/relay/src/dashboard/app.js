@@ -25,6 +25,85 @@
   };
 
   const $ = (id) => document.getElementById(id);
+
+  // --- languages ----------------------------------------------------------
+  // English and French: the browser's first choice among them, switchable
+  // with the FR/EN button (kept in this browser).
+  const I18N = {
+    en: {
+      logout: 'Log out', period: 'Period', live: 'Live: reports of the last 30 minutes', dates: 'Dates', from: 'from', to: 'to',
+      categories: 'Categories', time_of_day: 'Time of day', all_day: 'all day', export: 'Export (dates, categories, time of day)',
+      summary: "Summary for the city's services", trend: 'Trend', hotspots: 'Hotspots', th_where: 'where', th_reports: 'reports',
+      th_by_category: 'by category', th_by_time: 'by time of day', compare: 'Compare two periods', before: 'Before', after: 'After',
+      compare_go: 'Compare', th_category: 'category', th_before: 'before', th_after: 'after', th_change: 'change', places: 'Safe places',
+      stale_title: 'Going stale or expired', th_name: 'name', th_kind: 'kind', th_freshness: 'freshness', th_until: 'until',
+      th_heartbeat: 'last confirmed by the place', th_flags: 'flags (30 days)', mediators: 'Mediators and emergency contacts',
+      th_role: 'role', th_phone: 'phone', th_area: 'area', th_hours: 'hours', relay: 'Relay',
+      kinfo: 'No count below {k} is shown{strict}. Times are {tz} (UTC{off} now).', strict: ' (strict mode)',
+      status_live: 'Live: ', status_range: '{from} to {to}: ', status_cells: '{n} cells shown; cells with fewer than {k} reports are hidden.',
+      could_not_load: 'Could not load: ', no_cell: 'No cell reaches the threshold.', reports_n: '{n} reports',
+      safe_place: 'safe place', going_stale: 'going stale', expired: 'expired', confirm: 'Confirm', failed: 'Failed',
+      all_fresh: 'None: every place is fresh.', cmp_rows: '{n} cell and category pairs; counts under {k} are hidden.',
+      cmp_none: 'No cell reaches the threshold in either period.', cmp_failed: 'Could not compare: ', now_over: 'now ≥ {k}', now_under: 'now < {k}',
+      map_label: "Map of the city's cells",
+      cat_feeling_unsafe: 'feeling unsafe', cat_harassment: 'harassment', cat_verbal_aggression: 'verbal aggression',
+      cat_physical_aggression: 'physical aggression', cat_sexual_aggression: 'sexual aggression', cat_exhibitionism: 'exhibitionism',
+      cat_following: 'following', cat_poor_lighting: 'poor lighting', cat_other_hazard: 'other hazard',
+    },
+    fr: {
+      logout: 'Se déconnecter', period: 'Période', live: 'En direct : signalements des 30 dernières minutes', dates: 'Dates', from: 'du', to: 'au',
+      categories: 'Catégories', time_of_day: 'Heure du jour', all_day: 'toute la journée', export: 'Export (dates, catégories, heure du jour)',
+      summary: 'Synthèse pour les services de la ville', trend: 'Tendance', hotspots: 'Points chauds', th_where: 'lieu', th_reports: 'signalements',
+      th_by_category: 'par catégorie', th_by_time: 'par heure du jour', compare: 'Comparer deux périodes', before: 'Avant', after: 'Après',
+      compare_go: 'Comparer', th_category: 'catégorie', th_before: 'avant', th_after: 'après', th_change: 'évolution', places: 'Lieux sûrs',
+      stale_title: 'Bientôt périmés ou périmés', th_name: 'nom', th_kind: 'type', th_freshness: 'fraîcheur', th_until: "jusqu'au",
+      th_heartbeat: 'dernière confirmation du lieu', th_flags: 'signalements (30 jours)', mediators: "Médiateurs et contacts d'urgence",
+      th_role: 'rôle', th_phone: 'téléphone', th_area: 'secteur', th_hours: 'horaires', relay: 'Relais',
+      kinfo: 'Aucun nombre inférieur à {k} n’est montré{strict}. Heures de {tz} (UTC{off} en ce moment).', strict: ' (mode strict)',
+      status_live: 'En direct : ', status_range: 'Du {from} au {to} : ', status_cells: '{n} cellules affichées ; les cellules de moins de {k} signalements sont masquées.',
+      could_not_load: 'Chargement impossible : ', no_cell: "Aucune cellule n'atteint le seuil.", reports_n: '{n} signalements',
+      safe_place: 'lieu sûr', going_stale: 'bientôt périmé', expired: 'périmé', confirm: 'Confirmer', failed: 'Échec',
+      all_fresh: 'Aucun : tous les lieux sont à jour.', cmp_rows: '{n} paires cellule et catégorie ; les nombres inférieurs à {k} sont masqués.',
+      cmp_none: "Aucune cellule n'atteint le seuil dans l'une ou l'autre période.", cmp_failed: 'Comparaison impossible : ', now_over: 'désormais ≥ {k}', now_under: 'désormais < {k}',
+      map_label: 'Carte des cellules de la ville',
+      cat_feeling_unsafe: "sentiment d'insécurité", cat_harassment: 'harcèlement', cat_verbal_aggression: 'agression verbale',
+      cat_physical_aggression: 'agression physique', cat_sexual_aggression: 'agression sexuelle', cat_exhibitionism: 'exhibitionnisme',
+      cat_following: 'personne suivie', cat_poor_lighting: 'éclairage insuffisant', cat_other_hazard: 'autre danger',
+    },
+  };
+  function pickLang() {
+    let saved = null;
+    try { saved = window.localStorage.getItem('ronde-dashboard-lang'); } catch (e) { /* private mode */ }
+    if (saved === 'en' || saved === 'fr') return saved;
+    for (const l of navigator.languages || [navigator.language || 'en']) {
+      const base = String(l).slice(0, 2).toLowerCase();
+      if (base === 'fr' || base === 'en') return base;
+    }
+    return 'en';
+  }
+  let lang = pickLang();
+  function t(key, vars) {
+    let s = (I18N[lang] && I18N[lang][key]) || I18N.en[key] || key;
+    for (const [k, v] of Object.entries(vars || {})) s = s.split('{' + k + '}').join(String(v));
+    return s;
+  }
+  const catName = (name) => t('cat_' + name);
+  function applyLang() {
+    document.documentElement.lang = lang;
+    for (const e of document.querySelectorAll('[data-i18n]')) e.textContent = t(e.dataset.i18n);
+    $('map').setAttribute('aria-label', t('map_label'));
+    const other = lang === 'fr' ? 'en' : 'fr';
+    $('lang').textContent = other.toUpperCase();
+    $('lang').setAttribute('lang', other);
+    $('lang').setAttribute('aria-label', other === 'fr' ? 'Français' : 'English');
+    if (state.config) $('kinfo').textContent = kinfo(state.config);
+  }
+  function kinfo(cfg) {
+    return t('kinfo', {
+      k: cfg.k, strict: cfg.strict ? t('strict') : '', tz: cfg.time_zone,
+      off: (cfg.utc_offset_hours >= 0 ? '+' : '') + cfg.utc_offset_hours,
+    });
+  }
   const el = (tag, attrs, text) => {
     const e = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
@@ -99,9 +178,7 @@
   function buildControls(cfg) {
     $('city').textContent = cfg.city;
     document.title = 'Ronde relay: ' + cfg.city;
-    $('kinfo').textContent =
-      'No count below ' + cfg.k + ' is shown' + (cfg.strict ? ' (strict mode)' : '') +
-      '. Times are ' + cfg.time_zone + ' (UTC' + (cfg.utc_offset_hours >= 0 ? '+' : '') + cfg.utc_offset_hours + ' now).';
+    $('kinfo').textContent = kinfo(cfg);
     const cats = $('cats');
     for (const name of cfg.categories) {
       state.categories.add(name);
@@ -113,7 +190,7 @@
         refresh();
       });
       const label = el('label');
-      label.append(box, ' ' + name.replace(/_/g, ' '));
+      label.append(box, ' ', el('span', { 'data-i18n': 'cat_' + name }, catName(name)));
       cats.append(label);
     }
     const band = $('band');
@@ -312,11 +389,11 @@
         const s = el('span');
         const sw = el('span', { class: 'swatch' });
         sw.style.background = colour(n, max);
-        s.append(sw, String(n) + ' reports');
+        s.append(sw, t('reports_n', { n }));
         lg.append(s);
       }
     }
-    for (const [cls, text] of [['fresh', 'safe place'], ['stale', 'going stale'], ['expired', 'expired']]) {
+    for (const [cls, text] of [['fresh', t('safe_place')], ['stale', t('going_stale')], ['expired', t('expired')]]) {
       const s = el('span');
       const sw = el('span', { class: 'swatch' });
       sw.style.background = cls === 'fresh' ? '#1a7f37' : cls === 'stale' ? '#bf8700' : '#6e7781';
@@ -370,13 +447,13 @@
     tb.replaceChildren();
     if (!list.length) {
       const tr = el('tr');
-      tr.append(el('td', { colspan: 5, class: 'muted' }, 'No cell reaches the threshold.'));
+      tr.append(el('td', { colspan: 5, class: 'muted' }, t('no_cell')));
       tb.append(tr);
       return;
     }
     for (const h of list) {
       const tr = el('tr', { 'data-cell': h.cell });
-      const cats = Object.entries(h.by_category).map(([k, v]) => k.replace(/_/g, ' ') + ' ' + v).join(', ');
+      const cats = Object.entries(h.by_category).map(([k, v]) => catName(k) + ' ' + v).join(', ');
       const bands = Object.entries(h.by_band).map(([k, v]) => k + 'h ' + v).join(', ');
       const where = el('td', { class: 'hot-where' }, hotNames.get(h.cell) ? hotNames.get(h.cell) + ' (' + h.cell + ')' : h.cell);
       tr.append(el('td', {}, String(h.rank)), where, el('td', {}, String(h.total)), el('td', {}, cats), el('td', {}, bands));
@@ -470,7 +547,7 @@
       const tdStatus = el('td');
       tdStatus.append(badge);
       const flags = Object.entries(v.flags).map(([k, n]) => k.replace(/_/g, ' ') + ' ' + n).join(', ');
-      const btn = el('button', { type: 'button' }, 'Confirm');
+      const btn = el('button', { type: 'button' }, t('confirm'));
       btn.addEventListener('click', async () => {
         btn.disabled = true;
         try {
@@ -480,7 +557,7 @@
           drawMap();
         } catch (e) {
           btn.disabled = false;
-          btn.textContent = 'Failed';
+          btn.textContent = t('failed');
         }
       });
       const tdBtn = el('td');
@@ -492,7 +569,7 @@
         stale.append(el('li', { 'data-place': v.id }, v.name + ': ' + f.status + (f.until ? ', until ' + fmtTime(f.until) : ', since ' + fmtTime(f.since))));
       }
     }
-    if (!stale.children.length) stale.append(el('li', { class: 'muted' }, 'None: every place is fresh.'));
+    if (!stale.children.length) stale.append(el('li', { class: 'muted' }, t('all_fresh')));
   }
 
   function drawMediators(list) {
@@ -548,13 +625,13 @@
       drawMediators(meds);
       drawStatus();
       state.version += 1;
-      status.textContent = (state.mode === 'live' ? 'Live: ' : state.from + ' to ' + state.to + ': ') +
-        state.cells.length + ' cells shown; cells with fewer than ' + state.config.k + ' reports are hidden.';
+      status.textContent = (state.mode === 'live' ? t('status_live') : t('status_range', { from: state.from, to: state.to })) +
+        t('status_cells', { n: state.cells.length, k: state.config.k });
       status.dataset.version = String(state.version);
       status.dataset.state = 'ready';
     } catch (e) {
       if (mine !== pending) return;
-      status.textContent = 'Could not load: ' + e.message;
+      status.textContent = t('could_not_load') + e.message;
       status.dataset.state = 'error';
     }
   }
@@ -603,20 +680,20 @@
           const d = r.b - r.a;
           change = (d > 0 ? '+' : '') + d + ' (' + (d > 0 ? '+' : '') + Math.round((100 * d) / r.a) + ' %)';
         } else if (r.a === null) {
-          change = 'now ≥ ' + k;
+          change = t('now_over', { k });
         } else {
-          change = 'now < ' + k;
+          change = t('now_under', { k });
         }
         const tr = el('tr', { 'data-cell': r.cell, 'data-category': r.cat, 'data-before': r.a === null ? '' : r.a, 'data-after': r.b === null ? '' : r.b });
         const where = hotNames.get(r.cell) ? hotNames.get(r.cell) + ' (' + r.cell + ')' : r.cell;
-        tr.append(el('td', {}, where), el('td', {}, r.cat.replace(/_/g, ' ')), el('td', {}, shown(r.a)), el('td', {}, shown(r.b)), el('td', {}, change));
+        tr.append(el('td', {}, where), el('td', {}, catName(r.cat)), el('td', {}, shown(r.a)), el('td', {}, shown(r.b)), el('td', {}, change));
         tr.addEventListener('click', () => { select(r.cell); flyToCell(r.cell); });
         tb.append(tr);
       }
-      status.textContent = list.length ? list.length + ' cell and category pairs; counts under ' + k + ' are hidden.' : 'No cell reaches the threshold in either period.';
+      status.textContent = list.length ? t('cmp_rows', { n: list.length, k }) : t('cmp_none');
       status.dataset.state = 'ready';
     } catch (e) {
-      status.textContent = 'Could not compare: ' + e.message;
+      status.textContent = t('cmp_failed') + e.message;
       status.dataset.state = 'error';
     }
   }
@@ -630,6 +707,14 @@
       return;
     }
     buildControls(state.config);
+    applyLang();
+    $('lang').addEventListener('click', () => {
+      lang = lang === 'fr' ? 'en' : 'fr';
+      try { window.localStorage.setItem('ronde-dashboard-lang', lang); } catch (e) { /* private mode */ }
+      applyLang();
+      refresh();
+      if ($('cmp-status').dataset.state === 'ready') compare();
+    });
     setupMap(state.config);
     $('compare-form').addEventListener('submit', compare);
     await refresh();
