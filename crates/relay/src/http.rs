@@ -32,6 +32,7 @@
 //! | GET    | `/api/trend?…` | reports per local day (suppressed under k) |
 //! | GET    | `/api/hotspots?…&limit=` | ranking of cells with category and time-of-day breakdown |
 //! | GET    | `/api/export.geojson?…`, `/api/export.csv?…`, `/api/summary.html?…` | exports |
+//! | GET    | `/ogc/…` | OGC API – Features: the `cells` collection ([`crate::ogc`]) |
 //! | GET/POST | `/api/places` | list (with freshness and flags) / add |
 //! | PUT/DELETE | `/api/places/{id}` | replace / remove |
 //! | POST   | `/api/places/{id}/confirm` | the city re-confirms a place or mediator |
@@ -108,7 +109,7 @@ impl ApiError {
             message: message.into(),
         }
     }
-    fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
     }
 }
@@ -257,7 +258,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
 
 /// The operator's router: dashboard, JSON API, exports, metrics.
 pub fn dashboard_router(shared: Arc<Shared>) -> Router {
-    let api = maps::basemap_route(Router::new())
+    let api = crate::ogc::routes(maps::basemap_route(Router::new()))
         .route("/api/config", get(api_config))
         .route("/api/status", get(api_status))
         .route("/api/live", get(api_live))
@@ -659,7 +660,7 @@ fn categories_of(q: &Option<String>) -> Result<BTreeSet<Category>, ApiError> {
     Ok(set)
 }
 
-fn filter_of(s: &Shared, q: &RangeQuery) -> Result<Filter, ApiError> {
+pub(crate) fn filter_of(s: &Shared, q: &RangeQuery) -> Result<Filter, ApiError> {
     let tz = &s.config.local_time();
     let today = tz.day_of(s.clock.now());
     let day = |v: &Option<String>, field: &str, default: i64| match v.as_deref() {
@@ -697,7 +698,7 @@ fn filter_of(s: &Shared, q: &RangeQuery) -> Result<Filter, ApiError> {
     })
 }
 
-fn rows_for(s: &Shared, f: &Filter) -> Result<Vec<query::Row>, ApiError> {
+pub(crate) fn rows_for(s: &Shared, f: &Filter) -> Result<Vec<query::Row>, ApiError> {
     let (a, b) = f.hour_range(&s.config.local_time());
     Ok(s.store.rows(a, b)?)
 }

@@ -30,6 +30,7 @@ pub mod http;
 pub mod keys;
 pub mod maps;
 pub mod metrics;
+pub mod ogc;
 pub mod query;
 pub mod rules;
 pub mod server;
