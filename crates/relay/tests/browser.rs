@@ -184,6 +184,16 @@ fn base64_decode(s: &str) -> Vec<u8> {
     out
 }
 
+/// A wheel notch at 80 % across, 30 % down the map: how far (CSS pixels)
+/// the map point that was under the pointer moved, and whether it zoomed.
+const WHEEL_JS: &str = "(() => { const m = document.getElementById('map'); const r = m.getBoundingClientRect(); \
+    const x = r.left + r.width * 0.8, y = r.top + r.height * 0.3; \
+    const under = () => new DOMPoint(x, y).matrixTransform(m.getScreenCTM().inverse()); \
+    const a = under(); const w0 = m.viewBox.baseVal.width; \
+    m.dispatchEvent(new WheelEvent('wheel', { clientX: x, clientY: y, deltaY: -100, bubbles: true, cancelable: true })); \
+    const back = new DOMPoint(a.x, a.y).matrixTransform(m.getScreenCTM()); \
+    return JSON.stringify({ zoomed: m.viewBox.baseVal.width < w0, drift: Math.hypot(back.x - x, back.y - y) }); })()";
+
 const CELLS_JS: &str = "JSON.stringify([...document.querySelectorAll('#map polygon.cell')].map(p => p.dataset.cell + '=' + p.dataset.count).sort())";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,6 +262,12 @@ async fn the_dashboard_shows_the_seeded_cells_and_its_filters_work() {
         if let Some(d) = &shots {
             br.screenshot(&d.join("dashboard.png"));
         }
+
+        // The wheel zooms around the pointer: the point under it stays
+        // (the city's whole view, letterboxed in the map).
+        let moved: Value = serde_json::from_str(br.eval(WHEEL_JS).as_str().expect("json")).expect("wheel");
+        assert_eq!(moved["zoomed"], json!(true), "{moved}");
+        assert!(moved["drift"].as_f64().is_some_and(|d| d < 0.5), "the point under the pointer drifted: {moved}");
 
         // A click on a hotspot flies the map there, at street level.
         let before = br.eval("document.getElementById('map').viewBox.baseVal.width");

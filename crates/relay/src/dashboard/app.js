@@ -247,9 +247,12 @@
       drag = { x: e.clientX, y: e.clientY, view: state.view.slice() };
       map.setPointerCapture(e.pointerId);
     });
+    // World pixels per CSS pixel: the SVG letterboxes its viewBox
+    // (xMidYMid meet), so the smaller of the two scales holds.
+    const perPixel = () => 1 / Math.min((map.clientWidth || 1) / state.view[2], (map.clientHeight || 1) / state.view[3]);
     map.addEventListener('pointermove', (e) => {
       if (!drag) return;
-      const k = state.view[2] / (map.clientWidth || 1);
+      const k = perPixel();
       state.view[0] = drag.view[0] - (e.clientX - drag.x) * k;
       state.view[1] = drag.view[1] - (e.clientY - drag.y) * k;
       applyView();
@@ -258,10 +261,12 @@
     map.addEventListener('wheel', (e) => {
       e.preventDefault();
       const f = e.deltaY > 0 ? 1.25 : 0.8;
-      const r = map.getBoundingClientRect();
-      const k = state.view[2] / (r.width || 1);
-      const cx = state.view[0] + (e.clientX - r.left) * k;
-      const cy = state.view[1] + (e.clientY - r.top) * k;
+      // The point under the pointer stays under it.
+      const ctm = map.getScreenCTM();
+      if (!ctm) return;
+      const p = new DOMPoint(e.clientX, e.clientY).matrixTransform(ctm.inverse());
+      const cx = p.x;
+      const cy = p.y;
       state.view = [cx - (cx - state.view[0]) * f, cy - (cy - state.view[1]) * f, state.view[2] * f, state.view[3] * f];
       applyView();
     }, { passive: false });
