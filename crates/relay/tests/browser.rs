@@ -407,6 +407,15 @@ async fn the_dashboard_draws_the_streets_and_names_the_hotspots() {
         assert_eq!(br.eval("document.documentElement.lang"), json!("fr"));
         assert_eq!(br.eval("document.querySelector('#trend h2').textContent"), json!("Tendance"));
 
+        // The hotspot is named by its nearest street, read from the basemap's
+        // own tiles before anyone zooms in (the city's whole view).
+        let name = br.wait_for("the hotspot's name", "document.querySelector('#hot-table tbody tr td.hot-where').dataset.name");
+        assert_eq!(name, json!("Haydnstraße"));
+        assert_eq!(
+            br.eval("document.querySelector('#hot-table tbody tr td.hot-where').textContent"),
+            json!("Haydnstraße (u0x1v4u)")
+        );
+
         // The hotspot, clicked: the map flies there, at street level, and
         // the streets around it are drawn with their names.
         let before = br.eval("document.getElementById('map').viewBox.baseVal.width");
@@ -416,13 +425,6 @@ async fn the_dashboard_draws_the_streets_and_names_the_hotspots() {
         assert!(after.as_f64() < before.as_f64(), "zoomed in: {before} → {after}");
         let labels = br.wait_for("the street names", &format!("(() => {{ const l = JSON.parse({LABELS_JS}); return l.includes('Haydnstraße') ? l : null; }})()"));
         assert!(labels.as_array().is_some_and(|l| l.len() >= 2), "{labels}");
-        // The hotspot is named by its nearest street.
-        let name = br.wait_for("the hotspot's name", "document.querySelector('#hot-table tbody tr td.hot-where').dataset.name");
-        assert_eq!(name, json!("Haydnstraße"));
-        assert_eq!(
-            br.eval("document.querySelector('#hot-table tbody tr td.hot-where').textContent"),
-            json!("Haydnstraße (u0x1v4u)")
-        );
         // The cell is drawn over the streets, where the street is.
         assert_eq!(br.eval("document.querySelectorAll('#map polygon.cell').length"), json!(1));
         if let Some(d) = &shots {

@@ -236,7 +236,6 @@
       state.basemap = window.RondeBasemap.create($('basemap'), '/basemap.pmtiles', '/vendor/maplibre-gl-csp-worker.js');
       if (state.basemap) {
         $('mapframe').classList.add('with-basemap');
-        state.basemap.map.on('idle', nameHotspots);
       }
     }
     applyView();
@@ -487,20 +486,32 @@
 
   // Name each hotspot by the nearest street or landmark the basemap's
   // loaded tiles know (within 300 m); the geohash stays beside it.
-  function nameHotspots() {
-    if (!state.basemap) return;
+  const naming = new Set(); // cells whose name is being read
+  function showNames() {
     for (const td of document.querySelectorAll('#hot-table tbody tr[data-cell] td.hot-where')) {
-      const cell = td.parentElement.dataset.cell;
-      if (!hotNames.has(cell)) {
-        const [s, w, n, e] = geohashBounds(cell);
-        const name = window.RondeBasemap.nearestName(state.basemap, (s + n) / 2, (w + e) / 2, 300);
-        if (name) hotNames.set(cell, name);
-      }
-      if (hotNames.has(cell)) {
-        td.textContent = hotNames.get(cell) + ' (' + cell + ')';
-        td.dataset.name = hotNames.get(cell);
+      const name = hotNames.get(td.parentElement.dataset.cell);
+      if (name) {
+        td.textContent = name + ' (' + td.parentElement.dataset.cell + ')';
+        td.dataset.name = name;
       }
     }
+  }
+  function nameHotspots() {
+    if (!state.basemap) return;
+    for (const tr of document.querySelectorAll('#hot-table tbody tr[data-cell]')) {
+      const cell = tr.dataset.cell;
+      if (hotNames.has(cell) || naming.has(cell)) continue;
+      naming.add(cell);
+      const [s, w, n, e] = geohashBounds(cell);
+      window.RondeBasemap.nameAt(state.basemap, (s + n) / 2, (w + e) / 2, 300)
+        .then((name) => {
+          if (name) hotNames.set(cell, name);
+          else naming.delete(cell);
+          showNames();
+        })
+        .catch(() => naming.delete(cell));
+    }
+    showNames();
   }
 
   // Fly the map to a cell at street level (about 600 m across).
