@@ -45,7 +45,10 @@
       safe_place: 'safe place', going_stale: 'going stale', expired: 'expired', confirm: 'Confirm', failed: 'Failed',
       all_fresh: 'None: every place is fresh.', cmp_rows: '{n} cell and category pairs; counts under {k} are hidden.',
       cmp_none: 'No cell reaches the threshold in either period.', cmp_failed: 'Could not compare: ', now_over: 'now ≥ {k}', now_under: 'now < {k}',
-      map_label: "Map of the city's cells",
+      map_label: "Map of the city's cells", max_day: 'max {n} / day', until: ', until {t}', since: ', since {t}',
+      fresh: 'fresh', stale: 'going stale', expired_status: 'expired', flag_closed: 'closed', flag_refused_help: 'refused help',
+      flag_wrong_information: 'wrong information', st_peers: 'peers', st_areas: 'areas followed', st_live: 'live reports',
+      st_rows: 'aggregate rows', st_counted: 'reports counted since start', st_flood: 'suppressed as a flood', st_serial: 'directory serial',
       cat_feeling_unsafe: 'feeling unsafe', cat_harassment: 'harassment', cat_verbal_aggression: 'verbal aggression',
       cat_physical_aggression: 'physical aggression', cat_sexual_aggression: 'sexual aggression', cat_exhibitionism: 'exhibitionism',
       cat_following: 'following', cat_poor_lighting: 'poor lighting', cat_other_hazard: 'other hazard',
@@ -65,7 +68,10 @@
       safe_place: 'lieu sûr', going_stale: 'bientôt périmé', expired: 'périmé', confirm: 'Confirmer', failed: 'Échec',
       all_fresh: 'Aucun : tous les lieux sont à jour.', cmp_rows: '{n} paires cellule et catégorie ; les nombres inférieurs à {k} sont masqués.',
       cmp_none: "Aucune cellule n'atteint le seuil dans l'une ou l'autre période.", cmp_failed: 'Comparaison impossible : ', now_over: 'désormais ≥ {k}', now_under: 'désormais < {k}',
-      map_label: 'Carte des cellules de la ville',
+      map_label: 'Carte des cellules de la ville', max_day: 'max {n} / jour', until: ", jusqu'au {t}", since: ', depuis le {t}',
+      fresh: 'à jour', stale: 'bientôt périmé', expired_status: 'périmé', flag_closed: 'fermé', flag_refused_help: 'aide refusée',
+      flag_wrong_information: 'informations fausses', st_peers: 'pairs', st_areas: 'secteurs suivis', st_live: 'signalements en direct',
+      st_rows: "lignes d'agrégats", st_counted: 'signalements comptés depuis le démarrage', st_flood: 'écartés comme afflux', st_serial: 'numéro de l’annuaire',
       cat_feeling_unsafe: "sentiment d'insécurité", cat_harassment: 'harcèlement', cat_verbal_aggression: 'agression verbale',
       cat_physical_aggression: 'agression physique', cat_sexual_aggression: 'agression sexuelle', cat_exhibitionism: 'exhibitionnisme',
       cat_following: 'personne suivie', cat_poor_lighting: 'éclairage insuffisant', cat_other_hazard: 'autre danger',
@@ -441,7 +447,7 @@
       const b = svg('text', { x: W - 2, y: H - 4, 'text-anchor': 'end' });
       b.textContent = days[days.length - 1].day;
       const m = svg('text', { x: 2, y: 11 });
-      m.textContent = 'max ' + max + ' / day';
+      m.textContent = t('max_day', { n: max });
       chart.append(a, b, m);
     }
   }
@@ -559,10 +565,11 @@
     for (const v of views) {
       const f = v.freshness;
       const tr = el('tr', { 'data-place': v.id, 'data-freshness': f.status });
-      const badge = el('span', { class: 'badge ' + f.status }, f.status);
+      const statusText = (st) => t(st === 'expired' ? 'expired_status' : st);
+      const badge = el('span', { class: 'badge ' + f.status }, statusText(f.status));
       const tdStatus = el('td');
       tdStatus.append(badge);
-      const flags = Object.entries(v.flags).map(([k, n]) => k.replace(/_/g, ' ') + ' ' + n).join(', ');
+      const flags = Object.entries(v.flags).map(([k, n]) => t('flag_' + k) + ' ' + n).join(', ');
       const btn = el('button', { type: 'button' }, t('confirm'));
       btn.addEventListener('click', async () => {
         btn.disabled = true;
@@ -582,7 +589,7 @@
         el('td', {}, fmtTime(f.until || f.since)), el('td', {}, fmtTime(v.last_heartbeat)), el('td', {}, flags || '—'), tdBtn);
       tb.append(tr);
       if (f.status !== 'fresh') {
-        stale.append(el('li', { 'data-place': v.id }, v.name + ': ' + f.status + (f.until ? ', until ' + fmtTime(f.until) : ', since ' + fmtTime(f.since))));
+        stale.append(el('li', { 'data-place': v.id }, v.name + ': ' + statusText(f.status) + (f.until ? t('until', { t: fmtTime(f.until) }) : t('since', { t: fmtTime(f.since) }))));
       }
     }
     if (!stale.children.length) stale.append(el('li', { class: 'muted' }, t('all_fresh')));
@@ -603,8 +610,8 @@
       const s = await getJSON('/api/status');
       const dl = $('status-list');
       dl.replaceChildren();
-      for (const [k, v] of [['peers', s.connected_peers], ['areas followed', s.areas], ['live reports', s.live_reports], ['aggregate rows', s.aggregate_rows], ['reports counted since start', s.reports_accepted], ['suppressed as a flood', s.suppressed_as_flood], ['directory serial', s.directory_serial]]) {
-        dl.append(el('dt', {}, k), el('dd', {}, String(v)));
+      for (const [k, v] of [['st_peers', s.connected_peers], ['st_areas', s.areas], ['st_live', s.live_reports], ['st_rows', s.aggregate_rows], ['st_counted', s.reports_accepted], ['st_flood', s.suppressed_as_flood], ['st_serial', s.directory_serial]]) {
+        dl.append(el('dt', {}, t(k)), el('dd', {}, String(v)));
       }
     } catch (e) { /* shown elsewhere */ }
   }
