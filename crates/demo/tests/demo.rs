@@ -411,3 +411,56 @@ async fn bad_flags_a_full_data_dir_and_a_busy_port_are_refused() {
     };
     assert!(err.contains("--dashboard 127.0.0.1:0"), "{err}");
 }
+
+/// `--basemap`: the relay serves the file, Camille's phone fetched it whole
+/// at the start and keeps it; the banner no longer says there are no
+/// streets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_basemap_given_reaches_camilles_phone_whole() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../node/tests/data/kirchberg.pmtiles"
+    );
+    let bytes = std::fs::read(fixture).expect("the tests' basemap");
+    let args = DemoArgs {
+        phones: ronde_demo::demo::MIN_PHONES,
+        seed: 4,
+        dashboard: "127.0.0.1:0".parse().expect("addr"),
+        app: "127.0.0.1:0".parse().expect("addr"),
+        speed: 60,
+        duration: Some(Duration::from_secs(20)),
+        tiles: String::new(),
+        basemap: Some(fixture.into()),
+        ..DemoArgs::default()
+    };
+    let narrator = Narrator::keep();
+    let demo = Demo::start(&args, narrator.clone())
+        .await
+        .expect("the demo starts");
+    let urls = demo.urls().clone();
+    let lines = narrator.lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("Camille's phone keeps the city's streets")),
+        "{lines:#?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("Street map       none")));
+    let state = get_json(&format!("{}/v1/basemap", urls.app), Some(&urls.app_token)).await;
+    assert_eq!(state["cached"], true);
+    assert_eq!(state["bytes"], bytes.len());
+    let client = reqwest::Client::new();
+    let got = client
+        .get(format!("{}/basemap.pmtiles", urls.dashboard))
+        .bearer_auth(&urls.token)
+        .send()
+        .await
+        .expect("get")
+        .bytes()
+        .await
+        .expect("body");
+    assert_eq!(got.as_ref(), bytes.as_slice());
+    demo.run(std::future::ready(()))
+        .await
+        .expect("the demo stops");
+}
