@@ -178,6 +178,7 @@ pub const ERROR_CODES: &[&str] = &[
     "code_required",
     "wrong_code",
     "bad_code",
+    "invite_not_found",
     "bad_place_id",
     "unknown_place",
     "unknown_reason",

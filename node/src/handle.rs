@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use libp2p::{Multiaddr, PeerId};
+use ronde_protocol::circle::short_invite::ShortCode;
 use ronde_protocol::circle::StatesOnly;
 use ronde_protocol::directory::{DirectoryPublicKey, Flag, FlagReason, PlaceId};
 use ronde_protocol::{
@@ -221,9 +222,15 @@ impl Node {
         name: Option<String>,
         ttl_secs: u64,
     ) -> Result<InviteView, NodeError> {
+        // The short code's keys cost PBKDF2's rounds: derived here, off the
+        // event loop.
+        let short = tokio::task::spawn_blocking(crate::circle::client::rendezvous::new_short_code)
+            .await
+            .ok();
         self.circle(|reply| CircleCommand::Invite {
             name,
             ttl_secs,
+            short,
             reply,
         })
         .await
@@ -242,6 +249,14 @@ impl Node {
             return Err(NodeError::Circle(CircleRefusal::BadInvite(
                 "the code is too long to be an invite code".into(),
             )));
+        }
+        if let Ok(short) = ShortCode::parse(code) {
+            let keys = tokio::task::spawn_blocking(move || short.keys())
+                .await
+                .map_err(|e| NodeError::InvalidInput(format!("short code: {e}")))?;
+            return self
+                .circle(|reply| CircleCommand::AcceptShort { keys, name, reply })
+                .await;
         }
         let code = code.to_owned();
         self.circle(|reply| CircleCommand::Accept { code, name, reply })

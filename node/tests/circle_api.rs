@@ -575,6 +575,7 @@ async fn every_circle_route_answers() {
         ("GET", "/v1/sos", None),
         ("POST", "/v1/sos/cancel", None),
         ("GET", "/v1/inbox", None),
+        ("GET", "/v1/circle/journeys", None),
         (
             "PUT",
             "/v1/circle/codes",

@@ -1314,3 +1314,75 @@ fn a_contacts_journey_on_the_map_and_in_the_circle() {
     alice.stop(&rt);
     bob.stop(&rt);
 }
+
+/// Issue 18 §6 in the app: beside the QR code, a short code that Bob types
+/// in "I received a code" (in French here), found at the mailbox host both
+/// phones use; Alice then sees his request.
+#[test]
+fn a_short_code_said_out_loud_adds_the_contact() {
+    let Some(mut b) = browser() else { return };
+    let rt = runtime();
+    let (host, host_addr) = rt.block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = NodeConfig::for_tests(dir.path());
+        c.mailbox_host = true;
+        let host = Served::start(c).await.keeping(dir);
+        let addr = host
+            .node
+            .listen_addrs()
+            .await
+            .expect("addrs")
+            .into_iter()
+            .next()
+            .expect("the host listens")
+            .with_p2p(host.node.peer_id())
+            .expect("p2p");
+        (host, addr)
+    });
+    let with_host = |c: &mut NodeConfig| c.mailbox_peers = vec![host_addr.clone()];
+    let alice = Phone::start_with(&rt, with_host);
+    let bob = Phone::start_with(&rt, with_host);
+    let pa = open_app(&mut b, &alice, HERE);
+    let pb = open_app(&mut b, &bob, (HERE.0 + 0.004, HERE.1 - 0.003));
+
+    b.click(&pa, "#tab-circle");
+    fill(&mut b, &pa, "#invite-name", "Alice");
+    b.click(&pa, "#invite-form button[type=submit]");
+    let short = b.wait_for(
+        &pa,
+        "the short code",
+        "(document.querySelector('#invite-short-code') || {}).textContent",
+        20,
+    );
+    let short = short.as_str().expect("short code").to_owned();
+    assert_eq!(short.len(), 11, "{short}");
+
+    b.eval(&pb, "localStorage.setItem('ronde.lang', 'fr'); ''")
+        .expect("eval");
+    b.click(&pb, "#lang");
+    b.click(&pb, "#tab-circle");
+    fill(&mut b, &pb, "#accept-code", &short.to_lowercase());
+    fill(&mut b, &pb, "#accept-name", "Bob");
+    b.click(&pb, "#accept-form button[type=submit]");
+    let text = b.wait_for(
+        &pb,
+        "Alice added at Bob's",
+        "(() => { const d = document.querySelector('#accept-result .digits'); return d && d.textContent ? document.querySelector('#accept-result').innerText : ''; })()",
+        40,
+    );
+    assert!(
+        text.as_str().unwrap_or_default().contains("Alice"),
+        "{text}"
+    );
+    b.wait_for(
+        &pa,
+        "Bob's request",
+        "!!document.querySelector('#contact-list li.state-awaiting_my_approval')",
+        30,
+    );
+    assert_no_problems(&mut b, &pa);
+    assert_no_problems(&mut b, &pb);
+    alice.stop(&rt);
+    bob.stop(&rt);
+    let _ = rt.block_on(host.stop());
+}

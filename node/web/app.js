@@ -1185,6 +1185,10 @@
         el('p', { class: 'meta', text: t('contacts.invite_code', { time: fmtDate(inv.expires_at) + ' ' + fmtTime(inv.expires_at) }) }),
         el('p', { class: 'meta', text: t('contacts.qr_help') }),
         qrSvg(inv.qr || code.toUpperCase()),
+        inv.short_code ? el('p', { class: 'short-code-line' },
+          el('span', { class: 'meta', text: t('contacts.short_code') + ' ' }),
+          el('strong', { class: 'short-code', id: 'invite-short-code', text: inv.short_code })) : null,
+        inv.short_code ? el('p', { class: 'meta faint', text: t('contacts.short_help') }) : null,
         el('code', { class: 'invite-code', id: 'invite-code', tabindex: 0, text: groupCode(code) }),
         el('div', { class: 'row' },
           el('button', { type: 'button', class: 'btn', onclick: () => copy(code), text: t('contacts.copy') }),
@@ -1214,6 +1218,12 @@
     showError($('#circle-error'), null);
     if (!code) { showError($('#circle-error'), t('contacts.need_code')); $('#accept-code').focus(); return; }
     if (name) saveName(name);
+    // A short code is looked for at the mailbox hosts: it may take a while.
+    const shortCode = /^[0-9a-z]{5}[-\s]?[0-9a-z]{5}$/i.test(code);
+    if (shortCode) {
+      out.replaceChildren(el('p', { class: 'meta', text: t('contacts.looking') }));
+      out.hidden = false;
+    }
     try {
       const res = await api('POST', ROUTES.accept, name ? { code, name } : { code });
       const c = unwrap(res, 'contact') || {};
@@ -1223,7 +1233,10 @@
       out.hidden = false;
       $('#accept-code').value = '';
       refreshCircle();
-    } catch (e) { showError($('#circle-error'), e); }
+    } catch (e) {
+      if (shortCode) out.hidden = true;
+      showError($('#circle-error'), e);
+    }
   }
 
   // Journey --------------------------------------------------------------

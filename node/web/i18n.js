@@ -171,6 +171,10 @@ window.RONDE_I18N = {
     'sos.unavailable': 'Your circle cannot be reached from this node yet. Call for help:',
     'sos.call_first': 'In danger? Call 17 (police) or 112.',
     'sos.hold_label': 'Press and hold 2 seconds: SOS without a sound',
+    'contacts.short_code': 'Or say this short code:',
+    'contacts.short_help': 'They type it in “I received a code”. It works once, with the city’s relays.',
+    'contacts.looking': 'Looking for the invite…',
+    'err.invite_not_found': 'No invite was found for this short code. Check it, or scan the QR code instead.',
     'contacts.qr_label': 'QR code of your invite',
     'contacts.qr_help': 'Hand it over in person: let them scan this code, or type the code below.',
 
@@ -480,6 +484,10 @@ window.RONDE_I18N = {
     'sos.unavailable': 'Vos proches ne sont pas joignables depuis ce nœud pour l’instant. Appelez à l’aide :',
     'sos.call_first': 'En danger ? Appelez le 17 (police) ou le 112.',
     'sos.hold_label': 'Appui long 2 secondes : SOS sans bruit',
+    'contacts.short_code': 'Ou dites ce code court :',
+    'contacts.short_help': 'À taper dans « J’ai reçu un code ». Il ne sert qu’une fois, avec les relais de la ville.',
+    'contacts.looking': 'Recherche de l’invitation…',
+    'err.invite_not_found': 'Aucune invitation pour ce code court. Vérifiez-le, ou scannez plutôt le QR code.',
     'contacts.qr_label': 'QR code de votre invitation',
     'contacts.qr_help': 'À remettre en personne : faites scanner ce code, ou saisir le code ci-dessous.',
 

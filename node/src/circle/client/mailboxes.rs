@@ -128,6 +128,10 @@ impl CircleClient {
     ) -> Vec<([u8; 32], u64)> {
         let mut done = Vec::new();
         for it in items {
+            if self.take_short(swarm, &it.mailbox, &it.envelope) {
+                done.push((it.mailbox, it.seq));
+                continue;
+            }
             match self.receive(swarm, &it.envelope, None) {
                 Ok(_) => done.push((it.mailbox, it.seq)),
                 Err(e) => {
@@ -147,6 +151,7 @@ impl CircleClient {
             .circle
             .mailboxes_to_poll(&self.identity, now)
             .is_empty()
+            && self.short_keys().is_empty()
         {
             return;
         }
@@ -175,7 +180,10 @@ impl CircleClient {
         then: Proven,
     ) {
         let now = self.clock.now();
-        let mut keys = self.circle.mailbox_keys_to_poll(&self.identity, now);
+        // A short code's mailbox first: a fetch carries at most
+        // MAX_FETCH_MAILBOXES keys.
+        let mut keys = self.short_keys();
+        keys.extend(self.circle.mailbox_keys_to_poll(&self.identity, now));
         let (request, ask) = match then {
             Proven::Fetch => {
                 keys.truncate(MAX_FETCH_MAILBOXES);
