@@ -414,8 +414,14 @@ struct LoginQuery {
     failed: Option<String>,
 }
 
-async fn login_page(Query(q): Query<LoginQuery>) -> Response {
-    let page = if q.failed.is_some() {
+async fn login_page(Query(q): Query<LoginQuery>, headers: HeaderMap) -> Response {
+    let french = prefers_french(
+        headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+    );
+    let mut page = if q.failed.is_some() {
         LOGIN_HTML.replace(
             "<!--FAILED-->",
             "<p class=\"error\" role=\"alert\">Wrong token.</p>",
@@ -423,7 +429,40 @@ async fn login_page(Query(q): Query<LoginQuery>) -> Response {
     } else {
         LOGIN_HTML.to_owned()
     };
+    if french {
+        for (en, fr) in LOGIN_FR {
+            page = page.replace(en, fr);
+        }
+    }
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+}
+
+/// The login page in French (the dashboard itself switches in the browser).
+const LOGIN_FR: [(&str, &str); 7] = [
+    ("<html lang=\"en\">", "<html lang=\"fr\">"),
+    ("Ronde relay: log in", "Relais Ronde : connexion"),
+    ("<h1>Ronde relay</h1>", "<h1>Relais Ronde</h1>"),
+    (
+        "The city's dashboard. Log in with the operator token",
+        "Le tableau de bord de la ville. Connectez-vous avec le jeton d'opérateur",
+    ),
+    ("Operator token</label>", "Jeton d'opérateur</label>"),
+    ("Log in</button>", "Se connecter</button>"),
+    ("Wrong token.", "Jeton incorrect."),
+];
+
+/// Whether an `Accept-Language` list names French before English.
+fn prefers_french(accept: &str) -> bool {
+    for tag in accept.split(',') {
+        let lang = tag.split(';').next().unwrap_or("").trim();
+        let base = lang.split('-').next().unwrap_or("").to_ascii_lowercase();
+        match base.as_str() {
+            "fr" => return true,
+            "en" => return false,
+            _ => {}
+        }
+    }
+    false
 }
 
 async fn app_js() -> Response {
@@ -929,6 +968,19 @@ async fn update_mediator(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_login_page_speaks_the_browsers_first_language() {
+        assert!(prefers_french("fr-FR,fr;q=0.9,en;q=0.8"));
+        assert!(prefers_french("de-DE, fr;q=0.5"));
+        assert!(!prefers_french("en-US,fr;q=0.5"));
+        assert!(!prefers_french(""));
+        let mut page = LOGIN_HTML.replace("<!--FAILED-->", "Wrong token.");
+        for (en, fr) in LOGIN_FR {
+            assert!(page.contains(en), "{en} is on the page");
+            page = page.replace(en, fr);
+        }
+    }
 
     #[test]
     fn tile_origins_for_the_csp() {

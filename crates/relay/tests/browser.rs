@@ -398,6 +398,7 @@ async fn the_dashboard_draws_the_streets_and_names_the_hotspots() {
         br.page("Emulation.setUserAgentOverride", json!({"userAgent": ua, "acceptLanguage": "fr-FR,fr"}));
         br.page("Page.navigate", json!({"url": format!("{base}/login")}));
         br.wait_for("the login form", "!!document.querySelector('input[name=token]')");
+        assert_eq!(br.eval("document.querySelector('button[type=submit]').textContent"), json!("Se connecter"));
         br.eval(&format!("document.querySelector('input[name=token]').value = '{TOKEN}'; document.querySelector('form').submit(); true"));
         br.wait_for("the dashboard", "document.location.pathname === '/' && document.getElementById('map-status')?.dataset.state === 'ready'");
         assert_eq!(br.eval("document.getElementById('mapframe').classList.contains('with-basemap')"), json!(true));
