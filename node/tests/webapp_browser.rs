@@ -1013,6 +1013,41 @@ fn the_map_shows_the_streets_and_their_names() {
         "!!document.querySelector('#report-map g.cell')",
         20,
     );
+
+    // From the whole kilometre (no street names at that scale), the wheel
+    // zooms to street level around the pointer: the map point under it
+    // stays there, and the names come.
+    b.eval(&page, "(() => { const r = document.querySelector('#radius'); r.value = '1000'; r.dispatchEvent(new Event('change')); return true; })()")
+        .expect("radius");
+    b.wait_for(
+        &page,
+        "the whole kilometre",
+        "document.querySelector('#report-map').viewBox.baseVal.width > 2000",
+        10,
+    );
+    let zoom = b
+        .eval(
+            &page,
+            "(() => { const m = document.querySelector('#report-map'); const r = m.getBoundingClientRect(); \
+               const x = Math.round(r.left + r.width * 0.55), y = Math.round(r.top + r.height * 0.45); \
+               const a = new DOMPoint(x, y).matrixTransform(m.getScreenCTM().inverse()); const w0 = m.viewBox.baseVal.width; \
+               for (let i = 0; i < 7; i++) m.dispatchEvent(new WheelEvent('wheel', { clientX: x, clientY: y, deltaY: -100, bubbles: true, cancelable: true })); \
+               const back = new DOMPoint(a.x, a.y).matrixTransform(m.getScreenCTM()); \
+               return JSON.stringify({ from: w0, to: m.viewBox.baseVal.width, drift: Math.hypot(back.x - x, back.y - y) }); })()",
+        )
+        .expect("wheel");
+    let zoom: serde_json::Value = serde_json::from_str(zoom.as_str().expect("json")).expect("zoom");
+    assert!(
+        zoom["to"].as_f64().expect("to") < zoom["from"].as_f64().expect("from") / 4.0,
+        "{zoom}"
+    );
+    assert!(zoom["drift"].as_f64().is_some_and(|d| d < 1.0), "{zoom}");
+    b.wait_for(
+        &page,
+        "the street names at street level",
+        "[...document.querySelectorAll('#report-basemap .street-label')].some((s) => s.textContent === 'Haydnstraße')",
+        20,
+    );
     if let Some(path) = std::env::var_os("RONDE_SCREENSHOT") {
         let to = PathBuf::from(path).with_file_name("phone-app-streets.png");
         let _ = std::fs::write(to, b.screenshot(&page));

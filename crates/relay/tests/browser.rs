@@ -187,7 +187,7 @@ fn base64_decode(s: &str) -> Vec<u8> {
 /// A wheel notch at 80 % across, 30 % down the map: how far (CSS pixels)
 /// the map point that was under the pointer moved, and whether it zoomed.
 const WHEEL_JS: &str = "(() => { const m = document.getElementById('map'); const r = m.getBoundingClientRect(); \
-    const x = r.left + r.width * 0.8, y = r.top + r.height * 0.3; \
+    const x = Math.round(r.left + r.width * 0.8), y = Math.round(r.top + r.height * 0.3); \
     const under = () => new DOMPoint(x, y).matrixTransform(m.getScreenCTM().inverse()); \
     const a = under(); const w0 = m.viewBox.baseVal.width; \
     m.dispatchEvent(new WheelEvent('wheel', { clientX: x, clientY: y, deltaY: -100, bubbles: true, cancelable: true })); \
