@@ -42,6 +42,8 @@ fn init(dir: &Path) -> Setup {
             "Crashville",
             "--prefix",
             "u09tv",
+            "--time-zone",
+            "UTC",
             "--data-dir",
         ])
         .arg(&data)
@@ -65,6 +67,29 @@ fn init(dir: &Path) -> Setup {
         .output()
         .expect("run init");
     assert!(!again.status.success());
+    // A time zone the tz database does not know is refused.
+    let bad = Command::new(BIN)
+        .args([
+            "init",
+            "--city",
+            "X",
+            "--prefix",
+            "u09tv",
+            "--time-zone",
+            "Europe/Ivry",
+            "--config",
+        ])
+        .arg(dir.join("other.toml"))
+        .arg("--data-dir")
+        .arg(dir.join("other-data"))
+        .output()
+        .expect("run init");
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("time_zone") && err.contains("Europe/Ivry"),
+        "{err}"
+    );
 
     let (p2p_port, dash_port) = (free_port(), free_port());
     let text = std::fs::read_to_string(&config).expect("config");
@@ -75,7 +100,6 @@ fn init(dir: &Path) -> Setup {
         )
         .replace("0.0.0.0:8080", "")
         .replace("127.0.0.1:8081", &format!("127.0.0.1:{dash_port}"))
-        .replace("time_zone = \"Europe/Paris\"", "time_zone = \"UTC\"")
         .replace("k = 3", "k = 1");
     std::fs::write(&config, &text).expect("write config");
     let parsed = RelayConfig::load(&config).expect("the edited config is valid");
