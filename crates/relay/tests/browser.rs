@@ -426,6 +426,12 @@ async fn the_dashboard_draws_the_streets_and_names_the_hotspots() {
         assert!(after.as_f64() < before.as_f64(), "zoomed in: {before} → {after}");
         let labels = br.wait_for("the street names", &format!("(() => {{ const l = JSON.parse({LABELS_JS}); return l.includes('Haydnstraße') ? l : null; }})()"));
         assert!(labels.as_array().is_some_and(|l| l.len() >= 2), "{labels}");
+        // The comparison names its cells by their street too.
+        br.eval("document.getElementById('cmp-a-from').value = '2026-01-01'; document.getElementById('cmp-a-to').value = '2026-01-31'; \
+                 document.getElementById('cmp-b-from').value = document.getElementById('to').value; document.getElementById('cmp-b-to').value = document.getElementById('to').value; \
+                 document.getElementById('cmp-go').click(); true");
+        let named = br.wait_for("the comparison's names", "document.getElementById('cmp-status').dataset.state === 'ready' && (document.querySelector('#cmp-table tbody tr td.cell-where')?.textContent || '').includes('(') && document.querySelector('#cmp-table tbody tr td.cell-where').textContent");
+        assert_eq!(named, json!("Haydnstraße (u0x1v4u)"));
         // The cell is drawn over the streets, where the street is.
         assert_eq!(br.eval("document.querySelectorAll('#map polygon.cell').length"), json!(1));
         if let Some(d) = &shots {

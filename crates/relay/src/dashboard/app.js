@@ -465,7 +465,7 @@
       const tr = el('tr', { 'data-cell': h.cell });
       const cats = Object.entries(h.by_category).map(([k, v]) => catName(k) + ' ' + v).join(', ');
       const bands = Object.entries(h.by_band).map(([k, v]) => k + 'h ' + v).join(', ');
-      const where = el('td', { class: 'hot-where' }, hotNames.get(h.cell) ? hotNames.get(h.cell) + ' (' + h.cell + ')' : h.cell);
+      const where = el('td', { class: 'hot-where cell-where' }, hotNames.get(h.cell) ? hotNames.get(h.cell) + ' (' + h.cell + ')' : h.cell);
       tr.append(el('td', {}, String(h.rank)), where, el('td', {}, String(h.total)), el('td', {}, cats), el('td', {}, bands));
       tr.addEventListener('click', () => { select(h.cell); flyToCell(h.cell); });
       tb.append(tr);
@@ -490,11 +490,12 @@
     return [lat[0], lon[0], lat[1], lon[1]];
   }
 
-  // Name each hotspot by the nearest street or landmark the basemap's
-  // loaded tiles know (within 300 m); the geohash stays beside it.
+  // Name each cell of the hotspots and of the comparison by the nearest
+  // street or landmark within 300 m, read from the basemap archive; the
+  // geohash stays beside it.
   const naming = new Set(); // cells whose name is being read
   function showNames() {
-    for (const td of document.querySelectorAll('#hot-table tbody tr[data-cell] td.hot-where')) {
+    for (const td of document.querySelectorAll('tr[data-cell] td.cell-where')) {
       const name = hotNames.get(td.parentElement.dataset.cell);
       if (name) {
         td.textContent = name + ' (' + td.parentElement.dataset.cell + ')';
@@ -504,8 +505,8 @@
   }
   function nameHotspots() {
     if (!state.basemap) return;
-    for (const tr of document.querySelectorAll('#hot-table tbody tr[data-cell]')) {
-      const cell = tr.dataset.cell;
+    for (const td of document.querySelectorAll('tr[data-cell] td.cell-where')) {
+      const cell = td.parentElement.dataset.cell;
       if (hotNames.has(cell) || naming.has(cell)) continue;
       naming.add(cell);
       const [s, w, n, e] = geohashBounds(cell);
@@ -709,12 +710,13 @@
         }
         const tr = el('tr', { 'data-cell': r.cell, 'data-category': r.cat, 'data-before': r.a === null ? '' : r.a, 'data-after': r.b === null ? '' : r.b });
         const where = hotNames.get(r.cell) ? hotNames.get(r.cell) + ' (' + r.cell + ')' : r.cell;
-        tr.append(el('td', {}, where), el('td', {}, catName(r.cat)), el('td', {}, shown(r.a)), el('td', {}, shown(r.b)), el('td', {}, change));
+        tr.append(el('td', { class: 'cell-where' }, where), el('td', {}, catName(r.cat)), el('td', {}, shown(r.a)), el('td', {}, shown(r.b)), el('td', {}, change));
         tr.addEventListener('click', () => { select(r.cell); flyToCell(r.cell); });
         tb.append(tr);
       }
       status.textContent = list.length ? t('cmp_rows', { n: list.length, k }) : t('cmp_none');
       status.dataset.state = 'ready';
+      nameHotspots();
     } catch (e) {
       status.textContent = t('cmp_failed') + e.message;
       status.dataset.state = 'error';
