@@ -683,6 +683,8 @@ pub struct RangeQuery {
     pub bands: Option<String>,
     /// Most hotspots returned.
     pub limit: Option<usize>,
+    /// The summary's language: `fr` or `en` (the default).
+    pub lang: Option<String>,
 }
 
 fn categories_of(q: &Option<String>) -> Result<BTreeSet<Category>, ApiError> {
@@ -867,7 +869,7 @@ async fn export_csv(State(s): St, Query(q): Query<RangeQuery>) -> Result<Respons
 
 async fn export_summary(State(s): St, Query(q): Query<RangeQuery>) -> Result<Response, ApiError> {
     let f = filter_of(&s, &q)?;
-    let html = summary(&s, &f)?;
+    let html = summary(&s, &f, query::Lang::from_param(q.lang.as_deref()))?;
     let mut res = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
     res.headers_mut().insert(
         "content-security-policy",

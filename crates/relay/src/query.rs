@@ -444,64 +444,122 @@ pub struct PlaceLine {
     pub flags: u64,
 }
 
+/// The language of the HTML summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    /// English.
+    #[default]
+    En,
+    /// French.
+    Fr,
+}
+
+impl Lang {
+    /// `fr` is French; anything else English.
+    pub fn from_param(p: Option<&str>) -> Lang {
+        match p {
+            Some(l) if l.eq_ignore_ascii_case("fr") => Lang::Fr,
+            _ => Lang::En,
+        }
+    }
+    fn pick(self, en: &'static str, fr: &'static str) -> &'static str {
+        match self {
+            Lang::En => en,
+            Lang::Fr => fr,
+        }
+    }
+}
+
 /// A self-contained HTML summary a city can send to its services: period,
-/// published totals, the trend, the top hotspots and places to follow up.
+/// published totals, the trend, the top hotspots and places to follow up,
+/// in English or French.
 pub fn summary_html(
     meta: &ExportMeta,
     hot: &[Hotspot],
     days: &[DayCount],
     places: &[PlaceLine],
+    lang: Lang,
 ) -> String {
     let e = html_escape;
+    let l = |en, fr| lang.pick(en, fr);
     let mut h = String::new();
-    let _ = write!(
-        h,
+    let head = l(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>Ronde summary: {city}, {from} to {to}</title>\
-         <style>body{{font-family:sans-serif;max-width:50em;margin:2em auto;color:#222}}\
-         table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2em .5em;text-align:left}}\
-         .muted{{color:#666}}</style></head><body>\
+         <title>Ronde summary: {city}, {from} to {to}</title>{style}</head><body>\
          <h1>Street safety reports: {city}</h1>\
          <p>Period: <b>{from}</b> to <b>{to}</b> (local days). Categories: {cats}. Times of day: {bands}.</p>\
          <p class=\"muted\">Counts of anonymous reports made with Ronde. No count below {k} is shown: \
          a cell, a category or a day with fewer reports is left out{strict}. A report says what \
          happened, in which cell of about 150 m, and at which minute; never who made it.</p>",
-        city = e(&meta.city),
-        from = e(&meta.from),
-        to = e(&meta.to),
-        cats = e(&meta.categories.join(", ")),
-        bands = e(&meta.bands.join(", ")),
-        k = meta.k,
-        strict = if meta.strict {
-            " (strict mode: also per cell, category, day and time of day)"
-        } else {
-            ""
-        },
+        "<!doctype html><html lang=\"fr\"><head><meta charset=\"utf-8\">\
+         <title>Synthèse Ronde : {city}, du {from} au {to}</title>{style}</head><body>\
+         <h1>Signalements de sécurité dans la rue : {city}</h1>\
+         <p>Période : du <b>{from}</b> au <b>{to}</b> (jours locaux). Catégories : {cats}. Heures du jour : {bands}.</p>\
+         <p class=\"muted\">Nombres de signalements anonymes faits avec Ronde. Aucun nombre inférieur à {k} \
+         n'est montré : une cellule, une catégorie ou un jour qui en a moins est omis{strict}. Un signalement \
+         dit ce qui s'est passé, dans quelle cellule d'environ 150 m et à quelle minute ; jamais qui l'a fait.</p>",
+    );
+    let strict = if meta.strict {
+        l(
+            " (strict mode: also per cell, category, day and time of day)",
+            " (mode strict : aussi par cellule, catégorie, jour et heure du jour)",
+        )
+    } else {
+        ""
+    };
+    h.push_str(
+        &head
+            .replace(
+                "{style}",
+                "<style>body{font-family:sans-serif;max-width:50em;margin:2em auto;color:#222}\
+                 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}\
+                 .muted{color:#666}</style>",
+            )
+            .replace("{city}", &e(&meta.city))
+            .replace("{from}", &e(&meta.from))
+            .replace("{to}", &e(&meta.to))
+            .replace("{cats}", &e(&meta.categories.join(", ")))
+            .replace("{bands}", &e(&meta.bands.join(", ")))
+            .replace("{k}", &meta.k.to_string())
+            .replace("{strict}", strict),
     );
     let shown: u64 = days.iter().filter_map(|d| d.total).sum();
-    let _ = write!(
-        h,
-        "<h2>Overview</h2><p>Reports on the days shown: <b>{shown}</b> \
-         ({n} of {all} days above the threshold).</p>",
-        n = days.iter().filter(|d| d.total.is_some()).count(),
-        all = days.len()
+    let n = days.iter().filter(|d| d.total.is_some()).count();
+    h.push_str(
+        &l(
+            "<h2>Overview</h2><p>Reports on the days shown: <b>{shown}</b> \
+             ({n} of {all} days above the threshold).</p>",
+            "<h2>Vue d'ensemble</h2><p>Signalements des jours montrés : <b>{shown}</b> \
+             ({n} jours sur {all} au-dessus du seuil).</p>",
+        )
+        .replace("{shown}", &shown.to_string())
+        .replace("{n}", &n.to_string())
+        .replace("{all}", &days.len().to_string()),
     );
     if meta.suppressed_as_flood > 0 {
-        let _ = write!(
-            h,
-            "<p>Suppressed as a flood: <b>{}</b> reports beyond a cell's cap for an hour \
-             were not counted.</p>",
-            meta.suppressed_as_flood
+        h.push_str(
+            &l(
+                "<p>Suppressed as a flood: <b>{n}</b> reports beyond a cell's cap for an hour \
+                 were not counted.</p>",
+                "<p>Écartés comme afflux : <b>{n}</b> signalements au-delà du plafond horaire \
+                 d'une cellule n'ont pas été comptés.</p>",
+            )
+            .replace("{n}", &meta.suppressed_as_flood.to_string()),
         );
     }
-    h.push_str("<h2>Hotspots</h2>");
+    h.push_str(l("<h2>Hotspots</h2>", "<h2>Points chauds</h2>"));
     if hot.is_empty() {
-        h.push_str("<p>No cell reaches the threshold in this period.</p>");
+        h.push_str(l(
+            "<p>No cell reaches the threshold in this period.</p>",
+            "<p>Aucune cellule n'atteint le seuil sur cette période.</p>",
+        ));
     } else {
-        h.push_str(
+        h.push_str(l(
             "<table><tr><th>#</th><th>cell</th><th>centre</th><th>reports</th>\
              <th>by category</th><th>by time of day</th></tr>",
-        );
+            "<table><tr><th>#</th><th>cellule</th><th>centre</th><th>signalements</th>\
+             <th>par catégorie</th><th>par heure du jour</th></tr>",
+        ));
         for s in hot {
             let cats: Vec<String> = s
                 .cell
@@ -524,22 +582,36 @@ pub fn summary_html(
         }
         h.push_str("</table>");
     }
-    h.push_str("<h2>Reports per day</h2><table><tr><th>day</th><th>reports</th></tr>");
+    h.push_str(l(
+        "<h2>Reports per day</h2><table><tr><th>day</th><th>reports</th></tr>",
+        "<h2>Signalements par jour</h2><table><tr><th>jour</th><th>signalements</th></tr>",
+    ));
     for d in days {
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td></tr>",
             e(&d.day),
-            d.total
-                .map(|n| n.to_string())
-                .unwrap_or_else(|| format!("fewer than {}", meta.k))
+            d.total.map(|n| n.to_string()).unwrap_or_else(|| format!(
+                "{} {}",
+                l("fewer than", "moins de"),
+                meta.k
+            ))
         );
     }
-    h.push_str("</table><h2>Safe places to follow up</h2>");
+    h.push_str(l(
+        "</table><h2>Safe places to follow up</h2>",
+        "</table><h2>Lieux sûrs à suivre</h2>",
+    ));
     if places.is_empty() {
-        h.push_str("<p>Every safe place is fresh and unflagged.</p>");
+        h.push_str(l(
+            "<p>Every safe place is fresh and unflagged.</p>",
+            "<p>Tous les lieux sûrs sont à jour et sans signalement.</p>",
+        ));
     } else {
-        h.push_str("<table><tr><th>place</th><th>status</th><th>recent flags</th></tr>");
+        h.push_str(l(
+            "<table><tr><th>place</th><th>status</th><th>recent flags</th></tr>",
+            "<table><tr><th>lieu</th><th>état</th><th>signalements récents</th></tr>",
+        ));
         for p in places {
             let _ = write!(
                 h,
@@ -696,8 +768,20 @@ mod tests {
             &hotspots(&rows, &all_days(), &utc(), sup, 5),
             &[],
             &[],
+            Lang::En,
         );
         assert!(html.contains("u09tvw1") && html.contains("No count below 3"));
+        let fr = summary_html(
+            &meta,
+            &hotspots(&rows, &all_days(), &utc(), sup, 5),
+            &[],
+            &[],
+            Lang::Fr,
+        );
+        assert!(fr.contains("<html lang=\"fr\">") && fr.contains("Aucun nombre inférieur à 3"));
+        assert!(fr.contains("Points chauds") && fr.contains("u09tvw1") && !fr.contains("Hotspots"));
+        assert_eq!(Lang::from_param(Some("FR")), Lang::Fr);
+        assert_eq!(Lang::from_param(Some("de")), Lang::En);
         assert_eq!(
             html_escape("<a href='x'>&"),
             "&lt;a href=&#39;x&#39;&gt;&amp;"

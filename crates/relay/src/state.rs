@@ -79,7 +79,7 @@ pub fn suppression(s: &Shared) -> Suppression {
 
 /// The HTML summary of a period: published totals, trend, hotspots, and the
 /// places to follow up (not fresh, or flagged).
-pub fn summary(shared: &Shared, f: &Filter) -> Result<String, DirError> {
+pub fn summary(shared: &Shared, f: &Filter, lang: query::Lang) -> Result<String, DirError> {
     let tz = &shared.config.local_time();
     let (a, b) = f.hour_range(tz);
     let rows = shared.store.rows(a, b)?;
@@ -99,5 +99,5 @@ pub fn summary(shared: &Shared, f: &Filter) -> Result<String, DirError> {
             flags: v.flags.values().sum(),
         })
         .collect();
-    Ok(query::summary_html(&meta, &hot, &days, &places))
+    Ok(query::summary_html(&meta, &hot, &days, &places, lang))
 }

@@ -312,6 +312,8 @@ async fn the_dashboard_shows_the_seeded_cells_and_its_filters_work() {
         let cmp = br.eval("[...document.querySelectorAll('#cmp-table tbody tr')].map((r) => r.cells[1].textContent + ' ' + r.cells[4].textContent).join('; ')");
         assert_eq!(cmp, json!("harcèlement désormais ≥ 3; personne suivie désormais ≥ 3"));
         assert_eq!(br.eval("document.querySelector('#hot-table thead th:nth-child(2)').textContent"), json!("lieu"));
+        let summary = br.eval("document.getElementById('exp-summary').getAttribute('href')");
+        assert!(summary.as_str().is_some_and(|h| h.ends_with("&lang=fr")), "the summary in French too: {summary}");
         if let Some(d) = &shots {
             br.screenshot(&d.join("dashboard-fr.png"));
         }

@@ -177,7 +177,7 @@
     const q = params(true);
     $('exp-geojson').href = '/api/export.geojson?' + q;
     $('exp-csv').href = '/api/export.csv?' + q;
-    $('exp-summary').href = '/api/summary.html?' + q;
+    $('exp-summary').href = '/api/summary.html?' + q + (lang === 'fr' ? '&lang=fr' : '');
   }
 
   // --- controls ---------------------------------------------------------
@@ -737,6 +737,7 @@
       lang = lang === 'fr' ? 'en' : 'fr';
       try { window.localStorage.setItem('ronde-dashboard-lang', lang); } catch (e) { /* private mode */ }
       applyLang();
+      updateExports();
       refresh();
       if ($('cmp-status').dataset.state === 'ready') compare();
     });
