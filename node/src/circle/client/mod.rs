@@ -174,6 +174,10 @@ enum Proven {
     Ack {
         items: Vec<([u8; 32], u64)>,
         more: bool,
+        /// The keys of the fetch that brought them: processing the mail
+        /// may retire a key (an accept uses its invite up, a short code is
+        /// done with), and the day may turn, before the acknowledgement.
+        keys: Vec<MailboxKey>,
     },
 }
 
@@ -216,8 +220,6 @@ pub(crate) struct CircleClient {
     last_housekeeping: u64,
     /// Accepts by short code waiting for their invite.
     short_pending: Vec<rendezvous::PendingShort>,
-    /// Short codes' keys kept a minute after use, to delete their blob.
-    short_acking: Vec<(MailboxKey, u64)>,
 }
 
 fn storage(e: StoreError) -> NodeError {
@@ -339,7 +341,6 @@ impl CircleClient {
             safety_numbers: HashMap::new(),
             last_housekeeping: 0,
             short_pending: Vec::new(),
-            short_acking: Vec::new(),
         })
     }
 

@@ -119,7 +119,6 @@ impl CircleClient {
         self.short_pending
             .iter()
             .map(|p| p.keys.mailbox.clone())
-            .chain(self.short_acking.iter().map(|(k, _)| k.clone()))
             .collect()
     }
 
@@ -145,16 +144,12 @@ impl CircleClient {
             return true;
         };
         let p = self.short_pending.swap_remove(i);
-        // Its key stays a minute more, to delete the blob from the host.
-        self.short_acking
-            .push((p.keys.mailbox.clone(), self.clock.now() + 60));
         let _ = p.reply.send(self.accept(swarm, &code, p.name));
         true
     }
 
     /// Accepts by short code that found nothing in time.
     pub(super) fn short_tick(&mut self, swarm: &mut Swarm<Behaviour>, now: u64) {
-        self.short_acking.retain(|(_, until)| now < *until);
         let due = Instant::now();
         if self.short_pending.iter().any(|p| p.next_fetch <= due) {
             for p in &mut self.short_pending {
