@@ -50,6 +50,11 @@ pub enum BasemapError {
     Io(#[from] std::io::Error),
 }
 
+/// Whether a file starting with `head` is a PMTiles v3 archive.
+pub fn is_pmtiles_v3(head: &[u8]) -> bool {
+    head.len() >= 8 && &head[..7] == MAGIC && head[7] == 3
+}
+
 /// `<data_dir>/basemap.pmtiles`.
 pub fn cached_path(data_dir: &Path) -> PathBuf {
     data_dir.join(BASEMAP_FILE)
@@ -206,7 +211,7 @@ pub async fn fetch_into(data_dir: &Path, url: &str) -> Result<u64, BasemapError>
             }
             out.write_all(&chunk).await?;
         }
-        if head.len() < 8 || &head[..7] != MAGIC || head[7] != 3 {
+        if !is_pmtiles_v3(&head) {
             return Err(BasemapError::Invalid("not a PMTiles version 3 file"));
         }
         out.sync_all().await?;

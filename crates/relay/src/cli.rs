@@ -211,6 +211,24 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
             for a in areas {
                 println!("{a}");
             }
+            match c.basemap_path() {
+                None => println!("basemap: none (the maps show cells without streets)"),
+                Some(p) => {
+                    let mut head = [0u8; 8];
+                    let read = std::fs::File::open(&p)
+                        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head).map(|_| f))
+                        .and_then(|f| f.metadata());
+                    match read {
+                        Ok(m) if ronde_node::basemap::is_pmtiles_v3(&head) => println!(
+                            "basemap: {} ({} kB, PMTiles v3)",
+                            p.display(),
+                            m.len().div_ceil(1000)
+                        ),
+                        Ok(_) => bail!("basemap {}: not a PMTiles v3 file", p.display()),
+                        Err(e) => bail!("basemap {}: {e}", p.display()),
+                    }
+                }
+            }
             Ok(())
         }
         Some(RelayCommand::Key) => {

@@ -358,3 +358,55 @@ async fn kill_9_during_ingestion_keeps_every_acknowledged_aggregate() {
     let _ = relay.wait();
     node.shutdown().await.expect("reporter");
 }
+
+/// `ronde-relay check` says whether the configured basemap is a PMTiles v3
+/// file, and fails when it is not.
+#[test]
+fn check_reports_the_basemap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = init(dir.path());
+    let check = |config: &Path| {
+        Command::new(BIN)
+            .arg("--config")
+            .arg(config)
+            .arg("check")
+            .output()
+            .expect("run check")
+    };
+    let out = check(&s.config);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("basemap: none"));
+
+    let text = std::fs::read_to_string(&s.config).expect("config");
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../node/tests/data/kirchberg.pmtiles"
+    );
+    let with = dir.path().join("with.toml");
+    std::fs::write(
+        &with,
+        text.replace("basemap = \"\"", &format!("basemap = {fixture:?}")),
+    )
+    .expect("write");
+    let out = check(&with);
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        said.contains("kirchberg.pmtiles (3 kB, PMTiles v3)"),
+        "{said}"
+    );
+
+    let bad = dir.path().join("bad.toml");
+    let not_tiles = s.config.display().to_string();
+    std::fs::write(
+        &bad,
+        text.replace("basemap = \"\"", &format!("basemap = {not_tiles:?}")),
+    )
+    .expect("write");
+    let out = check(&bad);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a PMTiles v3 file"),
+        "{out:?}"
+    );
+}
