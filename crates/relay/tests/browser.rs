@@ -103,6 +103,20 @@ impl Browser {
     }
 
     fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+        match self.try_call(session, method, params) {
+            Ok(v) => v,
+            Err(e) => panic!("{method} failed: {e}"),
+        }
+    }
+
+    /// A DevTools call, its error answer as `Err` (say, an evaluation while
+    /// the page navigates).
+    fn try_call(
+        &mut self,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let mut msg = json!({"id": id, "method": method, "params": params});
@@ -118,9 +132,9 @@ impl Browser {
             let v: Value = serde_json::from_str(t.as_str()).expect("devtools json");
             if v["id"] == id {
                 if let Some(e) = v.get("error") {
-                    panic!("{method} failed: {e}");
+                    return Err(e.clone());
                 }
-                return v["result"].clone();
+                return Ok(v["result"].clone());
             }
         }
     }
@@ -144,7 +158,16 @@ impl Browser {
     fn wait_for(&mut self, what: &str, expr: &str) -> Value {
         let start = Instant::now();
         loop {
-            let v = self.eval(expr);
+            // While the page navigates, an evaluation may fail: not yet.
+            let s = self.session.clone();
+            let v = match self.try_call(
+                Some(&s),
+                "Runtime.evaluate",
+                json!({"expression": expr, "returnByValue": true, "awaitPromise": true}),
+            ) {
+                Ok(r) if r.get("exceptionDetails").is_none() => r["result"]["value"].clone(),
+                _ => Value::Null,
+            };
             if !v.is_null() && v != json!(false) {
                 return v;
             }
