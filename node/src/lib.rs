@@ -40,6 +40,7 @@ pub mod events;
 pub mod handle;
 pub mod new_reports;
 pub mod peer_key;
+pub mod pmtiles;
 mod reachability;
 pub mod stem;
 pub mod store;
