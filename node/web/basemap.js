@@ -6,9 +6,8 @@
 // serves it at /app/basemap.js, the relay at /vendor/basemap.js.
 //
 // Text in MapLibre needs glyph files, which are not shipped; street names
-// are therefore drawn as HTML labels placed on the rendered roads; the
-// dashboard names a place with `nameAt`, which reads the archive's most
-// detailed tiles itself.
+// are therefore drawn as HTML labels placed on the rendered roads. (The
+// relay names the dashboard's cells itself: ronde_node::pmtiles.)
 //
 // Styles the two common vector schemas: Protomaps (`pmtiles extract` of a
 // Protomaps build) and OpenMapTiles (tilemaker's default).
@@ -69,7 +68,7 @@
       const labels = document.createElement('div');
       labels.className = 'basemap-labels';
       container.append(labels);
-      const handle = { map, labels, ready: false, archive: new pm.PMTiles(abs) };
+      const handle = { map, labels, ready: false };
       map.on('idle', () => { handle.ready = true; drawLabels(handle); });
       map.on('error', () => {}); // a missing tile leaves the plain background
       return handle;
@@ -135,170 +134,5 @@
     }
   }
 
-  // --- names from the archive itself ----------------------------------
-  // A hotspot is named from the archive's most detailed tiles, read from
-  // the same file whatever the map shows: a minimal reader of Mapbox
-  // Vector Tiles (protobuf: layers, features, tags, geometry commands).
-
-  function readVarint(b, p) {
-    let v = 0, shift = 0, byte;
-    do {
-      if (p.i >= b.length) throw new Error('truncated tile');
-      byte = b[p.i++];
-      v += (byte & 0x7f) * Math.pow(2, shift);
-      shift += 7;
-    } while (byte & 0x80 && shift < 64);
-    return v;
-  }
-  // Each field of a message: calls f(field, wireType, p) positioned on its
-  // value; f must consume it or return false to have it skipped.
-  function readFields(b, start, end, f) {
-    const p = { i: start };
-    while (p.i < end) {
-      const key = readVarint(b, p);
-      const field = Math.floor(key / 8), wire = key & 7;
-      const at = p.i;
-      if (f(field, wire, p) !== false && p.i !== at) continue;
-      p.i = at;
-      if (wire === 0) readVarint(b, p);
-      else if (wire === 1) p.i += 8;
-      else if (wire === 2) { const n = readVarint(b, p); p.i += n; }
-      else if (wire === 5) p.i += 4;
-      else throw new Error('bad wire type');
-    }
-  }
-  const utf8 = new TextDecoder();
-  function readPacked(b, p) {
-    const n = readVarint(b, p), end = p.i + n, out = [];
-    while (p.i < end) out.push(readVarint(b, p));
-    return out;
-  }
-  function readString(b, p) {
-    const n = readVarint(b, p);
-    const s = utf8.decode(b.subarray(p.i, p.i + n));
-    p.i += n;
-    return s;
-  }
-
-  /** The layers of a tile: [{name, extent, features: [{name, parts}]}],
-   * `parts` lists of [x, y] in tile units; only named features. */
-  function decodeTile(bytes) {
-    const b = new Uint8Array(bytes);
-    const layers = [];
-    readFields(b, 0, b.length, (field, wire, p) => {
-      if (field !== 3 || wire !== 2) return false;
-      const n = readVarint(b, p), end = p.i + n;
-      const layer = { name: '', extent: 4096, keys: [], values: [], raw: [] };
-      readFields(b, p.i, end, (f, w, q) => {
-        if (f === 1 && w === 2) layer.name = readString(b, q);
-        else if (f === 5 && w === 0) layer.extent = readVarint(b, q);
-        else if (f === 3 && w === 2) layer.keys.push(readString(b, q));
-        else if (f === 4 && w === 2) {
-          const m = readVarint(b, q), e = q.i + m;
-          let v = null;
-          readFields(b, q.i, e, (vf, vw, r) => {
-            if (vf === 1 && vw === 2) { v = readString(b, r); return true; }
-            return false;
-          });
-          q.i = e;
-          layer.values.push(v);
-        } else if (f === 2 && w === 2) {
-          const m = readVarint(b, q), e = q.i + m;
-          const feat = { tags: [], geom: [] };
-          readFields(b, q.i, e, (ff, fw, r) => {
-            if (ff === 2 && fw === 2) feat.tags = readPacked(b, r);
-            else if (ff === 4 && fw === 2) feat.geom = readPacked(b, r);
-            else return false;
-            return true;
-          });
-          q.i = e;
-          layer.raw.push(feat);
-        } else return false;
-        return true;
-      });
-      p.i = end;
-      const features = [];
-      for (const f of layer.raw) {
-        const props = {};
-        for (let i = 0; i + 1 < f.tags.length; i += 2) props[layer.keys[f.tags[i]]] = layer.values[f.tags[i + 1]];
-        const name = nameOf({ properties: props });
-        if (!name) continue;
-        const parts = [];
-        let x = 0, y = 0, cur = null, i = 0;
-        while (i < f.geom.length) {
-          const cmd = f.geom[i] & 7, count = f.geom[i] >> 3;
-          i += 1;
-          if (cmd === 7) { if (cur && cur.length) cur.push(cur[0]); continue; }
-          for (let k = 0; k < count && i + 1 < f.geom.length; k++) {
-            const dx = f.geom[i], dy = f.geom[i + 1];
-            i += 2;
-            x += (dx >>> 1) ^ -(dx & 1);
-            y += (dy >>> 1) ^ -(dy & 1);
-            if (cmd === 1) { cur = [[x, y]]; parts.push(cur); } else if (cur) cur.push([x, y]);
-          }
-        }
-        features.push({ name, parts });
-      }
-      layers.push({ name: layer.name, extent: layer.extent, features });
-      return true;
-    });
-    return layers;
-  }
-
-  const NAME_LAYERS = ['roads', 'transportation_name', 'transportation', 'pois', 'poi', 'places', 'place'];
-
-  /** The name of the street or landmark nearest to [lat, lon] within `maxM`
-   * metres, read from the archive's most detailed tiles (a promise; null
-   * when none). */
-  async function nameAt(handle, lat, lon, maxM) {
-    if (!handle || !handle.archive) return null;
-    const header = await handle.archive.getHeader();
-    const z = header.maxZoom;
-    const n = Math.pow(2, z);
-    const kx = 111320 * Math.cos((lat * Math.PI) / 180), ky = 110540;
-    const dLat = maxM / ky, dLon = maxM / kx;
-    const tileX = (lo) => Math.floor(((lo + 180) / 360) * n);
-    const tileY = (la) => {
-      const r = (la * Math.PI) / 180;
-      return Math.floor(((1 - Math.log(Math.tan(r) + 1 / Math.cos(r)) / Math.PI) / 2) * n);
-    };
-    let best = null, bestD = maxM;
-    for (let tx = tileX(lon - dLon); tx <= tileX(lon + dLon); tx++) {
-      for (let ty = tileY(lat + dLat); ty <= tileY(lat - dLat); ty++) {
-        let resp;
-        try { resp = await handle.archive.getZxy(z, tx, ty); } catch (e) { continue; }
-        if (!resp || !resp.data) continue;
-        let layers;
-        try { layers = decodeTile(resp.data); } catch (e) { continue; }
-        for (const layer of layers) {
-          if (!NAME_LAYERS.includes(layer.name)) continue;
-          const toLonLat = ([x, y]) => {
-            const wx = (tx + x / layer.extent) / n, wy = (ty + y / layer.extent) / n;
-            const la = (180 / Math.PI) * Math.atan(Math.sinh(Math.PI * (1 - 2 * wy)));
-            return [wx * 360 - 180, la];
-          };
-          for (const f of layer.features) {
-            for (const part of f.parts) {
-              const pts = part.map(toLonLat).map(([x, y]) => [(x - lon) * kx, (y - lat) * ky]);
-              for (let i = 0; i < pts.length; i++) {
-                const d = i === 0 ? Math.hypot(pts[0][0], pts[0][1]) : segDist(pts[i - 1], pts[i]);
-                if (d < bestD) { bestD = d; best = f.name; }
-              }
-            }
-          }
-        }
-      }
-    }
-    return best;
-  }
-
-  // Distance from the origin to the segment a-b (metres, local plane).
-  function segDist(a, b) {
-    const vx = b[0] - a[0], vy = b[1] - a[1];
-    const len = vx * vx + vy * vy;
-    const t = len > 0 ? Math.max(0, Math.min(1, -(a[0] * vx + a[1] * vy) / len)) : 0;
-    return Math.hypot(a[0] + t * vx, a[1] + t * vy);
-  }
-
-  window.RondeBasemap = { create, sync, zoomFor, nameAt, decodeTile, ATTRIBUTION };
+  window.RondeBasemap = { create, sync, zoomFor, ATTRIBUTION };
 })();

@@ -760,11 +760,13 @@ async fn api_cells(
 ) -> Result<Json<CellsAnswer>, ApiError> {
     let f = filter_of(&s, &q)?;
     let rows = rows_for(&s, &f)?;
+    let mut cells = query::cells(&rows, &f, &s.config.local_time(), suppression(&s));
+    maps::name_cells(&s, &mut cells);
     Ok(Json(CellsAnswer {
         from: format_day(f.from_day),
         to: format_day(f.to_day),
         k: s.config.aggregates.k,
-        cells: query::cells(&rows, &f, &s.config.local_time(), suppression(&s)),
+        cells,
         suppressed_as_flood: {
             let (a, b) = f.hour_range(&s.config.local_time());
             s.store.suppressed(a, b)?.iter().map(|(_, n)| n).sum()
@@ -821,9 +823,11 @@ async fn api_hotspots(
     let f = filter_of(&s, &q)?;
     let rows = rows_for(&s, &f)?;
     let limit = q.limit.unwrap_or(20).clamp(1, 500);
+    let mut hotspots = query::hotspots(&rows, &f, &s.config.local_time(), suppression(&s), limit);
+    maps::name_hotspots(&s, &mut hotspots);
     Ok(Json(HotspotsAnswer {
         k: s.config.aggregates.k,
-        hotspots: query::hotspots(&rows, &f, &s.config.local_time(), suppression(&s), limit),
+        hotspots,
     }))
 }
 
@@ -840,7 +844,8 @@ async fn export_geojson(State(s): St, Query(q): Query<RangeQuery>) -> Result<Res
     let f = filter_of(&s, &q)?;
     let rows = rows_for(&s, &f)?;
     let sup = suppression(&s);
-    let cells = query::cells(&rows, &f, &s.config.local_time(), sup);
+    let mut cells = query::cells(&rows, &f, &s.config.local_time(), sup);
+    maps::name_cells(&s, &mut cells);
     let mut meta = ExportMeta::new(&s.config.city, &f, sup);
     let (a, b) = f.hour_range(&s.config.local_time());
     meta.suppressed_as_flood = s.store.suppressed(a, b)?.iter().map(|(_, n)| n).sum();

@@ -11,6 +11,10 @@
 //! tell the relay where the person looks. Byte ranges serve the
 //! dashboard's reader. The file itself is public map data, which is why the
 //! public listener serves it without a token.
+//!
+//! [`name_cells`] names published cells by their nearest street or
+//! landmark from the same file, for the API, the exports, the OGC API and
+//! the summary (`ronde_node::pmtiles` reads it).
 
 use std::sync::Arc;
 
@@ -20,8 +24,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use ronde_node::basemap::serve_file;
+use ronde_node::pmtiles::Archive;
 use ronde_node::webapp::ASSETS;
 
+use crate::query::{CellCount, Hotspot};
 use crate::state::Shared;
 
 type St = State<Arc<Shared>>;
@@ -84,5 +90,50 @@ async fn vendor(Path(file): Path<String>) -> Response {
             axum::Json(serde_json::json!({"error": "not_found", "message": "no such file"})),
         )
             .into_response(),
+    }
+}
+
+/// How far from a cell's centre a street or landmark may be to name it.
+const NAME_WITHIN_M: f64 = 300.0;
+
+/// Name cells by the nearest named street or landmark of the city's
+/// basemap (within 300 m of their centre), read from the file itself; a
+/// cell stays unnamed without a basemap or when the file cannot be read
+/// (said once in the log). Reads a few small tiles per cell from disk.
+pub fn name_cells(s: &Shared, cells: &mut [CellCount]) {
+    let Some(path) = s.config.basemap_path() else {
+        return;
+    };
+    if cells.is_empty() {
+        return;
+    }
+    let archive = std::fs::File::open(&path)
+        .map_err(ronde_node::pmtiles::PmtilesError::from)
+        .and_then(|f| Archive::open(std::io::BufReader::new(f)));
+    let mut archive = match archive {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), "the basemap names no cell: {e}");
+            return;
+        }
+    };
+    for c in cells.iter_mut() {
+        let (lat, lon) = c.cell.center();
+        match archive.name_near(lat, lon, NAME_WITHIN_M) {
+            Ok(n) => c.near = n,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "the basemap names no cell: {e}");
+                return;
+            }
+        }
+    }
+}
+
+/// [`name_cells`] for hotspots.
+pub fn name_hotspots(s: &Shared, hot: &mut [Hotspot]) {
+    let mut cells: Vec<CellCount> = hot.iter().map(|h| h.cell.clone()).collect();
+    name_cells(s, &mut cells);
+    for (h, c) in hot.iter_mut().zip(cells) {
+        h.cell.near = c.near;
     }
 }

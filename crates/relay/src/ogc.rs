@@ -214,7 +214,8 @@ async fn items(
         });
     }
     let matched = cells.len();
-    let page: Vec<_> = cells.into_iter().skip(offset).take(limit).collect();
+    let mut page: Vec<_> = cells.into_iter().skip(offset).take(limit).collect();
+    crate::maps::name_cells(&s, &mut page);
     let meta = ExportMeta::new(&s.config.city, &f, sup);
     let mut fc = query::geojson(&meta, &page);
     if let Some(features) = fc["features"].as_array_mut() {

@@ -87,6 +87,10 @@ pub struct CellCount {
     /// Per-category counts that may be shown (each at least `k`); categories
     /// left out have 0 or were suppressed, indistinguishably.
     pub by_category: BTreeMap<Category, u64>,
+    /// The nearest named street or landmark, from the city's basemap
+    /// (`crate::maps::name_cells`); absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub near: Option<String>,
 }
 
 /// Keep the parts of a total that may be shown: each at least `k`, and
@@ -147,6 +151,7 @@ pub fn cell_table(
                 center: [lat, lon],
                 total,
                 by_category: publishable_parts(&parts, k),
+                near: None,
             })
         })
         .collect();
@@ -361,6 +366,7 @@ pub fn geojson(meta: &ExportMeta, cells: &[CellCount]) -> serde_json::Value {
             let [s, w, n, e] = c.bounds;
             let mut props = serde_json::Map::new();
             props.insert("cell".into(), c.cell.as_str().into());
+            props.insert("near".into(), c.near.clone().into());
             props.insert("total".into(), c.total.into());
             for cat in Category::ALL {
                 let n = c.by_category.get(&cat).copied();
@@ -555,9 +561,9 @@ pub fn summary_html(
         ));
     } else {
         h.push_str(l(
-            "<table><tr><th>#</th><th>cell</th><th>centre</th><th>reports</th>\
+            "<table><tr><th>#</th><th>where</th><th>centre</th><th>reports</th>\
              <th>by category</th><th>by time of day</th></tr>",
-            "<table><tr><th>#</th><th>cellule</th><th>centre</th><th>signalements</th>\
+            "<table><tr><th>#</th><th>lieu</th><th>centre</th><th>signalements</th>\
              <th>par catégorie</th><th>par heure du jour</th></tr>",
         ));
         for s in hot {
@@ -568,11 +574,15 @@ pub fn summary_html(
                 .map(|(c, n)| format!("{c}: {n}"))
                 .collect();
             let bands: Vec<String> = s.by_band.iter().map(|(b, n)| format!("{b}: {n}")).collect();
+            let place = match &s.cell.near {
+                Some(n) => format!("{} ({})", e(n), e(s.cell.cell.as_str())),
+                None => e(s.cell.cell.as_str()),
+            };
             let _ = write!(
                 h,
                 "<tr><td>{}</td><td>{}</td><td>{:.4}, {:.4}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 s.rank,
-                e(s.cell.cell.as_str()),
+                place,
                 s.cell.center[0],
                 s.cell.center[1],
                 s.cell.total,
@@ -724,7 +734,7 @@ mod tests {
         assert!(p["exhibitionism"].is_null());
         assert_eq!(
             p.as_object().map(|o| o.len()),
-            Some(2 + Category::ALL.len())
+            Some(3 + Category::ALL.len())
         );
         // CSV: one line per cell, local day, band and category.
         let text = csv(&rows, &all_days(), &utc(), sup);

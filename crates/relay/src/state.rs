@@ -86,7 +86,8 @@ pub fn summary(shared: &Shared, f: &Filter, lang: query::Lang) -> Result<String,
     let sup = suppression(shared);
     let mut meta = query::ExportMeta::new(&shared.config.city, f, sup);
     meta.suppressed_as_flood = shared.store.suppressed(a, b)?.iter().map(|(_, n)| n).sum();
-    let hot = query::hotspots(&rows, f, tz, sup, 10);
+    let mut hot = query::hotspots(&rows, f, tz, sup, 10);
+    crate::maps::name_hotspots(shared, &mut hot);
     let days = query::trend(&rows, f, tz, sup);
     let places: Vec<PlaceLine> = shared
         .directory

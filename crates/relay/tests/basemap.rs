@@ -159,3 +159,47 @@ async fn relay_serves_the_basemap_and_a_phone_caches_it_whole() {
     let _ = tx.send(());
     relay.shutdown().await.expect("stops");
 }
+
+/// The relay names its published cells by their nearest street from the
+/// basemap (real OpenStreetMap streets, node/tests/data) in what it
+/// answers and exports: the hotspots, the cells, the GeoJSON, the OGC API
+/// and the summary for the city's services.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cells_are_named_by_their_street_in_every_answer() {
+    let clock = ManualClock::new(T0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let area = "u0x1v";
+    let mut config = relay_config_in(&dir.path().join("relay"), area);
+    std::fs::create_dir_all(&config.data_dir).expect("data dir");
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../node/tests/data/kirchberg.pmtiles"
+        ),
+        config.data_dir.join("city.pmtiles"),
+    )
+    .expect("basemap");
+    config.map.basemap = "city.pmtiles".into();
+    write_city_key(&config);
+    let relay = start_relay(config, &clock).await;
+    let hot: ronde_protocol::Cell = "u0x1v4u".parse().expect("cell");
+    let node = start_node_at(&dir.path().join("node"), &clock, hot).await;
+    connect_to_relay_in(&node, &relay, area).await;
+    publish(&node, hot, ronde_protocol::Category::PoorLighting, 3).await;
+    wait_counted(&relay, 3).await;
+
+    let h = get_json(&relay, "/api/hotspots").await;
+    assert_eq!(h["hotspots"][0]["cell"], "u0x1v4u");
+    assert_eq!(h["hotspots"][0]["near"], "Haydnstraße");
+    let c = get_json(&relay, "/api/cells").await;
+    assert_eq!(c["cells"][0]["near"], "Haydnstraße");
+    let g = get_json(&relay, "/api/export.geojson").await;
+    assert_eq!(g["features"][0]["properties"]["near"], "Haydnstraße");
+    let o = get_json(&relay, "/ogc/collections/cells/items").await;
+    assert_eq!(o["features"][0]["properties"]["near"], "Haydnstraße");
+    let (status, html) = get_authed(&relay, "/api/summary.html?lang=fr").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Haydnstraße (u0x1v4u)"), "{html}");
+    node.shutdown().await.expect("node");
+    relay.shutdown().await.expect("relay");
+}

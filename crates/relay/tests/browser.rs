@@ -433,8 +433,8 @@ async fn the_dashboard_draws_the_streets_and_names_the_hotspots() {
         assert_eq!(br.eval("document.documentElement.lang"), json!("fr"));
         assert_eq!(br.eval("document.querySelector('#trend h2').textContent"), json!("Tendance"));
 
-        // The hotspot is named by its nearest street, read from the basemap's
-        // own tiles before anyone zooms in (the city's whole view).
+        // The hotspot is named by its nearest street (the relay reads it
+        // from the basemap), before anyone zooms in (the city's whole view).
         let name = br.wait_for("the hotspot's name", "document.querySelector('#hot-table tbody tr td.hot-where').dataset.name");
         assert_eq!(name, json!("Haydnstraße"));
         assert_eq!(

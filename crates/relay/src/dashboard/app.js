@@ -462,6 +462,7 @@
       return;
     }
     for (const h of list) {
+      if (h.near) hotNames.set(h.cell, h.near);
       const tr = el('tr', { 'data-cell': h.cell });
       const cats = Object.entries(h.by_category).map(([k, v]) => catName(k) + ' ' + v).join(', ');
       const bands = Object.entries(h.by_band).map(([k, v]) => k + 'h ' + v).join(', ');
@@ -470,11 +471,13 @@
       tr.addEventListener('click', () => { select(h.cell); flyToCell(h.cell); });
       tb.append(tr);
     }
-    nameHotspots();
+    showNames();
   }
 
   // --- hotspots on the basemap -----------------------------------------
-  const hotNames = new Map(); // cell → nearest street or landmark
+  // cell → its nearest street or landmark, as the relay names it from the
+  // basemap (`near` in its answers)
+  const hotNames = new Map();
   const B32 = '0123456789bcdefghjkmnpqrstuvwxyz';
   function geohashBounds(gh) {
     let lat = [-90, 90], lon = [-180, 180], even = true;
@@ -490,10 +493,8 @@
     return [lat[0], lon[0], lat[1], lon[1]];
   }
 
-  // Name each cell of the hotspots and of the comparison by the nearest
-  // street or landmark within 300 m, read from the basemap archive; the
-  // geohash stays beside it.
-  const naming = new Set(); // cells whose name is being read
+  // Each cell of the hotspots and of the comparison shows its name, with
+  // the geohash beside it.
   function showNames() {
     for (const td of document.querySelectorAll('tr[data-cell] td.cell-where')) {
       const name = hotNames.get(td.parentElement.dataset.cell);
@@ -502,23 +503,6 @@
         td.dataset.name = name;
       }
     }
-  }
-  function nameHotspots() {
-    if (!state.basemap) return;
-    for (const td of document.querySelectorAll('tr[data-cell] td.cell-where')) {
-      const cell = td.parentElement.dataset.cell;
-      if (hotNames.has(cell) || naming.has(cell)) continue;
-      naming.add(cell);
-      const [s, w, n, e] = geohashBounds(cell);
-      window.RondeBasemap.nameAt(state.basemap, (s + n) / 2, (w + e) / 2, 300)
-        .then((name) => {
-          if (name) hotNames.set(cell, name);
-          else naming.delete(cell);
-          showNames();
-        })
-        .catch(() => naming.delete(cell));
-    }
-    showNames();
   }
 
   // Fly the map to a cell at street level (about 600 m across).
@@ -683,6 +667,7 @@
       const rows = new Map();
       const add = (cells, side) => {
         for (const c of cells.cells) {
+          if (c.near) hotNames.set(c.cell, c.near);
           for (const [cat, n] of Object.entries(c.by_category)) {
             const key = c.cell + ' ' + cat;
             const r = rows.get(key) || { cell: c.cell, cat, a: null, b: null };
@@ -716,7 +701,7 @@
       }
       status.textContent = list.length ? t('cmp_rows', { n: list.length, k }) : t('cmp_none');
       status.dataset.state = 'ready';
-      nameHotspots();
+      showNames();
     } catch (e) {
       status.textContent = t('cmp_failed') + e.message;
       status.dataset.state = 'error';
