@@ -26,6 +26,7 @@
 
 pub mod api;
 pub mod api_error;
+pub mod basemap;
 pub mod behaviour;
 pub mod circle;
 pub mod clock;
@@ -40,6 +41,7 @@ pub mod flood_guard;
 pub mod handle;
 pub mod new_reports;
 pub mod peer_key;
+pub mod pmtiles;
 mod reachability;
 pub mod stem;
 pub mod store;

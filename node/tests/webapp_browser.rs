@@ -950,6 +950,112 @@ fn a_saved_destination_and_more_time_on_a_small_phone() {
     bob.stop(&rt);
 }
 
+/// Issue 17: with a city basemap in its node (fetched whole from a relay
+/// once: here copied where the node keeps it), the app draws the streets
+/// around the person with their names, under the cells of the reports,
+/// from its own node only.
+#[test]
+fn the_map_shows_the_streets_and_their_names() {
+    let Some(mut b) = browser() else { return };
+    let rt = runtime();
+    // Real OpenStreetMap streets of Kirchberg an der Iller
+    // (node/tests/data/README.md); the person stands on Haydnstraße.
+    let here = (48.13557, 10.06987);
+    let phone = Phone::start_with(&rt, |c| {
+        std::fs::create_dir_all(&c.data_dir).expect("data dir");
+        std::fs::copy(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/kirchberg.pmtiles"),
+            ronde_node::basemap::cached_path(&c.data_dir),
+        )
+        .expect("basemap");
+        c.location = Some((here.0, here.1));
+    });
+    rt.block_on(async {
+        phone
+            .api
+            .node
+            .report(Category::PoorLighting, here.0, here.1, None)
+            .await
+            .expect("report");
+    });
+    let page = open_app(&mut b, &phone, here);
+    b.click(&page, "#tab-map");
+    b.eval(&page, "const r = document.querySelector('#radius'); r.value = '200'; r.dispatchEvent(new Event('change')); true")
+        .expect("radius");
+    b.wait_for(
+        &page,
+        "the basemap",
+        "document.querySelector('#report-map').classList.contains('with-basemap')",
+        20,
+    );
+    let labels = b.wait_for(
+        &page,
+        "the street names",
+        "(() => { const box = document.querySelector('#report-basemap').getBoundingClientRect(); \
+           const l = [...document.querySelectorAll('#report-basemap .street-label')].filter((s) => { const r = s.getBoundingClientRect(); \
+           return r.width > 0 && r.height > 0 && r.left >= box.left - 40 && r.right <= box.right + 40 && r.top >= box.top && r.bottom <= box.bottom; }) \
+           .map((s) => s.textContent).sort(); return l.includes('Haydnstraße') ? l : null; })()",
+        30,
+    );
+    assert!(labels.as_array().is_some_and(|l| l.len() >= 2), "{labels}");
+    assert_eq!(
+        b.eval(
+            &page,
+            "document.querySelector('#map-attribution').textContent"
+        )
+        .expect("attribution"),
+        json!("© OpenStreetMap contributors")
+    );
+    // The report's cell is drawn over the streets.
+    b.wait_for(
+        &page,
+        "the report's cell",
+        "!!document.querySelector('#report-map g.cell')",
+        20,
+    );
+
+    // From the whole kilometre (no street names at that scale), the wheel
+    // zooms to street level around the pointer: the map point under it
+    // stays there, and the names come.
+    b.eval(&page, "(() => { const r = document.querySelector('#radius'); r.value = '1000'; r.dispatchEvent(new Event('change')); return true; })()")
+        .expect("radius");
+    b.wait_for(
+        &page,
+        "the whole kilometre",
+        "document.querySelector('#report-map').viewBox.baseVal.width > 2000",
+        10,
+    );
+    let zoom = b
+        .eval(
+            &page,
+            "(() => { const m = document.querySelector('#report-map'); const r = m.getBoundingClientRect(); \
+               const x = Math.round(r.left + r.width * 0.55), y = Math.round(r.top + r.height * 0.45); \
+               const a = new DOMPoint(x, y).matrixTransform(m.getScreenCTM().inverse()); const w0 = m.viewBox.baseVal.width; \
+               for (let i = 0; i < 7; i++) m.dispatchEvent(new WheelEvent('wheel', { clientX: x, clientY: y, deltaY: -100, bubbles: true, cancelable: true })); \
+               const back = new DOMPoint(a.x, a.y).matrixTransform(m.getScreenCTM()); \
+               return JSON.stringify({ from: w0, to: m.viewBox.baseVal.width, drift: Math.hypot(back.x - x, back.y - y) }); })()",
+        )
+        .expect("wheel");
+    let zoom: serde_json::Value = serde_json::from_str(zoom.as_str().expect("json")).expect("zoom");
+    assert!(
+        zoom["to"].as_f64().expect("to") < zoom["from"].as_f64().expect("from") / 4.0,
+        "{zoom}"
+    );
+    assert!(zoom["drift"].as_f64().is_some_and(|d| d < 1.0), "{zoom}");
+    b.wait_for(
+        &page,
+        "the street names at street level",
+        "[...document.querySelectorAll('#report-basemap .street-label')].some((s) => s.textContent === 'Haydnstraße')",
+        20,
+    );
+    if let Some(path) = std::env::var_os("RONDE_SCREENSHOT") {
+        let to = PathBuf::from(path).with_file_name("phone-app-streets.png");
+        let _ = std::fs::write(to, b.screenshot(&page));
+    }
+    assert_no_problems(&mut b, &page);
+    phone.stop(&rt);
+}
+
 /// Issue 18 §4: with nobody in the circle, the SOS button says so at once
 /// (no countdown first) and offers the emergency numbers.
 #[test]

@@ -93,6 +93,7 @@
     here: null, // {lat, lon, acc, at, source: 'gps' | 'manual'}
     nodeAt: null, // the last point sent to PUT /v1/location
     radius: 1000,
+    lens: null, // the map zoomed in: see setLens
     reports: new Map(), // id → report (+ _t0: when its age_secs was read)
     cellFilter: null,
     status: null,
@@ -589,11 +590,13 @@
     const keep = [...svg.children].filter((c) => c.tagName === 'title');
     svg.replaceChildren(...keep);
     const R = radius * 1.1;
-    svg.setAttribute('viewBox', `${-R} ${-R} ${2 * R} ${2 * R}`);
+    // What is shown: the whole radar, or the lens zoomed into it.
+    const V = opts.view || [-R, -R, 2 * R, 2 * R];
+    svg.setAttribute('viewBox', V.map((v) => v.toFixed(1)).join(' '));
     const here = state.here;
     if (!here) return null;
     const p = projector(here.lat, here.lon);
-    const fs = R * 0.062; // label size, in metres
+    const fs = (V[2] / 2) * 0.062; // label size, in metres
     svg.append(svgEl('rect', { class: 'map-bg', x: -R, y: -R, width: 2 * R, height: 2 * R }));
     const grid = svgEl('g', { class: 'map-grid', 'aria-hidden': 'true' });
     for (const f of [0.5, 1]) {
@@ -603,8 +606,8 @@
     grid.append(svgEl('line', { class: 'axis', x1: -R, y1: 0, x2: R, y2: 0, 'vector-effect': 'non-scaling-stroke' }));
     grid.append(svgEl('line', { class: 'axis', x1: 0, y1: -R, x2: 0, y2: R, 'vector-effect': 'non-scaling-stroke' }));
     // North arrow, top right.
-    const nx = R - fs * 1.6;
-    const ny = -R + fs * 2.6;
+    const nx = V[0] + V[2] - fs * 1.6;
+    const ny = V[1] + fs * 2.6;
     grid.append(svgEl('path', { class: 'north', d: `M${nx} ${ny - fs * 1.8} l${fs * 0.6} ${fs * 1.4} h${-fs * 1.2} z` }));
     grid.append(svgEl('text', { class: 'north-label', x: nx, y: ny + fs * 0.9, 'font-size': fs, 'text-anchor': 'middle', text: t('map.north') }));
     svg.append(grid);
@@ -695,21 +698,148 @@
     svg.append(me);
 
     // Scale bar, bottom left: a round length near a fifth of the width.
-    const target = radius * 0.4;
-    const step = [50, 100, 200, 250, 500, 1000, 2000, 5000].reduce((best, s) => (Math.abs(s - target) < Math.abs(best - target) ? s : best), 100);
-    const sx = -R + fs * 0.8; const sy = R - fs * 1.0;
+    const target = (V[2] / 2.2) * 0.4;
+    const step = [10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000].reduce((best, s) => (Math.abs(s - target) < Math.abs(best - target) ? s : best), 100);
+    const sx = V[0] + fs * 0.8; const sy = V[1] + V[3] - fs * 1.0;
     svg.append(svgEl('g', { class: 'scale', 'aria-hidden': 'true' },
       svgEl('path', { d: `M${sx} ${sy - fs * 0.4} v${fs * 0.4} h${step} v${-fs * 0.4}`, 'vector-effect': 'non-scaling-stroke' }),
       svgEl('text', { x: sx + step / 2, y: sy - fs * 0.6, 'font-size': fs * 0.85, 'text-anchor': 'middle', text: fmtDist(step) })));
     return p;
   }
 
+  // The city basemap, read from the local node (which fetched the whole
+  // file once from a relay): streets under the SVG, which keeps every
+  // overlay. Nothing is asked of a relay here.
+  let basemap = null;
+  // The map libraries (about 1 MB) load only when there is a basemap.
+  function loadScript(src) {
+    return new Promise((resolve, reject) => {
+      const s = document.createElement('script');
+      s.src = src;
+      s.onload = resolve;
+      s.onerror = reject;
+      document.head.append(s);
+    });
+  }
+
+  async function setupBasemap() {
+    try {
+      const res = await fetch('/v1/basemap', { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+      if (!res.ok || !(await res.json()).cached) return;
+      const css = document.createElement('link');
+      css.rel = 'stylesheet';
+      css.href = '/app/vendor/maplibre-gl.css';
+      document.head.append(css);
+      await loadScript('/app/vendor/maplibre-gl-csp.js');
+      await loadScript('/app/vendor/pmtiles.js');
+      await loadScript('/app/basemap.js');
+    } catch (e) { return; }
+    if (!window.RondeBasemap) return;
+    const box = $('#report-basemap');
+    basemap = window.RondeBasemap.create(box, '/v1/basemap.pmtiles', '/app/vendor/maplibre-gl-csp-worker.js', true);
+    if (!basemap) return;
+    show(box, true);
+    $('#report-map').classList.add('with-basemap');
+    const attr = $('#map-attribution');
+    attr.textContent = window.RondeBasemap.ATTRIBUTION;
+    show(attr, true);
+    renderMap();
+  }
+
+  function syncBasemap(svg, view) {
+    if (!basemap || !state.here) return;
+    const px = Math.min(svg.clientWidth || 1, svg.clientHeight || 1);
+    const mpp = view[2] / px;
+    // The view's centre, metres east (x) and south (y) of the person.
+    const cx = view[0] + view[2] / 2, cy = view[1] + view[3] / 2;
+    const lat = state.here.lat - cy / 111320;
+    const lon = state.here.lon + cx / (111320 * Math.cos((state.here.lat * Math.PI) / 180));
+    window.RondeBasemap.sync(basemap, [lat, lon], window.RondeBasemap.zoomFor(state.here.lat, mpp));
+  }
+
+  // The map's lens: zoomed in (wheel, pinch) around the pointer and moved
+  // by a drag, inside the radar's square; null shows the whole radius.
+  // {cx, cy, half}: metres east and south of the person, half-width.
+  function lensView() {
+    const R = state.radius * 1.1;
+    const l = state.lens;
+    return l ? [l.cx - l.half, l.cy - l.half, 2 * l.half, 2 * l.half] : [-R, -R, 2 * R, 2 * R];
+  }
+
+  function setLens(l) {
+    const R = state.radius * 1.1;
+    if (!l || l.half >= R) {
+      state.lens = null;
+    } else {
+      const half = Math.max(40, l.half);
+      const m = R - half;
+      state.lens = { cx: Math.max(-m, Math.min(m, l.cx)), cy: Math.max(-m, Math.min(m, l.cy)), half };
+    }
+    // Once zoomed in, a finger moves the map rather than the page.
+    $('#report-map').style.touchAction = state.lens ? 'none' : 'pan-x pan-y';
+    renderMap();
+  }
+
+  // Zoom by `f` (< 1: in) keeping the map point under (clientX, clientY).
+  function zoomLensAt(clientX, clientY, f) {
+    const svg = $('#report-map');
+    const ctm = svg.getScreenCTM();
+    if (!ctm || !state.here) return;
+    const pt = new DOMPoint(clientX, clientY).matrixTransform(ctm.inverse());
+    const R = state.radius * 1.1;
+    const l = state.lens || { cx: 0, cy: 0, half: R };
+    const half = Math.max(40, Math.min(R, l.half * f));
+    const k = half / l.half;
+    setLens({ cx: pt.x + (l.cx - pt.x) * k, cy: pt.y + (l.cy - pt.y) * k, half });
+  }
+
+  function setupMapGestures() {
+    const svg = $('#report-map');
+    svg.style.touchAction = 'pan-x pan-y';
+    svg.addEventListener('wheel', (e) => {
+      e.preventDefault();
+      zoomLensAt(e.clientX, e.clientY, e.deltaY > 0 ? 1.25 : 0.8);
+    }, { passive: false });
+    const down = new Map(); // pointerId → [x, y]
+    let moved = false;
+    svg.addEventListener('pointerdown', (e) => { down.set(e.pointerId, [e.clientX, e.clientY]); moved = false; });
+    svg.addEventListener('pointermove', (e) => {
+      const prev = down.get(e.pointerId);
+      if (!prev) return;
+      if (down.size === 2) {
+        const [a, b] = [...down.values()];
+        const other = a === prev ? b : a;
+        const before = Math.hypot(prev[0] - other[0], prev[1] - other[1]);
+        const after = Math.hypot(e.clientX - other[0], e.clientY - other[1]);
+        if (before > 0 && after > 0) {
+          zoomLensAt((e.clientX + other[0]) / 2, (e.clientY + other[1]) / 2, before / after);
+          moved = true;
+        }
+      } else if (down.size === 1 && state.lens) {
+        const dx = e.clientX - prev[0], dy = e.clientY - prev[1];
+        if (!moved && Math.hypot(dx, dy) < 6) return;
+        moved = true;
+        const ctm = svg.getScreenCTM();
+        const k = ctm && ctm.a ? 1 / ctm.a : 1;
+        setLens({ cx: state.lens.cx - dx * k, cy: state.lens.cy - dy * k, half: state.lens.half });
+      }
+      down.set(e.pointerId, [e.clientX, e.clientY]);
+    });
+    const up = (e) => { down.delete(e.pointerId); };
+    svg.addEventListener('pointerup', up);
+    svg.addEventListener('pointercancel', up);
+    // A drag or pinch is no tap on a cell.
+    svg.addEventListener('click', (e) => { if (moved) { e.stopPropagation(); moved = false; } }, true);
+  }
+
   function renderMap() {
     const svg = $('#report-map');
     const reports = liveReports();
     const cells = cellsOf(reports);
+    const view = lensView();
+    syncBasemap(svg, view);
     drawMap(svg, state.radius, {
-      cells, interactive: true,
+      view, cells, interactive: true,
       places: state.directory.available ? state.directory.places : null,
       dest: state.circle.journey && isActiveJourney(state.circle.journey) ? state.circle.journey.destination : null,
       shared: state.circle.shared,
@@ -1871,8 +2001,10 @@
     $('#where-cancel').addEventListener('click', () => $('#where-dialog').close());
     $('#radius').addEventListener('change', (e) => {
       state.radius = parseInt(e.target.value, 10) || 1000;
+      state.lens = null;
       refreshReports();
     });
+    setupMapGestures();
     $('#map-report').addEventListener('click', () => showView('report', true));
     $('#cell-filter-clear').addEventListener('click', () => { state.cellFilter = null; renderMap(); renderReports(); });
     $('#report-here').addEventListener('click', reportHere);
@@ -1920,6 +2052,7 @@
     connectEvents();
     refreshCircle();
     refreshPlaces();
+    setupBasemap();
     setInterval(refreshStatus, STATUS_EVERY_MS);
     setInterval(refreshReports, REPORTS_EVERY_MS);
     setInterval(() => { if (state.circle.available) refreshCircle(); }, CIRCLE_EVERY_MS);

@@ -15,6 +15,7 @@
 //! | [`directory`] | places, mediators, heartbeats, flags; signing the directory |
 //! | [`server`]    | [`Relay::start`]: the wiring; ingest and maintenance loops |
 //! | [`http`]      | public and operator HTTP routes |
+//! | [`maps`]      | the city basemap (PMTiles, `Range`) and the vendored map libraries |
 //! | [`state`]     | what the loops and the routes share; flags, the summary |
 //! | [`metrics`]   | Prometheus text exposition |
 //! | [`keys`]      | the city key file |
@@ -28,7 +29,9 @@ pub mod config;
 pub mod directory;
 pub mod http;
 pub mod keys;
+pub mod maps;
 pub mod metrics;
+pub mod ogc;
 pub mod query;
 pub mod rules;
 pub mod server;

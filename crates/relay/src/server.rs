@@ -731,7 +731,7 @@ pub fn write_weekly_summary(shared: &Shared) -> Result<Option<std::path::PathBuf
         categories: Default::default(),
         bands: Default::default(),
     };
-    let html = summary(shared, &f)?;
+    let html = summary(shared, &f, crate::query::Lang::En)?;
     let io = |source| RelayError::Io {
         path: path.clone(),
         source,
