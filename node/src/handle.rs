@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use libp2p::{Multiaddr, PeerId};
+use ronde_protocol::circle::short_invite::ShortCode;
 use ronde_protocol::circle::StatesOnly;
 use ronde_protocol::directory::{DirectoryPublicKey, Flag, FlagReason, PlaceId};
 use ronde_protocol::{
@@ -24,7 +25,7 @@ use crate::circle::client::command::CircleCommand;
 use crate::circle::views::{
     CircleStatus, CodesView, ContactList, ContactView, Inbox, InviteView, JourneyView, SosView,
 };
-use crate::circle::CircleRefusal;
+use crate::circle::{CircleRefusal, SharedJourneys};
 use crate::clock::Clock;
 use crate::command::Command;
 use crate::config::NodeConfig;
@@ -374,9 +375,15 @@ impl Node {
         name: Option<String>,
         ttl_secs: u64,
     ) -> Result<InviteView, NodeError> {
+        // The short code's keys cost PBKDF2's rounds: derived here, off the
+        // event loop.
+        let short = tokio::task::spawn_blocking(crate::circle::client::rendezvous::new_short_code)
+            .await
+            .ok();
         self.circle(|reply| CircleCommand::Invite {
             name,
             ttl_secs,
+            short,
             reply,
         })
         .await
@@ -395,6 +402,14 @@ impl Node {
             return Err(NodeError::Circle(CircleRefusal::BadInvite(
                 "the code is too long to be an invite code".into(),
             )));
+        }
+        if let Ok(short) = ShortCode::parse(code) {
+            let keys = tokio::task::spawn_blocking(move || short.keys())
+                .await
+                .map_err(|e| NodeError::InvalidInput(format!("short code: {e}")))?;
+            return self
+                .circle(|reply| CircleCommand::AcceptShort { keys, name, reply })
+                .await;
         }
         let code = code.to_owned();
         self.circle(|reply| CircleCommand::Accept { code, name, reply })
@@ -594,6 +609,13 @@ impl Node {
     pub async fn inbox(&self, since: Option<u64>) -> Result<Inbox, NodeError> {
         self.circle(|reply| CircleCommand::Inbox { since, reply })
             .await
+    }
+
+    /// The contacts' journeys shown now, folded from the inbox: alerts
+    /// first, each with its path since the start and last position.
+    pub async fn shared_journeys(&self) -> Result<SharedJourneys, NodeError> {
+        let inbox = self.inbox(None).await?;
+        Ok(crate::circle::shared::fold(&inbox.items, self.clock.now()))
     }
 
     /// Mark inbox items as seen; an SOS or overdue alert among them is

@@ -1269,3 +1269,159 @@ fn a_cell_with_tokened_reports_shows_a_lower_bound_on_the_people() {
     drop(b);
     phone.stop(&rt);
 }
+
+/// Issue 18 §2 in the app: Bob's journey, while he shares it, is on
+/// Alice's map (his path since the start, his destination, his last
+/// position under his name) and in her circle view (state, expected
+/// arrival, last position), in English then in French. Both phones share
+/// one hand-driven clock so that Bob's positions follow one another.
+#[test]
+fn a_contacts_journey_on_the_map_and_in_the_circle() {
+    let Some(mut b) = browser() else { return };
+    let rt = runtime();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let clock = ManualClock::new(now);
+    let alice = Phone::start_with(&rt, |c| c.clock = Arc::new(clock.clone()));
+    let bob = Phone::start_with(&rt, |c| c.clock = Arc::new(clock.clone()));
+    befriend(&rt, &alice, "Alice", &bob, "Bob");
+    rt.block_on(async {
+        let node = &bob.api.node;
+        node.set_location(HERE.0 - 0.004, HERE.1)
+            .await
+            .expect("location");
+        node.start_journey(HERE.0 + 0.004, HERE.1 + 0.002, now + 1200, 600)
+            .await
+            .expect("journey");
+        for step in 1..=2 {
+            clock.advance(301);
+            let lat = HERE.0 - 0.004 + 0.002 * f64::from(step);
+            node.set_location(lat, HERE.1).await.expect("location");
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let shared = alice.api.node.shared_journeys().await.expect("shared");
+            if shared.journeys.first().is_some_and(|j| j.path.len() >= 2) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{shared:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let p = open_app(&mut b, &alice, HERE);
+    b.eval(&p, "localStorage.setItem('ronde.lang', 'en'); ''")
+        .expect("eval");
+    b.click(&p, "#tab-circle");
+    b.wait_for(
+        &p,
+        "Bob's journey card",
+        "!!document.querySelector('#shared-list li[data-state=on_the_way]')",
+        20,
+    );
+    let card = b
+        .eval(&p, "document.querySelector('#shared-list li').innerText")
+        .expect("text");
+    let card = card.as_str().unwrap_or_default().to_owned();
+    assert!(card.contains("Bob is on the way"), "{card}");
+    assert!(card.contains("Last position at"), "{card}");
+    b.click(&p, "#tab-map");
+    b.wait_for(
+        &p,
+        "Bob's path on the map",
+        "!!document.querySelector('#report-map g.shared polyline.shared-path') && !!document.querySelector('#report-map g.shared circle.shared-pos') && !!document.querySelector('#report-map g.shared .shared-dest')",
+        20,
+    );
+    let name = b
+        .eval(
+            &p,
+            "document.querySelector('#report-map g.shared .shared-name').textContent",
+        )
+        .expect("name");
+    assert_eq!(name, json!("Bob"));
+
+    // In French, switched from the app.
+    b.click(&p, "#lang");
+    b.click(&p, "#tab-circle");
+    b.wait_for(
+        &p,
+        "the card in French",
+        "(document.querySelector('#shared-list li') || {innerText: ''}).innerText.includes('Bob est en chemin')",
+        20,
+    );
+    assert_no_problems(&mut b, &p);
+    alice.stop(&rt);
+    bob.stop(&rt);
+}
+
+/// Issue 18 §6 in the app: beside the QR code, a short code that Bob types
+/// in "I received a code" (in French here), found at the mailbox host both
+/// phones use; Alice then sees his request.
+#[test]
+fn a_short_code_said_out_loud_adds_the_contact() {
+    let Some(mut b) = browser() else { return };
+    let rt = runtime();
+    let (host, host_addr) = rt.block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = NodeConfig::for_tests(dir.path());
+        c.mailbox_host = true;
+        let host = Served::start(c).await.keeping(dir);
+        let addr = host
+            .node
+            .listen_addrs()
+            .await
+            .expect("addrs")
+            .into_iter()
+            .next()
+            .expect("the host listens")
+            .with_p2p(host.node.peer_id())
+            .expect("p2p");
+        (host, addr)
+    });
+    let with_host = |c: &mut NodeConfig| c.mailbox_peers = vec![host_addr.clone()];
+    let alice = Phone::start_with(&rt, with_host);
+    let bob = Phone::start_with(&rt, with_host);
+    let pa = open_app(&mut b, &alice, HERE);
+    let pb = open_app(&mut b, &bob, (HERE.0 + 0.004, HERE.1 - 0.003));
+
+    b.click(&pa, "#tab-circle");
+    fill(&mut b, &pa, "#invite-name", "Alice");
+    b.click(&pa, "#invite-form button[type=submit]");
+    let short = b.wait_for(
+        &pa,
+        "the short code",
+        "(document.querySelector('#invite-short-code') || {}).textContent",
+        20,
+    );
+    let short = short.as_str().expect("short code").to_owned();
+    assert_eq!(short.len(), 11, "{short}");
+
+    b.eval(&pb, "localStorage.setItem('ronde.lang', 'fr'); ''")
+        .expect("eval");
+    b.click(&pb, "#lang");
+    b.click(&pb, "#tab-circle");
+    fill(&mut b, &pb, "#accept-code", &short.to_lowercase());
+    fill(&mut b, &pb, "#accept-name", "Bob");
+    b.click(&pb, "#accept-form button[type=submit]");
+    let text = b.wait_for(
+        &pb,
+        "Alice added at Bob's",
+        "(() => { const d = document.querySelector('#accept-result .digits'); return d && d.textContent ? document.querySelector('#accept-result').innerText : ''; })()",
+        40,
+    );
+    assert!(
+        text.as_str().unwrap_or_default().contains("Alice"),
+        "{text}"
+    );
+    b.wait_for(
+        &pa,
+        "Bob's request",
+        "!!document.querySelector('#contact-list li.state-awaiting_my_approval')",
+        30,
+    );
+    assert_no_problems(&mut b, &pa);
+    assert_no_problems(&mut b, &pb);
+    alice.stop(&rt);
+    bob.stop(&rt);
+    let _ = rt.block_on(host.stop());
+}

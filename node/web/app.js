@@ -61,6 +61,7 @@
     approve: (id) => '/v1/contacts/' + encodeURIComponent(id) + '/approve',
     contact: (id) => '/v1/contacts/' + encodeURIComponent(id),
     inbox: '/v1/inbox',
+    sharedJourneys: '/v1/circle/journeys',
     inboxAck: '/v1/inbox/ack',
     journey: '/v1/journey',
     journeyArrived: '/v1/journey/arrived',
@@ -105,6 +106,7 @@
       contacts: [],
       pendingInvites: 0,
       inbox: [],
+      shared: [], // contacts' journeys (GET /v1/circle/journeys)
       journey: null,
       sos: null,
       alerted: new Set(), // inbox item ids already shown as an alert
@@ -668,6 +670,25 @@
         svgEl('path', { d: `M${x} ${y} l${-fs * 0.7} ${-fs * 1.6} a${fs * 0.75} ${fs * 0.75} 0 1 1 ${fs * 1.4} 0 z`, 'vector-effect': 'non-scaling-stroke' })));
     }
 
+    // Contacts' journeys while they share: path since the start, the
+    // destination, the last position with their name.
+    for (const j of opts.shared || []) {
+      const g = svgEl('g', { class: 'shared state-' + j.state, 'data-journey': j.journey, role: 'img', 'aria-label': sharedLabel(j) });
+      const pts = (j.path || []).map((f) => `${p.x(f.lon)},${p.y(f.lat)}`);
+      if (pts.length > 1) g.append(svgEl('polyline', { class: 'shared-path', points: pts.join(' '), 'vector-effect': 'non-scaling-stroke' }));
+      if (j.destination) {
+        const x = p.x(j.destination.lon); const y = p.y(j.destination.lat);
+        g.append(svgEl('path', { class: 'shared-dest', d: `M${x} ${y} l${-fs * 0.5} ${-fs * 1.2} a${fs * 0.55} ${fs * 0.55} 0 1 1 ${fs} 0 z`, 'vector-effect': 'non-scaling-stroke' }));
+      }
+      const last = j.last_position;
+      if (last) {
+        const x = p.x(last.lon); const y = p.y(last.lat);
+        g.append(svgEl('circle', { class: 'shared-pos', cx: x, cy: y, r: fs * 0.6, 'vector-effect': 'non-scaling-stroke' }));
+        g.append(svgEl('text', { class: 'shared-name', x, y: y - fs * 0.9, 'font-size': fs * 0.9, 'text-anchor': 'middle', text: j.from_name || contactName(j.from) || '?' }));
+      }
+      svg.append(g);
+    }
+
     const me = svgEl('g', { class: 'me', role: 'img', 'aria-label': t('map.me') });
     if (here.acc && here.acc < radius) me.append(svgEl('circle', { class: 'acc', cx: 0, cy: 0, r: here.acc }));
     me.append(svgEl('circle', { class: 'dot', cx: 0, cy: 0, r: fs * 0.55, 'vector-effect': 'non-scaling-stroke' }));
@@ -691,6 +712,7 @@
       cells, interactive: true,
       places: state.directory.available ? state.directory.places : null,
       dest: state.circle.journey && isActiveJourney(state.circle.journey) ? state.circle.journey.destination : null,
+      shared: state.circle.shared,
     });
     const overlay = $('#map-empty');
     overlay.textContent = t('map.no_location');
@@ -886,6 +908,7 @@
     await Promise.all([
       api('GET', ROUTES.circleStatus).then((d) => { state.circle.codes = !!(d && d.codes); }).catch(() => {}),
       api('GET', ROUTES.inbox).then((d) => { state.circle.inbox = (d && d.items) || []; }).catch(() => {}),
+      api('GET', ROUTES.sharedJourneys).then((d) => { state.circle.shared = (d && d.journeys) || []; }).catch(() => {}),
       api('GET', ROUTES.journey).then((d) => { state.circle.journey = unwrap(d, 'journey'); })
         .catch((e) => { if (e.code === 'no_journey') state.circle.journey = null; }),
       api('GET', ROUTES.sos).then((d) => { state.circle.sos = unwrap(d, 'sos'); })
@@ -895,6 +918,7 @@
     renderJourney();
     renderSosState();
     renderCodes();
+    renderMap();
     raiseNewAlerts();
   }
 
@@ -968,6 +992,7 @@
     show(unavailable, !available);
     show($('#circle-body'), available);
     if (!available) return;
+    renderShared();
 
     // Inbox, newest first; position updates folded into their journey.
     const list = $('#inbox-list');
@@ -1033,6 +1058,35 @@
           c.state === 'awaiting_my_approval'
             ? el('button', { type: 'button', class: 'btn primary', onclick: () => approveContact(c), text: t('contacts.approve') }) : null,
           el('button', { type: 'button', class: 'btn ghost', onclick: () => removeContact(c), text: t('contacts.remove') }))));
+    }
+  }
+
+  /** One line about a contact's journey: who, its state, when. */
+  function sharedLabel(j) {
+    const name = j.from_name || contactName(j.from) || '?';
+    const key = 'shared.state.' + j.state + (j.state === 'deviated' && j.deviation ? '.' + j.deviation : '');
+    return t(key, { name, time: fmtTime(j.expected_arrival) });
+  }
+
+  /** Contacts' journeys while they share: state, expected arrival, last
+   *  position; alerts first (the node orders them). */
+  function renderShared() {
+    const list = $('#shared-list');
+    list.replaceChildren();
+    const journeys = state.circle.shared || [];
+    show($('#shared-title'), journeys.length > 0);
+    for (const j of journeys) {
+      const last = j.last_position;
+      const where = last && Number.isFinite(last.lat) && Number.isFinite(last.lon)
+        ? el('p', { class: 'meta' },
+          t('shared.last', { time: fmtTime(last.at), dist: state.here ? fmtDist(distanceM(state.here, last)) : '' }), ' ',
+          el('button', { type: 'button', class: 'link', onclick: () => showView('map', true), text: t('shared.on_map') }), ' ',
+          el('a', { href: `geo:${last.lat.toFixed(6)},${last.lon.toFixed(6)}`, class: 'link', text: t('inbox.open_map') }))
+        : el('p', { class: 'meta faint', text: j.states_only ? t('shared.states_only') : t('shared.no_position') });
+      list.append(el('li', { class: 'card shared-card state-' + j.state + (j.state === 'overdue' || j.state === 'deviated' || j.state === 'duress' ? ' alert' : ''), 'data-journey': j.journey, 'data-state': j.state },
+        el('strong', { text: sharedLabel(j) }),
+        j.ended_at ? null : el('p', { class: 'meta', text: t('shared.eta', { time: fmtTime(j.expected_arrival) }) }),
+        where));
     }
   }
 
@@ -1105,6 +1159,10 @@
         el('p', { class: 'meta', text: t('contacts.invite_code', { time: fmtDate(inv.expires_at) + ' ' + fmtTime(inv.expires_at) }) }),
         el('p', { class: 'meta', text: t('contacts.qr_help') }),
         qrSvg(inv.qr || code.toUpperCase()),
+        inv.short_code ? el('p', { class: 'short-code-line' },
+          el('span', { class: 'meta', text: t('contacts.short_code') + ' ' }),
+          el('strong', { class: 'short-code', id: 'invite-short-code', text: inv.short_code })) : null,
+        inv.short_code ? el('p', { class: 'meta faint', text: t('contacts.short_help') }) : null,
         el('code', { class: 'invite-code', id: 'invite-code', tabindex: 0, text: groupCode(code) }),
         el('div', { class: 'row' },
           el('button', { type: 'button', class: 'btn', onclick: () => copy(code), text: t('contacts.copy') }),
@@ -1134,6 +1192,12 @@
     showError($('#circle-error'), null);
     if (!code) { showError($('#circle-error'), t('contacts.need_code')); $('#accept-code').focus(); return; }
     if (name) saveName(name);
+    // A short code is looked for at the mailbox hosts: it may take a while.
+    const shortCode = /^[0-9a-z]{5}[-\s]?[0-9a-z]{5}$/i.test(code);
+    if (shortCode) {
+      out.replaceChildren(el('p', { class: 'meta', text: t('contacts.looking') }));
+      out.hidden = false;
+    }
     try {
       const res = await api('POST', ROUTES.accept, name ? { code, name } : { code });
       const c = unwrap(res, 'contact') || {};
@@ -1143,7 +1207,10 @@
       out.hidden = false;
       $('#accept-code').value = '';
       refreshCircle();
-    } catch (e) { showError($('#circle-error'), e); }
+    } catch (e) {
+      if (shortCode) out.hidden = true;
+      showError($('#circle-error'), e);
+    }
   }
 
   // Journey --------------------------------------------------------------

@@ -284,7 +284,8 @@ pub enum ContactsAction {
     },
     /// Accept someone's invite code; they then approve you.
     Accept {
-        /// The code (ronde1:…), as typed or scanned.
+        /// The code (ronde1:…) as typed or scanned, or its short code
+        /// (ABCDE-FGHJK) when both phones use the city's relays.
         code: String,
         /// The name they will see [default: the last name you gave].
         #[arg(long)]

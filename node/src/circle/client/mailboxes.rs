@@ -85,6 +85,12 @@ impl CircleClient {
                 self.fetching.remove(&host);
                 match response {
                     Some(MailboxResponse::Mail { more, items }) => {
+                        // The keys that fetched them, before processing the
+                        // mail can retire any.
+                        let now = self.clock.now();
+                        let mut keys = self.short_keys();
+                        keys.extend(self.circle.mailbox_keys_to_poll(&self.identity, now));
+                        keys.retain(|k| items.iter().any(|i| i.mailbox == k.address()));
                         let processed = self.take_mail(swarm, items);
                         if !processed.is_empty() {
                             for (i, chunk) in processed.chunks(MAX_ACK_ITEMS).enumerate() {
@@ -94,6 +100,7 @@ impl CircleClient {
                                     Proven::Ack {
                                         items: chunk.to_vec(),
                                         more: more && i == 0,
+                                        keys: keys.clone(),
                                     },
                                 );
                             }
@@ -128,6 +135,10 @@ impl CircleClient {
     ) -> Vec<([u8; 32], u64)> {
         let mut done = Vec::new();
         for it in items {
+            if self.take_short(swarm, &it.mailbox, &it.envelope) {
+                done.push((it.mailbox, it.seq));
+                continue;
+            }
             match self.receive(swarm, &it.envelope, None) {
                 Ok(_) => done.push((it.mailbox, it.seq)),
                 Err(e) => {
@@ -147,6 +158,7 @@ impl CircleClient {
             .circle
             .mailboxes_to_poll(&self.identity, now)
             .is_empty()
+            && self.short_keys().is_empty()
         {
             return;
         }
@@ -174,10 +186,13 @@ impl CircleClient {
         challenge: [u8; 32],
         then: Proven,
     ) {
-        let now = self.clock.now();
-        let mut keys = self.circle.mailbox_keys_to_poll(&self.identity, now);
         let (request, ask) = match then {
             Proven::Fetch => {
+                let now = self.clock.now();
+                // A short code's mailbox first: a fetch carries at most
+                // MAX_FETCH_MAILBOXES keys.
+                let mut keys = self.short_keys();
+                keys.extend(self.circle.mailbox_keys_to_poll(&self.identity, now));
                 keys.truncate(MAX_FETCH_MAILBOXES);
                 (
                     MailboxRequest::fetch(
@@ -189,10 +204,12 @@ impl CircleClient {
                     MailboxAsk::Fetch { host },
                 )
             }
-            Proven::Ack { items, more } => {
-                // Only the keys of the mailboxes acknowledged; an item of a
-                // mailbox no longer polled (the day turned) is left to the
-                // host's retention.
+            Proven::Ack {
+                items,
+                more,
+                mut keys,
+            } => {
+                // Only the keys of the mailboxes acknowledged.
                 keys.retain(|k| items.iter().any(|(m, _)| *m == k.address()));
                 keys.truncate(MAX_ACK_KEYS);
                 let addrs: Vec<[u8; 32]> = keys.iter().map(|k| k.address()).collect();
