@@ -87,9 +87,7 @@ impl CircleClient {
                     Some(MailboxResponse::Mail { more, items }) => {
                         // The keys that fetched them, before processing the
                         // mail can retire any.
-                        let now = self.clock.now();
-                        let mut keys = self.short_keys();
-                        keys.extend(self.circle.mailbox_keys_to_poll(&self.identity, now));
+                        let mut keys = self.keys_to_poll();
                         keys.retain(|k| items.iter().any(|i| i.mailbox == k.address()));
                         let processed = self.take_mail(swarm, items);
                         if !processed.is_empty() {
@@ -153,13 +151,7 @@ impl CircleClient {
         if self.fetching.contains(&host) {
             return;
         }
-        let now = self.clock.now();
-        if self
-            .circle
-            .mailboxes_to_poll(&self.identity, now)
-            .is_empty()
-            && self.short_keys().is_empty()
-        {
+        if self.keys_to_poll().is_empty() {
             return;
         }
         self.fetching.insert(host);
@@ -188,11 +180,7 @@ impl CircleClient {
     ) {
         let (request, ask) = match then {
             Proven::Fetch => {
-                let now = self.clock.now();
-                // A short code's mailbox first: a fetch carries at most
-                // MAX_FETCH_MAILBOXES keys.
-                let mut keys = self.short_keys();
-                keys.extend(self.circle.mailbox_keys_to_poll(&self.identity, now));
+                let mut keys = self.keys_to_poll();
                 keys.truncate(MAX_FETCH_MAILBOXES);
                 (
                     MailboxRequest::fetch(

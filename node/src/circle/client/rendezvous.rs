@@ -113,13 +113,18 @@ impl CircleClient {
         }
     }
 
-    /// The keys of the short codes being looked for, to fetch with the
-    /// person's own mailboxes.
-    pub(super) fn short_keys(&self) -> Vec<MailboxKey> {
-        self.short_pending
+    /// Every mailbox key to fetch with now: the short codes being looked
+    /// for first (a fetch carries at most `MAX_FETCH_MAILBOXES` keys), then
+    /// the person's own mailboxes.
+    pub(super) fn keys_to_poll(&self) -> Vec<MailboxKey> {
+        let now = self.clock.now();
+        let mut keys: Vec<MailboxKey> = self
+            .short_pending
             .iter()
             .map(|p| p.keys.mailbox.clone())
-            .collect()
+            .collect();
+        keys.extend(self.circle.mailbox_keys_to_poll(&self.identity, now));
+        keys
     }
 
     /// Mail fetched from a short code's mailbox: open it and accept the
