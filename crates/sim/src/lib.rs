@@ -28,6 +28,7 @@ pub mod net;
 pub mod output;
 pub mod peers;
 pub mod plan;
+pub mod privacy;
 pub mod run;
 
 use std::sync::Arc;
@@ -89,11 +90,25 @@ pub async fn simulate(
     progress: Option<indicatif::ProgressBar>,
 ) -> Result<SimReport, SimError> {
     let plan = Arc::new(Plan::new(&config)?);
-    let ronde = if config.ronde {
+    let mut ronde = if config.ronde {
         Some(run::run_overlay(&config, plan.clone(), Overlay::Ronde, progress.clone()).await?)
     } else {
         None
     };
+    // With spies, the same plan again without the stem: the privacy
+    // figures and the stem's latency cost against it (issue 13).
+    if config.ronde && config.stem && config.spies > 0.0 {
+        let mut bare = config.clone();
+        bare.stem = false;
+        let without =
+            run::run_overlay(&bare, plan.clone(), Overlay::Ronde, progress.clone()).await?;
+        if let (Some(with), Some(view)) = (
+            ronde.as_mut().and_then(|o| o.privacy.as_mut()),
+            without.privacy.map(|p| p.view),
+        ) {
+            with.compare(view);
+        }
+    }
     let baseline = if config.baseline {
         Some(run::run_overlay(&config, plan.clone(), Overlay::Baseline, progress).await?)
     } else {

@@ -25,9 +25,10 @@ use crate::metrics::{cdf_points, dijkstra, first_deliveries, Pcts, SosFigures, S
 use crate::monitor::{rss_bytes, Monitor, Saturation};
 use crate::net::{addr_of, FrameClassifier, LinkModel, SimNet, Slot};
 use crate::peers::{
-    start_ronde_with, BareMode, BareNode, CircleSeen, CircleSetup, CircleTx, Clockwork, Peer,
-    PeerSetup, Recorder,
+    start_ronde_with, BareMode, BareNode, CircleSeen, CircleSetup, CircleTx, Clockwork,
+    FirstHopSetup, Peer, PeerSetup, Recorder,
 };
+use crate::privacy::{choose_spies, FirstHops, Privacy};
 use crate::plan::{Event, Plan, Role, SimConfig, T0};
 use crate::SimError;
 
@@ -141,6 +142,8 @@ pub struct Outcome {
     pub wall_secs: f64,
     /// Wall-clock seconds of the set-up.
     pub setup_secs: f64,
+    /// Who can tell who wrote a report (Ronde only, [`crate::privacy`]).
+    pub privacy: Option<Privacy>,
 }
 
 struct PubRecord {
@@ -198,6 +201,10 @@ struct World {
     sos_live: Mutex<Vec<SosLive>>,
     /// When each slot (re)joined after the start (model seconds).
     joins: Mutex<Vec<Vec<f64>>>,
+    /// What the spies and relays logged of each report's first hop.
+    first_hops: Arc<FirstHops>,
+    /// The spying phones.
+    spies: std::collections::HashSet<Slot>,
 }
 
 impl World {
@@ -278,7 +285,12 @@ impl World {
                     },
                     seen: Some(self.circle_tx.clone()),
                 };
-                start_ronde_with(
+                let logs = role == Role::Relay || self.spies.contains(&slot);
+                let first_hop = FirstHopSetup {
+                    stem: self.cfg.stem,
+                    tap: logs.then(|| self.first_hops.tap(slot, self.cw.clone())),
+                };
+                let peer = start_ronde_with(
                     &setup,
                     &dir,
                     &self.clock,
@@ -286,8 +298,13 @@ impl World {
                     loc,
                     areas,
                     circle,
+                    first_hop,
                 )
-                .await?
+                .await?;
+                if let Some(node) = peer.node() {
+                    self.first_hops.known(node.peer_id(), slot);
+                }
+                peer
             }
             (Overlay::Baseline, Role::Phone) => Peer::Bare(BareNode::start(
                 &setup,
@@ -478,6 +495,8 @@ pub async fn run_overlay(
         circle_seen: Mutex::new(Vec::new()),
         sos_live: Mutex::new(vec![SosLive::default(); plan.sos.len()]),
         joins: Mutex::new(vec![Vec::new(); n]),
+        first_hops: Arc::new(FirstHops::default()),
+        spies: choose_spies(&plan, cfg.spies, cfg.seed),
     });
     if plan.city_areas.len() > ronde_node::config::MAX_PEER_AREAS {
         return Err(SimError::Config(format!(
@@ -1148,6 +1167,32 @@ fn figures(world: &World, overlay: Overlay, mut saturation: Saturation) -> Outco
         })
         .collect();
     timeline.sort_by(|a, b| a.t.total_cmp(&b.t));
+    let delivery_ratio = if expected > 0 {
+        delivered as f64 / expected as f64
+    } else {
+        0.0
+    };
+    let privacy = (overlay == Overlay::Ronde).then(|| {
+        let authors: Vec<(ReportId, Slot)> = pubs
+            .iter()
+            .map(|p| (p.id, plan.reports[p.plan_idx].phone))
+            .collect();
+        let relays: Vec<Slot> = (0..plan.roles.len() as Slot)
+            .filter(|s| plan.roles[*s as usize] == Role::Relay)
+            .collect();
+        let mut view = world.first_hops.judge(&authors, &world.spies, &relays);
+        view.spy_fraction = cfg.spies;
+        view.delivery_ratio = delivery_ratio;
+        view.latency_p50_ms = latency_ms.p50;
+        view.latency_p99_ms = latency_ms.p99;
+        Privacy {
+            view,
+            stem: cfg.stem,
+            stem_latency_cost_ms_p50: None,
+            stem_latency_cost_ms_p99: None,
+            no_stem: None,
+        }
+    });
     Outcome {
         overlay,
         starts: world.starts.load(Ordering::Relaxed),
@@ -1155,11 +1200,7 @@ fn figures(world: &World, overlay: Overlay, mut saturation: Saturation) -> Outco
         reports: pubs.len(),
         expected,
         delivered,
-        delivery_ratio: if expected > 0 {
-            delivered as f64 / expected as f64
-        } else {
-            0.0
-        },
+        delivery_ratio,
         missed_by_fresh_joiners: fresh_missed,
         latency_cdf: cdf_points(&latencies, 100),
         lower_bound_cdf: cdf_points(&bounds, 100),
@@ -1192,5 +1233,6 @@ fn figures(world: &World, overlay: Overlay, mut saturation: Saturation) -> Outco
         timeline,
         wall_secs: 0.0,
         setup_secs: 0.0,
+        privacy,
     }
 }
