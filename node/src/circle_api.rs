@@ -9,34 +9,43 @@
 //! | POST   | `/v1/contacts/accept`             | `{code, name?}` → 201 the new contact  |
 //! | POST   | `/v1/contacts/{contact}/approve`  | approve someone who accepted my invite |
 //! | DELETE | `/v1/contacts/{contact}`          | `?notify=true` to tell them            |
-//! | POST   | `/v1/journey`                     | `{lat, lon, eta_secs | expected_arrival, grace_secs?}` → 201 |
+//! | POST   | `/v1/journey`                     | `{lat, lon, eta_secs | expected_arrival, grace_secs?, states_only?}` → 201 |
 //! | GET    | `/v1/journey`                     | the current or last journey            |
-//! | POST   | `/v1/journey/arrived`             | arrived                                |
-//! | POST   | `/v1/journey/cancel`              | cancel                                 |
+//! | POST   | `/v1/journey/extend`              | `{add_secs | eta_secs | expected_arrival}` add time |
+//! | POST   | `/v1/journey/arrived`             | `{code?}` arrived                      |
+//! | POST   | `/v1/journey/cancel`              | `{code?}` cancel                       |
 //! | POST   | `/v1/sos`                         | `{note?}` → 201                        |
 //! | GET    | `/v1/sos`                         | the SOS and who acknowledged it        |
-//! | POST   | `/v1/sos/cancel`                  | cancel the SOS                         |
+//! | POST   | `/v1/sos/cancel`                  | `{code?}` cancel the SOS               |
+//! | PUT    | `/v1/circle/codes`                | `{code, duress_code, current_code?}`   |
+//! | DELETE | `/v1/circle/codes`                | `{code}` remove them                   |
 //! | GET    | `/v1/inbox`                       | `?since=ID` what contacts said         |
 //! | POST   | `/v1/inbox/ack`                   | `{ids}`: seen; alerts are acknowledged |
+//! | GET    | `/v1/circle/journeys`             | contacts' journeys, path and state     |
 //!
 //! Every POST needs `Content-Type: application/json`, even with an empty
 //! body, so that a web page cannot trigger one without a CORS preflight
 //! (which this API never answers): a page must not be able to cancel a
 //! journey or an SOS.
+//!
+//! Once codes are set, ending a journey and cancelling an SOS need `code`:
+//! the code, or the duress code, which answers exactly as the code does
+//! while the circle is alerted and the journey or SOS goes on.
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use ronde_protocol::circle::journey::DEFAULT_GRACE_SECS;
 use serde::{Deserialize, Serialize};
 
 use super::{check_coordinates, ApiError, AppState, JsonBody, JsonOrEmpty};
 use crate::circle::{
-    CircleStatus, ContactList, ContactView, Inbox, InviteView, JourneyView, SosView,
-    DEFAULT_INVITE_TTL_SECS,
+    CircleStatus, CodesView, ContactList, ContactView, Inbox, InviteView, JourneyView,
+    SharedJourneys, SosView, DEFAULT_INVITE_TTL_SECS,
 };
+use ronde_protocol::circle::StatesOnly;
 
 /// Most inbox items acknowledged in one request.
 pub const MAX_ACK_IDS: usize = 1000;
@@ -45,6 +54,7 @@ pub const MAX_ACK_IDS: usize = 1000;
 pub(super) fn routes(router: Router<AppState>) -> Router<AppState> {
     router
         .route("/v1/circle", get(get_circle))
+        .route("/v1/circle/codes", put(put_codes).delete(delete_codes))
         .route("/v1/contacts", get(get_contacts))
         .route("/v1/contacts/invites", post(post_invite))
         .route("/v1/contacts/accept", post(post_accept))
@@ -55,17 +65,37 @@ pub(super) fn routes(router: Router<AppState>) -> Router<AppState> {
         )
         .route("/v1/journey", get(get_journey).post(post_journey))
         .route("/v1/journey/arrived", post(post_arrived))
+        .route("/v1/journey/extend", post(post_extend))
         .route("/v1/journey/cancel", post(post_cancel_journey))
         .route("/v1/sos", get(get_sos).post(post_sos))
         .route("/v1/sos/cancel", post(post_cancel_sos))
         .route("/v1/inbox", get(get_inbox))
+        .route("/v1/circle/journeys", get(get_shared_journeys))
         .route("/v1/inbox/ack", post(post_inbox_ack))
 }
 
-/// An empty JSON object (or no body).
+/// The person's code, when codes are set (or no body).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NoFields {}
+struct CodeBody {
+    #[serde(default)]
+    code: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetCodesBody {
+    code: String,
+    duress_code: String,
+    #[serde(default)]
+    current_code: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClearCodesBody {
+    code: String,
+}
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,6 +125,24 @@ struct JourneyBody {
     expected_arrival: Option<u64>,
     #[serde(default)]
     grace_secs: Option<u64>,
+    /// Parents' mode: `{corridor_m, stop_secs}`.
+    #[serde(default)]
+    states_only: Option<StatesOnly>,
+    /// The destination's name, kept on this device.
+    #[serde(default)]
+    destination_name: Option<String>,
+}
+
+/// "Add time": exactly one of the three.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtendBody {
+    #[serde(default)]
+    add_secs: Option<u64>,
+    #[serde(default)]
+    eta_secs: Option<u64>,
+    #[serde(default)]
+    expected_arrival: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -265,9 +313,39 @@ async fn post_journey(
     let grace = body.grace_secs.unwrap_or(DEFAULT_GRACE_SECS);
     let journey = s
         .node
-        .start_journey(body.lat, body.lon, expected_arrival, grace)
+        .start_journey_with(
+            body.lat,
+            body.lon,
+            expected_arrival,
+            grace,
+            body.states_only,
+            body.destination_name,
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(journey)))
+}
+
+async fn post_extend(
+    State(s): State<AppState>,
+    JsonBody(body): JsonBody<ExtendBody>,
+) -> Result<Json<JourneyView>, ApiError> {
+    let expected_arrival = match (body.add_secs, body.eta_secs, body.expected_arrival) {
+        (Some(add), None, None) => s
+            .node
+            .journey()
+            .await?
+            .expected_arrival
+            .saturating_add(add),
+        (None, Some(eta), None) => s.node.now().saturating_add(eta),
+        (None, None, Some(at)) => at,
+        _ => {
+            return Err(ApiError::invalid(
+                "invalid_field",
+                "give exactly one of `add_secs` (more time), `eta_secs` (seconds from now) or `expected_arrival` (Unix seconds)",
+            ))
+        }
+    };
+    Ok(Json(s.node.extend_journey(expected_arrival).await?))
 }
 
 async fn get_journey(State(s): State<AppState>) -> Result<Json<JourneyView>, ApiError> {
@@ -276,16 +354,34 @@ async fn get_journey(State(s): State<AppState>) -> Result<Json<JourneyView>, Api
 
 async fn post_arrived(
     State(s): State<AppState>,
-    JsonOrEmpty(NoFields {}): JsonOrEmpty<NoFields>,
+    JsonOrEmpty(body): JsonOrEmpty<CodeBody>,
 ) -> Result<Json<JourneyView>, ApiError> {
-    Ok(Json(s.node.arrived().await?))
+    Ok(Json(s.node.arrived_with_code(body.code).await?))
 }
 
 async fn post_cancel_journey(
     State(s): State<AppState>,
-    JsonOrEmpty(NoFields {}): JsonOrEmpty<NoFields>,
+    JsonOrEmpty(body): JsonOrEmpty<CodeBody>,
 ) -> Result<Json<JourneyView>, ApiError> {
-    Ok(Json(s.node.cancel_journey().await?))
+    Ok(Json(s.node.cancel_journey_with_code(body.code).await?))
+}
+
+async fn put_codes(
+    State(s): State<AppState>,
+    JsonBody(body): JsonBody<SetCodesBody>,
+) -> Result<Json<CodesView>, ApiError> {
+    let view = s
+        .node
+        .set_codes(body.code, body.duress_code, body.current_code)
+        .await?;
+    Ok(Json(view))
+}
+
+async fn delete_codes(
+    State(s): State<AppState>,
+    JsonBody(body): JsonBody<ClearCodesBody>,
+) -> Result<Json<CodesView>, ApiError> {
+    Ok(Json(s.node.clear_codes(body.code).await?))
 }
 
 async fn post_sos(
@@ -302,9 +398,9 @@ async fn get_sos(State(s): State<AppState>) -> Result<Json<SosView>, ApiError> {
 
 async fn post_cancel_sos(
     State(s): State<AppState>,
-    JsonOrEmpty(NoFields {}): JsonOrEmpty<NoFields>,
+    JsonOrEmpty(body): JsonOrEmpty<CodeBody>,
 ) -> Result<Json<SosView>, ApiError> {
-    Ok(Json(s.node.cancel_sos().await?))
+    Ok(Json(s.node.cancel_sos_with_code(body.code).await?))
 }
 
 async fn get_inbox(
@@ -314,6 +410,10 @@ async fn get_inbox(
     let pairs = query_pairs(query)?;
     let since = single_param(&pairs, "since", |v| v.parse::<u64>().ok(), "an inbox id")?;
     Ok(Json(s.node.inbox(since).await?))
+}
+
+async fn get_shared_journeys(State(s): State<AppState>) -> Result<Json<SharedJourneys>, ApiError> {
+    Ok(Json(s.node.shared_journeys().await?))
 }
 
 async fn post_inbox_ack(

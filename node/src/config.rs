@@ -37,6 +37,10 @@ pub const DEFAULT_DIRECTORY_REFRESH: Duration = Duration::from_secs(600);
 /// Default number of areas this node follows: its own and the 8 around it.
 pub const DEFAULT_MAX_AREAS: usize = 9;
 
+/// How long a relay's circuit reservation lasts (libp2p's default): a
+/// private phone renews it every 45 minutes over the connection it holds.
+pub const DEFAULT_RELAY_RESERVATION_DURATION: Duration = Duration::from_secs(60 * 60);
+
 /// The most areas any node may follow, and so the most area subscriptions
 /// this node accepts from one peer. 256 areas of about 25 km² cover a large
 /// metropolitan area, enough for a relay; the gossip frame limit is sized
@@ -174,9 +178,20 @@ pub struct NodeConfig {
     pub policy: Policy,
     /// Proof-of-work difficulty of the reports this node makes.
     pub difficulty: u8,
-    /// Bound on stored reports; when full, the report that expires soonest
-    /// is evicted first (see [`crate::store`]).
+    /// Bound on stored reports; when full, the most crowded cell of the
+    /// most crowded area gives up its oldest report (see [`crate::store`]).
     pub max_reports: usize,
+    /// How a full store chooses the report it gives up. Keep the default:
+    /// the other rule exists to measure the defence against floods.
+    pub eviction: crate::store::Eviction,
+    /// Bound on the new reports each peer may bring per area per minute
+    /// (see [`crate::new_reports`]); `None`: unbounded (only to measure the
+    /// defence against floods).
+    pub new_report_bound: Option<crate::new_reports::NewReportBound>,
+    /// The rule that makes untokened reports of an area under flood need
+    /// more proof of work (see [`crate::flood_guard`]); `None`: off (tests
+    /// that publish many cheap reports into one area).
+    pub flood_rule: Option<crate::flood_guard::FloodRule>,
     /// Most areas this node follows at once (9 on a phone; a relay may follow
     /// up to [`MAX_PEER_AREAS`]).
     pub max_areas: usize,
@@ -219,6 +234,16 @@ pub struct NodeConfig {
     /// addresses. A relay server only serves once it has one; with
     /// `relay_server` and none given, its listen addresses are used.
     pub external_addresses: Vec<Multiaddr>,
+    /// Every peer can dial this node's listen addresses directly (the
+    /// demo's phones on the in-process memory transport, where AutoNAT has
+    /// nothing it can test): the node is public from the start and never
+    /// reserves a relay circuit, as with `external_addresses`. `false` on a
+    /// real phone, which learns it from AutoNAT.
+    pub directly_reachable: bool,
+    /// With `relay_server`: how long a circuit reservation lasts before the
+    /// phone must renew it (libp2p's default, an hour; a phone renews at
+    /// three quarters of it, on the same connection).
+    pub relay_reservation_duration: Duration,
     /// Host mailboxes (`/ronde/mailbox/1`): keep envelopes for offline
     /// recipients and hold travellers' dead-man's switches, releasing them
     /// into the recipients' mailboxes when due. For always-on nodes.
@@ -250,6 +275,10 @@ pub struct NodeConfig {
     /// counts them). `None`: this node does not take flags, and does not
     /// announce the protocol.
     pub flag_sink: Option<crate::directory::FlagSink>,
+    /// Where requests for anonymous tokens over `/ronde/token/1` go (a
+    /// city relay's issuer, [`crate::tokens`]). `None`: this node does not
+    /// issue tokens, and does not announce the protocol.
+    pub token_sink: Option<crate::tokens::TokenSink>,
     /// The stem phase of this node's own reports (`/ronde/stem/1`, see
     /// [`crate::stem`]): `None` publishes them straight to the gossip, as
     /// before the stem existed (the simulator's baseline). The node always
@@ -292,6 +321,9 @@ impl NodeConfig {
             policy: Policy::default(),
             difficulty: DEFAULT_DIFFICULTY,
             max_reports: DEFAULT_MAX_REPORTS,
+            eviction: crate::store::Eviction::default(),
+            new_report_bound: Some(crate::new_reports::NewReportBound::DEFAULT),
+            flood_rule: Some(crate::flood_guard::FloodRule::default()),
             max_areas: DEFAULT_MAX_AREAS,
             clock: Arc::new(SystemClock),
             memory_transport: false,
@@ -306,6 +338,8 @@ impl NodeConfig {
             sim_transport: None,
             relay_server: false,
             external_addresses: Vec::new(),
+            directly_reachable: false,
+            relay_reservation_duration: DEFAULT_RELAY_RESERVATION_DURATION,
             mailbox_host: false,
             mailbox_peers: Vec::new(),
             circle: CircleConfig::default(),
@@ -314,6 +348,7 @@ impl NodeConfig {
             directory_refresh: DEFAULT_DIRECTORY_REFRESH,
             flag_difficulty: DEFAULT_FLAG_DIFFICULTY,
             flag_sink: None,
+            token_sink: None,
             stem: Some(ronde_protocol::stem::StemParams::default()),
             first_hop_tap: None,
         }
@@ -336,6 +371,8 @@ impl NodeConfig {
         c.circle = CircleConfig::for_tests();
         c.directory_refresh = Duration::from_millis(500);
         c.flag_difficulty = 8;
+        // Tests publish many reports at 8 bits into one area.
+        c.flood_rule = None;
         c
     }
 }
@@ -352,6 +389,9 @@ impl fmt::Debug for NodeConfig {
             .field("policy", &self.policy)
             .field("difficulty", &self.difficulty)
             .field("max_reports", &self.max_reports)
+            .field("eviction", &self.eviction)
+            .field("new_report_bound", &self.new_report_bound)
+            .field("flood_rule", &self.flood_rule)
             .field("max_areas", &self.max_areas)
             .field("memory_transport", &self.memory_transport)
             .field("heartbeat", &self.heartbeat)
@@ -362,6 +402,11 @@ impl fmt::Debug for NodeConfig {
             .field("sync", &self.sync)
             .field("relay_server", &self.relay_server)
             .field("external_addresses", &self.external_addresses)
+            .field("directly_reachable", &self.directly_reachable)
+            .field(
+                "relay_reservation_duration",
+                &self.relay_reservation_duration,
+            )
             .field("mailbox_host", &self.mailbox_host)
             .field("mailbox_peers", &self.mailbox_peers)
             .field("circle", &self.circle)
@@ -370,6 +415,7 @@ impl fmt::Debug for NodeConfig {
             .field("directory_refresh", &self.directory_refresh)
             .field("flag_difficulty", &self.flag_difficulty)
             .field("flag_sink", &self.flag_sink.as_ref().map(|_| "<set>"))
+            .field("token_sink", &self.token_sink.as_ref().map(|_| "<set>"))
             .field("stem", &self.stem)
             .field(
                 "first_hop_tap",
@@ -428,6 +474,11 @@ impl CircleConfig {
             mailbox_poll_interval: Duration::from_millis(300),
             retry_interval: Duration::from_millis(300),
             request_timeout: Duration::from_secs(5),
+            // Cheap work, so that debug builds deposit quickly.
+            mailbox_limits: MailboxLimits {
+                deposit_work_bits: 8,
+                ..MailboxLimits::default()
+            },
             ..CircleConfig::default()
         }
     }
@@ -444,6 +495,16 @@ pub struct MailboxLimits {
     pub max_bytes: u64,
     /// Most dead-man's switches held (live ones plus tombstones).
     pub max_switches: usize,
+    /// Most switches (live ones plus tombstones) deposited by one peer id.
+    pub max_switches_per_peer: usize,
+    /// Most switches deposited from one network: an IPv4 /24 or an IPv6
+    /// /48, as the host sees the connection (peers that reach it through a
+    /// relay count under the relay's).
+    pub max_switches_per_network: usize,
+    /// The proof of work (leading zero bits) a deposit must carry; this
+    /// node also stamps its own deposits with it
+    /// (`ronde_protocol::circle::switch::DEPOSIT_WORK_BITS` by default).
+    pub deposit_work_bits: u8,
 }
 
 impl Default for MailboxLimits {
@@ -453,6 +514,9 @@ impl Default for MailboxLimits {
             max_per_mailbox: 256,
             max_bytes: 256 * 1024 * 1024,
             max_switches: 1_000,
+            max_switches_per_peer: 16,
+            max_switches_per_network: 128,
+            deposit_work_bits: ronde_protocol::circle::switch::DEPOSIT_WORK_BITS,
         }
     }
 }

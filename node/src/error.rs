@@ -155,6 +155,22 @@ pub enum CircleRefusal {
     /// No SOS.
     #[error("no SOS is active")]
     NoSos,
+    /// Codes are set: ending a journey or cancelling an SOS needs one.
+    #[error("enter your code to do this")]
+    CodeRequired,
+    /// Neither the code nor the duress code.
+    #[error("wrong code")]
+    WrongCode,
+    /// A code that cannot be set.
+    #[error("{0}")]
+    BadCode(String),
+    /// A short invite code found no invite at this node's mailbox hosts
+    /// (mistyped, expired, already used, or the two phones share no host).
+    #[error(
+        "no invite was found for this short code: check it, or scan the QR code or type the \
+         whole code instead"
+    )]
+    InviteNotFound,
 }
 
 impl CircleRefusal {
@@ -179,6 +195,10 @@ impl CircleRefusal {
             CircleRefusal::BadEta(_) => "bad_eta",
             CircleRefusal::SosActive => "sos_active",
             CircleRefusal::NoSos => "no_sos",
+            CircleRefusal::CodeRequired => "code_required",
+            CircleRefusal::WrongCode => "wrong_code",
+            CircleRefusal::BadCode(_) => "bad_code",
+            CircleRefusal::InviteNotFound => "invite_not_found",
         }
     }
 
@@ -186,9 +206,10 @@ impl CircleRefusal {
     /// the circle's state forbids it, 422 for bad input.
     pub fn http_status(&self) -> u16 {
         match self {
-            CircleRefusal::UnknownContact(_) | CircleRefusal::NoJourney | CircleRefusal::NoSos => {
-                404
-            }
+            CircleRefusal::UnknownContact(_)
+            | CircleRefusal::NoJourney
+            | CircleRefusal::NoSos
+            | CircleRefusal::InviteNotFound => 404,
             CircleRefusal::AmbiguousContact(_)
             | CircleRefusal::AlreadyContact
             | CircleRefusal::CircleFull
@@ -203,7 +224,10 @@ impl CircleRefusal {
             | CircleRefusal::SafetyNumberMismatch
             | CircleRefusal::BadName(_)
             | CircleRefusal::BadNote(_)
-            | CircleRefusal::BadEta(_) => 422,
+            | CircleRefusal::BadEta(_)
+            | CircleRefusal::CodeRequired
+            | CircleRefusal::BadCode(_) => 422,
+            CircleRefusal::WrongCode => 403,
         }
     }
 
@@ -227,5 +251,9 @@ impl CircleRefusal {
         "bad_eta",
         "sos_active",
         "no_sos",
+        "code_required",
+        "wrong_code",
+        "bad_code",
+        "invite_not_found",
     ];
 }

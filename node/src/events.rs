@@ -27,9 +27,23 @@ pub struct Status {
     /// purged periodically and never served).
     pub stored_reports: usize,
     /// Gossiped messages this node refused since it started, by reason: the
-    /// protocol's rejection reasons (`bad_signature`, `expired`, …) and
-    /// `wrong_topic`. Only reasons seen so far appear.
+    /// protocol's rejection reasons (`bad_signature`, `expired`, …),
+    /// `wrong_topic`, and `over_peer_bound` / `far_over_peer_bound` (see
+    /// [`crate::new_reports`]). Only reasons seen so far appear.
     pub gossip_refused: std::collections::BTreeMap<&'static str, u64>,
+    /// Where the node is (`--at`, `PUT /v1/location`), if it knows: shown
+    /// to the local caller only, never logged or sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+}
+
+/// A position in degrees.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct Location {
+    /// Latitude.
+    pub lat: f64,
+    /// Longitude.
+    pub lon: f64,
 }
 
 /// What [`Node::report`](crate::Node::report) returns.
@@ -68,6 +82,8 @@ pub struct NearbyReport {
     /// current location, or 0 if none is set) to the nearest point of the
     /// cell.
     pub distance_m: f64,
+    /// Whether it spends an anonymous token (docs/protocol.md §8.5).
+    pub tokened: bool,
 }
 
 /// Number of live reports in one cell.
@@ -79,6 +95,15 @@ pub struct CellCount {
     pub center: [f64; 2],
     /// How many live reports name it.
     pub reports: usize,
+    /// How many of them spend a token.
+    pub tokened: usize,
+    /// A lower bound on how many issuance identities made them: with at
+    /// most N tokens per identity per day, k tokened reports of one day
+    /// come from at least ⌈k/N⌉; the largest such bound over the days the
+    /// reports fall in (0: no tokened report). It counts identities
+    /// (connections, attested devices), not people, and says nothing of
+    /// the untokened reports (docs/protocol.md §8.4).
+    pub min_people: u64,
 }
 
 /// What [`Node::nearby`](crate::Node::nearby) returns.

@@ -24,8 +24,9 @@
 //! once, so the circuit is reserved again over the new network within
 //! seconds rather than after a ping timeout.
 //!
-//! Nodes that are relays or have configured external addresses are public
-//! from the start. Renewals of a reservation are libp2p's (on the same
+//! Nodes that are relays, have configured external addresses or are
+//! configured directly reachable are public from the start, whatever
+//! AutoNAT says later. Renewals of a reservation are libp2p's (on the same
 //! connection, before it expires); this module only logs them, so that a
 //! renewal can be told from a new reservation (churn). The verdicts and
 //! the reservations are logged at info level; the relay server's
@@ -35,8 +36,15 @@
 //! old connection is dead but not closed (its FIN never left), and
 //! gossipsub sends to a peer over its first connection, so everything
 //! would go into the dead one until TCP gives up (minutes). When a peer
-//! connects to us anew from another IP address, its older inbound
-//! connections are closed.
+//! connects to us anew from another IP address, all its connections are
+//! closed, the new one too, and it reconnects (its circuit listener, or
+//! its bootstrap, dials again at once). Closing only the old ones left
+//! gossip half-wired: the phone had dropped its side of the old connection
+//! and with it our area subscriptions, while gossipsub here saw the new
+//! connection as a second one and never sent them again, so the phone
+//! knew no peer in its areas and a report to it arrived in 1 run of 2. A
+//! fresh connection is a first connection on both sides: subscriptions
+//! are exchanged and the meshes grafted again.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -76,6 +84,9 @@ pub(crate) enum Verdict {
 /// The verdict and the circuit. See the module doc.
 pub(crate) struct Reachability {
     verdict: Verdict,
+    /// Public by configuration: AutoNAT's verdicts do not change it (on
+    /// the memory transport every dial-back fails).
+    configured_public: bool,
     /// Confirmed external addresses that are not relayed.
     confirmed: Vec<Multiaddr>,
     /// The relay to reserve on, with the address it was bootstrapped at.
@@ -100,6 +111,7 @@ impl Reachability {
             } else {
                 Verdict::Unknown
             },
+            configured_public: public,
             confirmed: Vec::new(),
             relay: None,
             relay_since: None,
@@ -227,6 +239,9 @@ impl Reachability {
     }
 
     fn set(&mut self, swarm: &mut Swarm<Behaviour>, verdict: Verdict) {
+        if self.configured_public {
+            return;
+        }
         if self.verdict != verdict {
             self.verdict = verdict;
             let name = match verdict {
@@ -298,8 +313,19 @@ fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
 }
 
 impl MovedPeers {
+    /// The IP address of `peer`'s direct inbound connection `id`, if known
+    /// (a mailbox host bounds deposits per network with it).
+    pub(crate) fn ip_of_connection(&self, peer: &PeerId, id: ConnectionId) -> Option<IpAddr> {
+        self.inbound
+            .get(peer)?
+            .iter()
+            .find(|(c, _)| *c == id)
+            .map(|(_, ip)| *ip)
+    }
+
     /// A connection was established: if it is inbound, direct, and from
-    /// another IP address than the peer's older inbound ones, close those.
+    /// another IP address than the peer's older inbound ones, close all
+    /// the peer's connections.
     pub(crate) fn on_established(
         &mut self,
         swarm: &mut Swarm<Behaviour>,
@@ -317,15 +343,15 @@ impl MovedPeers {
             return;
         };
         let known = self.inbound.entry(peer).or_default();
-        known.retain(|(old, old_ip)| {
-            if *old_ip == ip {
-                return true;
-            }
-            tracing::debug!(%peer, "the peer moved: closing its old connection");
-            swarm.close_connection(*old);
-            false
-        });
-        known.push((id, ip));
+        if known.iter().all(|(_, old_ip)| *old_ip == ip) {
+            known.push((id, ip));
+            return;
+        }
+        // Every connection goes, the new one too: the peer reconnects
+        // afresh (see the module doc).
+        tracing::debug!(%peer, "the peer moved: closing its old connection and the new one");
+        self.inbound.remove(&peer);
+        let _ = swarm.disconnect_peer_id(peer);
     }
 
     /// A connection closed.

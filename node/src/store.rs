@@ -26,11 +26,16 @@
 //!   [`ReportStore::purge_expired`] deletes expired reports (and expired
 //!   pending ones) for good.
 //! * Size bound: the store keeps at most `max_reports` reports. When it is
-//!   full, a new report evicts the stored report that **expires soonest**;
-//!   if the new report would itself expire no later than every stored one,
-//!   it is not kept ([`Inserted::NoRoom`]). The store thus always holds the
-//!   reports that stay visible the longest, and an attacker flooding it
-//!   must pay proof of work for every report that displaces one.
+//!   full, an expired report not yet purged goes first; otherwise the
+//!   **most crowded cell of the most crowded area** gives up the report it
+//!   received observed earliest, the incoming report counted as if stored,
+//!   and if that is the incoming report it is not kept
+//!   ([`Inserted::NoRoom`]) ([`Eviction::CrowdedFirst`], see `crowding`).
+//!   A flood of valid reports into a few cells thus only displaces reports
+//!   of those cells, and a longer TTL buys nothing. (Before issue 14 the
+//!   report expiring soonest went, so 60-minute spam pushed every honest
+//!   30-minute report out: [`Eviction::SoonestExpiry`], kept only so that
+//!   the simulator can measure the defence against it.)
 //! * Reports are only stored after validation, and re-read with
 //!   [`VerifiedReport::from_trusted_bytes`]; an entry that no longer parses,
 //!   or whose id does not match its key, is skipped and logged (by id), never
@@ -38,6 +43,8 @@
 //! * Opening never deletes data. A data directory stamped with a newer
 //!   schema version is refused with [`StoreError::NewerVersion`] and left
 //!   alone; a database held by another process gives [`StoreError::Locked`].
+
+mod crowding;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -48,6 +55,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 pub use crate::error::StoreError;
+
+use crowding::{Crowding, Victim};
 
 /// The database directory, inside the node's data directory.
 pub const DB_DIR: &str = "db";
@@ -81,6 +90,27 @@ pub enum Inserted {
     /// The store is full of reports that all stay visible at least as long;
     /// not stored.
     NoRoom,
+}
+
+/// How a full store chooses the report it gives up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Eviction {
+    /// The most crowded cell of the most crowded area gives up the report
+    /// observed earliest; a flood never displaces a report from a quieter
+    /// place, and a longer TTL buys nothing (see the module doc).
+    #[default]
+    CrowdedFirst,
+    /// The report expiring soonest goes. A flood of longer-lived reports
+    /// pushes out every honest one: only for measuring the defence.
+    SoonestExpiry,
+}
+
+/// What making room in a full store came to.
+enum Room {
+    /// The report may be stored; this one was given up for it, if any.
+    Made(Option<ReportId>),
+    /// The report is refused ([`Inserted::NoRoom`]).
+    Refused,
 }
 
 /// Storage of live reports and of this node's unsent reports.
@@ -141,6 +171,8 @@ pub struct SledStore {
     pending: sled::Tree,
     max_reports: usize,
     count: usize,
+    eviction: Eviction,
+    crowding: Crowding,
 }
 
 /// Classify a sled error.
@@ -236,6 +268,15 @@ impl SledStore {
     /// `max_reports` reports. Blocking: waits up to [`LOCK_WAIT`] for a
     /// lock left by a store just closed in this process.
     pub fn open(data_dir: &Path, max_reports: usize) -> Result<SledStore, StoreError> {
+        SledStore::open_with(data_dir, max_reports, Eviction::default())
+    }
+
+    /// [`SledStore::open`] with a choice of eviction rule.
+    pub fn open_with(
+        data_dir: &Path,
+        max_reports: usize,
+        eviction: Eviction,
+    ) -> Result<SledStore, StoreError> {
         let path = data_dir.join(DB_DIR);
         std::fs::create_dir_all(&path).map_err(|e| map_io(&path, e))?;
         // sled finishes its last writes on background threads after a
@@ -284,6 +325,18 @@ impl SledStore {
         let by_expiry = tree("by_expiry")?;
         let pending = tree("pending")?;
         let count = reports.len();
+        // How crowded each place is: rebuilt from the reports themselves.
+        let mut crowding = Crowding::default();
+        for item in reports.iter() {
+            let (k, v) = item.map_err(|e| map_sled(&path, e))?;
+            if let Some(r) = decode(&k, &v) {
+                crowding.add(
+                    r.id(),
+                    cell_key(&r.report().cell()),
+                    r.report().observed_at(),
+                );
+            }
+        }
         let store = SledStore {
             path,
             db,
@@ -293,6 +346,8 @@ impl SledStore {
             pending,
             max_reports: max_reports.max(1),
             count,
+            eviction,
+            crowding,
         };
         tracing::debug!(reports = count, "report store opened");
         Ok(store)
@@ -329,7 +384,60 @@ impl SledStore {
         if removed {
             self.count = self.count.saturating_sub(1);
         }
+        self.crowding.remove(id);
         Ok(removed)
+    }
+
+    /// Count a report just written in the crowding index.
+    fn index(&mut self, report: &VerifiedReport) {
+        self.crowding.add(
+            report.id(),
+            cell_key(&report.report().cell()),
+            report.report().observed_at(),
+        );
+    }
+
+    /// Make room for `report` in a full store, per the eviction rule.
+    fn make_room(&mut self, report: &VerifiedReport, now: u64) -> Result<Room, StoreError> {
+        let soonest = self.soonest()?;
+        if self.eviction == Eviction::CrowdedFirst {
+            // An expired report not yet purged goes first.
+            if let Some((t, old, key)) = &soonest {
+                if *t <= now {
+                    self.remove(old, key)?;
+                    return Ok(Room::Made(Some(*old)));
+                }
+            }
+            let id = report.id();
+            let cell = cell_key(&report.report().cell());
+            match self
+                .crowding
+                .victim(&cell, report.report().observed_at(), &id)
+            {
+                Some(Victim::Refuse) => return Ok(Room::Refused),
+                Some(Victim::Evict(old)) => {
+                    let expires = match self.reports.get(old.0).map_err(|e| self.err(e))? {
+                        Some(v) => decode(&old.0, &v).map(|r| r.expires_at()),
+                        None => None,
+                    };
+                    if let Some(t) = expires {
+                        self.remove(&old, &by_expiry_key(t, &old))?;
+                        return Ok(Room::Made(Some(old)));
+                    }
+                    // Damaged entry: forget it, fall back on the expiry rule.
+                    self.crowding.remove(&old);
+                }
+                None => {}
+            }
+        }
+        match soonest {
+            Some((t, _, _)) if t >= report.expires_at() => Ok(Room::Refused),
+            Some((_, old, key)) => {
+                self.remove(&old, &key)?;
+                Ok(Room::Made(Some(old)))
+            }
+            None => Ok(Room::Made(None)),
+        }
     }
 
     /// The first (soonest to expire) entry of the expiry index.
@@ -407,13 +515,9 @@ impl ReportStore for SledStore {
         }
         let mut evicted = None;
         if self.count >= self.max_reports {
-            match self.soonest()? {
-                Some((t, _, _)) if t >= report.expires_at() => return Ok(Inserted::NoRoom),
-                Some((_, old, key)) => {
-                    self.remove(&old, &key)?;
-                    evicted = Some(old);
-                }
-                None => {}
+            match self.make_room(report, now)? {
+                Room::Made(old) => evicted = old,
+                Room::Refused => return Ok(Inserted::NoRoom),
             }
         }
         let expiry_key = by_expiry_key(report.expires_at(), &id);
@@ -430,6 +534,7 @@ impl ReportStore for SledStore {
         if new {
             self.count += 1;
         }
+        self.index(report);
         Ok(Inserted::Stored { evicted })
     }
 
@@ -443,6 +548,13 @@ impl ReportStore for SledStore {
         reports: &[VerifiedReport],
         now: u64,
     ) -> Result<Vec<Inserted>, StoreError> {
+        // The crowding rule decides report by report: a batch that may
+        // fill the store goes one by one (the definition of the outcome).
+        if self.eviction == Eviction::CrowdedFirst
+            && self.count.saturating_add(reports.len()) >= self.max_reports
+        {
+            return reports.iter().map(|r| self.insert(r, now)).collect();
+        }
         let mut out = Vec::with_capacity(reports.len());
         // Reports of this batch to write, by (expiry, id) → index.
         let mut planned: BTreeMap<(u64, ReportId), usize> = BTreeMap::new();
@@ -548,6 +660,12 @@ impl ReportStore for SledStore {
             })
             .map_err(|e| map_tx(&self.path, e))?;
         self.count = self.count.saturating_add_signed(added);
+        for id in evict.keys() {
+            self.crowding.remove(id);
+        }
+        for &i in planned.values() {
+            self.index(&reports[i]);
+        }
         Ok(out)
     }
 

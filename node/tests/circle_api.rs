@@ -569,11 +569,19 @@ async fn every_circle_route_answers() {
             "/v1/journey",
             Some(json!({"lat": 48.8, "lon": 2.3, "eta_secs": 600})),
         ),
+        ("POST", "/v1/journey/extend", Some(json!({"add_secs": 300}))),
         ("POST", "/v1/journey/cancel", None),
         ("POST", "/v1/sos", None),
         ("GET", "/v1/sos", None),
         ("POST", "/v1/sos/cancel", None),
         ("GET", "/v1/inbox", None),
+        ("GET", "/v1/circle/journeys", None),
+        (
+            "PUT",
+            "/v1/circle/codes",
+            Some(json!({"code": "2468", "duress_code": "1357"})),
+        ),
+        ("DELETE", "/v1/circle/codes", Some(json!({"code": "2468"}))),
         ("POST", "/v1/contacts/{contact}/approve", None),
         ("DELETE", "/v1/contacts/{contact}", None),
     ];
@@ -582,6 +590,8 @@ async fn every_circle_route_answers() {
         let url = a.url(&path.replace("{contact}", "ben"));
         let req = match (method, body) {
             ("GET", _) => a.http.get(url),
+            ("PUT", Some(b)) => a.http.put(url).json(&b),
+            ("DELETE", Some(b)) => a.http.delete(url).json(&b),
             ("DELETE", _) => a.http.delete(url),
             (_, Some(b)) => a.http.post(url).json(&b),
             (_, None) => a.http.post(url).header("content-type", "application/json"),
@@ -717,4 +727,392 @@ async fn approving_needs_the_compared_safety_number() {
         .await;
     assert_eq!(s, StatusCode::OK, "{approved}");
     assert_eq!(approved["state"], json!("mutual"));
+}
+
+/// `PUT` or `DELETE` with a JSON body and the token.
+async fn send_json(
+    a: &Harness,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    json_of(
+        a.http
+            .request(method, a.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await
+}
+
+/// The first inbox item of `kind` at `b`, waited for.
+async fn inbox_item(b: &Harness, kind: &str, after: u64) -> Value {
+    eventually(kind, || async {
+        let (_, inbox) = b.get("/v1/inbox").await;
+        inbox["items"]
+            .as_array()?
+            .iter()
+            .find(|i| i["kind"] == json!(kind) && i["id"].as_u64() > Some(after))
+            .cloned()
+    })
+    .await
+}
+
+/// Issue 18 §4: the duress code, end to end over HTTP between two real
+/// nodes. Once codes are set, ending a journey or cancelling an SOS needs
+/// one; the duress code answers exactly as the code does, while the
+/// contact gets a duress alert and the journey keeps sharing positions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_duress_code_seems_to_cancel_while_the_alert_goes_on() {
+    let clock = ManualClock::new(T0);
+    // Alice's switch is held by a host she chose, so the screen has a host
+    // to lie about.
+    let host_dir = tempfile::tempdir().expect("tempdir");
+    let (_host, host) = circle_support::start_host(host_dir.path(), &clock).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node =
+        circle_support::start(circle_support::config_with_host(dir.path(), &clock, &host)).await;
+    let a = Served::serve(node, dir.path()).await.keeping(dir);
+    let b = start(&clock).await;
+    befriend(&a, "Alice", &b, "Bob").await;
+
+    // Codes: 4 to 12 digits, different; changing them needs the code.
+    let put = reqwest::Method::PUT;
+    let (s, e) = send_json(
+        &a,
+        put.clone(),
+        "/v1/circle/codes",
+        json!({"code": "12", "duress_code": "1357"}),
+    )
+    .await;
+    assert_eq!(error_code(s, &e), "bad_code");
+    let (s, e) = send_json(
+        &a,
+        put.clone(),
+        "/v1/circle/codes",
+        json!({"code": "1357", "duress_code": "1357"}),
+    )
+    .await;
+    assert_eq!(error_code(s, &e), "bad_code");
+    let (s, set) = send_json(
+        &a,
+        put.clone(),
+        "/v1/circle/codes",
+        json!({"code": "2468", "duress_code": "1357"}),
+    )
+    .await;
+    assert_eq!((s, set), (StatusCode::OK, json!({"codes": true})));
+    let (_, circle) = a.get("/v1/circle").await;
+    assert_eq!(circle["codes"], json!(true));
+    let (s, e) = send_json(
+        &a,
+        put.clone(),
+        "/v1/circle/codes",
+        json!({"code": "1111", "duress_code": "2222"}),
+    )
+    .await;
+    assert_eq!(error_code(s, &e), "code_required");
+    let (s, e) = send_json(
+        &a,
+        put.clone(),
+        "/v1/circle/codes",
+        json!({"code": "1111", "duress_code": "2222", "current_code": "1357"}),
+    )
+    .await;
+    assert_eq!(
+        (s, error_code(s, &e)),
+        (StatusCode::FORBIDDEN, "wrong_code".into())
+    );
+
+    // A journey, "cancelled" under duress.
+    let (s, _) = send_json(
+        &a,
+        put.clone(),
+        "/v1/location",
+        json!({"lat": IVRY.0, "lon": IVRY.1}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, j) = a
+        .post(
+            "/v1/journey",
+            json!({"lat": 48.82, "lon": 2.39, "eta_secs": 1500}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{j}");
+    let started = inbox_item(&b, "journey_started", 0).await;
+    eventually("the switch held", || async {
+        let (_, now) = a.get("/v1/journey").await;
+        (now["switch"] == json!("armed")).then_some(())
+    })
+    .await;
+    let (s, e) = a.post_empty("/v1/journey/cancel").await;
+    assert_eq!(error_code(s, &e), "code_required");
+    let (s, e) = a.post("/v1/journey/cancel", json!({"code": "0000"})).await;
+    assert_eq!(
+        (s, error_code(s, &e)),
+        (StatusCode::FORBIDDEN, "wrong_code".into())
+    );
+    let (s, shown) = a.post("/v1/journey/cancel", json!({"code": "1357"})).await;
+    assert_eq!(s, StatusCode::OK, "{shown}");
+    assert_eq!(shown["state"], json!("cancelled"));
+    let (_, now) = a.get("/v1/journey").await;
+    assert_eq!(now["state"], json!("cancelled"));
+    // Nor does the switch, or any of its hosts, tell the truth on screen.
+    assert_eq!(now["switch"], json!("withdrawn"), "{now}");
+    let hosts = now["switch_hosts"].as_array().expect("switch_hosts");
+    assert!(!hosts.is_empty(), "{now}");
+    assert!(
+        hosts.iter().all(|h| h["state"] == json!("withdrawn")),
+        "a host is shown holding the switch after a duress cancel: {now}"
+    );
+    // As after a real cancel, there is nothing left to cancel, even with
+    // the duress code again.
+    let (s, e) = a.post("/v1/journey/cancel", json!({"code": "1357"})).await;
+    assert_eq!(error_code(s, &e), "no_journey");
+
+    // Bob is alerted, and not told it was cancelled.
+    let duress = inbox_item(&b, "duress", started["id"].as_u64().unwrap_or(0)).await;
+    assert_eq!(duress["alert"], json!(true));
+    assert_eq!(duress["of"], j["id"]);
+    // Positions go on: the next one reaches Bob.
+    clock.advance(301);
+    let pos = inbox_item(&b, "position", duress["id"].as_u64().unwrap_or(0)).await;
+    assert_eq!(pos["journey"], j["id"]);
+    let (_, inbox) = b.get("/v1/inbox").await;
+    assert!(
+        !inbox["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|i| i["kind"] == json!("journey_cancelled")),
+        "Bob was told the journey was cancelled: {inbox}"
+    );
+    // The real code ends it for good: the all-clear.
+    let (s, done) = a.post("/v1/journey/cancel", json!({"code": "2468"})).await;
+    assert_eq!((s, &done["state"]), (StatusCode::OK, &json!("cancelled")));
+    inbox_item(&b, "journey_cancelled", pos["id"].as_u64().unwrap_or(0)).await;
+
+    // An SOS "cancelled" under duress is still alive; raising it again shows it.
+    let (s, sos) = a.post("/v1/sos", json!({"note": "help"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{sos}");
+    let (s, shown) = a.post("/v1/sos/cancel", json!({"code": "1357"})).await;
+    assert_eq!((s, &shown["state"]), (StatusCode::OK, &json!("cancelled")));
+    let (_, status) = a.get("/v1/sos").await;
+    assert_eq!(status["state"], json!("cancelled"));
+    let d = inbox_item(&b, "duress", duress["id"].as_u64().unwrap_or(0)).await;
+    assert_eq!(d["of"], sos["id"]);
+    let (s, again) = a.post("/v1/sos", json!({})).await;
+    assert_eq!(s, StatusCode::CREATED, "{again}");
+    assert_eq!(
+        (&again["id"], &again["state"]),
+        (&sos["id"], &json!("active"))
+    );
+    let (s, over) = a.post("/v1/sos/cancel", json!({"code": "2468"})).await;
+    assert_eq!((s, &over["state"]), (StatusCode::OK, &json!("cancelled")));
+    inbox_item(&b, "sos_cancelled", d["id"].as_u64().unwrap_or(0)).await;
+
+    // Removing the codes needs the code.
+    let del = reqwest::Method::DELETE;
+    let (s, e) = send_json(&a, del.clone(), "/v1/circle/codes", json!({"code": "1357"})).await;
+    assert_eq!(error_code(s, &e), "wrong_code");
+    let (s, cleared) = send_json(&a, del, "/v1/circle/codes", json!({"code": "2468"})).await;
+    assert_eq!((s, cleared), (StatusCode::OK, json!({"codes": false})));
+}
+
+/// Issue 18 §5: parents' mode over HTTP: the parent sees the journey start
+/// in parents' mode, no position while the child keeps to the corridor,
+/// then a deviation alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parents_mode_shares_states_not_positions() {
+    let clock = ManualClock::new(T0);
+    let child = start(&clock).await;
+    let parent = start(&clock).await;
+    befriend(&child, "Léa", &parent, "Maman").await;
+    let put = reqwest::Method::PUT;
+    let here = |lat: f64, lon: f64| json!({"lat": lat, "lon": lon});
+    let (s, _) = send_json(&child, put.clone(), "/v1/location", here(48.8000, 2.3800)).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, e) = child
+        .post(
+            "/v1/journey",
+            json!({"lat": 48.81, "lon": 2.38, "eta_secs": 1800, "states_only": {"corridor_m": 50, "stop_secs": 600}}),
+        )
+        .await;
+    assert_eq!(error_code(s, &e), "invalid_input");
+    let (s, j) = child
+        .post(
+            "/v1/journey",
+            json!({"lat": 48.81, "lon": 2.38, "eta_secs": 1800, "states_only": {"corridor_m": 300, "stop_secs": 600}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{j}");
+    assert_eq!(
+        j["states_only"],
+        json!({"corridor_m": 300, "stop_secs": 600})
+    );
+    let started = inbox_item(&parent, "journey_started", 0).await;
+    assert_eq!(started["states_only"], json!(true));
+    // On the way, inside the corridor, through several position intervals.
+    for step in 1..=3u32 {
+        let (s, _) = send_json(
+            &child,
+            put.clone(),
+            "/v1/location",
+            here(48.8000 + 0.002 * f64::from(step), 2.3810),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        clock.advance(301);
+        settle(700).await;
+    }
+    // Off the corridor: a deviation alert, then positions.
+    let (s, _) = send_json(&child, put.clone(), "/v1/location", here(48.8050, 2.3950)).await;
+    assert_eq!(s, StatusCode::OK);
+    clock.advance(301);
+    let dev = inbox_item(&parent, "deviated", started["id"].as_u64().unwrap_or(0)).await;
+    assert_eq!(
+        (&dev["reason"], &dev["alert"]),
+        (&json!("off_route"), &json!(true))
+    );
+    let (_, inbox) = parent.get("/v1/inbox").await;
+    let positions_before = inbox["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| i["kind"] == json!("position") && i["id"].as_u64() < dev["id"].as_u64())
+        .count();
+    assert_eq!(
+        positions_before, 0,
+        "positions were shared before any alert: {inbox}"
+    );
+}
+
+/// Issue 18 §1: "add time" moves the expected arrival (the contact is
+/// told, the switch follows), the destination keeps the name it was given
+/// (on this device only), and what cannot be extended is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_time_and_a_named_destination() {
+    let clock = ManualClock::new(T0);
+    let a = start(&clock).await;
+    let b = start(&clock).await;
+    befriend(&a, "Alice", &b, "Bob").await;
+    let (s, j) = a
+        .post(
+            "/v1/journey",
+            json!({"lat": 48.82, "lon": 2.39, "eta_secs": 1200, "destination_name": "Pharmacie des Lilas"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{j}");
+    assert_eq!(j["destination_name"], json!("Pharmacie des Lilas"));
+    let eta = j["expected_arrival"].as_u64().expect("eta");
+    let started = inbox_item(&b, "journey_started", 0).await;
+    // The name stays on Alice's phone.
+    assert!(!started.to_string().contains("Pharmacie"), "{started}");
+
+    let (s, e) = a
+        .post(
+            "/v1/journey/extend",
+            json!({"add_secs": 600, "eta_secs": 60}),
+        )
+        .await;
+    assert_eq!(error_code(s, &e), "invalid_field");
+    let (s, longer) = a.post("/v1/journey/extend", json!({"add_secs": 600})).await;
+    assert_eq!(s, StatusCode::OK, "{longer}");
+    assert_eq!(longer["expected_arrival"], json!(eta + 600));
+    assert_eq!(longer["destination_name"], json!("Pharmacie des Lilas"));
+    assert!(longer["switch_release_at"].as_u64() > j["switch_release_at"].as_u64());
+    let changed = inbox_item(&b, "journey_changed", started["id"].as_u64().unwrap_or(0)).await;
+    assert_eq!(changed["expected_arrival"], json!(eta + 600));
+    // Beyond 8 hours: refused, with the latest arrival allowed.
+    let (s, e) = a
+        .post("/v1/journey/extend", json!({"add_secs": 9 * 3600}))
+        .await;
+    assert_eq!(error_code(s, &e), "bad_eta");
+    // Once overdue, it is too late.
+    clock.advance(1200 + 600 + 900 + 1);
+    eventually("overdue", || async {
+        let (_, j) = a.get("/v1/journey").await;
+        (j["state"] == json!("overdue")).then_some(())
+    })
+    .await;
+    let (s, e) = a.post("/v1/journey/extend", json!({"add_secs": 600})).await;
+    assert_eq!(error_code(s, &e), "bad_eta");
+}
+
+/// Issue 18 §2: a contact's journey as Bob's map draws it, over HTTP
+/// between two real nodes: state, destination, expected arrival (after
+/// added time), the path since the start and the last position; then the
+/// arrival.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contacts_journey_is_there_for_the_map() {
+    let clock = ManualClock::new(T0);
+    let a = start(&clock).await;
+    let b = start(&clock).await;
+    befriend(&a, "Alice", &b, "Bob").await;
+    let (_, none) = b.get("/v1/circle/journeys").await;
+    assert_eq!(none, json!({"journeys": []}));
+
+    let put = reqwest::Method::PUT;
+    let (s, _) = send_json(
+        &a,
+        put.clone(),
+        "/v1/location",
+        json!({"lat": IVRY.0, "lon": IVRY.1}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, j) = a
+        .post(
+            "/v1/journey",
+            json!({"lat": 48.82, "lon": 2.39, "eta_secs": 1500}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{j}");
+    let mut last = inbox_item(&b, "journey_started", 0).await;
+    for step in 1..=2 {
+        clock.advance(301);
+        let (s, _) = send_json(
+            &a,
+            put.clone(),
+            "/v1/location",
+            json!({"lat": IVRY.0 - 0.002 * f64::from(step), "lon": IVRY.1}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        last = inbox_item(&b, "position", last["id"].as_u64().unwrap_or(0)).await;
+    }
+    let (s, shared) = b.get("/v1/circle/journeys").await;
+    assert_eq!(s, StatusCode::OK, "{shared}");
+    let seen = &shared["journeys"][0];
+    assert_eq!(seen["journey"], j["id"], "{shared}");
+    assert_eq!(seen["from_name"], json!("Alice"));
+    assert_eq!(seen["state"], json!("on_the_way"));
+    assert_eq!(seen["expected_arrival"], j["expected_arrival"]);
+    assert_eq!(seen["destination"]["lat"], json!(48.82));
+    let path = seen["path"].as_array().expect("path");
+    assert!(path.len() >= 2, "{shared}");
+    assert_eq!(seen["last_position"], last["fix"], "{shared}");
+    // Alice's own journey is not among those shared with her.
+    let (_, mine) = a.get("/v1/circle/journeys").await;
+    assert_eq!(mine, json!({"journeys": []}));
+
+    // Added time moves the expected arrival on Bob's side.
+    let (s, longer) = a.post("/v1/journey/extend", json!({"add_secs": 600})).await;
+    assert_eq!(s, StatusCode::OK, "{longer}");
+    eventually("the new arrival", || async {
+        let (_, shared) = b.get("/v1/circle/journeys").await;
+        (shared["journeys"][0]["expected_arrival"] == longer["expected_arrival"]).then_some(())
+    })
+    .await;
+    let (s, _) = a.post_empty("/v1/journey/arrived").await;
+    assert_eq!(s, StatusCode::OK);
+    eventually("the arrival", || async {
+        let (_, shared) = b.get("/v1/circle/journeys").await;
+        let j = &shared["journeys"][0];
+        (j["state"] == json!("arrived") && j["ended_at"].is_u64()).then_some(())
+    })
+    .await;
 }

@@ -67,6 +67,8 @@ fn signed(key: &DirectoryKey, serial: u64, issued_at: u64, valid_for: u64) -> Ve
             expires_at: issued_at + 30 * DAY,
         }],
         heartbeats: vec![],
+        relays: vec![],
+        token_keys: vec![],
     }
     .sign(key)
     .expect("sign")

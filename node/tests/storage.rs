@@ -7,7 +7,8 @@ mod common;
 use common::*;
 use ronde_node::error::StoreError;
 use ronde_node::store::{
-    Inserted, ReportStore, SledStore, DB_DIR, META_TREE, SCHEMA_VERSION, SCHEMA_VERSION_KEY,
+    Eviction, Inserted, ReportStore, SledStore, DB_DIR, META_TREE, SCHEMA_VERSION,
+    SCHEMA_VERSION_KEY,
 };
 use ronde_node::{ManualClock, NodeError};
 use ronde_protocol::{area_of, cell_for, Category, Draft, VerifiedReport};
@@ -83,8 +84,9 @@ fn store_dedups_refuses_expired_and_scans_by_area_and_cell() {
 
 #[test]
 fn a_full_store_evicts_the_report_expiring_soonest() {
+    // The rule before issue 14, kept to measure the defence against floods.
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut s = SledStore::open(dir.path(), 3).expect("open");
+    let mut s = SledStore::open_with(dir.path(), 3, Eviction::SoonestExpiry).expect("open");
     let r10 = report_with_ttl(IVRY, T0, 10);
     let r20 = report_with_ttl(IVRY, T0, 20);
     let r30 = report_with_ttl(IVRY, T0, 30);
@@ -338,4 +340,61 @@ fn an_empty_batch_writes_nothing() {
     let mut s = SledStore::open(dir.path(), 10).expect("open");
     assert!(s.insert_many(&[], T0).expect("insert_many").is_empty());
     assert!(s.is_empty());
+}
+
+/// Issue 14: a flood of valid 60-minute reports into one cell must not push
+/// honest 30-minute reports of other cells out of a full store.
+#[test]
+fn a_flood_of_longer_lived_reports_in_one_cell_never_evicts_honest_reports_elsewhere() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = SledStore::open(dir.path(), 10).expect("open");
+    // Honest reports: two in Ivry, one in Lyon, 30 minutes each.
+    let honest = [
+        report_with_ttl(IVRY, T0, 30),
+        report_with_ttl(IVRY, T0 + 60, 30),
+        report_with_ttl(LYON, T0, 30),
+    ];
+    for r in &honest {
+        assert!(matches!(
+            s.insert(r, T0 + 60).expect("insert"),
+            Inserted::Stored { .. }
+        ));
+    }
+    // The flood: 60-minute reports, all in one cell of Ivry's area (a few
+    // hundred metres away), observed later, many more than the store holds.
+    let flooded = (48.8190, 2.3900);
+    assert_ne!(
+        cell_for(flooded.0, flooded.1, 7).expect("cell"),
+        honest[0].report().cell()
+    );
+    for i in 0..40 {
+        let spam = report_with_ttl(flooded, T0 + 120 + i, 60);
+        s.insert(&spam, T0 + 120).expect("insert");
+    }
+    assert_eq!(s.len(), 10);
+    for r in &honest {
+        assert!(
+            s.get(&r.id(), T0 + 120).expect("get").is_some(),
+            "an honest report was evicted by the flood"
+        );
+    }
+    // Reopened, the store makes the same choice (its index is rebuilt).
+    drop(s);
+    let mut s = SledStore::open(dir.path(), 10).expect("reopen");
+    let spam = report_with_ttl(flooded, T0 + 300, 60);
+    assert!(matches!(
+        s.insert(&spam, T0 + 300).expect("insert"),
+        Inserted::Stored { evicted: Some(_) }
+    ));
+    for r in &honest {
+        assert!(s.get(&r.id(), T0 + 300).expect("get").is_some());
+    }
+    // A batch floods no better than single reports.
+    let batch: Vec<VerifiedReport> = (0..20)
+        .map(|i| report_with_ttl(flooded, T0 + 400 + i, 60))
+        .collect();
+    s.insert_many(&batch, T0 + 400).expect("insert_many");
+    for r in &honest {
+        assert!(s.get(&r.id(), T0 + 400).expect("get").is_some());
+    }
 }

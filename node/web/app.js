@@ -61,17 +61,23 @@
     approve: (id) => '/v1/contacts/' + encodeURIComponent(id) + '/approve',
     contact: (id) => '/v1/contacts/' + encodeURIComponent(id),
     inbox: '/v1/inbox',
+    sharedJourneys: '/v1/circle/journeys',
     inboxAck: '/v1/inbox/ack',
     journey: '/v1/journey',
     journeyArrived: '/v1/journey/arrived',
     journeyCancel: '/v1/journey/cancel',
+    journeyExtend: '/v1/journey/extend',
     sos: '/v1/sos',
     sosCancel: '/v1/sos/cancel',
+    codes: '/v1/circle/codes',
+    circleStatus: '/v1/circle',
     safePlaces: '/v1/safe-places',
     directory: '/v1/directory',
     flag: (id) => '/v1/safe-places/' + encodeURIComponent(id) + '/flag',
   };
   const SOS_COUNTDOWN_SECS = 5;
+  /** How long the discreet SOS is held before it is sent. */
+  const SOS_HOLD_MS = 2000;
   const STATUS_EVERY_MS = 10000;
   const REPORTS_EVERY_MS = 60000;
   const CIRCLE_EVERY_MS = 10000;
@@ -87,6 +93,7 @@
     here: null, // {lat, lon, acc, at, source: 'gps' | 'manual'}
     nodeAt: null, // the last point sent to PUT /v1/location
     radius: 1000,
+    lens: null, // the map zoomed in: see setLens
     reports: new Map(), // id → report (+ _t0: when its age_secs was read)
     cellFilter: null,
     status: null,
@@ -100,6 +107,7 @@
       contacts: [],
       pendingInvites: 0,
       inbox: [],
+      shared: [], // contacts' journeys (GET /v1/circle/journeys)
       journey: null,
       sos: null,
       alerted: new Set(), // inbox item ids already shown as an alert
@@ -362,7 +370,9 @@
 
   function restoreHere() {
     try {
-      const saved = JSON.parse(sessionStorage.getItem('ronde.here') || 'null');
+      // A position typed by the person is remembered on this device; a
+      // GPS one only for this session.
+      const saved = JSON.parse(sessionStorage.getItem('ronde.here') || localStorage.getItem('ronde.typed') || 'null');
       if (saved && Number.isFinite(saved.lat) && Number.isFinite(saved.lon)) state.here = saved;
     } catch (_) { /* nothing saved */ }
   }
@@ -455,7 +465,9 @@
     const c = parseCoords($('#where-coords').value);
     if (!c) { showError($('#where-error'), t('where.bad_coords')); return; }
     $('#where-dialog').close();
-    await setHere({ lat: c.lat, lon: c.lon, acc: 0, at: Date.now(), source: 'manual' });
+    const here = { lat: c.lat, lon: c.lon, acc: 0, at: Date.now(), source: 'manual' };
+    try { localStorage.setItem('ronde.typed', JSON.stringify(here)); } catch (_) { /* ignore */ }
+    await setHere(here);
   }
 
   // ---------------------------------------------------------------------
@@ -517,14 +529,29 @@
     }
   }
 
-  /** Reports grouped by cell: [{cell, reports, sev, bounds}], most first. */
+  /** Tokens one issuance identity gets per day (docs/protocol.md §8.5). */
+  const TOKENS_PER_DAY = 24;
+
+  /**
+   * Reports grouped by cell: [{cell, reports, sev, minPeople}], most first.
+   * `minPeople` is the API's `min_people`: with at most 24 tokens per
+   * identity per day, k tokened reports of one day come from at least
+   * ceil(k / 24) identities; the largest bound over the days (0: none).
+   */
   function cellsOf(reports) {
     const map = new Map();
     for (const r of reports) {
       let c = map.get(r.cell);
-      if (!c) { c = { cell: r.cell, reports: [], sev: -1 }; map.set(r.cell, c); }
+      if (!c) { c = { cell: r.cell, reports: [], sev: -1, days: new Map() }; map.set(r.cell, c); }
       c.reports.push(r);
       c.sev = Math.max(c.sev, SEVERITY[r.category] ?? 1);
+      if (r.tokened) {
+        const day = Math.floor(r.observed_at / 86400);
+        c.days.set(day, (c.days.get(day) || 0) + 1);
+      }
+    }
+    for (const c of map.values()) {
+      c.minPeople = Math.max(0, ...[...c.days.values()].map((k) => Math.ceil(k / TOKENS_PER_DAY)));
     }
     return [...map.values()].sort((a, b) => b.reports.length - a.reports.length);
   }
@@ -563,11 +590,13 @@
     const keep = [...svg.children].filter((c) => c.tagName === 'title');
     svg.replaceChildren(...keep);
     const R = radius * 1.1;
-    svg.setAttribute('viewBox', `${-R} ${-R} ${2 * R} ${2 * R}`);
+    // What is shown: the whole radar, or the lens zoomed into it.
+    const V = opts.view || [-R, -R, 2 * R, 2 * R];
+    svg.setAttribute('viewBox', V.map((v) => v.toFixed(1)).join(' '));
     const here = state.here;
     if (!here) return null;
     const p = projector(here.lat, here.lon);
-    const fs = R * 0.062; // label size, in metres
+    const fs = (V[2] / 2) * 0.062; // label size, in metres
     svg.append(svgEl('rect', { class: 'map-bg', x: -R, y: -R, width: 2 * R, height: 2 * R }));
     const grid = svgEl('g', { class: 'map-grid', 'aria-hidden': 'true' });
     for (const f of [0.5, 1]) {
@@ -577,8 +606,8 @@
     grid.append(svgEl('line', { class: 'axis', x1: -R, y1: 0, x2: R, y2: 0, 'vector-effect': 'non-scaling-stroke' }));
     grid.append(svgEl('line', { class: 'axis', x1: 0, y1: -R, x2: 0, y2: R, 'vector-effect': 'non-scaling-stroke' }));
     // North arrow, top right.
-    const nx = R - fs * 1.6;
-    const ny = -R + fs * 2.6;
+    const nx = V[0] + V[2] - fs * 1.6;
+    const ny = V[1] + fs * 2.6;
     grid.append(svgEl('path', { class: 'north', d: `M${nx} ${ny - fs * 1.8} l${fs * 0.6} ${fs * 1.4} h${-fs * 1.2} z` }));
     grid.append(svgEl('text', { class: 'north-label', x: nx, y: ny + fs * 0.9, 'font-size': fs, 'text-anchor': 'middle', text: t('map.north') }));
     svg.append(grid);
@@ -594,9 +623,10 @@
       const dist = fmtDist(Math.min(...c.reports.map(distanceOf)));
       const g = svgEl('g', {
         class: 'cell sev' + c.sev + (state.cellFilter === c.cell ? ' selected' : ''),
-        'data-cell': c.cell, 'data-count': n,
+        'data-cell': c.cell, 'data-count': n, 'data-min-people': c.minPeople,
         tabindex: opts.interactive ? 0 : null, role: opts.interactive ? 'button' : null,
-        'aria-label': t('map.cell_label', { cell: c.cell, n, cats, dist }),
+        'aria-label': t('map.cell_label', { cell: c.cell, n, cats, dist })
+          + (c.minPeople > 0 ? ' ' + t('map.cell_people', { n: c.minPeople }) : ''),
         'aria-pressed': opts.interactive ? String(state.cellFilter === c.cell) : null,
       });
       g.append(svgEl('polygon', {
@@ -610,6 +640,11 @@
       const by = Math.abs(y1 - y0) > 4 * rr ? cy : y0;
       g.append(svgEl('circle', { class: 'count-bg', cx: bx, cy: by, r: rr, 'vector-effect': 'non-scaling-stroke' }));
       g.append(svgEl('text', { class: 'count', x: bx, y: by, 'font-size': fs * 1.0, 'text-anchor': 'middle', 'dominant-baseline': 'central', text: String(n) }));
+      if (c.minPeople > 0) {
+        // The lower bound on the people behind the tokened reports, under
+        // the count ("≥2 people"); the label says what it means.
+        g.append(svgEl('text', { class: 'people', x: bx, y: by + rr * 1.9, 'font-size': fs * 0.7, 'text-anchor': 'middle', 'dominant-baseline': 'central', 'aria-hidden': 'true', text: t('map.people_short', { n: c.minPeople }) }));
+      }
       if (opts.interactive) {
         const pick = () => { state.cellFilter = state.cellFilter === c.cell ? null : c.cell; renderMap(); renderReports(); };
         g.addEventListener('click', pick);
@@ -638,29 +673,176 @@
         svgEl('path', { d: `M${x} ${y} l${-fs * 0.7} ${-fs * 1.6} a${fs * 0.75} ${fs * 0.75} 0 1 1 ${fs * 1.4} 0 z`, 'vector-effect': 'non-scaling-stroke' })));
     }
 
+    // Contacts' journeys while they share: path since the start, the
+    // destination, the last position with their name.
+    for (const j of opts.shared || []) {
+      const g = svgEl('g', { class: 'shared state-' + j.state, 'data-journey': j.journey, role: 'img', 'aria-label': sharedLabel(j) });
+      const pts = (j.path || []).map((f) => `${p.x(f.lon)},${p.y(f.lat)}`);
+      if (pts.length > 1) g.append(svgEl('polyline', { class: 'shared-path', points: pts.join(' '), 'vector-effect': 'non-scaling-stroke' }));
+      if (j.destination) {
+        const x = p.x(j.destination.lon); const y = p.y(j.destination.lat);
+        g.append(svgEl('path', { class: 'shared-dest', d: `M${x} ${y} l${-fs * 0.5} ${-fs * 1.2} a${fs * 0.55} ${fs * 0.55} 0 1 1 ${fs} 0 z`, 'vector-effect': 'non-scaling-stroke' }));
+      }
+      const last = j.last_position;
+      if (last) {
+        const x = p.x(last.lon); const y = p.y(last.lat);
+        g.append(svgEl('circle', { class: 'shared-pos', cx: x, cy: y, r: fs * 0.6, 'vector-effect': 'non-scaling-stroke' }));
+        g.append(svgEl('text', { class: 'shared-name', x, y: y - fs * 0.9, 'font-size': fs * 0.9, 'text-anchor': 'middle', text: j.from_name || contactName(j.from) || '?' }));
+      }
+      svg.append(g);
+    }
+
     const me = svgEl('g', { class: 'me', role: 'img', 'aria-label': t('map.me') });
     if (here.acc && here.acc < radius) me.append(svgEl('circle', { class: 'acc', cx: 0, cy: 0, r: here.acc }));
     me.append(svgEl('circle', { class: 'dot', cx: 0, cy: 0, r: fs * 0.55, 'vector-effect': 'non-scaling-stroke' }));
     svg.append(me);
 
     // Scale bar, bottom left: a round length near a fifth of the width.
-    const target = radius * 0.4;
-    const step = [50, 100, 200, 250, 500, 1000, 2000, 5000].reduce((best, s) => (Math.abs(s - target) < Math.abs(best - target) ? s : best), 100);
-    const sx = -R + fs * 0.8; const sy = R - fs * 1.0;
+    const target = (V[2] / 2.2) * 0.4;
+    const step = [10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000].reduce((best, s) => (Math.abs(s - target) < Math.abs(best - target) ? s : best), 100);
+    const sx = V[0] + fs * 0.8; const sy = V[1] + V[3] - fs * 1.0;
     svg.append(svgEl('g', { class: 'scale', 'aria-hidden': 'true' },
       svgEl('path', { d: `M${sx} ${sy - fs * 0.4} v${fs * 0.4} h${step} v${-fs * 0.4}`, 'vector-effect': 'non-scaling-stroke' }),
       svgEl('text', { x: sx + step / 2, y: sy - fs * 0.6, 'font-size': fs * 0.85, 'text-anchor': 'middle', text: fmtDist(step) })));
     return p;
   }
 
+  // The city basemap, read from the local node (which fetched the whole
+  // file once from a relay): streets under the SVG, which keeps every
+  // overlay. Nothing is asked of a relay here.
+  let basemap = null;
+  // The map libraries (about 1 MB) load only when there is a basemap.
+  function loadScript(src) {
+    return new Promise((resolve, reject) => {
+      const s = document.createElement('script');
+      s.src = src;
+      s.onload = resolve;
+      s.onerror = reject;
+      document.head.append(s);
+    });
+  }
+
+  async function setupBasemap() {
+    try {
+      const res = await fetch('/v1/basemap', { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+      if (!res.ok || !(await res.json()).cached) return;
+      const css = document.createElement('link');
+      css.rel = 'stylesheet';
+      css.href = '/app/vendor/maplibre-gl.css';
+      document.head.append(css);
+      await loadScript('/app/vendor/maplibre-gl-csp.js');
+      await loadScript('/app/vendor/pmtiles.js');
+      await loadScript('/app/basemap.js');
+    } catch (e) { return; }
+    if (!window.RondeBasemap) return;
+    const box = $('#report-basemap');
+    basemap = window.RondeBasemap.create(box, '/v1/basemap.pmtiles', '/app/vendor/maplibre-gl-csp-worker.js', true);
+    if (!basemap) return;
+    show(box, true);
+    $('#report-map').classList.add('with-basemap');
+    const attr = $('#map-attribution');
+    attr.textContent = window.RondeBasemap.ATTRIBUTION;
+    show(attr, true);
+    renderMap();
+  }
+
+  function syncBasemap(svg, view) {
+    if (!basemap || !state.here) return;
+    const px = Math.min(svg.clientWidth || 1, svg.clientHeight || 1);
+    const mpp = view[2] / px;
+    // The view's centre, metres east (x) and south (y) of the person.
+    const cx = view[0] + view[2] / 2, cy = view[1] + view[3] / 2;
+    const lat = state.here.lat - cy / 111320;
+    const lon = state.here.lon + cx / (111320 * Math.cos((state.here.lat * Math.PI) / 180));
+    window.RondeBasemap.sync(basemap, [lat, lon], window.RondeBasemap.zoomFor(state.here.lat, mpp));
+  }
+
+  // The map's lens: zoomed in (wheel, pinch) around the pointer and moved
+  // by a drag, inside the radar's square; null shows the whole radius.
+  // {cx, cy, half}: metres east and south of the person, half-width.
+  function lensView() {
+    const R = state.radius * 1.1;
+    const l = state.lens;
+    return l ? [l.cx - l.half, l.cy - l.half, 2 * l.half, 2 * l.half] : [-R, -R, 2 * R, 2 * R];
+  }
+
+  function setLens(l) {
+    const R = state.radius * 1.1;
+    if (!l || l.half >= R) {
+      state.lens = null;
+    } else {
+      const half = Math.max(40, l.half);
+      const m = R - half;
+      state.lens = { cx: Math.max(-m, Math.min(m, l.cx)), cy: Math.max(-m, Math.min(m, l.cy)), half };
+    }
+    // Once zoomed in, a finger moves the map rather than the page.
+    $('#report-map').style.touchAction = state.lens ? 'none' : 'pan-x pan-y';
+    renderMap();
+  }
+
+  // Zoom by `f` (< 1: in) keeping the map point under (clientX, clientY).
+  function zoomLensAt(clientX, clientY, f) {
+    const svg = $('#report-map');
+    const ctm = svg.getScreenCTM();
+    if (!ctm || !state.here) return;
+    const pt = new DOMPoint(clientX, clientY).matrixTransform(ctm.inverse());
+    const R = state.radius * 1.1;
+    const l = state.lens || { cx: 0, cy: 0, half: R };
+    const half = Math.max(40, Math.min(R, l.half * f));
+    const k = half / l.half;
+    setLens({ cx: pt.x + (l.cx - pt.x) * k, cy: pt.y + (l.cy - pt.y) * k, half });
+  }
+
+  function setupMapGestures() {
+    const svg = $('#report-map');
+    svg.style.touchAction = 'pan-x pan-y';
+    svg.addEventListener('wheel', (e) => {
+      e.preventDefault();
+      zoomLensAt(e.clientX, e.clientY, e.deltaY > 0 ? 1.25 : 0.8);
+    }, { passive: false });
+    const down = new Map(); // pointerId → [x, y]
+    let moved = false;
+    svg.addEventListener('pointerdown', (e) => { down.set(e.pointerId, [e.clientX, e.clientY]); moved = false; });
+    svg.addEventListener('pointermove', (e) => {
+      const prev = down.get(e.pointerId);
+      if (!prev) return;
+      if (down.size === 2) {
+        const [a, b] = [...down.values()];
+        const other = a === prev ? b : a;
+        const before = Math.hypot(prev[0] - other[0], prev[1] - other[1]);
+        const after = Math.hypot(e.clientX - other[0], e.clientY - other[1]);
+        if (before > 0 && after > 0) {
+          zoomLensAt((e.clientX + other[0]) / 2, (e.clientY + other[1]) / 2, before / after);
+          moved = true;
+        }
+      } else if (down.size === 1 && state.lens) {
+        const dx = e.clientX - prev[0], dy = e.clientY - prev[1];
+        if (!moved && Math.hypot(dx, dy) < 6) return;
+        moved = true;
+        const ctm = svg.getScreenCTM();
+        const k = ctm && ctm.a ? 1 / ctm.a : 1;
+        setLens({ cx: state.lens.cx - dx * k, cy: state.lens.cy - dy * k, half: state.lens.half });
+      }
+      down.set(e.pointerId, [e.clientX, e.clientY]);
+    });
+    const up = (e) => { down.delete(e.pointerId); };
+    svg.addEventListener('pointerup', up);
+    svg.addEventListener('pointercancel', up);
+    // A drag or pinch is no tap on a cell.
+    svg.addEventListener('click', (e) => { if (moved) { e.stopPropagation(); moved = false; } }, true);
+  }
+
   function renderMap() {
     const svg = $('#report-map');
     const reports = liveReports();
     const cells = cellsOf(reports);
+    const view = lensView();
+    syncBasemap(svg, view);
     drawMap(svg, state.radius, {
-      cells, interactive: true,
+      view, cells, interactive: true,
       places: state.directory.available ? state.directory.places : null,
       dest: state.circle.journey && isActiveJourney(state.circle.journey) ? state.circle.journey.destination : null,
+      shared: state.circle.shared,
     });
     const overlay = $('#map-empty');
     overlay.textContent = t('map.no_location');
@@ -794,6 +976,13 @@
     } catch (_) {
       state.status = null;
     }
+    // No position yet (no GPS answer, nothing typed): start from where the
+    // node was told it is (`ronde node --at`).
+    const at = state.status && state.status.location;
+    if (!state.here && at && Number.isFinite(at.lat) && Number.isFinite(at.lon)) {
+      state.nodeAt = { lat: at.lat, lon: at.lon };
+      setHere({ lat: at.lat, lon: at.lon, acc: 0, at: Date.now(), source: 'node' });
+    }
     renderConn();
   }
 
@@ -847,7 +1036,9 @@
       return;
     }
     await Promise.all([
+      api('GET', ROUTES.circleStatus).then((d) => { state.circle.codes = !!(d && d.codes); }).catch(() => {}),
       api('GET', ROUTES.inbox).then((d) => { state.circle.inbox = (d && d.items) || []; }).catch(() => {}),
+      api('GET', ROUTES.sharedJourneys).then((d) => { state.circle.shared = (d && d.journeys) || []; }).catch(() => {}),
       api('GET', ROUTES.journey).then((d) => { state.circle.journey = unwrap(d, 'journey'); })
         .catch((e) => { if (e.code === 'no_journey') state.circle.journey = null; }),
       api('GET', ROUTES.sos).then((d) => { state.circle.sos = unwrap(d, 'sos'); })
@@ -856,6 +1047,8 @@
     renderCircle();
     renderJourney();
     renderSosState();
+    renderCodes();
+    renderMap();
     raiseNewAlerts();
   }
 
@@ -883,7 +1076,9 @@
 
   function inboxText(item) {
     const name = item.from_name || contactName(item.from) || '?';
-    const key = 'inbox.k.' + item.kind;
+    let key = 'inbox.k.' + item.kind;
+    if (item.kind === 'deviated') key += '.' + item.reason;
+    if (item.kind === 'journey_started' && item.states_only) key = 'inbox.k.journey_started_states_only';
     const time = item.expected_arrival ? fmtTime(item.expected_arrival) : '';
     const s = t(key, { name, time });
     return s === key ? t('inbox.k.other', { name }) : s;
@@ -892,6 +1087,12 @@
   function placeOf(item) {
     return item.place || (item.last_seen) || (item.fix) || item.destination || null;
   }
+
+  /** How urgent an alert is: the banner shows the most urgent unseen one. */
+  const ALERT_RANK = { sos: 5, duress: 4, overdue: 3, deviated: 2 };
+  const alertRank = (i) => ALERT_RANK[i.kind] || 1;
+  /** The item an alert is about (SOS id or journey id). */
+  const subjectOf = (i) => i.sos || i.journey || i.of || null;
 
   function raiseNewAlerts() {
     const fresh = state.circle.inbox.filter((i) => i.alert && !i.seen && !state.circle.alerted.has(i.id));
@@ -902,7 +1103,8 @@
     show(badge, unseen.length > 0);
     const banner = $('#alert-banner');
     if (unseen.length) {
-      const last = unseen[unseen.length - 1];
+      // The most urgent, then the newest: an overdue never hides an SOS.
+      const last = [...unseen].sort((a, b) => alertRank(b) - alertRank(a) || b.id - a.id)[0];
       banner.replaceChildren(
         el('span', { text: t('inbox.alert_banner', { text: inboxText(last) }) }),
         el('button', { type: 'button', class: 'btn small', onclick: () => showView('circle', true), text: t('nav.circle') }));
@@ -920,6 +1122,7 @@
     show(unavailable, !available);
     show($('#circle-body'), available);
     if (!available) return;
+    renderShared();
 
     // Inbox, newest first; position updates folded into their journey.
     const list = $('#inbox-list');
@@ -927,13 +1130,21 @@
     // Only the latest position of each journey, and none once it ended.
     const ended = new Set();
     const placed = new Set();
+    const alerted = new Set(state.circle.inbox.filter((i) => i.alert && i.kind !== 'sos').map(subjectOf));
     const items = [...state.circle.inbox].sort((a, b) => b.id - a.id).filter((i) => {
       if (i.kind === 'arrived' || i.kind === 'journey_cancelled') ended.add(i.journey);
       if (i.kind !== 'position') return true;
       if (ended.has(i.journey) || placed.has(i.journey)) return false;
       placed.add(i.journey);
       return true;
-    });
+    })
+      // Alerts not yet acknowledged stay pinned at the top, the most urgent
+      // first; then everything else, newest first.
+      .sort((a, b) => {
+        const pa = a.alert && !a.seen ? alertRank(a) : 0;
+        const pb = b.alert && !b.seen ? alertRank(b) : 0;
+        return pb - pa || b.id - a.id;
+      });
     show($('#inbox-empty'), items.length === 0);
     for (const item of items.slice(0, 50)) {
       const place = placeOf(item);
@@ -947,8 +1158,13 @@
       const ack = item.alert && !item.seen
         ? el('button', { type: 'button', class: 'btn primary', 'data-ack': item.id, onclick: () => ackItem(item), text: t('inbox.ack') })
         : (item.alert ? el('span', { class: 'seen', text: t('inbox.seen') }) : null);
-      list.append(el('li', { class: 'card inbox' + (item.alert ? ' alert' : '') + (item.seen ? ' seen' : ''), 'data-kind': item.kind, 'data-id': item.id },
-        el('strong', { text: inboxText(item) }),
+      // After an alert about a journey, a position no longer says "on the
+      // way": it is the last position known.
+      const text = item.kind === 'position' && alerted.has(item.journey)
+        ? t('inbox.k.position_after_alert', { name: item.from_name || contactName(item.from) || '?', time: fmtTime((item.fix && item.fix.at) || item.received_at) })
+        : inboxText(item);
+      list.append(el('li', { class: 'card inbox' + (item.alert ? ' alert' : '') + (item.alert && !item.seen ? ' pinned' : '') + (item.seen ? ' seen' : ''), 'data-kind': item.kind, 'data-id': item.id },
+        el('strong', { text }),
         item.note ? el('p', { class: 'note-text', text: t('inbox.note', { note: item.note }) }) : null,
         where,
         item.safety_number ? el('p', { class: 'safety' }, el('span', { class: 'meta', text: t('contacts.safety') + ' ' }), el('code', { text: item.safety_number })) : null,
@@ -972,6 +1188,35 @@
           c.state === 'awaiting_my_approval'
             ? el('button', { type: 'button', class: 'btn primary', onclick: () => approveContact(c), text: t('contacts.approve') }) : null,
           el('button', { type: 'button', class: 'btn ghost', onclick: () => removeContact(c), text: t('contacts.remove') }))));
+    }
+  }
+
+  /** One line about a contact's journey: who, its state, when. */
+  function sharedLabel(j) {
+    const name = j.from_name || contactName(j.from) || '?';
+    const key = 'shared.state.' + j.state + (j.state === 'deviated' && j.deviation ? '.' + j.deviation : '');
+    return t(key, { name, time: fmtTime(j.expected_arrival) });
+  }
+
+  /** Contacts' journeys while they share: state, expected arrival, last
+   *  position; alerts first (the node orders them). */
+  function renderShared() {
+    const list = $('#shared-list');
+    list.replaceChildren();
+    const journeys = state.circle.shared || [];
+    show($('#shared-title'), journeys.length > 0);
+    for (const j of journeys) {
+      const last = j.last_position;
+      const where = last && Number.isFinite(last.lat) && Number.isFinite(last.lon)
+        ? el('p', { class: 'meta' },
+          t('shared.last', { time: fmtTime(last.at), dist: state.here ? fmtDist(distanceM(state.here, last)) : '' }), ' ',
+          el('button', { type: 'button', class: 'link', onclick: () => showView('map', true), text: t('shared.on_map') }), ' ',
+          el('a', { href: `geo:${last.lat.toFixed(6)},${last.lon.toFixed(6)}`, class: 'link', text: t('inbox.open_map') }))
+        : el('p', { class: 'meta faint', text: j.states_only ? t('shared.states_only') : t('shared.no_position') });
+      list.append(el('li', { class: 'card shared-card state-' + j.state + (j.state === 'overdue' || j.state === 'deviated' || j.state === 'duress' ? ' alert' : ''), 'data-journey': j.journey, 'data-state': j.state },
+        el('strong', { text: sharedLabel(j) }),
+        j.ended_at ? null : el('p', { class: 'meta', text: t('shared.eta', { time: fmtTime(j.expected_arrival) }) }),
+        where));
     }
   }
 
@@ -1009,6 +1254,28 @@
     try { localStorage.setItem('ronde.name', name); } catch (_) { /* ignore */ }
   }
 
+  /** The QR code of `text` (upper case, alphanumeric mode) as an SVG built
+   *  element by element (the app's policy allows no inline markup). */
+  function qrSvg(text) {
+    if (typeof window.qrcode !== 'function') return null;
+    let qr;
+    try {
+      qr = window.qrcode(0, 'L');
+      qr.addData(text, 'Alphanumeric');
+      qr.make();
+    } catch (_) { return null; }
+    const n = qr.getModuleCount();
+    const q = 4; // the quiet zone
+    const size = n + 2 * q;
+    let d = '';
+    for (let r = 0; r < n; r += 1) {
+      for (let c = 0; c < n; c += 1) if (qr.isDark(r, c)) d += `M${c + q} ${r + q}h1v1h-1z`;
+    }
+    return svgEl('svg', { class: 'qr', id: 'invite-qr', viewBox: `0 0 ${size} ${size}`, role: 'img', 'aria-label': t('contacts.qr_label'), 'shape-rendering': 'crispEdges' },
+      svgEl('rect', { width: size, height: size, fill: '#fff' }),
+      svgEl('path', { d, fill: '#000' }));
+  }
+
   async function createInvite(ev) {
     ev.preventDefault();
     const name = $('#invite-name').value.trim();
@@ -1020,6 +1287,12 @@
       const code = inv.code;
       out.replaceChildren(
         el('p', { class: 'meta', text: t('contacts.invite_code', { time: fmtDate(inv.expires_at) + ' ' + fmtTime(inv.expires_at) }) }),
+        el('p', { class: 'meta', text: t('contacts.qr_help') }),
+        qrSvg(inv.qr || code.toUpperCase()),
+        inv.short_code ? el('p', { class: 'short-code-line' },
+          el('span', { class: 'meta', text: t('contacts.short_code') + ' ' }),
+          el('strong', { class: 'short-code', id: 'invite-short-code', text: inv.short_code })) : null,
+        inv.short_code ? el('p', { class: 'meta faint', text: t('contacts.short_help') }) : null,
         el('code', { class: 'invite-code', id: 'invite-code', tabindex: 0, text: groupCode(code) }),
         el('div', { class: 'row' },
           el('button', { type: 'button', class: 'btn', onclick: () => copy(code), text: t('contacts.copy') }),
@@ -1049,6 +1322,12 @@
     showError($('#circle-error'), null);
     if (!code) { showError($('#circle-error'), t('contacts.need_code')); $('#accept-code').focus(); return; }
     if (name) saveName(name);
+    // A short code is looked for at the mailbox hosts: it may take a while.
+    const shortCode = /^[0-9a-z]{5}[-\s]?[0-9a-z]{5}$/i.test(code);
+    if (shortCode) {
+      out.replaceChildren(el('p', { class: 'meta', text: t('contacts.looking') }));
+      out.hidden = false;
+    }
     try {
       const res = await api('POST', ROUTES.accept, name ? { code, name } : { code });
       const c = unwrap(res, 'contact') || {};
@@ -1058,7 +1337,10 @@
       out.hidden = false;
       $('#accept-code').value = '';
       refreshCircle();
-    } catch (e) { showError($('#circle-error'), e); }
+    } catch (e) {
+      if (shortCode) out.hidden = true;
+      showError($('#circle-error'), e);
+    }
   }
 
   // Journey --------------------------------------------------------------
@@ -1082,13 +1364,23 @@
       box.replaceChildren(el('div', { class: 'card journey ' + j.state },
         el('h2', { class: 'section-title', text: t('journey.active_title') }),
         j.state !== 'active' ? el('p', { class: 'status-line', text: t('journey.state.' + j.state) }) : null,
-        el('p', { text: t('journey.to', { dest: dest.label || fmtCoords(dest.lat || 0, dest.lon || 0) }) + (state.here && Number.isFinite(dest.lat) ? ' · ' + fmtDist(distanceM(state.here, dest)) : '') }),
+        el('p', { id: 'journey-to', text: t('journey.to', { dest: j.destination_name || dest.label || fmtCoords(dest.lat || 0, dest.lon || 0) }) + (state.here && Number.isFinite(dest.lat) ? ' · ' + fmtDist(distanceM(state.here, dest)) : '') }),
         el('dl', { class: 'sent' },
           el('dt', { text: t('journey.expected') }), el('dd', { text: fmtTime(j.expected_arrival) }),
           el('dt', { text: t('journey.overdue_at') }), el('dd', { text: fmtTime(j.overdue_at || j.expected_arrival) })),
         el('p', { class: 'meta', text: t('journey.told', { n: j.contacts || 0 }) }),
         j.switch ? el('p', { class: 'meta', text: t('journey.switch.' + j.switch) }) : null,
+        (j.switch_hosts || []).length ? el('ul', { class: 'meta switch-hosts', 'aria-label': t('journey.switch.held_by') },
+          ...j.switch_hosts.map((h) => el('li', { text: t('journey.switch.host', {
+            peer: h.peer,
+            operator: h.operator || t('journey.switch.own_host'),
+            state: t('journey.switch.host.' + h.state),
+          }) }))) : null,
         acked ? el('p', { class: 'meta', text: t('journey.acked_by', { names: acked }) }) : null,
+        j.states_only ? el('p', { class: 'meta', text: t('journey.parents_on') }) : null,
+        j.near_destination ? el('p', { class: 'status-line', role: 'status', text: t('journey.near') }) : null,
+        j.state === 'active' ? el('button', { type: 'button', id: 'journey-more', class: 'btn', onclick: journeyMoreTime, text: t('journey.more_time') }) : null,
+        codeField('journey-code'),
         el('button', { type: 'button', id: 'journey-arrived', class: 'btn ok huge', onclick: journeyArrived, text: t('journey.arrived') }),
         el('button', { type: 'button', id: 'journey-cancel', class: 'btn ghost', onclick: journeyCancel, text: t('journey.cancel') })));
     } else if (justEnded) {
@@ -1101,11 +1393,27 @@
   }
   let justEnded = null;
 
+  /** Saved destinations ("Home", "Work"): on this device only. */
+  function savedPlaces() {
+    try {
+      const v = JSON.parse(localStorage.getItem('ronde.saved') || '[]');
+      return Array.isArray(v) ? v.filter((p) => p && typeof p.name === 'string' && Number.isFinite(p.lat) && Number.isFinite(p.lon)) : [];
+    } catch (_) { return []; }
+  }
+
+  function savePlace(name, dest) {
+    const list = savedPlaces().filter((p) => p.name !== name);
+    list.unshift({ name, lat: dest.lat, lon: dest.lon });
+    try { localStorage.setItem('ronde.saved', JSON.stringify(list.slice(0, 10))); } catch (_) { /* ignore */ }
+  }
+
   function renderDestKinds() {
     const sel = $('#journey-dest-kind');
-    const value = sel.value || 'map';
+    const saved = savedPlaces();
+    const value = sel.value || (saved.length ? 'saved:0' : 'map');
     sel.setAttribute('aria-label', t('journey.destination'));
     sel.replaceChildren(
+      ...saved.map((p, i) => el('option', { value: 'saved:' + i, text: p.name })),
       el('option', { value: 'map', text: t('journey.dest_map') }),
       el('option', { value: 'coords', text: t('journey.dest_coords') }),
       ...state.directory.places.slice(0, 10).map((p) => el('option', { value: 'place:' + p.id, text: t('journey.dest_place', { name: p.name }) + ' · ' + fmtDist(p.distance_m) })));
@@ -1152,16 +1460,25 @@
     showError($('#journey-error'), null);
     const kind = $('#journey-dest-kind').value;
     let dest = null;
+    let name = null;
     if (kind === 'map') dest = state.journeyDest;
     else if (kind === 'coords') dest = parseCoords($('#journey-coords').value);
-    else if (kind.startsWith('place:')) {
+    else if (kind.startsWith('saved:')) {
+      const s = savedPlaces()[parseInt(kind.slice(6), 10)];
+      if (s) { dest = { lat: s.lat, lon: s.lon }; name = s.name; }
+    } else if (kind.startsWith('place:')) {
       const place = state.directory.places.find((p) => 'place:' + p.id === kind);
-      if (place) dest = { lat: place.lat, lon: place.lon };
+      if (place) { dest = { lat: place.lat, lon: place.lon }; name = place.name; }
     }
     if (!dest) { showError($('#journey-error'), t('journey.need_dest')); return; }
+    const saveAs = $('#journey-save-name').value.trim();
+    if (saveAs) { savePlace(saveAs, dest); name = saveAs; $('#journey-save-name').value = ''; }
     const minutes = parseInt($('#journey-eta').value, 10) || 20;
+    const body = { lat: dest.lat, lon: dest.lon, eta_secs: minutes * 60 };
+    if (name) body.destination_name = name;
+    if ($('#journey-parents').checked) body.states_only = { corridor_m: 300, stop_secs: 600 };
     try {
-      const res = await api('POST', ROUTES.journey, { lat: dest.lat, lon: dest.lon, eta_secs: minutes * 60 });
+      const res = await api('POST', ROUTES.journey, body);
       state.circle.journey = unwrap(res, 'journey');
       justEnded = null;
       renderJourney();
@@ -1172,9 +1489,53 @@
     } catch (e) { showError($('#journey-error'), e); }
   }
 
+  /** A field for the person's code, shown once codes are set. */
+  function codeField(id) {
+    if (!state.circle.codes) return null;
+    return el('label', { class: 'code-field', for: id }, t('codes.enter'),
+      el('input', { id, class: 'input', type: 'password', inputmode: 'numeric', autocomplete: 'off', maxlength: '12' }));
+  }
+
+  /** `{code}` from a code field, or `{}` without codes. */
+  function codeBody(id) {
+    const f = document.getElementById(id);
+    const code = f ? f.value.trim() : '';
+    return code ? { code } : {};
+  }
+
+  async function saveCodes(ev) {
+    ev.preventDefault();
+    showError($('#codes-error'), null);
+    const body = { code: $('#codes-code').value.trim(), duress_code: $('#codes-duress').value.trim() };
+    const current = $('#codes-current').value.trim();
+    if (current) body.current_code = current;
+    try {
+      await api('PUT', ROUTES.codes, body);
+      for (const id of ['#codes-code', '#codes-duress', '#codes-current']) $(id).value = '';
+      state.circle.codes = true;
+      renderCodes();
+      announce(t('codes.saved'));
+    } catch (e) { showError($('#codes-error'), e); }
+  }
+
+  function renderCodes() {
+    $('#codes-state').textContent = t(state.circle.codes ? 'codes.on' : 'codes.off');
+    show($('#codes-current'), !!state.circle.codes);
+    show($('label[for="codes-current"]'), !!state.circle.codes);
+  }
+
+  async function journeyMoreTime() {
+    try {
+      const res = await api('POST', ROUTES.journeyExtend, { add_secs: 600 });
+      state.circle.journey = unwrap(res, 'journey');
+      renderJourney();
+      announce(t('journey.more_time_done', { time: fmtTime(state.circle.journey.expected_arrival) }));
+    } catch (e) { showError($('#journey-error'), e); }
+  }
+
   async function journeyArrived() {
     try {
-      await api('POST', ROUTES.journeyArrived, {});
+      await api('POST', ROUTES.journeyArrived, codeBody('journey-code'));
       justEnded = 'arrived';
       announce(t('journey.done_arrived'));
     } catch (e) { showError($('#journey-error'), e); }
@@ -1184,7 +1545,7 @@
 
   async function journeyCancel() {
     try {
-      await api('POST', ROUTES.journeyCancel, {});
+      await api('POST', ROUTES.journeyCancel, codeBody('journey-code'));
       justEnded = 'cancelled';
       announce(t('journey.done_cancelled'));
     } catch (e) { showError($('#journey-error'), e); }
@@ -1195,10 +1556,25 @@
 
   const sosActive = () => state.circle.sos && state.circle.sos.state === 'active';
 
+  /** Whether anyone in the circle can be alerted. */
+  const hasMutual = () => state.circle.contacts.some((c) => c.state === 'mutual');
+
   function openSos() {
     const d = $('#sos-dialog');
     if (d.open) return;
     show($('#sos-close'), false);
+    if (!sosActive() && state.circle.available !== false && !hasMutual()) {
+      // Nobody to alert: say so at once, with the numbers, no countdown.
+      show($('#sos-countdown-wrap'), false);
+      const box = $('#sos-state');
+      box.replaceChildren(el('p', { class: 'sos-text', id: 'sos-nobody', text: t('sos.no_contacts') }));
+      show(box, true);
+      show($('#sos-close'), true);
+      d.showModal();
+      const call = d.querySelector('.sos-calls a');
+      if (call) call.focus();
+      return;
+    }
     if (sosActive()) {
       // Already raised: show where it stands.
       show($('#sos-countdown-wrap'), false);
@@ -1219,6 +1595,37 @@
       if (state.sosLeft <= 0) { sendSos(); return; }
       renderSosCountdown();
     }, 1000);
+  }
+
+  /** The discreet trigger: pressing and holding 2 s sends the SOS at once,
+   *  with no dialog and no sound, only a short vibration. */
+  function wireSosHold(btn) {
+    if (!btn) return;
+    let timer = null;
+    const cancel = () => { if (timer) { clearTimeout(timer); timer = null; } btn.classList.remove('holding'); };
+    btn.addEventListener('pointerdown', (ev) => {
+      ev.preventDefault();
+      cancel();
+      btn.classList.add('holding');
+      timer = setTimeout(async () => {
+        timer = null;
+        btn.classList.remove('holding');
+        if (navigator.vibrate) navigator.vibrate(60);
+        try {
+          if (state.here) await api('PUT', ROUTES.location, { lat: state.here.lat, lon: state.here.lon }).catch(() => {});
+          const res = await api('POST', ROUTES.sos, {});
+          state.circle.sos = unwrap(res, 'sos');
+          btn.dataset.sent = 'true';
+          renderSosState();
+          refreshCircle();
+        } catch (e) {
+          // Nobody to alert, or the node is down: now it must be said.
+          openSos();
+        }
+      }, SOS_HOLD_MS);
+    });
+    for (const ev of ['pointerup', 'pointerleave', 'pointercancel']) btn.addEventListener(ev, cancel);
+    btn.addEventListener('contextmenu', (ev) => ev.preventDefault());
   }
 
   function renderSosCountdown() {
@@ -1280,12 +1687,13 @@
         : el('p', { class: 'meta', text: t('sos.waiting', { sends: s.sends || 1 }) }),
       el('ul', { class: 'recipients' }, recipients.map((r) => el('li', {},
         el('span', { text: r.name }), ' — ', el('span', { class: r.acked_at ? 'ok-text' : 'faint', text: r.acked_at ? t('inbox.seen') + ' ' + fmtTime(r.acked_at) : t('sos.not_acked') })))),
+      codeField('sos-code'),
       el('button', { type: 'button', id: 'sos-cancel', class: 'btn ok', onclick: cancelSos, text: t('sos.cancel') }));
   }
 
   async function cancelSos() {
     try {
-      const res = await api('POST', ROUTES.sosCancel, {});
+      const res = await api('POST', ROUTES.sosCancel, codeBody('sos-code'));
       if (res) state.circle.sos = unwrap(res, 'sos');
       else if (state.circle.sos) state.circle.sos.state = 'cancelled';
       renderSosState();
@@ -1359,6 +1767,14 @@
     renderDestKinds();
   }
 
+  function hoursLine(spec) {
+    if (!spec) return el('span', { class: 'meta', text: t('help.hours_unknown') });
+    const h = fmtHours(spec, new Date());
+    return el('span', { class: 'meta hours' },
+      h.open === null ? null : el('strong', { class: h.open ? 'ok-text open-now' : 'faint closed-now', text: t(h.open ? 'hours.open_now' : 'hours.closed_now') + ' · ' }),
+      t('help.hours', { hours: h.text }));
+  }
+
   function renderPlaces() {
     const d = state.directory;
     const stateLine = $('#places-state');
@@ -1381,7 +1797,7 @@
           el('strong', { text: p.name }),
           el('span', { class: 'dist', text: fmtDist(p.distance_m) })),
         el('span', { class: 'meta', text: t('place.' + p.kind) }),
-        el('span', { class: 'meta', text: p.opening_hours ? t('help.hours', { hours: p.opening_hours }) : t('help.hours_unknown') }),
+        hoursLine(p.opening_hours),
         fText ? el('span', { class: 'meta faint fresh-' + (f.status || ''), text: fText }) : null,
         el('div', { class: 'row' },
           p.contact && /^[+\d][\d ().-]{3,}$/.test(p.contact) ? el('a', { class: 'btn call small', href: 'tel:' + p.contact.replace(/[^+\d]/g, ''), text: t('help.call') + ' ' + p.contact }) : (p.contact ? el('span', { class: 'meta', text: p.contact }) : null),
@@ -1392,7 +1808,7 @@
     const mState = $('#mediators-state');
     const mList = $('#mediators-list');
     mList.replaceChildren();
-    const mMsg = d.available === false ? t('help.no_directory') : d.mediators.length ? '' : d.available ? t('help.no_mediators') : t('help.loading');
+    const mMsg = d.available === false ? t('help.no_directory') : d.mediators.length ? '' : d.available ? t('help.no_mediators') : t('help.waiting_directory');
     mState.textContent = mMsg;
     show(mState, !!mMsg);
     for (const m of d.mediators) {
@@ -1490,7 +1906,77 @@
     renderCircle();
     renderJourney();
     renderSosState();
+    renderCodes();
+    raiseNewAlerts();
     if (state.sosTimer) renderSosCountdown();
+  }
+
+  // Opening hours ----------------------------------------------------------
+
+  const DAYS = ['Mo', 'Tu', 'We', 'Th', 'Fr', 'Sa', 'Su'];
+
+  /** The common part of OpenStreetMap's `opening_hours`: `24/7`, or rules
+   *  `Mo-Fr 08:30-19:00,20:00-22:00; Sa 10:00-01:00; Su off` (a range may
+   *  end after midnight). Returns [{days: Set(0..6), spans: [[from, to]]}]
+   *  in minutes, or null for anything else (shown as given). */
+  function parseHours(text) {
+    const s = (text || '').trim();
+    if (s === '24/7') return [{ days: new Set([0, 1, 2, 3, 4, 5, 6]), spans: [[0, 1440]] }];
+    const rules = [];
+    for (const part of s.split(';').map((x) => x.trim()).filter(Boolean)) {
+      const m = /^([A-Z][a-z](?:-[A-Z][a-z])?(?:,[A-Z][a-z](?:-[A-Z][a-z])?)*)\s+(off|\d\d:\d\d-\d\d:\d\d(?:,\d\d:\d\d-\d\d:\d\d)*)$/.exec(part);
+      if (!m) return null;
+      const days = new Set();
+      for (const d of m[1].split(',')) {
+        const [a, b] = d.split('-').map((x) => DAYS.indexOf(x));
+        if (a < 0 || (b !== undefined && b < 0)) return null;
+        for (let i = a; ; i = (i + 1) % 7) { days.add(i); if (b === undefined || i === b) break; }
+      }
+      const spans = m[2] === 'off' ? [] : m[2].split(',').map((r) => r.split('-').map((hm) => {
+        const [h, mi] = hm.split(':').map(Number);
+        return h * 60 + mi;
+      }));
+      rules.push({ days, spans });
+    }
+    return rules.length ? rules : null;
+  }
+
+  /** Whether `rules` say open at `date` (the phone's local time). */
+  function openAt(rules, date) {
+    const day = (date.getDay() + 6) % 7;
+    const min = date.getHours() * 60 + date.getMinutes();
+    const spansOf = (d) => {
+      // The last rule naming a day wins, as in OpenStreetMap.
+      let spans = [];
+      for (const r of rules) if (r.days.has(d)) spans = r.spans;
+      return spans;
+    };
+    for (const [a, b] of spansOf(day)) {
+      if (b > a ? min >= a && min < b : min >= a) return true;
+    }
+    for (const [a, b] of spansOf((day + 6) % 7)) {
+      if (b <= a && min < b) return true;
+    }
+    return false;
+  }
+
+  /** Opening hours in the person's language, and whether open now. */
+  function fmtHours(text, now) {
+    const rules = parseHours(text);
+    if (!rules) return { text, open: null };
+    const dayName = (i) => new Intl.DateTimeFormat(state.lang, { weekday: 'short' })
+      .format(new Date(Date.UTC(2024, 0, 1 + i, 12)));
+    const hm = (m) => (m === 1440 ? '24:00' : String(Math.floor(m / 60) % 24).padStart(2, '0') + ':' + String(m % 60).padStart(2, '0'));
+    const parts = rules.map((r) => {
+      const days = [...r.days].sort((a, b) => a - b);
+      const daysText = days.length === 7 ? t('hours.every_day')
+        : days.length > 2 && days[days.length - 1] - days[0] === days.length - 1
+          ? dayName(days[0]) + '–' + dayName(days[days.length - 1])
+          : days.map(dayName).join(', ');
+      const spans = r.spans.length ? r.spans.map(([a, b]) => hm(a) + '–' + hm(b)).join(', ') : t('hours.closed');
+      return daysText + ' ' + spans;
+    });
+    return { text: parts.join(' · '), open: openAt(rules, now) };
   }
 
   // ---------------------------------------------------------------------
@@ -1515,8 +2001,10 @@
     $('#where-cancel').addEventListener('click', () => $('#where-dialog').close());
     $('#radius').addEventListener('change', (e) => {
       state.radius = parseInt(e.target.value, 10) || 1000;
+      state.lens = null;
       refreshReports();
     });
+    setupMapGestures();
     $('#map-report').addEventListener('click', () => showView('report', true));
     $('#cell-filter-clear').addEventListener('click', () => { state.cellFilter = null; renderMap(); renderReports(); });
     $('#report-here').addEventListener('click', reportHere);
@@ -1528,7 +2016,9 @@
     $('#journey-map').addEventListener('keydown', journeyMapKey);
     $('#invite-form').addEventListener('submit', createInvite);
     $('#accept-form').addEventListener('submit', acceptInvite);
-    $('#sos-open').addEventListener('click', openSos);
+    $('#codes-form').addEventListener('submit', saveCodes);
+    $('#sos-open').addEventListener('click', () => { if (!state.sosHeld) openSos(); state.sosHeld = false; });
+    wireSosHold($('#sos-hold'));
     $('#sos-abort').addEventListener('click', abortSos);
     $('#sos-now').addEventListener('click', sendSos);
     $('#sos-close').addEventListener('click', () => $('#sos-dialog').close());
@@ -1562,6 +2052,7 @@
     connectEvents();
     refreshCircle();
     refreshPlaces();
+    setupBasemap();
     setInterval(refreshStatus, STATUS_EVERY_MS);
     setInterval(refreshReports, REPORTS_EVERY_MS);
     setInterval(() => { if (state.circle.available) refreshCircle(); }, CIRCLE_EVERY_MS);

@@ -9,10 +9,16 @@ const SHELL = [
   '/',
   '/app/app.js',
   '/app/i18n.js',
+  '/app/qrcode.js',
   '/app/app.css',
   '/app/manifest.webmanifest',
   '/app/icon.svg',
   '/app/icon-maskable.svg',
+  '/app/basemap.js',
+  '/app/vendor/maplibre-gl-csp.js',
+  '/app/vendor/maplibre-gl-csp-worker.js',
+  '/app/vendor/maplibre-gl.css',
+  '/app/vendor/pmtiles.js',
 ];
 
 self.addEventListener('install', (event) => {

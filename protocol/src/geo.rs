@@ -118,6 +118,34 @@ pub fn distance_to_cell_m(lat: f64, lon: f64, cell: &Cell) -> Result<f64, GeoErr
     Ok(haversine_m(lat, lon, near_lat, near_lon))
 }
 
+/// Distance in metres from point `p` to the segment `a`–`b` (all as
+/// (lat, lon) in degrees), on a local flat projection centred on `p`:
+/// accurate to well under 1 % for the few kilometres of a walk, not for
+/// continents.
+pub fn distance_to_segment_m(p: (f64, f64), a: (f64, f64), b: (f64, f64)) -> f64 {
+    let k = EARTH_RADIUS_M.to_radians();
+    let cos = p.0.to_radians().cos();
+    let xy = |q: (f64, f64)| {
+        let mut dlon = q.1 - p.1;
+        if dlon > 180.0 {
+            dlon -= 360.0;
+        } else if dlon < -180.0 {
+            dlon += 360.0;
+        }
+        (dlon * k * cos, (q.0 - p.0) * k)
+    };
+    let ((ax, ay), (bx, by)) = (xy(a), xy(b));
+    let (dx, dy) = (bx - ax, by - ay);
+    let len2 = dx * dx + dy * dy;
+    let t = if len2 > 0.0 {
+        (-(ax * dx + ay * dy) / len2).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let (nx, ny) = (ax + t * dx, ay + t * dy);
+    (nx * nx + ny * ny).sqrt()
+}
+
 /// Great-circle distance in metres between two points.
 pub fn haversine_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
     let (p1, p2) = (lat1.to_radians(), lat2.to_radians());

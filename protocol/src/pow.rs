@@ -38,22 +38,38 @@ pub fn leading_zero_bits(hash: &[u8]) -> u32 {
 
 /// The proof-of-work hash of `prefix` (report bytes before the nonce) and `nonce`.
 pub fn work_hash(prefix: &[u8], nonce: u64) -> [u8; 32] {
-    Sha256::new_with_prefix(POW_DOMAIN)
+    work_hash_in(POW_DOMAIN, prefix, nonce)
+}
+
+/// Whether `nonce` is a valid stamp of `difficulty` over `prefix`.
+pub fn check(prefix: &[u8], nonce: u64, difficulty: u8) -> bool {
+    check_in(POW_DOMAIN, prefix, nonce, difficulty)
+}
+
+/// Search for a nonce, starting at `start` and wrapping around.
+/// Returns the nonce and the number of hashes it took.
+pub fn solve(prefix: &[u8], difficulty: u8, start: u64) -> (u64, u64) {
+    solve_in(POW_DOMAIN, prefix, difficulty, start)
+}
+
+/// [`work_hash`] under another domain separator (other uses of the same
+/// stamp, e.g. dead-man's-switch deposits).
+pub fn work_hash_in(domain: &[u8], prefix: &[u8], nonce: u64) -> [u8; 32] {
+    Sha256::new_with_prefix(domain)
         .chain_update(prefix)
         .chain_update(nonce.to_be_bytes())
         .finalize()
         .into()
 }
 
-/// Whether `nonce` is a valid stamp of `difficulty` over `prefix`.
-pub fn check(prefix: &[u8], nonce: u64, difficulty: u8) -> bool {
-    leading_zero_bits(&work_hash(prefix, nonce)) >= u32::from(difficulty)
+/// [`check`] under another domain separator.
+pub fn check_in(domain: &[u8], prefix: &[u8], nonce: u64, difficulty: u8) -> bool {
+    leading_zero_bits(&work_hash_in(domain, prefix, nonce)) >= u32::from(difficulty)
 }
 
-/// Search for a nonce, starting at `start` and wrapping around.
-/// Returns the nonce and the number of hashes it took.
-pub fn solve(prefix: &[u8], difficulty: u8, start: u64) -> (u64, u64) {
-    let base = Sha256::new_with_prefix(POW_DOMAIN).chain_update(prefix);
+/// [`solve`] under another domain separator.
+pub fn solve_in(domain: &[u8], prefix: &[u8], difficulty: u8, start: u64) -> (u64, u64) {
+    let base = Sha256::new_with_prefix(domain).chain_update(prefix);
     let mut nonce = start;
     let mut tries = 0u64;
     loop {

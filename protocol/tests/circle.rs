@@ -13,8 +13,9 @@ use ronde_protocol::circle::envelope::{self, LARGE_ENVELOPE_LEN, SMALL_ENVELOPE_
 use ronde_protocol::circle::invite::{MAX_ADDRESSES, MAX_ADDRESS_LEN, MAX_NAME_LEN};
 use ronde_protocol::circle::{
     epoch_of, mailbox_address, safety_number, Circle, CircleError, ContactEvent, ContactId,
-    ContactState, DecodeError, Fix, Identity, IdentityError, Invite, InviteError, Message,
-    MessageId, OpenError, PairSecret, Place, PublicIdentity, ReplayError, EPOCH_SECS, MAX_NOTE_LEN,
+    ContactState, DecodeError, Deviation, Fix, Identity, IdentityError, Invite, InviteError,
+    Message, MessageId, OpenError, PairSecret, Place, PublicIdentity, ReplayError, StatesOnly,
+    EPOCH_SECS, MAX_NOTE_LEN,
 };
 use ronde_protocol::Cell;
 use sha2::{Digest, Sha256};
@@ -387,6 +388,7 @@ fn seal_open_round_trip_and_padding() {
             destination: Place::point(0.0, 0.0, 0).unwrap(),
             expected_arrival: NOW + 600,
             grace_secs: 900,
+            states_only: None,
         },
         Message::Arrived {
             journey: MessageId([1; 16]),
@@ -965,19 +967,36 @@ fn arb_message() -> impl Strategy<Value = Message> {
             any::<u64>(),
             arb_place(),
             any::<u64>(),
-            any::<u32>()
+            any::<u32>(),
+            prop::option::of((1u16.., 1u32..))
         )
             .prop_map(
-                |(journey, started_at, destination, expected_arrival, grace_secs)| {
+                |(journey, started_at, destination, expected_arrival, grace_secs, so)| {
                     Message::JourneyStarted {
                         journey,
                         started_at,
                         destination,
                         expected_arrival,
                         grace_secs,
+                        states_only: so.map(|(corridor_m, stop_secs)| StatesOnly {
+                            corridor_m,
+                            stop_secs,
+                        }),
                     }
                 }
             ),
+        (arb_id(), any::<bool>(), arb_fix()).prop_map(|(journey, off, fix)| {
+            Message::Deviated {
+                journey,
+                reason: if off {
+                    Deviation::OffRoute
+                } else {
+                    Deviation::Stopped
+                },
+                fix,
+            }
+        }),
+        (arb_id(), any::<u64>()).prop_map(|(of, at)| Message::Duress { of, at }),
         (arb_id(), arb_fix()).prop_map(|(journey, fix)| Message::Position { journey, fix }),
         (arb_id(), any::<u64>()).prop_map(|(journey, at)| Message::Arrived { journey, at }),
         (arb_id(), any::<u64>())

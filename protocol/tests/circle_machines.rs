@@ -66,6 +66,7 @@ fn journey_start_effects() {
             destination: home(),
             expected_arrival: eta,
             grace_secs: 600,
+            states_only: None,
         })
     );
     assert_eq!(
@@ -947,6 +948,7 @@ fn watch_applies_the_receiver_rules() {
         destination: home(),
         expected_arrival: NOW + 600,
         grace_secs: 60,
+        states_only: None,
     };
     assert!(matches!(
         w.receive(&alice, &started, NOW),
@@ -1053,4 +1055,46 @@ fn watch_applies_the_receiver_rules() {
     assert_eq!(back, w);
     w.prune(NOW + 10 * 86_400);
     assert_eq!(w, Watch::new());
+}
+
+#[test]
+fn a_switch_is_stored_and_restored_one_record_at_a_time() {
+    let mut r = rng(91);
+    let mut owner = SwitchOwner::new(&mut r);
+    let mut relay = DeadManSwitch::new(RELAY, 10);
+    let d = owner
+        .deposit(RELAY, NOW + 600, vec![fake_alert(1)], &mut r)
+        .unwrap();
+    let key = *d.key();
+    relay.handle(&d.to_bytes(), NOW).unwrap();
+    relay
+        .handle(&owner.heartbeat(NOW + 900).unwrap().to_bytes(), NOW + 1)
+        .unwrap();
+    let record = relay.record(&key).unwrap();
+    assert_eq!(record.len(), 26 + 4 * (32 + SMALL_ENVELOPE_LEN));
+    assert_eq!(relay.tombstone(&key), Some(NOW + 600));
+    assert!(relay.holds(&key));
+
+    // Another relay rebuilt from the records behaves the same.
+    let mut copy = DeadManSwitch::new(RELAY, 10);
+    copy.restore(&key, Some(&record), relay.tombstone(&key))
+        .unwrap();
+    assert_eq!(copy, relay);
+    assert_eq!(copy.keys(), vec![key]);
+    assert_eq!(copy.due(NOW + 899), Vec::<[u8; 32]>::new());
+    assert_eq!(copy.due(NOW + 900), vec![key]);
+    // The counter survived: a withdrawal (counter 2) is accepted.
+    copy.handle(&owner.withdraw().unwrap().to_bytes(), NOW + 2)
+        .unwrap();
+    assert!(
+        copy.record(&key).is_none() && copy.holds(&key),
+        "a tombstone"
+    );
+    // Bad records are refused.
+    assert!(copy.restore(&key, Some(&record[..10]), None).is_err());
+    let mut v2 = record.clone();
+    v2[0] = 2;
+    assert!(copy.restore(&key, Some(&v2), None).is_err());
+    copy.restore(&key, None, None).unwrap();
+    assert!(!copy.holds(&key));
 }

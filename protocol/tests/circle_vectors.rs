@@ -16,8 +16,9 @@ use std::path::PathBuf;
 
 use rand::SeedableRng;
 use ronde_protocol::circle::{
-    envelope, mailbox_address, safety_number, Fix, Identity, Invite, InviteToken, Message,
-    MessageId, PairSecret, Place, PublicIdentity, SwitchOwner,
+    address_of_key, envelope, mailbox_address, mailbox_auth, safety_number, Deviation, Fix,
+    Identity, Invite, InviteToken, MailboxKey, Message, MessageId, PairSecret, Place,
+    PublicIdentity, StatesOnly, SwitchOwner,
 };
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +44,18 @@ struct MailboxVector {
     epoch: u64,
     to_alice: String,
     to_bob: String,
+    to_alice_key: String,
+    to_bob_key: String,
+}
+
+/// Bob proves the keys of his two mailboxes to a host (docs/circle.md §7).
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct MailboxAuthVector {
+    host: String,
+    client: String,
+    challenge: String,
+    request: String,
+    signatures: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
@@ -79,6 +92,7 @@ struct Vectors {
     invite: InviteVector,
     pair_secret: String,
     mailboxes: Vec<MailboxVector>,
+    mailbox_auth: MailboxAuthVector,
     messages: Vec<MessageVector>,
     envelopes: Vec<EnvelopeVector>,
     switch: SwitchVector,
@@ -126,6 +140,7 @@ fn messages() -> Vec<Message> {
             destination: Place::Cell("u09tunq".parse().unwrap()),
             expected_arrival: 1_790_001_800,
             grace_secs: 900,
+            states_only: None,
         },
         Message::Position {
             journey: j,
@@ -172,6 +187,29 @@ fn messages() -> Vec<Message> {
             at: 1_790_000_900,
         },
         Message::Ack { of: s },
+        Message::JourneyStarted {
+            journey: j,
+            started_at: 1_790_000_000,
+            destination: point,
+            expected_arrival: 1_790_001_800,
+            grace_secs: 900,
+            states_only: Some(StatesOnly {
+                corridor_m: 300,
+                stop_secs: 600,
+            }),
+        },
+        Message::Deviated {
+            journey: j,
+            reason: Deviation::OffRoute,
+            fix: Fix {
+                at: 1_790_000_600,
+                place: point,
+            },
+        },
+        Message::Duress {
+            of: s,
+            at: 1_790_000_700,
+        },
     ]
 }
 
@@ -239,8 +277,15 @@ fn generate() -> Vectors {
                 epoch,
                 to_alice: hex::encode(mailbox_address(&pair, epoch, alice.public())),
                 to_bob: hex::encode(mailbox_address(&pair, epoch, bob.public())),
+                to_alice_key: hex::encode(
+                    MailboxKey::derive(&pair, epoch, alice.public()).public_key(),
+                ),
+                to_bob_key: hex::encode(
+                    MailboxKey::derive(&pair, epoch, bob.public()).public_key(),
+                ),
             })
             .collect(),
+        mailbox_auth: mailbox_auth(&pair, bob.public()),
         messages: messages()
             .into_iter()
             .map(|m| MessageVector {
@@ -276,6 +321,29 @@ fn circle_vectors() {
     assert_eq!(file.invite, fresh.invite);
     assert_eq!(file.pair_secret, fresh.pair_secret);
     assert_eq!(file.mailboxes, fresh.mailboxes);
+    assert_eq!(file.mailbox_auth, fresh.mailbox_auth);
+    for m in &file.mailboxes {
+        let key: [u8; 32] = hex::decode(&m.to_bob_key).unwrap().try_into().unwrap();
+        assert_eq!(hex::encode(address_of_key(&key)), m.to_bob);
+    }
+    let a = &file.mailbox_auth;
+    let keys: Vec<[u8; 32]> = file
+        .mailboxes
+        .iter()
+        .map(|m| hex::decode(&m.to_bob_key).unwrap().try_into().unwrap())
+        .collect();
+    let sigs: Vec<[u8; 64]> = a
+        .signatures
+        .iter()
+        .map(|s| hex::decode(s).unwrap().try_into().unwrap())
+        .collect();
+    let (host, client, request) = (
+        hex::decode(&a.host).unwrap(),
+        hex::decode(&a.client).unwrap(),
+        hex::decode(&a.request).unwrap(),
+    );
+    mailbox_auth::verify(&keys, &sigs, &host, &client, &request).unwrap();
+    assert!(mailbox_auth::verify(&keys, &sigs, &client, &host, &request).is_err());
     assert_eq!(file.messages, fresh.messages);
     assert_eq!(file.switch, fresh.switch);
 
@@ -307,6 +375,38 @@ fn circle_vectors() {
     .unwrap();
     assert_eq!(hb.release_at(), file.switch.heartbeat_release_at);
     assert_eq!(hb.counter(), 1);
+}
+
+/// Bob's fetch of his mailboxes of `EPOCH` and `EPOCH + 1` from a host,
+/// as `/ronde/mailbox/1` lays it out (`0x02 || challenge || n || n × key`,
+/// the bytes the signatures cover), and the signatures.
+fn mailbox_auth(pair: &PairSecret, bob: &PublicIdentity) -> MailboxAuthVector {
+    let keys: Vec<MailboxKey> = [EPOCH, EPOCH + 1]
+        .into_iter()
+        .map(|e| MailboxKey::derive(pair, e, bob))
+        .collect();
+    // Two Ed25519 peer ids' bytes (identity multihash of the protobuf key).
+    let host =
+        hex::decode("002408011220aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+            .unwrap();
+    let client =
+        hex::decode("002408011220bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")
+            .unwrap();
+    let challenge = [0x5c; 32];
+    let mut request = vec![0x02];
+    request.extend_from_slice(&challenge);
+    request.push(keys.len() as u8);
+    for k in &keys {
+        request.extend_from_slice(&k.public_key());
+    }
+    let signatures = mailbox_auth::sign(&keys, &host, &client, &request).unwrap();
+    MailboxAuthVector {
+        host: hex::encode(host),
+        client: hex::encode(client),
+        challenge: hex::encode(challenge),
+        request: hex::encode(request),
+        signatures: signatures.iter().map(hex::encode).collect(),
+    }
 }
 
 fn identity_from_hex(h: &str) -> Identity {

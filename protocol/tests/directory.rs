@@ -51,6 +51,8 @@ fn directory(places: Vec<SafePlace>) -> Directory {
         places,
         mediators: vec![mediator(1), mediator(2)],
         heartbeats: vec![],
+        relays: vec![],
+        token_keys: vec![],
     }
 }
 

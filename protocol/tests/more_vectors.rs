@@ -21,9 +21,10 @@ use ronde_protocol::circle::{
 };
 use ronde_protocol::directory::{
     verify_directory, verify_flag, verify_heartbeat, Directory, DirectoryKey, DirectoryPublicKey,
-    Flag, FlagReason, Freshness, Heartbeat, Location, Mediator, PlaceId, PlaceKind, SafePlace,
-    DIRECTORY_SIGN_DOMAIN, HEARTBEAT_SIGN_DOMAIN,
+    Flag, FlagReason, Freshness, Heartbeat, Location, Mediator, PlaceId, PlaceKind, RelayEntry,
+    RelayRoles, SafePlace, DIRECTORY_SIGN_DOMAIN, HEARTBEAT_SIGN_DOMAIN,
 };
+use ronde_protocol::token::TokenKey;
 use ronde_protocol::{cell_for, distance_to_cell_m, topics_around, Cell};
 use serde::{Deserialize, Serialize};
 
@@ -262,6 +263,29 @@ struct RawDirectory {
     places: Vec<RawPlace>,
     mediators: Vec<RawMediator>,
     heartbeats: Vec<([u8; 16], u64, [u8; 64])>,
+    relays: Vec<RawRelay>,
+    /// Token keys: period start and SPKI bytes.
+    token_keys: Vec<(u64, Vec<u8>)>,
+}
+
+/// The token key of `tokens.json` (docs/protocol.md §8.5): its period and
+/// SPKI.
+fn token_key() -> (u64, Vec<u8>) {
+    let text = std::fs::read_to_string(dir().join("tokens.json")).expect("tokens.json");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    (
+        v["period_start"].as_u64().unwrap(),
+        hex::decode(v["token_key_spki"].as_str().unwrap()).unwrap(),
+    )
+}
+
+/// A relay entry as raw fields.
+#[derive(Clone)]
+struct RawRelay {
+    peer: Vec<u8>,
+    roles: u8,
+    operator: Vec<u8>,
+    addrs: Vec<Vec<u8>>,
 }
 
 fn text(out: &mut Vec<u8>, s: &[u8]) {
@@ -310,6 +334,22 @@ impl RawDirectory {
             b.extend(id);
             b.extend(at.to_be_bytes());
             b.extend(sig);
+        }
+        b.push(u8::try_from(self.relays.len()).unwrap());
+        for r in &self.relays {
+            text(&mut b, &r.peer);
+            b.push(r.roles);
+            text(&mut b, &r.operator);
+            b.push(u8::try_from(r.addrs.len()).unwrap());
+            for a in &r.addrs {
+                text(&mut b, a);
+            }
+        }
+        b.push(u8::try_from(self.token_keys.len()).unwrap());
+        for (period, spki) in &self.token_keys {
+            b.extend(period.to_be_bytes());
+            b.extend(u16::try_from(spki.len()).unwrap().to_be_bytes());
+            b.extend(spki);
         }
         b
     }
@@ -399,8 +439,26 @@ fn raw_directory() -> RawDirectory {
         expires_at: NOW + 100 * DAY,
     };
     let hb_at = NOW - 7_200;
+    // Two relays of two operators: the city's (mailbox, switch, circuit,
+    // bootstrap) and an association's (mailbox and switch, and a role bit
+    // this version does not know, kept and ignored).
+    let city_relay = RawRelay {
+        peer: [&[0x00, 0x24, 0x08, 0x01, 0x12, 0x20][..], &[0x31; 32]].concat(),
+        roles: 0x0f,
+        operator: "Ville d'Ivry".into(),
+        addrs: vec![
+            "/ip4/192.0.2.10/tcp/4001".into(),
+            "/ip4/192.0.2.10/udp/4001/quic-v1".into(),
+        ],
+    };
+    let association_relay = RawRelay {
+        peer: [&[0x00, 0x24, 0x08, 0x01, 0x12, 0x20][..], &[0x42; 32]].concat(),
+        roles: 0x83,
+        operator: "Nuits Solidaires".into(),
+        addrs: vec!["/dns4/relay.example.org/tcp/4001".into()],
+    };
     RawDirectory {
-        version: 1,
+        version: 3,
         city: "Ivry-sur-Seine".into(),
         serial: 7,
         issued_at: NOW - 3_600,
@@ -409,6 +467,8 @@ fn raw_directory() -> RawDirectory {
         places: vec![a, b, c],
         mediators: vec![m],
         heartbeats: vec![([1; 16], hb_at, heartbeat_sig(&PLACE_SECRET, [1; 16], hb_at))],
+        relays: vec![city_relay, association_relay],
+        token_keys: vec![token_key()],
     }
 }
 
@@ -458,6 +518,21 @@ fn typed_directory() -> Directory {
                 Heartbeat::sign(PlaceId(*id), *at, &DirectoryKey::from_bytes(&PLACE_SECRET))
             })
             .collect(),
+        relays: r
+            .relays
+            .iter()
+            .map(|x| RelayEntry {
+                peer: x.peer.clone(),
+                roles: RelayRoles(x.roles),
+                operator: s(&x.operator),
+                addrs: x.addrs.iter().map(|a| s(a)).collect(),
+            })
+            .collect(),
+        token_keys: r
+            .token_keys
+            .iter()
+            .map(|(p, spki)| TokenKey::from_spki(*p, spki).unwrap())
+            .collect(),
     }
 }
 
@@ -494,6 +569,21 @@ struct ValidDirectory {
     shown: Vec<String>,
     /// Ids of the mediators whose entry holds at `now`.
     mediators_shown: Vec<String>,
+    /// The relays listed, in order, as decoded.
+    relays: Vec<RelayVector>,
+    /// The token keys listed, in order: period start and key id (hex).
+    token_keys: Vec<(u64, String)>,
+}
+
+/// A listed relay: its peer id bytes (hex), role bits, the roles this
+/// version knows, operator and addresses.
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct RelayVector {
+    peer: String,
+    roles: u8,
+    known_roles: Vec<String>,
+    operator: String,
+    addrs: Vec<String>,
 }
 
 /// A refusal: `error` is the `DirectoryError` variant, `reason` its stable
@@ -573,13 +663,16 @@ fn invalid_directories() -> Vec<Refused> {
     };
     let place = |f: &dyn Fn(&mut RawPlace)| with(&|d| f(&mut d.places[0]));
     let mediator = |f: &dyn Fn(&mut RawMediator)| with(&|d| f(&mut d.mediators[0]));
+    let relay = |f: &dyn Fn(&mut RawRelay)| with(&|d| f(&mut d.relays[0]));
     let signed = base.signed();
     let v = |name: &str, bytes: Vec<u8>| refused(name, NOW, None, bytes);
     vec![
         // 2. Structure, in the order the decoder meets it.
         v("truncated", signed[..signed.len() - 1].to_vec()),
         v("trailing_byte", [signed.as_slice(), &[0]].concat()),
+        v("version_1", with(&|d| d.version = 1)),
         v("version_2", with(&|d| d.version = 2)),
+        v("version_4", with(&|d| d.version = 4)),
         v("city_not_utf8", with(&|d| d.city = vec![0x49, 0xff])),
         v("places_over_1024", with(&|d| d.n_places = Some(1025))),
         v("unknown_kind_12", place(&|p| p.kind = 12)),
@@ -640,6 +733,46 @@ fn invalid_directories() -> Vec<Refused> {
         ),
         v("area_upper_case", mediator(&|m| m.area = "U09T".into())),
         v("role_blank", mediator(&|m| m.role = "  ".into())),
+        v("relay_without_a_role", relay(&|r| r.roles = 0)),
+        v("relay_peer_id_empty", relay(&|r| r.peer = Vec::new())),
+        v("relay_peer_id_65_bytes", relay(&|r| r.peer = vec![1; 65])),
+        v("relay_operator_blank", relay(&|r| r.operator = " ".into())),
+        v("relay_without_an_address", relay(&|r| r.addrs.clear())),
+        v(
+            "relay_with_9_addresses",
+            relay(&|r| r.addrs = vec!["/ip4/192.0.2.1/tcp/1".into(); 9]),
+        ),
+        v(
+            "relay_address_not_multiaddr_text",
+            relay(&|r| r.addrs[0] = "192.0.2.1:4001".into()),
+        ),
+        v(
+            "relays_over_64",
+            with(&|d| {
+                let r = d.relays[0].clone();
+                d.relays = (0..65u8)
+                    .map(|i| RawRelay {
+                        peer: vec![i],
+                        ..r.clone()
+                    })
+                    .collect();
+            }),
+        ),
+        v(
+            "token_key_not_an_spki",
+            with(&|d| d.token_keys[0].1 = vec![0x30; 40]),
+        ),
+        v(
+            "token_key_period_not_a_day",
+            with(&|d| d.token_keys[0].0 += 1),
+        ),
+        v(
+            "token_keys_over_4",
+            with(&|d| {
+                let (p, k) = d.token_keys[0].clone();
+                d.token_keys = (0..5).map(|i| (p + i * 86_400, k.clone())).collect();
+            }),
+        ),
         // 3. The city's signature.
         v("signature_flipped", {
             let mut b = signed.clone();
@@ -674,6 +807,15 @@ fn invalid_directories() -> Vec<Refused> {
             }),
         ),
         v("places_out_of_order", with(&|d| d.places.swap(0, 1))),
+        v("relays_out_of_order", with(&|d| d.relays.swap(0, 1))),
+        v(
+            "token_keys_repeated",
+            with(&|d| d.token_keys.push(d.token_keys[0].clone())),
+        ),
+        v(
+            "relays_repeated",
+            with(&|d| d.relays[1].peer = d.relays[0].peer.clone()),
+        ),
         v(
             "places_repeated",
             with(&|d| d.places[1].id = d.places[0].id),
@@ -859,7 +1001,9 @@ fn directory_vectors() -> DirectoryVectors {
     DirectoryVectors {
         description: "City directory vectors (docs/protocol.md §7). Secrets are for testing \
                       only. `directory` verifies with verify_directory(bytes, city_key, now, \
-                      last_serial); each of `invalid_directories` is refused with `error`. \
+                      last_serial) and lists `relays` (role bits this version does not know \
+                      are kept and ignored) and `token_keys` (period start, key id: the key \
+                      of tokens.json); each of `invalid_directories` is refused with `error`. \
                       `heartbeats` are checked by a relay against place `place` of the valid \
                       directory, `flags` with verify_flag(bytes, now, min_difficulty)."
             .into(),
@@ -886,6 +1030,22 @@ fn directory_vectors() -> DirectoryVectors {
                 .mediators_at(NOW)
                 .iter()
                 .map(|m| m.id.to_hex())
+                .collect(),
+            relays: d
+                .relays
+                .iter()
+                .map(|r| RelayVector {
+                    peer: hex::encode(&r.peer),
+                    roles: r.roles.0,
+                    known_roles: r.roles.names().iter().map(|n| (*n).to_owned()).collect(),
+                    operator: r.operator.clone(),
+                    addrs: r.addrs.clone(),
+                })
+                .collect(),
+            token_keys: d
+                .token_keys
+                .iter()
+                .map(|k| (k.period_start(), hex::encode(k.key_id())))
                 .collect(),
         },
         invalid_directories: invalid_directories(),
@@ -916,6 +1076,21 @@ fn directory_vectors_agree_with_the_code() {
         let f = verified.freshness(&id, v.now).unwrap();
         assert_eq!(&place_freshness(&id, f), p, "{}", p.id);
     }
+    let relays = &verified.directory().relays;
+    assert_eq!(relays.len(), v.relays.len());
+    for (r, want) in relays.iter().zip(&v.relays) {
+        assert_eq!(hex::encode(&r.peer), want.peer);
+        assert_eq!(r.roles.0, want.roles);
+        assert_eq!(r.roles.names(), want.known_roles);
+        assert_eq!((&r.operator, &r.addrs), (&want.operator, &want.addrs));
+    }
+    let keys: Vec<(u64, String)> = verified
+        .directory()
+        .token_keys
+        .iter()
+        .map(|k| (k.period_start(), hex::encode(k.key_id())))
+        .collect();
+    assert_eq!(keys, v.token_keys);
     let statuses: Vec<&str> = v.places.iter().map(|p| p.status.as_str()).collect();
     assert_eq!(statuses, ["fresh", "stale", "expired"]);
 
@@ -949,6 +1124,8 @@ fn directory_vectors_agree_with_the_code() {
         "Rollback",
         "HeartbeatUnknownPlace",
         "HeartbeatBadSignature",
+        "BadRelay",
+        "BadTokenKey",
     ] {
         assert!(errors.contains(e), "no vector for {e}");
     }

@@ -76,6 +76,9 @@ pub enum Command {
     /// someone acknowledges it). `ronde sos cancel` ends it.
     #[command(after_help = EXIT_CODES, args_conflicts_with_subcommands = true)]
     Sos(SosArgs),
+    /// Your code and duress code: once set, ending a journey or cancelling
+    /// an SOS needs one; the duress code seems to, while the alert goes on.
+    Codes(CodesArgs),
     /// What your circle told you: alerts, journeys, requests. Alerts shown
     /// are acknowledged to their sender (they learn you have seen them).
     #[command(after_help = EXIT_CODES)]
@@ -88,6 +91,11 @@ pub enum Command {
     /// running node holds.
     #[command(after_help = EXIT_CODES)]
     Mediators(ApiArgs),
+    /// The city's street map on a running node: whether it keeps one, or
+    /// fetch it whole, once, from the city's relay (`--fetch`); the app
+    /// then draws the streets offline, asking no one for a tile.
+    #[command(after_help = EXIT_CODES)]
+    Basemap(BasemapArgs),
     /// Run a city relay (aggregates, dashboard, exports, the signed
     /// directory of safe places), or set one up with `ronde relay init`.
     Relay(ronde_relay::cli::RelayArgs),
@@ -141,6 +149,8 @@ pub struct NodeArgs {
 
     /// Mailbox hosts to use for your circle, as printed by their `ronde
     /// node` (ending in /p2p/<peer id>); your contacts need one in common.
+    /// Besides these, only the relays listed in your city's signed
+    /// directory (--city-key) are used: never a peer that merely connects.
     #[arg(long = "mailbox-peer", value_name = "MULTIADDR", num_args = 1..)]
     pub mailbox_peers: Vec<Multiaddr>,
 
@@ -166,6 +176,18 @@ pub struct NodeArgs {
     /// the directory from its peers and shows only what this key signed.
     #[arg(long = "city-key", value_name = "HEX", num_args = 1.., value_parser = parse_city_key)]
     pub city_keys: Vec<DirectoryPublicKey>,
+}
+
+/// `ronde basemap`.
+#[derive(Args, Debug)]
+pub struct BasemapArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+
+    /// Fetch the whole basemap from this URL (the relay's
+    /// `http://<relay>/basemap.pmtiles`) and keep it on the node.
+    #[arg(long, value_name = "URL")]
+    pub fetch: Option<String>,
 }
 
 /// `ronde places`.
@@ -279,7 +301,8 @@ pub enum ContactsAction {
     },
     /// Accept someone's invite code; they then approve you.
     Accept {
-        /// The code (ronde1:…), as typed or scanned.
+        /// The code (ronde1:…) as typed or scanned, or its short code
+        /// (ABCDE-FGHJK) when both phones use the city's relays.
         code: String,
         /// The name they will see [default: the last name you gave].
         #[arg(long)]
@@ -334,13 +357,85 @@ pub enum JourneyAction {
         /// 1h) [default: 15m].
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         grace: Option<u64>,
+        /// A name for the destination ("Home"), shown on this device only.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// Parents' mode: share only the journey's states (started,
+        /// arrived, left the route or stopped, overdue), no positions unless
+        /// an alert fires.
+        #[arg(long)]
+        parents_mode: bool,
+        /// Parents' mode: how far from the straight line to the destination
+        /// counts as leaving the route, in metres (at least 100).
+        #[arg(
+            long,
+            value_name = "METRES",
+            default_value_t = 300,
+            requires = "parents_mode"
+        )]
+        corridor: u16,
+        /// Parents' mode: how long without moving, away from the
+        /// destination, raises an alert, e.g. 10m (at least 2m).
+        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, requires = "parents_mode")]
+        stop: u64,
+    },
+    /// Add time: move the expected arrival (your circle is told, the
+    /// alert moves too).
+    Extend {
+        /// How much later, e.g. 10m.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        by: u64,
     },
     /// You arrived: your circle is told and the alert is withdrawn.
-    Arrived,
+    Arrived {
+        /// Your code, once codes are set (`ronde codes set`).
+        #[arg(long, value_name = "DIGITS")]
+        code: Option<String>,
+    },
     /// End the journey without arriving.
-    Cancel,
+    Cancel {
+        /// Your code, once codes are set (`ronde codes set`).
+        #[arg(long, value_name = "DIGITS")]
+        code: Option<String>,
+    },
     /// Show the current (or last) journey.
     Status,
+}
+
+/// `ronde codes`.
+#[derive(Args, Debug)]
+pub struct CodesArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: CodesAction,
+}
+
+/// The `ronde codes` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum CodesAction {
+    /// Set (or change) your code and your duress code. Once set, ending a
+    /// journey or cancelling an SOS needs one of them. The duress code
+    /// seems to do it, exactly as the code does, while your circle is
+    /// alerted that you may be forced to and the alert goes on.
+    Set {
+        /// The code: 4 to 12 digits.
+        #[arg(long, value_name = "DIGITS")]
+        code: String,
+        /// The duress code: 4 to 12 digits, not the code.
+        #[arg(long, value_name = "DIGITS")]
+        duress_code: String,
+        /// Your current code, to change codes already set.
+        #[arg(long, value_name = "DIGITS")]
+        current: Option<String>,
+    },
+    /// Remove both codes.
+    Clear {
+        /// Your code.
+        #[arg(long, value_name = "DIGITS")]
+        code: String,
+    },
 }
 
 /// `ronde sos`.
@@ -360,7 +455,11 @@ pub struct SosArgs {
 #[derive(Subcommand, Debug)]
 pub enum SosAction {
     /// Cancel the SOS: everyone is told.
-    Cancel,
+    Cancel {
+        /// Your code, once codes are set (`ronde codes set`).
+        #[arg(long, value_name = "DIGITS")]
+        code: Option<String>,
+    },
     /// Show the SOS and who acknowledged it.
     Status,
 }

@@ -7,17 +7,18 @@ use std::fmt::Write as _;
 use qrcode::render::unicode::Dense1x2;
 use qrcode::{EcLevel, QrCode};
 use ronde_node::circle::{
-    ContactList, ContactView, Inbox, InboxItem, InboxNotice, InviteView, JourneyView, PlaceView,
-    SosView, SwitchStatus,
+    CodesView, ContactList, ContactView, Inbox, InboxItem, InboxNotice, InviteView, JourneyView,
+    PlaceView, SosView, SwitchHostState, SwitchStatus,
 };
-use ronde_protocol::circle::{ContactState, JourneyState, SosState};
+use ronde_protocol::circle::{ContactState, Deviation, JourneyState, SosState};
 use serde_json::json;
 
 use crate::args::{
-    ContactsAction, ContactsArgs, InboxArgs, JourneyAction, JourneyArgs, SosAction, SosArgs,
+    CodesAction, CodesArgs, ContactsAction, ContactsArgs, InboxArgs, JourneyAction, JourneyArgs,
+    SosAction, SosArgs,
 };
 use crate::client::Client;
-use crate::show::{duration, in_how_long, now};
+use crate::show::{clock, duration, in_how_long, now};
 
 /// `ronde contacts ...`.
 pub async fn contacts(args: ContactsArgs) -> anyhow::Result<()> {
@@ -107,19 +108,39 @@ pub async fn contacts(args: ContactsArgs) -> anyhow::Result<()> {
 pub async fn journey(args: JourneyArgs) -> anyhow::Result<()> {
     let client = Client::from_args(&args.api)?;
     let (j, what): (JourneyView, &str) = match args.action {
-        Some(JourneyAction::Start { to, eta, grace }) => {
+        Some(JourneyAction::Start {
+            to,
+            eta,
+            grace,
+            name,
+            parents_mode,
+            corridor,
+            stop,
+        }) => {
             let mut body = json!({ "lat": to.lat, "lon": to.lon, "eta_secs": eta });
+            if let Some(n) = name {
+                body["destination_name"] = n.into();
+            }
             if let Some(g) = grace {
                 body["grace_secs"] = g.into();
             }
+            if parents_mode {
+                body["states_only"] = json!({ "corridor_m": corridor, "stop_secs": stop });
+            }
             (client.post("/v1/journey", body).await?, "Journey started.")
         }
-        Some(JourneyAction::Arrived) => (
-            client.post("/v1/journey/arrived", json!({})).await?,
+        Some(JourneyAction::Extend { by }) => (
+            client
+                .post("/v1/journey/extend", json!({ "add_secs": by }))
+                .await?,
+            "More time: your circle is told the new arrival time.",
+        ),
+        Some(JourneyAction::Arrived { code }) => (
+            client.post("/v1/journey/arrived", code_body(code)).await?,
             "Welcome: your circle is told you arrived.",
         ),
-        Some(JourneyAction::Cancel) => (
-            client.post("/v1/journey/cancel", json!({})).await?,
+        Some(JourneyAction::Cancel { code }) => (
+            client.post("/v1/journey/cancel", code_body(code)).await?,
             "Journey cancelled: your circle is told.",
         ),
         Some(JourneyAction::Status) | None => (client.get("/v1/journey").await?, ""),
@@ -149,13 +170,52 @@ pub async fn sos(args: SosArgs) -> anyhow::Result<()> {
             }
             println!("It is re-sent until someone acknowledges it. `ronde sos status` shows who did; `ronde sos cancel` ends it.");
         }
-        Some(SosAction::Cancel) => {
-            let _: SosView = client.post("/v1/sos/cancel", json!({})).await?;
+        Some(SosAction::Cancel { code }) => {
+            let _: SosView = client.post("/v1/sos/cancel", code_body(code)).await?;
             println!("SOS cancelled: your circle is told.");
         }
         Some(SosAction::Status) => {
             let s: SosView = client.get("/v1/sos").await?;
             print!("{}", render_sos(&s, now()));
+        }
+    }
+    Ok(())
+}
+
+/// The body of an end or a cancel: the code, if given. The answer is the
+/// same for the code and the duress code, and so is what is printed.
+fn code_body(code: Option<String>) -> serde_json::Value {
+    match code {
+        Some(c) => json!({ "code": c }),
+        None => json!({}),
+    }
+}
+
+/// `ronde codes ...`.
+pub async fn codes(args: CodesArgs) -> anyhow::Result<()> {
+    let client = Client::from_args(&args.api)?;
+    match args.action {
+        CodesAction::Set {
+            code,
+            duress_code,
+            current,
+        } => {
+            let mut body = json!({ "code": code, "duress_code": duress_code });
+            if let Some(c) = current {
+                body["current_code"] = c.into();
+            }
+            let _: CodesView = client.put("/v1/circle/codes", body).await?;
+            println!(
+                "Codes set. Ending a journey or cancelling an SOS now needs one (--code).\n\
+                 With the duress code it seems done, exactly as with your code, while your \
+                 circle is told you may be forced to, and the alert goes on."
+            );
+        }
+        CodesAction::Clear { code } => {
+            let _: CodesView = client
+                .delete_json("/v1/circle/codes", json!({ "code": code }))
+                .await?;
+            println!("Codes removed: ending a journey or cancelling an SOS needs no code.");
         }
     }
     Ok(())
@@ -234,9 +294,9 @@ fn place(p: &PlaceView) -> String {
 
 fn when(at: u64, now: u64) -> String {
     if at >= now {
-        in_how_long(at, now)
+        format!("{} ({})", in_how_long(at, now), clock(at, now))
     } else {
-        format!("{} ago", duration(now - at))
+        format!("{} ago ({})", duration(now - at), clock(at, now))
     }
 }
 
@@ -267,6 +327,12 @@ fn render_invite(i: &InviteView, with_qr: bool, now: u64) -> String {
         }
     }
     let _ = writeln!(out, "{}\n", i.code);
+    if let Some(short) = &i.short_code {
+        let _ = writeln!(
+            out,
+            "Short code: {short}  (left at your mailbox hosts; it works where both phones use\n             the same hosts, such as the city's relays)\n"
+        );
+    }
     let _ = writeln!(
         out,
         "Give it to someone you trust, in person if you can; they run\n  ronde contacts accept CODE\n\
@@ -324,7 +390,28 @@ fn render_journey(j: &JourneyView, now: u64) -> String {
         JourneyState::Expired => "ended (8-hour limit)",
     };
     let _ = writeln!(out, "  journey      {state}");
-    let _ = writeln!(out, "  to           {}", place(&j.destination));
+    match &j.destination_name {
+        Some(n) => {
+            let _ = writeln!(out, "  to           {n} ({})", place(&j.destination));
+        }
+        None => {
+            let _ = writeln!(out, "  to           {}", place(&j.destination));
+        }
+    }
+    if let Some(rule) = j.states_only {
+        let _ = writeln!(
+            out,
+            "  parents' mode  only states are shared; an alert if more than {} m off the route or stopped {}",
+            rule.corridor_m,
+            duration(u64::from(rule.stop_secs))
+        );
+    }
+    if j.near_destination && j.state == JourneyState::Active {
+        let _ = writeln!(
+            out,
+            "  nearly there  within 100 m of the destination: ronde journey arrived"
+        );
+    }
     let _ = writeln!(out, "  shared with  {}", plural(j.contacts, "contact"));
     if matches!(j.state, JourneyState::Active | JourneyState::Overdue) {
         let _ = writeln!(out, "  expected     {}", when(j.expected_arrival, now));
@@ -344,6 +431,20 @@ fn render_journey(j: &JourneyView, now: u64) -> String {
             SwitchStatus::Withdrawn => "withdrawn",
         };
         let _ = writeln!(out, "  dead-man's switch  {switch}");
+        for h in &j.switch_hosts {
+            let state = match h.state {
+                SwitchHostState::Depositing => "depositing",
+                SwitchHostState::Armed => "holds it (receipt checked)",
+                SwitchHostState::Withdrawn => "withdrawn",
+                SwitchHostState::Failed => "failed (refused, or no valid receipt)",
+            };
+            let operator = if h.operator.is_empty() {
+                "your own host"
+            } else {
+                h.operator.as_str()
+            };
+            let _ = writeln!(out, "    held by    {} ({operator}): {state}", h.peer);
+        }
         if j.last_position_at.is_none() {
             let _ = writeln!(
                 out,
@@ -421,14 +522,35 @@ fn describe(i: &InboxItem, now: u64) -> String {
             }
             s
         }
+        InboxNotice::Deviated { reason, fix, .. } => {
+            let what = match reason {
+                Deviation::OffRoute => "LEFT THEIR ROUTE",
+                Deviation::Stopped => "HAS STOPPED MOVING",
+            };
+            format!(
+                "{who} {what} at {} ({})",
+                place(&fix.place),
+                when(fix.at, now)
+            )
+        }
+        InboxNotice::Duress { at, .. } => format!(
+            "{who} CANCELLED UNDER DURESS ({}): they may be forced to; their phone shows it cancelled, so do not call them openly",
+            when(*at, now)
+        ),
         InboxNotice::JourneyStarted {
             destination,
             expected_arrival,
+            states_only,
             ..
         } => format!(
-            "{who} started a journey to {}, expected {}",
+            "{who} started a journey to {}, expected {}{}",
             place(destination),
-            when(*expected_arrival, now)
+            when(*expected_arrival, now),
+            if *states_only {
+                " (parents' mode: you are told if they leave the route or stop)"
+            } else {
+                ""
+            }
         ),
         InboxNotice::JourneyChanged {
             expected_arrival, ..
@@ -522,6 +644,55 @@ mod tests {
         assert_eq!(
             contact_path("Zoé / ami", ""),
             "/v1/contacts/Zo%C3%A9%20%2F%20ami"
+        );
+    }
+
+    #[test]
+    fn a_journey_shows_where_its_switch_is_held() {
+        use ronde_node::circle::SwitchHostView;
+        use ronde_protocol::circle::{JourneyState, MessageId};
+        let j = JourneyView {
+            id: MessageId([1; 16]),
+            state: JourneyState::Active,
+            near_destination: false,
+            states_only: None,
+            destination_name: None,
+            started_at: 1_000,
+            destination: PlaceView {
+                lat: 48.8,
+                lon: 2.4,
+                accuracy_m: None,
+                cell: None,
+            },
+            expected_arrival: 2_000,
+            overdue_at: 2_600,
+            ends_at: 30_000,
+            last_position_at: Some(1_000),
+            switch: SwitchStatus::Armed,
+            switch_release_at: 2_720,
+            switch_hosts: vec![
+                SwitchHostView {
+                    peer: "…AbCdEfGh".into(),
+                    operator: "Ville d'Ivry".into(),
+                    state: SwitchHostState::Armed,
+                },
+                SwitchHostView {
+                    peer: "…StUvWxYz".into(),
+                    operator: String::new(),
+                    state: SwitchHostState::Failed,
+                },
+            ],
+            contacts: 1,
+            acked_by: vec![],
+        };
+        let out = render_journey(&j, 1_500);
+        assert!(
+            out.contains("held by    …AbCdEfGh (Ville d'Ivry): holds it (receipt checked)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("…StUvWxYz (your own host): failed (refused, or no valid receipt)"),
+            "{out}"
         );
     }
 

@@ -27,6 +27,18 @@ pub struct Status {
     pub areas: Vec<String>,
     /// Reports in its store.
     pub stored_reports: usize,
+    /// Where the node is, if it knows.
+    #[serde(default)]
+    pub location: Option<NodeLocation>,
+}
+
+/// The node's position (`GET /v1/status`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct NodeLocation {
+    /// Latitude.
+    pub lat: f64,
+    /// Longitude.
+    pub lon: f64,
 }
 
 /// `POST /v1/reports`.
@@ -267,6 +279,25 @@ impl Client {
         body: serde_json::Value,
     ) -> anyhow::Result<T> {
         self.send(self.http.post(self.url(path)).json(&body)).await
+    }
+
+    /// `PUT path` with a JSON body.
+    pub async fn put<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> anyhow::Result<T> {
+        self.send(self.http.put(self.url(path)).json(&body)).await
+    }
+
+    /// `DELETE path` with a JSON body.
+    pub async fn delete_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> anyhow::Result<T> {
+        self.send(self.http.delete(self.url(path)).json(&body))
+            .await
     }
 
     /// `DELETE path`.

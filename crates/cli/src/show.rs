@@ -6,13 +6,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ronde_node::api::{DEFAULT_RADIUS_M, MAX_RADIUS_M};
 use ronde_protocol::Area;
 
-use crate::args::{ApiArgs, NearbyArgs, ReportArgs};
+use crate::args::{ApiArgs, LatLon, NearbyArgs, ReportArgs};
 use crate::client::{Client, Nearby};
 use crate::exit::{self, Coded};
 
 /// `ronde report`.
 pub async fn report(args: ReportArgs) -> anyhow::Result<()> {
     let client = Client::from_args(&args.api)?;
+    if let Ok(s) = client.status().await {
+        warn_if_odd(args.at, s.location);
+    }
     let p = client
         .report(
             args.category.as_str(),
@@ -29,10 +32,11 @@ pub async fn report(args: ReportArgs) -> anyhow::Result<()> {
     println!("Sent a {} report.", args.category);
     println!("  id       {}", p.id);
     println!("  cell     {} ({size})", p.cell);
+    let now = now();
     println!(
         "  expires  {} ({})",
-        in_how_long(p.expires_at, now()),
-        p.expires_at
+        in_how_long(p.expires_at, now),
+        clock(p.expires_at, now)
     );
     if p.published {
         println!("  gossip   sent to the network");
@@ -48,9 +52,20 @@ pub async fn report(args: ReportArgs) -> anyhow::Result<()> {
 /// `ronde nearby`.
 pub async fn nearby(args: NearbyArgs) -> anyhow::Result<()> {
     let client = Client::from_args(&args.api)?;
-    let (lat, lon, radius, around) = match args.at {
-        Some(p) => (p.lat, p.lon, args.radius.unwrap_or(DEFAULT_RADIUS_M), None),
-        None => {
+    let status = client.status().await.ok();
+    if let (Some(at), Some(s)) = (args.at, status.as_ref()) {
+        warn_if_odd(at, s.location);
+    }
+    let (lat, lon, radius, around) = match (args.at, status.as_ref().and_then(|s| s.location)) {
+        (Some(p), _) => (p.lat, p.lon, args.radius.unwrap_or(DEFAULT_RADIUS_M), None),
+        // The node's own position.
+        (None, Some(here)) => (
+            here.lat,
+            here.lon,
+            args.radius.unwrap_or(DEFAULT_RADIUS_M),
+            None,
+        ),
+        (None, None) => {
             let status = client.status().await?;
             let Some(area) = status.areas.first().and_then(|a| a.parse::<Area>().ok()) else {
                 return Err(Coded::new(
@@ -72,12 +87,54 @@ pub async fn nearby(args: NearbyArgs) -> anyhow::Result<()> {
         }
     };
     let nearby = client.nearby(lat, lon, radius).await?;
-    match around {
-        Some(area) => println!("Around the node's area {area} (within {}):", metres(radius)),
-        None => println!("Within {} of the given point:", metres(radius)),
+    match (around, args.at) {
+        (Some(area), _) => println!("Around the node's area {area} (within {}):", metres(radius)),
+        (None, Some(_)) => println!("Within {} of the given point:", metres(radius)),
+        (None, None) => println!("Within {} of the node's position:", metres(radius)),
     }
     print!("{}", render(&nearby));
     Ok(())
+}
+
+/// How far from the node's own position a `--at` is worth a warning.
+const FAR_FROM_NODE_M: f64 = 50_000.0;
+
+/// A warning on stderr when `--at` looks like latitude and longitude
+/// swapped, or lies far from the node's own position. Never an error: a
+/// person may report what they saw elsewhere.
+pub(crate) fn warn_if_odd(at: LatLon, node: Option<crate::client::NodeLocation>) {
+    if let Some(msg) = odd_position(at, node.map(|n| (n.lat, n.lon))) {
+        eprintln!("warning: {msg}");
+    }
+}
+
+/// Why `at` looks wrong, if it does (see [`warn_if_odd`]).
+fn odd_position(at: LatLon, node: Option<(f64, f64)>) -> Option<String> {
+    let d = |a: (f64, f64), b: (f64, f64)| ronde_protocol::geo::haversine_m(a.0, a.1, b.0, b.1);
+    let swapped_ok = at.lon.abs() <= 90.0;
+    match node {
+        Some(here) => {
+            let far = d((at.lat, at.lon), here);
+            if far <= FAR_FROM_NODE_M {
+                return None;
+            }
+            if swapped_ok && d((at.lon, at.lat), here) <= FAR_FROM_NODE_M {
+                return Some(format!(
+                    "--at {},{} looks like longitude,latitude: the node is near {:.4},{:.4}; did you mean --at {},{}?",
+                    at.lat, at.lon, here.0, here.1, at.lon, at.lat
+                ));
+            }
+            Some(format!(
+                "--at {},{} is {} from the node's own position ({:.4},{:.4})",
+                at.lat,
+                at.lon,
+                metres(far),
+                here.0,
+                here.1
+            ))
+        }
+        None => None,
+    }
 }
 
 /// `ronde app`: a new one-time login link of the node's web app.
@@ -162,6 +219,31 @@ pub(crate) fn now() -> u64 {
         .unwrap_or(0)
 }
 
+/// `at` (Unix seconds) as a clock time in this computer's time zone: `21:45`
+/// today, `Sat 21:45` within a week, `2026-12-04 21:45` otherwise.
+pub(crate) fn clock(at: u64, now: u64) -> String {
+    clock_in(at, now, &jiff::tz::TimeZone::system())
+}
+
+fn clock_in(at: u64, now: u64, tz: &jiff::tz::TimeZone) -> String {
+    let zoned = |t: u64| {
+        i64::try_from(t)
+            .ok()
+            .and_then(|s| jiff::Timestamp::from_second(s).ok())
+            .map(|ts| ts.to_zoned(tz.clone()))
+    };
+    let (Some(z), Some(n)) = (zoned(at), zoned(now)) else {
+        return at.to_string();
+    };
+    if z.date() == n.date() {
+        z.strftime("%H:%M").to_string()
+    } else if at.abs_diff(now) < 6 * 86_400 {
+        z.strftime("%a %H:%M").to_string()
+    } else {
+        z.strftime("%Y-%m-%d %H:%M").to_string()
+    }
+}
+
 pub(crate) fn in_how_long(at: u64, now: u64) -> String {
     if at > now {
         format!("in {}", duration(at - now))
@@ -190,6 +272,35 @@ pub(crate) fn duration(secs: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn clock_times_are_local() {
+        let paris = jiff::tz::TimeZone::get("Europe/Paris").expect("tz");
+        // 2026-12-04 21:45 UTC = 22:45 in Paris (winter time).
+        let at = 1_796_420_700;
+        assert_eq!(clock_in(at, at + 60, &paris), "22:45");
+        // 2026-07-04 21:45 UTC = 23:45 in Paris (summer time).
+        let summer = 1_783_201_500;
+        assert_eq!(clock_in(summer, summer + 60, &paris), "23:45");
+        assert_eq!(clock_in(at, at + 2 * 86_400, &paris), "Fri 22:45");
+        assert_eq!(clock_in(at, at + 30 * 86_400, &paris), "2026-12-04 22:45");
+    }
+
+    #[test]
+    fn odd_positions_are_named() {
+        let ivry = (48.8156, 2.3844);
+        let at = |lat, lon| LatLon { lat, lon };
+        assert_eq!(odd_position(at(48.82, 2.39), Some(ivry)), None);
+        let swapped = odd_position(at(2.3844, 48.8156), Some(ivry)).expect("swapped");
+        assert!(
+            swapped.contains("did you mean --at 48.8156,2.3844"),
+            "{swapped}"
+        );
+        let far = odd_position(at(43.6, 1.44), Some(ivry)).expect("far");
+        assert!(far.contains("from the node's own position"), "{far}");
+        assert_eq!(odd_position(at(43.6, 1.44), None), None);
+    }
+
     use super::*;
     use crate::client::{CellCount, NearbyReport};
 

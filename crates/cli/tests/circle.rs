@@ -275,8 +275,57 @@ fn invite_accept_sos_and_inbox_between_two_nodes() {
         }
     });
 
-    // Nothing in the logs names the note.
+    // A named destination and more time.
+    let out = ok(&alice.ronde(&[
+        "journey",
+        "start",
+        "--to",
+        "48.82,2.39",
+        "--eta",
+        "25m",
+        "--name",
+        "Home",
+    ]));
+    assert!(out.contains("to           Home ("), "{out}");
+    let out = ok(&alice.ronde(&["journey", "extend", "--by", "10m"]));
+    assert!(out.contains("More time"), "{out}");
+    ok(&alice.ronde(&["journey", "arrived"]));
+
+    // Codes: with the duress code the CLI prints what it prints with the
+    // code, while Bob is alerted.
+    ok(&alice.ronde(&["codes", "set", "--code", "2468", "--duress-code", "1357"]));
+    ok(&alice.ronde(&["journey", "start", "--to", "48.82,2.39", "--eta", "25m"]));
+    let o = alice.ronde(&["journey", "cancel"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("code"), "{err}");
+    let shown = ok(&alice.ronde(&["journey", "cancel", "--code", "1357"]));
+    assert!(
+        shown.contains("Journey cancelled: your circle is told."),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("cancelled") && !shown.contains("under way"),
+        "{shown}"
+    );
+    eventually(20, "the duress alert in Bob's inbox", || {
+        let out = ok(&bob.ronde(&["inbox", "--no-ack"]));
+        if out.contains("Alice CANCELLED UNDER DURESS") {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    });
+    let real = ok(&alice.ronde(&["journey", "cancel", "--code", "2468"]));
+    assert_eq!(
+        real, shown,
+        "the real code and the duress code print the same"
+    );
+    ok(&alice.ronde(&["codes", "clear", "--code", "2468"]));
+
+    // Nothing in the logs names the note, or the duress.
     for node in [&alice, &bob] {
         assert!(!node.stderr_text().contains("at the station"));
+        assert!(!node.stderr_text().to_lowercase().contains("duress"));
     }
 }

@@ -27,7 +27,7 @@ pub struct DemoArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7400")]
     pub dashboard: SocketAddr,
     /// Where Camille's phone serves its app and node API.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7300")]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7310")]
     pub app: SocketAddr,
     /// How much faster than real time journeys and their deadlines run
     /// (1 to 60): at 10, Malik is overdue about a minute after the start.
@@ -39,6 +39,12 @@ pub struct DemoArgs {
     /// Map tiles of the dashboard, `{z}/{x}/{y}` placeholders; "" for none.
     #[arg(long, value_name = "URL", default_value = DEFAULT_TILES)]
     pub tiles: String,
+    /// The city's streets for both maps: a PMTiles extract covering Ivry
+    /// (the operator guide says how to make one). The relay serves it and
+    /// Camille's phone fetches it whole once. Without it the maps show the
+    /// cells only: the demo ships no streets of Ivry.
+    #[arg(long, value_name = "FILE")]
+    pub basemap: Option<PathBuf>,
 }
 
 impl Default for DemoArgs {
@@ -48,10 +54,11 @@ impl Default for DemoArgs {
             seed: 7,
             data_dir: None,
             dashboard: SocketAddr::from(([127, 0, 0, 1], 7400)),
-            app: SocketAddr::from(([127, 0, 0, 1], 7300)),
+            app: SocketAddr::from(([127, 0, 0, 1], 7310)),
             speed: 10,
             duration: None,
             tiles: DEFAULT_TILES.into(),
+            basemap: None,
         }
     }
 }
@@ -107,7 +114,7 @@ mod tests {
             (def.phones, def.seed, def.dashboard, def.app, def.speed)
         );
         assert_eq!(d.dashboard.to_string(), "127.0.0.1:7400");
-        assert_eq!(d.app.to_string(), "127.0.0.1:7300");
+        assert_eq!(d.app.to_string(), "127.0.0.1:7310");
         assert!(d.duration.is_none() && d.data_dir.is_none());
         let d = Cli::try_parse_from([
             "demo",

@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use libp2p::Multiaddr;
+use libp2p::{Multiaddr, PeerId};
+use ronde_protocol::directory::{RelayEntry, RelayRoles, MAX_OPERATOR_LEN, MAX_RELAYS};
 use ronde_protocol::{area_of, Area, AREA_PRECISION};
 use serde::{Deserialize, Serialize};
 
@@ -71,6 +72,20 @@ pub struct RelayConfig {
     /// The signed directory of safe places and mediators.
     #[serde(default)]
     pub directory: DirectorySettings,
+    /// The city's basemap.
+    #[serde(default)]
+    pub map: MapSettings,
+}
+
+/// The basemap (`[map]`): a PMTiles vector extract of the city, served whole
+/// to phones (which cache it) and by byte ranges to the dashboard.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapSettings {
+    /// The PMTiles file, relative to `data_dir` unless absolute; empty: no
+    /// basemap (the maps show cells on a plain background).
+    #[serde(default)]
+    pub basemap: PathBuf,
 }
 
 /// The areas a relay follows: geohash prefixes (of at most 5 characters:
@@ -85,8 +100,13 @@ pub struct Jurisdiction {
     /// `[min_lat, min_lon, max_lat, max_lon]`.
     #[serde(default)]
     pub bbox: Option<[f64; 4]>,
-    /// The city's offset from UTC, whole hours: local days and times of day
-    /// are read in it (daylight saving time is not followed).
+    /// The city's IANA time zone (`Europe/Paris`): local days and times of
+    /// day are read in it, daylight saving time included. Empty: the fixed
+    /// `utc_offset_hours`.
+    #[serde(default)]
+    pub time_zone: String,
+    /// A fixed offset from UTC, whole hours, when `time_zone` is empty
+    /// (daylight saving time is then not followed).
     #[serde(default)]
     pub utc_offset_hours: i32,
 }
@@ -109,6 +129,10 @@ pub struct Network {
     /// Serve as a libp2p circuit relay and a Kademlia server for phones.
     #[serde(default = "yes")]
     pub relay_server: bool,
+    /// How long a phone's circuit reservation lasts, in seconds (it renews
+    /// it at three quarters of that, on the same connection).
+    #[serde(default = "default_reservation_secs")]
+    pub reservation_secs: u64,
     /// Host trusted-circle mailboxes and dead-man's switches.
     #[serde(default = "yes")]
     pub mailbox_host: bool,
@@ -178,6 +202,28 @@ pub struct DirectorySettings {
     /// Proof-of-work bits a flag must carry.
     #[serde(default = "default_flag_difficulty")]
     pub flag_min_difficulty: u8,
+    /// Who runs this relay, as listed in the directory (phones deposit a
+    /// switch with relays of two different operators). Empty: the city.
+    #[serde(default)]
+    pub operator: String,
+    /// Other relays of the city, listed in the signed directory beside
+    /// this one: phones take their mailbox and switch hosts from the list.
+    #[serde(default)]
+    pub relays: Vec<ListedRelay>,
+}
+
+/// Another relay the city lists in its directory (`[[directory.relays]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListedRelay {
+    /// Its libp2p peer id (`12D3Koo…`).
+    pub peer_id: String,
+    /// Who runs it.
+    pub operator: String,
+    /// Its public addresses (multiaddrs, without `/p2p/`), 1 to 8.
+    pub addresses: Vec<String>,
+    /// What it does: `mailbox`, `switch`, `circuit`, `bootstrap`.
+    pub roles: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -232,6 +278,10 @@ fn default_flag_difficulty() -> u8 {
     ronde_protocol::pow::MIN_DIFFICULTY
 }
 
+fn default_reservation_secs() -> u64 {
+    ronde_node::config::DEFAULT_RELAY_RESERVATION_DURATION.as_secs()
+}
+
 impl Default for Network {
     fn default() -> Self {
         Network {
@@ -239,6 +289,7 @@ impl Default for Network {
             public_addresses: Vec::new(),
             bootstrap: Vec::new(),
             relay_server: true,
+            reservation_secs: default_reservation_secs(),
             mailbox_host: true,
             max_connections: default_max_connections(),
             max_reports: default_max_reports(),
@@ -275,6 +326,8 @@ impl Default for DirectorySettings {
             listing_validity_days: default_listing_days(),
             heartbeat_ttl_days: default_heartbeat_days(),
             flag_min_difficulty: default_flag_difficulty(),
+            operator: String::new(),
+            relays: Vec::new(),
         }
     }
 }
@@ -301,9 +354,9 @@ city_key_file = "city.key"
 # prefixes of 1 to 5 characters, a bounding box, or both. At most 256 areas.
 geohash_prefixes = [{prefixes}]
 {bbox}
-# Local time for days and time-of-day bands, whole hours east of UTC.
-# Daylight saving time is not followed.
-utc_offset_hours = 1
+# The city's time zone (IANA name) for local days and time-of-day bands,
+# daylight saving time included. (Empty: a fixed utc_offset_hours instead.)
+time_zone = "Europe/Paris"
 
 [network]
 # libp2p listen addresses (TCP and QUIC).
@@ -314,6 +367,9 @@ public_addresses = []
 bootstrap = []
 # Help phones behind NAT (circuit relay v2) and answer DHT queries.
 relay_server = true
+# How long a phone's circuit reservation lasts, in seconds (it renews it at
+# three quarters of that).
+reservation_secs = 3600
 # Host trusted-circle mailboxes and dead-man's switches.
 mailbox_host = true
 max_connections = 2048
@@ -355,6 +411,24 @@ listing_validity_days = 90
 heartbeat_ttl_days = 7
 # Proof of work a flag from a phone must carry (bits).
 flag_min_difficulty = 18
+# Who runs this relay, as the directory lists it ("" : the city's name).
+# Phones deposit a journey's dead-man's switch with relays of two
+# different operators, and take mailbox and switch hosts only from the
+# relays listed here (this one, and those below) or from their own settings.
+operator = ""
+# Other relays of the city, listed in the signed directory:
+# [[directory.relays]]
+# peer_id = "12D3KooW..."
+# operator = "Association Nuits Solidaires"
+# addresses = ["/ip4/203.0.113.7/tcp/4001"]
+# roles = ["mailbox", "switch", "circuit", "bootstrap"]
+
+[map]
+# The city's basemap: a PMTiles vector extract (see the operator guide for
+# how to make one). Relative to data_dir unless absolute. Served whole at
+# /basemap.pmtiles on the public listener (phones fetch it once and keep
+# it) and by byte ranges to the dashboard. Empty: no basemap.
+basemap = ""
 "#;
 
 impl RelayConfig {
@@ -394,6 +468,14 @@ impl RelayConfig {
         if !(-12..=14).contains(&self.jurisdiction.utc_offset_hours) {
             return Err(invalid("utc_offset_hours must be between -12 and 14"));
         }
+        if !self.jurisdiction.time_zone.is_empty() {
+            LocalTime::zone(&self.jurisdiction.time_zone).map_err(|e| {
+                invalid(format!(
+                    "time_zone {:?} is not an IANA time zone this machine knows: {e}",
+                    self.jurisdiction.time_zone
+                ))
+            })?;
+        }
         if self.aggregates.k == 0 {
             return Err(invalid("aggregates.k must be at least 1"));
         }
@@ -425,7 +507,29 @@ impl RelayConfig {
         if d.heartbeat_ttl_days == 0 || d.heartbeat_ttl_days > 30 {
             return Err(invalid("directory.heartbeat_ttl_days must be 1 to 30"));
         }
+        if d.operator.len() > MAX_OPERATOR_LEN || d.operator.chars().any(char::is_control) {
+            return Err(invalid(
+                "directory.operator must be at most 64 bytes, without control characters",
+            ));
+        }
+        if d.relays.len() >= MAX_RELAYS {
+            return Err(invalid("directory.relays: at most 63 other relays"));
+        }
+        for r in &d.relays {
+            r.entry()?;
+        }
         Ok(())
+    }
+
+    /// The name this relay's operator is listed under: `directory.operator`,
+    /// or the city's name.
+    pub fn operator(&self) -> &str {
+        let o = self.directory.operator.trim();
+        if o.is_empty() {
+            &self.city
+        } else {
+            o
+        }
     }
 
     /// The dashboard's socket address.
@@ -469,6 +573,18 @@ impl RelayConfig {
         self.data_dir.join(ronde_node::peer_key::PEER_KEY_FILE)
     }
 
+    /// The basemap file resolved against `data_dir`; `None` when none is
+    /// configured.
+    pub fn basemap_path(&self) -> Option<PathBuf> {
+        if self.map.basemap.as_os_str().is_empty() {
+            None
+        } else if self.map.basemap.is_absolute() {
+            Some(self.map.basemap.clone())
+        } else {
+            Some(self.data_dir.join(&self.map.basemap))
+        }
+    }
+
     /// The city key file, resolved against `data_dir`.
     pub fn key_path(&self) -> PathBuf {
         if self.city_key_file.is_absolute() {
@@ -480,9 +596,41 @@ impl RelayConfig {
 
     /// The city's local time.
     pub fn local_time(&self) -> LocalTime {
-        LocalTime {
-            offset_hours: self.jurisdiction.utc_offset_hours,
+        if self.jurisdiction.time_zone.is_empty() {
+            return LocalTime::fixed(self.jurisdiction.utc_offset_hours);
         }
+        // Checked when the configuration was read.
+        LocalTime::zone(&self.jurisdiction.time_zone)
+            .unwrap_or_else(|_| LocalTime::fixed(self.jurisdiction.utc_offset_hours))
+    }
+}
+
+impl ListedRelay {
+    /// The directory entry of this relay, checked.
+    pub fn entry(&self) -> Result<RelayEntry, ConfigError> {
+        let peer: PeerId = self
+            .peer_id
+            .parse()
+            .map_err(|e| invalid(format!("directory.relays: {:?}: {e}", self.peer_id)))?;
+        let mut roles = RelayRoles(0);
+        for name in &self.roles {
+            let r = RelayRoles::from_name(name).ok_or_else(|| {
+                invalid(format!(
+                    "directory.relays: unknown role {name:?} (mailbox, switch, circuit, bootstrap)"
+                ))
+            })?;
+            roles = roles.with(r);
+        }
+        let addrs = parse_addrs("directory.relays.addresses", &self.addresses)?;
+        let e = RelayEntry {
+            peer: peer.to_bytes(),
+            roles,
+            operator: self.operator.clone(),
+            addrs: addrs.iter().map(ToString::to_string).collect(),
+        };
+        e.check()
+            .map_err(|err| invalid(format!("directory.relays: {}: {err}", self.peer_id)))?;
+        Ok(e)
     }
 }
 
@@ -608,12 +756,14 @@ mod tests {
         let j = Jurisdiction {
             geohash_prefixes: vec!["u09t".into(), "u09tv".into()],
             bbox: None,
+            time_zone: String::new(),
             utc_offset_hours: 0,
         };
         assert_eq!(j.areas().expect("areas").len(), 32);
         let j = Jurisdiction {
             geohash_prefixes: vec![],
             bbox: Some([48.80, 2.36, 48.83, 2.41]),
+            time_zone: String::new(),
             utc_offset_hours: 0,
         };
         let areas = j.areas().expect("areas");
@@ -622,12 +772,14 @@ mod tests {
         let too_big = Jurisdiction {
             geohash_prefixes: vec!["u0".into()],
             bbox: None,
+            time_zone: String::new(),
             utc_offset_hours: 0,
         };
         assert!(too_big.areas().is_err());
         let bad = Jurisdiction {
             geohash_prefixes: vec!["U09".into()],
             bbox: None,
+            time_zone: String::new(),
             utc_offset_hours: 0,
         };
         assert!(bad.areas().is_err());

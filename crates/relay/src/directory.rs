@@ -13,8 +13,9 @@ use std::sync::Arc;
 use ronde_protocol::directory::{
     freshness, verify_flag, verify_heartbeat, Directory, DirectoryError, DirectoryKey,
     DirectoryPublicKey, FlagReason, Freshness, Heartbeat, Location, Mediator, PlaceId, PlaceKind,
-    SafePlace, MAX_MEDIATORS, MAX_PLACES,
+    RelayEntry, SafePlace, MAX_MEDIATORS, MAX_PLACES,
 };
+use ronde_protocol::token::TokenKey;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -108,26 +109,50 @@ pub struct DirectoryService {
     key: DirectoryKey,
     city: String,
     settings: DirectorySettings,
+    /// The relays listed (this one and the configured others), sorted by
+    /// peer id, one entry per peer.
+    relays: Vec<RelayEntry>,
     /// The current signed document; subscribers (the relay's node, which
     /// serves it over `/ronde/directory/1`) see every new one.
     signed: watch::Sender<Arc<Vec<u8>>>,
+    /// The token issuer's public keys (`crate::tokens`), listed from the
+    /// next signing on.
+    token_keys: std::sync::Mutex<Vec<TokenKey>>,
 }
 
 impl DirectoryService {
-    /// A service over the store, signing with `key`; call
-    /// [`DirectoryService::rebuild`] before serving.
+    /// A service over the store, signing with `key` and listing `relays`
+    /// (the first entry of a peer wins); call [`DirectoryService::rebuild`]
+    /// before serving.
     pub fn new(
         store: RelayStore,
         key: DirectoryKey,
         city: String,
         settings: DirectorySettings,
+        mut relays: Vec<RelayEntry>,
     ) -> DirectoryService {
+        // A stable sort keeps the first entry of a peer first.
+        relays.sort_by(|a, b| a.peer.cmp(&b.peer));
+        relays.dedup_by(|later, first| later.peer == first.peer);
         DirectoryService {
             store,
             key,
             city,
             settings,
+            relays,
             signed: watch::Sender::new(Arc::new(Vec::new())),
+            token_keys: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// List these token keys (sorted by period, at most four) from the
+    /// next [`DirectoryService::rebuild`] on.
+    pub fn set_token_keys(&self, mut keys: Vec<TokenKey>) {
+        keys.sort_by_key(|k| k.period_start());
+        keys.dedup_by_key(|k| k.period_start());
+        keys.truncate(ronde_protocol::directory::MAX_TOKEN_KEYS);
+        if let Ok(mut held) = self.token_keys.lock() {
+            *held = keys;
         }
     }
 
@@ -176,6 +201,12 @@ impl DirectoryService {
             places,
             mediators,
             heartbeats,
+            relays: self.relays.clone(),
+            token_keys: self
+                .token_keys
+                .lock()
+                .map(|k| k.clone())
+                .unwrap_or_default(),
         };
         let bytes = doc.sign(&self.key)?;
         self.store.set_directory_serial(serial)?;

@@ -14,7 +14,7 @@ pub struct Metrics {
     /// Reports counted and flushed to disk.
     pub acknowledged: AtomicU64,
     /// Reports not counted, by [`Refusal`] (in [`Refusal::ALL`] order).
-    pub refused: [AtomicU64; 4],
+    pub refused: [AtomicU64; Refusal::ALL.len()],
     /// Node events lost because the relay fell behind (caught up by a
     /// re-read of the node's live reports).
     pub lagged: AtomicU64,

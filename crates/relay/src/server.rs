@@ -9,8 +9,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use libp2p::multiaddr::Protocol;
 use ronde_node::directory::{FlagSubmission, FlagVerdict};
 use ronde_node::{Clock, Node, NodeConfig, NodeError, NodeEvent, SystemClock};
+use ronde_protocol::directory::{RelayEntry, RelayRoles, MAX_RELAY_ADDRS};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -112,6 +114,7 @@ pub struct Relay {
     maintenance: JoinHandle<()>,
     directory: JoinHandle<()>,
     flags: JoinHandle<()>,
+    tokens: JoinHandle<()>,
 }
 
 /// The node configuration of a relay: a whole city of areas, many
@@ -132,10 +135,61 @@ pub fn node_config(
     n.max_connections = config.network.max_connections;
     n.clock = clock;
     n.relay_server = config.network.relay_server;
+    n.relay_reservation_duration = Duration::from_secs(config.network.reservation_secs.max(1));
     n.mailbox_host = config.network.mailbox_host;
     n.external_addresses = config.public_addrs()?;
     n.identity_file = Some(config.peer_key_path());
     Ok(n)
+}
+
+/// The relays the directory lists: this one first (its peer id, its public
+/// addresses, or else the addresses it listens on that a peer can dial; its
+/// roles from its configuration; its operator), then the configured others.
+async fn listed_relays(config: &RelayConfig, node: &Node) -> Result<Vec<RelayEntry>, RelayError> {
+    let mut addrs = config.public_addrs()?;
+    if addrs.is_empty() {
+        addrs = node
+            .listen_addrs()
+            .await?
+            .into_iter()
+            .filter(|a| {
+                !a.iter().any(|p| match p {
+                    Protocol::Ip4(ip) => ip.is_unspecified(),
+                    Protocol::Ip6(ip) => ip.is_unspecified(),
+                    _ => false,
+                })
+            })
+            .collect();
+    }
+    let mut roles = RelayRoles::BOOTSTRAP;
+    if config.network.mailbox_host {
+        roles = roles.with(RelayRoles::MAILBOX).with(RelayRoles::SWITCH);
+    }
+    if config.network.relay_server {
+        roles = roles.with(RelayRoles::CIRCUIT);
+    }
+    let own = RelayEntry {
+        peer: node.peer_id().to_bytes(),
+        roles,
+        operator: config.operator().to_owned(),
+        addrs: addrs
+            .iter()
+            .take(MAX_RELAY_ADDRS)
+            .map(ToString::to_string)
+            .collect(),
+    };
+    let mut out = Vec::new();
+    match own.check() {
+        Ok(()) => out.push(own),
+        Err(e) => tracing::warn!(
+            error = %e,
+            "this relay is not listed in its directory (set network.public_addresses)"
+        ),
+    }
+    for r in &config.directory.relays {
+        out.push(r.entry()?);
+    }
+    Ok(out)
 }
 
 impl Relay {
@@ -159,6 +213,8 @@ impl Relay {
         let mut node_cfg = node_config(&config, areas.len(), clock.clone())?;
         let (flag_tx, flag_rx) = mpsc::channel(FLAG_QUEUE);
         node_cfg.flag_sink = Some(flag_tx);
+        let (token_tx, token_rx) = mpsc::channel(FLAG_QUEUE);
+        node_cfg.token_sink = Some(token_tx);
         if let Some(tweak) = options.node_tweak {
             tweak(&mut node_cfg);
         }
@@ -167,13 +223,33 @@ impl Relay {
         let events = node.events();
         node.set_areas(areas.clone()).await?;
 
-        // 3. The directory, signed now.
+        // 3. The directory, signed now, listing this relay and the others
+        // configured: phones take their mailbox and switch hosts from it.
+        let relays = listed_relays(&config, &node).await?;
         let directory = DirectoryService::new(
             store.clone(),
             city_key,
             config.city.clone(),
             config.directory.clone(),
+            relays,
         );
+        // The token issuer's keys of today and tomorrow go into it.
+        let policy = Box::new(crate::tokens::PowQuota::new(
+            crate::tokens::DEFAULT_ISSUE_DIFFICULTY,
+            crate::tokens::TOKENS_PER_IDENTITY,
+        ));
+        let key_dir = config.data_dir.join("token-keys");
+        let mut tokens =
+            crate::tokens::TokenIssuer::with_key_dir(policy, &key_dir).map_err(|source| {
+                RelayError::Io {
+                    path: key_dir.clone(),
+                    source,
+                }
+            })?;
+        match tokens.rotate(clock.now()) {
+            Ok(_) => directory.set_token_keys(tokens.token_keys()),
+            Err(e) => tracing::warn!(error = %e, "could not make the token keys"),
+        }
         directory.rebuild(clock.now())?;
         // The node serves it to phones over `/ronde/directory/1`.
         let city_public = directory.public_key();
@@ -196,6 +272,7 @@ impl Relay {
             clock,
             node: node.clone(),
             sessions: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(tokens),
             config,
         });
         let (stop, stop_rx) = watch::channel(false);
@@ -208,6 +285,7 @@ impl Relay {
         // node to the store.
         let directory = tokio::spawn(directory_loop(shared.clone(), signed_now, stop_rx.clone()));
         let flags = tokio::spawn(flag_loop(shared.clone(), flag_rx, stop_rx.clone()));
+        let tokens = tokio::spawn(token_loop(shared.clone(), token_rx, stop_rx.clone()));
 
         // 6. HTTP: the operator's dashboard and the public endpoints.
         let mut http = Vec::new();
@@ -243,7 +321,22 @@ impl Relay {
             maintenance,
             directory,
             flags,
+            tokens,
         })
+    }
+
+    /// Replace the token issuance policy (the default is
+    /// [`crate::tokens::PowQuota`] at [`crate::tokens::DEFAULT_ISSUE_DIFFICULTY`];
+    /// a deployment puts device attestation here, tests a lower difficulty).
+    pub fn set_issuance_policy(&self, policy: Box<dyn crate::tokens::IssuancePolicy>) {
+        if let Ok(mut t) = self.shared.tokens.lock() {
+            t.set_policy(policy);
+        }
+    }
+
+    /// The city's public key (phones should be given it out of band).
+    pub fn city_key(&self) -> ronde_protocol::directory::DirectoryPublicKey {
+        self.shared.directory.public_key()
     }
 
     /// The relay's node.
@@ -288,6 +381,9 @@ impl Relay {
             .await
             .map_err(|e| RelayError::Task(e.to_string()))?;
         self.flags
+            .await
+            .map_err(|e| RelayError::Task(e.to_string()))?;
+        self.tokens
             .await
             .map_err(|e| RelayError::Task(e.to_string()))?;
         match self.shared.node.shutdown().await {
@@ -448,6 +544,27 @@ async fn ingest_loop(
     }
 }
 
+/// Make today's and tomorrow's token keys if a day began, and re-sign the
+/// directory with them.
+fn rotate_token_keys(shared: &Shared) {
+    let now = shared.clock.now();
+    let keys = match shared.tokens.lock() {
+        Ok(mut t) => match t.rotate(now) {
+            Ok(true) => t.token_keys(),
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not make the token keys");
+                return;
+            }
+        },
+        Err(_) => return,
+    };
+    shared.directory.set_token_keys(keys);
+    if let Err(e) = shared.directory.rebuild(now) {
+        tracing::warn!(error = %e, "could not re-sign the directory");
+    }
+}
+
 async fn maintenance_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut purge = tokio::time::interval(PURGE_INTERVAL);
     let mut resign = tokio::time::interval(RESIGN_INTERVAL);
@@ -475,6 +592,11 @@ async fn maintenance_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) 
                 }
             }
             _ = resign.tick() => {
+                // A new day: today's and tomorrow's token keys (an RSA
+                // prime search, off the runtime's async workers).
+                // Re-signed at once when the keys changed.
+                let s = shared.clone();
+                drop(tokio::task::spawn_blocking(move || rotate_token_keys(&s)));
                 if let Err(e) = shared.directory.rebuild(shared.clock.now()) {
                     tracing::warn!(error = %e, "could not re-sign the directory");
                 }
@@ -552,6 +674,38 @@ async fn flag_loop(
     }
 }
 
+/// Answer the requests for tokens that phones send to the relay's node
+/// over `/ronde/token/1`, with the issuer, off the runtime (a batch is 24
+/// RSA signatures). The identity is the connection the request came on.
+async fn token_loop(
+    shared: Arc<Shared>,
+    mut requests: mpsc::Receiver<ronde_node::tokens::TokenSubmission>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let sub = tokio::select! {
+            sub = requests.recv() => sub,
+            _ = stop.wait_for(|s| *s) => None,
+        };
+        let Some(sub) = sub else {
+            break;
+        };
+        let s = shared.clone();
+        let identity = crate::tokens::Identity(sub.identity);
+        let request = sub.request;
+        let answer = tokio::task::spawn_blocking(move || {
+            let now = s.clock.now();
+            s.tokens
+                .lock()
+                .map(|mut t| t.answer(&identity, &request, now))
+                .unwrap_or(ronde_protocol::token::IssueResponse::Unavailable)
+        })
+        .await
+        .unwrap_or(ronde_protocol::token::IssueResponse::Unavailable);
+        let _ = sub.reply.send(answer);
+    }
+}
+
 /// Write the summary of the last complete week (Monday to Sunday, local
 /// days) to `<data_dir>/summaries/summary-<from>-to-<to>.html` unless it is
 /// there already; the city can send it to its services. Returns the path
@@ -577,7 +731,7 @@ pub fn write_weekly_summary(shared: &Shared) -> Result<Option<std::path::PathBuf
         categories: Default::default(),
         bands: Default::default(),
     };
-    let html = summary(shared, &f)?;
+    let html = summary(shared, &f, crate::query::Lang::En)?;
     let io = |source| RelayError::Io {
         path: path.clone(),
         source,

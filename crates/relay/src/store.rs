@@ -8,6 +8,7 @@
 //! | `meta`       | `schema_version`, `directory_serial`  | u32 / u64 |
 //! | `agg`        | UTC hour (u32) ‖ cell (7, `-`-padded) ‖ category (u8) | count (u64) |
 //! | `live`       | report id (32)                        | expires_at (u64) ‖ observed_at (u64) ‖ category (u8) ‖ cell (7) |
+//! | `flood`      | UTC hour (u32) ‖ cell (7)             | counted (u64) ‖ suppressed as a flood (u64) |
 //! | `places`     | place id (16)                         | [`SafePlace::to_bytes`] |
 //! | `mediators`  | id (16)                               | [`Mediator::to_bytes`] |
 //! | `heartbeats` | place id (16)                         | [`Heartbeat::to_bytes`] |
@@ -23,6 +24,13 @@
 //! survives `kill -9` and power loss. Reports received but not yet flushed
 //! are still in the node's own store and are counted again (deduplicated)
 //! by the catch-up at the next start.
+//!
+//! **Floods.** A cell counts at most [`Rules::cell_hour_cap`] reports per
+//! UTC hour (every category together); the rest are remembered in `live`
+//! (so counted once) and added to the hour's `suppressed` in `flood`, in
+//! the same transaction. The `flood` tree appeared with issue 14 and needs
+//! no migration: a relay upgraded in the middle of an hour starts that
+//! hour's allowance from zero.
 //!
 //! **Retention.** `live` entries are deleted when their report expires
 //! (about 30 minutes); nothing else of a report is kept. `agg` rows older
@@ -79,6 +87,9 @@ pub enum StoreError {
 /// bucket), refused by the rules or as a duplicate, or a storage error.
 pub type Counted = Result<Result<BucketKey, Refusal>, StoreError>;
 
+/// Reports suppressed as a flood in one (UTC hour, cell).
+pub type Suppressed = ((u32, Cell), u64);
+
 /// The relay's database. Cheap to clone (sled handles are shared).
 #[derive(Clone)]
 pub struct RelayStore {
@@ -87,6 +98,7 @@ pub struct RelayStore {
     meta: sled::Tree,
     agg: sled::Tree,
     live: sled::Tree,
+    flood: sled::Tree,
     places: sled::Tree,
     mediators: sled::Tree,
     heartbeats: sled::Tree,
@@ -152,6 +164,46 @@ fn parse_live(v: &[u8]) -> Option<LiveEntry> {
     })
 }
 
+const FLOOD_KEY_LEN: usize = 4 + CELL_LEN;
+
+fn flood_key(key: &BucketKey) -> [u8; FLOOD_KEY_LEN] {
+    let mut k = [0u8; FLOOD_KEY_LEN];
+    k.copy_from_slice(&agg_key(key)[..FLOOD_KEY_LEN]);
+    k
+}
+
+fn parse_flood(v: &[u8]) -> Option<(u64, u64)> {
+    if v.len() != 16 {
+        return None;
+    }
+    Some((be_u64(&v[..8])?, be_u64(&v[8..])?))
+}
+
+/// Count an admitted report in its cell-hour: `true` if it is under the
+/// cap (count it), `false` if it is suppressed as a flood.
+fn take_cell_hour(
+    flood: &sled::transaction::TransactionalTree,
+    key: &BucketKey,
+    cap: u64,
+) -> Result<bool, ConflictableTransactionError<()>> {
+    let fk = flood_key(key);
+    let (counted, suppressed) = match flood.get(fk)? {
+        Some(v) => parse_flood(&v).ok_or(ConflictableTransactionError::Abort(()))?,
+        None => (0, 0),
+    };
+    let under = counted < cap;
+    let (c, s) = if under {
+        (counted + 1, suppressed)
+    } else {
+        (counted, suppressed + 1)
+    };
+    let mut v = [0u8; 16];
+    v[..8].copy_from_slice(&c.to_be_bytes());
+    v[8..].copy_from_slice(&s.to_be_bytes());
+    flood.insert(&fk, &v)?;
+    Ok(under)
+}
+
 fn be_u64(v: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(v.try_into().ok()?))
 }
@@ -188,6 +240,7 @@ impl RelayStore {
             meta: tree("meta")?,
             agg: tree("agg")?,
             live: tree("live")?,
+            flood: tree("flood")?,
             places: tree("places")?,
             mediators: tree("mediators")?,
             heartbeats: tree("heartbeats")?,
@@ -232,21 +285,25 @@ impl RelayStore {
         };
         let akey = agg_key(&key);
         let lval = live_value(obs);
-        let res = (&self.live, &self.agg).transaction(|(live, agg)| {
+        let cap = rules.cell_hour_cap();
+        let res = (&self.live, &self.agg, &self.flood).transaction(|(live, agg, flood)| {
             if live.get(obs.id.0)?.is_some() {
-                return Ok(false);
+                return Ok(Err(Refusal::Duplicate));
             }
             live.insert(&obs.id.0, &lval)?;
+            if !take_cell_hour(flood, &key, cap)? {
+                return Ok(Err(Refusal::Flood));
+            }
             let n = match agg.get(akey)? {
                 Some(v) => be_u64(&v).ok_or(ConflictableTransactionError::Abort(()))?,
                 None => 0,
             };
             agg.insert(&akey, &(n + 1).to_be_bytes())?;
-            Ok(true)
+            Ok(Ok(()))
         });
         match res {
-            Ok(true) => Ok(Ok(key)),
-            Ok(false) => Ok(Err(Refusal::Duplicate)),
+            Ok(Ok(())) => Ok(Ok(key)),
+            Ok(Err(r)) => Ok(Err(r)),
             Err(TransactionError::Abort(())) => Err(StoreError::Corrupt("agg")),
             Err(TransactionError::Storage(e)) => Err(self.err(e)),
         }
@@ -268,7 +325,8 @@ impl RelayStore {
             .iter()
             .map(|obs| rules.admit(obs, now).map(|a| a.key))
             .collect();
-        let res = (&self.live, &self.agg).transaction(|(live, agg)| {
+        let cap = rules.cell_hour_cap();
+        let res = (&self.live, &self.agg, &self.flood).transaction(|(live, agg, flood)| {
             let mut out = Vec::with_capacity(batch.len());
             for (obs, admission) in batch.iter().zip(&admitted) {
                 let key = match admission {
@@ -283,6 +341,10 @@ impl RelayStore {
                     continue;
                 }
                 live.insert(&obs.id.0, &live_value(obs))?;
+                if !take_cell_hour(flood, &key, cap)? {
+                    out.push(Err(Refusal::Flood));
+                    continue;
+                }
                 let akey = agg_key(&key);
                 let n = match agg.get(akey)? {
                     Some(v) => be_u64(&v).ok_or(ConflictableTransactionError::Abort(()))?,
@@ -335,6 +397,36 @@ impl RelayStore {
         Ok(out)
     }
 
+    /// Reports suppressed as a flood in UTC hours `[first, end)`, per
+    /// (hour, cell) with at least one.
+    pub fn suppressed(
+        &self,
+        first_hour: i64,
+        end_hour: i64,
+    ) -> Result<Vec<Suppressed>, StoreError> {
+        let clamp = |h: i64| u32::try_from(h.max(0)).unwrap_or(u32::MAX);
+        let (a, b) = (clamp(first_hour), clamp(end_hour));
+        let mut out = Vec::new();
+        if a >= b {
+            return Ok(out);
+        }
+        for kv in self.flood.range(a.to_be_bytes()..b.to_be_bytes()) {
+            let (k, v) = kv.map_err(|e| self.err(e))?;
+            let (_, n) = parse_flood(&v).ok_or(StoreError::Corrupt("flood"))?;
+            let hour = k
+                .get(..4)
+                .and_then(|h| h.try_into().ok())
+                .map(u32::from_be_bytes);
+            let cell = k.get(4..).and_then(cell_from_key);
+            match (hour, cell) {
+                (Some(h), Some(c)) if n > 0 => out.push(((h, c), n)),
+                (Some(_), Some(_)) => {}
+                _ => return Err(StoreError::Corrupt("flood")),
+            }
+        }
+        Ok(out)
+    }
+
     /// Every aggregate row.
     pub fn all_rows(&self) -> Result<Vec<(BucketKey, u64)>, StoreError> {
         self.rows(0, i64::from(u32::MAX))
@@ -376,6 +468,10 @@ impl RelayStore {
             let (k, _) = kv.map_err(|e| self.err(e))?;
             self.agg.remove(k).map_err(|e| self.err(e))?;
             deleted += 1;
+        }
+        for kv in self.flood.range(..keep_from_hour.to_be_bytes()) {
+            let (k, _) = kv.map_err(|e| self.err(e))?;
+            self.flood.remove(k).map_err(|e| self.err(e))?;
         }
         for kv in self.flags.iter() {
             let (k, v) = kv.map_err(|e| self.err(e))?;
@@ -564,7 +660,7 @@ impl RelayStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::Aggregator;
+    use crate::rules::{Aggregator, HOUR};
     use rand::{Rng, SeedableRng};
 
     #[test]
@@ -603,6 +699,63 @@ mod tests {
             store.all_rows().expect("rows").into_iter().collect();
         assert_eq!(&rows, model.counts());
         assert_same_live(&store, &model, now);
+    }
+
+    /// Issue 14: a flood of valid reports into one cell counts at most the
+    /// cap per hour; the excess is remembered (a re-sent report is still a
+    /// duplicate) and counted apart as suppressed as a flood; another cell
+    /// and the next hour are untouched. The store and the model agree, one
+    /// by one and in batches.
+    #[test]
+    fn a_flood_into_one_cell_is_capped_per_hour_and_the_excess_counted_apart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = RelayStore::open(dir.path()).expect("open");
+        let rules = Rules::new(["u09tv".parse().expect("area")]).with_cell_hour_cap(5);
+        let mut model = Aggregator::new(rules.clone());
+        let hour0 = 1_790_000_000u64 / HOUR * HOUR;
+        let obs = |n: u8, cell: &str, at: u64| Observation {
+            id: ReportId([n; 32]),
+            category: Category::ALL[usize::from(n) % 9],
+            cell: cell.parse().expect("cell"),
+            observed_at: at,
+            expires_at: at + 3_600,
+        };
+        let now = hour0 + 600;
+        let mut flood: Vec<Observation> = (0..12).map(|n| obs(n, "u09tvw1", hour0 + 60)).collect();
+        flood.push(obs(100, "u09tvw2", hour0 + 60));
+        let (one, batch) = flood.split_at(6);
+        for o in one {
+            assert_eq!(
+                model.ingest(o, now),
+                store.ingest(&rules, o, now).expect("ingest")
+            );
+        }
+        let got = store.ingest_many(&rules, batch, now).expect("batch");
+        for (o, g) in batch.iter().zip(got) {
+            assert_eq!(model.ingest(o, now), g.expect("ingest"));
+        }
+        let counted: u64 = store.all_rows().expect("rows").iter().map(|(_, n)| n).sum();
+        assert_eq!(counted, 5 + 1, "the flooded cell counts 5, the other 1");
+        let suppressed = store
+            .suppressed(0, i64::from(u32::MAX))
+            .expect("suppressed");
+        let cell: Cell = "u09tvw1".parse().expect("cell");
+        assert_eq!(suppressed, vec![(((hour0 / HOUR) as u32, cell), 7)]);
+        assert_eq!(
+            model.suppressed().into_iter().collect::<Vec<_>>(),
+            suppressed
+        );
+        // A suppressed report sent again is a duplicate, not suppressed twice.
+        assert_eq!(
+            store.ingest(&rules, &flood[11], now).expect("ingest"),
+            Err(Refusal::Duplicate)
+        );
+        // The next hour has its own allowance.
+        let next = obs(200, "u09tvw1", hour0 + HOUR + 60);
+        assert!(store
+            .ingest(&rules, &next, hour0 + HOUR + 120)
+            .expect("ingest")
+            .is_ok());
     }
 
     fn assert_same_live(store: &RelayStore, model: &Aggregator, now: u64) {

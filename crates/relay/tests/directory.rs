@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use ronde_node::{Clock, ManualClock};
 use ronde_protocol::directory::{
     verify_directory, DirectoryError, DirectoryKey, DirectoryPublicKey, Flag, FlagReason,
-    Freshness, Heartbeat, PlaceId,
+    Freshness, Heartbeat, PlaceId, RelayRoles,
 };
 
 const DAY: u64 = 86_400;
@@ -84,6 +84,15 @@ async fn the_relay_serves_a_signed_directory_with_fresh_stale_and_expired_places
     // the place's own heartbeat.
     config.directory.listing_validity_days = 1;
     config.directory.heartbeat_ttl_days = 7;
+    // Another relay of the city, run by an association.
+    let other_relay = libp2p::PeerId::random();
+    config.directory.operator = "Ville de Testville".into();
+    config.directory.relays = vec![ronde_relay::config::ListedRelay {
+        peer_id: other_relay.to_string(),
+        operator: "Nuits Solidaires".into(),
+        addresses: vec!["/ip4/192.0.2.7/tcp/4001".into()],
+        roles: vec!["mailbox".into(), "switch".into()],
+    }];
     write_city_key(&config);
     let relay = start_relay(config, &clock).await;
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
@@ -140,6 +149,32 @@ async fn the_relay_serves_a_signed_directory_with_fresh_stale_and_expired_places
     assert_eq!(v.directory().city, "Testville");
     assert_eq!(v.places_at(clock.now()).len(), 1);
     assert_eq!(v.mediators_at(clock.now()).len(), 1);
+    // It lists the token issuer's keys of today and tomorrow (§8.5).
+    let day = clock.now() - clock.now() % DAY;
+    let periods: Vec<u64> = v
+        .directory()
+        .token_keys
+        .iter()
+        .map(|k| k.period_start())
+        .collect();
+    assert_eq!(periods, [day, day + DAY]);
+    // It lists this relay (the phones' mailbox and switch hosts) and the
+    // other one configured, under their operators.
+    let relays = &v.directory().relays;
+    assert_eq!(relays.len(), 2);
+    let own = relays
+        .iter()
+        .find(|r| r.peer == relay.node().peer_id().to_bytes())
+        .expect("the relay lists itself");
+    assert_eq!(own.operator, "Ville de Testville");
+    assert!(own.roles.has(RelayRoles::MAILBOX) && own.roles.has(RelayRoles::SWITCH));
+    assert!(!own.addrs.is_empty());
+    let listed = relays
+        .iter()
+        .find(|r| r.peer == other_relay.to_bytes())
+        .expect("the configured relay is listed");
+    assert_eq!(listed.operator, "Nuits Solidaires");
+    assert_eq!(listed.roles.names(), ["mailbox", "switch"]);
     let first_serial = v.directory().serial;
     // …and under no other key; tampered bytes fail too.
     let other = DirectoryKey::generate(&mut rng).public();

@@ -222,6 +222,22 @@ pub struct SimArgs {
     /// verification, and its memory with `--ingest-reports` reports.
     #[arg(long)]
     pub ingest: bool,
+    /// Sybil phones flooding valid reports, as a fraction of --nodes (on
+    /// top of them), e.g. 0.2 (issue 14).
+    #[arg(long, default_value_t = 0.0)]
+    pub spammers: f64,
+    /// The Sybils' rate, all together, in multiples of the honest
+    /// city-wide rate (1 / --report-every), e.g. 100.
+    #[arg(long, default_value_t = 100.0)]
+    pub spam_rate: f64,
+    /// Phones' store bound (reports), instead of the node's default: a
+    /// small one shows eviction at sim scale.
+    #[arg(long)]
+    pub store_capacity: Option<usize>,
+    /// With --spammers: run Ronde with its defences only (by default it
+    /// also runs without them, on the same plan, as the baseline).
+    #[arg(long)]
+    pub no_spam_compare: bool,
     /// Reports for `--ingest`.
     #[arg(long, default_value_t = 10_000)]
     pub ingest_reports: usize,
@@ -289,6 +305,13 @@ impl SimArgs {
             progress: !self.no_progress,
             spies: self.spies,
             stem: !self.no_stem,
+            spam: crate::spam::SpamConfig {
+                fraction: self.spammers,
+                rate: self.spam_rate,
+                store_capacity: self.store_capacity,
+                defences: true,
+                compare: !self.no_spam_compare,
+            },
             ..SimConfig::default()
         }
     }

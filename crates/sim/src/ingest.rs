@@ -603,6 +603,7 @@ pub async fn run(n: usize, seed: u64, difficulty: u8) -> Result<IngestReport, Si
         clockwork: cw.clone(),
         heartbeat: Duration::from_secs(1),
         recorder: recorder.clone(),
+        spam: Default::default(),
         gossip: Default::default(),
     };
     let rss0 = rss_bytes().unwrap_or(0);

@@ -30,6 +30,7 @@ pub mod peers;
 pub mod plan;
 pub mod privacy;
 pub mod run;
+pub mod spam;
 
 use std::sync::Arc;
 
@@ -77,6 +78,9 @@ pub struct SimReport {
     pub city_areas: usize,
     /// Ronde's figures.
     pub ronde: Option<Outcome>,
+    /// Ronde without its defences against floods of valid reports, on the
+    /// same plan (with `--spammers`, unless `--no-spam-compare`).
+    pub ronde_undefended: Option<Outcome>,
     /// The baseline's figures.
     pub baseline: Option<Outcome>,
     /// The targets, judged.
@@ -90,6 +94,13 @@ pub async fn simulate(
     progress: Option<indicatif::ProgressBar>,
 ) -> Result<SimReport, SimError> {
     let plan = Arc::new(Plan::new(&config)?);
+    let ronde_undefended = if config.ronde && config.spam.active() && config.spam.compare {
+        let mut undefended = config.clone();
+        undefended.spam.defences = false;
+        Some(run::run_overlay(&undefended, plan.clone(), Overlay::Ronde, progress.clone()).await?)
+    } else {
+        None
+    };
     let mut ronde = if config.ronde {
         Some(run::run_overlay(&config, plan.clone(), Overlay::Ronde, progress.clone()).await?)
     } else {
@@ -121,6 +132,7 @@ pub async fn simulate(
         city_areas: plan.city_areas.len(),
         config,
         ronde,
+        ronde_undefended,
         baseline,
         targets,
     })

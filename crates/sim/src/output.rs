@@ -359,6 +359,14 @@ pub fn table(rep: &SimReport) -> String {
             t.name, t.measured, t.target
         );
     }
+    let spam: Vec<(&str, &crate::spam::SpamFigures)> = [
+        ("undefended", rep.ronde_undefended.as_ref()),
+        ("defended", rep.ronde.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(n, o)| Some((n, o?.spam.as_ref()?)))
+    .collect();
+    s.push_str(&crate::spam::table(&spam));
     s
 }
 

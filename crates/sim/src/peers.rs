@@ -133,6 +133,8 @@ pub struct PeerSetup<'a> {
     pub heartbeat: Duration,
     /// Where deliveries go.
     pub recorder: Arc<Recorder>,
+    /// Store bound and flood defences of Ronde nodes ([`crate::spam`]).
+    pub spam: crate::spam::SpamConfig,
     /// The mesh of this overlay (Ronde's, or the baseline's), used by the
     /// Ronde nodes and the bare peers (baseline, flooders, droppers) alike.
     pub gossip: GossipTuning,
@@ -269,6 +271,7 @@ pub async fn start_ronde_with(
         .stem
         .then(|| ronde_protocol::stem::StemParams::default().scaled(cw.dilation));
     c.first_hop_tap = first_hop.tap;
+    setup.spam.apply(&mut c, relay_areas.is_none());
     if relay_areas.is_some() {
         c.max_areas = MAX_PEER_AREAS;
         c.max_connections = 4096;

@@ -121,6 +121,8 @@ pub struct SimConfig {
     pub spies: f64,
     /// Ronde's own reports take the stem (`/ronde/stem/1`).
     pub stem: bool,
+    /// Sybil phones flooding valid reports (issue 14; see [`crate::spam`]).
+    pub spam: crate::spam::SpamConfig,
 }
 
 impl Default for SimConfig {
@@ -164,6 +166,7 @@ impl Default for SimConfig {
             progress: true,
             spies: 0.0,
             stem: true,
+            spam: crate::spam::SpamConfig::default(),
         }
     }
 }
@@ -219,7 +222,12 @@ impl SimConfig {
         }
         ronde_protocol::area_of(self.center.0, self.center.1)
             .map_err(|e| SimError::Config(format!("centre: {e}")))?;
-        Ok(())
+        self.spam.validate()
+    }
+
+    /// Sybil phones flooding valid reports.
+    pub fn spammers(&self) -> usize {
+        self.spam.spammers(self.phones)
     }
 
     /// The city.
@@ -248,6 +256,7 @@ impl SimConfig {
             + self.relays
             + self.flooders
             + self.droppers
+            + self.spammers()
             + usize::from(self.prefill_count() > 0)
     }
 }
@@ -266,6 +275,8 @@ pub enum Role {
     Dropper,
     /// Publishes the prefill during the warm-up, then stays quiet.
     Seeder,
+    /// A Sybil phone publishing valid spam ([`crate::spam`]).
+    Spammer,
 }
 
 /// What a flooder sends.
@@ -364,6 +375,8 @@ pub enum Event {
     Befriend(usize),
     /// The sender of planned SOS `i` raises it.
     Sos(usize),
+    /// Publish planned spam report `i`.
+    Spam(usize),
 }
 
 /// Every few seconds (model) nodes short of peers dial more.
@@ -407,6 +420,8 @@ pub struct Plan {
     pub city_areas: Vec<Area>,
     /// Partition side of each slot (0 west of the centre, 1 east).
     pub sides: Vec<u8>,
+    /// The Sybils' valid spam.
+    pub spam: crate::spam::SpamPlan,
 }
 
 fn exp_sample(rng: &mut impl Rng, mean: f64) -> f64 {
@@ -485,6 +500,22 @@ impl Plan {
         roles.extend(std::iter::repeat_n(Role::Relay, cfg.relays));
         roles.extend(std::iter::repeat_n(Role::Flooder, cfg.flooders));
         roles.extend(std::iter::repeat_n(Role::Dropper, cfg.droppers));
+        let first_spammer = roles.len() as Slot;
+        roles.extend(std::iter::repeat_n(Role::Spammer, cfg.spammers()));
+        let spam = crate::spam::plan(
+            &cfg.spam,
+            &city,
+            &crate::spam::Schedule {
+                seed: cfg.seed,
+                first: first_spammer,
+                spammers: cfg.spammers(),
+                from: t_start,
+                to: t_stop,
+                honest_every: cfg.report_every.as_secs_f64(),
+                difficulty: cfg.difficulty,
+                t0: T0,
+            },
+        )?;
         if cfg.prefill_count() > 0 {
             roles.push(Role::Seeder);
         }
@@ -503,6 +534,10 @@ impl Plan {
                         city.sigma_m * ang.cos(),
                         city.sigma_m * ang.sin(),
                     )
+                }
+                // A Sybil sits in one of its cells.
+                Role::Spammer if !spam.cells.is_empty() => {
+                    spam.cells[(i - first_spammer as usize) % spam.cells.len()].center()
                 }
                 _ => city.sample(&mut rng),
             })
@@ -612,7 +647,7 @@ impl Plan {
                     .filter_map(|(t, p)| Some((*t, topics_around(p.0, p.1).ok()?)))
                     .collect(),
                 Role::Relay | Role::Dropper => vec![(0.0, city_areas.clone())],
-                Role::Flooder | Role::Seeder => vec![(0.0, Vec::new())],
+                Role::Flooder | Role::Seeder | Role::Spammer => vec![(0.0, Vec::new())],
             };
             areas.push(list);
         }
@@ -732,6 +767,10 @@ impl Plan {
             }
         }
 
+        for (i, r) in spam.reports.iter().enumerate() {
+            events.push((r.t, Event::Spam(i)));
+        }
+
         let mut m = MAINTAIN_EVERY;
         while m < end {
             events.push((m, Event::Maintain));
@@ -752,6 +791,7 @@ impl Plan {
             sos,
             city_areas,
             sides,
+            spam,
         })
     }
 

@@ -28,8 +28,8 @@ use crate::peers::{
     start_ronde_with, BareMode, BareNode, CircleSeen, CircleSetup, CircleTx, Clockwork,
     FirstHopSetup, Peer, PeerSetup, Recorder,
 };
-use crate::privacy::{choose_spies, FirstHops, Privacy};
 use crate::plan::{Event, Plan, Role, SimConfig, T0};
+use crate::privacy::{choose_spies, FirstHops, Privacy};
 use crate::SimError;
 
 /// Which implementation runs on the devices.
@@ -144,6 +144,8 @@ pub struct Outcome {
     pub setup_secs: f64,
     /// Who can tell who wrote a report (Ronde only, [`crate::privacy`]).
     pub privacy: Option<Privacy>,
+    /// Floods of valid reports, when there were Sybils.
+    pub spam: Option<crate::spam::SpamFigures>,
 }
 
 struct PubRecord {
@@ -251,6 +253,7 @@ impl World {
             clockwork: self.cw.clone(),
             heartbeat: self.cfg.heartbeat,
             recorder: self.recorder.clone(),
+            spam: self.cfg.spam,
             gossip: match self.overlay {
                 Overlay::Ronde => self.cfg.gossip,
                 Overlay::Baseline => self.cfg.baseline_gossip.unwrap_or(self.cfg.gossip),
@@ -320,6 +323,11 @@ impl World {
             (_, Role::Flooder | Role::Seeder) => {
                 Peer::Bare(BareNode::start(&setup, BareMode::Flooder, &[])?)
             }
+            (_, Role::Spammer) => Peer::Bare(BareNode::start(
+                &setup,
+                BareMode::Flooder,
+                &self.plan.spam.areas,
+            )?),
         };
         st.peer = Some(peer);
         self.ports[slot as usize].store(port, Ordering::SeqCst);
@@ -364,7 +372,7 @@ impl World {
         let here = self.plan.position(slot, t);
         let mut out = Vec::new();
         let role = self.role(slot);
-        if role == Role::Phone && self.cfg.relay_links > 0 {
+        if matches!(role, Role::Phone | Role::Spammer) && self.cfg.relay_links > 0 {
             let has_relay = linked.iter().any(|s| self.role(*s) == Role::Relay);
             if !has_relay {
                 let mut relays = self.online_of(Role::Relay);
@@ -382,7 +390,7 @@ impl World {
             .filter(|s| *s != slot && !linked.contains(s))
             .collect();
         match role {
-            Role::Phone => {
+            Role::Phone | Role::Spammer => {
                 // Nearby people, with some randomness: a random choice among
                 // the 3 × `want` nearest.
                 phones.sort_by(|a, b| {
@@ -785,6 +793,19 @@ pub async fn run_overlay(
             }
             // The baseline has no circle.
             Event::Befriend(_) | Event::Sos(_) => {}
+            Event::Spam(i) => {
+                tasks.spawn(async move {
+                    let Some(r) = w.plan.spam.reports.get(i) else {
+                        return;
+                    };
+                    let st = w.slots[r.spammer as usize].lock().await;
+                    if let Some(Peer::Bare(b)) = &st.peer {
+                        if let Err(e) = b.publish(r.area, r.bytes.clone()) {
+                            w.fail("spam", &e);
+                        }
+                    }
+                });
+            }
         }
     }
     tokio::time::sleep_until(cw.wall_at(cfg.end())).await;
@@ -795,10 +816,23 @@ pub async fn run_overlay(
     let sos = (overlay == Overlay::Ronde).then(|| SosFigures::of(sos_records(&world)));
 
     // Expiry: what is visible now, then after every report expired.
+    let spam_end = if overlay == Overlay::Ronde && cfg.spam.active() {
+        Some(spam_end(&world).await)
+    } else {
+        None
+    };
     let (visible_before, visible_after) = if overlay == Overlay::Ronde {
         let before = count_visible(&world).await;
-        // Every report of the run expires 30 minutes after its minute.
-        world.clock.set(T0 + cfg.end().ceil() as u64 + 31 * 60 + 60);
+        // Every report of the run expires 30 minutes after its minute
+        // (spam: 60).
+        let ttl_min = if cfg.spam.active() {
+            u64::from(crate::spam::SPAM_TTL_MINUTES)
+        } else {
+            30
+        };
+        world
+            .clock
+            .set(T0 + cfg.end().ceil() as u64 + (ttl_min + 1) * 60 + 60);
         clock_task.abort();
         let after = count_visible(&world).await;
         (Some(before), Some(after))
@@ -827,7 +861,7 @@ pub async fn run_overlay(
 
     let started = order.len().max(1) as f64;
     let mem = |rss: u64| rss.saturating_sub(rss0) as f64 / started / 1e6;
-    let mut out = figures(&world, overlay, saturation);
+    let mut out = figures(&world, overlay, saturation, spam_end);
     out.memory_per_node_mb = mem(rss_warm);
     out.memory_per_node_end_mb = mem(rss_end);
     out.mean_degree = degree_warm;
@@ -971,7 +1005,7 @@ fn maintain(world: &Arc<World>, t: f64, tasks: &mut JoinSet<()>) {
         }
         let linked = &adj[s as usize];
         let targets = match world.role(s) {
-            Role::Phone => {
+            Role::Phone | Role::Spammer => {
                 let phones = linked
                     .iter()
                     .filter(|x| world.role(**x) == Role::Phone)
@@ -1061,7 +1095,68 @@ fn traffic(world: &World, role: Role) -> Traffic {
     }
 }
 
-fn figures(world: &World, overlay: Overlay, mut saturation: Saturation) -> Outcome {
+/// What the spam figures need from the end of a run: what honest devices
+/// hold, the clock, and the refusals over the per-peer bound.
+struct SpamEnd {
+    holdings: Vec<crate::spam::Holding>,
+    now: u64,
+    over_peer_bound: u64,
+}
+
+async fn spam_end(world: &Arc<World>) -> SpamEnd {
+    let center = world.cfg.center;
+    let mut holdings = Vec::new();
+    let mut over = 0u64;
+    for s in 0..world.plan.roles.len() as Slot {
+        let role = world.role(s);
+        if !matches!(role, Role::Phone | Role::Relay) {
+            continue;
+        }
+        let Some(node) = world.node_of(s).await else {
+            continue;
+        };
+        if let Ok(st) = node.status().await {
+            over += ["over_peer_bound", "far_over_peer_bound"]
+                .iter()
+                .filter_map(|k| st.gossip_refused.get(k))
+                .sum::<u64>();
+        }
+        if let Ok(n) = node.nearby(center.0, center.1, 100_000.0).await {
+            holdings.push(crate::spam::Holding {
+                slot: s,
+                phone: role == Role::Phone,
+                reports: n.reports.iter().map(|r| (r.id, r.cell)).collect(),
+            });
+        }
+    }
+    SpamEnd {
+        holdings,
+        now: ronde_node::Clock::now(&world.clock),
+        over_peer_bound: over,
+    }
+}
+
+/// Honest phone-hours online after the warm-up.
+fn phone_hours(world: &World) -> f64 {
+    let (end, warm) = (world.cfg.end(), world.cfg.warmup.as_secs_f64());
+    (0..world.plan.roles.len())
+        .filter(|s| world.plan.roles[*s] == Role::Phone)
+        .map(|s| {
+            world.plan.online[s]
+                .iter()
+                .map(|(from, to)| (to.min(end) - from.max(warm)).max(0.0))
+                .sum::<f64>()
+        })
+        .sum::<f64>()
+        / 3600.0
+}
+
+fn figures(
+    world: &World,
+    overlay: Overlay,
+    mut saturation: Saturation,
+    spam_end: Option<SpamEnd>,
+) -> Outcome {
     let plan = &world.plan;
     let cfg = &world.cfg;
     let window = cfg.window.as_secs_f64();
@@ -1193,6 +1288,36 @@ fn figures(world: &World, overlay: Overlay, mut saturation: Saturation) -> Outco
             no_stem: None,
         }
     });
+    let duplicates_per_delivery = if first_rx > 0 {
+        transmissions.saturating_sub(first_rx) as f64 / first_rx as f64
+    } else {
+        0.0
+    };
+    let spam = spam_end.map(|end| {
+        let mut honest: HashMap<ReportId, u64> = pubs.iter().map(|p| (p.id, u64::MAX)).collect();
+        for (_, bytes) in &plan.seeds {
+            if let Ok(r) = ronde_protocol::Report::from_bytes(bytes) {
+                honest.insert(ReportId::of(bytes), r.expires_at());
+            }
+        }
+        let is_phone = |s: Slot| plan.roles.get(s as usize) == Some(&Role::Phone);
+        crate::spam::figures(&crate::spam::Inputs {
+            plan: &plan.spam,
+            cfg: &cfg.spam,
+            spammers: cfg.spammers(),
+            deliveries: &deliveries,
+            is_phone: &is_phone,
+            honest: &honest,
+            holdings: &end.holdings,
+            now: end.now,
+            honest_delivery: delivery_ratio,
+            transmissions,
+            since: cfg.warmup.as_secs_f64(),
+            phone_hours: phone_hours(world),
+            frame_bytes: FrameClassifier::ronde().unit(),
+            over_peer_bound: end.over_peer_bound,
+        })
+    });
     Outcome {
         overlay,
         starts: world.starts.load(Ordering::Relaxed),
@@ -1209,11 +1334,7 @@ fn figures(world: &World, overlay: Overlay, mut saturation: Saturation) -> Outco
         ratio_to_lower_bound: Pcts::of(&mut ratios),
         transmissions,
         first_receptions: first_rx,
-        duplicates_per_delivery: if first_rx > 0 {
-            transmissions.saturating_sub(first_rx) as f64 / first_rx as f64
-        } else {
-            0.0
-        },
+        duplicates_per_delivery,
         phone_traffic: traffic(world, Role::Phone),
         relay_traffic: traffic(world, Role::Relay),
         memory_per_node_mb: 0.0,
@@ -1234,5 +1355,6 @@ fn figures(world: &World, overlay: Overlay, mut saturation: Saturation) -> Outco
         wall_secs: 0.0,
         setup_secs: 0.0,
         privacy,
+        spam,
     }
 }

@@ -26,7 +26,10 @@
 //!   retention period, and the hosted switches, fired when due, in its own
 //!   [`host::store`]. It never imports the client side; the event loop
 //!   gives it the requests of other nodes and the client everything else.
+//! * [`receipt`]: the receipt a host signs with its peer key for a switch
+//!   deposit, checked by the client against the host it chose.
 //! * [`views`]: what the API shows.
+//! * [`shared`]: the contacts' journeys, folded from the inbox for the map.
 //!
 //! The libp2p peer id stays fresh at every start: contacts find each other
 //! through the addresses of the invite and of their accept, through the
@@ -36,15 +39,19 @@
 pub mod client;
 pub mod host;
 pub mod keyfile;
+pub mod receipt;
+pub mod shared;
 pub mod views;
 pub mod wire;
 
 pub use crate::config::{CircleConfig, MailboxLimits};
 pub use crate::error::CircleRefusal;
 pub use host::{relay_id, MailboxError, MailboxHost};
+pub use shared::{SharedJourney, SharedJourneys, SharedState};
 pub use views::{
-    AckView, CircleStatus, ContactList, ContactView, FixView, Inbox, InboxItem, InboxNotice,
-    InviteView, JourneyView, PlaceView, SosRecipient, SosView, SwitchStatus,
+    AckView, CircleStatus, CodesView, ContactList, ContactView, FixView, Inbox, InboxItem,
+    InboxNotice, InviteView, JourneyView, PlaceView, SosRecipient, SosView, SwitchHostState,
+    SwitchHostView, SwitchStatus,
 };
 
 /// Default lifetime of an invite: 15 minutes, long enough to hand it over in

@@ -4,7 +4,8 @@
 //! none of these types is ever logged.
 
 use ronde_protocol::circle::{
-    ContactId, ContactState, Fix, JourneyState, MessageId, Notice, Place, SosState,
+    ContactId, ContactState, Deviation, Fix, JourneyState, MessageId, Notice, Place, SosState,
+    StatesOnly,
 };
 use serde::{Deserialize, Serialize};
 
@@ -99,6 +100,11 @@ pub struct InviteView {
     pub name: String,
     /// When it stops being accepted (Unix seconds).
     pub expires_at: u64,
+    /// The short code to read out or type instead (`ABCDE-FGHJK`), when
+    /// the invite was left at this node's mailbox hosts; the other phone
+    /// must use one of the same hosts (the city's relays).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short_code: Option<String>,
 }
 
 /// Someone who acknowledged an SOS or an overdue.
@@ -127,13 +133,51 @@ pub enum SwitchStatus {
     Failed,
 }
 
+/// Where one host stands with the journey's switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SwitchHostState {
+    /// The deposit is on its way (or waiting for the host to be reached).
+    Depositing,
+    /// The host holds it: it answered with a receipt signed by its key.
+    Armed,
+    /// Withdrawn from this host.
+    Withdrawn,
+    /// The host refused it or gave no valid receipt: not counted.
+    Failed,
+}
+
+/// A host of the journey's switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchHostView {
+    /// Its peer id, short form (the last 8 characters, after `…`).
+    pub peer: String,
+    /// Who runs it, as the city's directory lists it; empty for a host the
+    /// person configured (`--mailbox-peer`).
+    pub operator: String,
+    /// Where it stands.
+    pub state: SwitchHostState,
+}
+
 /// The current (or last) journey.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JourneyView {
     /// The journey id.
     pub id: MessageId,
-    /// Where it stands.
+    /// Where it stands, as the person's screen shows it (a journey ended
+    /// with the duress code shows arrived or cancelled).
     pub state: JourneyState,
+    /// The last position lay within 100 m of the destination: ask the
+    /// person whether they arrived.
+    #[serde(default)]
+    pub near_destination: bool,
+    /// Parents' mode: only states are shared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub states_only: Option<StatesOnly>,
+    /// The destination's name as the person gave it (kept on this device,
+    /// not sent to contacts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_name: Option<String>,
     /// When it started (Unix seconds).
     pub started_at: u64,
     /// The destination.
@@ -150,6 +194,8 @@ pub struct JourneyView {
     pub switch: SwitchStatus,
     /// When the mailbox host releases the alert unless it is withdrawn.
     pub switch_release_at: u64,
+    /// Where the switch is held: each host it was deposited with, in order.
+    pub switch_hosts: Vec<SwitchHostView>,
     /// The contacts told about it.
     pub contacts: usize,
     /// Who acknowledged an overdue alert.
@@ -212,6 +258,10 @@ pub enum InboxNotice {
         expected_arrival: u64,
         /// When they become overdue.
         overdue_at: u64,
+        /// Parents' mode: only its states (started, arrived, deviated,
+        /// overdue) will be shared, no positions unless an alert fires.
+        #[serde(default)]
+        states_only: bool,
     },
     /// A contact changed the expected arrival of a journey.
     JourneyChanged {
@@ -247,6 +297,25 @@ pub enum InboxNotice {
         expected_arrival: u64,
         /// Their last known position.
         last_seen: Option<FixView>,
+    },
+    /// A contact on a parents'-mode journey left its corridor or stopped:
+    /// alert.
+    Deviated {
+        /// The journey.
+        journey: MessageId,
+        /// `off_route` or `stopped`.
+        reason: Deviation,
+        /// Where and when.
+        fix: FixView,
+    },
+    /// A contact "cancelled" an SOS or "ended" a journey with their duress
+    /// code: their screen shows it cancelled, but they may be under
+    /// coercion. Alert.
+    Duress {
+        /// The SOS or journey.
+        of: MessageId,
+        /// When (their clock).
+        at: u64,
     },
     /// A contact raised an SOS: alert.
     Sos {
@@ -287,13 +356,26 @@ impl InboxNotice {
                 destination,
                 expected_arrival,
                 overdue_at,
+                states_only,
                 ..
             } => InboxNotice::JourneyStarted {
                 journey: *journey,
                 destination: destination.into(),
                 expected_arrival: *expected_arrival,
                 overdue_at: *overdue_at,
+                states_only: states_only.is_some(),
             },
+            Notice::Deviated {
+                journey,
+                reason,
+                fix,
+                ..
+            } => InboxNotice::Deviated {
+                journey: *journey,
+                reason: *reason,
+                fix: fix.into(),
+            },
+            Notice::Duress { of, at, .. } => InboxNotice::Duress { of: *of, at: *at },
             Notice::JourneyChanged {
                 journey,
                 expected_arrival,
@@ -343,16 +425,26 @@ impl InboxNotice {
         }
     }
 
-    /// Whether it needs the person's attention now (SOS, overdue).
+    /// Whether it needs the person's attention now (SOS, overdue,
+    /// deviation, duress).
     pub fn is_alert(&self) -> bool {
-        matches!(self, InboxNotice::Sos { .. } | InboxNotice::Overdue { .. })
+        matches!(
+            self,
+            InboxNotice::Sos { .. }
+                | InboxNotice::Overdue { .. }
+                | InboxNotice::Deviated { .. }
+                | InboxNotice::Duress { .. }
+        )
     }
 
     /// The journey or SOS to acknowledge once the person saw it.
     pub fn ackable(&self) -> Option<MessageId> {
         match self {
             InboxNotice::Sos { sos, .. } => Some(*sos),
-            InboxNotice::Overdue { journey, .. } => Some(*journey),
+            InboxNotice::Overdue { journey, .. } | InboxNotice::Deviated { journey, .. } => {
+                Some(*journey)
+            }
+            InboxNotice::Duress { of, .. } => Some(*of),
             _ => None,
         }
     }
@@ -395,7 +487,8 @@ pub struct CircleStatus {
     pub contacts: usize,
     /// Messages waiting for delivery.
     pub queued: usize,
-    /// Mailbox hosts known (configured or discovered).
+    /// Mailbox and switch hosts: configured, or relays of the city's
+    /// signed directory (never a peer that merely connected).
     pub mailbox_hosts: usize,
     /// Whether this node hosts mailboxes.
     pub hosting: bool,
@@ -403,4 +496,15 @@ pub struct CircleStatus {
     pub hosted_envelopes: usize,
     /// Live dead-man's switches held for others (when hosting).
     pub hosted_switches: usize,
+    /// Whether the person set a code and a duress code (then ending a
+    /// journey or cancelling an SOS needs one of them).
+    #[serde(default)]
+    pub codes: bool,
+}
+
+/// Whether codes are set (the answer of setting or removing them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodesView {
+    /// Codes are set.
+    pub codes: bool,
 }

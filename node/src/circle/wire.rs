@@ -18,31 +18,50 @@
 //! # `/ronde/mailbox/1`: store-and-forward and the dead-man's switch
 //!
 //! Only nodes with [`crate::NodeConfig::mailbox_host`] accept it (others
-//! speak it outbound only, so it is absent from their identify protocols:
-//! that is how a node finds hosts among its peers).
+//! speak it outbound only). A node never takes a peer as its host because
+//! it speaks it: hosts are configured or listed in the city's signed
+//! directory (docs/circle.md §8.1).
 //!
 //! ```text
 //! request  = 0x01 put    || mailbox (32) || envelope (561 | 2097)
-//!          | 0x02 fetch  || n (1, 1..=128) || n × mailbox (32)
-//!          | 0x03 ack    || n (2, 1..=256) || n × (mailbox (32) || seq (8))
-//!          | 0x04 switch || a dead-man's-switch request (docs/circle.md §8)
+//!          | 0x02 fetch  || challenge (32) || n (1, 1..=128) || n × key (32)
+//!                        || n × signature (64)
+//!          | 0x03 ack    || challenge (32) || k (1, 1..=128) || k × key (32)
+//!                        || n (2, 1..=256) || n × (mailbox (32) || seq (8))
+//!                        || k × signature (64)
+//!          | 0x04 switch || work (8) || a dead-man's-switch request (docs/circle.md §8)
+//!          | 0x05 challenge
 //! response = 0x00 ok
 //!          | 0x01 mail   || more (1: 0|1) || n (1, 0..=32)
 //!                        || n × (mailbox (32) || seq (8) || length (2) || envelope)
 //!          | 0x02 refused || code (1)             (see [`Refusal`])
+//!          | 0x03 receipt || a switch deposit's receipt (104, see
+//!                            [`crate::circle::receipt`])
+//!          | 0x05 challenge || challenge (32)
 //! ```
 //!
 //! Integers are big-endian. `seq` is the host's number for a stored
 //! envelope, used to acknowledge (delete) it once fetched. `more` says the
 //! host holds more mail for these mailboxes than one answer carries.
 //!
+//! A fetch or an acknowledgement proves the mailbox secret: it names the
+//! public key of each mailbox (whose address is the key's hash) and ends
+//! with each key's signature over the request's bytes before the
+//! signatures, bound to a challenge the host issued to this peer, to the
+//! host and to the peer ([`ronde_protocol::circle::mailbox_auth`]). An
+//! acknowledgement may only name mailboxes of its keys. A put needs no
+//! proof: anyone may deposit.
+//!
 //! Every read is bounded before anything is parsed; lengths that are not
 //! exactly those of the format, unknown kinds and trailing bytes are errors
 //! and the stream is dropped.
 
+use crate::circle::receipt::{SwitchReceipt, RECEIPT_LEN};
 use crate::codec::{invalid, Bounded, WireFormat};
 use libp2p::StreamProtocol;
-use ronde_protocol::circle::switch::MAX_SWITCH_REQUEST_LEN;
+use ronde_protocol::circle::mailbox_auth::{self, AuthError, CHALLENGE_LEN};
+use ronde_protocol::circle::switch::{self, MAX_SWITCH_REQUEST_LEN};
+use ronde_protocol::circle::{address_of_key, MailboxKey};
 use ronde_protocol::circle::{LARGE_ENVELOPE_LEN, SMALL_ENVELOPE_LEN};
 use ronde_protocol::cursor::{Cursor, CursorError};
 
@@ -55,6 +74,8 @@ pub const MAILBOX_PROTOCOL: StreamProtocol = StreamProtocol::new("/ronde/mailbox
 pub const MAX_FETCH_MAILBOXES: usize = 128;
 /// Most envelopes acknowledged in one request.
 pub const MAX_ACK_ITEMS: usize = 256;
+/// Most mailbox keys in one acknowledgement.
+pub const MAX_ACK_KEYS: usize = MAX_FETCH_MAILBOXES;
 /// Most envelopes in one `mail` answer.
 pub const MAX_MAIL_ITEMS: usize = 32;
 
@@ -62,14 +83,28 @@ const PUT: u8 = 0x01;
 const FETCH: u8 = 0x02;
 const ACK: u8 = 0x03;
 const SWITCH: u8 = 0x04;
+const CHALLENGE: u8 = 0x05;
 const OK: u8 = 0x00;
 const MAIL: u8 = 0x01;
 const REFUSED: u8 = 0x02;
+const RECEIPT: u8 = 0x03;
+const CHALLENGED: u8 = 0x05;
 const ACCEPTED: u8 = 0x00;
 const REJECTED: u8 = 0x01;
 
+const MAX_FETCH_LEN: usize = 1 + CHALLENGE_LEN + 1 + MAX_FETCH_MAILBOXES * (32 + 64);
+const MAX_ACK_LEN: usize =
+    1 + CHALLENGE_LEN + 1 + MAX_ACK_KEYS * (32 + 64) + 2 + MAX_ACK_ITEMS * (32 + 8);
+const fn max(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
 /// Longest `/ronde/mailbox/1` request.
-pub const MAX_MAILBOX_REQUEST: usize = 1 + MAX_SWITCH_REQUEST_LEN;
+pub const MAX_MAILBOX_REQUEST: usize =
+    max(1 + MAX_SWITCH_REQUEST_LEN, max(MAX_FETCH_LEN, MAX_ACK_LEN));
 /// Longest `/ronde/mailbox/1` response.
 pub const MAX_MAILBOX_RESPONSE: usize = 3 + MAX_MAIL_ITEMS * (32 + 8 + 2 + LARGE_ENVELOPE_LEN);
 
@@ -98,19 +133,198 @@ pub enum MailboxRequest {
         /// One envelope.
         envelope: Vec<u8>,
     },
-    /// Send the envelopes held in these mailboxes.
+    /// Send the envelopes held in the mailboxes of these keys.
     Fetch {
-        /// 1 to [`MAX_FETCH_MAILBOXES`] addresses.
-        mailboxes: Vec<[u8; 32]>,
+        /// A challenge the host issued to this peer.
+        challenge: [u8; CHALLENGE_LEN],
+        /// 1 to [`MAX_FETCH_MAILBOXES`] mailbox keys (public halves).
+        keys: Vec<[u8; 32]>,
+        /// One per key, in order.
+        signatures: Vec<[u8; 64]>,
     },
     /// Delete these fetched envelopes.
     Ack {
+        /// A challenge the host issued to this peer.
+        challenge: [u8; CHALLENGE_LEN],
+        /// 1 to [`MAX_ACK_KEYS`] mailbox keys: every item's mailbox is one
+        /// of theirs.
+        keys: Vec<[u8; 32]>,
         /// `(mailbox, seq)` of each, 1 to [`MAX_ACK_ITEMS`].
         items: Vec<([u8; 32], u64)>,
+        /// One per key, in order.
+        signatures: Vec<[u8; 64]>,
     },
     /// A dead-man's-switch request (deposit, heartbeat or withdrawal), as
     /// bytes; the host's switch parses and verifies it.
-    Switch(Vec<u8>),
+    Switch {
+        /// A deposit's proof-of-work stamp (0 for the others).
+        work: u64,
+        /// The request's bytes.
+        request: Vec<u8>,
+    },
+    /// A challenge, for the next fetch or acknowledgement.
+    Challenge,
+}
+
+/// Whether switch request bytes are a deposit (the kind byte).
+pub fn is_deposit(request: &[u8]) -> bool {
+    request.get(1) == Some(&switch::KIND_DEPOSIT)
+}
+
+impl MailboxRequest {
+    /// A switch request; a deposit is stamped with `bits` of proof of work
+    /// (pure CPU: about 2^`bits` SHA-256).
+    pub fn switch(request: Vec<u8>, bits: u8) -> MailboxRequest {
+        let work = if is_deposit(&request) {
+            switch::deposit_work(&request, bits, 0)
+        } else {
+            0
+        };
+        MailboxRequest::Switch { work, request }
+    }
+
+    /// A fetch of the mailboxes of `keys` from `host`, asked by `client`,
+    /// answering `challenge`. Fails on a request that breaks the limits.
+    pub fn fetch(
+        challenge: [u8; CHALLENGE_LEN],
+        keys: &[MailboxKey],
+        host: &[u8],
+        client: &[u8],
+    ) -> std::io::Result<MailboxRequest> {
+        let mut req = MailboxRequest::Fetch {
+            challenge,
+            keys: keys.iter().map(MailboxKey::public_key).collect(),
+            signatures: vec![],
+        };
+        sign_request(&mut req, keys, host, client)?;
+        Ok(req)
+    }
+
+    /// An acknowledgement of `items`, whose mailboxes are those of `keys`.
+    pub fn ack(
+        challenge: [u8; CHALLENGE_LEN],
+        keys: &[MailboxKey],
+        items: Vec<([u8; 32], u64)>,
+        host: &[u8],
+        client: &[u8],
+    ) -> std::io::Result<MailboxRequest> {
+        let mut req = MailboxRequest::Ack {
+            challenge,
+            keys: keys.iter().map(MailboxKey::public_key).collect(),
+            items,
+            signatures: vec![],
+        };
+        sign_request(&mut req, keys, host, client)?;
+        Ok(req)
+    }
+
+    /// For a fetch or an acknowledgement: its challenge and the addresses
+    /// of its keys, once every signature verified for `host`, asked by
+    /// `client`.
+    pub fn proven_mailboxes(
+        &self,
+        host: &[u8],
+        client: &[u8],
+    ) -> Result<([u8; CHALLENGE_LEN], Vec<[u8; 32]>), AuthError> {
+        let (challenge, keys, signatures) = match self {
+            MailboxRequest::Fetch {
+                challenge,
+                keys,
+                signatures,
+            }
+            | MailboxRequest::Ack {
+                challenge,
+                keys,
+                signatures,
+                ..
+            } => (challenge, keys, signatures),
+            _ => return Err(AuthError::Count),
+        };
+        let unsigned = unsigned_bytes(self).map_err(|_| AuthError::Count)?;
+        mailbox_auth::verify(keys, signatures, host, client, &unsigned)?;
+        Ok((*challenge, keys.iter().map(address_of_key).collect()))
+    }
+}
+
+fn sign_request(
+    req: &mut MailboxRequest,
+    keys: &[MailboxKey],
+    host: &[u8],
+    client: &[u8],
+) -> std::io::Result<()> {
+    let unsigned = unsigned_bytes(req)?;
+    let sigs =
+        mailbox_auth::sign(keys, host, client, &unsigned).map_err(|e| invalid(&e.to_string()))?;
+    if let MailboxRequest::Fetch { signatures, .. } | MailboxRequest::Ack { signatures, .. } = req {
+        *signatures = sigs;
+    }
+    Ok(())
+}
+
+/// A count byte of 1..=`max` items.
+fn count_u8(n: usize, max: usize, what: &str) -> std::io::Result<u8> {
+    u8::try_from(n)
+        .ok()
+        .filter(|&n| n > 0 && usize::from(n) <= max)
+        .ok_or_else(|| invalid(what))
+}
+
+/// A request's bytes before its signatures (all of it, for the kinds that
+/// carry none).
+fn unsigned_bytes(req: &MailboxRequest) -> std::io::Result<Vec<u8>> {
+    let mut b = Vec::new();
+    match req {
+        MailboxRequest::Put { mailbox, envelope } => {
+            if !is_envelope_len(envelope.len()) {
+                return Err(invalid("not the length of an envelope"));
+            }
+            b.push(PUT);
+            b.extend_from_slice(mailbox);
+            b.extend_from_slice(envelope);
+        }
+        MailboxRequest::Fetch {
+            challenge, keys, ..
+        } => {
+            b.push(FETCH);
+            b.extend_from_slice(challenge);
+            b.push(count_u8(
+                keys.len(),
+                MAX_FETCH_MAILBOXES,
+                "bad number of mailboxes",
+            )?);
+            keys.iter().for_each(|k| b.extend_from_slice(k));
+        }
+        MailboxRequest::Ack {
+            challenge,
+            keys,
+            items,
+            ..
+        } => {
+            let n = u16::try_from(items.len())
+                .ok()
+                .filter(|&n| n > 0 && usize::from(n) <= MAX_ACK_ITEMS)
+                .ok_or_else(|| invalid("bad number of items"))?;
+            b.push(ACK);
+            b.extend_from_slice(challenge);
+            b.push(count_u8(keys.len(), MAX_ACK_KEYS, "bad number of keys")?);
+            keys.iter().for_each(|k| b.extend_from_slice(k));
+            b.extend_from_slice(&n.to_be_bytes());
+            for (m, seq) in items {
+                b.extend_from_slice(m);
+                b.extend_from_slice(&seq.to_be_bytes());
+            }
+        }
+        MailboxRequest::Switch { work, request } => {
+            if request.is_empty() || request.len() > MAX_SWITCH_REQUEST_LEN {
+                return Err(invalid("bad switch request length"));
+            }
+            b.push(SWITCH);
+            b.extend_from_slice(&work.to_be_bytes());
+            b.extend_from_slice(request);
+        }
+        MailboxRequest::Challenge => b.push(CHALLENGE),
+    }
+    Ok(b)
 }
 
 /// One envelope held by a host.
@@ -136,6 +350,11 @@ pub enum Refusal {
     /// The host could not store it (its own failure).
     #[error("the mailbox host failed to store it")]
     Unavailable,
+    /// A fetch or acknowledgement without a valid proof of the mailbox
+    /// secret, or with a challenge the host did not issue to this peer (or
+    /// already spent, or expired).
+    #[error("no valid proof of the mailbox secret")]
+    Unauthorized,
     /// A switch request that does not parse or verify.
     #[error("invalid dead-man's-switch request")]
     SwitchInvalid,
@@ -163,6 +382,13 @@ pub enum Refusal {
     /// The host holds as many switches as it accepts.
     #[error("the host holds too many switches")]
     SwitchFull,
+    /// A deposit without enough proof of work.
+    #[error("the deposit lacks its proof of work")]
+    SwitchWorkMissing,
+    /// This peer, or its network, holds as many switches as the host
+    /// allows one client.
+    #[error("this client holds too many switches")]
+    SwitchQuota,
     /// A code this version does not know.
     #[error("refused (code {0})")]
     Other(u8),
@@ -175,6 +401,7 @@ impl Refusal {
             Refusal::MailboxFull => 1,
             Refusal::HostFull => 2,
             Refusal::Unavailable => 3,
+            Refusal::Unauthorized => 4,
             Refusal::SwitchInvalid => 0x10,
             Refusal::SwitchWrongRelay => 0x11,
             Refusal::SwitchReleaseInPast => 0x12,
@@ -184,6 +411,8 @@ impl Refusal {
             Refusal::SwitchStaleCounter => 0x16,
             Refusal::SwitchAlreadyDue => 0x17,
             Refusal::SwitchFull => 0x18,
+            Refusal::SwitchWorkMissing => 0x19,
+            Refusal::SwitchQuota => 0x1a,
             Refusal::Other(c) => c,
         }
     }
@@ -194,6 +423,7 @@ impl Refusal {
             1 => Refusal::MailboxFull,
             2 => Refusal::HostFull,
             3 => Refusal::Unavailable,
+            4 => Refusal::Unauthorized,
             0x10 => Refusal::SwitchInvalid,
             0x11 => Refusal::SwitchWrongRelay,
             0x12 => Refusal::SwitchReleaseInPast,
@@ -203,6 +433,8 @@ impl Refusal {
             0x16 => Refusal::SwitchStaleCounter,
             0x17 => Refusal::SwitchAlreadyDue,
             0x18 => Refusal::SwitchFull,
+            0x19 => Refusal::SwitchWorkMissing,
+            0x1a => Refusal::SwitchQuota,
             c => Refusal::Other(c),
         }
     }
@@ -239,6 +471,11 @@ pub enum MailboxResponse {
     },
     /// Refused.
     Refused(Refusal),
+    /// A switch deposit taken (or already held), with the host's signed
+    /// receipt.
+    Receipt(SwitchReceipt),
+    /// A challenge for this peer's next fetch or acknowledgement.
+    Challenge([u8; CHALLENGE_LEN]),
 }
 
 /// The cursor's two faults (truncated, trailing bytes) as this codec's I/O
@@ -287,44 +524,18 @@ pub fn encode_delivery(d: Delivery) -> [u8; 1] {
 /// Encode a mailbox request. Fails on a request that breaks the limits
 /// (nothing is sent then).
 pub fn encode_mailbox_request(req: &MailboxRequest) -> std::io::Result<Vec<u8>> {
-    let mut b = Vec::new();
-    match req {
-        MailboxRequest::Put { mailbox, envelope } => {
-            if !is_envelope_len(envelope.len()) {
-                return Err(invalid("not the length of an envelope"));
-            }
-            b.push(PUT);
-            b.extend_from_slice(mailbox);
-            b.extend_from_slice(envelope);
+    let mut b = unsigned_bytes(req)?;
+    if let MailboxRequest::Fetch {
+        keys, signatures, ..
+    }
+    | MailboxRequest::Ack {
+        keys, signatures, ..
+    } = req
+    {
+        if signatures.len() != keys.len() {
+            return Err(invalid("one signature per key"));
         }
-        MailboxRequest::Fetch { mailboxes } => {
-            let n = u8::try_from(mailboxes.len())
-                .ok()
-                .filter(|&n| n > 0 && usize::from(n) <= MAX_FETCH_MAILBOXES)
-                .ok_or_else(|| invalid("bad number of mailboxes"))?;
-            b.push(FETCH);
-            b.push(n);
-            mailboxes.iter().for_each(|m| b.extend_from_slice(m));
-        }
-        MailboxRequest::Ack { items } => {
-            let n = u16::try_from(items.len())
-                .ok()
-                .filter(|&n| n > 0 && usize::from(n) <= MAX_ACK_ITEMS)
-                .ok_or_else(|| invalid("bad number of items"))?;
-            b.push(ACK);
-            b.extend_from_slice(&n.to_be_bytes());
-            for (m, seq) in items {
-                b.extend_from_slice(m);
-                b.extend_from_slice(&seq.to_be_bytes());
-            }
-        }
-        MailboxRequest::Switch(bytes) => {
-            if bytes.is_empty() || bytes.len() > MAX_SWITCH_REQUEST_LEN {
-                return Err(invalid("bad switch request length"));
-            }
-            b.push(SWITCH);
-            b.extend_from_slice(bytes);
-        }
+        signatures.iter().for_each(|s| b.extend_from_slice(s));
     }
     Ok(b)
 }
@@ -342,14 +553,26 @@ pub fn decode_mailbox_request(buf: &[u8]) -> std::io::Result<MailboxRequest> {
             MailboxRequest::Put { mailbox, envelope }
         }
         FETCH => {
+            let challenge = r.array::<CHALLENGE_LEN>()?;
             let n = usize::from(r.u8()?);
             if n == 0 || n > MAX_FETCH_MAILBOXES {
                 return Err(invalid("bad number of mailboxes"));
             }
-            let mailboxes = (0..n).map(|_| r.array::<32>()).collect::<Result<_, _>>()?;
-            MailboxRequest::Fetch { mailboxes }
+            let keys = (0..n).map(|_| r.array::<32>()).collect::<Result<_, _>>()?;
+            let signatures = (0..n).map(|_| r.array::<64>()).collect::<Result<_, _>>()?;
+            MailboxRequest::Fetch {
+                challenge,
+                keys,
+                signatures,
+            }
         }
         ACK => {
+            let challenge = r.array::<CHALLENGE_LEN>()?;
+            let k = usize::from(r.u8()?);
+            if k == 0 || k > MAX_ACK_KEYS {
+                return Err(invalid("bad number of keys"));
+            }
+            let keys = (0..k).map(|_| r.array::<32>()).collect::<Result<_, _>>()?;
             let n = usize::from(r.u16()?);
             if n == 0 || n > MAX_ACK_ITEMS {
                 return Err(invalid("bad number of items"));
@@ -357,14 +580,22 @@ pub fn decode_mailbox_request(buf: &[u8]) -> std::io::Result<MailboxRequest> {
             let items = (0..n)
                 .map(|_| Ok((r.array::<32>()?, r.u64()?)))
                 .collect::<std::io::Result<_>>()?;
-            MailboxRequest::Ack { items }
+            let signatures = (0..k).map(|_| r.array::<64>()).collect::<Result<_, _>>()?;
+            MailboxRequest::Ack {
+                challenge,
+                keys,
+                items,
+                signatures,
+            }
         }
+        CHALLENGE => MailboxRequest::Challenge,
         SWITCH => {
-            let bytes = r.rest().to_vec();
-            if bytes.is_empty() {
+            let work = r.u64()?;
+            let request = r.rest().to_vec();
+            if request.is_empty() {
                 return Err(invalid("empty switch request"));
             }
-            MailboxRequest::Switch(bytes)
+            MailboxRequest::Switch { work, request }
         }
         _ => return Err(invalid("unknown mailbox request")),
     };
@@ -399,6 +630,14 @@ pub fn encode_mailbox_response(res: &MailboxResponse) -> std::io::Result<Vec<u8>
         MailboxResponse::Refused(r) => {
             b.push(REFUSED);
             b.push(r.code());
+        }
+        MailboxResponse::Receipt(r) => {
+            b.push(RECEIPT);
+            b.extend_from_slice(&r.to_bytes());
+        }
+        MailboxResponse::Challenge(c) => {
+            b.push(CHALLENGED);
+            b.extend_from_slice(c);
         }
     }
     Ok(b)
@@ -440,6 +679,11 @@ pub fn decode_mailbox_response(buf: &[u8]) -> std::io::Result<MailboxResponse> {
             MailboxResponse::Mail { more, items }
         }
         REFUSED => MailboxResponse::Refused(Refusal::from_code(r.u8()?)),
+        RECEIPT => MailboxResponse::Receipt(
+            SwitchReceipt::from_bytes(r.take(RECEIPT_LEN)?)
+                .ok_or_else(|| invalid("bad receipt"))?,
+        ),
+        CHALLENGED => MailboxResponse::Challenge(r.array::<CHALLENGE_LEN>()?),
         _ => return Err(invalid("unknown mailbox response")),
     };
     r.finish()?;
@@ -541,17 +785,74 @@ mod tests {
                 envelope: env(LARGE_ENVELOPE_LEN),
             },
             MailboxRequest::Fetch {
-                mailboxes: vec![[1; 32]; MAX_FETCH_MAILBOXES],
+                challenge: [5; 32],
+                keys: vec![[1; 32]; MAX_FETCH_MAILBOXES],
+                signatures: vec![[2; 64]; MAX_FETCH_MAILBOXES],
             },
             MailboxRequest::Ack {
-                items: vec![([9; 32], u64::MAX), ([8; 32], 0)],
+                challenge: [6; 32],
+                keys: vec![[1; 32]; MAX_ACK_KEYS],
+                items: vec![([9; 32], u64::MAX); MAX_ACK_ITEMS],
+                signatures: vec![[3; 64]; MAX_ACK_KEYS],
             },
-            MailboxRequest::Switch(vec![1, 2, 3]),
+            MailboxRequest::Switch {
+                work: 77,
+                request: vec![1, 2, 3],
+            },
+            MailboxRequest::Challenge,
         ];
         for r in reqs {
             let b = encode_mailbox_request(&r).expect("encodes");
+            assert!(b.len() <= MAX_MAILBOX_REQUEST);
             assert_eq!(decode_mailbox_request(&b).expect("decodes"), r);
         }
+    }
+
+    #[test]
+    fn proofs_verify_only_for_their_host_client_and_request() {
+        let keys = [
+            MailboxKey::from_seed(&[1; 32]),
+            MailboxKey::from_seed(&[2; 32]),
+        ];
+        let fetch = MailboxRequest::fetch([9; 32], &keys, b"host", b"client").expect("fetch");
+        let wire = encode_mailbox_request(&fetch).expect("encodes");
+        let back = decode_mailbox_request(&wire).expect("decodes");
+        let (challenge, addrs) = back.proven_mailboxes(b"host", b"client").expect("proven");
+        assert_eq!(challenge, [9; 32]);
+        assert_eq!(addrs, vec![keys[0].address(), keys[1].address()]);
+        assert!(back.proven_mailboxes(b"other", b"client").is_err());
+        assert!(back.proven_mailboxes(b"host", b"other").is_err());
+        // Another challenge in the same signed bytes: refused.
+        let mut moved = wire.clone();
+        moved[1] ^= 1;
+        let moved = decode_mailbox_request(&moved).expect("decodes");
+        assert!(moved.proven_mailboxes(b"host", b"client").is_err());
+
+        let items = vec![(keys[0].address(), 1), (keys[1].address(), 2)];
+        let ack = MailboxRequest::ack([8; 32], &keys, items, b"host", b"client").expect("ack");
+        let back = decode_mailbox_request(&encode_mailbox_request(&ack).expect("encodes"))
+            .expect("decodes");
+        assert!(back.proven_mailboxes(b"host", b"client").is_ok());
+        // Changing which envelope is deleted breaks the proof.
+        if let MailboxRequest::Ack {
+            challenge,
+            keys,
+            signatures,
+            ..
+        } = back
+        {
+            let items = vec![(address_of_key(&keys[0]), 7)];
+            let forged = MailboxRequest::Ack {
+                challenge,
+                keys,
+                items,
+                signatures,
+            };
+            assert!(forged.proven_mailboxes(b"host", b"client").is_err());
+        }
+        assert!(MailboxRequest::Challenge
+            .proven_mailboxes(b"host", b"client")
+            .is_err());
     }
 
     #[test]
@@ -566,24 +867,47 @@ mod tests {
         assert!(decode_mailbox_request(&long).is_err(), "trailing byte");
         assert!(decode_mailbox_request(&put[..put.len() - 1]).is_err());
         let fetch = encode_mailbox_request(&MailboxRequest::Fetch {
-            mailboxes: vec![[1; 32]; 2],
+            challenge: [0; 32],
+            keys: vec![[1; 32]; 2],
+            signatures: vec![[2; 64]; 2],
         })
         .expect("encodes");
         let mut trailing = fetch.clone();
         trailing.push(0);
         assert!(decode_mailbox_request(&trailing).is_err());
-        assert!(decode_mailbox_request(&[FETCH, 0]).is_err(), "no mailbox");
-        let mut too_many = vec![FETCH, 129];
-        too_many.extend(vec![0u8; 129 * 32]);
+        let mut none = vec![FETCH];
+        none.extend([0u8; 33]);
+        assert!(decode_mailbox_request(&none).is_err(), "no mailbox");
+        let mut too_many = vec![FETCH];
+        too_many.extend([0u8; 32]);
+        too_many.push(129);
+        too_many.extend(vec![0u8; 129 * 96]);
         assert!(decode_mailbox_request(&too_many).is_err());
-        assert!(decode_mailbox_request(&[ACK, 0, 0]).is_err());
+        let mut no_items = vec![ACK];
+        no_items.extend([0u8; 32]);
+        no_items.push(1);
+        no_items.extend([0u8; 32 + 2 + 64]);
+        assert!(decode_mailbox_request(&no_items).is_err());
+        assert!(decode_mailbox_request(&[CHALLENGE, 0]).is_err());
         assert!(decode_mailbox_request(&[SWITCH]).is_err());
+        assert!(decode_mailbox_request(&[SWITCH, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
         assert!(decode_mailbox_request(&[]).is_err());
         assert!(decode_mailbox_request(&[9]).is_err());
         let huge = vec![SWITCH; MAX_MAILBOX_REQUEST + 1];
         assert!(decode_mailbox_request(&huge).is_err());
         // Encoding refuses what decoding would refuse.
-        assert!(encode_mailbox_request(&MailboxRequest::Fetch { mailboxes: vec![] }).is_err());
+        assert!(encode_mailbox_request(&MailboxRequest::Fetch {
+            challenge: [0; 32],
+            keys: vec![],
+            signatures: vec![],
+        })
+        .is_err());
+        assert!(encode_mailbox_request(&MailboxRequest::Fetch {
+            challenge: [0; 32],
+            keys: vec![[1; 32]],
+            signatures: vec![],
+        })
+        .is_err());
         assert!(encode_mailbox_request(&MailboxRequest::Put {
             mailbox: [0; 32],
             envelope: vec![1; 10],
@@ -613,6 +937,13 @@ mod tests {
             },
             MailboxResponse::Refused(Refusal::MailboxFull),
             MailboxResponse::Refused(Refusal::SwitchStaleCounter),
+            MailboxResponse::Receipt(SwitchReceipt {
+                key: [5; 32],
+                release_at: 77,
+                signature: [6; 64],
+            }),
+            MailboxResponse::Refused(Refusal::Unauthorized),
+            MailboxResponse::Challenge([7; 32]),
         ] {
             let b = encode_mailbox_response(&r).expect("encodes");
             assert!(b.len() <= MAX_MAILBOX_RESPONSE);
@@ -626,6 +957,8 @@ mod tests {
         assert!(decode_mailbox_response(&[MAIL, 2, 0]).is_err(), "bad flag");
         assert!(decode_mailbox_response(&[MAIL, 0, 33]).is_err());
         assert!(decode_mailbox_response(&[OK, 0]).is_err());
+        assert!(decode_mailbox_response(&[RECEIPT; RECEIPT_LEN]).is_err());
+        assert!(decode_mailbox_response(&[RECEIPT; RECEIPT_LEN + 2]).is_err());
         let mut bad_len = vec![MAIL, 0, 1];
         bad_len.extend([0u8; 40]);
         bad_len.extend(100u16.to_be_bytes());

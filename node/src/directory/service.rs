@@ -10,7 +10,8 @@ use futures::FutureExt;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::{identify, PeerId, Swarm};
 use ronde_protocol::directory::{
-    verify_directory, verify_flag, DirectoryPublicKey, FlagReason, PlaceId, VerifiedDirectory,
+    verify_directory, verify_flag, DirectoryPublicKey, FlagReason, PlaceId, RelayEntry, RelayRoles,
+    VerifiedDirectory,
 };
 use tokio::sync::oneshot;
 
@@ -95,6 +96,8 @@ pub(crate) struct DirectoryService {
     /// Verdicts of the flag sink not yet sent back.
     pub(crate) verdicts: FuturesUnordered<PendingVerdict>,
     stats: DirectoryStats,
+    /// The relay entries last handed to the circle ([`Self::take_hosts`]).
+    hosts_given: Option<Vec<RelayEntry>>,
 }
 
 impl DirectoryService {
@@ -152,10 +155,43 @@ impl DirectoryService {
             flag_sending: HashMap::new(),
             verdicts: FuturesUnordered::new(),
             stats: DirectoryStats::default(),
+            hosts_given: None,
         })
     }
 
+    /// The relays with the mailbox or switch role listed by the valid
+    /// directories of the configured cities (a directory the node was
+    /// merely given for another city lists none), when they changed since
+    /// the last call: the circle's directory hosts.
+    pub(crate) fn take_hosts(&mut self) -> Option<Vec<RelayEntry>> {
+        let now = self.clock.now();
+        let hosts: Vec<RelayEntry> = self
+            .valid(now)
+            .into_iter()
+            .filter(|(k, _)| self.wanted.contains(k))
+            .flat_map(|(_, h)| h.verified.directory().relays.iter())
+            .filter(|r| r.roles.has(RelayRoles::MAILBOX) || r.roles.has(RelayRoles::SWITCH))
+            .cloned()
+            .collect();
+        if self.hosts_given.as_ref() == Some(&hosts) {
+            return None;
+        }
+        self.hosts_given = Some(hosts.clone());
+        Some(hosts)
+    }
+
     /// The held directories, configured cities first, valid at `now`.
+    /// The token keys of the directories held and valid at `now`
+    /// (`docs/protocol.md` §8.5): what tokened reports are checked against.
+    pub(crate) fn token_keys(&self, now: u64) -> ronde_protocol::token::TokenKeys {
+        ronde_protocol::token::TokenKeys::new(
+            self.valid(now)
+                .iter()
+                .flat_map(|(_, h)| h.verified.directory().token_keys.iter().cloned())
+                .collect(),
+        )
+    }
+
     fn valid(&self, now: u64) -> Vec<(&DirectoryPublicKey, &Held)> {
         let mut out: Vec<(&DirectoryPublicKey, &Held)> = Vec::new();
         for k in &self.wanted {

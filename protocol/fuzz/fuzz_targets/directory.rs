@@ -9,7 +9,8 @@
 //!   same body (canonical encoding);
 //! * a verified directory decodes the same way unverified, re-signs to
 //!   exactly the same bytes, and answers `places_at`, `places_near`,
-//!   `mediators_at` and `freshness` at any time without a panic;
+//!   `mediators_at` and `freshness` at any time without a panic; each of
+//!   its relay entries passes its own checks and names its roles;
 //! * a place, mediator or heartbeat that decodes re-encodes to the same
 //!   bytes.
 //!
@@ -63,6 +64,10 @@ fn directory(bytes: &[u8], now: u64) {
             Ok(&signed[..]),
             "re-signing must give the same bytes"
         );
+        for r in &d.relays {
+            assert!(r.check().is_ok(), "a verified relay entry holds");
+            assert!(r.roles.names().len() <= 4);
+        }
         for at in [now, d.issued_at, d.expires_at, u64::MAX, 0] {
             let _ = verified.places_at(at);
             let _ = verified.mediators_at(at);

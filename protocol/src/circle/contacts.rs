@@ -44,7 +44,7 @@ use rand_core::CryptoRngCore;
 use crate::circle::envelope::{self, OpenError, ReplayWindow, SealError};
 use crate::circle::identity::{ContactId, Identity, IdentityError, PublicIdentity};
 use crate::circle::invite::{check_address, check_name, Invite, InviteToken, MAX_ADDRESSES};
-use crate::circle::mailbox::{epoch_of, mailbox_address, PairSecret};
+use crate::circle::mailbox::{epoch_of, mailbox_address, MailboxKey, PairSecret};
 use crate::circle::message::{Message, KIND_ACCEPT, KIND_CONFIRM};
 use crate::circle::switch::Alert;
 use crate::circle::wire::DecodeError;
@@ -690,13 +690,23 @@ impl Circle {
     /// current and the previous epoch, and the mailbox of each pending
     /// invite.
     pub fn mailboxes_to_poll(&self, me: &Identity, now: u64) -> Vec<[u8; 32]> {
+        self.mailbox_keys_to_poll(me, now)
+            .iter()
+            .map(MailboxKey::address)
+            .collect()
+    }
+
+    /// The keys of the mailboxes of [`Circle::mailboxes_to_poll`], in the
+    /// same order: what proves to a host that this person may fetch and
+    /// acknowledge them.
+    pub fn mailbox_keys_to_poll(&self, me: &Identity, now: u64) -> Vec<MailboxKey> {
         let epoch = epoch_of(now);
         let mut out = Vec::new();
         for c in self.contacts.values() {
             if let Ok(shared) = PairSecret::derive(me, &c.identity) {
-                out.push(mailbox_address(&shared, epoch, me.public()));
+                out.push(MailboxKey::derive(&shared, epoch, me.public()));
                 if epoch > 0 {
-                    out.push(mailbox_address(&shared, epoch - 1, me.public()));
+                    out.push(MailboxKey::derive(&shared, epoch - 1, me.public()));
                 }
             }
         }
@@ -704,7 +714,7 @@ impl Circle {
             self.invites
                 .iter()
                 .filter(|i| now < i.expires_at)
-                .map(|i| crate::circle::invite::invite_mailbox(&i.token)),
+                .map(|i| MailboxKey::for_invite(&i.token.0)),
         );
         out
     }

@@ -33,6 +33,7 @@ use sha2::{Digest, Sha256};
 
 use crate::circle::base32::{self, Base32Error};
 use crate::circle::identity::{IdentityError, PublicIdentity};
+use crate::circle::mailbox::MailboxKey;
 use crate::circle::wire::{check_text, read_short_text, DecodeError, Reader};
 use crate::cursor::Put;
 
@@ -53,8 +54,6 @@ pub const MAX_INVITE_PAYLOAD: usize =
 pub const MAX_CODE_CHARS: usize = 4096;
 /// Domain separator of the checksum.
 pub const CHECKSUM_DOMAIN: &[u8] = b"ronde/circle/v1/invite-checksum";
-/// Domain separator of the invite's mailbox address.
-pub const INVITE_MAILBOX_DOMAIN: &[u8] = b"ronde/circle/v1/invite-mailbox";
 const CHECKSUM_LEN: usize = 4;
 
 /// The random token that names one invite. The author keeps it to
@@ -312,8 +311,8 @@ impl Invite {
 
     /// The mailbox where the author collects accepts of this invite (for
     /// when the acceptor cannot dial the author directly):
-    /// `SHA-256("ronde/circle/v1/invite-mailbox" || token)`. Only holders of
-    /// the invite know it.
+    /// the address of [`MailboxKey::for_invite`]. Only holders of the
+    /// invite know it, and only they can fetch from it.
     pub fn mailbox_address(&self) -> [u8; 32] {
         invite_mailbox(&self.token)
     }
@@ -321,8 +320,5 @@ impl Invite {
 
 /// The mailbox address of an invite token (see [`Invite::mailbox_address`]).
 pub fn invite_mailbox(token: &InviteToken) -> [u8; 32] {
-    Sha256::new_with_prefix(INVITE_MAILBOX_DOMAIN)
-        .chain_update(token.0)
-        .finalize()
-        .into()
+    MailboxKey::for_invite(&token.0).address()
 }

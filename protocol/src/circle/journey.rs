@@ -31,8 +31,9 @@
 use rand_core::CryptoRngCore;
 
 use crate::circle::limits::SWITCH_SLACK_SECS;
-use crate::circle::message::{Fix, Message, Place};
+use crate::circle::message::{Deviation, Fix, Message, Place, StatesOnly};
 use crate::circle::{Effect, MessageId};
+use crate::geo::{distance_to_cell_m, distance_to_segment_m, haversine_m};
 
 pub use crate::circle::limits::MAX_JOURNEY_SECS;
 /// Longest grace period.
@@ -48,6 +49,28 @@ pub const MIN_POSITION_INTERVAL_SECS: u64 = 60;
 pub const MIN_POSITION_GAP_SECS: u64 = 30;
 /// Shortest silence timeout.
 pub const MIN_SILENCE_TIMEOUT_SECS: u64 = 5 * 60;
+/// A position this close to the destination (metres; for a cell
+/// destination, to the cell) makes [`Journey::near_destination`] true.
+pub const ARRIVAL_RADIUS_M: f64 = 100.0;
+/// Parents' mode: moving less than this (metres) counts as staying still,
+/// which leaves room for a phone's position noise.
+pub const STILL_RADIUS_M: f64 = 50.0;
+/// Parents' mode: the narrowest corridor allowed (metres): narrower would
+/// turn position noise into false alarms.
+pub const MIN_CORRIDOR_M: u16 = 100;
+/// Parents' mode: the shortest stop allowed (seconds): a red light or a bus
+/// stop is not a deviation.
+pub const MIN_STOP_SECS: u32 = 120;
+
+/// How a journey ended on the person's screen when ended under duress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ending {
+    /// "I arrived".
+    Arrived,
+    /// "Cancel the journey".
+    Cancelled,
+}
 
 /// How a journey behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -132,6 +155,24 @@ pub struct Journey {
     release_at: u64,
     last_fix: Option<Fix>,
     last_sent_fix_at: Option<u64>,
+    /// Parents' mode.
+    #[serde(default)]
+    states_only: Option<StatesOnly>,
+    /// Parents' mode: the first position (one end of the corridor).
+    #[serde(default)]
+    origin: Option<Fix>,
+    /// Parents' mode: where and since when the phone stays still.
+    #[serde(default)]
+    still_since: Option<Fix>,
+    /// An alert fired (deviated, overdue or duress): positions are shared.
+    #[serde(default)]
+    alerted: bool,
+    /// Ended with the duress code: what the screen shows.
+    #[serde(default)]
+    duress: Option<Ending>,
+    /// The last position lay within [`ARRIVAL_RADIUS_M`] of the destination.
+    #[serde(default)]
+    near_destination: bool,
 }
 
 fn check_config(c: &JourneyConfig) -> Result<(), JourneyError> {
@@ -160,6 +201,60 @@ impl Journey {
         now: u64,
         rng: &mut impl CryptoRngCore,
     ) -> Result<(Journey, Vec<Effect>), JourneyError> {
+        Journey::start_with(
+            None,
+            destination,
+            expected_arrival,
+            grace_secs,
+            config,
+            now,
+            rng,
+        )
+    }
+
+    /// Start a parents'-mode journey: as [`Journey::start`], but only its
+    /// states are shared (see the module doc).
+    pub fn start_states_only(
+        states_only: StatesOnly,
+        destination: Place,
+        expected_arrival: u64,
+        grace_secs: u64,
+        config: JourneyConfig,
+        now: u64,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(Journey, Vec<Effect>), JourneyError> {
+        Journey::start_with(
+            Some(states_only),
+            destination,
+            expected_arrival,
+            grace_secs,
+            config,
+            now,
+            rng,
+        )
+    }
+
+    /// [`Journey::start`] (`states_only: None`) or
+    /// [`Journey::start_states_only`]. Parents' mode is refused with a
+    /// corridor narrower than [`MIN_CORRIDOR_M`] or a stop shorter than
+    /// [`MIN_STOP_SECS`].
+    pub fn start_with(
+        states_only: Option<StatesOnly>,
+        destination: Place,
+        expected_arrival: u64,
+        grace_secs: u64,
+        config: JourneyConfig,
+        now: u64,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(Journey, Vec<Effect>), JourneyError> {
+        if let Some(rule) = states_only {
+            if rule.corridor_m < MIN_CORRIDOR_M {
+                return Err(JourneyError::BadConfig("corridor_m"));
+            }
+            if rule.stop_secs < MIN_STOP_SECS {
+                return Err(JourneyError::BadConfig("stop_secs"));
+            }
+        }
         check_config(&config)?;
         if grace_secs > MAX_GRACE_SECS {
             return Err(JourneyError::GraceTooLong);
@@ -180,6 +275,12 @@ impl Journey {
             release_at: 0,
             last_fix: None,
             last_sent_fix_at: None,
+            states_only,
+            origin: None,
+            still_since: None,
+            alerted: false,
+            duress: None,
+            near_destination: false,
         };
         j.release_at = j.release_time(now);
         let effects = vec![
@@ -201,9 +302,32 @@ impl Journey {
     pub fn id(&self) -> MessageId {
         self.id
     }
-    /// Where it stands.
+    /// Where it stands (under duress: where it really stands; show
+    /// [`Journey::shown_state`]).
     pub fn state(&self) -> JourneyState {
         self.state
+    }
+    /// What the person's screen shows: arrived or cancelled once ended
+    /// under duress, [`Journey::state`] otherwise.
+    pub fn shown_state(&self) -> JourneyState {
+        match self.duress {
+            Some(Ending::Arrived) => JourneyState::Arrived,
+            Some(Ending::Cancelled) => JourneyState::Cancelled,
+            None => self.state,
+        }
+    }
+    /// Whether it was ended with the duress code (never show this).
+    pub fn is_under_duress(&self) -> bool {
+        self.duress.is_some()
+    }
+    /// Parents' mode, if this journey is in it.
+    pub fn states_only(&self) -> Option<StatesOnly> {
+        self.states_only
+    }
+    /// Whether the last position lay within [`ARRIVAL_RADIUS_M`] of the
+    /// destination (ask the person to confirm their arrival).
+    pub fn near_destination(&self) -> bool {
+        self.near_destination
     }
     /// When it started.
     pub fn started_at(&self) -> u64 {
@@ -246,6 +370,7 @@ impl Journey {
             expected_arrival: self.expected_arrival,
             // ≤ MAX_GRACE_SECS.
             grace_secs: u32::try_from(self.grace).unwrap_or(u32::MAX),
+            states_only: self.states_only,
         }
     }
 
@@ -281,6 +406,7 @@ impl Journey {
         }
         if self.state == JourneyState::Active && now >= self.overdue_at() {
             self.state = JourneyState::Overdue;
+            self.alerted = true;
             self.next_heartbeat_at = None;
             out.push(Effect::SendToCircle(Message::Overdue {
                 journey: self.id,
@@ -316,13 +442,30 @@ impl Journey {
 
     /// The device's position at `now`. Sent to the circle while sharing
     /// (at most one every [`MIN_POSITION_GAP_SECS`]); ignored once sharing
-    /// stopped.
+    /// stopped. In parents' mode, checked against the corridor and the stop
+    /// time instead, and sent only once an alert fired.
     pub fn position(&mut self, place: Place, now: u64) -> Vec<Effect> {
         if !self.is_sharing() || now >= self.ends_at() {
             return Vec::new();
         }
         let fix = Fix { at: now, place };
         self.last_fix = Some(fix);
+        self.near_destination = distance_to_place_m(&fix.place, &self.destination)
+            .is_some_and(|d| d <= ARRIVAL_RADIUS_M);
+        if let (Some(rule), false) = (self.states_only, self.alerted) {
+            return match self.deviation(rule, fix) {
+                Some(reason) => {
+                    self.alerted = true;
+                    self.last_sent_fix_at = Some(now);
+                    vec![Effect::SendToCircle(Message::Deviated {
+                        journey: self.id,
+                        reason,
+                        fix,
+                    })]
+                }
+                None => Vec::new(),
+            };
+        }
         if self
             .last_sent_fix_at
             .is_some_and(|t| now < t + MIN_POSITION_GAP_SECS)
@@ -336,11 +479,54 @@ impl Journey {
         })]
     }
 
+    /// Parents' mode: whether `fix` is a deviation (off the corridor first,
+    /// then a stop away from the destination). Keeps the start and the
+    /// place where the phone stays still, nothing else.
+    fn deviation(&mut self, rule: StatesOnly, fix: Fix) -> Option<Deviation> {
+        let here = fix.place.lat_lon();
+        let origin = *self.origin.get_or_insert(fix);
+        let off = distance_to_segment_m(here, origin.place.lat_lon(), self.destination.lat_lon());
+        if off > f64::from(rule.corridor_m) {
+            return Some(Deviation::OffRoute);
+        }
+        let still = match self.still_since {
+            Some(s) if distance_m(&s.place, &fix.place) <= STILL_RADIUS_M => s,
+            _ => {
+                self.still_since = Some(fix);
+                fix
+            }
+        };
+        (!self.near_destination && fix.at >= still.at + u64::from(rule.stop_secs))
+            .then_some(Deviation::Stopped)
+    }
+
+    /// "Arrived" or "cancelled" entered with the duress code: the screen
+    /// shows `shown` ([`Journey::shown_state`]), the circle is told it was
+    /// under duress, and the journey goes on underneath (positions shared,
+    /// switch armed, overdue on time). Does nothing once over or already
+    /// under duress.
+    pub fn end_under_duress(&mut self, shown: Ending, now: u64) -> Vec<Effect> {
+        if !self.is_sharing() || self.duress.is_some() {
+            return Vec::new();
+        }
+        self.duress = Some(shown);
+        self.alerted = true;
+        self.last_sent_fix_at = None;
+        vec![
+            Effect::SendToCircle(Message::Duress {
+                of: self.id,
+                at: now,
+            }),
+            Effect::RequestPosition,
+        ]
+    }
+
     fn end(&mut self, state: JourneyState, message: Message) -> Vec<Effect> {
         if !self.is_sharing() {
             return Vec::new();
         }
         self.state = state;
+        self.duress = None;
         self.next_heartbeat_at = None;
         vec![
             Effect::SendToCircle(message),
@@ -370,6 +556,9 @@ impl Journey {
     /// Change the expected arrival (later or earlier) before becoming
     /// overdue. Still bound by the 8-hour cap from the start.
     pub fn extend(&mut self, expected_arrival: u64, now: u64) -> Result<Vec<Effect>, JourneyError> {
+        if self.duress.is_some() {
+            return Err(JourneyError::Ended);
+        }
         match self.state {
             JourneyState::Active if now < self.overdue_at() => {}
             JourneyState::Active | JourneyState::Overdue => {
@@ -389,6 +578,23 @@ impl Journey {
             self.next_heartbeat_at = Some(now + self.config.heartbeat_interval);
         }
         Ok(out)
+    }
+}
+
+/// Metres between two places (a cell's centre for a cell).
+fn distance_m(a: &Place, b: &Place) -> f64 {
+    let ((la, lo), (lb, lob)) = (a.lat_lon(), b.lat_lon());
+    haversine_m(la, lo, lb, lob)
+}
+
+/// Metres from a position to a destination: to its nearest point for a
+/// cell (0 inside). `None` only for an out-of-range position, which the
+/// wire format does not allow.
+fn distance_to_place_m(from: &Place, to: &Place) -> Option<f64> {
+    let (lat, lon) = from.lat_lon();
+    match to {
+        Place::Cell(c) => distance_to_cell_m(lat, lon, c).ok(),
+        Place::Point { .. } => Some(distance_m(from, to)),
     }
 }
 

@@ -14,8 +14,11 @@
 //! | `0x12` | [`Message::Arrived`] |
 //! | `0x13` | [`Message::JourneyCancelled`] |
 //! | `0x14` | [`Message::Overdue`] |
+//! | `0x15` | [`Message::Deviated`] |
+//! | `0x16` | [`Message::JourneyStarted`] with `states_only` |
 //! | `0x20` | [`Message::Sos`]     |
 //! | `0x21` | [`Message::SosCancelled`] |
+//! | `0x22` | [`Message::Duress`]  |
 //! | `0x30` | [`Message::Ack`]     |
 
 use crate::circle::invite::{
@@ -49,10 +52,17 @@ pub const KIND_ARRIVED: u8 = 0x12;
 pub const KIND_JOURNEY_CANCELLED: u8 = 0x13;
 /// Kind byte of [`Message::Overdue`].
 pub const KIND_OVERDUE: u8 = 0x14;
+/// Kind byte of [`Message::Deviated`].
+pub const KIND_DEVIATED: u8 = 0x15;
+/// Kind byte of a [`Message::JourneyStarted`] in parents' mode (with
+/// `states_only`).
+pub const KIND_JOURNEY_STARTED_STATES_ONLY: u8 = 0x16;
 /// Kind byte of [`Message::Sos`].
 pub const KIND_SOS: u8 = 0x20;
 /// Kind byte of [`Message::SosCancelled`].
 pub const KIND_SOS_CANCELLED: u8 = 0x21;
+/// Kind byte of [`Message::Duress`].
+pub const KIND_DURESS: u8 = 0x22;
 /// Kind byte of [`Message::Ack`].
 pub const KIND_ACK: u8 = 0x30;
 
@@ -184,6 +194,44 @@ impl Fix {
     }
 }
 
+/// Parents' mode: a journey that shares only its states (started, arrived,
+/// deviated, overdue), never a trail of positions unless an alert fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct StatesOnly {
+    /// How far from the straight corridor between the start and the
+    /// destination counts as a deviation (metres, ≥ 1).
+    pub corridor_m: u16,
+    /// How long without moving counts as a deviation (seconds, ≥ 1).
+    pub stop_secs: u32,
+}
+
+/// Why a parents'-mode journey raised a deviation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Deviation {
+    /// Further than `corridor_m` from the corridor to the destination.
+    OffRoute,
+    /// Stayed in one place for `stop_secs` away from the destination.
+    Stopped,
+}
+
+impl Deviation {
+    /// The wire byte.
+    pub fn code(self) -> u8 {
+        match self {
+            Deviation::OffRoute => 1,
+            Deviation::Stopped => 2,
+        }
+    }
+    fn from_code(code: u8) -> Result<Deviation, DecodeError> {
+        match code {
+            1 => Ok(Deviation::OffRoute),
+            2 => Ok(Deviation::Stopped),
+            _ => Err(DecodeError::BadValue("deviation")),
+        }
+    }
+}
+
 /// A message between two contacts. Its serde form (for the node's API) is
 /// tagged by `"kind"`; it is not the wire format.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -216,6 +264,9 @@ pub enum Message {
         expected_arrival: u64,
         /// How long after `expected_arrival` they become overdue (seconds).
         grace_secs: u32,
+        /// Parents' mode: only states are shared (kind `0x16` on the wire).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        states_only: Option<StatesOnly>,
     },
     /// Where the person is on a journey.
     Position {
@@ -249,6 +300,16 @@ pub enum Message {
         /// The last position known to the sender, if any.
         last_seen: Option<Fix>,
     },
+    /// A parents'-mode journey left its corridor or stopped: an alert. The
+    /// journey shares its positions from then on.
+    Deviated {
+        /// The journey.
+        journey: MessageId,
+        /// Off the route, or stopped.
+        reason: Deviation,
+        /// Where and when it was noticed.
+        fix: Fix,
+    },
     /// Distress. Re-sent with the same id until someone acknowledges it.
     Sos {
         /// The SOS.
@@ -267,6 +328,16 @@ pub enum Message {
         /// When (Unix seconds).
         at: u64,
     },
+    /// The person's SOS or journey `of` was cancelled or ended with the
+    /// **duress code**: their screen shows it cancelled, but they may be
+    /// under coercion. The alert goes on (the SOS is still re-sent, the
+    /// journey still shares positions). Same size as a cancellation.
+    Duress {
+        /// The SOS or journey.
+        of: MessageId,
+        /// When (Unix seconds).
+        at: u64,
+    },
     /// "I have seen message `of`" (an SOS, an overdue journey…).
     Ack {
         /// The acknowledged journey or SOS.
@@ -281,7 +352,15 @@ impl Message {
             Message::Accept { .. } => KIND_ACCEPT,
             Message::Confirm => KIND_CONFIRM,
             Message::Leave => KIND_LEAVE,
-            Message::JourneyStarted { .. } => KIND_JOURNEY_STARTED,
+            Message::JourneyStarted {
+                states_only: None, ..
+            } => KIND_JOURNEY_STARTED,
+            Message::JourneyStarted {
+                states_only: Some(_),
+                ..
+            } => KIND_JOURNEY_STARTED_STATES_ONLY,
+            Message::Deviated { .. } => KIND_DEVIATED,
+            Message::Duress { .. } => KIND_DURESS,
             Message::Position { .. } => KIND_POSITION,
             Message::Arrived { .. } => KIND_ARRIVED,
             Message::JourneyCancelled { .. } => KIND_JOURNEY_CANCELLED,
@@ -314,8 +393,17 @@ impl Message {
                 }
                 addresses.iter().try_for_each(|a| check_address(a))
             }
-            Message::JourneyStarted { destination, .. } => destination.validate(),
-            Message::Position { fix, .. } => fix.place.validate(),
+            Message::JourneyStarted {
+                destination,
+                states_only,
+                ..
+            } => {
+                if states_only.is_some_and(|s| s.corridor_m == 0 || s.stop_secs == 0) {
+                    return Err(DecodeError::BadValue("states_only"));
+                }
+                destination.validate()
+            }
+            Message::Position { fix, .. } | Message::Deviated { fix, .. } => fix.place.validate(),
             Message::Overdue {
                 last_seen: Some(fix),
                 ..
@@ -355,12 +443,30 @@ impl Message {
                 destination,
                 expected_arrival,
                 grace_secs,
+                states_only,
             } => {
                 b.put_slice(&journey.0);
                 b.put_u64(*started_at);
                 destination.encode(&mut b);
                 b.put_u64(*expected_arrival);
                 b.put_u32(*grace_secs);
+                if let Some(s) = states_only {
+                    b.put_u16(s.corridor_m);
+                    b.put_u32(s.stop_secs);
+                }
+            }
+            Message::Deviated {
+                journey,
+                reason,
+                fix,
+            } => {
+                b.put_slice(&journey.0);
+                b.put_u8(reason.code());
+                fix.encode(&mut b);
+            }
+            Message::Duress { of, at } => {
+                b.put_slice(&of.0);
+                b.put_u64(*at);
             }
             Message::Position { journey, fix } => {
                 b.put_slice(&journey.0);
@@ -438,12 +544,41 @@ impl Message {
             }
             KIND_CONFIRM => Message::Confirm,
             KIND_LEAVE => Message::Leave,
-            KIND_JOURNEY_STARTED => Message::JourneyStarted {
+            kind @ (KIND_JOURNEY_STARTED | KIND_JOURNEY_STARTED_STATES_ONLY) => {
+                let journey = MessageId(r.array()?);
+                let started_at = r.u64()?;
+                let destination = Place::decode(&mut r)?;
+                let expected_arrival = r.u64()?;
+                let grace_secs = r.u32()?;
+                let states_only = if kind == KIND_JOURNEY_STARTED_STATES_ONLY {
+                    let s = StatesOnly {
+                        corridor_m: r.u16()?,
+                        stop_secs: r.u32()?,
+                    };
+                    if s.corridor_m == 0 || s.stop_secs == 0 {
+                        return Err(DecodeError::BadValue("states_only"));
+                    }
+                    Some(s)
+                } else {
+                    None
+                };
+                Message::JourneyStarted {
+                    journey,
+                    started_at,
+                    destination,
+                    expected_arrival,
+                    grace_secs,
+                    states_only,
+                }
+            }
+            KIND_DEVIATED => Message::Deviated {
                 journey: MessageId(r.array()?),
-                started_at: r.u64()?,
-                destination: Place::decode(&mut r)?,
-                expected_arrival: r.u64()?,
-                grace_secs: r.u32()?,
+                reason: Deviation::from_code(r.u8()?)?,
+                fix: Fix::decode(&mut r)?,
+            },
+            KIND_DURESS => Message::Duress {
+                of: MessageId(r.array()?),
+                at: r.u64()?,
             },
             KIND_POSITION => Message::Position {
                 journey: MessageId(r.array()?),

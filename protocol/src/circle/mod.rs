@@ -23,13 +23,18 @@
 //!   HPKE; and the receiver's [`ReplayWindow`].
 //! * [`contacts`]: the [`Circle`]: contacts, the invite → accept → confirm
 //!   handshake, per-contact counters, and the rules on who may send what.
-//! * [`mailbox`]: per-pair, per-day mailbox addresses a relay cannot link.
+//! * [`mailbox`]: per-pair, per-day mailbox keys and addresses a relay
+//!   cannot link.
+//! * [`mailbox_auth`]: the proof of a mailbox key that fetching and
+//!   acknowledging need, and the host's single-use challenges.
 //! * `limits`: the time limits that journeys, the switch and the watch share
 //!   ([`MAX_JOURNEY_SECS`], [`switch::SWITCH_SLACK_SECS`]).
 //! * [`switch`]: the dead-man's switch deposited with a relay
 //!   ([`SwitchOwner`] on the phone, [`DeadManSwitch`] on the relay).
 //! * [`journey`] and [`sos`]: sans-IO state machines that turn user actions
 //!   and the passage of time into [`Effect`]s for the node to carry out.
+//! * [`codes`]: the person's code and duress code, hashed ([`Codes`]): which
+//!   one ended a journey or cancelled an SOS.
 //! * [`watch`]: the receiving side, turning contacts' messages into
 //!   [`Notice`]s (one alert per overdue journey or SOS, nothing after an
 //!   arrival).
@@ -68,6 +73,7 @@
 //! ```
 
 mod base32;
+pub mod codes;
 pub mod contacts;
 pub mod envelope;
 pub mod identity;
@@ -75,12 +81,15 @@ pub mod invite;
 pub mod journey;
 mod limits;
 pub mod mailbox;
+pub mod mailbox_auth;
 pub mod message;
+pub mod short_invite;
 pub mod sos;
 pub mod switch;
 pub mod watch;
 pub(crate) mod wire;
 
+pub use codes::{CodeCheck, CodeError, Codes};
 pub use contacts::{
     Circle, CircleError, Contact, ContactEvent, ContactState, PendingInvite, Received,
     MAX_CONTACTS, MAX_INVITE_TTL_SECS, MAX_PENDING_INVITES,
@@ -93,9 +102,11 @@ pub use identity::{
     safety_number, ContactId, Identity, IdentityError, PublicIdentity, SafetyNumber,
 };
 pub use invite::{Invite, InviteError, InviteToken, INVITE_PREFIX};
-pub use journey::{Journey, JourneyConfig, JourneyError, JourneyState, MAX_JOURNEY_SECS};
-pub use mailbox::{epoch_of, mailbox_address, PairSecret, EPOCH_SECS};
-pub use message::{Fix, Message, Place, MAX_NOTE_LEN};
+pub use journey::{
+    Ending, Journey, JourneyConfig, JourneyError, JourneyState, ARRIVAL_RADIUS_M, MAX_JOURNEY_SECS,
+};
+pub use mailbox::{address_of_key, epoch_of, mailbox_address, MailboxKey, PairSecret, EPOCH_SECS};
+pub use message::{Deviation, Fix, Message, Place, StatesOnly, MAX_NOTE_LEN};
 pub use sos::{Sos, SosConfig, SosError, SosState};
 pub use switch::{
     Alert, DeadManSwitch, Deposit, Heartbeat, Release, SwitchError, SwitchOwner, SwitchRequest,

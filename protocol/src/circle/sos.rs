@@ -9,6 +9,13 @@
 //!
 //! Re-sends carry the same id: receivers alert once per id and treat a later
 //! copy as an update (e.g. a new position from [`Sos::update_place`]).
+//!
+//! **Duress.** [`Sos::cancel_under_duress`] is what the node calls when the
+//! person "cancels" with their duress code: [`Sos::shown_state`] says
+//! cancelled (that is what the screen shows), the contacts get a
+//! [`Message::Duress`] (as large as a cancellation), and the SOS goes on: it
+//! is still re-sent until acknowledged and still takes new positions. A
+//! later real cancel ends it as usual.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -81,6 +88,9 @@ pub struct Sos {
     next_retry_at: Option<u64>,
     retry_interval: u64,
     sends: u32,
+    /// Cancelled with the duress code (the SOS goes on).
+    #[serde(default)]
+    duress: bool,
 }
 
 impl Sos {
@@ -113,6 +123,7 @@ impl Sos {
             next_retry_at: Some(now + config.first_retry_secs),
             retry_interval: config.first_retry_secs,
             sends: 0,
+            duress: false,
         };
         let effect = sos.send_all();
         Ok((sos, vec![effect]))
@@ -125,6 +136,19 @@ impl Sos {
     /// Where it stands.
     pub fn state(&self) -> SosState {
         self.state
+    }
+    /// What the person's screen shows: [`SosState::Cancelled`] once
+    /// cancelled under duress, while [`Sos::state`] stays active.
+    pub fn shown_state(&self) -> SosState {
+        if self.duress {
+            SosState::Cancelled
+        } else {
+            self.state
+        }
+    }
+    /// Whether it was cancelled with the duress code (never show this).
+    pub fn is_under_duress(&self) -> bool {
+        self.duress
     }
     /// When it was raised.
     pub fn raised_at(&self) -> u64 {
@@ -208,11 +232,45 @@ impl Sos {
         Ok(vec![self.send_all()])
     }
 
+    /// "Cancelled" with the duress code: the screen shows it cancelled
+    /// ([`Sos::shown_state`]), the recipients are told
+    /// ([`Message::Duress`]) and the SOS goes on. Does nothing if it is
+    /// already over or already under duress.
+    pub fn cancel_under_duress(&mut self, now: u64) -> Vec<Effect> {
+        if self.state != SosState::Active || self.duress {
+            return Vec::new();
+        }
+        self.duress = true;
+        vec![Effect::SendTo {
+            to: self.recipients.iter().copied().collect(),
+            message: Message::Duress {
+                of: self.id,
+                at: now,
+            },
+        }]
+    }
+
+    /// The person raises an SOS again while this one goes on under duress
+    /// (their screen showed it cancelled): it is shown active again and sent
+    /// to everyone at once, same id, with the re-sends starting over. Does
+    /// nothing unless under duress.
+    pub fn raise_again(&mut self, now: u64) -> Vec<Effect> {
+        if self.state != SosState::Active || !self.duress {
+            return Vec::new();
+        }
+        self.duress = false;
+        self.retry_interval = self.config.first_retry_secs;
+        self.next_retry_at = Some(now + self.config.first_retry_secs);
+        vec![self.send_all()]
+    }
+
     /// Cancel: tell everyone it is over. Does nothing if already cancelled.
+    /// After a duress cancel, this (with the real code) is the all-clear.
     pub fn cancel(&mut self, now: u64) -> Vec<Effect> {
         if self.state != SosState::Active {
             return Vec::new();
         }
+        self.duress = false;
         self.state = SosState::Cancelled;
         self.next_retry_at = None;
         vec![Effect::SendTo {

@@ -54,6 +54,14 @@ pub const KIND_HEARTBEAT: u8 = 2;
 pub const KIND_WITHDRAW: u8 = 3;
 /// Domain separator of the signatures.
 pub const SWITCH_SIG_DOMAIN: &[u8] = b"ronde/switch/v1/sig";
+/// Domain separator of a deposit's proof of work ([`deposit_work`]).
+pub const DEPOSIT_WORK_DOMAIN: &[u8] = b"ronde/switch/v1/work";
+/// The proof of work a deposit carries by default: like a report's, about
+/// 100 ms on one phone-class core (2¹⁸ SHA-256 on average; the deposit is
+/// absorbed once, each try hashes only the nonce). Hosts require it.
+pub const DEPOSIT_WORK_BITS: u8 = 18;
+/// Version byte of a stored switch record ([`DeadManSwitch::record`]).
+const RECORD_VERSION: u8 = 1;
 /// Most alerts in a deposit.
 pub const MAX_ALERTS: usize = 32;
 /// Deposits are padded with dummy alerts to a multiple of this.
@@ -420,6 +428,15 @@ impl SwitchRequest {
         }
     }
 
+    /// The switch key it names.
+    pub fn key(&self) -> &[u8; 32] {
+        match self {
+            SwitchRequest::Deposit(d) => d.key(),
+            SwitchRequest::Heartbeat(h) => h.key(),
+            SwitchRequest::Withdraw(w) => w.key(),
+        }
+    }
+
     /// The canonical bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         match self {
@@ -586,6 +603,19 @@ fn dummy_alert(rng: &mut impl CryptoRngCore) -> Alert {
     Alert { mailbox, envelope }
 }
 
+/// A proof-of-work stamp for `request` (a deposit's bytes) of `bits`: a
+/// nonce with `SHA-256("ronde/switch/v1/work" || request || nonce (8))`
+/// starting with `bits` zero bits. It is bound to the deposit's bytes,
+/// which name the relay and a fresh key: one stamp, one deposit, one relay.
+pub fn deposit_work(request: &[u8], bits: u8, start: u64) -> u64 {
+    crate::pow::solve_in(DEPOSIT_WORK_DOMAIN, request, bits, start).0
+}
+
+/// Whether `nonce` is a stamp of at least `bits` for `request`.
+pub fn check_deposit_work(request: &[u8], nonce: u64, bits: u8) -> bool {
+    crate::pow::check_in(DEPOSIT_WORK_DOMAIN, request, nonce, bits)
+}
+
 /// What [`DeadManSwitch::poll`] hands to the relay's mailbox service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Release {
@@ -680,11 +710,125 @@ impl DeadManSwitch {
 
     /// Parse, verify and apply any request.
     pub fn handle(&mut self, bytes: &[u8], now: u64) -> Result<(), SwitchError> {
-        match SwitchRequest::from_bytes(bytes)? {
+        self.apply(SwitchRequest::from_bytes(bytes)?, now)
+    }
+
+    /// Apply a parsed and verified request.
+    pub fn apply(&mut self, request: SwitchRequest, now: u64) -> Result<(), SwitchError> {
+        match request {
             SwitchRequest::Deposit(d) => self.deposit(d, now),
             SwitchRequest::Heartbeat(h) => self.heartbeat(&h, now),
             SwitchRequest::Withdraw(w) => self.withdraw(&w, now),
         }
+    }
+
+    /// Every live switch's key and tombstone's key (to persist them one
+    /// record each).
+    pub fn keys(&self) -> Vec<[u8; 32]> {
+        let mut k: Vec<[u8; 32]> = self.entries.keys().map(|k| k.0).collect();
+        k.extend(self.tombstones.keys().map(|k| k.0));
+        k.sort_unstable();
+        k.dedup();
+        k
+    }
+
+    /// The stored form of the live switch `key`, if any:
+    /// `0x01 || release_at (8) || deposited_at (8) || counter (8) || n (1)
+    /// || n × (mailbox (32) || envelope (561))`. A heartbeat changes one
+    /// record; nothing else is rewritten.
+    pub fn record(&self, key: &[u8; 32]) -> Option<Vec<u8>> {
+        let e = self.entries.get(&Key(*key))?;
+        let mut b = Vec::with_capacity(26 + e.alerts.len() * (32 + SMALL_ENVELOPE_LEN));
+        b.put_u8(RECORD_VERSION);
+        b.put_u64(e.release_at);
+        b.put_u64(e.deposited_at);
+        b.put_u64(e.counter);
+        b.put_u8(u8::try_from(e.alerts.len()).unwrap_or(u8::MAX));
+        for a in &e.alerts {
+            b.put_slice(&a.mailbox);
+            b.put_slice(&a.envelope);
+        }
+        Some(b)
+    }
+
+    /// Whether `key` is held, live or as a tombstone.
+    pub fn holds(&self, key: &[u8; 32]) -> bool {
+        let k = Key(*key);
+        self.entries.contains_key(&k) || self.tombstones.contains_key(&k)
+    }
+
+    /// Until when the tombstone of `key` refuses its deposit, if it has one.
+    pub fn tombstone(&self, key: &[u8; 32]) -> Option<u64> {
+        self.tombstones.get(&Key(*key)).copied()
+    }
+
+    /// Put back (or remove, with `None`) the live switch `key` from its
+    /// [`record`](Self::record), and its tombstone: to load a relay's
+    /// records, or undo a change its storage refused.
+    pub fn restore(
+        &mut self,
+        key: &[u8; 32],
+        record: Option<&[u8]>,
+        tombstone: Option<u64>,
+    ) -> Result<(), DecodeError> {
+        let k = Key(*key);
+        match record {
+            Some(bytes) => {
+                let mut r = Reader::new(bytes);
+                let v = r.u8()?;
+                if v != RECORD_VERSION {
+                    return Err(DecodeError::UnsupportedVersion(v));
+                }
+                let release_at = r.u64()?;
+                let deposited_at = r.u64()?;
+                let counter = r.u64()?;
+                let n = usize::from(r.u8()?);
+                let mut alerts = Vec::with_capacity(n.min(MAX_ALERTS));
+                for _ in 0..n {
+                    let mailbox = r.array()?;
+                    let envelope = r.take(SMALL_ENVELOPE_LEN)?.to_vec();
+                    alerts.push(Alert { mailbox, envelope });
+                }
+                r.finish()?;
+                self.entries.insert(
+                    k,
+                    Entry {
+                        release_at,
+                        deposited_at,
+                        counter,
+                        alerts,
+                    },
+                );
+            }
+            None => {
+                self.entries.remove(&k);
+            }
+        }
+        match tombstone {
+            Some(until) => self.tombstones.insert(k, until),
+            None => self.tombstones.remove(&k),
+        };
+        Ok(())
+    }
+
+    /// The keys of the live switches due at `now`.
+    pub fn due(&self, now: u64) -> Vec<[u8; 32]> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.release_at <= now)
+            .map(|(k, _)| k.0)
+            .collect()
+    }
+
+    /// How many deposits the relay counts against its capacity (live
+    /// switches and tombstones).
+    pub fn held(&self) -> usize {
+        self.tombstones.len()
+            + self
+                .entries
+                .keys()
+                .filter(|k| !self.tombstones.contains_key(*k))
+                .count()
     }
 
     /// Accept a deposit.
@@ -704,13 +848,7 @@ impl DeadManSwitch {
         if self.entries.contains_key(&key) || self.tombstones.contains_key(&key) {
             return Err(SwitchError::AlreadyDeposited);
         }
-        let held = self.tombstones.len()
-            + self
-                .entries
-                .keys()
-                .filter(|k| !self.tombstones.contains_key(*k))
-                .count();
-        if held >= self.max_entries {
+        if self.held() >= self.max_entries {
             return Err(SwitchError::Full);
         }
         self.entries.insert(

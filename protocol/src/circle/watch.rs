@@ -13,12 +13,18 @@
 //! * positions stop being shown 8 hours after the journey was first seen,
 //!   by the receiver's clock, whatever the sender says;
 //! * one alert per SOS id; re-sends only update it.
+//! * a parents'-mode journey (`states_only`) shows its states; a position
+//!   for it is dropped (neither shown nor kept) until an alert fired for it
+//!   (deviated, overdue, duress);
+//! * a duress notice (the person "cancelled" under coercion) is an alert; it
+//!   leaves the SOS or journey open, so its positions keep being shown,
+//!   until a real cancel or arrival (the all-clear).
 //!
 //! Sans-IO and bounded ([`MAX_WATCHED`] journeys and SOS); serializable.
 
 use crate::circle::identity::ContactId;
 use crate::circle::limits::{MAX_JOURNEY_SECS, SWITCH_SLACK_SECS};
-use crate::circle::message::{Fix, Message, Place};
+use crate::circle::message::{Deviation, Fix, Message, Place, StatesOnly};
 use crate::circle::MessageId;
 
 /// Most journeys, and most SOS, remembered at once (the oldest go first).
@@ -41,6 +47,8 @@ pub enum Notice {
         expected_arrival: u64,
         /// When they become overdue (sender's clock).
         overdue_at: u64,
+        /// Parents' mode: only states will be shared.
+        states_only: Option<StatesOnly>,
     },
     /// A contact changed the expected arrival of a journey.
     JourneyChanged {
@@ -86,6 +94,29 @@ pub enum Notice {
         expected_arrival: u64,
         /// Their last known position.
         last_seen: Option<Fix>,
+    },
+    /// A contact on a parents'-mode journey left the corridor or stopped:
+    /// alert (their positions follow).
+    Deviated {
+        /// Who.
+        from: ContactId,
+        /// Which journey.
+        journey: MessageId,
+        /// Off the route or stopped.
+        reason: Deviation,
+        /// Where and when.
+        fix: Fix,
+    },
+    /// A contact "cancelled" an SOS or "ended" a journey with their duress
+    /// code: they may be under coercion. Alert; their screen shows it
+    /// cancelled, so do not call them in a way that gives them away.
+    Duress {
+        /// Who.
+        from: ContactId,
+        /// Which SOS or journey.
+        of: MessageId,
+        /// When (sender's clock).
+        at: u64,
     },
     /// A contact raised an SOS: alert, and ack once the person has seen it.
     Sos {
@@ -134,6 +165,8 @@ struct Watched {
     ended: bool,
     alerted: bool,
     place: Option<Place>,
+    #[serde(default)]
+    states_only: bool,
 }
 
 /// What the person knows of their contacts' journeys and SOS.
@@ -165,6 +198,7 @@ fn find<'a>(
         ended: false,
         alerted: false,
         place: None,
+        states_only: false,
     });
     let last = list.len() - 1;
     (&mut list[last], true)
@@ -195,17 +229,20 @@ impl Watch {
                 destination,
                 expected_arrival,
                 grace_secs,
+                states_only,
                 ..
             } => {
                 let (w, new) = find(&mut self.journeys, &from, journey, now);
                 let overdue_at = expected_arrival.saturating_add(u64::from(*grace_secs));
                 if new {
+                    w.states_only = states_only.is_some();
                     Some(Notice::JourneyStarted {
                         from,
                         journey: *journey,
                         destination: *destination,
                         expected_arrival: *expected_arrival,
                         overdue_at,
+                        states_only: *states_only,
                     })
                 } else if w.ended || w.alerted {
                     None
@@ -220,7 +257,10 @@ impl Watch {
             }
             Message::Position { journey, fix } => {
                 let (w, _) = find(&mut self.journeys, &from, journey, now);
-                if w.ended || now >= w.first_seen.saturating_add(MAX_JOURNEY_SECS) {
+                if w.ended
+                    || (w.states_only && !w.alerted)
+                    || now >= w.first_seen.saturating_add(MAX_JOURNEY_SECS)
+                {
                     return None;
                 }
                 Some(Notice::Position {
@@ -262,6 +302,41 @@ impl Watch {
                     journey: *journey,
                     expected_arrival: *expected_arrival,
                     last_seen: *last_seen,
+                })
+            }
+            Message::Deviated {
+                journey,
+                reason,
+                fix,
+            } => {
+                let (w, _) = find(&mut self.journeys, &from, journey, now);
+                if w.ended {
+                    return None;
+                }
+                w.alerted = true;
+                Some(Notice::Deviated {
+                    from,
+                    journey: *journey,
+                    reason: *reason,
+                    fix: *fix,
+                })
+            }
+            Message::Duress { of, at } => {
+                // An SOS if one with this id is known, else a journey.
+                let list = if self.sos.iter().any(|w| w.from == from && &w.id == of) {
+                    &mut self.sos
+                } else {
+                    &mut self.journeys
+                };
+                let (w, _) = find(list, &from, of, now);
+                if w.ended {
+                    return None;
+                }
+                w.alerted = true;
+                Some(Notice::Duress {
+                    from,
+                    of: *of,
+                    at: *at,
                 })
             }
             Message::Sos {

@@ -11,9 +11,12 @@ use super::error::DirectoryError;
 use super::keys::{DirectoryKey, PlaceId, SIG_LEN};
 use super::limits::{
     DIRECTORY_CLOCK_SKEW_SECS, MAX_CITY_LEN, MAX_DIRECTORY_SIZE, MAX_MEDIATORS, MAX_PLACES,
+    MAX_RELAYS, MAX_TOKEN_KEYS,
 };
-use super::wire::{version, Reader, DIRECTORY_VERSION};
+use super::relays::{decode_relay, encode_relay, RelayEntry};
+use super::wire::{document_version, Reader, DIRECTORY_DOCUMENT_VERSION};
 use crate::cursor::Put;
+use crate::token::TokenKey;
 
 /// Domain separator of the city's signature over a directory.
 pub const DIRECTORY_SIGN_DOMAIN: &[u8] = b"ronde/directory/v1/sig";
@@ -36,6 +39,11 @@ pub struct Directory {
     /// The latest heartbeat of places that have a key, sorted by place id,
     /// at most one per place.
     pub heartbeats: Vec<Heartbeat>,
+    /// The city's relays, sorted by peer id bytes, no duplicates.
+    pub relays: Vec<RelayEntry>,
+    /// The city's token keys (`docs/protocol.md` §8.5), sorted by period
+    /// start, one per period: nodes verify tokened reports with them.
+    pub token_keys: Vec<TokenKey>,
 }
 
 fn sorted_unique<T>(items: &[T], key: impl Fn(&T) -> PlaceId) -> bool {
@@ -56,6 +64,8 @@ impl Directory {
             ("places", self.places.len(), MAX_PLACES),
             ("mediators", self.mediators.len(), MAX_MEDIATORS),
             ("heartbeats", self.heartbeats.len(), MAX_PLACES),
+            ("relays", self.relays.len(), MAX_RELAYS),
+            ("token_keys", self.token_keys.len(), MAX_TOKEN_KEYS),
         ] {
             if n > max {
                 return Err(DirectoryError::TooMany { what, n, max });
@@ -76,11 +86,28 @@ impl Directory {
                 "heartbeats not sorted by place or repeated",
             ));
         }
+        if !self.relays.windows(2).all(|w| w[0].peer < w[1].peer) {
+            return Err(DirectoryError::NotCanonical(
+                "relays not sorted by peer id or repeated",
+            ));
+        }
+        if !self
+            .token_keys
+            .windows(2)
+            .all(|w| w[0].period_start() < w[1].period_start())
+        {
+            return Err(DirectoryError::NotCanonical(
+                "token keys not sorted by period or repeated",
+            ));
+        }
         for p in &self.places {
             p.check()?;
         }
         for m in &self.mediators {
             m.check()?;
+        }
+        for r in &self.relays {
+            r.check()?;
         }
         for hb in &self.heartbeats {
             let place = self
@@ -117,7 +144,7 @@ impl Directory {
 
     fn body(&self) -> Vec<u8> {
         let mut w = Vec::with_capacity(256 + 300 * self.places.len());
-        w.put_u8(DIRECTORY_VERSION);
+        w.put_u8(DIRECTORY_DOCUMENT_VERSION);
         w.put_short_str(&self.city);
         w.put_u64(self.serial);
         w.put_u64(self.issued_at);
@@ -137,6 +164,18 @@ impl Directory {
             w.put_slice(&h.place.0);
             w.put_u64(h.confirmed_at);
             w.put_slice(&h.signature);
+        }
+        // At most MAX_RELAYS (64).
+        w.put_u8(u8::try_from(self.relays.len()).unwrap_or(u8::MAX));
+        for r in &self.relays {
+            encode_relay(&mut w, r);
+        }
+        // At most MAX_TOKEN_KEYS (4), each SPKI at most 800 bytes.
+        w.put_u8(u8::try_from(self.token_keys.len()).unwrap_or(u8::MAX));
+        for k in &self.token_keys {
+            w.put_u64(k.period_start());
+            w.put_u16(u16::try_from(k.spki().len()).unwrap_or(u16::MAX));
+            w.put_slice(k.spki());
         }
         w
     }
@@ -176,7 +215,7 @@ pub(super) fn decode_directory(bytes: &[u8]) -> Result<(Directory, [u8; SIG_LEN]
         });
     }
     let mut r = Reader::new(bytes);
-    version(&mut r)?;
+    document_version(&mut r)?;
     let city = r.str("city")?;
     let serial = r.u64()?;
     let issued_at = r.u64()?;
@@ -207,6 +246,35 @@ pub(super) fn decode_directory(bytes: &[u8]) -> Result<(Directory, [u8; SIG_LEN]
             signature: r.array()?,
         });
     }
+    let n = usize::from(r.u8()?);
+    if n > MAX_RELAYS {
+        return Err(DirectoryError::TooMany {
+            what: "relays",
+            n,
+            max: MAX_RELAYS,
+        });
+    }
+    let mut relays = Vec::with_capacity(n);
+    for _ in 0..n {
+        relays.push(decode_relay(&mut r)?);
+    }
+    let n = usize::from(r.u8()?);
+    if n > MAX_TOKEN_KEYS {
+        return Err(DirectoryError::TooMany {
+            what: "token_keys",
+            n,
+            max: MAX_TOKEN_KEYS,
+        });
+    }
+    let mut token_keys = Vec::with_capacity(n);
+    for _ in 0..n {
+        let period_start = r.u64()?;
+        let len = usize::from(r.u16()?);
+        let spki = r.take(len)?;
+        token_keys.push(
+            TokenKey::from_spki(period_start, spki).map_err(|_| DirectoryError::BadTokenKey)?,
+        );
+    }
     let sig = r.array()?;
     r.finish()?;
     Ok((
@@ -218,6 +286,8 @@ pub(super) fn decode_directory(bytes: &[u8]) -> Result<(Directory, [u8; SIG_LEN]
             places,
             mediators,
             heartbeats,
+            relays,
+            token_keys,
         },
         sig,
     ))

@@ -8,6 +8,19 @@ pub const MAX_DIRECTORY_SIZE: usize = 1024 * 1024;
 pub const MAX_PLACES: usize = 1024;
 /// Most mediators in one directory.
 pub const MAX_MEDIATORS: usize = 256;
+/// Most relays in one directory.
+pub const MAX_RELAYS: usize = 64;
+/// Most token keys in one directory (the current period's and the next,
+/// with room for a rotation).
+pub const MAX_TOKEN_KEYS: usize = 4;
+/// Longest relay peer id, bytes (a libp2p multihash).
+pub const MAX_RELAY_PEER_LEN: usize = 64;
+/// Most addresses of one relay.
+pub const MAX_RELAY_ADDRS: usize = 8;
+/// Longest relay address (multiaddr text), bytes.
+pub const MAX_RELAY_ADDR_LEN: usize = 128;
+/// Longest operator name of a relay, bytes of UTF-8.
+pub const MAX_OPERATOR_LEN: usize = 64;
 /// Longest city name, bytes of UTF-8.
 pub const MAX_CITY_LEN: usize = 64;
 /// Longest name of a place or mediator, bytes of UTF-8.

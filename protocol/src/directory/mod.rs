@@ -8,7 +8,9 @@
 //!
 //! * A [`Directory`] is one document: the city's name, a `serial` that only
 //!   grows, an issue and an expiry time, the [`SafePlace`]s, the
-//!   [`Mediator`]s and the latest [`Heartbeat`] of each place that has a key.
+//!   [`Mediator`]s, the latest [`Heartbeat`] of each place that has a key,
+//!   and the city's relays ([`RelayEntry`]: the only mailbox and switch
+//!   hosts a phone uses besides those its person chose).
 //!   The city signs its canonical bytes ([`Directory::sign`]); a phone checks
 //!   them with [`verify_directory`] against the city's public key it was
 //!   configured with, and gets a [`VerifiedDirectory`] or a typed
@@ -50,6 +52,8 @@
 //!     places: vec![place],
 //!     mediators: vec![],
 //!     heartbeats: vec![],
+//!     relays: vec![],
+//!     token_keys: vec![],
 //! };
 //! let bytes = dir.sign(&city).unwrap();
 //! let verified = verify_directory(&bytes, &city.public(), now, None).unwrap();
@@ -63,6 +67,8 @@
 //! * `keys`: [`DirectoryKey`], [`DirectoryPublicKey`] and [`PlaceId`];
 //! * `wire`: the version byte, the writer and the byte cursor;
 //! * `entries` (§7.1): [`SafePlace`], [`Mediator`], [`Heartbeat`];
+//! * `relays` (§7.1): [`RelayEntry`], [`RelayRoles`];
+//! * token keys (§7.2, §8.5): [`crate::token::TokenKey`], in the document;
 //! * `document` (§7.2): [`Directory`] and how the city signs it;
 //! * `freshness` (§7.4): [`Freshness`], [`freshness()`], [`verify_heartbeat`];
 //! * `verification` (§7.3): [`verify_directory`] and [`VerifiedDirectory`];
@@ -75,6 +81,7 @@ mod flags;
 mod freshness;
 mod keys;
 mod limits;
+mod relays;
 mod verification;
 mod wire;
 
@@ -92,8 +99,10 @@ pub use keys::{BadPlaceId, DirectoryKey, DirectoryPublicKey, PlaceId};
 pub use limits::{
     DIRECTORY_CLOCK_SKEW_SECS, MAX_AREA_LEN, MAX_CITY_LEN, MAX_CONTACT_LEN, MAX_DIRECTORY_SIZE,
     MAX_FLAG_AGE_SECS, MAX_HEARTBEAT_AGE_SECS, MAX_HEARTBEAT_TTL_SECS, MAX_HOURS_LEN,
-    MAX_LISTING_AGE_SECS, MAX_MEDIATORS, MAX_NAME_LEN, MAX_PHONE_LEN, MAX_PLACES, MAX_ROLE_LEN,
-    STALE_WINDOW_SECS,
+    MAX_LISTING_AGE_SECS, MAX_MEDIATORS, MAX_NAME_LEN, MAX_OPERATOR_LEN, MAX_PHONE_LEN, MAX_PLACES,
+    MAX_RELAYS, MAX_RELAY_ADDRS, MAX_RELAY_ADDR_LEN, MAX_RELAY_PEER_LEN, MAX_ROLE_LEN,
+    MAX_TOKEN_KEYS, STALE_WINDOW_SECS,
 };
+pub use relays::{RelayEntry, RelayRoles};
 pub use verification::{verify_directory, PlaceNear, VerifiedDirectory};
-pub use wire::DIRECTORY_VERSION;
+pub use wire::{DIRECTORY_DOCUMENT_VERSION, DIRECTORY_VERSION};

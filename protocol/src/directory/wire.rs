@@ -7,8 +7,12 @@
 use super::error::DirectoryError;
 use crate::cursor::{Cursor, CursorError};
 
-/// Wire version of directories, heartbeats and flags.
+/// Wire version of heartbeats, flags and single entries.
 pub const DIRECTORY_VERSION: u8 = 1;
+/// Wire version of the signed directory document: 3 since it carries the
+/// city's token keys (version 2 had none, version 1 no relays either; both
+/// are refused).
+pub const DIRECTORY_DOCUMENT_VERSION: u8 = 3;
 
 /// The crate's byte cursor, reading directories, heartbeats and flags: its
 /// faults come out as [`DirectoryError`]s.
@@ -38,6 +42,15 @@ impl Reader<'_> {
 pub(super) fn version(r: &mut Reader<'_>) -> Result<(), DirectoryError> {
     match r.u8()? {
         DIRECTORY_VERSION => Ok(()),
+        v => Err(DirectoryError::UnsupportedVersion(v)),
+    }
+}
+
+/// The version byte of a document, which must be
+/// [`DIRECTORY_DOCUMENT_VERSION`].
+pub(super) fn document_version(r: &mut Reader<'_>) -> Result<(), DirectoryError> {
+    match r.u8()? {
+        DIRECTORY_DOCUMENT_VERSION => Ok(()),
         v => Err(DirectoryError::UnsupportedVersion(v)),
     }
 }

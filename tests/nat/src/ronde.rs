@@ -154,6 +154,16 @@ impl Relay {
     /// Set up a relay with `ronde relay init` and start it in the public
     /// namespace.
     pub fn start(world: &World) -> Relay {
+        Relay::start_with(world, None)
+    }
+
+    /// [`Relay::start`] with circuit reservations that last
+    /// `reservation_secs` (phones renew at three quarters of it).
+    pub fn with_reservations_of(world: &World, reservation_secs: u64) -> Relay {
+        Relay::start_with(world, Some(reservation_secs))
+    }
+
+    fn start_with(world: &World, reservation_secs: Option<u64>) -> Relay {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         let config = dir.path().join("relay.toml");
@@ -180,6 +190,16 @@ impl Relay {
                 &format!("public_addresses = [{listen}]"),
             )
             .replace("public_bind = \"0.0.0.0:8080\"", "public_bind = \"\"");
+        let text = match reservation_secs {
+            Some(secs) => {
+                assert!(text.contains("reservation_secs = 3600"), "{text}");
+                text.replace(
+                    "reservation_secs = 3600",
+                    &format!("reservation_secs = {secs}"),
+                )
+            }
+            None => text,
+        };
         assert!(text.contains(RELAY_IP), "the template changed:\n{text}");
         std::fs::write(&config, text).expect("write relay.toml");
         // The peer key made here is the one the relay loads: its peer id

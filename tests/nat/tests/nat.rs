@@ -122,6 +122,95 @@ fn a_circuit_only_when_private_renewed_without_churn() {
     assert!(!a.log().contains("renewal=true") || reservations == 1);
 }
 
+/// Reservations of 8 s, renewed at 6 s: over 20 s the private phone
+/// renews its one reservation on the same connection (the relay counts one
+/// new reservation and the rest renewals, the circuit address never
+/// changes) and a phone that dials the circuit afterwards reaches it.
+#[test]
+fn a_private_phone_renews_its_circuit_reservation_without_churn() {
+    const RESERVATION_SECS: u64 = 8;
+    let mut world = world_or_skip!();
+    let relay = Relay::with_reservations_of(&world, RESERVATION_SECS);
+    let home = world.home(1, Nat::EndpointIndependent);
+    let a = Phone::with_relay(&world.phone_at_home("a", &home, 2), &relay);
+    let circuit = wait_for_circuit(&a, Duration::from_secs(30));
+    let until = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < until {
+        assert_eq!(
+            circuit_addr(&a).as_deref(),
+            Some(circuit.as_str()),
+            "the circuit changed:\n{}",
+            a.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The phone's side: one reservation, then renewals.
+    let log = a.log();
+    let accepted: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("relay reservation accepted"))
+        .collect();
+    let new = accepted
+        .iter()
+        .filter(|l| l.contains("renewal=false"))
+        .count();
+    let renewed = accepted
+        .iter()
+        .filter(|l| l.contains("renewal=true"))
+        .count();
+    assert_eq!(new, 1, "one reservation, no churn:\n{log}");
+    assert!(renewed >= 2, "renewed every 6 s:\n{log}");
+    // The relay's side: the same, for this peer.
+    let relay_log = relay.proc.log();
+    let from_a: Vec<&str> = relay_log
+        .lines()
+        .filter(|l| l.contains("ReservationReqAccepted") && l.contains(&a.peer_id))
+        .collect();
+    assert_eq!(
+        from_a
+            .iter()
+            .filter(|l| l.contains("renewed: false"))
+            .count(),
+        1,
+        "{relay_log}"
+    );
+    assert!(
+        from_a
+            .iter()
+            .filter(|l| l.contains("renewed: true"))
+            .count()
+            >= 2,
+        "{relay_log}"
+    );
+    assert!(!relay_log.contains("ReservationReqDenied"), "{relay_log}");
+    // Still reachable through it: a phone dials the circuit, and the
+    // relay reports the circuit accepted by A (its STOP answered).
+    let b = Phone::start(
+        &world.public_phone("b", 22),
+        &["--no-mdns", "--bootstrap", &relay.addr, &circuit],
+    );
+    let over_circuit = format!("dst_peer_id: PeerId(\"{}\")", a.peer_id);
+    // (A drops unasked packets: B can only have reached it over the
+    // circuit, perhaps upgraded since by a hole punch.)
+    let b_reached_a = format!("connected peer={}", a.peer_id);
+    eventually(
+        Duration::from_secs(20),
+        "a circuit to A after its renewals",
+        || {
+            let log = relay.proc.log();
+            let ok = log
+                .lines()
+                .any(|l| l.contains("CircuitReqAccepted") && l.contains(&over_circuit));
+            if ok || b.log().contains(&b_reached_a) {
+                Ok(())
+            } else {
+                Err(format!("{}\n{log}", b.status()))
+            }
+        },
+    );
+    println!("{renewed} renewals of one reservation in 20 s, reached through it afterwards");
+}
+
 #[test]
 fn a_report_from_a_reaches_b_through_the_relay() {
     let mut world = world_or_skip!();
@@ -235,8 +324,48 @@ fn a_phone_that_changes_network_is_reachable_again_within_10_s() {
         "{} ms",
         moved.elapsed().as_millis()
     );
+    let again = moved.elapsed();
+    // And gossip reaches it there: a report from a phone that starts now.
+    let b = Phone::with_relay(&world.public_phone("b", 22), &relay);
+    let took = report_delivery(&b, &a, Duration::from_secs(20));
     println!(
-        "reachable again {} ms after the move (circuit {before})",
+        "reachable again {} ms after the move (circuit {before}); a report reached it in {} ms",
+        again.as_millis(),
+        took.as_millis()
+    );
+}
+
+/// Issue 15: a phone holds a circuit only while it is private. Behind the
+/// NAT it reserves one; moved onto the public segment, AutoNAT finds its
+/// new address reachable and the phone releases the circuit.
+#[test]
+fn a_phone_that_becomes_reachable_releases_its_circuit() {
+    let mut world = world_or_skip!();
+    let relay = Relay::start(&world);
+    let home = world.home(1, Nat::EndpointIndependent);
+    let mut host = world.phone_at_home("a", &home, 2);
+    let a = Phone::with_relay(&host, &relay);
+    let circuit = wait_for_circuit(&a, Duration::from_secs(30));
+    world.move_phone_public(&mut host, 30);
+    let moved = Instant::now();
+    eventually(
+        Duration::from_secs(60),
+        "the circuit released once reachable",
+        || {
+            let log = a.log();
+            if log.contains("public: relay circuit released") && circuit_addr(&a).is_none() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{}
+{log}",
+                    a.status()
+                ))
+            }
+        },
+    );
+    println!(
+        "circuit {circuit} released {} ms after the phone became reachable",
         moved.elapsed().as_millis()
     );
 }

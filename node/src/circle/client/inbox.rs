@@ -41,7 +41,10 @@ fn subject(notice: &InboxNotice) -> Option<(MessageId, bool, bool)> {
     match notice {
         InboxNotice::JourneyStarted { journey, .. } => Some((*journey, true, false)),
         InboxNotice::JourneyChanged { journey, .. } => Some((*journey, false, false)),
-        InboxNotice::Position { journey, .. } => Some((*journey, true, false)),
+        InboxNotice::Position { journey, .. } | InboxNotice::Deviated { journey, .. } => {
+            Some((*journey, true, false))
+        }
+        InboxNotice::Duress { of, .. } => Some((*of, false, false)),
         InboxNotice::Overdue {
             journey, last_seen, ..
         } => Some((*journey, last_seen.is_some(), false)),
@@ -385,6 +388,7 @@ mod tests {
                     destination: place(),
                     expected_arrival: 900,
                     overdue_at: 1_800,
+                    states_only: false,
                 },
             ),
             item(

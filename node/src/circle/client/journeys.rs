@@ -10,7 +10,8 @@ use libp2p::swarm::Swarm;
 use libp2p::{Multiaddr, PeerId};
 use rand::rngs::OsRng;
 use ronde_protocol::circle::{
-    ContactId, Effect, Journey, JourneyError, Message, Place, SwitchError, SwitchOwner,
+    CodeCheck, ContactId, Deposit, Effect, Ending, Journey, JourneyError, Message, Place,
+    StatesOnly, SwitchError, SwitchOwner,
 };
 
 use super::records::{HostState, JourneyRecord, OpKind, SwitchHost, SwitchOp, SwitchPlan};
@@ -18,9 +19,15 @@ use super::store::{keys, Commit};
 use super::{circle_refusal, storage, CircleClient, MailboxAsk, SWITCH_HOSTS};
 use crate::behaviour::Behaviour;
 use crate::circle::host::relay_id;
-use crate::circle::views::{AckView, JourneyView, PlaceView, SwitchStatus};
+use crate::circle::receipt::SwitchReceipt;
+use crate::circle::views::{
+    AckView, JourneyView, PlaceView, SwitchHostState, SwitchHostView, SwitchStatus,
+};
 use crate::circle::wire::{MailboxRequest, MailboxResponse, Refusal};
 use crate::error::{CircleRefusal, NodeError};
+
+/// Longest destination name kept, in characters.
+const MAX_DESTINATION_NAME: usize = 64;
 
 impl CircleClient {
     pub(super) fn start_journey(
@@ -29,6 +36,7 @@ impl CircleClient {
         destination: Place,
         expected_arrival: u64,
         grace_secs: u64,
+        states_only: Option<StatesOnly>,
         location: Option<(f64, f64)>,
     ) -> Result<JourneyView, NodeError> {
         if self
@@ -43,15 +51,19 @@ impl CircleClient {
             return Err(NodeError::Circle(CircleRefusal::NoContacts));
         }
         let now = self.clock.now();
-        let (journey, effects) = Journey::start(
+        let started = Journey::start_with(
+            states_only,
             destination,
             expected_arrival,
             grace_secs,
             self.config.journey,
             now,
             &mut OsRng,
-        )
-        .map_err(|e| match e {
+        );
+        let (journey, effects) = started.map_err(|e| match e {
+            JourneyError::BadConfig(f @ ("corridor_m" | "stop_secs")) => NodeError::InvalidInput(
+                format!("parents' mode: {f} is too small (at least 100 m and 120 s)"),
+            ),
             JourneyError::BadConfig(f) => {
                 NodeError::InvalidInput(format!("the node's journey setting {f} is invalid"))
             }
@@ -64,29 +76,99 @@ impl CircleClient {
             acks: BTreeMap::new(),
             last_sent_position: None,
             retired: Vec::new(),
+            destination_name: None,
         };
         self.run_journey(swarm, &mut rec, effects, location)?;
         tracing::debug!("journey started");
         Ok(self.journey_view(&rec))
     }
 
-    pub(super) fn end_journey(
+    /// Name the journey just started (`view` is its view): kept in its
+    /// record on this device only, shown in its views.
+    pub(super) fn name_journey(&mut self, view: JourneyView, name: Option<String>) -> JourneyView {
+        let Some(name) = name.filter(|n| !n.trim().is_empty()) else {
+            return view;
+        };
+        let Some(mut rec) = self.journey.clone() else {
+            return view;
+        };
+        rec.destination_name = Some(name.trim().chars().take(MAX_DESTINATION_NAME).collect());
+        let mut commit = Commit::new();
+        match commit.put(keys::JOURNEY, &rec).map(|()| commit) {
+            Ok(commit) => {
+                if let Err(e) = self.store.apply(commit) {
+                    tracing::warn!(error = %e, "could not keep the destination's name");
+                    return view;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not keep the destination's name");
+                return view;
+            }
+        }
+        let named = self.journey_view(&rec);
+        self.journey = Some(rec);
+        named
+    }
+
+    /// "Add time": move the expected arrival of the journey under way (at
+    /// most 8 hours after its start); the switch's release follows.
+    pub(super) fn extend_journey(
         &mut self,
         swarm: &mut Swarm<Behaviour>,
-        arrived: bool,
+        expected_arrival: u64,
         location: Option<(f64, f64)>,
     ) -> Result<JourneyView, NodeError> {
-        let Some(mut rec) = self.journey.clone().filter(|j| j.journey.is_sharing()) else {
+        let Some(mut rec) = self
+            .journey
+            .clone()
+            .filter(|j| j.journey.is_sharing() && !j.journey.is_under_duress())
+        else {
             return Err(NodeError::Circle(CircleRefusal::NoJourney));
         };
         let now = self.clock.now();
-        let effects = if arrived {
-            rec.journey.arrived(now)
-        } else {
-            rec.journey.cancel(now)
+        let effects = rec
+            .journey
+            .extend(expected_arrival, now)
+            .map_err(|e| NodeError::Circle(CircleRefusal::BadEta(e.to_string())))?;
+        self.run_journey(swarm, &mut rec, effects, location)?;
+        tracing::debug!("journey extended");
+        Ok(self.journey_view(&rec))
+    }
+
+    /// Arrived or cancelled, with the person's `code` once codes are set:
+    /// with the duress code the journey only seems to end (see `codes`).
+    /// A journey already ended under duress answers as ended, whatever the
+    /// code; the real code ends it for good.
+    pub(super) fn end_journey(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        ending: Ending,
+        code: Option<&str>,
+        location: Option<(f64, f64)>,
+    ) -> Result<JourneyView, NodeError> {
+        let Some(mut rec) = self
+            .journey
+            .clone()
+            .filter(|j| j.journey.is_sharing() && !j.journey.is_under_duress())
+            .or_else(|| {
+                // Under duress, only the real code sees it still going.
+                self.journey.clone().filter(|j| {
+                    j.journey.is_sharing() && self.unlock(code).ok() == Some(CodeCheck::Code)
+                })
+            })
+        else {
+            return Err(NodeError::Circle(CircleRefusal::NoJourney));
+        };
+        let check = self.unlock(code)?;
+        let now = self.clock.now();
+        let effects = match (check, ending) {
+            (CodeCheck::Duress, _) => rec.journey.end_under_duress(ending, now),
+            (_, Ending::Arrived) => rec.journey.arrived(now),
+            (_, Ending::Cancelled) => rec.journey.cancel(now),
         };
         self.run_journey(swarm, &mut rec, effects, location)?;
-        tracing::debug!(arrived, "journey ended");
+        tracing::debug!("journey ended");
         Ok(self.journey_view(&rec))
     }
 
@@ -167,8 +249,37 @@ impl CircleClient {
         Ok(())
     }
 
-    /// Add hosts to a switch plan (up to [`SWITCH_HOSTS`]), each with a
-    /// fresh journey key and its deposit.
+    /// The next host for a switch plan: one that takes switches and was
+    /// never tried for this plan, of an operator the plan's live hosts do
+    /// not have if there is one (the person's configured hosts first, each
+    /// its own operator), else of any operator.
+    fn next_switch_host(&self, plan: &SwitchPlan) -> Option<PeerId> {
+        let live: HashSet<String> = plan
+            .hosts
+            .iter()
+            .filter(|h| matches!(h.state, HostState::Depositing | HostState::Armed))
+            .filter_map(|h| h.peer.parse::<PeerId>().ok())
+            .map(|p| self.operator_of(&p))
+            .collect();
+        let mut candidates: Vec<PeerId> = self
+            .hosts
+            .keys()
+            .filter(|p| self.host_meta.get(p).is_some_and(|m| m.switch))
+            .filter(|p| !plan.hosts.iter().any(|h| h.peer == p.to_string()))
+            .copied()
+            .collect();
+        // Configured hosts (the person's choice) before the directory's.
+        candidates.sort_by_key(|p| self.host_meta.get(p).is_some_and(|m| m.operator.is_some()));
+        candidates
+            .iter()
+            .find(|p| !live.contains(&self.operator_of(p)))
+            .or_else(|| candidates.first())
+            .copied()
+    }
+
+    /// Add hosts to a switch plan (up to [`SWITCH_HOSTS`] live ones, of
+    /// different operators where there are), each with a fresh journey key
+    /// and its deposit.
     pub(super) fn add_switch_hosts(
         &self,
         plan: &mut SwitchPlan,
@@ -178,14 +289,13 @@ impl CircleClient {
             return Ok(false);
         }
         let mut added = false;
-        for (peer, addrs) in &self.hosts {
-            if plan.hosts.len() >= SWITCH_HOSTS {
+        while plan.active_hosts() < SWITCH_HOSTS {
+            let Some(peer) = self.next_switch_host(plan) else {
                 break;
-            }
+            };
+            let peer = &peer;
+            let addrs = self.hosts.get(peer).cloned().unwrap_or_default();
             let p = peer.to_string();
-            if plan.hosts.iter().any(|h| h.peer == p) {
-                continue;
-            }
             let owner = SwitchOwner::new(&mut OsRng);
             let deposit = owner
                 .deposit(
@@ -195,9 +305,15 @@ impl CircleClient {
                     &mut OsRng,
                 )
                 .map_err(|e| NodeError::InvalidInput(e.to_string()))?;
+            let operator = self
+                .host_meta
+                .get(peer)
+                .and_then(|m| m.operator.clone())
+                .unwrap_or_default();
             plan.hosts.push(SwitchHost {
                 id: self.store.next_id().map_err(storage)?,
                 peer: p,
+                operator,
                 addrs: addrs.iter().map(|a| a.to_string()).collect(),
                 owner: owner.to_bytes().to_vec(),
                 ops: VecDeque::from([SwitchOp {
@@ -214,6 +330,9 @@ impl CircleClient {
     pub(super) fn journey_view(&self, rec: &JourneyRecord) -> JourneyView {
         let j = &rec.journey;
         let switch = match &rec.switch {
+            // What the screen shows after a duress end: the switch stays
+            // armed underneath.
+            _ if j.is_under_duress() => SwitchStatus::Withdrawn,
             None => SwitchStatus::Failed,
             Some(p) if p.hosts.iter().any(|h| h.state == HostState::Withdrawn) => {
                 SwitchStatus::Withdrawn
@@ -229,7 +348,10 @@ impl CircleClient {
         };
         JourneyView {
             id: j.id(),
-            state: j.state(),
+            state: j.shown_state(),
+            near_destination: j.near_destination() && !j.is_under_duress(),
+            destination_name: rec.destination_name.clone(),
+            states_only: j.states_only(),
             started_at: j.started_at(),
             destination: PlaceView::from(&j.destination()),
             expected_arrival: j.expected_arrival(),
@@ -238,6 +360,24 @@ impl CircleClient {
             last_position_at: rec.last_sent_position,
             switch,
             switch_release_at: rec.switch.as_ref().map_or(j.release_at(), |p| p.release_at),
+            switch_hosts: rec
+                .switch
+                .iter()
+                .flat_map(|p| p.hosts.iter())
+                .map(|h| SwitchHostView {
+                    peer: short_peer(&h.peer),
+                    operator: h.operator.clone(),
+                    state: match h.state {
+                        // Under duress every host is shown as withdrawn, as
+                        // the switch is: the screen must not tell the truth.
+                        _ if j.is_under_duress() => SwitchHostState::Withdrawn,
+                        HostState::Depositing => SwitchHostState::Depositing,
+                        HostState::Armed => SwitchHostState::Armed,
+                        HostState::Withdrawn => SwitchHostState::Withdrawn,
+                        HostState::Failed => SwitchHostState::Failed,
+                    },
+                })
+                .collect(),
             contacts: rec.contacts,
             acked_by: rec
                 .acks
@@ -340,7 +480,7 @@ impl CircleClient {
         for (peer, host_id, bytes, addrs) in sends {
             let id = swarm.behaviour_mut().mailbox.send_request_with_addresses(
                 &peer,
-                MailboxRequest::Switch(bytes),
+                MailboxRequest::switch(bytes, self.config.mailbox_limits.deposit_work_bits),
                 addrs,
             );
             self.switch_inflight.insert(peer);
@@ -375,19 +515,46 @@ impl CircleClient {
         let Some(op) = h.ops.front().cloned() else {
             return;
         };
+        let mut to_retire = None;
         let done = match response {
             None => {
                 self.switch_retry_at
                     .insert(host, Instant::now() + self.config.retry_interval);
                 return;
             }
-            Some(MailboxResponse::Ok) => true,
-            // Our own retransmission after a lost answer.
-            Some(MailboxResponse::Refused(Refusal::SwitchAlreadyDeposited))
-                if op.kind == OpKind::Deposit =>
+            // A deposit counts only with the receipt of the host it was
+            // sent to, for this journey key and release time.
+            Some(MailboxResponse::Receipt(r))
+                if op.kind == OpKind::Deposit && receipt_holds(&r, &host, &op.bytes) =>
             {
                 true
             }
+            Some(MailboxResponse::Ok | MailboxResponse::Receipt(_))
+                if op.kind == OpKind::Deposit =>
+            {
+                tracing::warn!(
+                    %host,
+                    "a mailbox host answered the switch deposit without a valid receipt: \
+                     not counted, another host is tried"
+                );
+                let mut retired = h.clone();
+                h.ops.clear();
+                h.state = HostState::Failed;
+                // Best effort: should it hold the switch after all, it must
+                // not release it after the journey ended.
+                if let Ok(mut owner) = SwitchOwner::from_bytes(&retired.owner) {
+                    if let Ok(w) = owner.withdraw() {
+                        retired.owner = owner.to_bytes().to_vec();
+                        retired.ops = VecDeque::from([SwitchOp {
+                            kind: OpKind::Withdraw,
+                            bytes: w.to_bytes(),
+                        }]);
+                        to_retire = Some(retired);
+                    }
+                }
+                false
+            }
+            Some(MailboxResponse::Ok) => true,
             Some(MailboxResponse::Refused(Refusal::SwitchStaleCounter)) => true,
             Some(MailboxResponse::Refused(Refusal::Unavailable)) => {
                 self.switch_retry_at
@@ -423,6 +590,7 @@ impl CircleClient {
                 OpKind::Heartbeat => {}
             }
         }
+        rec.retired.extend(to_retire);
         rec.retired.retain(|h| !h.ops.is_empty());
         let mut c = Commit::new();
         match c.put(keys::JOURNEY, &rec) {
@@ -434,6 +602,24 @@ impl CircleClient {
         }
         self.pump_switch(swarm);
     }
+}
+
+/// A peer id's short form: `…` and its last 8 characters.
+fn short_peer(peer: &str) -> String {
+    let tail: String = peer
+        .chars()
+        .rev()
+        .take(8)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("…{tail}")
+}
+
+/// Whether `receipt` is `host`'s for the deposit `deposit` (our own bytes).
+fn receipt_holds(receipt: &SwitchReceipt, host: &PeerId, deposit: &[u8]) -> bool {
+    Deposit::from_bytes(deposit).is_ok_and(|d| receipt.holds(host, d.key(), d.release_at()))
 }
 
 /// Queue one signed operation (a heartbeat, a withdrawal) for every host

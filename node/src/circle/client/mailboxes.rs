@@ -2,16 +2,20 @@
 //! this node's puts, fetches, acknowledgements and switch requests, and
 //! the polling of this person's mailboxes (at the remote hosts, and in
 //! this node's own host side if it hosts some).
+//!
+//! A fetch and an acknowledgement at a remote host each take two round
+//! trips: a challenge, then the request signed by the mailbox keys for
+//! that challenge, that host and this node's peer id.
 
 use libp2p::request_response;
 use libp2p::swarm::Swarm;
 use libp2p::PeerId;
 
-use super::{CircleClient, MailboxAsk};
+use super::{CircleClient, MailboxAsk, Proven};
 use crate::behaviour::Behaviour;
 use crate::circle::host::MailboxHost;
 use crate::circle::wire::{
-    MailItem, MailboxRequest, MailboxResponse, MAX_ACK_ITEMS, MAX_FETCH_MAILBOXES,
+    MailItem, MailboxRequest, MailboxResponse, MAX_ACK_ITEMS, MAX_ACK_KEYS, MAX_FETCH_MAILBOXES,
 };
 
 impl CircleClient {
@@ -65,23 +69,42 @@ impl CircleClient {
             MailboxAsk::Put { seq } => {
                 self.put_done(seq, matches!(response, Some(MailboxResponse::Ok)));
             }
+            MailboxAsk::Challenge { host, then } => match (response, then) {
+                (Some(MailboxResponse::Challenge(c)), then) => {
+                    self.send_proven(swarm, host, c, then)
+                }
+                (other, Proven::Fetch) => {
+                    self.fetching.remove(&host);
+                    if let Some(MailboxResponse::Refused(r)) = other {
+                        tracing::debug!(%peer, refusal = %r, "mailbox challenge refused");
+                    }
+                }
+                (_, Proven::Ack { .. }) => {}
+            },
             MailboxAsk::Fetch { host } => {
                 self.fetching.remove(&host);
                 match response {
                     Some(MailboxResponse::Mail { more, items }) => {
+                        // The keys that fetched them, before processing the
+                        // mail can retire any.
+                        let now = self.clock.now();
+                        let mut keys = self.short_keys();
+                        keys.extend(self.circle.mailbox_keys_to_poll(&self.identity, now));
+                        keys.retain(|k| items.iter().any(|i| i.mailbox == k.address()));
                         let processed = self.take_mail(swarm, items);
                         if !processed.is_empty() {
-                            for chunk in processed.chunks(MAX_ACK_ITEMS) {
-                                let id = swarm.behaviour_mut().mailbox.send_request(
-                                    &host,
-                                    MailboxRequest::Ack {
+                            for (i, chunk) in processed.chunks(MAX_ACK_ITEMS).enumerate() {
+                                self.ask_challenge(
+                                    swarm,
+                                    host,
+                                    Proven::Ack {
                                         items: chunk.to_vec(),
+                                        more: more && i == 0,
+                                        keys: keys.clone(),
                                     },
                                 );
-                                self.mailbox_inflight.insert(id, MailboxAsk::Ack);
                             }
-                        }
-                        if more {
+                        } else if more {
                             self.fetch_from(swarm, host);
                         }
                     }
@@ -91,7 +114,11 @@ impl CircleClient {
                     _ => {}
                 }
             }
-            MailboxAsk::Ack => {}
+            MailboxAsk::Ack { host, more } => {
+                if more {
+                    self.fetch_from(swarm, host);
+                }
+            }
             MailboxAsk::Switch { host, id } => {
                 self.switch_inflight.remove(&host);
                 self.switch_answer(swarm, host, id, response);
@@ -108,6 +135,10 @@ impl CircleClient {
     ) -> Vec<([u8; 32], u64)> {
         let mut done = Vec::new();
         for it in items {
+            if self.take_short(swarm, &it.mailbox, &it.envelope) {
+                done.push((it.mailbox, it.seq));
+                continue;
+            }
             match self.receive(swarm, &it.envelope, None) {
                 Ok(_) => done.push((it.mailbox, it.seq)),
                 Err(e) => {
@@ -123,19 +154,101 @@ impl CircleClient {
             return;
         }
         let now = self.clock.now();
-        let mut mailboxes = self.circle.mailboxes_to_poll(&self.identity, now);
-        mailboxes.truncate(MAX_FETCH_MAILBOXES);
-        if mailboxes.is_empty() {
+        if self
+            .circle
+            .mailboxes_to_poll(&self.identity, now)
+            .is_empty()
+            && self.short_keys().is_empty()
+        {
             return;
         }
+        self.fetching.insert(host);
+        self.ask_challenge(swarm, host, Proven::Fetch);
+    }
+
+    /// Ask `host` for a challenge, to send `then` with.
+    fn ask_challenge(&mut self, swarm: &mut Swarm<Behaviour>, host: PeerId, then: Proven) {
         let addrs = self.hosts.get(&host).cloned().unwrap_or_default();
         let id = swarm.behaviour_mut().mailbox.send_request_with_addresses(
             &host,
-            MailboxRequest::Fetch { mailboxes },
+            MailboxRequest::Challenge,
             addrs,
         );
-        self.fetching.insert(host);
-        self.mailbox_inflight.insert(id, MailboxAsk::Fetch { host });
+        self.mailbox_inflight
+            .insert(id, MailboxAsk::Challenge { host, then });
+    }
+
+    /// Send `then`, proving this person's mailbox keys for `challenge`.
+    fn send_proven(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        host: PeerId,
+        challenge: [u8; 32],
+        then: Proven,
+    ) {
+        let (request, ask) = match then {
+            Proven::Fetch => {
+                let now = self.clock.now();
+                // A short code's mailbox first: a fetch carries at most
+                // MAX_FETCH_MAILBOXES keys.
+                let mut keys = self.short_keys();
+                keys.extend(self.circle.mailbox_keys_to_poll(&self.identity, now));
+                keys.truncate(MAX_FETCH_MAILBOXES);
+                (
+                    MailboxRequest::fetch(
+                        challenge,
+                        &keys,
+                        &host.to_bytes(),
+                        &self.local_peer.to_bytes(),
+                    ),
+                    MailboxAsk::Fetch { host },
+                )
+            }
+            Proven::Ack {
+                items,
+                more,
+                mut keys,
+            } => {
+                // Only the keys of the mailboxes acknowledged.
+                keys.retain(|k| items.iter().any(|(m, _)| *m == k.address()));
+                keys.truncate(MAX_ACK_KEYS);
+                let addrs: Vec<[u8; 32]> = keys.iter().map(|k| k.address()).collect();
+                let items: Vec<_> = items
+                    .into_iter()
+                    .filter(|(m, _)| addrs.contains(m))
+                    .collect();
+                if items.is_empty() {
+                    if more {
+                        self.fetch_from(swarm, host);
+                    }
+                    return;
+                }
+                (
+                    MailboxRequest::ack(
+                        challenge,
+                        &keys,
+                        items,
+                        &host.to_bytes(),
+                        &self.local_peer.to_bytes(),
+                    ),
+                    MailboxAsk::Ack { host, more },
+                )
+            }
+        };
+        let request = match request {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "could not make a mailbox request");
+                self.fetching.remove(&host);
+                return;
+            }
+        };
+        let addrs = self.hosts.get(&host).cloned().unwrap_or_default();
+        let id = swarm
+            .behaviour_mut()
+            .mailbox
+            .send_request_with_addresses(&host, request, addrs);
+        self.mailbox_inflight.insert(id, ask);
     }
 
     /// Fetch from every host (and from this node's own hosted mailboxes,

@@ -16,7 +16,8 @@
 //!   the mailbox hosts (answers, fetches, polls).
 //! * `inbox`: opening what arrives, the inbox and its acks.
 //! * `journeys` and `sos`: the protocol's journey and SOS machines on the
-//!   node's clock, and the journey's switch.
+//!   node's clock, and the journey's switch; `codes`: the person's code and
+//!   duress code, which end them (or seem to).
 //! * this file: the state, the commands, peers and timers.
 //!
 //! # Delivery
@@ -27,10 +28,21 @@
 //! 1. **directly**, over `/ronde/circle/1`, to the contact's node if a peer
 //!    is known for it: the peer a message of theirs last came from, or the
 //!    `/p2p/` addresses of their invite or accept;
-//! 2. **to the mailbox hosts** (configured `mailbox_peers` and peers whose
-//!    identify lists `/ronde/mailbox/1`, up to [`PUT_HOSTS`] of them) if
-//!    direct delivery is impossible or refused, addressed to the pair's
-//!    mailbox of the day (or the invite's mailbox for an accept).
+//! 2. **to the mailbox hosts** (up to [`PUT_HOSTS`] of them) if direct
+//!    delivery is impossible or refused, addressed to the pair's mailbox of
+//!    the day (or the invite's mailbox for an accept).
+//!
+//! # Hosts: chosen by the person, never by the network
+//!
+//! Mailbox and switch hosts come only from the person's configuration
+//! (`mailbox_peers`: each one the person's own choice, counted as its own
+//! operator) and from the relays listed, with the mailbox or switch role,
+//! in the signed directory of a city the node is configured with
+//! ([`CircleClient::set_directory_hosts`]). A peer that merely connects and
+//! speaks `/ronde/mailbox/1` is never one. A journey's switch goes to
+//! [`SWITCH_HOSTS`] hosts of different operators where there are two, and
+//! counts as held by a host only once it answered with a receipt signed by
+//! that host's peer key (see `journeys`).
 //!
 //! Alerts (SOS, overdue) take both paths: a peer or a host that drops them
 //! cannot make them vanish. An envelope leaves the outbox once a node
@@ -50,6 +62,7 @@
 //!
 //! Logs name no contact, key, position or message content.
 
+mod codes;
 pub(crate) mod command;
 mod contacts;
 mod inbox;
@@ -57,6 +70,7 @@ mod journeys;
 mod mailboxes;
 mod outbox;
 mod records;
+pub mod rendezvous;
 mod sos;
 pub mod store;
 
@@ -67,10 +81,12 @@ use std::time::Instant;
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::OutboundRequestId;
 use libp2p::swarm::Swarm;
-use libp2p::{identify, Multiaddr, PeerId};
+use libp2p::{Multiaddr, PeerId};
 use ronde_protocol::circle::{
-    Circle, CircleError, ContactId, Identity, JourneyState, MessageId, Watch,
+    Circle, CircleError, Codes, ContactId, Ending, Identity, JourneyState, MailboxKey, MessageId,
+    Watch,
 };
+use ronde_protocol::directory::{RelayEntry, RelayRoles};
 use tokio::sync::broadcast;
 
 use self::command::CircleCommand;
@@ -79,7 +95,6 @@ use self::store::{keys, CircleStore, Commit, OutItem};
 use crate::behaviour::Behaviour;
 use crate::circle::host::MailboxHost;
 use crate::circle::views::Inbox;
-use crate::circle::wire::MAILBOX_PROTOCOL;
 use crate::clock::Clock;
 use crate::config::CircleConfig;
 use crate::error::{CircleRefusal, NodeError, StoreError};
@@ -111,17 +126,59 @@ enum Phase {
     Waiting(Instant),
 }
 
+/// Who a host is: where it came from, who runs it, what it is used for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HostMeta {
+    /// The operator the directory lists; `None` for a host the person
+    /// configured (its own operator).
+    operator: Option<String>,
+    /// Takes mail (puts and fetches).
+    mailbox: bool,
+    /// Takes the journey's switch.
+    switch: bool,
+}
+
+impl HostMeta {
+    fn configured() -> HostMeta {
+        HostMeta {
+            operator: None,
+            mailbox: true,
+            switch: true,
+        }
+    }
+}
+
+/// Most addresses kept of one directory host.
+const MAX_HOST_ADDRS: usize = 8;
+
 #[derive(Debug, Clone, Copy)]
 struct Attempt {
     phase: Phase,
     direct_ok: bool,
 }
 
+/// What a mailbox request in flight was for. `Challenge` waits for a
+/// challenge to send a proven request with; `Ack`'s `more`: fetch again
+/// once acknowledged.
 enum MailboxAsk {
     Put { seq: u64 },
+    Challenge { host: PeerId, then: Proven },
     Fetch { host: PeerId },
-    Ack,
+    Ack { host: PeerId, more: bool },
     Switch { host: PeerId, id: u64 },
+}
+
+/// A request that proves mailbox keys, waiting for its challenge.
+enum Proven {
+    Fetch,
+    Ack {
+        items: Vec<([u8; 32], u64)>,
+        more: bool,
+        /// The keys of the fetch that brought them: processing the mail
+        /// may retire a key (an accept uses its invite up, a short code is
+        /// done with), and the day may turn, before the acknowledgement.
+        keys: Vec<MailboxKey>,
+    },
 }
 
 /// The client side of the circle: this person's circle, its delivery and
@@ -139,12 +196,17 @@ pub(crate) struct CircleClient {
     profile: Profile,
     journey: Option<JourneyRecord>,
     sos: Option<SosRecord>,
+    /// The person's code and duress code, if set.
+    codes: Option<Codes>,
     acks_sent: VecDeque<(ContactId, MessageId)>,
 
     outbox: BTreeMap<u64, OutItem>,
     attempts: HashMap<u64, Attempt>,
-    /// Mailbox hosts: configured ones (kept) and discovered ones.
+    /// Mailbox hosts and their addresses: the configured ones, and the
+    /// relays of the directory (never a peer that merely connected).
     hosts: BTreeMap<PeerId, Vec<Multiaddr>>,
+    /// Who each host of `hosts` is.
+    host_meta: BTreeMap<PeerId, HostMeta>,
     /// The peer a contact's envelope last came from directly.
     learned: HashMap<ContactId, PeerId>,
     /// Until when a contact's envelopes skip direct delivery (Unix s).
@@ -156,6 +218,8 @@ pub(crate) struct CircleClient {
     switch_retry_at: HashMap<PeerId, Instant>,
     safety_numbers: HashMap<ContactId, String>,
     last_housekeeping: u64,
+    /// Accepts by short code waiting for their invite.
+    short_pending: Vec<rendezvous::PendingShort>,
 }
 
 fn storage(e: StoreError) -> NodeError {
@@ -234,13 +298,16 @@ impl CircleClient {
         let profile = store.load(keys::PROFILE)?.unwrap_or_default();
         let journey = store.load(keys::JOURNEY)?;
         let sos = store.load(keys::SOS)?;
+        let codes = store.load(keys::CODES)?;
         let acks_sent = store.load(keys::ACKS)?.unwrap_or_default();
         let outbox = store.outbox()?.into_iter().collect();
         let mut hosts = BTreeMap::new();
+        let mut host_meta = BTreeMap::new();
         for a in mailbox_peers {
             match split_peer(a) {
                 Some((peer, base)) if peer != local_peer => {
                     hosts.entry(peer).or_insert_with(Vec::new).push(base);
+                    host_meta.insert(peer, HostMeta::configured());
                 }
                 Some(_) => {}
                 None => tracing::warn!(%a, "a mailbox peer needs a /p2p/<peer id> suffix; ignored"),
@@ -258,10 +325,12 @@ impl CircleClient {
             profile,
             journey,
             sos,
+            codes,
             acks_sent,
             outbox,
             attempts: HashMap::new(),
             hosts,
+            host_meta,
             learned: HashMap::new(),
             direct_backoff: HashMap::new(),
             direct_inflight: HashMap::new(),
@@ -271,6 +340,7 @@ impl CircleClient {
             switch_retry_at: HashMap::new(),
             safety_numbers: HashMap::new(),
             last_housekeeping: 0,
+            short_pending: Vec::new(),
         })
     }
 
@@ -307,9 +377,13 @@ impl CircleClient {
             CircleCommand::Invite {
                 name,
                 ttl_secs,
+                short,
                 reply,
             } => {
-                let _ = reply.send(self.invite(swarm, name, ttl_secs));
+                let _ = reply.send(self.invite(swarm, name, ttl_secs, short));
+            }
+            CircleCommand::AcceptShort { keys, name, reply } => {
+                self.accept_short(swarm, keys, name, reply);
             }
             CircleCommand::Accept { code, name, reply } => {
                 let _ = reply.send(self.accept(swarm, &code, name));
@@ -332,11 +406,26 @@ impl CircleClient {
                 destination,
                 expected_arrival,
                 grace_secs,
+                states_only,
+                destination_name,
                 reply,
             } => {
-                let r =
-                    self.start_journey(swarm, destination, expected_arrival, grace_secs, location);
+                let r = self.start_journey(
+                    swarm,
+                    destination,
+                    expected_arrival,
+                    grace_secs,
+                    states_only,
+                    location,
+                );
+                let r = r.map(|view| self.name_journey(view, destination_name));
                 let _ = reply.send(r);
+            }
+            CircleCommand::ExtendJourney {
+                expected_arrival,
+                reply,
+            } => {
+                let _ = reply.send(self.extend_journey(swarm, expected_arrival, location));
             }
             CircleCommand::Journey { reply } => {
                 let r = self
@@ -346,11 +435,13 @@ impl CircleClient {
                     .ok_or(NodeError::Circle(CircleRefusal::NoJourney));
                 let _ = reply.send(r);
             }
-            CircleCommand::Arrived { reply } => {
-                let _ = reply.send(self.end_journey(swarm, true, location));
+            CircleCommand::Arrived { code, reply } => {
+                let r = self.end_journey(swarm, Ending::Arrived, code.as_deref(), location);
+                let _ = reply.send(r);
             }
-            CircleCommand::CancelJourney { reply } => {
-                let _ = reply.send(self.end_journey(swarm, false, location));
+            CircleCommand::CancelJourney { code, reply } => {
+                let r = self.end_journey(swarm, Ending::Cancelled, code.as_deref(), location);
+                let _ = reply.send(r);
             }
             CircleCommand::Sos { note, reply } => {
                 let _ = reply.send(self.raise_sos(swarm, &note, location));
@@ -363,8 +454,19 @@ impl CircleClient {
                     .ok_or(NodeError::Circle(CircleRefusal::NoSos));
                 let _ = reply.send(r);
             }
-            CircleCommand::CancelSos { reply } => {
-                let _ = reply.send(self.cancel_sos(swarm));
+            CircleCommand::CancelSos { code, reply } => {
+                let _ = reply.send(self.cancel_sos(swarm, code.as_deref()));
+            }
+            CircleCommand::SetCodes {
+                code,
+                duress_code,
+                current,
+                reply,
+            } => {
+                let _ = reply.send(self.set_codes(&code, &duress_code, current.as_deref()));
+            }
+            CircleCommand::ClearCodes { current, reply } => {
+                let _ = reply.send(self.clear_codes(&current));
             }
             CircleCommand::Inbox { since, reply } => {
                 let r = self.store.inbox().map_err(storage).map(|items| Inbox {
@@ -381,32 +483,98 @@ impl CircleClient {
         }
     }
 
-    pub(crate) fn on_identify(
+    /// The relays of the configured cities' verified directories: those
+    /// with the mailbox or switch role replace the previous directory hosts
+    /// (the configured hosts stay, and keep their place as the person's own
+    /// choice). Entries whose peer id or addresses do not parse are skipped.
+    pub(crate) fn set_directory_hosts(
         &mut self,
         swarm: &mut Swarm<Behaviour>,
-        peer: PeerId,
-        info: &identify::Info,
+        relays: &[RelayEntry],
     ) {
-        if peer == self.local_peer || !info.protocols.contains(&MAILBOX_PROTOCOL) {
-            return;
-        }
-        let new = !self.hosts.contains_key(&peer);
-        let entry = self.hosts.entry(peer).or_default();
-        for a in info.listen_addrs.iter().take(8) {
-            if !entry.contains(a) {
-                entry.push(a.clone());
+        let mut fresh: BTreeMap<PeerId, (Vec<Multiaddr>, HostMeta)> = BTreeMap::new();
+        for r in relays {
+            let (mailbox, switch) = (
+                r.roles.has(RelayRoles::MAILBOX),
+                r.roles.has(RelayRoles::SWITCH),
+            );
+            if !mailbox && !switch {
+                continue;
             }
+            let Ok(peer) = PeerId::from_bytes(&r.peer) else {
+                continue;
+            };
+            if peer == self.local_peer || fresh.contains_key(&peer) {
+                continue;
+            }
+            let addrs: Vec<Multiaddr> = r
+                .addrs
+                .iter()
+                .filter_map(|a| a.parse().ok())
+                .take(MAX_HOST_ADDRS)
+                .collect();
+            let meta = HostMeta {
+                operator: Some(r.operator.clone()),
+                mailbox,
+                switch,
+            };
+            fresh.insert(peer, (addrs, meta));
         }
-        if new {
-            tracing::debug!(%peer, "found a mailbox host");
-            self.fetch_from(swarm, peer);
+        // Drop the directory hosts no longer listed.
+        let gone: Vec<PeerId> = self
+            .host_meta
+            .iter()
+            .filter(|(p, m)| m.operator.is_some() && !fresh.contains_key(p))
+            .map(|(p, _)| *p)
+            .collect();
+        for p in gone {
+            self.host_meta.remove(&p);
+            self.hosts.remove(&p);
+        }
+        let mut added = Vec::new();
+        for (peer, (addrs, meta)) in fresh {
+            if self
+                .host_meta
+                .get(&peer)
+                .is_some_and(|m| m.operator.is_none())
+            {
+                continue;
+            }
+            if self.host_meta.insert(peer, meta).is_none() {
+                added.push(peer);
+            }
+            self.hosts.insert(peer, addrs);
+        }
+        if !added.is_empty() {
+            tracing::debug!(
+                hosts = added.len(),
+                "mailbox hosts listed in the city's directory"
+            );
+            for p in added {
+                if self.host_meta.get(&p).is_some_and(|m| m.mailbox) {
+                    self.fetch_from(swarm, p);
+                }
+            }
             self.retry_outbox(swarm, true);
+            self.pump_switch(swarm);
+        }
+    }
+
+    /// The operator a host counts as, for spreading a switch: the one the
+    /// directory lists, or, for a host the person configured, itself.
+    fn operator_of(&self, peer: &PeerId) -> String {
+        match self.host_meta.get(peer).and_then(|m| m.operator.clone()) {
+            Some(o) => format!("directory:{o}"),
+            None => format!("own:{peer}"),
         }
     }
 
     pub(crate) fn on_connected(&mut self, swarm: &mut Swarm<Behaviour>, peer: PeerId) {
-        if self.hosts.contains_key(&peer) {
-            self.fetch_from(swarm, peer);
+        if let Some(meta) = self.host_meta.get(&peer) {
+            // Only a host that takes mail learns this person's mailboxes.
+            if meta.mailbox {
+                self.fetch_from(swarm, peer);
+            }
             self.switch_retry_at.remove(&peer);
             self.retry_outbox(swarm, true);
             self.pump_switch(swarm);
@@ -418,6 +586,7 @@ impl CircleClient {
     /// Time passed: journey and SOS deadlines, switches, retries.
     pub(crate) fn tick(&mut self, swarm: &mut Swarm<Behaviour>, location: Option<(f64, f64)>) {
         let now = self.clock.now();
+        self.short_tick(swarm, now);
         if let Some(mut rec) = self.journey.clone() {
             if rec.journey.next_deadline().is_some_and(|t| t <= now) {
                 let was = rec.journey.state();
@@ -439,7 +608,7 @@ impl CircleClient {
             }
             if let Some(mut rec) = self.journey.clone() {
                 let added = match rec.switch.as_mut() {
-                    Some(plan) if plan.hosts.len() < SWITCH_HOSTS && !self.hosts.is_empty() => {
+                    Some(plan) if plan.active_hosts() < SWITCH_HOSTS && !self.hosts.is_empty() => {
                         self.add_switch_hosts(plan, now).unwrap_or(false)
                     }
                     _ => false,

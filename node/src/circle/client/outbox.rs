@@ -125,10 +125,12 @@ impl CircleClient {
             .find(|(p, _)| *p != self.local_peer)
     }
 
+    /// The hosts that take mail (not those listed for switches only).
     pub(super) fn remote_hosts(&self) -> Vec<(PeerId, Vec<Multiaddr>)> {
         self.hosts
             .iter()
             .filter(|(p, _)| **p != self.local_peer)
+            .filter(|(p, _)| self.host_meta.get(p).is_some_and(|m| m.mailbox))
             .map(|(p, a)| (*p, a.clone()))
             .collect()
     }

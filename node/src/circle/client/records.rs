@@ -46,6 +46,10 @@ pub(super) struct SwitchHost {
     #[serde(default)]
     pub(super) id: u64,
     pub(super) peer: String,
+    /// Who runs it: the operator the directory lists, or empty for a host
+    /// the person configured.
+    #[serde(default)]
+    pub(super) operator: String,
     pub(super) addrs: Vec<String>,
     /// The journey key and counter ([`ronde_protocol::circle::SwitchOwner::to_bytes`]): secret.
     #[serde(with = "hex_bytes")]
@@ -63,6 +67,16 @@ pub(super) struct SwitchPlan {
     pub(super) hosts: Vec<SwitchHost>,
 }
 
+impl SwitchPlan {
+    /// Hosts receiving or holding the switch (not failed, not withdrawn).
+    pub(super) fn active_hosts(&self) -> usize {
+        self.hosts
+            .iter()
+            .filter(|h| matches!(h.state, HostState::Depositing | HostState::Armed))
+            .count()
+    }
+}
+
 /// This person's journey.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct JourneyRecord {
@@ -75,6 +89,10 @@ pub(super) struct JourneyRecord {
     /// removed during the journey (a new deposit replaced them).
     #[serde(default)]
     pub(super) retired: Vec<SwitchHost>,
+    /// The destination's name as the person chose it ("Home", a safe
+    /// place's name): kept on this device, never sent.
+    #[serde(default)]
+    pub(super) destination_name: Option<String>,
 }
 
 /// This person's SOS.

@@ -3,7 +3,7 @@
 
 use libp2p::swarm::Swarm;
 use rand::rngs::OsRng;
-use ronde_protocol::circle::{Effect, Message, Place, Sos, SosError, SosState};
+use ronde_protocol::circle::{CodeCheck, Effect, Message, Place, Sos, SosError, SosState};
 
 use super::records::SosRecord;
 use super::store::{keys, Commit};
@@ -19,6 +19,14 @@ impl CircleClient {
         note: &str,
         location: Option<(f64, f64)>,
     ) -> Result<SosView, NodeError> {
+        let now = self.clock.now();
+        if let Some(mut rec) = self.sos.clone().filter(|s| s.sos.is_under_duress()) {
+            // The person raises an SOS again after a duress "cancel": the
+            // same SOS is shown and sent again.
+            let effects = rec.sos.raise_again(now);
+            self.run_sos(swarm, &mut rec, effects)?;
+            return Ok(self.sos_view(&rec));
+        }
         if self
             .sos
             .as_ref()
@@ -26,7 +34,6 @@ impl CircleClient {
         {
             return Err(NodeError::Circle(CircleRefusal::SosActive));
         }
-        let now = self.clock.now();
         let place = location.and_then(|(lat, lon)| Place::point(lat, lon, 0).ok());
         let (sos, effects) = Sos::start(
             self.mutual_ids(),
@@ -50,18 +57,31 @@ impl CircleClient {
         Ok(self.sos_view(&rec))
     }
 
+    /// Cancel, with the person's `code` once codes are set: with the duress
+    /// code the SOS only seems cancelled (see `codes`). An SOS already
+    /// "cancelled" under duress answers as cancelled; the real code ends it.
     pub(super) fn cancel_sos(
         &mut self,
         swarm: &mut Swarm<Behaviour>,
+        code: Option<&str>,
     ) -> Result<SosView, NodeError> {
         let Some(mut rec) = self
             .sos
             .clone()
-            .filter(|s| s.sos.state() == SosState::Active)
+            .filter(|s| s.sos.shown_state() == SosState::Active)
+            .or_else(|| {
+                self.sos.clone().filter(|s| {
+                    s.sos.state() == SosState::Active
+                        && self.unlock(code).ok() == Some(CodeCheck::Code)
+                })
+            })
         else {
             return Err(NodeError::Circle(CircleRefusal::NoSos));
         };
-        let effects = rec.sos.cancel(self.clock.now());
+        let effects = match self.unlock(code)? {
+            CodeCheck::Duress => rec.sos.cancel_under_duress(self.clock.now()),
+            _ => rec.sos.cancel(self.clock.now()),
+        };
         self.run_sos(swarm, &mut rec, effects)?;
         tracing::debug!("SOS cancelled");
         Ok(self.sos_view(&rec))
@@ -105,7 +125,7 @@ impl CircleClient {
         };
         SosView {
             id: s.id(),
-            state: s.state(),
+            state: s.shown_state(),
             raised_at: s.raised_at(),
             note,
             place,

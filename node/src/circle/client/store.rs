@@ -39,6 +39,7 @@ pub(crate) mod keys {
     pub const JOURNEY: &str = "journey";
     pub const SOS: &str = "sos";
     pub const ACKS: &str = "acks";
+    pub const CODES: &str = "codes";
 }
 
 /// An envelope waiting to be delivered.

@@ -13,9 +13,11 @@
 //!
 //! * [`store`]: [`MailboxHost`], the hosted mailboxes and switches in sled,
 //!   with their limits.
+//! * `quota`: how many switches one client (peer id, network) may hold.
 //! * `service`: the host side driven by the event loop: requests in,
 //!   answers out, switches fired and mail purged on the circle's tick.
 
+mod quota;
 pub(crate) mod service;
 pub mod store;
 

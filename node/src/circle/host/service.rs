@@ -3,18 +3,33 @@
 //! [`MailboxHost`], fires the dead-man's switches that came due and purges
 //! the envelopes past their retention.
 //!
+//! Fetches and acknowledgements must prove the mailbox secret: the host
+//! issues single-use challenges ([`Challenges`]) bound to the asking peer
+//! and checks each mailbox key's signature, bound to this host and that
+//! peer ([`ronde_protocol::circle::mailbox_auth`]). Puts are open to
+//! anyone.
+//!
 //! Logs name no mailbox, envelope or switch.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
+use libp2p::identity::Keypair;
 use libp2p::request_response::ResponseChannel;
 use libp2p::swarm::Swarm;
 use libp2p::PeerId;
+use rand::rngs::OsRng;
+use ronde_protocol::circle::mailbox_auth::Challenges;
+use ronde_protocol::circle::Deposit;
 
 use crate::behaviour::Behaviour;
+use crate::circle::host::quota::Quotas;
 use crate::circle::host::store::MailboxHost;
-use crate::circle::wire::{MailboxRequest, MailboxResponse, Refusal};
+use crate::circle::receipt::SwitchReceipt;
+use crate::circle::wire::{is_deposit, MailboxRequest, MailboxResponse, Refusal};
 use crate::clock::Clock;
+use crate::config::MailboxLimits;
+use ronde_protocol::circle::switch::check_deposit_work;
 
 /// How often the hosted mailboxes are purged of expired envelopes.
 const PURGE_SECS: u64 = 60;
@@ -23,15 +38,29 @@ const PURGE_SECS: u64 = 60;
 pub(crate) struct HostService {
     store: MailboxHost,
     clock: Arc<dyn Clock>,
+    /// This node's libp2p key: it signs the receipts of switch deposits.
+    keypair: Keypair,
     last_purge: u64,
+    challenges: Challenges,
+    quotas: Quotas,
+    limits: MailboxLimits,
 }
 
 impl HostService {
-    pub(crate) fn new(store: MailboxHost, clock: Arc<dyn Clock>) -> HostService {
+    pub(crate) fn new(
+        store: MailboxHost,
+        clock: Arc<dyn Clock>,
+        keypair: Keypair,
+        limits: MailboxLimits,
+    ) -> HostService {
         HostService {
             store,
             clock,
+            keypair,
             last_purge: 0,
+            challenges: Challenges::new(),
+            quotas: Quotas::default(),
+            limits,
         }
     }
 
@@ -46,18 +75,21 @@ impl HostService {
         &mut self.store
     }
 
-    /// Answer a peer's request on `/ronde/mailbox/1`. `host` is `None` on a
+    /// Answer a peer's request on `/ronde/mailbox/1` (`from`: the peer and
+    /// the IP address of its connection, if direct). `host` is `None` on a
     /// node that hosts nothing (it does not offer the protocol, so no
     /// request should arrive): every request is refused as unavailable.
     pub(crate) fn answer(
         host: Option<&mut HostService>,
         swarm: &mut Swarm<Behaviour>,
-        peer: PeerId,
+        from: (PeerId, Option<IpAddr>),
         request: MailboxRequest,
         channel: ResponseChannel<MailboxResponse>,
     ) {
+        let local = *swarm.local_peer_id();
+        let peer = from.0;
         let answer = match host {
-            Some(host) => host.serve(request),
+            Some(host) => host.serve(&local, from, request),
             None => MailboxResponse::Refused(Refusal::Unavailable),
         };
         if swarm
@@ -70,8 +102,86 @@ impl HostService {
         }
     }
 
-    fn serve(&mut self, request: MailboxRequest) -> MailboxResponse {
+    /// The mailboxes a fetch or acknowledgement from `peer` proved, or why
+    /// not (the challenge is spent either way).
+    fn proven(
+        &mut self,
+        local: &PeerId,
+        peer: &PeerId,
+        request: &MailboxRequest,
+        now: u64,
+    ) -> Result<Vec<[u8; 32]>, MailboxResponse> {
+        let client = peer.to_bytes();
+        let unauthorized = MailboxResponse::Refused(Refusal::Unauthorized);
+        let challenge = match request {
+            MailboxRequest::Fetch { challenge, .. } | MailboxRequest::Ack { challenge, .. } => {
+                *challenge
+            }
+            _ => return Err(unauthorized),
+        };
+        // Spent first, so that a refused proof cannot be tried again.
+        if !self.challenges.redeem(&client, &challenge, now) {
+            tracing::debug!(%peer, "mailbox request with an unknown challenge");
+            return Err(unauthorized);
+        }
+        let (_, mailboxes) = request
+            .proven_mailboxes(&local.to_bytes(), &client)
+            .map_err(|e| {
+                tracing::debug!(%peer, error = %e, "mailbox proof refused");
+                unauthorized
+            })?;
+        Ok(mailboxes)
+    }
+
+    /// A deposit's checks before it is parsed (cheapest first): its proof
+    /// of work, then its client's quota.
+    fn admit_deposit(
+        &mut self,
+        (peer, ip): (PeerId, Option<IpAddr>),
+        work: u64,
+        request: &[u8],
+    ) -> Result<(), Refusal> {
+        if !check_deposit_work(request, work, self.limits.deposit_work_bits) {
+            return Err(Refusal::SwitchWorkMissing);
+        }
+        let store = &self.store;
+        if !self.quotas.allows(
+            peer,
+            ip,
+            self.limits.max_switches_per_peer,
+            self.limits.max_switches_per_network,
+            |k| store.holds_switch(k),
+        ) {
+            return Err(Refusal::SwitchQuota);
+        }
+        Ok(())
+    }
+
+    fn serve(
+        &mut self,
+        local: &PeerId,
+        from: (PeerId, Option<IpAddr>),
+        request: MailboxRequest,
+    ) -> MailboxResponse {
+        let peer = &from.0;
         let now = self.clock.now();
+        if let MailboxRequest::Switch { work, request } = &request {
+            if is_deposit(request) {
+                if let Err(r) = self.admit_deposit(from, *work, request) {
+                    tracing::debug!(refusal = %r, "dead-man's switch deposit refused");
+                    return MailboxResponse::Refused(r);
+                }
+            }
+        }
+        let proven = match &request {
+            MailboxRequest::Fetch { .. } | MailboxRequest::Ack { .. } => {
+                match self.proven(local, peer, &request, now) {
+                    Ok(m) => m,
+                    Err(refused) => return refused,
+                }
+            }
+            _ => Vec::new(),
+        };
         let host = &mut self.store;
         match request {
             MailboxRequest::Put { mailbox, envelope } => match host.put(&mailbox, &envelope, now) {
@@ -81,30 +191,57 @@ impl HostService {
                     MailboxResponse::Refused(e.refusal())
                 }
             },
-            MailboxRequest::Fetch { mailboxes } => match host.fetch(&mailboxes) {
+            MailboxRequest::Challenge => {
+                MailboxResponse::Challenge(self.challenges.issue(&peer.to_bytes(), now, &mut OsRng))
+            }
+            MailboxRequest::Fetch { .. } => match host.fetch(&proven) {
                 Ok((items, more)) => MailboxResponse::Mail { more, items },
                 Err(e) => {
                     tracing::error!(error = %e, "could not read the mailboxes");
                     MailboxResponse::Refused(Refusal::Unavailable)
                 }
             },
-            MailboxRequest::Ack { items } => match host.ack(&items) {
+            MailboxRequest::Ack { items, .. } if items.iter().any(|(m, _)| !proven.contains(m)) => {
+                tracing::debug!(%peer, "an acknowledgement names a mailbox it did not prove");
+                MailboxResponse::Refused(Refusal::Unauthorized)
+            }
+            MailboxRequest::Ack { items, .. } => match host.ack(&items) {
                 Ok(_) => MailboxResponse::Ok,
                 Err(e) => {
                     tracing::error!(error = %e, "could not delete fetched envelopes");
                     MailboxResponse::Refused(Refusal::Unavailable)
                 }
             },
-            MailboxRequest::Switch(bytes) => match host.switch(&bytes, now) {
-                Ok(()) => {
-                    tracing::debug!("dead-man's switch request applied");
-                    MailboxResponse::Ok
+            MailboxRequest::Switch { request, .. } => {
+                let result = host.switch(&request, now);
+                if let Ok(key) = &result {
+                    if is_deposit(&request) {
+                        self.quotas.record(from.0, from.1, *key);
+                    }
                 }
-                Err(r) => {
-                    tracing::debug!(refusal = %r, "dead-man's switch request refused");
-                    MailboxResponse::Refused(r)
+                // A deposit taken, or retransmitted after a lost answer, is
+                // answered with a receipt signed by this node's peer key.
+                let receipt = match result {
+                    Ok(_) | Err(Refusal::SwitchAlreadyDeposited) => Deposit::from_bytes(&request)
+                        .ok()
+                        .and_then(|d| SwitchReceipt::sign(&self.keypair, *d.key(), d.release_at())),
+                    Err(_) => None,
+                };
+                match (result, receipt) {
+                    (_, Some(r)) => {
+                        tracing::debug!("dead-man's switch deposit held");
+                        MailboxResponse::Receipt(r)
+                    }
+                    (Ok(_), None) => {
+                        tracing::debug!("dead-man's switch request applied");
+                        MailboxResponse::Ok
+                    }
+                    (Err(r), None) => {
+                        tracing::debug!(refusal = %r, "dead-man's switch request refused");
+                        MailboxResponse::Refused(r)
+                    }
                 }
-            },
+            }
         }
     }
 

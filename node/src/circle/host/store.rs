@@ -11,7 +11,12 @@
 //! envelopes are HPKE-sealed, fixed-size and name nobody: the host cannot
 //! read them nor tell whose they are. The switches
 //! ([`ronde_protocol::circle::DeadManSwitch`], alerts sealed the same way)
-//! are one JSON document in `mailbox_meta`.
+//! are one record each in `mailbox_switches`: `0x01 || key (32)` → the
+//! switch's record ([`DeadManSwitch::record`], binary, about 2.4 KB for four
+//! alerts) and `0x02 || key (32)` → its tombstone's end (8). A request
+//! rewrites the records of its own key only, in one atomic batch; nothing
+//! else is written (hosts before this stored all switches as one JSON
+//! document in `mailbox_meta`, which is moved to records when opened).
 //!
 //! # Limits
 //!
@@ -23,7 +28,10 @@
 //! * **Per host**: at most [`MailboxLimits::max_bytes`] of envelopes;
 //!   more is refused with [`MailboxError::HostFull`].
 //! * **Switches**: at most [`MailboxLimits::max_switches`] live switches
-//!   and tombstones.
+//!   and tombstones (tombstones included, so they are bounded too; expired
+//!   ones are deleted with the expired mail). Per client (peer id and
+//!   network) the service bounds them further (`quota`), and deposits carry
+//!   a proof of work.
 //!
 //! A refused envelope stays queued at its sender, which retries (another
 //! host, later): nothing is dropped silently. The same envelope put twice is
@@ -40,7 +48,7 @@
 use std::path::{Path, PathBuf};
 
 use libp2p::PeerId;
-use ronde_protocol::circle::DeadManSwitch;
+use ronde_protocol::circle::{DeadManSwitch, SwitchRequest};
 use sha2::{Digest, Sha256};
 
 use crate::circle::wire::{is_envelope_len, MailItem, Refusal, MAX_MAIL_ITEMS};
@@ -51,6 +59,15 @@ use crate::store::map_sled;
 /// Domain separator of a host's switch relay identifier.
 pub const RELAY_ID_DOMAIN: &[u8] = b"ronde/circle/v1/switch-relay";
 const SWITCH_KEY: &[u8] = b"switch";
+const LIVE: u8 = 0x01;
+const TOMB: u8 = 0x02;
+
+fn switch_key(kind: u8, key: &[u8; 32]) -> [u8; 33] {
+    let mut k = [0u8; 33];
+    k[0] = kind;
+    k[1..].copy_from_slice(key);
+    k
+}
 
 /// The identifier that dead-man's-switch deposits for the host with this
 /// peer id must name: `SHA-256("ronde/circle/v1/switch-relay" || peer id)`.
@@ -93,7 +110,7 @@ impl MailboxError {
 pub struct MailboxHost {
     path: PathBuf,
     held: sled::Tree,
-    meta: sled::Tree,
+    switches: sled::Tree,
     limits: MailboxLimits,
     bytes: u64,
     count: usize,
@@ -131,16 +148,57 @@ impl MailboxHost {
             bytes += v.len().saturating_sub(8) as u64;
             count += 1;
         }
-        let switch = match meta.get(SWITCH_KEY).map_err(err)? {
-            Some(v) => {
-                let mut s: DeadManSwitch = serde_json::from_slice(&v).map_err(|e| {
-                    StoreError::Corrupt(format!("the hosted dead-man's switches do not parse: {e}"))
-                })?;
-                s.set_relay(relay);
-                s
+        let switches = db.open_tree("mailbox_switches").map_err(err)?;
+        let mut switch = DeadManSwitch::new(relay, limits.max_switches);
+        if let Some(v) = meta.get(SWITCH_KEY).map_err(err)? {
+            // The former whole-state JSON document: one record per switch.
+            let old: DeadManSwitch = serde_json::from_slice(&v).map_err(|e| {
+                StoreError::Corrupt(format!("the hosted dead-man's switches do not parse: {e}"))
+            })?;
+            let mut batch = sled::Batch::default();
+            for k in old.keys() {
+                if let Some(r) = old.record(&k) {
+                    batch.insert(&switch_key(LIVE, &k)[..], r);
+                }
+                if let Some(t) = old.tombstone(&k) {
+                    batch.insert(&switch_key(TOMB, &k)[..], &t.to_be_bytes()[..]);
+                }
             }
-            None => DeadManSwitch::new(relay, limits.max_switches),
-        };
+            switches.apply_batch(batch).map_err(err)?;
+            switches.flush().map_err(err)?;
+            meta.remove(SWITCH_KEY).map_err(err)?;
+        }
+        let mut records: std::collections::BTreeMap<[u8; 32], (Option<sled::IVec>, Option<u64>)> =
+            Default::default();
+        for item in switches.iter() {
+            let (k, v) = item.map_err(err)?;
+            let key: Option<[u8; 32]> = k.get(1..).and_then(|b| b.try_into().ok());
+            let Some(key) = key.filter(|_| k.len() == 33) else {
+                return Err(StoreError::Corrupt(
+                    "a hosted switch key is malformed".into(),
+                ));
+            };
+            let slot = records.entry(key).or_default();
+            match k[0] {
+                LIVE => slot.0 = Some(v),
+                TOMB => {
+                    let t: [u8; 8] = v.as_ref().try_into().map_err(|_| {
+                        StoreError::Corrupt("a hosted switch tombstone is malformed".into())
+                    })?;
+                    slot.1 = Some(u64::from_be_bytes(t));
+                }
+                _ => {
+                    return Err(StoreError::Corrupt(
+                        "a hosted switch record is unknown".into(),
+                    ))
+                }
+            }
+        }
+        for (key, (record, tomb)) in records {
+            switch
+                .restore(&key, record.as_deref(), tomb)
+                .map_err(|e| StoreError::Corrupt(format!("a hosted switch does not parse: {e}")))?;
+        }
         tracing::debug!(
             envelopes = count,
             switches = switch.len(),
@@ -149,7 +207,7 @@ impl MailboxHost {
         Ok(MailboxHost {
             path: path.to_path_buf(),
             held,
-            meta,
+            switches,
             limits,
             bytes,
             count,
@@ -292,28 +350,63 @@ impl MailboxHost {
                 self.count = self.count.saturating_sub(1);
             }
         }
+        // Tombstones past their end: in memory, and their records.
+        let mut gone = Vec::new();
+        for item in self.switches.scan_prefix([TOMB]) {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            let until = <[u8; 8]>::try_from(v.as_ref()).map(u64::from_be_bytes);
+            if until.is_ok_and(|t| t <= now) || until.is_err() {
+                gone.push(k);
+            }
+        }
+        for k in gone {
+            if let Some(key) = k.get(1..).and_then(|b| <[u8; 32]>::try_from(b).ok()) {
+                let live = self.switch.record(&key);
+                if let Err(e) = self.switch.restore(&key, live.as_deref(), None) {
+                    tracing::error!(error = %e, "could not drop a tombstone");
+                }
+            }
+            self.switches.remove(k).map_err(|e| self.err(e))?;
+        }
         Ok(n)
     }
 
-    fn save_switch(&self) -> Result<(), StoreError> {
-        let v = serde_json::to_vec(&self.switch)
-            .map_err(|e| StoreError::Other(format!("cannot serialize the switches: {e}")))?;
-        self.meta.insert(SWITCH_KEY, v).map_err(|e| self.err(e))?;
-        Ok(())
+    /// Write the records of switch `key` as they are in memory (one
+    /// atomic batch).
+    fn save_switch(&self, key: &[u8; 32]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        match self.switch.record(key) {
+            Some(r) => batch.insert(&switch_key(LIVE, key)[..], r),
+            None => batch.remove(&switch_key(LIVE, key)[..]),
+        }
+        match self.switch.tombstone(key) {
+            Some(t) => batch.insert(&switch_key(TOMB, key)[..], &t.to_be_bytes()[..]),
+            None => batch.remove(&switch_key(TOMB, key)[..]),
+        }
+        self.switches.apply_batch(batch).map_err(|e| self.err(e))
     }
 
-    /// Apply a dead-man's-switch request.
-    pub fn switch(&mut self, bytes: &[u8], now: u64) -> Result<(), Refusal> {
-        let before = self.switch.clone();
+    /// Apply a dead-man's-switch request; returns its switch key.
+    pub fn switch(&mut self, bytes: &[u8], now: u64) -> Result<[u8; 32], Refusal> {
+        let request = SwitchRequest::from_bytes(bytes).map_err(|e| Refusal::of_switch(&e))?;
+        let key = *request.key();
+        let before = (self.switch.record(&key), self.switch.tombstone(&key));
         self.switch
-            .handle(bytes, now)
+            .apply(request, now)
             .map_err(|e| Refusal::of_switch(&e))?;
-        if let Err(e) = self.save_switch() {
+        if let Err(e) = self.save_switch(&key) {
             tracing::error!(error = %e, "could not save a dead-man's switch; refusing it");
-            self.switch = before;
+            if let Err(e) = self.switch.restore(&key, before.0.as_deref(), before.1) {
+                tracing::error!(error = %e, "could not undo a dead-man's switch change");
+            }
             return Err(Refusal::Unavailable);
         }
-        Ok(())
+        Ok(key)
+    }
+
+    /// Whether the host still holds switch `key` (live, or its tombstone).
+    pub fn holds_switch(&self, key: &[u8; 32]) -> bool {
+        self.switch.holds(key)
     }
 
     /// When the next switch is due.
@@ -327,20 +420,42 @@ impl MailboxHost {
         if self.switch.next_release().is_none_or(|t| t > now) {
             return Ok(0);
         }
-        let mut due = self.switch.clone();
-        let releases = due.poll(now);
+        // Stored before the switches are deleted: a crash in between
+        // releases twice (receivers drop the duplicate), never not at all.
+        let before: Vec<([u8; 32], Option<Vec<u8>>)> = self
+            .switch
+            .due(now)
+            .into_iter()
+            .map(|k| (k, self.switch.record(&k)))
+            .collect();
+        let releases = self.switch.poll(now);
         let mut stored = 0;
-        for r in &releases {
+        let mut failed = None;
+        'alerts: for r in &releases {
             for a in &r.alerts {
                 match self.store(&a.mailbox, &a.envelope, now, true) {
                     Ok(()) => stored += 1,
-                    Err(MailboxError::Storage(e)) => return Err(e),
+                    Err(MailboxError::Storage(e)) => {
+                        failed = Some(e);
+                        break 'alerts;
+                    }
                     Err(e) => tracing::warn!(error = %e, "a released alert could not be stored"),
                 }
             }
         }
-        self.switch = due;
-        self.save_switch()?;
+        if let Some(e) = failed {
+            // Put the due switches back: they are released on the next tick.
+            for (k, r) in &before {
+                let t = self.switch.tombstone(k);
+                if let Err(e) = self.switch.restore(k, r.as_deref(), t) {
+                    tracing::error!(error = %e, "could not restore a due switch");
+                }
+            }
+            return Err(e);
+        }
+        for r in &releases {
+            self.save_switch(&r.key)?;
+        }
         tracing::info!(switches = releases.len(), "dead-man's switches released");
         Ok(stored)
     }
@@ -373,6 +488,7 @@ mod tests {
             max_per_mailbox: 2,
             max_bytes: 3 * SMALL_ENVELOPE_LEN as u64,
             max_switches: 4,
+            ..MailboxLimits::default()
         };
         let mut h = open(dir.path(), limits);
         let (a, b) = ([0xaa; 32], [0xbb; 32]);
@@ -431,6 +547,8 @@ mod tests {
             let mut h = open(dir.path(), MailboxLimits::default());
             h.put(&[0xaa; 32], &env(1), 10).expect("put");
             h.switch(&deposit, 10).expect("deposited");
+            // Not a whole-state document: one record per switch.
+            assert!(h.switches.len() == 2, "a live record and a tombstone");
             assert_eq!(h.switch(&deposit, 11), Err(Refusal::SwitchAlreadyDeposited));
         }
         let mut h = open(dir.path(), MailboxLimits::default());

@@ -1,0 +1,10 @@
+//! Fuzz the codec of `/ronde/flag/1` (a flag; a verdict)
+//! with the shared harness (`ronde_node_fuzz::round_trip`): never a panic;
+//! what decodes re-encodes within the bound and decodes to the same value.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    ronde_node_fuzz::round_trip::<ronde_node::directory::wire::FlagWire>(data);
+});
