@@ -259,8 +259,8 @@ impl Bare {
                         Some(Cmd::Received(reply)) => { let _ = reply.send(received.clone()); }
                         None => break,
                     },
-                    ev = swarm.select_next_some() => match ev {
-                        SwarmEvent::Behaviour(BareBehaviourEvent::Stem(ev)) => match ev {
+                    ev = swarm.select_next_some() => if let SwarmEvent::Behaviour(BareBehaviourEvent::Stem(ev)) = ev {
+                        match ev {
                             request_response::Event::Message { message, .. } => match message {
                                 request_response::Message::Request { request, channel, .. } => {
                                     if let Some(id) = request.report_id() {
@@ -280,8 +280,7 @@ impl Bare {
                                 }
                             }
                             _ => {}
-                        },
-                        _ => {}
+                        }
                     },
                 }
             }
