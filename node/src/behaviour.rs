@@ -324,7 +324,7 @@ pub fn gossipsub_config(
         // once, the city relay included, telling it who wrote it; it
         // takes the stem first (`crate::stem`), and whoever fluffs it
         // sends it to its mesh only.
-        .flood_publish(false)
+        .flood_publish(tuning.flood_publish)
         // Long enough that a report circulating for a while is not
         // re-validated; the store catches later duplicates.
         .duplicate_cache_time(tuning.time(300))

@@ -92,6 +92,13 @@ pub struct GossipTuning {
     /// decay must stretch with the heartbeat, or honest peers are punished
     /// for promises the dilated links could not keep in time.
     pub time_unit: Duration,
+    /// Publish an own (or fluffed) report to every subscribed peer rather
+    /// than to the mesh: libp2p's default, **off** here, since with it the
+    /// first hop of a report, the city relay included, learns who wrote it
+    /// (issue 13). On only to measure that (`ronde sim --flood-publish`).
+    /// Applied by the node's configuration, not by [`GossipTuning::builder`]
+    /// (the simulator's bare baseline keeps libp2p's default).
+    pub flood_publish: bool,
 }
 
 impl GossipTuning {
@@ -136,6 +143,7 @@ impl GossipTuning {
             gossip_lazy: n,
             idontwant_threshold: IDONTWANT_THRESHOLD,
             time_unit: Duration::from_secs(1),
+            flood_publish: false,
         }
     }
 }

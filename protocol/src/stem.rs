@@ -23,7 +23,10 @@
 //!   the other by when or where it arrives. Then [`Stem::poll_action`] gives
 //!   [`Action::Send`] or [`Action::Fluff`].
 //! * **Stem peers.** Per epoch ([`StemParams::epoch`]) the node picks
-//!   [`StemParams::stem_peers`] peers at random among its candidates, never
+//!   [`StemParams::stem_peers`] peers at random among its candidates (the
+//!   node gives, per report, the peers that can take it: those that follow
+//!   its area; a report none of the epoch's peers can take starts a new
+//!   epoch), never
 //!   a relay when any other peer is a candidate (the city relay sees almost
 //!   every phone: it must not be the one who learns where a report comes
 //!   from). Each incoming edge (and the own edge) is mapped, on first use in
@@ -431,26 +434,32 @@ impl<P: Copy + Eq + Hash, T: Clone> Stem<P, T> {
         from: Option<P>,
         candidates: &[Candidate<P>],
     ) -> Next<P> {
-        let usable = |peer: &P| candidates.iter().any(|c| c.peer == *peer);
         let any_phone = candidates.iter().any(|c| !c.relay);
         let chose_relay = self
             .peers
             .iter()
             .any(|p| candidates.iter().any(|c| c.peer == *p && c.relay));
-        self.peers.retain(|p| usable(p));
+        let usable = |peers: &[P]| -> Vec<P> {
+            peers
+                .iter()
+                .copied()
+                .filter(|p| candidates.iter().any(|c| c.peer == *p))
+                .collect()
+        };
+        let mut usable_now = usable(&self.peers);
         let expired = self.epoch_ends.is_none_or(|end| now >= end);
         if expired {
             self.shunned.clear();
         }
-        if expired || self.peers.is_empty() || (any_phone && chose_relay) {
+        if expired || usable_now.is_empty() || (any_phone && chose_relay) {
             self.new_epoch(now, rng, candidates);
+            usable_now = usable(&self.peers);
         }
         let mapped = self.routes.get(&from).copied();
         let to = match mapped {
-            Some(p) if Some(p) != from && self.peers.contains(&p) => Some(p),
+            Some(p) if Some(p) != from && usable_now.contains(&p) => Some(p),
             _ => {
-                let ok: Vec<P> = self
-                    .peers
+                let ok: Vec<P> = usable_now
                     .iter()
                     .copied()
                     .filter(|p| Some(*p) != from)

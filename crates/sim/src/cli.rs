@@ -204,6 +204,20 @@ pub struct SimArgs {
     /// Exit with an error if a target is missed.
     #[arg(long)]
     pub strict: bool,
+    /// Fraction of phones that collude as spies: each logs the first peer
+    /// every report reached it from, and the first-spy estimator guesses
+    /// the author (`ronde.privacy` in the JSON). Above 0, Ronde runs a
+    /// second time on the same plan without the stem
+    /// (`ronde.privacy.no_stem`).
+    #[arg(long, default_value_t = 0.0)]
+    pub spies: f64,
+    /// Ronde's own reports skip the stem and go straight to the gossip.
+    #[arg(long)]
+    pub no_stem: bool,
+    /// Ronde publishes to every subscribed peer (gossipsub's flood
+    /// publishing, libp2p's default and Ronde's before issue 13).
+    #[arg(long)]
+    pub flood_publish: bool,
     /// Instead of a city: measure a node's ingest rate against ed25519
     /// verification, and its memory with `--ingest-reports` reports.
     #[arg(long)]
@@ -244,6 +258,7 @@ impl SimArgs {
         if let Some(t) = self.idontwant {
             gossip.idontwant_threshold = t;
         }
+        gossip.flood_publish = self.flood_publish;
         let baseline_gossip = (self.baseline_mesh_n.is_some() || self.baseline_idontwant.is_some())
             .then(|| {
                 let mut g = self
@@ -288,6 +303,8 @@ impl SimArgs {
             sos_pairs: self.sos_pairs,
             workers,
             progress: !self.no_progress,
+            spies: self.spies,
+            stem: !self.no_stem,
             spam: crate::spam::SpamConfig {
                 fraction: self.spammers,
                 rate: self.spam_rate,
@@ -357,6 +374,9 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
         pb.finish_and_clear();
     }
     print!("{}", crate::output::table(&rep));
+    if let Some(p) = rep.ronde.as_ref().and_then(|o| o.privacy.as_ref()) {
+        print!("{}", crate::privacy::table(p));
+    }
     let json = args.out.join(format!("sim-{seed}.json"));
     std::fs::write(&json, serde_json::to_vec_pretty(&rep)?)
         .with_context(|| format!("cannot write {}", json.display()))?;

@@ -28,6 +28,7 @@ pub mod net;
 pub mod output;
 pub mod peers;
 pub mod plan;
+pub mod privacy;
 pub mod run;
 pub mod spam;
 
@@ -100,11 +101,25 @@ pub async fn simulate(
     } else {
         None
     };
-    let ronde = if config.ronde {
+    let mut ronde = if config.ronde {
         Some(run::run_overlay(&config, plan.clone(), Overlay::Ronde, progress.clone()).await?)
     } else {
         None
     };
+    // With spies, the same plan again without the stem: the privacy
+    // figures and the stem's latency cost against it (issue 13).
+    if config.ronde && config.stem && config.spies > 0.0 {
+        let mut bare = config.clone();
+        bare.stem = false;
+        let without =
+            run::run_overlay(&bare, plan.clone(), Overlay::Ronde, progress.clone()).await?;
+        if let (Some(with), Some(view)) = (
+            ronde.as_mut().and_then(|o| o.privacy.as_mut()),
+            without.privacy.map(|p| p.view),
+        ) {
+            with.compare(view);
+        }
+    }
     let baseline = if config.baseline {
         Some(run::run_overlay(&config, plan.clone(), Overlay::Baseline, progress).await?)
     } else {

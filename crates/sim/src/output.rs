@@ -123,6 +123,50 @@ pub fn judge(ronde: Option<&Outcome>, baseline: Option<&Outcome>) -> Vec<Target>
             None,
         )),
     }
+    if let Some(p) = r.privacy.as_ref().filter(|p| p.stem) {
+        // Issue 13: who can tell who wrote a report, with the stem.
+        t.push(target(
+            "relay precision (first hop)",
+            "≤ 0.1",
+            format!(
+                "{:.3}{}",
+                p.view.relay_precision,
+                p.no_stem
+                    .as_ref()
+                    .map(|n| format!(" (no stem {:.3})", n.relay_precision))
+                    .unwrap_or_default()
+            ),
+            (p.view.relay_guesses > 0).then_some(p.view.relay_precision <= 0.1),
+        ));
+        if p.view.spies > 0 {
+            let at_15 = (p.view.spy_fraction - 0.15).abs() < 1e-9;
+            t.push(target(
+                "spy precision (first spy)",
+                "≤ 0.15 with 15 % spies",
+                format!(
+                    "{:.3} with {:.0} %{}",
+                    p.view.spy_precision,
+                    100.0 * p.view.spy_fraction,
+                    p.no_stem
+                        .as_ref()
+                        .map(|n| format!(" (no stem {:.3})", n.spy_precision))
+                        .unwrap_or_default()
+                ),
+                (at_15 && p.view.spy_guesses > 0).then_some(p.view.spy_precision <= 0.15),
+            ));
+        }
+        if let Some(c) = p.stem_latency_cost_ms_p50 {
+            t.push(target(
+                "stem latency cost p50",
+                "≤ +300 ms",
+                format!(
+                    "{c:+.0} ms (p99 {:+.0} ms)",
+                    p.stem_latency_cost_ms_p99.unwrap_or(f64::NAN)
+                ),
+                Some(c <= 300.0),
+            ));
+        }
+    }
     t.push(target(
         "CPU not the bottleneck",
         "not saturated",

@@ -12,7 +12,7 @@ use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{noise, yamux, Multiaddr, Transport};
 use ronde_node::circle::{CircleConfig, InboxNotice};
-use ronde_node::config::MAX_PEER_AREAS;
+use ronde_node::config::{FirstHopTap, MAX_PEER_AREAS};
 use ronde_node::{GossipTuning, ManualClock, Node, NodeConfig, NodeEvent};
 use ronde_protocol::circle::MessageId as CircleMessageId;
 use ronde_protocol::{Area, Category, ReportId};
@@ -173,6 +173,24 @@ pub struct CircleSetup {
     pub seen: Option<CircleTx>,
 }
 
+/// What a Ronde node of a run does about the first hop of reports.
+#[derive(Clone)]
+pub struct FirstHopSetup {
+    /// Own reports take the stem (`/ronde/stem/1`), with its timers dilated.
+    pub stem: bool,
+    /// Where this node logs the first peer of each report (spies, relays).
+    pub tap: Option<FirstHopTap>,
+}
+
+impl Default for FirstHopSetup {
+    fn default() -> Self {
+        FirstHopSetup {
+            stem: true,
+            tap: None,
+        }
+    }
+}
+
 /// The circle's production timers, dilated.
 pub fn circle_config(cw: &Clockwork) -> CircleConfig {
     let d = CircleConfig::default();
@@ -211,12 +229,14 @@ pub async fn start_ronde(
         location,
         relay_areas,
         CircleSetup::default(),
+        FirstHopSetup::default(),
     )
     .await
 }
 
-/// [`start_ronde`] with a trusted circle: mailbox hosting, the hosts to
-/// use, and where to report SOS alerts and acks.
+/// [`start_ronde`] with a trusted circle (mailbox hosting, the hosts to
+/// use, and where to report SOS alerts and acks) and a first-hop setup.
+#[allow(clippy::too_many_arguments)]
 pub async fn start_ronde_with(
     setup: &PeerSetup<'_>,
     dir: &Path,
@@ -225,6 +245,7 @@ pub async fn start_ronde_with(
     location: Option<(f64, f64)>,
     relay_areas: Option<&[Area]>,
     circle: CircleSetup,
+    first_hop: FirstHopSetup,
 ) -> Result<Peer, SimError> {
     let cw = setup.clockwork.clone();
     let mut c = NodeConfig::for_tests(dir);
@@ -246,6 +267,10 @@ pub async fn start_ronde_with(
     c.circle = circle_config(&cw);
     c.mailbox_host = circle.mailbox_host;
     c.mailbox_peers = circle.mailbox_peers;
+    c.stem = first_hop
+        .stem
+        .then(|| ronde_protocol::stem::StemParams::default().scaled(cw.dilation));
+    c.first_hop_tap = first_hop.tap;
     setup.spam.apply(&mut c, relay_areas.is_none());
     if relay_areas.is_some() {
         c.max_areas = MAX_PEER_AREAS;

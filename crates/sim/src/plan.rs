@@ -115,6 +115,12 @@ pub struct SimConfig {
     pub start_batch: usize,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Fraction of phones that spy (log the first peer of each report and
+    /// collude, [`crate::privacy`]); above 0, Ronde runs a second time
+    /// without the stem for comparison.
+    pub spies: f64,
+    /// Ronde's own reports take the stem (`/ronde/stem/1`).
+    pub stem: bool,
     /// Sybil phones flooding valid reports (issue 14; see [`crate::spam`]).
     pub spam: crate::spam::SpamConfig,
 }
@@ -158,6 +164,8 @@ impl Default for SimConfig {
             workers: 2,
             start_batch: 32,
             progress: true,
+            spies: 0.0,
+            stem: true,
             spam: crate::spam::SpamConfig::default(),
         }
     }
@@ -172,6 +180,9 @@ impl SimConfig {
         }
         if !(self.dilation.is_finite() && self.dilation >= 1.0 && self.dilation <= 1000.0) {
             return bad("dilation must be between 1 and 1000");
+        }
+        if !(0.0..=1.0).contains(&self.spies) {
+            return bad("spies must be a fraction in [0, 1]");
         }
         if !(0.0..0.5).contains(&self.loss) {
             return bad("loss must be in [0, 0.5)");

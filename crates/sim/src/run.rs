@@ -25,10 +25,11 @@ use crate::metrics::{cdf_points, dijkstra, first_deliveries, Pcts, SosFigures, S
 use crate::monitor::{rss_bytes, Monitor, Saturation};
 use crate::net::{addr_of, FrameClassifier, LinkModel, SimNet, Slot};
 use crate::peers::{
-    start_ronde_with, BareMode, BareNode, CircleSeen, CircleSetup, CircleTx, Clockwork, Peer,
-    PeerSetup, Recorder,
+    start_ronde_with, BareMode, BareNode, CircleSeen, CircleSetup, CircleTx, Clockwork,
+    FirstHopSetup, Peer, PeerSetup, Recorder,
 };
 use crate::plan::{Event, Plan, Role, SimConfig, T0};
+use crate::privacy::{choose_spies, FirstHops, Privacy};
 use crate::SimError;
 
 /// Which implementation runs on the devices.
@@ -141,6 +142,8 @@ pub struct Outcome {
     pub wall_secs: f64,
     /// Wall-clock seconds of the set-up.
     pub setup_secs: f64,
+    /// Who can tell who wrote a report (Ronde only, [`crate::privacy`]).
+    pub privacy: Option<Privacy>,
     /// Floods of valid reports, when there were Sybils.
     pub spam: Option<crate::spam::SpamFigures>,
 }
@@ -200,6 +203,10 @@ struct World {
     sos_live: Mutex<Vec<SosLive>>,
     /// When each slot (re)joined after the start (model seconds).
     joins: Mutex<Vec<Vec<f64>>>,
+    /// What the spies and relays logged of each report's first hop.
+    first_hops: Arc<FirstHops>,
+    /// The spying phones.
+    spies: std::collections::HashSet<Slot>,
 }
 
 impl World {
@@ -281,7 +288,12 @@ impl World {
                     },
                     seen: Some(self.circle_tx.clone()),
                 };
-                start_ronde_with(
+                let logs = role == Role::Relay || self.spies.contains(&slot);
+                let first_hop = FirstHopSetup {
+                    stem: self.cfg.stem,
+                    tap: logs.then(|| self.first_hops.tap(slot, self.cw.clone())),
+                };
+                let peer = start_ronde_with(
                     &setup,
                     &dir,
                     &self.clock,
@@ -289,8 +301,13 @@ impl World {
                     loc,
                     areas,
                     circle,
+                    first_hop,
                 )
-                .await?
+                .await?;
+                if let Some(node) = peer.node() {
+                    self.first_hops.known(node.peer_id(), slot);
+                }
+                peer
             }
             (Overlay::Baseline, Role::Phone) => Peer::Bare(BareNode::start(
                 &setup,
@@ -486,6 +503,8 @@ pub async fn run_overlay(
         circle_seen: Mutex::new(Vec::new()),
         sos_live: Mutex::new(vec![SosLive::default(); plan.sos.len()]),
         joins: Mutex::new(vec![Vec::new(); n]),
+        first_hops: Arc::new(FirstHops::default()),
+        spies: choose_spies(&plan, cfg.spies, cfg.seed),
     });
     if plan.city_areas.len() > ronde_node::config::MAX_PEER_AREAS {
         return Err(SimError::Config(format!(
@@ -1248,6 +1267,27 @@ fn figures(
     } else {
         0.0
     };
+    let privacy = (overlay == Overlay::Ronde).then(|| {
+        let authors: Vec<(ReportId, Slot)> = pubs
+            .iter()
+            .map(|p| (p.id, plan.reports[p.plan_idx].phone))
+            .collect();
+        let relays: Vec<Slot> = (0..plan.roles.len() as Slot)
+            .filter(|s| plan.roles[*s as usize] == Role::Relay)
+            .collect();
+        let mut view = world.first_hops.judge(&authors, &world.spies, &relays);
+        view.spy_fraction = cfg.spies;
+        view.delivery_ratio = delivery_ratio;
+        view.latency_p50_ms = latency_ms.p50;
+        view.latency_p99_ms = latency_ms.p99;
+        Privacy {
+            view,
+            stem: cfg.stem,
+            stem_latency_cost_ms_p50: None,
+            stem_latency_cost_ms_p99: None,
+            no_stem: None,
+        }
+    });
     let duplicates_per_delivery = if first_rx > 0 {
         transmissions.saturating_sub(first_rx) as f64 / first_rx as f64
     } else {
@@ -1314,6 +1354,7 @@ fn figures(
         timeline,
         wall_secs: 0.0,
         setup_secs: 0.0,
+        privacy,
         spam,
     }
 }

@@ -345,3 +345,109 @@ fn vectors() {
     }
     assert!(found >= 6, "stem vectors in docs/protocol.md: {found}");
 }
+
+/// The largest gap between the empirical CDFs of two samples (the
+/// two-sample Kolmogorov–Smirnov statistic).
+fn ks(a: &[f64], b: &[f64]) -> f64 {
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    a.sort_by(f64::total_cmp);
+    b.sort_by(f64::total_cmp);
+    let (mut i, mut j, mut d) = (0, 0, 0.0f64);
+    while i < a.len() && j < b.len() {
+        let x = a[i].min(b[j]);
+        while i < a.len() && a[i] <= x {
+            i += 1;
+        }
+        while j < b.len() && b[j] <= x {
+            j += 1;
+        }
+        d = d.max((i as f64 / a.len() as f64 - j as f64 / b.len() as f64).abs());
+    }
+    d
+}
+
+/// Issue 13 §3: a peer cannot tell a node's own reports from those it
+/// passes on along the stem. Within one epoch, interleaved: the delay
+/// before the send, and the fail-safe after it, have the same
+/// distribution for both (two-sample KS statistic under 0.17, the 0.1 %
+/// critical value for these sample sizes); both go to this epoch's stem
+/// peers, and each edge, the node's own one included, to one and the same
+/// peer (Dandelion++'s per-edge routing), never back where it came from.
+#[test]
+fn own_and_relayed_reports_are_indistinguishable_by_delay_and_path() {
+    use std::collections::{HashMap, HashSet};
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    let params = StemParams::default();
+    let mut m = M::new(params);
+    let c = phones(&(0..10).collect::<Vec<_>>());
+    // id → (given at, came in on edge: None for own).
+    let mut given: HashMap<u32, (Duration, Option<u32>)> = HashMap::new();
+    let mut actions = Vec::new();
+    for i in 0..800u32 {
+        let now = ms(500 * u64::from(i));
+        actions.extend(drain(&mut m, now));
+        let decision = if i % 2 == 0 {
+            given.insert(i, (now, None));
+            m.own(now, &mut rng, id(i), i, &c)
+        } else {
+            let from = i % 4 + 1; // edges 2 and 4 (odd i): phones 2 and 4
+            given.insert(i, (now, Some(from)));
+            m.relayed(now, &mut rng, id(i), i, from, &c)
+        };
+        assert_eq!(decision, Decision::Taken);
+    }
+    actions.extend(drain(&mut m, ms(500 * 800 + 10_000)));
+    assert!(ms(500 * 800) < params.epoch, "one epoch");
+    let stem_peers = m.stem_peers().to_vec();
+
+    let mut sent_at: HashMap<u32, Duration> = HashMap::new();
+    let (mut own_delay, mut relayed_delay) = (Vec::new(), Vec::new());
+    let (mut own_failsafe, mut relayed_failsafe) = (Vec::new(), Vec::new());
+    let mut route: HashMap<Option<u32>, HashSet<u32>> = HashMap::new();
+    for (at, a) in actions {
+        match a {
+            Action::Send { to, item } => {
+                let (t0, from) = given[&item];
+                assert!(stem_peers.contains(&to));
+                assert_ne!(Some(to), from, "sent back where it came from");
+                route.entry(from).or_default().insert(to);
+                let d = (at - t0).as_secs_f64();
+                assert!(at - t0 <= params.max_delay);
+                if from.is_none() {
+                    own_delay.push(d);
+                } else {
+                    relayed_delay.push(d);
+                }
+                sent_at.insert(item, at);
+            }
+            Action::Fluff { item } => {
+                // A fail-safe (nothing was seen through the gossip), or a
+                // relayed report fluffed at the rate q.
+                let (_, from) = given[&item];
+                if let Some(s) = sent_at.get(&item) {
+                    let d = (at - *s).as_secs_f64();
+                    if from.is_none() {
+                        own_failsafe.push(d);
+                    } else {
+                        relayed_failsafe.push(d);
+                    }
+                } else {
+                    assert!(from.is_some(), "an own report fluffed without a send");
+                }
+            }
+        }
+    }
+    assert_eq!(own_delay.len(), 400);
+    assert!(relayed_delay.len() > 150, "{}", relayed_delay.len());
+    assert_eq!(own_failsafe.len(), own_delay.len());
+    assert_eq!(relayed_failsafe.len(), relayed_delay.len());
+    let d = ks(&own_delay, &relayed_delay);
+    assert!(d < 0.17, "delays differ: KS {d}");
+    let d = ks(&own_failsafe, &relayed_failsafe);
+    assert!(d < 0.17, "fail-safes differ: KS {d}");
+    // Each edge, the own one included, maps to one stem peer.
+    assert_eq!(route.len(), 3);
+    for (edge, to) in &route {
+        assert_eq!(to.len(), 1, "edge {edge:?} went to {to:?}");
+    }
+}
