@@ -212,6 +212,8 @@ struct EventLoop {
     tokens: crate::tokens::TokenService,
     /// The stem of reports before the gossip (`/ronde/stem/1`).
     stem: StemService,
+    /// Tests only: the log of the mailbox requests this node hosts.
+    mailbox_tap: Option<crate::config::MailboxTap>,
 }
 
 /// Start a node: open the store, build the swarm, listen, dial, follow the
@@ -326,6 +328,7 @@ pub(crate) async fn spawn(
         directories,
         tokens: crate::tokens::TokenService::new(config.token_sink.clone()),
         stem: StemService::new(config.stem, config.first_hop_tap.clone()),
+        mailbox_tap: config.mailbox_tap.clone(),
     };
     for addr in &config.external_addresses {
         el.swarm.add_external_address(addr.clone());
@@ -1243,13 +1246,18 @@ impl EventLoop {
                     request_response::Message::Request {
                         request, channel, ..
                     },
-            })) => HostService::answer(
-                self.mailbox_host.as_mut(),
-                &mut self.swarm,
-                (peer, self.moved.ip_of_connection(&peer, connection_id)),
-                request,
-                channel,
-            ),
+            })) => {
+                if let Some(tap) = &self.mailbox_tap {
+                    tap(peer, connection_id, &request);
+                }
+                HostService::answer(
+                    self.mailbox_host.as_mut(),
+                    &mut self.swarm,
+                    (peer, self.moved.ip_of_connection(&peer, connection_id)),
+                    request,
+                    channel,
+                )
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Mailbox(
                 request_response::Event::InboundFailure { peer, error, .. },
             )) => tracing::debug!(%peer, %error, "an incoming mailbox request failed"),
