@@ -9,9 +9,11 @@
 //! ([`super::net`]). Each carries the mailboxes of one day only, over that
 //! day's connections.
 
+use std::time::Instant;
+
 use libp2p::swarm::Swarm;
 use libp2p::PeerId;
-use ronde_protocol::circle::MailboxKey;
+use ronde_protocol::circle::{epoch_of, MailboxKey};
 
 use super::net::NetEvent;
 use super::{CircleClient, MailboxAsk, Proven};
@@ -150,6 +152,28 @@ impl CircleClient {
         self.ask_challenge(host, day, Proven::Fetch);
     }
 
+    /// The other days' polls that came due (see
+    /// [`Self::poll_mailboxes`]).
+    pub(super) fn poll_later(&mut self) {
+        let now = Instant::now();
+        let due: Vec<u64> = self
+            .later_polls
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(d, _)| *d)
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let hosts: Vec<PeerId> = self.remote_hosts().into_iter().map(|(p, _)| p).collect();
+        for day in due {
+            self.later_polls.remove(&day);
+            for h in &hosts {
+                self.fetch_from(day, *h);
+            }
+        }
+    }
+
     /// Fetch every day's mailboxes from `host`, each day apart.
     pub(super) fn fetch_all_days(&mut self, host: PeerId) {
         let mut days: Vec<u64> = self.keys_to_poll().into_iter().map(|(d, _)| d).collect();
@@ -242,15 +266,30 @@ impl CircleClient {
     }
 
     /// Fetch from every host (and from this node's own hosted mailboxes,
-    /// `own`, if it hosts some).
+    /// `own`, if it hosts some): today's mailboxes now, another day's
+    /// (yesterday's, an invite's of yesterday) at a random moment before
+    /// the next poll, so that two days' identities do not reach the hosts
+    /// at the same moments ([`Self::poll_later`]).
     pub(crate) fn poll_mailboxes(
         &mut self,
         swarm: &mut Swarm<Behaviour>,
         own: Option<&mut MailboxHost>,
     ) {
+        let today = epoch_of(self.clock.now());
+        let mut days: Vec<u64> = self.keys_to_poll().into_iter().map(|(d, _)| d).collect();
+        days.sort_unstable();
+        days.dedup();
         let hosts: Vec<PeerId> = self.remote_hosts().into_iter().map(|(p, _)| p).collect();
-        for h in hosts {
-            self.fetch_all_days(h);
+        let period = self.config.mailbox_poll_interval;
+        for day in days {
+            if day == today {
+                for h in &hosts {
+                    self.fetch_from(day, *h);
+                }
+            } else {
+                let delay = period.mul_f64(rand::random::<f64>());
+                self.later_polls.insert(day, Instant::now() + delay);
+            }
         }
         if let Some(own) = own {
             let now = self.clock.now();

@@ -250,6 +250,9 @@ pub(crate) struct CircleClient {
     mailbox_inflight: HashMap<NetRequest, MailboxAsk>,
     /// The fetches under way, by day and host.
     fetching: HashSet<(u64, PeerId)>,
+    /// When each other day than today is polled next (a random moment of
+    /// the poll period, not with today's).
+    later_polls: BTreeMap<u64, Instant>,
     switch_inflight: HashSet<PeerId>,
     switch_retry_at: HashMap<PeerId, Instant>,
     safety_numbers: HashMap<ContactId, String>,
@@ -377,6 +380,7 @@ impl CircleClient {
             net,
             mailbox_inflight: HashMap::new(),
             fetching: HashSet::new(),
+            later_polls: BTreeMap::new(),
             switch_inflight: HashSet::new(),
             switch_retry_at: HashMap::new(),
             safety_numbers: HashMap::new(),
@@ -681,6 +685,7 @@ impl CircleClient {
     pub(crate) fn tick(&mut self, swarm: &mut Swarm<Behaviour>, location: Option<(f64, f64)>) {
         let now = self.clock.now();
         self.short_tick(now);
+        self.poll_later();
         if let Some(mut rec) = self.journey.clone() {
             if rec.journey.next_deadline().is_some_and(|t| t <= now) {
                 let was = rec.journey.state();
