@@ -15,9 +15,11 @@
 //! # Roles and the trusted circle
 //!
 //! Every node speaks `/ronde/circle/1` (direct delivery of circle
-//! envelopes) and uses `/ronde/mailbox/1`; only nodes with
-//! [`NodeConfig::mailbox_host`] serve the latter (phones take their hosts
-//! from their configuration or the city's directory, not from identify).
+//! envelopes); only nodes with [`NodeConfig::mailbox_host`] serve
+//! `/ronde/mailbox/1` here. A node asks its mailbox hosts over other
+//! connections, one identity per UTC day (`crate::circle::client::net`),
+//! never from this swarm's peer id (phones take their hosts from their
+//! configuration or the city's directory, not from identify).
 //! Wire formats are in [`crate::circle::wire`].
 //! [`NodeConfig::relay_server`] adds a circuit relay v2 server (a
 //! [`Toggle`]d behaviour; it serves once the node has an external address)
@@ -393,8 +395,10 @@ impl Behaviour {
                 .with_request_timeout(config.circle.request_timeout)
                 .with_max_concurrent_streams(32),
         );
+        // The client side's requests go over the circle's own connections
+        // (`circle::client::net`), never from this swarm's peer id.
         let mailbox_support = if config.mailbox_host {
-            request_response::ProtocolSupport::Full
+            request_response::ProtocolSupport::Inbound
         } else {
             request_response::ProtocolSupport::Outbound
         };

@@ -288,10 +288,22 @@ pub struct NodeConfig {
     /// peer (gossip or stem), the report id and that peer, the first time
     /// and every time: what a spy would log. `None` outside simulations.
     pub first_hop_tap: Option<FirstHopTap>,
+    /// Tests only, on a mailbox host: told every `/ronde/mailbox/1`
+    /// request this node receives, with the peer and the connection it
+    /// came on, before it is answered: the complete log a hostile host
+    /// would keep. `None` outside tests.
+    pub mailbox_tap: Option<MailboxTap>,
 }
 
 /// See [`NodeConfig::first_hop_tap`].
 pub type FirstHopTap = Arc<dyn Fn(ronde_protocol::ReportId, libp2p::PeerId) + Send + Sync>;
+
+/// See [`NodeConfig::mailbox_tap`].
+pub type MailboxTap = Arc<
+    dyn Fn(libp2p::PeerId, libp2p::swarm::ConnectionId, &crate::circle::wire::MailboxRequest)
+        + Send
+        + Sync,
+>;
 
 /// A raw, reliable, ordered byte stream of an injected transport (see
 /// [`NodeConfig::sim_transport`]).
@@ -351,6 +363,7 @@ impl NodeConfig {
             token_sink: None,
             stem: Some(ronde_protocol::stem::StemParams::default()),
             first_hop_tap: None,
+            mailbox_tap: None,
         }
     }
 
@@ -421,6 +434,7 @@ impl fmt::Debug for NodeConfig {
                 "first_hop_tap",
                 &self.first_hop_tap.as_ref().map(|_| "<set>"),
             )
+            .field("mailbox_tap", &self.mailbox_tap.as_ref().map(|_| "<set>"))
             .finish_non_exhaustive()
     }
 }

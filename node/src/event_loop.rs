@@ -1,18 +1,23 @@
 //! The event loop: the one task that owns the `Swarm` and the store.
 //!
-//! It multiplexes nine sources with `tokio::select!`: commands from
+//! It multiplexes ten sources with `tokio::select!`: commands from
 //! [`crate::Node`] handles (a bounded queue, each command with a one-shot
 //! reply), swarm events, a purge timer (expired reports are deleted), a
 //! retry timer (queued reports are published once a peer follows their
 //! area), the circle's tick (journey and SOS deadlines on the node's clock,
 //! dead-man's switches due on a mailbox host, circle retries), the
 //! mailbox poll timer, the directory refresh, and the verdicts of a
-//! relay's flag sink, and the stem's next deadline ([`crate::stem`]). The trusted circle's and the directory's work is
+//! relay's flag sink, the stem's next deadline ([`crate::stem`]), and the
+//! events of the circle's own connections to mailbox hosts (one small
+//! swarm per UTC day, owned by the circle's client side,
+//! [`crate::circle::client::net`]). The trusted circle's and the directory's work is
 //! done by their services ([`crate::circle`], [`crate::directory`]), which
 //! the loop owns and hands the swarm to. The circle has two: the client
 //! side (this person's circle) gets the commands and everything the
-//! network says to it; the host side, on a mailbox host only, gets the
-//! requests other nodes send to `/ronde/mailbox/1`. Nothing in here blocks for long:
+//! network says to it (its own requests to hosts go over its day swarms,
+//! never over the main swarm, whose peer id publishes reports); the host
+//! side, on a mailbox host only, gets the requests other nodes send to
+//! `/ronde/mailbox/1` on the main swarm. Nothing in here blocks for long:
 //! the proof of work of our own reports and flags is done before the
 //! command is sent.
 //!
@@ -56,6 +61,7 @@ use crate::behaviour::{
     self, area_topic, area_topic_params, Behaviour, BehaviourEvent, SyncRequest, SyncResponse,
     MAX_SYNC_REPORTS,
 };
+use crate::circle::client::net::{CircleNet, NetSettings};
 use crate::circle::client::store::CircleStore;
 use crate::circle::client::CircleClient;
 use crate::circle::host::{relay_id, HostService, MailboxHost};
@@ -212,6 +218,8 @@ struct EventLoop {
     tokens: crate::tokens::TokenService,
     /// The stem of reports before the gossip (`/ronde/stem/1`).
     stem: StemService,
+    /// Tests only: the log of the mailbox requests this node hosts.
+    mailbox_tap: Option<crate::config::MailboxTap>,
 }
 
 /// Start a node: open the store, build the swarm, listen, dial, follow the
@@ -278,6 +286,7 @@ pub(crate) async fn spawn(
             config.circle.clone(),
             peer_id,
             &config.mailbox_peers,
+            CircleNet::new(NetSettings::of(&config)),
         )?
     };
     let mut swarm = behaviour::build_swarm(&config, keypair)?;
@@ -326,6 +335,7 @@ pub(crate) async fn spawn(
         directories,
         tokens: crate::tokens::TokenService::new(config.token_sink.clone()),
         stem: StemService::new(config.stem, config.first_hop_tap.clone()),
+        mailbox_tap: config.mailbox_tap.clone(),
     };
     for addr in &config.external_addresses {
         el.swarm.add_external_address(addr.clone());
@@ -509,6 +519,9 @@ impl EventLoop {
                 }
                 Some(done) = join_verify(&mut self.verify_job), if self.verify_job.is_some() => {
                     self.finish_gossip(done);
+                }
+                ev = self.circle.next_net_event() => {
+                    self.circle.on_net_event(&mut self.swarm, ev);
                 }
                 _ = sleep_until(stem_due), if stem_due.is_some() => {}
             }
@@ -1243,18 +1256,25 @@ impl EventLoop {
                     request_response::Message::Request {
                         request, channel, ..
                     },
-            })) => HostService::answer(
-                self.mailbox_host.as_mut(),
-                &mut self.swarm,
-                (peer, self.moved.ip_of_connection(&peer, connection_id)),
-                request,
-                channel,
-            ),
+            })) => {
+                if let Some(tap) = &self.mailbox_tap {
+                    tap(peer, connection_id, &request);
+                }
+                HostService::answer(
+                    self.mailbox_host.as_mut(),
+                    &mut self.swarm,
+                    (peer, self.moved.ip_of_connection(&peer, connection_id)),
+                    request,
+                    channel,
+                )
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Mailbox(
                 request_response::Event::InboundFailure { peer, error, .. },
             )) => tracing::debug!(%peer, %error, "an incoming mailbox request failed"),
+            // This node sends no mailbox request over the main swarm (the
+            // circle's go over its own connections, `circle::client::net`).
             SwarmEvent::Behaviour(BehaviourEvent::Mailbox(ev)) => {
-                self.circle.on_mailbox_event(&mut self.swarm, ev)
+                tracing::trace!(event = ?ev, "mailbox event")
             }
             SwarmEvent::Behaviour(BehaviourEvent::Directory(ev)) => {
                 self.directories.on_directory_event(&mut self.swarm, ev)

@@ -922,6 +922,30 @@ fn pending_invite_mailbox_is_polled() {
         .contains(&invite.mailbox_address()));
 }
 
+#[test]
+fn every_mailbox_to_poll_belongs_to_one_day() {
+    let p = mutual_pair(43);
+    let epoch = epoch_of(NOW);
+    let mut r = rng(43);
+    let mut bc = p.bc.clone();
+    // An invite made just before midnight stays with its day after it.
+    let midnight = (epoch + 1) * EPOCH_SECS;
+    let invite = bc
+        .create_invite("B", vec![], midnight - 60, 600, &mut r)
+        .unwrap();
+    let keys = bc.mailbox_keys_to_poll(&p.bob, midnight + 60);
+    let day_of = |address: [u8; 32]| {
+        keys.iter()
+            .find(|(_, k)| k.address() == address)
+            .map(|(d, _)| *d)
+    };
+    let to_bob = |e| p.ac.outbound_mailbox(&p.alice, &p.bob_id, e).unwrap();
+    assert_eq!(day_of(to_bob(epoch + 1)), Some(epoch + 1));
+    assert_eq!(day_of(to_bob(epoch)), Some(epoch));
+    assert_eq!(day_of(invite.mailbox_address()), Some(epoch));
+    assert_eq!(keys.len(), 3);
+}
+
 // ----------------------------------------------------------------- messages
 
 fn arb_place() -> impl Strategy<Value = Place> {

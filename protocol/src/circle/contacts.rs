@@ -692,21 +692,28 @@ impl Circle {
     pub fn mailboxes_to_poll(&self, me: &Identity, now: u64) -> Vec<[u8; 32]> {
         self.mailbox_keys_to_poll(me, now)
             .iter()
-            .map(MailboxKey::address)
+            .map(|(_, k)| k.address())
             .collect()
     }
 
     /// The keys of the mailboxes of [`Circle::mailboxes_to_poll`], in the
-    /// same order: what proves to a host that this person may fetch and
-    /// acknowledge them.
-    pub fn mailbox_keys_to_poll(&self, me: &Identity, now: u64) -> Vec<MailboxKey> {
+    /// same order (what proves to a host that this person may fetch and
+    /// acknowledge them), each with the epoch (UTC day) it belongs to: a
+    /// contact's mailbox, its epoch; an invite's, the day the invite was
+    /// made. A client asks for each day's mailboxes apart, never two days'
+    /// in one request or over one connection identity, so that a host
+    /// cannot join a pair's mailboxes of one day to the next.
+    pub fn mailbox_keys_to_poll(&self, me: &Identity, now: u64) -> Vec<(u64, MailboxKey)> {
         let epoch = epoch_of(now);
         let mut out = Vec::new();
         for c in self.contacts.values() {
             if let Ok(shared) = PairSecret::derive(me, &c.identity) {
-                out.push(MailboxKey::derive(&shared, epoch, me.public()));
+                out.push((epoch, MailboxKey::derive(&shared, epoch, me.public())));
                 if epoch > 0 {
-                    out.push(MailboxKey::derive(&shared, epoch - 1, me.public()));
+                    out.push((
+                        epoch - 1,
+                        MailboxKey::derive(&shared, epoch - 1, me.public()),
+                    ));
                 }
             }
         }
@@ -714,7 +721,7 @@ impl Circle {
             self.invites
                 .iter()
                 .filter(|i| now < i.expires_at)
-                .map(|i| MailboxKey::for_invite(&i.token.0)),
+                .map(|i| (epoch_of(i.created_at), MailboxKey::for_invite(&i.token.0))),
         );
         out
     }

@@ -351,7 +351,7 @@ impl CircleClient {
             self.deliver(swarm, seq);
         }
         tracing::debug!(told = notify, "contact removed");
-        self.rearm_after_removal(swarm);
+        self.rearm_after_removal();
         Ok(view)
     }
 

@@ -340,7 +340,7 @@ impl CircleClient {
                 }
                 FollowUp::Forget(id) => {
                     self.forget_contact(&id);
-                    self.rearm_after_removal(swarm);
+                    self.rearm_after_removal();
                 }
             }
         }

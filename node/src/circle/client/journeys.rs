@@ -10,7 +10,7 @@ use libp2p::swarm::Swarm;
 use libp2p::{Multiaddr, PeerId};
 use rand::rngs::OsRng;
 use ronde_protocol::circle::{
-    CodeCheck, ContactId, Deposit, Effect, Ending, Journey, JourneyError, Message, Place,
+    epoch_of, CodeCheck, ContactId, Deposit, Effect, Ending, Journey, JourneyError, Message, Place,
     StatesOnly, SwitchError, SwitchOwner,
 };
 
@@ -215,6 +215,7 @@ impl CircleClient {
                             release_at,
                             withdrawn: false,
                             hosts: Vec::new(),
+                            day: Some(epoch_of(now)),
                         };
                         self.add_switch_hosts(&mut plan, now)?;
                         rec.switch = Some(plan);
@@ -245,7 +246,7 @@ impl CircleClient {
         self.circle = circle;
         self.journey = Some(rec.clone());
         self.send_queued(swarm, queued);
-        self.pump_switch(swarm);
+        self.pump_switch();
         Ok(())
     }
 
@@ -321,6 +322,7 @@ impl CircleClient {
                     bytes: deposit.to_bytes(),
                 }]),
                 state: HostState::Depositing,
+                day: plan.day,
             });
             added = true;
         }
@@ -395,7 +397,7 @@ impl CircleClient {
     /// After a contact was removed (or left), withdraw it and deposit a new
     /// one sealed to the contacts that remain: a removed contact must not be
     /// alerted about this journey.
-    pub(super) fn rearm_after_removal(&mut self, swarm: &mut Swarm<Behaviour>) {
+    pub(super) fn rearm_after_removal(&mut self) {
         let Some(mut rec) = self.journey.clone() else {
             return;
         };
@@ -432,6 +434,7 @@ impl CircleClient {
             plan.alerts = circle
                 .seal_alerts(&self.identity, &alert, now, &mut OsRng)
                 .map_err(circle_refusal)?;
+            plan.day = Some(epoch_of(now));
             if !plan.alerts.is_empty() {
                 self.add_switch_hosts(&mut plan, now)?;
                 rec.switch = Some(plan);
@@ -446,7 +449,7 @@ impl CircleClient {
                 self.circle = circle;
                 self.journey = Some(rec);
                 tracing::debug!("journey's dead-man's switch re-armed without the removed contact");
-                self.pump_switch(swarm);
+                self.pump_switch();
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not re-arm the journey's dead-man's switch")
@@ -454,12 +457,29 @@ impl CircleClient {
         }
     }
 
+    /// The days of the switch deposits still held or being tended: their
+    /// connections must stay (see [`super::net`]).
+    pub(super) fn switch_days(&self) -> Vec<u64> {
+        let Some(rec) = self.journey.as_ref() else {
+            return Vec::new();
+        };
+        let today = epoch_of(self.clock.now());
+        rec.retired
+            .iter()
+            .chain(rec.switch.iter().flat_map(|p| p.hosts.iter()))
+            .filter(|h| !h.ops.is_empty() || h.state == HostState::Armed)
+            .map(|h| h.day.unwrap_or(today))
+            .collect()
+    }
+
     /// Send the next pending operation to each switch host (one request
-    /// per host at a time; withdrawals of retired deposits first).
-    pub(super) fn pump_switch(&mut self, swarm: &mut Swarm<Behaviour>) {
+    /// per host at a time; withdrawals of retired deposits first), each
+    /// over the connections of its deposit's day.
+    pub(super) fn pump_switch(&mut self) {
         let Some(rec) = self.journey.as_ref() else {
             return;
         };
+        let today = epoch_of(self.clock.now());
         let current = rec.switch.iter().flat_map(|p| p.hosts.iter());
         let now = Instant::now();
         let mut busy: HashSet<PeerId> = self.switch_inflight.clone();
@@ -473,16 +493,19 @@ impl CircleClient {
             }
             if let Some(op) = h.ops.front() {
                 let addrs: Vec<Multiaddr> = h.addrs.iter().filter_map(|a| a.parse().ok()).collect();
-                sends.push((peer, h.id, op.bytes.clone(), addrs));
+                let day = h.day.unwrap_or(today);
+                sends.push((peer, h.id, op.bytes.clone(), addrs, day));
                 busy.insert(peer);
             }
         }
-        for (peer, host_id, bytes, addrs) in sends {
-            let id = swarm.behaviour_mut().mailbox.send_request_with_addresses(
-                &peer,
-                MailboxRequest::switch(bytes, self.config.mailbox_limits.deposit_work_bits),
-                addrs,
-            );
+        for (peer, host_id, bytes, addrs, day) in sends {
+            let request =
+                MailboxRequest::switch(bytes, self.config.mailbox_limits.deposit_work_bits);
+            let Some(id) = self.net.send(day, &peer, addrs, request) else {
+                self.switch_retry_at
+                    .insert(peer, now + self.config.retry_interval);
+                continue;
+            };
             self.switch_inflight.insert(peer);
             self.mailbox_inflight.insert(
                 id,
@@ -496,7 +519,6 @@ impl CircleClient {
 
     pub(super) fn switch_answer(
         &mut self,
-        swarm: &mut Swarm<Behaviour>,
         host: PeerId,
         host_id: u64,
         response: Option<MailboxResponse>,
@@ -600,7 +622,7 @@ impl CircleClient {
             },
             Err(e) => tracing::error!(error = %e, "could not save the journey"),
         }
-        self.pump_switch(swarm);
+        self.pump_switch();
     }
 }
 

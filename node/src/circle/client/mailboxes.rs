@@ -5,12 +5,17 @@
 //!
 //! A fetch and an acknowledgement at a remote host each take two round
 //! trips: a challenge, then the request signed by the mailbox keys for
-//! that challenge, that host and this node's peer id.
+//! that challenge, that host and the peer id of the day's connections
+//! ([`super::net`]). Each carries the mailboxes of one day only, over that
+//! day's connections.
 
-use libp2p::request_response;
+use std::time::Instant;
+
 use libp2p::swarm::Swarm;
 use libp2p::PeerId;
+use ronde_protocol::circle::{epoch_of, MailboxKey};
 
+use super::net::NetEvent;
 use super::{CircleClient, MailboxAsk, Proven};
 use crate::behaviour::Behaviour;
 use crate::circle::host::MailboxHost;
@@ -19,41 +24,21 @@ use crate::circle::wire::{
 };
 
 impl CircleClient {
-    /// Answers to this node's own `/ronde/mailbox/1` requests, and their
-    /// failures (the requests of other nodes are the host side's).
-    pub(crate) fn on_mailbox_event(
-        &mut self,
-        swarm: &mut Swarm<Behaviour>,
-        ev: request_response::Event<MailboxRequest, MailboxResponse>,
-    ) {
+    /// An event of the circle's day swarms: an answer to one of this
+    /// node's `/ronde/mailbox/1` requests (or its failure), or a new
+    /// connection to a host.
+    pub(crate) fn on_net_event(&mut self, swarm: &mut Swarm<Behaviour>, ev: NetEvent) {
         match ev {
-            request_response::Event::Message {
+            NetEvent::Answer {
+                request,
                 peer,
-                message:
-                    request_response::Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
+                response,
             } => {
-                if let Some(ask) = self.mailbox_inflight.remove(&request_id) {
-                    self.mailbox_answer(swarm, peer, ask, Some(response));
+                if let Some(ask) = self.mailbox_inflight.remove(&request) {
+                    self.mailbox_answer(swarm, peer, ask, response);
                 }
             }
-            request_response::Event::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => {
-                tracing::debug!(%peer, %error, "mailbox request failed");
-                if let Some(ask) = self.mailbox_inflight.remove(&request_id) {
-                    self.mailbox_answer(swarm, peer, ask, None);
-                }
-            }
-            request_response::Event::Message { .. }
-            | request_response::Event::InboundFailure { .. }
-            | request_response::Event::ResponseSent { .. } => {}
+            NetEvent::Connected { day, peer } => self.on_host_connected(swarm, day, peer),
         }
     }
 
@@ -69,32 +54,30 @@ impl CircleClient {
             MailboxAsk::Put { seq } => {
                 self.put_done(seq, matches!(response, Some(MailboxResponse::Ok)));
             }
-            MailboxAsk::Challenge { host, then } => match (response, then) {
-                (Some(MailboxResponse::Challenge(c)), then) => {
-                    self.send_proven(swarm, host, c, then)
-                }
+            MailboxAsk::Challenge { host, day, then } => match (response, then) {
+                (Some(MailboxResponse::Challenge(c)), then) => self.send_proven(host, day, c, then),
                 (other, Proven::Fetch) => {
-                    self.fetching.remove(&host);
+                    self.fetching.remove(&(day, host));
                     if let Some(MailboxResponse::Refused(r)) = other {
                         tracing::debug!(%peer, refusal = %r, "mailbox challenge refused");
                     }
                 }
                 (_, Proven::Ack { .. }) => {}
             },
-            MailboxAsk::Fetch { host } => {
-                self.fetching.remove(&host);
+            MailboxAsk::Fetch { host, day } => {
+                self.fetching.remove(&(day, host));
                 match response {
                     Some(MailboxResponse::Mail { more, items }) => {
                         // The keys that fetched them, before processing the
                         // mail can retire any.
-                        let mut keys = self.keys_to_poll();
+                        let mut keys = self.keys_of_day(day);
                         keys.retain(|k| items.iter().any(|i| i.mailbox == k.address()));
                         let processed = self.take_mail(swarm, items);
                         if !processed.is_empty() {
                             for (i, chunk) in processed.chunks(MAX_ACK_ITEMS).enumerate() {
                                 self.ask_challenge(
-                                    swarm,
                                     host,
+                                    day,
                                     Proven::Ack {
                                         items: chunk.to_vec(),
                                         more: more && i == 0,
@@ -103,7 +86,7 @@ impl CircleClient {
                                 );
                             }
                         } else if more {
-                            self.fetch_from(swarm, host);
+                            self.fetch_from(day, host);
                         }
                     }
                     Some(MailboxResponse::Refused(r)) => {
@@ -112,14 +95,14 @@ impl CircleClient {
                     _ => {}
                 }
             }
-            MailboxAsk::Ack { host, more } => {
+            MailboxAsk::Ack { host, day, more } => {
                 if more {
-                    self.fetch_from(swarm, host);
+                    self.fetch_from(day, host);
                 }
             }
             MailboxAsk::Switch { host, id } => {
                 self.switch_inflight.remove(&host);
-                self.switch_answer(swarm, host, id, response);
+                self.switch_answer(host, id, response);
             }
         }
     }
@@ -147,49 +130,89 @@ impl CircleClient {
         done
     }
 
-    pub(super) fn fetch_from(&mut self, swarm: &mut Swarm<Behaviour>, host: PeerId) {
-        if self.fetching.contains(&host) {
-            return;
-        }
-        if self.keys_to_poll().is_empty() {
-            return;
-        }
-        self.fetching.insert(host);
-        self.ask_challenge(swarm, host, Proven::Fetch);
+    /// The keys of `day`'s mailboxes to fetch now (see
+    /// [`CircleClient::keys_to_poll`]).
+    pub(super) fn keys_of_day(&self, day: u64) -> Vec<MailboxKey> {
+        self.keys_to_poll()
+            .into_iter()
+            .filter(|(d, _)| *d == day)
+            .map(|(_, k)| k)
+            .collect()
     }
 
-    /// Ask `host` for a challenge, to send `then` with.
-    fn ask_challenge(&mut self, swarm: &mut Swarm<Behaviour>, host: PeerId, then: Proven) {
+    /// Fetch `day`'s mailboxes from `host`, over `day`'s connections.
+    pub(super) fn fetch_from(&mut self, day: u64, host: PeerId) {
+        if self.fetching.contains(&(day, host)) {
+            return;
+        }
+        if self.keys_of_day(day).is_empty() {
+            return;
+        }
+        self.fetching.insert((day, host));
+        self.ask_challenge(host, day, Proven::Fetch);
+    }
+
+    /// The other days' polls that came due (see
+    /// [`Self::poll_mailboxes`]).
+    pub(super) fn poll_later(&mut self) {
+        let now = Instant::now();
+        let due: Vec<u64> = self
+            .later_polls
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(d, _)| *d)
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let hosts: Vec<PeerId> = self.remote_hosts().into_iter().map(|(p, _)| p).collect();
+        for day in due {
+            self.later_polls.remove(&day);
+            for h in &hosts {
+                self.fetch_from(day, *h);
+            }
+        }
+    }
+
+    /// Fetch every day's mailboxes from `host`, each day apart.
+    pub(super) fn fetch_all_days(&mut self, host: PeerId) {
+        let mut days: Vec<u64> = self.keys_to_poll().into_iter().map(|(d, _)| d).collect();
+        days.sort_unstable();
+        days.dedup();
+        for day in days {
+            self.fetch_from(day, host);
+        }
+    }
+
+    /// Ask `host` for a challenge, to send `then` with (over `day`'s
+    /// connections, the peer id the challenge is bound to).
+    fn ask_challenge(&mut self, host: PeerId, day: u64, then: Proven) {
         let addrs = self.hosts.get(&host).cloned().unwrap_or_default();
-        let id = swarm.behaviour_mut().mailbox.send_request_with_addresses(
-            &host,
-            MailboxRequest::Challenge,
-            addrs,
-        );
-        self.mailbox_inflight
-            .insert(id, MailboxAsk::Challenge { host, then });
+        match self.net.send(day, &host, addrs, MailboxRequest::Challenge) {
+            Some(id) => {
+                self.mailbox_inflight
+                    .insert(id, MailboxAsk::Challenge { host, day, then });
+            }
+            None => {
+                self.fetching.remove(&(day, host));
+            }
+        }
     }
 
-    /// Send `then`, proving this person's mailbox keys for `challenge`.
-    fn send_proven(
-        &mut self,
-        swarm: &mut Swarm<Behaviour>,
-        host: PeerId,
-        challenge: [u8; 32],
-        then: Proven,
-    ) {
+    /// Send `then`, proving this person's mailbox keys for `challenge`,
+    /// `host` and `day`'s peer id.
+    fn send_proven(&mut self, host: PeerId, day: u64, challenge: [u8; 32], then: Proven) {
+        let Some(client) = self.net.peer_id(day) else {
+            self.fetching.remove(&(day, host));
+            return;
+        };
         let (request, ask) = match then {
             Proven::Fetch => {
-                let mut keys = self.keys_to_poll();
+                let mut keys = self.keys_of_day(day);
                 keys.truncate(MAX_FETCH_MAILBOXES);
                 (
-                    MailboxRequest::fetch(
-                        challenge,
-                        &keys,
-                        &host.to_bytes(),
-                        &self.local_peer.to_bytes(),
-                    ),
-                    MailboxAsk::Fetch { host },
+                    MailboxRequest::fetch(challenge, &keys, &host.to_bytes(), &client.to_bytes()),
+                    MailboxAsk::Fetch { host, day },
                 )
             }
             Proven::Ack {
@@ -207,7 +230,7 @@ impl CircleClient {
                     .collect();
                 if items.is_empty() {
                     if more {
-                        self.fetch_from(swarm, host);
+                        self.fetch_from(day, host);
                     }
                     return;
                 }
@@ -217,9 +240,9 @@ impl CircleClient {
                         &keys,
                         items,
                         &host.to_bytes(),
-                        &self.local_peer.to_bytes(),
+                        &client.to_bytes(),
                     ),
-                    MailboxAsk::Ack { host, more },
+                    MailboxAsk::Ack { host, day, more },
                 )
             }
         };
@@ -227,28 +250,46 @@ impl CircleClient {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "could not make a mailbox request");
-                self.fetching.remove(&host);
+                self.fetching.remove(&(day, host));
                 return;
             }
         };
         let addrs = self.hosts.get(&host).cloned().unwrap_or_default();
-        let id = swarm
-            .behaviour_mut()
-            .mailbox
-            .send_request_with_addresses(&host, request, addrs);
-        self.mailbox_inflight.insert(id, ask);
+        match self.net.send(day, &host, addrs, request) {
+            Some(id) => {
+                self.mailbox_inflight.insert(id, ask);
+            }
+            None => {
+                self.fetching.remove(&(day, host));
+            }
+        }
     }
 
     /// Fetch from every host (and from this node's own hosted mailboxes,
-    /// `own`, if it hosts some).
+    /// `own`, if it hosts some): today's mailboxes now, another day's
+    /// (yesterday's, an invite's of yesterday) at a random moment before
+    /// the next poll, so that two days' identities do not reach the hosts
+    /// at the same moments ([`Self::poll_later`]).
     pub(crate) fn poll_mailboxes(
         &mut self,
         swarm: &mut Swarm<Behaviour>,
         own: Option<&mut MailboxHost>,
     ) {
+        let today = epoch_of(self.clock.now());
+        let mut days: Vec<u64> = self.keys_to_poll().into_iter().map(|(d, _)| d).collect();
+        days.sort_unstable();
+        days.dedup();
         let hosts: Vec<PeerId> = self.remote_hosts().into_iter().map(|(p, _)| p).collect();
-        for h in hosts {
-            self.fetch_from(swarm, h);
+        let period = self.config.mailbox_poll_interval;
+        for day in days {
+            if day == today {
+                for h in &hosts {
+                    self.fetch_from(day, *h);
+                }
+            } else {
+                let delay = period.mul_f64(rand::random::<f64>());
+                self.later_polls.insert(day, Instant::now() + delay);
+            }
         }
         if let Some(own) = own {
             let now = self.clock.now();

@@ -13,7 +13,8 @@
 //!   journey and SOS in it.
 //! * `contacts`: invites, accepts, approvals, removals.
 //! * `outbox`: sealing and delivery (below); `mailboxes`: the client of
-//!   the mailbox hosts (answers, fetches, polls).
+//!   the mailbox hosts (answers, fetches, polls); [`net`]: the connections
+//!   it uses, one identity per UTC day (below).
 //! * `inbox`: opening what arrives, the inbox and its acks.
 //! * `journeys` and `sos`: the protocol's journey and SOS machines on the
 //!   node's clock, and the journey's switch; `codes`: the person's code and
@@ -44,6 +45,19 @@
 //! counts as held by a host only once it answered with a receipt signed by
 //! that host's peer key (see `journeys`).
 //!
+//! # One connection identity per day
+//!
+//! Everything sent to a mailbox or switch host goes over the circle's own
+//! connections ([`net`]), never over the node's main swarm, whose peer id
+//! publishes reports: one swarm per UTC day, with a random identity. Each
+//! request carries the mailboxes of one day only and goes over that day's
+//! swarm: today's mailboxes over today's, yesterday's (still polled all
+//! day: a contact's clock may lag, and a switch deposited yesterday
+//! releases its alerts there) over yesterday's; an invite's mailbox over
+//! the swarm of the day it was made; a switch over the swarm of the day
+//! its alerts were sealed for, until it is withdrawn. A day's swarm is
+//! dropped, its connections closed, once nothing of that day is left.
+//!
 //! Alerts (SOS, overdue) take both paths: a peer or a host that drops them
 //! cannot make them vanish. An envelope leaves the outbox once a node
 //! accepted it or a host stored it; otherwise it is retried every
@@ -68,13 +82,14 @@ mod contacts;
 mod inbox;
 mod journeys;
 mod mailboxes;
+pub(crate) mod net;
 mod outbox;
 mod records;
 pub mod rendezvous;
 mod sos;
 pub mod store;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -83,13 +98,14 @@ use libp2p::request_response::OutboundRequestId;
 use libp2p::swarm::Swarm;
 use libp2p::{Multiaddr, PeerId};
 use ronde_protocol::circle::{
-    Circle, CircleError, Codes, ContactId, Ending, Identity, JourneyState, MailboxKey, MessageId,
-    Watch,
+    epoch_of, Circle, CircleError, Codes, ContactId, Ending, Identity, JourneyState, MailboxKey,
+    MessageId, Watch,
 };
 use ronde_protocol::directory::{RelayEntry, RelayRoles};
 use tokio::sync::broadcast;
 
 use self::command::CircleCommand;
+use self::net::{CircleNet, NetEvent, NetRequest};
 use self::records::{JourneyRecord, Profile, SosRecord};
 use self::store::{keys, CircleStore, Commit, OutItem};
 use crate::behaviour::Behaviour;
@@ -159,13 +175,30 @@ struct Attempt {
 
 /// What a mailbox request in flight was for. `Challenge` waits for a
 /// challenge to send a proven request with; `Ack`'s `more`: fetch again
-/// once acknowledged.
+/// once acknowledged. `day`: the UTC day whose mailboxes (and connection
+/// identity) the request is about.
 enum MailboxAsk {
-    Put { seq: u64 },
-    Challenge { host: PeerId, then: Proven },
-    Fetch { host: PeerId },
-    Ack { host: PeerId, more: bool },
-    Switch { host: PeerId, id: u64 },
+    Put {
+        seq: u64,
+    },
+    Challenge {
+        host: PeerId,
+        day: u64,
+        then: Proven,
+    },
+    Fetch {
+        host: PeerId,
+        day: u64,
+    },
+    Ack {
+        host: PeerId,
+        day: u64,
+        more: bool,
+    },
+    Switch {
+        host: PeerId,
+        id: u64,
+    },
 }
 
 /// A request that proves mailbox keys, waiting for its challenge.
@@ -212,8 +245,14 @@ pub(crate) struct CircleClient {
     /// Until when a contact's envelopes skip direct delivery (Unix s).
     direct_backoff: HashMap<ContactId, u64>,
     direct_inflight: HashMap<OutboundRequestId, (u64, PeerId)>,
-    mailbox_inflight: HashMap<OutboundRequestId, MailboxAsk>,
-    fetching: HashSet<PeerId>,
+    /// The connections to the hosts, one identity per day ([`net`]).
+    net: CircleNet,
+    mailbox_inflight: HashMap<NetRequest, MailboxAsk>,
+    /// The fetches under way, by day and host.
+    fetching: HashSet<(u64, PeerId)>,
+    /// When each other day than today is polled next (a random moment of
+    /// the poll period, not with today's).
+    later_polls: BTreeMap<u64, Instant>,
     switch_inflight: HashSet<PeerId>,
     switch_retry_at: HashMap<PeerId, Instant>,
     safety_numbers: HashMap<ContactId, String>,
@@ -274,6 +313,9 @@ fn circle_refusal(e: CircleError) -> NodeError {
 }
 
 impl CircleClient {
+    /// The client side, from what is stored; `net`: its connections to
+    /// the hosts (no swarm is made before the first request).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         identity: Identity,
         store: CircleStore,
@@ -282,6 +324,7 @@ impl CircleClient {
         config: CircleConfig,
         local_peer: PeerId,
         mailbox_peers: &[Multiaddr],
+        net: CircleNet,
     ) -> Result<CircleClient, StoreError> {
         let circle = match store.load::<Circle>(keys::CIRCLE)? {
             Some(c) if c.owner() == identity.public() => c,
@@ -334,8 +377,10 @@ impl CircleClient {
             learned: HashMap::new(),
             direct_backoff: HashMap::new(),
             direct_inflight: HashMap::new(),
+            net,
             mailbox_inflight: HashMap::new(),
             fetching: HashSet::new(),
+            later_polls: BTreeMap::new(),
             switch_inflight: HashSet::new(),
             switch_retry_at: HashMap::new(),
             safety_numbers: HashMap::new(),
@@ -355,7 +400,7 @@ impl CircleClient {
         }
         self.poll_mailboxes(swarm, own);
         self.retry_outbox(swarm, true);
-        self.pump_switch(swarm);
+        self.pump_switch();
     }
 
     /// A command of [`crate::Node`]; `hosted` is this node's host side, if
@@ -383,7 +428,7 @@ impl CircleClient {
                 let _ = reply.send(self.invite(swarm, name, ttl_secs, short));
             }
             CircleCommand::AcceptShort { keys, name, reply } => {
-                self.accept_short(swarm, keys, name, reply);
+                self.accept_short(keys, name, reply);
             }
             CircleCommand::Accept { code, name, reply } => {
                 let _ = reply.send(self.accept(swarm, &code, name));
@@ -552,11 +597,11 @@ impl CircleClient {
             );
             for p in added {
                 if self.host_meta.get(&p).is_some_and(|m| m.mailbox) {
-                    self.fetch_from(swarm, p);
+                    self.fetch_all_days(p);
                 }
             }
             self.retry_outbox(swarm, true);
-            self.pump_switch(swarm);
+            self.pump_switch();
         }
     }
 
@@ -569,24 +614,78 @@ impl CircleClient {
         }
     }
 
+    /// A connection of the main swarm: retry what waits for a contact
+    /// now reachable. (A host reached by the main swarm changes nothing:
+    /// the circle's requests to hosts go over the day swarms, and asking
+    /// them at the moment the main swarm connects would tie the two.)
     pub(crate) fn on_connected(&mut self, swarm: &mut Swarm<Behaviour>, peer: PeerId) {
+        if self.learned.values().any(|p| *p == peer) {
+            self.retry_outbox(swarm, true);
+        }
+    }
+
+    /// The next event of the circle's day swarms, for the event loop.
+    pub(crate) async fn next_net_event(&mut self) -> NetEvent {
+        self.net.next().await
+    }
+
+    /// A first connection of `day`'s swarm to a host: fetch that day's
+    /// mail there, retry what waits.
+    fn on_host_connected(&mut self, swarm: &mut Swarm<Behaviour>, day: u64, peer: PeerId) {
         if let Some(meta) = self.host_meta.get(&peer) {
             // Only a host that takes mail learns this person's mailboxes.
             if meta.mailbox {
-                self.fetch_from(swarm, peer);
+                self.fetch_from(day, peer);
             }
             self.switch_retry_at.remove(&peer);
             self.retry_outbox(swarm, true);
-            self.pump_switch(swarm);
-        } else if self.learned.values().any(|p| *p == peer) {
-            self.retry_outbox(swarm, true);
+            self.pump_switch();
+        }
+    }
+
+    /// The days whose swarms are still of use: today's, those with
+    /// mailboxes to poll, those of a switch still held or being tended.
+    fn days_in_use(&self) -> BTreeSet<u64> {
+        let mut days: BTreeSet<u64> = self.keys_to_poll().into_iter().map(|(d, _)| d).collect();
+        days.insert(epoch_of(self.clock.now()));
+        days.extend(self.switch_days());
+        days
+    }
+
+    /// Drop the day swarms no longer of use; what was under way on them
+    /// counts as failed (and is retried on today's).
+    fn retire_days(&mut self, swarm: &mut Swarm<Behaviour>) {
+        let keep = self.days_in_use();
+        let gone = self.net.retain(&keep);
+        if gone.is_empty() {
+            return;
+        }
+        tracing::debug!(days = gone.len(), "circle connections of a past day closed");
+        let lost: Vec<NetRequest> = self
+            .mailbox_inflight
+            .keys()
+            .filter(|r| gone.contains(&r.net))
+            .copied()
+            .collect();
+        for r in lost {
+            if let Some(ask) = self.mailbox_inflight.remove(&r) {
+                let host = match &ask {
+                    MailboxAsk::Challenge { host, .. }
+                    | MailboxAsk::Fetch { host, .. }
+                    | MailboxAsk::Ack { host, .. }
+                    | MailboxAsk::Switch { host, .. } => *host,
+                    MailboxAsk::Put { .. } => self.local_peer,
+                };
+                self.mailbox_answer(swarm, host, ask, None);
+            }
         }
     }
 
     /// Time passed: journey and SOS deadlines, switches, retries.
     pub(crate) fn tick(&mut self, swarm: &mut Swarm<Behaviour>, location: Option<(f64, f64)>) {
         let now = self.clock.now();
-        self.short_tick(swarm, now);
+        self.short_tick(now);
+        self.poll_later();
         if let Some(mut rec) = self.journey.clone() {
             if rec.journey.next_deadline().is_some_and(|t| t <= now) {
                 let was = rec.journey.state();
@@ -632,10 +731,11 @@ impl CircleClient {
                 }
             }
         }
-        self.pump_switch(swarm);
+        self.pump_switch();
         self.retry_outbox(swarm, false);
         if now >= self.last_housekeeping + HOUSEKEEPING_SECS {
             self.last_housekeeping = now;
+            self.retire_days(swarm);
             self.watch.prune(now);
             match self.forget_old_positions(now) {
                 Ok(0) => {}

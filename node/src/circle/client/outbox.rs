@@ -169,16 +169,11 @@ impl CircleClient {
                     },
                 );
             }
-            None => self.via_mailboxes(swarm, seq, false),
+            None => self.via_mailboxes(seq, false),
         }
     }
 
-    pub(super) fn via_mailboxes(
-        &mut self,
-        swarm: &mut Swarm<Behaviour>,
-        seq: u64,
-        direct_ok: bool,
-    ) {
+    pub(super) fn via_mailboxes(&mut self, seq: u64, direct_ok: bool) {
         let Some(item) = self.outbox.get(&seq).cloned() else {
             self.attempts.remove(&seq);
             return;
@@ -200,18 +195,27 @@ impl CircleClient {
             }
             return;
         };
+        // Over today's connections: the mailbox is today's (or an
+        // invite's or a short code's, of no day: today's then).
+        let day = epoch_of(now);
         let mut pending = 0;
         for (peer, addrs) in hosts.into_iter().take(PUT_HOSTS) {
-            let id = swarm.behaviour_mut().mailbox.send_request_with_addresses(
-                &peer,
-                MailboxRequest::Put {
-                    mailbox,
-                    envelope: item.envelope.clone(),
-                },
-                addrs,
-            );
-            self.mailbox_inflight.insert(id, MailboxAsk::Put { seq });
-            pending += 1;
+            let put = MailboxRequest::Put {
+                mailbox,
+                envelope: item.envelope.clone(),
+            };
+            if let Some(id) = self.net.send(day, &peer, addrs, put) {
+                self.mailbox_inflight.insert(id, MailboxAsk::Put { seq });
+                pending += 1;
+            }
+        }
+        if pending == 0 {
+            if direct_ok {
+                self.complete(seq);
+            } else {
+                self.wait(seq);
+            }
+            return;
         }
         self.attempts.insert(
             seq,
@@ -296,7 +300,7 @@ impl CircleClient {
                     response,
                 } => {
                     if let Some((seq, peer)) = self.direct_inflight.remove(&request_id) {
-                        self.direct_done(swarm, seq, peer, response == Delivery::Accepted);
+                        self.direct_done(seq, peer, response == Delivery::Accepted);
                     }
                 }
             },
@@ -308,7 +312,7 @@ impl CircleClient {
             } => {
                 tracing::debug!(%peer, %error, "direct delivery failed");
                 if let Some((seq, peer)) = self.direct_inflight.remove(&request_id) {
-                    self.direct_done(swarm, seq, peer, false);
+                    self.direct_done(seq, peer, false);
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
@@ -318,13 +322,7 @@ impl CircleClient {
         }
     }
 
-    pub(super) fn direct_done(
-        &mut self,
-        swarm: &mut Swarm<Behaviour>,
-        seq: u64,
-        peer: PeerId,
-        ok: bool,
-    ) {
+    pub(super) fn direct_done(&mut self, seq: u64, peer: PeerId, ok: bool) {
         let Some(item) = self.outbox.get(&seq).cloned() else {
             self.attempts.remove(&seq);
             return;
@@ -332,7 +330,7 @@ impl CircleClient {
         if ok {
             tracing::debug!("circle message delivered directly");
             if item.critical {
-                self.via_mailboxes(swarm, seq, true);
+                self.via_mailboxes(seq, true);
             } else {
                 self.complete(seq);
             }
@@ -343,7 +341,7 @@ impl CircleClient {
         }
         self.direct_backoff
             .insert(item.to, self.clock.now() + DIRECT_BACKOFF_SECS);
-        self.via_mailboxes(swarm, seq, false);
+        self.via_mailboxes(seq, false);
     }
 
     pub(super) fn put_done(&mut self, seq: u64, stored: bool) {

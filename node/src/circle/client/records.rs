@@ -56,6 +56,11 @@ pub(super) struct SwitchHost {
     pub(super) owner: Vec<u8>,
     pub(super) ops: VecDeque<SwitchOp>,
     pub(super) state: HostState,
+    /// The UTC day (epoch) the deposit's alerts were sealed for: its
+    /// requests go over that day's connections only
+    /// ([`super::net`]). `None` in records written before (today's).
+    #[serde(default)]
+    pub(super) day: Option<u64>,
 }
 
 /// The dead-man's switch of a journey.
@@ -65,6 +70,10 @@ pub(super) struct SwitchPlan {
     pub(super) release_at: u64,
     pub(super) withdrawn: bool,
     pub(super) hosts: Vec<SwitchHost>,
+    /// The UTC day (epoch) `alerts` were sealed for (see
+    /// [`SwitchHost::day`]).
+    #[serde(default)]
+    pub(super) day: Option<u64>,
 }
 
 impl SwitchPlan {

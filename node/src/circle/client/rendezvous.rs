@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use libp2p::swarm::Swarm;
 use rand::rngs::OsRng;
 use ronde_protocol::circle::short_invite::{RendezvousKeys, ShortCode};
-use ronde_protocol::circle::{ContactId, MailboxKey};
+use ronde_protocol::circle::{epoch_of, ContactId, MailboxKey};
 
 use super::command::Reply;
 use super::store::{Commit, OutItem};
@@ -35,6 +35,8 @@ pub(crate) struct PendingShort {
     reply: Reply<ContactView>,
     until: u64,
     next_fetch: Instant,
+    /// The day it was typed: its mailbox is fetched with that day's.
+    day: u64,
 }
 
 /// A new short code and its keys (slow: PBKDF2; call it off the event
@@ -84,7 +86,6 @@ impl CircleClient {
     /// for its mailbox; the answer comes through [`Self::take_short`].
     pub(super) fn accept_short(
         &mut self,
-        swarm: &mut Swarm<Behaviour>,
         keys: RendezvousKeys,
         name: Option<String>,
         reply: Reply<ContactView>,
@@ -94,34 +95,42 @@ impl CircleClient {
             let _ = reply.send(Err(NodeError::Circle(CircleRefusal::InviteNotFound)));
             return;
         }
+        let now = self.clock.now();
         self.short_pending.push(PendingShort {
             keys,
             name,
             reply,
-            until: self.clock.now() + SHORT_ACCEPT_WAIT_SECS,
+            until: now + SHORT_ACCEPT_WAIT_SECS,
             next_fetch: Instant::now() + SHORT_REFETCH,
+            day: epoch_of(now),
         });
-        self.fetch_short(swarm);
+        self.fetch_short();
     }
 
-    fn fetch_short(&mut self, swarm: &mut Swarm<Behaviour>) {
+    fn fetch_short(&mut self) {
+        let mut days: Vec<u64> = self.short_pending.iter().map(|p| p.day).collect();
+        days.sort_unstable();
+        days.dedup();
         for (host, _) in self.remote_hosts() {
-            // A fetch already under way at this host was asked without the
-            // new key: ask again.
-            self.fetching.remove(&host);
-            self.fetch_from(swarm, host);
+            for &day in &days {
+                // A fetch already under way at this host was asked without
+                // the new key: ask again.
+                self.fetching.remove(&(day, host));
+                self.fetch_from(day, host);
+            }
         }
     }
 
-    /// Every mailbox key to fetch with now: the short codes being looked
-    /// for first (a fetch carries at most `MAX_FETCH_MAILBOXES` keys), then
-    /// the person's own mailboxes.
-    pub(super) fn keys_to_poll(&self) -> Vec<MailboxKey> {
+    /// Every mailbox key to fetch with now, each with its day (a request
+    /// carries one day's only, over that day's connections): the short
+    /// codes being looked for first (a fetch carries at most
+    /// `MAX_FETCH_MAILBOXES` keys), then the person's own mailboxes.
+    pub(super) fn keys_to_poll(&self) -> Vec<(u64, MailboxKey)> {
         let now = self.clock.now();
-        let mut keys: Vec<MailboxKey> = self
+        let mut keys: Vec<(u64, MailboxKey)> = self
             .short_pending
             .iter()
-            .map(|p| p.keys.mailbox.clone())
+            .map(|p| (p.day, p.keys.mailbox.clone()))
             .collect();
         keys.extend(self.circle.mailbox_keys_to_poll(&self.identity, now));
         keys
@@ -154,13 +163,13 @@ impl CircleClient {
     }
 
     /// Accepts by short code that found nothing in time.
-    pub(super) fn short_tick(&mut self, swarm: &mut Swarm<Behaviour>, now: u64) {
+    pub(super) fn short_tick(&mut self, now: u64) {
         let due = Instant::now();
         if self.short_pending.iter().any(|p| p.next_fetch <= due) {
             for p in &mut self.short_pending {
                 p.next_fetch = due + SHORT_REFETCH;
             }
-            self.fetch_short(swarm);
+            self.fetch_short();
         }
         let mut i = 0;
         while i < self.short_pending.len() {
