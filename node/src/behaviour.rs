@@ -1,7 +1,7 @@
 //! The libp2p stack of a node: transports, the combined
 //! [`NetworkBehaviour`](libp2p::swarm::NetworkBehaviour), the gossipsub
 //! configuration and peer-scoring parameters, the subscription filter, and
-//! the `/ronde/sync/1` wire format (its codec is the generic one of
+//! the `/ronde/sync/2` (and `/1`) wire format (its codec is the generic one of
 //! [`crate::codec`]).
 //!
 //! # Transports
@@ -120,7 +120,12 @@ pub const MAX_IHAVE_LENGTH: usize = 128;
 pub const MAX_MESSAGES_PER_RPC: usize = 32;
 
 /// Protocol of the report sync request-response.
-pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/ronde/sync/1");
+/// (`/ronde/sync/2`, 2-byte report lengths; preferred when asking).
+pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/ronde/sync/2");
+/// The first version of the report sync (1-byte report lengths), still
+/// answered and asked for peers that know no newer one: reports over 255
+/// bytes (tokened ones) are left out of its answers.
+pub const SYNC_PROTOCOL_1: StreamProtocol = StreamProtocol::new("/ronde/sync/1");
 /// Most reports in one sync response.
 pub const MAX_SYNC_REPORTS: usize = 256;
 /// Kademlia protocol name (a private DHT, not the IPFS one).
@@ -159,7 +164,8 @@ mod derived {
         pub autonat: autonat::v2::client::Behaviour,
         /// The reports themselves.
         pub gossipsub: gossipsub::Behaviour<gossipsub::IdentityTransform, AreaFilter>,
-        /// Catch-up on the live reports of an area (`/ronde/sync/1`).
+        /// Catch-up on the live reports of an area (`/ronde/sync/2`, and
+        /// `/1` for older peers).
         pub sync: request_response::Behaviour<SyncCodec>,
         /// Circuit relay v2 server ([`NodeConfig::relay_server`]).
         pub relay_server: Toggle<relay::Behaviour>,
@@ -554,34 +560,39 @@ pub struct SyncRequest(pub Vec<Area>);
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncResponse(pub Vec<Vec<u8>>);
 
-/// Wire format of `/ronde/sync/1`.
+/// Wire format of `/ronde/sync/2` (and `/ronde/sync/1`).
 ///
-/// * Request: the 5 ASCII bytes of each area geohash, concatenated: 1 to
-///   [`MAX_PEER_AREAS`] areas, nothing else.
-/// * Response: a sequence of `len: u8` ‖ `len` bytes of report, at most
-///   [`MAX_SYNC_REPORTS`] of them, each at most [`MAX_SYNC_REPORT_LEN`]
-///   (255) bytes, what the length byte can say: tokened reports (466
-///   bytes, docs/protocol.md §8.5) are left out and travel by gossip only;
-///   the stream then ends.
+/// * Request (both versions): the 5 ASCII bytes of each area geohash,
+///   concatenated: 1 to [`MAX_PEER_AREAS`] areas, nothing else.
+/// * Response on `/2`: a sequence of `len: u16` (big-endian) ‖ `len` bytes
+///   of report, at most [`MAX_SYNC_REPORTS`] of them, each 1 to
+///   [`MAX_SYNC_REPORT_LEN`] ([`MAX_REPORT_SIZE`]) bytes; the stream then
+///   ends.
+/// * Response on `/1`: the same with `len: u8`, each report at most
+///   [`MAX_SYNC1_REPORT_LEN`] (255) bytes: tokened reports (466 bytes,
+///   docs/protocol.md §8.5) are left out of `/1` answers.
 ///
 /// Reads are bounded ([`Bounded`]): anything longer is an error and the
 /// stream is dropped.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SyncWire;
 
-/// Codec of `/ronde/sync/1`.
+/// Codec of `/ronde/sync/2` and `/ronde/sync/1`.
 pub type SyncCodec = Bounded<SyncWire>;
 
 const AREA_LEN: usize = ronde_protocol::AREA_PRECISION;
 const MAX_SYNC_REQUEST_BYTES: usize = AREA_LEN * MAX_PEER_AREAS;
-/// Longest report in a sync response: what its length byte can say (and
-/// never more than a report may be).
-pub const MAX_SYNC_REPORT_LEN: usize = if MAX_REPORT_SIZE < 255 {
+/// Longest report in a `/ronde/sync/2` response: the longest report.
+pub const MAX_SYNC_REPORT_LEN: usize = MAX_REPORT_SIZE;
+/// Longest report in a `/ronde/sync/1` response: what its length byte can
+/// say (and never more than a report may be).
+pub const MAX_SYNC1_REPORT_LEN: usize = if MAX_REPORT_SIZE < 255 {
     MAX_REPORT_SIZE
 } else {
     255
 };
-const MAX_SYNC_RESPONSE_BYTES: usize = MAX_SYNC_REPORTS * (1 + MAX_SYNC_REPORT_LEN);
+const MAX_SYNC_RESPONSE_BYTES: usize = MAX_SYNC_REPORTS * (2 + MAX_SYNC_REPORT_LEN);
+const _: () = assert!(MAX_SYNC_REPORT_LEN <= u16::MAX as usize);
 
 /// Decode a sync request body.
 pub fn decode_sync_request(buf: &[u8]) -> std::io::Result<SyncRequest> {
@@ -608,13 +619,19 @@ pub fn encode_sync_request(req: &SyncRequest) -> Vec<u8> {
         .collect()
 }
 
-/// Decode a sync response body.
+/// Decode a `/ronde/sync/2` response body: 2-byte big-endian lengths.
 pub fn decode_sync_response(buf: &[u8]) -> std::io::Result<SyncResponse> {
+    if buf.len() > MAX_SYNC_RESPONSE_BYTES {
+        return Err(invalid("sync response over the size limit"));
+    }
     let mut rest = buf;
     let mut reports = Vec::new();
-    while let Some((&len, tail)) = rest.split_first() {
-        let len = usize::from(len);
-        if len > MAX_SYNC_REPORT_LEN || tail.len() < len {
+    while !rest.is_empty() {
+        let (len, tail) = match rest {
+            [hi, lo, tail @ ..] => (usize::from(u16::from_be_bytes([*hi, *lo])), tail),
+            _ => return Err(invalid("cut length in sync response")),
+        };
+        if len == 0 || len > MAX_SYNC_REPORT_LEN || tail.len() < len {
             return Err(invalid("bad report length in sync response"));
         }
         if reports.len() == MAX_SYNC_REPORTS {
@@ -627,12 +644,49 @@ pub fn decode_sync_response(buf: &[u8]) -> std::io::Result<SyncResponse> {
     Ok(SyncResponse(reports))
 }
 
-/// Encode a sync response body (reports over the limits are left out).
+/// Encode a `/ronde/sync/2` response body (empty reports, reports over
+/// [`MAX_SYNC_REPORT_LEN`] and those past [`MAX_SYNC_REPORTS`] are left
+/// out).
 pub fn encode_sync_response(res: &SyncResponse) -> Vec<u8> {
     let mut buf = Vec::new();
     for r in res.0.iter().take(MAX_SYNC_REPORTS) {
+        if let Ok(len) = u16::try_from(r.len()) {
+            if !r.is_empty() && r.len() <= MAX_SYNC_REPORT_LEN {
+                buf.extend_from_slice(&len.to_be_bytes());
+                buf.extend_from_slice(r);
+            }
+        }
+    }
+    buf
+}
+
+/// Decode a `/ronde/sync/1` response body: 1-byte lengths.
+pub fn decode_sync1_response(buf: &[u8]) -> std::io::Result<SyncResponse> {
+    let mut rest = buf;
+    let mut reports = Vec::new();
+    while let Some((&len, tail)) = rest.split_first() {
+        let len = usize::from(len);
+        if len > MAX_SYNC1_REPORT_LEN || tail.len() < len {
+            return Err(invalid("bad report length in sync response"));
+        }
+        if reports.len() == MAX_SYNC_REPORTS {
+            return Err(invalid("too many reports in sync response"));
+        }
+        let (report, tail) = tail.split_at(len);
+        reports.push(report.to_vec());
+        rest = tail;
+    }
+    Ok(SyncResponse(reports))
+}
+
+/// Encode a `/ronde/sync/1` response body (reports over
+/// [`MAX_SYNC1_REPORT_LEN`], tokened ones, and those past
+/// [`MAX_SYNC_REPORTS`] are left out).
+pub fn encode_sync1_response(res: &SyncResponse) -> Vec<u8> {
+    let mut buf = Vec::new();
+    for r in res.0.iter().take(MAX_SYNC_REPORTS) {
         if let Ok(len) = u8::try_from(r.len()) {
-            if r.len() <= MAX_SYNC_REPORT_LEN {
+            if r.len() <= MAX_SYNC1_REPORT_LEN {
                 buf.push(len);
                 buf.extend_from_slice(r);
             }
@@ -643,6 +697,7 @@ pub fn encode_sync_response(res: &SyncResponse) -> Vec<u8> {
 
 impl WireFormat for SyncWire {
     const PROTOCOL: StreamProtocol = SYNC_PROTOCOL;
+    const OLDER: &'static [StreamProtocol] = &[SYNC_PROTOCOL_1];
     const MAX_REQUEST: usize = MAX_SYNC_REQUEST_BYTES;
     const MAX_RESPONSE: usize = MAX_SYNC_RESPONSE_BYTES;
     type Request = SyncRequest;
@@ -659,6 +714,23 @@ impl WireFormat for SyncWire {
     }
     fn decode_response(buf: &[u8]) -> std::io::Result<SyncResponse> {
         decode_sync_response(buf)
+    }
+    fn encode_response_on(
+        protocol: &StreamProtocol,
+        res: &SyncResponse,
+    ) -> std::io::Result<Vec<u8>> {
+        if *protocol == SYNC_PROTOCOL_1 {
+            Ok(encode_sync1_response(res))
+        } else {
+            Ok(encode_sync_response(res))
+        }
+    }
+    fn decode_response_on(protocol: &StreamProtocol, buf: &[u8]) -> std::io::Result<SyncResponse> {
+        if *protocol == SYNC_PROTOCOL_1 {
+            decode_sync1_response(buf)
+        } else {
+            decode_sync_response(buf)
+        }
     }
 }
 
@@ -715,22 +787,119 @@ mod tests {
         assert!(decode_sync_request(&b"u09tv".repeat(MAX_PEER_AREAS + 1)).is_err());
     }
 
+    /// The code agrees with `docs/test-vectors/sync.json`.
     #[test]
-    fn sync_response_round_trips_and_rejects_bad_lengths() {
-        let res = SyncResponse(vec![vec![1, 2, 3], vec![4; MAX_SYNC_REPORT_LEN]]);
+    fn sync_vectors() {
+        let v: serde_json::Value =
+            serde_json::from_str(include_str!("../../docs/test-vectors/sync.json")).expect("json");
+        let hex = |x: &serde_json::Value| hex::decode(x.as_str().expect("hex")).expect("hex");
+        let reports = |x: &serde_json::Value| {
+            SyncResponse(x.as_array().expect("reports").iter().map(hex).collect())
+        };
+        let protocol = |x: &serde_json::Value| match x.as_str() {
+            Some("/ronde/sync/1") => SYNC_PROTOCOL_1,
+            Some("/ronde/sync/2") => SYNC_PROTOCOL,
+            other => panic!("unknown protocol {other:?}"),
+        };
+        for r in v["requests"].as_array().expect("requests") {
+            let areas = r["areas"]
+                .as_array()
+                .expect("areas")
+                .iter()
+                .map(|a| a.as_str().expect("area").parse().expect("area"))
+                .collect();
+            let req = SyncRequest(areas);
+            assert_eq!(encode_sync_request(&req), hex(&r["request"]));
+            assert_eq!(decode_sync_request(&hex(&r["request"])).ok(), Some(req));
+        }
+        for r in v["responses"].as_array().expect("responses") {
+            let (p, res, bytes) = (
+                protocol(&r["protocol"]),
+                reports(&r["reports"]),
+                hex(&r["response"]),
+            );
+            assert_eq!(
+                SyncWire::encode_response_on(&p, &res).expect("encode"),
+                bytes
+            );
+            assert_eq!(SyncWire::decode_response_on(&p, &bytes).ok(), Some(res));
+        }
+        let left = &v["left_out_of_sync1"];
         assert_eq!(
-            decode_sync_response(&encode_sync_response(&res)).ok(),
+            SyncWire::encode_response_on(&SYNC_PROTOCOL_1, &reports(&left["reports"]))
+                .expect("encode"),
+            hex(&left["response"])
+        );
+        for r in v["invalid"].as_array().expect("invalid") {
+            let bytes = hex(&r["response"]);
+            assert!(
+                SyncWire::decode_response_on(&protocol(&r["protocol"]), &bytes).is_err(),
+                "{}",
+                r["why"]
+            );
+        }
+    }
+
+    #[test]
+    fn sync1_response_round_trips_and_leaves_tokened_reports_out() {
+        let res = SyncResponse(vec![vec![1, 2, 3], vec![4; MAX_SYNC1_REPORT_LEN]]);
+        assert_eq!(
+            decode_sync1_response(&encode_sync1_response(&res)).ok(),
             Some(res)
         );
         // A report too long for the length byte (a tokened one) is left out.
-        let tokened = SyncResponse(vec![vec![6; MAX_SYNC_REPORT_LEN + 1], vec![7; 121]]);
+        let tokened = SyncResponse(vec![vec![6; MAX_SYNC1_REPORT_LEN + 1], vec![7; 121]]);
         assert_eq!(
-            decode_sync_response(&encode_sync_response(&tokened)).ok(),
+            decode_sync1_response(&encode_sync1_response(&tokened)).ok(),
             Some(SyncResponse(vec![vec![7; 121]]))
         );
-        assert!(decode_sync_response(&[5, 1, 2]).is_err());
-        assert!(decode_sync_response(&[200; 200]).is_err());
+        assert!(decode_sync1_response(&[5, 1, 2]).is_err());
+        assert!(decode_sync1_response(&[200; 200]).is_err());
         let too_many = vec![0u8; MAX_SYNC_REPORTS + 1];
+        assert!(decode_sync1_response(&too_many).is_err());
+    }
+
+    #[test]
+    fn sync2_response_round_trips_and_rejects_bad_lengths() {
+        let res = SyncResponse(vec![
+            vec![1, 2, 3],
+            vec![4; 466],
+            vec![5; MAX_SYNC_REPORT_LEN],
+        ]);
+        let bytes = encode_sync_response(&res);
+        assert_eq!(&bytes[..5], &[0, 3, 1, 2, 3]);
+        assert_eq!(&bytes[5..7], &[0x01, 0xd2]);
+        assert_eq!(decode_sync_response(&bytes).ok(), Some(res));
+        // Over the longest report, or empty: left out, and refused.
+        let long = SyncResponse(vec![vec![6; MAX_SYNC_REPORT_LEN + 1], vec![], vec![7; 9]]);
+        assert_eq!(
+            decode_sync_response(&encode_sync_response(&long)).ok(),
+            Some(SyncResponse(vec![vec![7; 9]]))
+        );
+        let mut over = vec![0x02, 0x01];
+        over.extend_from_slice(&[0; 513]);
+        assert!(decode_sync_response(&over).is_err(), "513 bytes");
+        assert!(decode_sync_response(&[0, 0]).is_err(), "empty report");
+        assert!(decode_sync_response(&[0, 3, 1, 2]).is_err(), "cut report");
+        assert!(
+            decode_sync_response(&[0, 1, 9, 0]).is_err(),
+            "trailing byte"
+        );
+        let mut too_many = Vec::new();
+        for _ in 0..=MAX_SYNC_REPORTS {
+            too_many.extend_from_slice(&[0, 1, 9]);
+        }
         assert!(decode_sync_response(&too_many).is_err());
+        // Each version reads its own framing.
+        let one = SyncResponse(vec![vec![8; 3]]);
+        let on1 = SyncWire::encode_response_on(&SYNC_PROTOCOL_1, &one).expect("v1");
+        assert_eq!(on1, vec![3, 8, 8, 8]);
+        assert_eq!(
+            SyncWire::decode_response_on(&SYNC_PROTOCOL_1, &on1).ok(),
+            Some(one.clone())
+        );
+        let on2 = SyncWire::encode_response_on(&SYNC_PROTOCOL, &one).expect("v2");
+        assert_eq!(on2, vec![0, 3, 8, 8, 8]);
+        assert!(SyncWire::decode_response_on(&SYNC_PROTOCOL, &on1).is_err());
     }
 }

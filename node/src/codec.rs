@@ -1,7 +1,7 @@
 //! The one request-response codec every Ronde protocol uses, and the
 //! [`WireFormat`] trait each protocol implements to plug into it.
 //!
-//! All five request-response protocols (`/ronde/sync/1`, `/ronde/circle/1`,
+//! All the request-response protocols (`/ronde/sync/2`, `/ronde/circle/1`,
 //! `/ronde/mailbox/1`, `/ronde/directory/1`, `/ronde/flag/1`) frame a
 //! message the same way: one stream carries one request and one response,
 //! each written whole and ended by closing the writing side. So the codec
@@ -29,7 +29,9 @@ use std::marker::PhantomData;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::request_response::{self, ProtocolSupport};
-use libp2p::StreamProtocol;
+/// The protocol name type of [`WireFormat`] (re-exported for the fuzz
+/// harness, which has no libp2p of its own).
+pub use libp2p::StreamProtocol;
 
 /// The byte format of one request-response protocol: its name, its message
 /// types, how long each may be, and how each is encoded and decoded.
@@ -47,6 +49,13 @@ pub trait WireFormat {
     /// A response.
     type Response: Send;
 
+    /// Older versions of the protocol still spoken, newest first: answered
+    /// for peers that know no newer one, and offered after
+    /// [`Self::PROTOCOL`] when asking (so a peer that speaks both picks the
+    /// newest). Requests are the same bytes in every version; responses
+    /// may differ ([`Self::encode_response_on`]). None by default.
+    const OLDER: &'static [StreamProtocol] = &[];
+
     /// The bytes of a request; fails on one that breaks the format's limits.
     fn encode_request(req: &Self::Request) -> io::Result<Vec<u8>>;
     /// A request from exactly its bytes (at most [`Self::MAX_REQUEST`]).
@@ -55,6 +64,18 @@ pub trait WireFormat {
     fn encode_response(res: &Self::Response) -> io::Result<Vec<u8>>;
     /// A response from exactly its bytes (at most [`Self::MAX_RESPONSE`]).
     fn decode_response(buf: &[u8]) -> io::Result<Self::Response>;
+
+    /// The bytes of a response on `protocol` ([`Self::PROTOCOL`] or one of
+    /// [`Self::OLDER`]); by default the same in every version.
+    fn encode_response_on(protocol: &StreamProtocol, res: &Self::Response) -> io::Result<Vec<u8>> {
+        let _ = protocol;
+        Self::encode_response(res)
+    }
+    /// A response read on `protocol`; by default the same in every version.
+    fn decode_response_on(protocol: &StreamProtocol, buf: &[u8]) -> io::Result<Self::Response> {
+        let _ = protocol;
+        Self::decode_response(buf)
+    }
 }
 
 /// The request-response codec of a [`WireFormat`]: one bounded message
@@ -89,13 +110,17 @@ impl<W> fmt::Debug for Bounded<W> {
     }
 }
 
-/// A request-response behaviour speaking the protocol of `W` with the given
-/// support (inbound and outbound, or outbound only).
+/// A request-response behaviour speaking the protocol of `W` (its newest
+/// version first, then [`WireFormat::OLDER`]) with the given support
+/// (inbound and outbound, or outbound only).
 pub fn behaviour<W: WireFormat>(
     support: ProtocolSupport,
     config: request_response::Config,
 ) -> request_response::Behaviour<Bounded<W>> {
-    request_response::Behaviour::with_codec(Bounded::new(), [(W::PROTOCOL, support)], config)
+    let protocols = std::iter::once(W::PROTOCOL)
+        .chain(W::OLDER.iter().cloned())
+        .map(|p| (p, support.clone()));
+    request_response::Behaviour::with_codec(Bounded::new(), protocols, config)
 }
 
 /// An `InvalidData` I/O error: what a decoder returns for bytes that break
@@ -134,11 +159,15 @@ impl<W: WireFormat> request_response::Codec for Bounded<W> {
         W::decode_request(&read_bounded(io, W::MAX_REQUEST).await?)
     }
 
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<W::Response>
+    async fn read_response<T>(
+        &mut self,
+        protocol: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<W::Response>
     where
         T: AsyncRead + Unpin + Send,
     {
-        W::decode_response(&read_bounded(io, W::MAX_RESPONSE).await?)
+        W::decode_response_on(protocol, &read_bounded(io, W::MAX_RESPONSE).await?)
     }
 
     async fn write_request<T>(
@@ -155,14 +184,14 @@ impl<W: WireFormat> request_response::Codec for Bounded<W> {
 
     async fn write_response<T>(
         &mut self,
-        _: &StreamProtocol,
+        protocol: &StreamProtocol,
         io: &mut T,
         res: W::Response,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_closed(io, &W::encode_response(&res)?).await
+        write_closed(io, &W::encode_response_on(protocol, &res)?).await
     }
 }
 

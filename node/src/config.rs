@@ -218,7 +218,7 @@ pub struct NodeConfig {
     /// Close connections idle for this long.
     pub idle_timeout: Duration,
     /// Ask peers for the live reports they hold when following a new area
-    /// (`/ronde/sync/1`).
+    /// (`/ronde/sync/2`, or `/1` with older peers).
     pub sync: bool,
     /// An injected raw transport, e.g. the emulated links of `ronde-sim`:
     /// when set, it replaces TCP/QUIC and `memory_transport`, and the node

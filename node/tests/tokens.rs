@@ -156,6 +156,16 @@ async fn refused(node: &Node, reason: &str) -> u64 {
 
 /// A node holding a city directory that lists the issuer's key.
 async fn node_with_token_key(dir: &std::path::Path, clock: &ManualClock, issuer: &Issuer) -> Node {
+    node_with_key(dir, clock, issuer, false).await
+}
+
+/// The same, asking its peers for catch-up (`sync`) or not.
+async fn node_with_key(
+    dir: &std::path::Path,
+    clock: &ManualClock,
+    issuer: &Issuer,
+    sync: bool,
+) -> Node {
     let city = DirectoryKey::from_bytes(&[0x21; 32]);
     let signed = Directory {
         city: "Ivry".into(),
@@ -171,7 +181,7 @@ async fn node_with_token_key(dir: &std::path::Path, clock: &ManualClock, issuer:
     .sign(&city)
     .expect("sign");
     let mut cfg = config(dir, clock, Some(IVRY));
-    cfg.sync = false;
+    cfg.sync = sync;
     cfg.city_keys = vec![city.public()];
     let node = start_with(cfg).await;
     node.set_directory(city.public(), signed)
@@ -238,6 +248,107 @@ async fn a_token_spent_twice_is_refused_and_a_forged_one_rejected() {
         (held(&node).await == 2).then_some(())
     })
     .await;
+}
+
+/// Issue 14: a tokened report (466 bytes) did not fit `/ronde/sync/1`'s
+/// length byte, so a node coming online never caught it up; `/ronde/sync/2`
+/// carries it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tokened_report_is_caught_up_by_sync() {
+    let clock = ManualClock::new(NOW);
+    let (d1, d2) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let issuer = issuer();
+    let holder = node_with_token_key(d1.path(), &clock, &issuer).await;
+    let topic = area_of(IVRY.0, IVRY.1).expect("area").topic();
+    let phone = Publisher::connect(&holder, &topic).await;
+    let key = SigningKey::from_bytes(&[13; 32]);
+    let report = draft(Category::Harassment)
+        .seal_with_token(&key, token_for(&issuer, &key))
+        .expect("seal");
+    assert!(report.to_bytes().len() > 255, "a tokened report");
+    phone.publish(&topic, &report.to_bytes()).await;
+    eventually("the holder to take the tokened report", || async {
+        (held(&holder).await == 1).then_some(())
+    })
+    .await;
+
+    let plain = draft(Category::Following)
+        .seal(8, &mut rand::rngs::OsRng)
+        .expect("seal");
+    phone.publish(&topic, &plain.to_bytes()).await;
+    eventually("the holder to take the plain report", || async {
+        (held(&holder).await == 2).then_some(())
+    })
+    .await;
+
+    // A newcomer that asks for catch-up: only sync can hand the reports
+    // over (they were published before the newcomer was there).
+    let newcomer = node_with_key(d2.path(), &clock, &issuer, true).await;
+    connect(&newcomer, &holder).await;
+    wait_holds(&newcomer, report.id(), IVRY).await;
+    wait_holds(&newcomer, plain.id(), IVRY).await;
+
+    // An older peer that speaks only `/ronde/sync/1` is still answered,
+    // without the tokened report (its length does not fit one byte).
+    let area = area_of(IVRY.0, IVRY.1).expect("area");
+    let answer = ask_sync1(&holder, area).await;
+    assert_eq!(answer, vec![plain.to_bytes().to_vec()]);
+    newcomer.shutdown().await.expect("shutdown");
+    holder.shutdown().await.expect("shutdown");
+}
+
+/// Ask `node` for an area's reports as a peer that knows only
+/// `/ronde/sync/1` would.
+async fn ask_sync1(node: &Node, area: ronde_protocol::Area) -> Vec<Vec<u8>> {
+    use libp2p::request_response::{self, ProtocolSupport};
+    use ronde_node::behaviour::{SyncCodec, SyncRequest, SYNC_PROTOCOL_1};
+    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_other_transport(|key| {
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                MemoryTransport::default()
+                    .upgrade(upgrade::Version::V1)
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux::Config::default()),
+            )
+        })
+        .expect("transport")
+        .with_behaviour(|_| {
+            request_response::Behaviour::with_codec(
+                SyncCodec::default(),
+                [(SYNC_PROTOCOL_1, ProtocolSupport::Outbound)],
+                request_response::Config::default(),
+            )
+        })
+        .expect("behaviour")
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    let addr = node.listen_addrs().await.expect("addrs")[0].clone();
+    swarm.behaviour_mut().send_request_with_addresses(
+        &node.peer_id(),
+        SyncRequest(vec![area]),
+        vec![addr],
+    );
+    let wait = async {
+        loop {
+            match swarm.select_next_some().await {
+                libp2p::swarm::SwarmEvent::Behaviour(request_response::Event::Message {
+                    message: request_response::Message::Response { response, .. },
+                    ..
+                }) => return response.0,
+                libp2p::swarm::SwarmEvent::Behaviour(
+                    request_response::Event::OutboundFailure { error, .. },
+                ) => panic!("sync/1 request failed: {error}"),
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), wait)
+        .await
+        .expect("an answer on /ronde/sync/1")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,10 +9,20 @@
 
 use std::fmt::Debug;
 
-use ronde_node::codec::WireFormat;
+use ronde_node::codec::{StreamProtocol, WireFormat};
 
 /// Run one input through `W`'s decoders and check the round trip.
 pub fn round_trip<W: WireFormat>(data: &[u8])
+where
+    W::Request: PartialEq + Debug,
+    W::Response: PartialEq + Debug,
+{
+    round_trip_on::<W>(&W::PROTOCOL, data);
+}
+
+/// The same on one version of the protocol (`W::PROTOCOL` or one of
+/// `W::OLDER`), whose responses may be framed differently.
+pub fn round_trip_on<W: WireFormat>(protocol: &StreamProtocol, data: &[u8])
 where
     W::Request: PartialEq + Debug,
     W::Response: PartialEq + Debug,
@@ -29,10 +39,13 @@ where
         }
     } else {
         let bytes = &rest[..rest.len().min(W::MAX_RESPONSE)];
-        if let Ok(res) = W::decode_response(bytes) {
-            let again = W::encode_response(&res).expect("what decodes must encode");
+        if let Ok(res) = W::decode_response_on(protocol, bytes) {
+            let again = W::encode_response_on(protocol, &res).expect("what decodes must encode");
             assert!(again.len() <= W::MAX_RESPONSE, "encoded over the bound");
-            assert_eq!(W::decode_response(&again).expect("re-decodes"), res);
+            assert_eq!(
+                W::decode_response_on(protocol, &again).expect("re-decodes"),
+                res
+            );
         }
     }
 }
