@@ -389,8 +389,9 @@ pub struct InboxItem {
     pub id: u64,
     /// Received, Unix seconds.
     pub received_at: u64,
-    /// Contact id (hex).
-    pub from: String,
+    /// Who it is from: their contact id (hex). (`from` is a keyword in
+    /// Python.)
+    pub from_id: String,
     /// Their name.
     pub from_name: String,
     /// An SOS or an overdue alert: show it now.
@@ -398,21 +399,21 @@ pub struct InboxItem {
     /// Already seen (acknowledged).
     pub seen: bool,
     /// What it is: `sos`, `sos_acked`, `contact_request`,
-    /// `journey_started`, ... (the API's `notice.kind`).
+    /// `journey_started`, ... (the API's `kind`).
     pub kind: String,
-    /// The whole notice as the API's JSON (`notice`), for the details of
-    /// each kind.
+    /// The notice as the API's JSON (the item's `kind` and the fields of
+    /// that kind), for the details of each kind.
     pub notice_json: String,
 }
 
 impl From<ronde_node::circle::views::InboxItem> for InboxItem {
     fn from(v: ronde_node::circle::views::InboxItem) -> Self {
         let j = json(&v);
-        let notice = j.get("notice").cloned().unwrap_or(Value::Null);
+        let notice = json(&v.notice);
         InboxItem {
             id: v.id,
             received_at: v.received_at,
-            from: field(&j, "from"),
+            from_id: field(&j, "from"),
             from_name: v.from_name,
             alert: v.alert,
             seen: v.seen,
