@@ -525,7 +525,7 @@ impl EventLoop {
                 location,
                 reply,
             } => {
-                let result = self.set_areas(areas, location);
+                let result = self.set_areas_in_lifecycle(areas, location);
                 if let (Ok(_), Some(here)) = (&result, location) {
                     self.circle.on_location(&mut self.swarm, here);
                 }

@@ -60,6 +60,11 @@ async fn background_keeps_one_connection_and_foreground_catches_up() {
     })
     .await;
     assert!(ada.status().await.expect("status").areas.is_empty());
+    // A new position in the background (a journey under way) is kept for
+    // later, not followed.
+    let areas = ada.set_location(LAT, LON).await.expect("location");
+    assert_eq!(areas.len(), 9);
+    assert!(ada.status().await.expect("status").areas.is_empty());
 
     // A report made meanwhile, and an SOS: the SOS still reaches Ada, in
     // the background, through the host's mailbox.

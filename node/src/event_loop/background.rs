@@ -145,6 +145,37 @@ impl EventLoop {
         Ok(())
     }
 
+    /// `set_areas` as the lifecycle allows: in the background the areas
+    /// (and the location) are remembered for the return to the foreground,
+    /// not followed. Returns the areas that will be followed.
+    pub(super) fn set_areas_in_lifecycle(
+        &mut self,
+        areas: Vec<Area>,
+        location: Option<(f64, f64)>,
+    ) -> Result<Vec<Area>, NodeError> {
+        if !self.background.is_background() {
+            return self.set_areas(areas, location);
+        }
+        let mut wanted: Vec<Area> = Vec::new();
+        for a in areas {
+            if !wanted.contains(&a) {
+                wanted.push(a);
+            }
+        }
+        if wanted.len() > self.max_areas {
+            return Err(NodeError::InvalidInput(format!(
+                "{} areas asked, this node follows at most {}",
+                wanted.len(),
+                self.max_areas
+            )));
+        }
+        self.background.saved_areas = wanted.clone();
+        if location.is_some() {
+            self.location = location;
+        }
+        Ok(wanted)
+    }
+
     /// A connection to `peer` opened: in the background, close it unless
     /// it is the kept peer's. Returns whether it was closed.
     pub(super) fn background_refuses(&mut self, peer: PeerId) -> bool {
