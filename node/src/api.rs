@@ -14,6 +14,7 @@
 //! | POST   | `/v1/reports` | `{category, lat, lon, precision?}` → 201          |
 //! | GET    | `/v1/reports` | `?lat=&lon=&radius_m=` → live reports near a point |
 //! | GET    | `/v1/events`  | server-sent events: new nearby reports, circle alerts and messages |
+//! | GET    | `/v1/basemap.pmtiles` | the cached city basemap (`Range` supported); `POST /v1/basemap/fetch` `{url}` caches it (`basemap_api.rs`) |
 //!
 //! The trusted circle's routes (contacts, journeys, SOS, inbox) are listed
 //! in `circle_api.rs`; the city directory's in `directory_api.rs`:
@@ -69,6 +70,8 @@ use crate::Node;
 
 #[path = "api_auth.rs"]
 mod auth;
+#[path = "basemap_api.rs"]
+mod basemap_api;
 #[path = "circle_api.rs"]
 mod circle_api;
 #[path = "directory_api.rs"]
@@ -118,9 +121,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/circle/codes"),
     ("GET", "/v1/inbox"),
     ("POST", "/v1/inbox/ack"),
+    ("GET", "/v1/circle/journeys"),
     ("GET", "/v1/safe-places"),
     ("POST", "/v1/safe-places/{id}/flag"),
     ("GET", "/v1/directory"),
+    ("GET", "/v1/basemap"),
+    ("GET", "/v1/basemap.pmtiles"),
+    ("POST", "/v1/basemap/fetch"),
 ];
 
 /// Every `error` code this API answers with; `docs/openapi.yaml` lists
@@ -171,9 +178,16 @@ pub const ERROR_CODES: &[&str] = &[
     "code_required",
     "wrong_code",
     "bad_code",
+    "invite_not_found",
     "bad_place_id",
     "unknown_place",
     "unknown_reason",
+    "no_basemap",
+    "no_data_dir",
+    "invalid_url",
+    "basemap_fetch_failed",
+    "basemap_unwritable",
+    "basemap_unreadable",
 ];
 
 /// A JSON request body, read with this API's own error answers: the
@@ -392,7 +406,7 @@ fn router_with(node: Node, auth: ApiAuth, shutdown: Option<watch::Receiver<bool>
         .route("/v1/location", axum::routing::put(put_location))
         .route("/v1/reports", get(get_reports).post(post_report))
         .route("/v1/events", get(get_events));
-    directory_api::routes(circle_api::routes(router))
+    basemap_api::routes(directory_api::routes(circle_api::routes(router)))
         .merge(crate::webapp::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -73,6 +73,9 @@ struct Inner {
     token: Zeroizing<String>,
     token_digest: Digest32,
     state: Mutex<Sessions>,
+    /// The node's data directory when the token was written there: where
+    /// the node's API also keeps the cached basemap.
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(Default)]
@@ -100,6 +103,7 @@ impl ApiAuth {
                 token,
                 token_digest,
                 state: Mutex::new(Sessions::default()),
+                data_dir: None,
             }),
         }
     }
@@ -107,9 +111,23 @@ impl ApiAuth {
     /// A fresh random token, written to `<data_dir>/api-token` (mode 0600
     /// on Unix) in place of the last run's.
     pub fn create(data_dir: &Path) -> std::io::Result<ApiAuth> {
-        let auth = ApiAuth::generate();
-        write_token(data_dir, auth.token())?;
-        Ok(auth)
+        let token = Zeroizing::new(random_hex());
+        write_token(data_dir, &token)?;
+        let token_digest = digest(&token);
+        Ok(ApiAuth {
+            inner: Arc::new(Inner {
+                token,
+                token_digest,
+                state: Mutex::new(Sessions::default()),
+                data_dir: Some(data_dir.to_path_buf()),
+            }),
+        })
+    }
+
+    /// The data directory given to [`ApiAuth::create`]; `None` for
+    /// [`ApiAuth::generate`] (then the API keeps no basemap).
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.inner.data_dir.as_deref()
     }
 
     /// The token, for `Authorization: Bearer <token>`.

@@ -176,6 +176,9 @@ mod derived {
         /// Flags against a place (`/ronde/flag/1`): taken with
         /// [`NodeConfig::flag_sink`] (relays), sent by every node.
         pub flags: request_response::Behaviour<FlagCodec>,
+        /// Anonymous tokens (`/ronde/token/1`, [`crate::tokens`]): answered
+        /// with [`NodeConfig::token_sink`] (relays), asked by every node.
+        pub tokens: request_response::Behaviour<crate::tokens::TokenCodec>,
         /// The stem of reports before the gossip (`/ronde/stem/1`,
         /// [`crate::stem`]): every node relays.
         pub stem: request_response::Behaviour<StemCodec>,
@@ -426,6 +429,18 @@ impl Behaviour {
                 .with_max_concurrent_streams(16),
         );
 
+        let token_support = if config.token_sink.is_some() {
+            request_response::ProtocolSupport::Full
+        } else {
+            request_response::ProtocolSupport::Outbound
+        };
+        let tokens = codec::behaviour::<crate::tokens::TokenWire>(
+            token_support,
+            request_response::Config::default()
+                .with_request_timeout(Duration::from_secs(20))
+                .with_max_concurrent_streams(8),
+        );
+
         let stem = codec::behaviour::<StemWire>(
             request_response::ProtocolSupport::Full,
             request_response::Config::default()
@@ -458,6 +473,7 @@ impl Behaviour {
             mailbox,
             directory,
             flags,
+            tokens,
             stem,
         })
     }
@@ -539,7 +555,9 @@ pub struct SyncResponse(pub Vec<Vec<u8>>);
 /// * Request: the 5 ASCII bytes of each area geohash, concatenated: 1 to
 ///   [`MAX_PEER_AREAS`] areas, nothing else.
 /// * Response: a sequence of `len: u8` ‖ `len` bytes of report, at most
-///   [`MAX_SYNC_REPORTS`] of them, each at most [`MAX_REPORT_SIZE`] bytes;
+///   [`MAX_SYNC_REPORTS`] of them, each at most [`MAX_SYNC_REPORT_LEN`]
+///   (255) bytes, what the length byte can say: tokened reports (466
+///   bytes, docs/protocol.md §8.5) are left out and travel by gossip only;
 ///   the stream then ends.
 ///
 /// Reads are bounded ([`Bounded`]): anything longer is an error and the
@@ -552,7 +570,14 @@ pub type SyncCodec = Bounded<SyncWire>;
 
 const AREA_LEN: usize = ronde_protocol::AREA_PRECISION;
 const MAX_SYNC_REQUEST_BYTES: usize = AREA_LEN * MAX_PEER_AREAS;
-const MAX_SYNC_RESPONSE_BYTES: usize = MAX_SYNC_REPORTS * (1 + MAX_REPORT_SIZE);
+/// Longest report in a sync response: what its length byte can say (and
+/// never more than a report may be).
+pub const MAX_SYNC_REPORT_LEN: usize = if MAX_REPORT_SIZE < 255 {
+    MAX_REPORT_SIZE
+} else {
+    255
+};
+const MAX_SYNC_RESPONSE_BYTES: usize = MAX_SYNC_REPORTS * (1 + MAX_SYNC_REPORT_LEN);
 
 /// Decode a sync request body.
 pub fn decode_sync_request(buf: &[u8]) -> std::io::Result<SyncRequest> {
@@ -585,7 +610,7 @@ pub fn decode_sync_response(buf: &[u8]) -> std::io::Result<SyncResponse> {
     let mut reports = Vec::new();
     while let Some((&len, tail)) = rest.split_first() {
         let len = usize::from(len);
-        if len > MAX_REPORT_SIZE || tail.len() < len {
+        if len > MAX_SYNC_REPORT_LEN || tail.len() < len {
             return Err(invalid("bad report length in sync response"));
         }
         if reports.len() == MAX_SYNC_REPORTS {
@@ -603,7 +628,7 @@ pub fn encode_sync_response(res: &SyncResponse) -> Vec<u8> {
     let mut buf = Vec::new();
     for r in res.0.iter().take(MAX_SYNC_REPORTS) {
         if let Ok(len) = u8::try_from(r.len()) {
-            if r.len() <= MAX_REPORT_SIZE {
+            if r.len() <= MAX_SYNC_REPORT_LEN {
                 buf.push(len);
                 buf.extend_from_slice(r);
             }
@@ -688,13 +713,19 @@ mod tests {
 
     #[test]
     fn sync_response_round_trips_and_rejects_bad_lengths() {
-        let res = SyncResponse(vec![vec![1, 2, 3], vec![4; MAX_REPORT_SIZE]]);
+        let res = SyncResponse(vec![vec![1, 2, 3], vec![4; MAX_SYNC_REPORT_LEN]]);
         assert_eq!(
             decode_sync_response(&encode_sync_response(&res)).ok(),
             Some(res)
         );
+        // A report too long for the length byte (a tokened one) is left out.
+        let tokened = SyncResponse(vec![vec![6; MAX_SYNC_REPORT_LEN + 1], vec![7; 121]]);
+        assert_eq!(
+            decode_sync_response(&encode_sync_response(&tokened)).ok(),
+            Some(SyncResponse(vec![vec![7; 121]]))
+        );
         assert!(decode_sync_response(&[5, 1, 2]).is_err());
-        assert!(decode_sync_response(&[200; 201]).is_err());
+        assert!(decode_sync_response(&[200; 200]).is_err());
         let too_many = vec![0u8; MAX_SYNC_REPORTS + 1];
         assert!(decode_sync_response(&too_many).is_err());
     }

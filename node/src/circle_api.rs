@@ -21,6 +21,7 @@
 //! | DELETE | `/v1/circle/codes`                | `{code}` remove them                   |
 //! | GET    | `/v1/inbox`                       | `?since=ID` what contacts said         |
 //! | POST   | `/v1/inbox/ack`                   | `{ids}`: seen; alerts are acknowledged |
+//! | GET    | `/v1/circle/journeys`             | contacts' journeys, path and state     |
 //!
 //! Every POST needs `Content-Type: application/json`, even with an empty
 //! body, so that a web page cannot trigger one without a CORS preflight
@@ -41,8 +42,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{check_coordinates, ApiError, AppState, JsonBody, JsonOrEmpty};
 use crate::circle::{
-    CircleStatus, CodesView, ContactList, ContactView, Inbox, InviteView, JourneyView, SosView,
-    DEFAULT_INVITE_TTL_SECS,
+    CircleStatus, CodesView, ContactList, ContactView, Inbox, InviteView, JourneyView,
+    SharedJourneys, SosView, DEFAULT_INVITE_TTL_SECS,
 };
 use ronde_protocol::circle::StatesOnly;
 
@@ -69,6 +70,7 @@ pub(super) fn routes(router: Router<AppState>) -> Router<AppState> {
         .route("/v1/sos", get(get_sos).post(post_sos))
         .route("/v1/sos/cancel", post(post_cancel_sos))
         .route("/v1/inbox", get(get_inbox))
+        .route("/v1/circle/journeys", get(get_shared_journeys))
         .route("/v1/inbox/ack", post(post_inbox_ack))
 }
 
@@ -408,6 +410,10 @@ async fn get_inbox(
     let pairs = query_pairs(query)?;
     let since = single_param(&pairs, "since", |v| v.parse::<u64>().ok(), "an inbox id")?;
     Ok(Json(s.node.inbox(since).await?))
+}
+
+async fn get_shared_journeys(State(s): State<AppState>) -> Result<Json<SharedJourneys>, ApiError> {
+    Ok(Json(s.node.shared_journeys().await?))
 }
 
 async fn post_inbox_ack(

@@ -34,6 +34,12 @@ pub(crate) enum Command {
         report: VerifiedReport,
         reply: Reply<Published>,
     },
+    /// The proof of work an own untokened report of `area` needs now
+    /// ([`crate::flood_guard`]).
+    RequiredDifficulty {
+        area: ronde_protocol::Area,
+        reply: Reply<u8>,
+    },
     /// [`crate::Node::nearby`].
     Nearby {
         lat: f64,
@@ -43,6 +49,16 @@ pub(crate) enum Command {
     },
     /// [`crate::Node::dial`].
     Dial { addr: Multiaddr, reply: Reply<()> },
+    /// The token keys of the valid directories held.
+    TokenKeys {
+        reply: Reply<ronde_protocol::token::TokenKeys>,
+    },
+    /// [`crate::Node::request_tokens`].
+    RequestTokens {
+        peer: libp2p::PeerId,
+        request: ronde_protocol::token::IssueRequest,
+        reply: Reply<ronde_protocol::token::IssueResponse>,
+    },
     /// [`crate::Node::listen_addrs`].
     ListenAddrs { reply: Reply<Vec<Multiaddr>> },
     /// [`crate::Node::connected_peers`].

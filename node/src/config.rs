@@ -180,6 +180,10 @@ pub struct NodeConfig {
     /// (see [`crate::new_reports`]); `None`: unbounded (only to measure the
     /// defence against floods).
     pub new_report_bound: Option<crate::new_reports::NewReportBound>,
+    /// The rule that makes untokened reports of an area under flood need
+    /// more proof of work (see [`crate::flood_guard`]); `None`: off (tests
+    /// that publish many cheap reports into one area).
+    pub flood_rule: Option<crate::flood_guard::FloodRule>,
     /// Most areas this node follows at once (9 on a phone; a relay may follow
     /// up to [`MAX_PEER_AREAS`]).
     pub max_areas: usize,
@@ -263,6 +267,10 @@ pub struct NodeConfig {
     /// counts them). `None`: this node does not take flags, and does not
     /// announce the protocol.
     pub flag_sink: Option<crate::directory::FlagSink>,
+    /// Where requests for anonymous tokens over `/ronde/token/1` go (a
+    /// city relay's issuer, [`crate::tokens`]). `None`: this node does not
+    /// issue tokens, and does not announce the protocol.
+    pub token_sink: Option<crate::tokens::TokenSink>,
     /// The stem phase of this node's own reports (`/ronde/stem/1`, see
     /// [`crate::stem`]): `None` publishes them straight to the gossip, as
     /// before the stem existed (the simulator's baseline). The node always
@@ -307,6 +315,7 @@ impl NodeConfig {
             max_reports: DEFAULT_MAX_REPORTS,
             eviction: crate::store::Eviction::default(),
             new_report_bound: Some(crate::new_reports::NewReportBound::DEFAULT),
+            flood_rule: Some(crate::flood_guard::FloodRule::default()),
             max_areas: DEFAULT_MAX_AREAS,
             clock: Arc::new(SystemClock),
             memory_transport: false,
@@ -331,6 +340,7 @@ impl NodeConfig {
             directory_refresh: DEFAULT_DIRECTORY_REFRESH,
             flag_difficulty: DEFAULT_FLAG_DIFFICULTY,
             flag_sink: None,
+            token_sink: None,
             stem: Some(ronde_protocol::stem::StemParams::default()),
             first_hop_tap: None,
         }
@@ -353,6 +363,8 @@ impl NodeConfig {
         c.circle = CircleConfig::for_tests();
         c.directory_refresh = Duration::from_millis(500);
         c.flag_difficulty = 8;
+        // Tests publish many reports at 8 bits into one area.
+        c.flood_rule = None;
         c
     }
 }
@@ -371,6 +383,7 @@ impl fmt::Debug for NodeConfig {
             .field("max_reports", &self.max_reports)
             .field("eviction", &self.eviction)
             .field("new_report_bound", &self.new_report_bound)
+            .field("flood_rule", &self.flood_rule)
             .field("max_areas", &self.max_areas)
             .field("memory_transport", &self.memory_transport)
             .field("heartbeat", &self.heartbeat)
@@ -394,6 +407,7 @@ impl fmt::Debug for NodeConfig {
             .field("directory_refresh", &self.directory_refresh)
             .field("flag_difficulty", &self.flag_difficulty)
             .field("flag_sink", &self.flag_sink.as_ref().map(|_| "<set>"))
+            .field("token_sink", &self.token_sink.as_ref().map(|_| "<set>"))
             .field("stem", &self.stem)
             .field(
                 "first_hop_tap",

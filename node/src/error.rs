@@ -164,6 +164,13 @@ pub enum CircleRefusal {
     /// A code that cannot be set.
     #[error("{0}")]
     BadCode(String),
+    /// A short invite code found no invite at this node's mailbox hosts
+    /// (mistyped, expired, already used, or the two phones share no host).
+    #[error(
+        "no invite was found for this short code: check it, or scan the QR code or type the \
+         whole code instead"
+    )]
+    InviteNotFound,
 }
 
 impl CircleRefusal {
@@ -191,6 +198,7 @@ impl CircleRefusal {
             CircleRefusal::CodeRequired => "code_required",
             CircleRefusal::WrongCode => "wrong_code",
             CircleRefusal::BadCode(_) => "bad_code",
+            CircleRefusal::InviteNotFound => "invite_not_found",
         }
     }
 
@@ -198,9 +206,10 @@ impl CircleRefusal {
     /// the circle's state forbids it, 422 for bad input.
     pub fn http_status(&self) -> u16 {
         match self {
-            CircleRefusal::UnknownContact(_) | CircleRefusal::NoJourney | CircleRefusal::NoSos => {
-                404
-            }
+            CircleRefusal::UnknownContact(_)
+            | CircleRefusal::NoJourney
+            | CircleRefusal::NoSos
+            | CircleRefusal::InviteNotFound => 404,
             CircleRefusal::AmbiguousContact(_)
             | CircleRefusal::AlreadyContact
             | CircleRefusal::CircleFull
@@ -245,5 +254,6 @@ impl CircleRefusal {
         "code_required",
         "wrong_code",
         "bad_code",
+        "invite_not_found",
     ];
 }

@@ -37,14 +37,16 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::flood_guard::{FloodGuard, FloodRule};
 use futures::{FutureExt, StreamExt};
 use libp2p::gossipsub::{self, MessageAcceptance, PublishError, TopicHash};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::{DialError, SwarmEvent};
 use libp2p::{identify, mdns, Multiaddr, PeerId, Swarm};
+use ronde_protocol::token::{Seen, SeenTokens};
 use ronde_protocol::{
-    distance_to_cell_m, precheck, verify_signatures, Area, Policy, Prechecked, Rejection,
+    distance_to_cell_m, precheck_with_keys, verify_signatures, Area, Policy, Prechecked, Rejection,
     VerifiedReport,
 };
 use tokio::sync::{broadcast, mpsc};
@@ -150,6 +152,11 @@ struct SyncAsk {
     attempt: u8,
 }
 
+/// Most token ids a node remembers (`docs/protocol.md` §8.5): each lives at
+/// most 61 minutes, so this bounds the tokened reports a node takes per
+/// hour; about 12 MB at most.
+const MAX_SEEN_TOKENS: usize = 100_000;
+
 struct EventLoop {
     swarm: Swarm<Behaviour>,
     store: Box<dyn ReportStore>,
@@ -157,8 +164,14 @@ struct EventLoop {
     policy: Policy,
     /// Gossiped messages refused since start, by reason (for `Status`).
     gossip_refused: BTreeMap<&'static str, u64>,
+    /// The ids of the tokens spent by the reports this node accepted, kept
+    /// while those reports live (`docs/protocol.md` §8.5).
+    seen_tokens: SeenTokens,
     /// The bound on new reports per peer, area and minute, and its counters.
     new_report_bound: Option<NewReportBound>,
+    /// When an area is under flood, and what untokened reports then need.
+    flood_rule: Option<FloodRule>,
+    flood_guard: FloodGuard,
     budgets: PeerBudgets,
     /// Gossip received during the current burst of swarm events.
     gossip_in: Vec<GossipIn>,
@@ -197,6 +210,8 @@ struct EventLoop {
     mailbox_host: Option<HostService>,
     /// The city directories and the flags.
     directories: DirectoryService,
+    /// `/ronde/token/1`: asking a relay for tokens, answering as one.
+    tokens: crate::tokens::TokenService,
     /// The stem of reports before the gossip (`/ronde/stem/1`).
     stem: StemService,
     /// Foreground or background (`event_loop/background.rs`).
@@ -285,7 +300,10 @@ pub(crate) async fn spawn(
         clock: config.clock.clone(),
         policy: config.policy,
         gossip_refused: BTreeMap::new(),
+        seen_tokens: SeenTokens::new(MAX_SEEN_TOKENS),
         new_report_bound: config.new_report_bound,
+        flood_rule: config.flood_rule,
+        flood_guard: FloodGuard::default(),
         budgets: PeerBudgets::default(),
         gossip_in: Vec::new(),
         verify_queue: Vec::new(),
@@ -310,6 +328,7 @@ pub(crate) async fn spawn(
         circle,
         mailbox_host,
         directories,
+        tokens: crate::tokens::TokenService::new(config.token_sink.clone()),
         stem: StemService::new(config.stem, config.first_hop_tap.clone()),
         background: background::Background::new(&config.mailbox_peers),
     };
@@ -432,6 +451,7 @@ fn to_nearby(r: &VerifiedReport, now: u64, from: Option<(f64, f64)>) -> NearbyRe
         expires_at: rep.expires_at(),
         age_secs: now.saturating_sub(rep.observed_at()),
         distance_m,
+        tokened: rep.token().is_some(),
     }
 }
 
@@ -489,6 +509,11 @@ impl EventLoop {
                 {
                     self.directories.on_verdict(&mut self.swarm, channel, verdict);
                 }
+                Some((channel, answer)) = self.tokens.answers.next(),
+                    if !self.tokens.answers.is_empty() =>
+                {
+                    self.tokens.on_answer(&mut self.swarm, channel, answer);
+                }
                 Some(done) = join_verify(&mut self.verify_job), if self.verify_job.is_some() => {
                     self.finish_gossip(done);
                 }
@@ -534,6 +559,16 @@ impl EventLoop {
             Command::Publish { report, reply } => {
                 let _ = reply.send(self.publish_own(report));
             }
+            Command::RequiredDifficulty { area, reply } => {
+                let base = self.policy.min_difficulty;
+                let needed = match &self.flood_rule {
+                    Some(rule) => self
+                        .flood_guard
+                        .required(rule, &area, self.clock.now(), base),
+                    None => base,
+                };
+                let _ = reply.send(Ok(needed));
+            }
             Command::Nearby {
                 lat,
                 lon,
@@ -542,6 +577,14 @@ impl EventLoop {
             } => {
                 let _ = reply.send(self.nearby(lat, lon, radius_m));
             }
+            Command::TokenKeys { reply } => {
+                let _ = reply.send(Ok(self.directories.token_keys(self.clock.now())));
+            }
+            Command::RequestTokens {
+                peer,
+                request,
+                reply,
+            } => self.tokens.ask(&mut self.swarm, peer, request, reply),
             Command::Dial { addr, reply } => {
                 let res = self
                     .swarm
@@ -755,6 +798,18 @@ impl EventLoop {
     fn publish_own(&mut self, report: VerifiedReport) -> Result<Published, NodeError> {
         let now = self.clock.now();
         let cell = report.report().cell();
+        if let Some(token) = report.report().token() {
+            // A token spends once, here too.
+            if self
+                .seen_tokens
+                .insert(token.id(), report.expires_at(), now)
+                != Seen::New
+            {
+                return Err(NodeError::InvalidInput(
+                    "this token was already spent on a live report".into(),
+                ));
+            }
+        }
         self.store_new(&report, now)?;
         // On the stem if a peer that follows the area speaks it (else
         // published, or queued, as before).
@@ -821,6 +876,9 @@ impl EventLoop {
 
     fn purge(&mut self) {
         let now = self.clock.now();
+        if let Some(rule) = &self.flood_rule {
+            self.flood_guard.purge(rule, now);
+        }
         match self.store.purge_expired(now) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(purged = n, "expired reports deleted"),
@@ -838,16 +896,31 @@ impl EventLoop {
             }
         }
         reports.sort_by(|a, b| b.observed_at.cmp(&a.observed_at).then(a.id.cmp(&b.id)));
-        let mut counts: BTreeMap<ronde_protocol::Cell, (usize, [f64; 2])> = BTreeMap::new();
+        // Per cell: count, centre, tokened reports per token period.
+        type PerCell = (usize, [f64; 2], BTreeMap<u64, u64>);
+        let mut counts: BTreeMap<ronde_protocol::Cell, PerCell> = BTreeMap::new();
         for r in &reports {
-            counts.entry(r.cell).or_insert((0, r.center)).0 += 1;
+            let c = counts
+                .entry(r.cell)
+                .or_insert((0, r.center, BTreeMap::new()));
+            c.0 += 1;
+            if r.tokened {
+                *c.2.entry(ronde_protocol::token::period_of(r.observed_at))
+                    .or_default() += 1;
+            }
         }
         let mut cells: Vec<CellCount> = counts
             .into_iter()
-            .map(|(cell, (reports, center))| CellCount {
+            .map(|(cell, (reports, center, tokened))| CellCount {
                 cell,
                 center,
                 reports,
+                tokened: usize::try_from(tokened.values().sum::<u64>()).unwrap_or(usize::MAX),
+                min_people: tokened
+                    .values()
+                    .map(|k| ronde_protocol::token::min_identities(*k))
+                    .max()
+                    .unwrap_or(0),
             })
             .collect();
         cells.sort_by(|a, b| b.reports.cmp(&a.reports).then(a.cell.cmp(&b.cell)));
@@ -912,13 +985,14 @@ impl EventLoop {
             return;
         }
         let now = self.clock.now();
+        let keys = self.directories.token_keys(now);
         for GossipIn {
             source,
             id,
             message,
         } in std::mem::take(&mut self.gossip_in)
         {
-            let report = match precheck(&message.data, now, &self.policy) {
+            let report = match precheck_with_keys(&message.data, now, &self.policy, &keys) {
                 Ok(r) => r,
                 Err(rej) => {
                     let verdict = self.refused(&source, &rej);
@@ -941,6 +1015,32 @@ impl EventLoop {
                 }
                 Ok(false) => {}
                 Err(e) => tracing::error!(error = %e, "could not look a report up"),
+            }
+            if let Some(token) = report.report().token() {
+                if self.seen_tokens.contains(&token.id(), now) {
+                    // Spent by a live report this node holds: the sender
+                    // may not know (it saw only this one), so no penalty.
+                    *self.gossip_refused.entry("token_reused").or_default() += 1;
+                    self.report_verdict(&source, &id, MessageAcceptance::Ignore);
+                    continue;
+                }
+            }
+            if let (Some(rule), ronde_protocol::Proof::Work { difficulty, .. }) =
+                (&self.flood_rule, report.report().proof())
+            {
+                let needed =
+                    self.flood_guard
+                        .required(rule, &cell.area(), now, self.policy.min_difficulty);
+                if *difficulty < needed {
+                    // The sender may not see the flood (its view differs):
+                    // no penalty.
+                    *self
+                        .gossip_refused
+                        .entry("flood_needs_more_work")
+                        .or_default() += 1;
+                    self.report_verdict(&source, &id, MessageAcceptance::Ignore);
+                    continue;
+                }
             }
             if let Some(bound) = &self.new_report_bound {
                 let verdict = match self.budgets.take(bound, source, cell.area(), now) {
@@ -988,6 +1088,24 @@ impl EventLoop {
         for ((source, id), res) in done.senders.into_iter().zip(done.results) {
             match res {
                 Ok(report) => {
+                    if let Some(token) = report.report().token() {
+                        // Two spends of one token in the same batch, or a
+                        // set full of live ids: the later one is ignored.
+                        let reason =
+                            match self
+                                .seen_tokens
+                                .insert(token.id(), report.expires_at(), now)
+                            {
+                                Seen::New => None,
+                                Seen::Reused => Some("token_reused"),
+                                Seen::Full => Some("token_set_full"),
+                            };
+                        if let Some(reason) = reason {
+                            *self.gossip_refused.entry(reason).or_default() += 1;
+                            self.report_verdict(&source, &id, MessageAcceptance::Ignore);
+                            continue;
+                        }
+                    }
                     good.push(report);
                     senders.push((source, id));
                 }
@@ -1040,6 +1158,10 @@ impl EventLoop {
                     tracing::debug!(%old, "store full: evicted a report of the most crowded cell");
                 }
                 tracing::debug!(area = %report.report().cell().area(), "report stored");
+                if let (Some(rule), None) = (&self.flood_rule, report.report().token()) {
+                    self.flood_guard
+                        .record(rule, report.report().cell().area(), now);
+                }
                 let ev = to_nearby(report, now, self.location);
                 // No receiver is fine.
                 let _ = self.events.send(NodeEvent::Report(ev));
@@ -1060,9 +1182,10 @@ impl EventLoop {
     /// [`MAX_SYNC_REPORTS`]); reports already stored are not verified again.
     fn on_sync_response(&mut self, peer: PeerId, areas: &[Area], res: SyncResponse) {
         let now = self.clock.now();
+        let keys = self.directories.token_keys(now);
         let mut checked = Vec::new();
         for bytes in res.0.iter().take(MAX_SYNC_REPORTS) {
-            match precheck(bytes, now, &self.policy) {
+            match precheck_with_keys(bytes, now, &self.policy, &keys) {
                 Ok(r) if areas.contains(&r.report().cell().area()) => {
                     if !matches!(self.store.contains(&r.id()), Ok(true)) {
                         checked.push(r);
@@ -1146,14 +1269,20 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Directory(ev)) => {
                 self.directories.on_directory_event(&mut self.swarm, ev)
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Tokens(ev)) => {
+                self.tokens.on_event(&mut self.swarm, ev)
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Flags(ev)) => {
                 self.directories.on_flag_event(&mut self.swarm, ev)
             }
             SwarmEvent::Behaviour(BehaviourEvent::Stem(ev)) => {
+                let now = self.clock.now();
+                let keys = self.directories.token_keys(now);
                 let judge = Judge {
                     store: self.store.as_ref(),
                     policy: &self.policy,
-                    now: self.clock.now(),
+                    keys: &keys,
+                    now,
                 };
                 self.stem.on_event(&mut self.swarm, judge, ev)
             }

@@ -82,6 +82,8 @@ pub struct NearbyReport {
     /// current location, or 0 if none is set) to the nearest point of the
     /// cell.
     pub distance_m: f64,
+    /// Whether it spends an anonymous token (docs/protocol.md §8.5).
+    pub tokened: bool,
 }
 
 /// Number of live reports in one cell.
@@ -93,6 +95,15 @@ pub struct CellCount {
     pub center: [f64; 2],
     /// How many live reports name it.
     pub reports: usize,
+    /// How many of them spend a token.
+    pub tokened: usize,
+    /// A lower bound on how many issuance identities made them: with at
+    /// most N tokens per identity per day, k tokened reports of one day
+    /// come from at least ⌈k/N⌉; the largest such bound over the days the
+    /// reports fall in (0: no tokened report). It counts identities
+    /// (connections, attested devices), not people, and says nothing of
+    /// the untokened reports (docs/protocol.md §8.4).
+    pub min_people: u64,
 }
 
 /// What [`Node::nearby`](crate::Node::nearby) returns.

@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use libp2p::{Multiaddr, PeerId};
+use ronde_protocol::circle::short_invite::ShortCode;
 use ronde_protocol::circle::StatesOnly;
 use ronde_protocol::directory::{DirectoryPublicKey, Flag, FlagReason, PlaceId};
 use ronde_protocol::{
@@ -24,7 +25,7 @@ use crate::circle::client::command::CircleCommand;
 use crate::circle::views::{
     CircleStatus, CodesView, ContactList, ContactView, Inbox, InviteView, JourneyView, SosView,
 };
-use crate::circle::CircleRefusal;
+use crate::circle::{CircleRefusal, SharedJourneys};
 use crate::clock::Clock;
 use crate::command::Command;
 use crate::config::NodeConfig;
@@ -43,6 +44,16 @@ pub struct Node {
     clock: Arc<dyn Clock>,
     difficulty: u8,
     flag_difficulty: u8,
+    /// Unspent anonymous tokens, each with the seed of the one-time report
+    /// key it is bound to (memory only: never written to disk).
+    wallet: Arc<std::sync::Mutex<Vec<WalletToken>>>,
+}
+
+/// One unspent token and the seed of the report key it was blinded for.
+struct WalletToken {
+    seed: zeroize::Zeroizing<[u8; 32]>,
+    token: ronde_protocol::token::Token,
+    period: u64,
 }
 
 impl Node {
@@ -61,7 +72,95 @@ impl Node {
             clock,
             difficulty,
             flag_difficulty,
+            wallet: Arc::new(std::sync::Mutex::new(Vec::new())),
         })
+    }
+
+    /// Ask `relay` for `count` (1..=24) anonymous tokens of today, under
+    /// the city key of a directory this node holds, paying the issuance
+    /// proof of work of `difficulty` bits (the relay's policy; 25 by
+    /// default, about 10 s on a phone): draws a one-time report key per
+    /// token, blinds, asks over `/ronde/token/1`, unblinds, and keeps the
+    /// tokens in memory for [`Node::report`]. Returns how many it got.
+    pub async fn fetch_tokens(
+        &self,
+        relay: PeerId,
+        count: u8,
+        difficulty: u8,
+    ) -> Result<usize, NodeError> {
+        use ronde_protocol::token::{blind, finalize, period_of, IssueRequest, IssueResponse};
+        let now = self.clock.now();
+        let keys = self.call(|reply| Command::TokenKeys { reply }).await?;
+        let key = keys
+            .keys()
+            .iter()
+            .find(|k| k.period_start() == period_of(now))
+            .cloned()
+            .ok_or_else(|| {
+                NodeError::InvalidInput("no token key of today in a held directory".into())
+            })?;
+        let mut seeds = Vec::new();
+        let mut pending = Vec::new();
+        let mut blinded = Vec::new();
+        for _ in 0..count {
+            let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed[..]);
+            let pk = ronde_protocol::report::SigningKey::from_bytes(&seed)
+                .verifying_key()
+                .to_bytes();
+            let (p, b) = blind(&key, &pk, &mut rand::rngs::OsRng)
+                .map_err(|e| NodeError::InvalidInput(format!("cannot blind a token: {e}")))?;
+            seeds.push(seed);
+            pending.push(p);
+            blinded.push(b);
+        }
+        let mut request = IssueRequest {
+            key_id: key.key_id(),
+            proof: vec![],
+            blinded,
+        };
+        // The issuance proof of work (docs/protocol.md §8.5), off the loop.
+        let start = rand::random::<u64>();
+        request = tokio::task::spawn_blocking(move || {
+            request.proof = ronde_protocol::token::solve_issue_work(&request, difficulty, start);
+            request
+        })
+        .await
+        .map_err(|e| NodeError::Transport(format!("issuance work failed: {e}")))?;
+        let IssueResponse::Issued(sigs) = self.request_tokens(relay, request).await? else {
+            return Ok(0);
+        };
+        let mut got = Vec::new();
+        for ((seed, p), s) in seeds.into_iter().zip(&pending).zip(&sigs) {
+            if let Ok(token) = finalize(&key, p, s) {
+                got.push(WalletToken {
+                    seed,
+                    token,
+                    period: key.period_start(),
+                });
+            }
+        }
+        let n = got.len();
+        if let Ok(mut w) = self.wallet.lock() {
+            w.extend(got);
+        }
+        Ok(n)
+    }
+
+    /// How many unspent tokens of today this node holds.
+    pub fn tokens_held(&self) -> usize {
+        let today = ronde_protocol::token::period_of(self.clock.now());
+        self.wallet
+            .lock()
+            .map(|w| w.iter().filter(|t| t.period == today).count())
+            .unwrap_or(0)
+    }
+
+    fn take_token(&self) -> Option<WalletToken> {
+        let today = ronde_protocol::token::period_of(self.clock.now());
+        let mut w = self.wallet.lock().ok()?;
+        w.retain(|t| t.period == today);
+        w.pop()
     }
 
     /// This node's libp2p identity.
@@ -124,9 +223,22 @@ impl Node {
         lon: f64,
         precision: Option<u8>,
     ) -> Result<Published, NodeError> {
+        if let Some(t) = self.take_token() {
+            // A token of today: no proof of work, and it counts in the
+            // lower bound of people (docs/protocol.md §8.4).
+            return self
+                .report_with_token(category, lat, lon, precision, t.seed, t.token)
+                .await;
+        }
         let cell = cell_for(lat, lon, precision.unwrap_or(DEFAULT_CELL_PRECISION))?;
         let draft = Draft::new(category, cell, self.clock.now());
-        let difficulty = self.difficulty;
+        // While the area is under flood, an untokened report needs more
+        // work to be taken (docs/protocol.md §8.6).
+        let area = cell.area();
+        let needed = self
+            .call(|reply| Command::RequiredDifficulty { area, reply })
+            .await?;
+        let difficulty = self.difficulty.max(needed);
         let report = tokio::task::spawn_blocking(move || {
             let mut rng = rand::rngs::OsRng;
             draft.seal(difficulty, &mut rng)
@@ -136,6 +248,48 @@ impl Node {
         let report = VerifiedReport::from_trusted_bytes(report.to_bytes())
             .map_err(|e| NodeError::InvalidInput(format!("sealed report does not parse: {e}")))?;
         self.call(|reply| Command::Publish { report, reply }).await
+    }
+
+    /// Make a report that spends an anonymous token instead of a proof of
+    /// work (docs/protocol.md §8.5): sign it with the one-time key whose
+    /// seed is `key_seed` (the key the token was blinded for), store it,
+    /// publish it. The token wallet's way to report; the key is dropped
+    /// with the seed.
+    pub async fn report_with_token(
+        &self,
+        category: Category,
+        lat: f64,
+        lon: f64,
+        precision: Option<u8>,
+        key_seed: zeroize::Zeroizing<[u8; 32]>,
+        token: ronde_protocol::token::Token,
+    ) -> Result<Published, NodeError> {
+        let cell = cell_for(lat, lon, precision.unwrap_or(DEFAULT_CELL_PRECISION))?;
+        let draft = Draft::new(category, cell, self.clock.now());
+        let key = ronde_protocol::report::SigningKey::from_bytes(&key_seed);
+        let report = draft
+            .seal_with_token(&key, token)
+            .map_err(|e| NodeError::InvalidInput(format!("cannot spend this token: {e}")))?;
+        let report = VerifiedReport::from_trusted_bytes(report.to_bytes())
+            .map_err(|e| NodeError::InvalidInput(format!("sealed report does not parse: {e}")))?;
+        self.call(|reply| Command::Publish { report, reply }).await
+    }
+
+    /// Ask `peer` (a city relay) for a batch of anonymous tokens over
+    /// `/ronde/token/1` (docs/protocol.md §8.5): the request holds blinded
+    /// messages and the issuance policy's proof; the answer, the blind
+    /// signatures or why not.
+    pub async fn request_tokens(
+        &self,
+        peer: libp2p::PeerId,
+        request: ronde_protocol::token::IssueRequest,
+    ) -> Result<ronde_protocol::token::IssueResponse, NodeError> {
+        self.call(|reply| Command::RequestTokens {
+            peer,
+            request,
+            reply,
+        })
+        .await
     }
 
     /// Live reports whose cell is within `radius_m` metres of a point,
@@ -221,9 +375,15 @@ impl Node {
         name: Option<String>,
         ttl_secs: u64,
     ) -> Result<InviteView, NodeError> {
+        // The short code's keys cost PBKDF2's rounds: derived here, off the
+        // event loop.
+        let short = tokio::task::spawn_blocking(crate::circle::client::rendezvous::new_short_code)
+            .await
+            .ok();
         self.circle(|reply| CircleCommand::Invite {
             name,
             ttl_secs,
+            short,
             reply,
         })
         .await
@@ -242,6 +402,14 @@ impl Node {
             return Err(NodeError::Circle(CircleRefusal::BadInvite(
                 "the code is too long to be an invite code".into(),
             )));
+        }
+        if let Ok(short) = ShortCode::parse(code) {
+            let keys = tokio::task::spawn_blocking(move || short.keys())
+                .await
+                .map_err(|e| NodeError::InvalidInput(format!("short code: {e}")))?;
+            return self
+                .circle(|reply| CircleCommand::AcceptShort { keys, name, reply })
+                .await;
         }
         let code = code.to_owned();
         self.circle(|reply| CircleCommand::Accept { code, name, reply })
@@ -441,6 +609,13 @@ impl Node {
     pub async fn inbox(&self, since: Option<u64>) -> Result<Inbox, NodeError> {
         self.circle(|reply| CircleCommand::Inbox { since, reply })
             .await
+    }
+
+    /// The contacts' journeys shown now, folded from the inbox: alerts
+    /// first, each with its path since the start and last position.
+    pub async fn shared_journeys(&self) -> Result<SharedJourneys, NodeError> {
+        let inbox = self.inbox(None).await?;
+        Ok(crate::circle::shared::fold(&inbox.items, self.clock.now()))
     }
 
     /// Mark inbox items as seen; an SOS or overdue alert among them is

@@ -31,6 +31,7 @@
 
 pub mod api;
 pub mod api_error;
+pub mod basemap;
 pub mod behaviour;
 pub mod circle;
 pub mod clock;
@@ -41,13 +42,16 @@ pub mod directory;
 pub mod error;
 pub mod event_loop;
 pub mod events;
+pub mod flood_guard;
 pub mod handle;
 pub mod lifecycle;
 pub mod new_reports;
 pub mod peer_key;
+pub mod pmtiles;
 mod reachability;
 pub mod stem;
 pub mod store;
+pub mod tokens;
 pub mod webapp;
 
 pub use circle::CircleRefusal;

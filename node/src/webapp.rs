@@ -43,11 +43,12 @@ use crate::api_error::ApiError;
 
 /// The Content-Security-Policy of every file of the app: nothing but this
 /// origin, no inline script or style element, no `eval`, no framing, no
-/// plugins.
+/// plugins. Images may also be `data:` (the map library tests the
+/// browser's image formats with one).
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; \
      script-src 'self'; \
      style-src 'self'; \
-     img-src 'self'; \
+     img-src 'self' data:; \
      font-src 'self'; \
      connect-src 'self'; \
      manifest-src 'self'; \
@@ -130,6 +131,32 @@ pub const ASSETS: &[Asset] = &[
         name: "icon-maskable.svg",
         content_type: "image/svg+xml",
         body: include_bytes!("../web/icon-maskable.svg"),
+    },
+    Asset {
+        name: "basemap.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../web/basemap.js"),
+    },
+    // The map libraries, vendored from the npm registry (web/vendor/README.md).
+    Asset {
+        name: "vendor/maplibre-gl-csp.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../web/vendor/maplibre-gl-csp.js"),
+    },
+    Asset {
+        name: "vendor/maplibre-gl-csp-worker.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../web/vendor/maplibre-gl-csp-worker.js"),
+    },
+    Asset {
+        name: "vendor/maplibre-gl.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!("../web/vendor/maplibre-gl.css"),
+    },
+    Asset {
+        name: "vendor/pmtiles.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../web/vendor/pmtiles.js"),
     },
 ];
 

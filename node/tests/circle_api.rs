@@ -575,6 +575,7 @@ async fn every_circle_route_answers() {
         ("GET", "/v1/sos", None),
         ("POST", "/v1/sos/cancel", None),
         ("GET", "/v1/inbox", None),
+        ("GET", "/v1/circle/journeys", None),
         (
             "PUT",
             "/v1/circle/codes",
@@ -1039,4 +1040,79 @@ async fn add_time_and_a_named_destination() {
     .await;
     let (s, e) = a.post("/v1/journey/extend", json!({"add_secs": 600})).await;
     assert_eq!(error_code(s, &e), "bad_eta");
+}
+
+/// Issue 18 §2: a contact's journey as Bob's map draws it, over HTTP
+/// between two real nodes: state, destination, expected arrival (after
+/// added time), the path since the start and the last position; then the
+/// arrival.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contacts_journey_is_there_for_the_map() {
+    let clock = ManualClock::new(T0);
+    let a = start(&clock).await;
+    let b = start(&clock).await;
+    befriend(&a, "Alice", &b, "Bob").await;
+    let (_, none) = b.get("/v1/circle/journeys").await;
+    assert_eq!(none, json!({"journeys": []}));
+
+    let put = reqwest::Method::PUT;
+    let (s, _) = send_json(
+        &a,
+        put.clone(),
+        "/v1/location",
+        json!({"lat": IVRY.0, "lon": IVRY.1}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, j) = a
+        .post(
+            "/v1/journey",
+            json!({"lat": 48.82, "lon": 2.39, "eta_secs": 1500}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{j}");
+    let mut last = inbox_item(&b, "journey_started", 0).await;
+    for step in 1..=2 {
+        clock.advance(301);
+        let (s, _) = send_json(
+            &a,
+            put.clone(),
+            "/v1/location",
+            json!({"lat": IVRY.0 - 0.002 * f64::from(step), "lon": IVRY.1}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        last = inbox_item(&b, "position", last["id"].as_u64().unwrap_or(0)).await;
+    }
+    let (s, shared) = b.get("/v1/circle/journeys").await;
+    assert_eq!(s, StatusCode::OK, "{shared}");
+    let seen = &shared["journeys"][0];
+    assert_eq!(seen["journey"], j["id"], "{shared}");
+    assert_eq!(seen["from_name"], json!("Alice"));
+    assert_eq!(seen["state"], json!("on_the_way"));
+    assert_eq!(seen["expected_arrival"], j["expected_arrival"]);
+    assert_eq!(seen["destination"]["lat"], json!(48.82));
+    let path = seen["path"].as_array().expect("path");
+    assert!(path.len() >= 2, "{shared}");
+    assert_eq!(seen["last_position"], last["fix"], "{shared}");
+    // Alice's own journey is not among those shared with her.
+    let (_, mine) = a.get("/v1/circle/journeys").await;
+    assert_eq!(mine, json!({"journeys": []}));
+
+    // Added time moves the expected arrival on Bob's side.
+    let (s, longer) = a.post("/v1/journey/extend", json!({"add_secs": 600})).await;
+    assert_eq!(s, StatusCode::OK, "{longer}");
+    eventually("the new arrival", || async {
+        let (_, shared) = b.get("/v1/circle/journeys").await;
+        (shared["journeys"][0]["expected_arrival"] == longer["expected_arrival"]).then_some(())
+    })
+    .await;
+    let (s, _) = a.post_empty("/v1/journey/arrived").await;
+    assert_eq!(s, StatusCode::OK);
+    eventually("the arrival", || async {
+        let (_, shared) = b.get("/v1/circle/journeys").await;
+        let j = &shared["journeys"][0];
+        (j["state"] == json!("arrived") && j["ended_at"].is_u64()).then_some(())
+    })
+    .await;
 }

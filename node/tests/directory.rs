@@ -68,6 +68,7 @@ fn signed(key: &DirectoryKey, serial: u64, issued_at: u64, valid_for: u64) -> Ve
         }],
         heartbeats: vec![],
         relays: vec![],
+        token_keys: vec![],
     }
     .sign(key)
     .expect("sign")

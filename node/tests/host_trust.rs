@@ -203,6 +203,7 @@ async fn the_switch_goes_to_two_listed_relays_of_different_operators() {
         mediators: vec![],
         heartbeats: vec![],
         relays,
+        token_keys: vec![],
     }
     .sign(&city)
     .expect("sign");

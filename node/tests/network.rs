@@ -387,7 +387,7 @@ async fn a_hostile_peer_gets_nothing_through_and_is_graylisted() {
         *last ^= 0x01;
     }
     let mut oversized = make_report(IVRY, T0, Category::Following).bytes().to_vec();
-    oversized.resize(300, 0);
+    oversized.resize(ronde_protocol::report::MAX_REPORT_SIZE + 1, 0);
     // (name, topic, bytes, whether the sender is at fault)
     let bad: Vec<(&str, String, Vec<u8>, bool)> = vec![
         ("expired", topic.clone(), sealed(T0 - 3600, 8), false),

@@ -950,6 +950,112 @@ fn a_saved_destination_and_more_time_on_a_small_phone() {
     bob.stop(&rt);
 }
 
+/// Issue 17: with a city basemap in its node (fetched whole from a relay
+/// once: here copied where the node keeps it), the app draws the streets
+/// around the person with their names, under the cells of the reports,
+/// from its own node only.
+#[test]
+fn the_map_shows_the_streets_and_their_names() {
+    let Some(mut b) = browser() else { return };
+    let rt = runtime();
+    // Real OpenStreetMap streets of Kirchberg an der Iller
+    // (node/tests/data/README.md); the person stands on Haydnstraße.
+    let here = (48.13557, 10.06987);
+    let phone = Phone::start_with(&rt, |c| {
+        std::fs::create_dir_all(&c.data_dir).expect("data dir");
+        std::fs::copy(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/kirchberg.pmtiles"),
+            ronde_node::basemap::cached_path(&c.data_dir),
+        )
+        .expect("basemap");
+        c.location = Some((here.0, here.1));
+    });
+    rt.block_on(async {
+        phone
+            .api
+            .node
+            .report(Category::PoorLighting, here.0, here.1, None)
+            .await
+            .expect("report");
+    });
+    let page = open_app(&mut b, &phone, here);
+    b.click(&page, "#tab-map");
+    b.eval(&page, "const r = document.querySelector('#radius'); r.value = '200'; r.dispatchEvent(new Event('change')); true")
+        .expect("radius");
+    b.wait_for(
+        &page,
+        "the basemap",
+        "document.querySelector('#report-map').classList.contains('with-basemap')",
+        20,
+    );
+    let labels = b.wait_for(
+        &page,
+        "the street names",
+        "(() => { const box = document.querySelector('#report-basemap').getBoundingClientRect(); \
+           const l = [...document.querySelectorAll('#report-basemap .street-label')].filter((s) => { const r = s.getBoundingClientRect(); \
+           return r.width > 0 && r.height > 0 && r.left >= box.left - 40 && r.right <= box.right + 40 && r.top >= box.top && r.bottom <= box.bottom; }) \
+           .map((s) => s.textContent).sort(); return l.includes('Haydnstraße') ? l : null; })()",
+        30,
+    );
+    assert!(labels.as_array().is_some_and(|l| l.len() >= 2), "{labels}");
+    assert_eq!(
+        b.eval(
+            &page,
+            "document.querySelector('#map-attribution').textContent"
+        )
+        .expect("attribution"),
+        json!("© OpenStreetMap contributors")
+    );
+    // The report's cell is drawn over the streets.
+    b.wait_for(
+        &page,
+        "the report's cell",
+        "!!document.querySelector('#report-map g.cell')",
+        20,
+    );
+
+    // From the whole kilometre (no street names at that scale), the wheel
+    // zooms to street level around the pointer: the map point under it
+    // stays there, and the names come.
+    b.eval(&page, "(() => { const r = document.querySelector('#radius'); r.value = '1000'; r.dispatchEvent(new Event('change')); return true; })()")
+        .expect("radius");
+    b.wait_for(
+        &page,
+        "the whole kilometre",
+        "document.querySelector('#report-map').viewBox.baseVal.width > 2000",
+        10,
+    );
+    let zoom = b
+        .eval(
+            &page,
+            "(() => { const m = document.querySelector('#report-map'); const r = m.getBoundingClientRect(); \
+               const x = Math.round(r.left + r.width * 0.55), y = Math.round(r.top + r.height * 0.45); \
+               const a = new DOMPoint(x, y).matrixTransform(m.getScreenCTM().inverse()); const w0 = m.viewBox.baseVal.width; \
+               for (let i = 0; i < 7; i++) m.dispatchEvent(new WheelEvent('wheel', { clientX: x, clientY: y, deltaY: -100, bubbles: true, cancelable: true })); \
+               const back = new DOMPoint(a.x, a.y).matrixTransform(m.getScreenCTM()); \
+               return JSON.stringify({ from: w0, to: m.viewBox.baseVal.width, drift: Math.hypot(back.x - x, back.y - y) }); })()",
+        )
+        .expect("wheel");
+    let zoom: serde_json::Value = serde_json::from_str(zoom.as_str().expect("json")).expect("zoom");
+    assert!(
+        zoom["to"].as_f64().expect("to") < zoom["from"].as_f64().expect("from") / 4.0,
+        "{zoom}"
+    );
+    assert!(zoom["drift"].as_f64().is_some_and(|d| d < 1.0), "{zoom}");
+    b.wait_for(
+        &page,
+        "the street names at street level",
+        "[...document.querySelectorAll('#report-basemap .street-label')].some((s) => s.textContent === 'Haydnstraße')",
+        20,
+    );
+    if let Some(path) = std::env::var_os("RONDE_SCREENSHOT") {
+        let to = PathBuf::from(path).with_file_name("phone-app-streets.png");
+        let _ = std::fs::write(to, b.screenshot(&page));
+    }
+    assert_no_problems(&mut b, &page);
+    phone.stop(&rt);
+}
+
 /// Issue 18 §4: with nobody in the circle, the SOS button says so at once
 /// (no countdown first) and offers the emergency numbers.
 #[test]
@@ -1097,6 +1203,7 @@ fn french_everywhere_at_once_with_opening_hours() {
         mediators: vec![],
         heartbeats: vec![],
         relays: vec![],
+        token_keys: vec![],
     }
     .sign(&city)
     .expect("sign");
@@ -1157,5 +1264,270 @@ fn french_everywhere_at_once_with_opening_hours() {
         "English left after switching to French"
     );
     assert_no_problems(&mut b, &p);
+    phone.stop(&rt);
+}
+
+/// Issue 18 §2 in the app: Bob's journey, while he shares it, is on
+/// Alice's map (his path since the start, his destination, his last
+/// position under his name) and in her circle view (state, expected
+/// arrival, last position), in English then in French. Both phones share
+/// one hand-driven clock so that Bob's positions follow one another.
+#[test]
+fn a_contacts_journey_on_the_map_and_in_the_circle() {
+    let Some(mut b) = browser() else { return };
+    let rt = runtime();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let clock = ManualClock::new(now);
+    let alice = Phone::start_with(&rt, |c| c.clock = Arc::new(clock.clone()));
+    let bob = Phone::start_with(&rt, |c| c.clock = Arc::new(clock.clone()));
+    befriend(&rt, &alice, "Alice", &bob, "Bob");
+    rt.block_on(async {
+        let node = &bob.api.node;
+        node.set_location(HERE.0 - 0.004, HERE.1)
+            .await
+            .expect("location");
+        node.start_journey(HERE.0 + 0.004, HERE.1 + 0.002, now + 1200, 600)
+            .await
+            .expect("journey");
+        for step in 1..=2 {
+            clock.advance(301);
+            let lat = HERE.0 - 0.004 + 0.002 * f64::from(step);
+            node.set_location(lat, HERE.1).await.expect("location");
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let shared = alice.api.node.shared_journeys().await.expect("shared");
+            if shared.journeys.first().is_some_and(|j| j.path.len() >= 2) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{shared:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let p = open_app(&mut b, &alice, HERE);
+    b.eval(&p, "localStorage.setItem('ronde.lang', 'en'); ''")
+        .expect("eval");
+    b.click(&p, "#tab-circle");
+    b.wait_for(
+        &p,
+        "Bob's journey card",
+        "!!document.querySelector('#shared-list li[data-state=on_the_way]')",
+        20,
+    );
+    let card = b
+        .eval(&p, "document.querySelector('#shared-list li').innerText")
+        .expect("text");
+    let card = card.as_str().unwrap_or_default().to_owned();
+    assert!(card.contains("Bob is on the way"), "{card}");
+    assert!(card.contains("Last position at"), "{card}");
+    b.click(&p, "#tab-map");
+    b.wait_for(
+        &p,
+        "Bob's path on the map",
+        "!!document.querySelector('#report-map g.shared polyline.shared-path') && !!document.querySelector('#report-map g.shared circle.shared-pos') && !!document.querySelector('#report-map g.shared .shared-dest')",
+        20,
+    );
+    let name = b
+        .eval(
+            &p,
+            "document.querySelector('#report-map g.shared .shared-name').textContent",
+        )
+        .expect("name");
+    assert_eq!(name, json!("Bob"));
+
+    // In French, switched from the app.
+    b.click(&p, "#lang");
+    b.click(&p, "#tab-circle");
+    b.wait_for(
+        &p,
+        "the card in French",
+        "(document.querySelector('#shared-list li') || {innerText: ''}).innerText.includes('Bob est en chemin')",
+        20,
+    );
+    assert_no_problems(&mut b, &p);
+    alice.stop(&rt);
+    bob.stop(&rt);
+}
+
+/// Issue 18 §6 in the app: beside the QR code, a short code that Bob types
+/// in "I received a code" (in French here), found at the mailbox host both
+/// phones use; Alice then sees his request.
+#[test]
+fn a_short_code_said_out_loud_adds_the_contact() {
+    let Some(mut b) = browser() else { return };
+    let rt = runtime();
+    let (host, host_addr) = rt.block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = NodeConfig::for_tests(dir.path());
+        c.mailbox_host = true;
+        let host = Served::start(c).await.keeping(dir);
+        let addr = host
+            .node
+            .listen_addrs()
+            .await
+            .expect("addrs")
+            .into_iter()
+            .next()
+            .expect("the host listens")
+            .with_p2p(host.node.peer_id())
+            .expect("p2p");
+        (host, addr)
+    });
+    let with_host = |c: &mut NodeConfig| c.mailbox_peers = vec![host_addr.clone()];
+    let alice = Phone::start_with(&rt, with_host);
+    let bob = Phone::start_with(&rt, with_host);
+    let pa = open_app(&mut b, &alice, HERE);
+    let pb = open_app(&mut b, &bob, (HERE.0 + 0.004, HERE.1 - 0.003));
+
+    b.click(&pa, "#tab-circle");
+    fill(&mut b, &pa, "#invite-name", "Alice");
+    b.click(&pa, "#invite-form button[type=submit]");
+    let short = b.wait_for(
+        &pa,
+        "the short code",
+        "(document.querySelector('#invite-short-code') || {}).textContent",
+        20,
+    );
+    let short = short.as_str().expect("short code").to_owned();
+    assert_eq!(short.len(), 11, "{short}");
+
+    b.eval(&pb, "localStorage.setItem('ronde.lang', 'fr'); ''")
+        .expect("eval");
+    b.click(&pb, "#lang");
+    b.click(&pb, "#tab-circle");
+    fill(&mut b, &pb, "#accept-code", &short.to_lowercase());
+    fill(&mut b, &pb, "#accept-name", "Bob");
+    b.click(&pb, "#accept-form button[type=submit]");
+    let text = b.wait_for(
+        &pb,
+        "Alice added at Bob's",
+        "(() => { const d = document.querySelector('#accept-result .digits'); return d && d.textContent ? document.querySelector('#accept-result').innerText : ''; })()",
+        40,
+    );
+    assert!(
+        text.as_str().unwrap_or_default().contains("Alice"),
+        "{text}"
+    );
+    b.wait_for(
+        &pa,
+        "Bob's request",
+        "!!document.querySelector('#contact-list li.state-awaiting_my_approval')",
+        30,
+    );
+    assert_no_problems(&mut b, &pa);
+    assert_no_problems(&mut b, &pb);
+    alice.stop(&rt);
+    bob.stop(&rt);
+    let _ = rt.block_on(host.stop());
+}
+
+/// docs/protocol.md §8.4 in the app: a cell with 25 tokened reports (and
+/// one with none) shows its count and, for the tokened one, "≥ 2" people
+/// under it and in its label; the untokened cell shows no bound.
+#[test]
+fn a_cell_with_tokened_reports_shows_a_lower_bound_on_the_people() {
+    use ronde_protocol::directory::{Directory, DirectoryKey};
+    use ronde_protocol::report::SigningKey;
+    use ronde_protocol::token::{blind, finalize, Issuer};
+    let Some(mut b) = browser() else { return };
+    let rt = runtime();
+    // The period of the test vectors' token key, and a time inside it.
+    let period = 1_790_035_200;
+    let now = period + 3_600;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/test-vectors/tokens.json"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("tokens.json")).expect("json");
+    let der = hex::decode(v["issuer_secret_pkcs8"].as_str().expect("key")).expect("hex");
+    let issuer = Issuer::from_der(period, &der).expect("issuer");
+    let clock = ManualClock::new(now);
+    let c = clock.clone();
+    let phone = Phone::start_with(&rt, move |config| {
+        config.clock = Arc::new(c);
+        config.location = Some(HERE);
+    });
+    let city = DirectoryKey::from_bytes(&[0x21; 32]);
+    let signed = Directory {
+        city: "Paris".into(),
+        serial: 1,
+        issued_at: now - 60,
+        expires_at: now + 86_400,
+        places: vec![],
+        mediators: vec![],
+        heartbeats: vec![],
+        relays: vec![],
+        token_keys: vec![issuer.key().clone()],
+    }
+    .sign(&city)
+    .expect("sign");
+    rt.block_on(phone.api.node.set_directory(city.public(), signed))
+        .expect("directory");
+    let tokened_at = (HERE.0 + 0.002, HERE.1 + 0.002);
+    for i in 0..25u8 {
+        let seed = [100 + i; 32];
+        let key = SigningKey::from_bytes(&seed);
+        let (pending, blinded) = blind(
+            issuer.key(),
+            &key.verifying_key().to_bytes(),
+            &mut rand::rngs::OsRng,
+        )
+        .expect("blind");
+        let token = finalize(
+            issuer.key(),
+            &pending,
+            &issuer.sign(&blinded).expect("sign"),
+        )
+        .expect("token");
+        rt.block_on(phone.api.node.report_with_token(
+            Category::Harassment,
+            tokened_at.0,
+            tokened_at.1,
+            None,
+            zeroize::Zeroizing::new(seed),
+            token,
+        ))
+        .expect("tokened report");
+    }
+    rt.block_on(phone.api.node.report(
+        Category::PoorLighting,
+        HERE.0 - 0.002,
+        HERE.1 - 0.002,
+        None,
+    ))
+    .expect("report");
+    let page = open_app(&mut b, &phone, HERE);
+    b.wait_for(
+        &page,
+        "the two cells",
+        "document.querySelectorAll('.cells .cell').length === 2",
+        20,
+    );
+    let got = b
+        .eval(
+            &page,
+            "JSON.stringify([...document.querySelectorAll('.cells .cell')].map((g) => \
+             [g.dataset.count, g.dataset.minPeople, (g.querySelector('.people') || {}).textContent || '', \
+             g.getAttribute('aria-label')]))",
+        )
+        .expect("cells");
+    let cells: Vec<(String, String, String, String)> =
+        serde_json::from_str(got.as_str().expect("string")).expect("json");
+    let tokened = cells
+        .iter()
+        .find(|c| c.0 == "25")
+        .expect("the tokened cell");
+    assert_eq!(tokened.1, "2");
+    assert_eq!(tokened.2, "\u{2265}2 people");
+    assert!(tokened.3.contains("at least 2 people"), "{tokened:?}");
+    let plain = cells.iter().find(|c| c.0 == "1").expect("the other cell");
+    assert_eq!((plain.1.as_str(), plain.2.as_str()), ("0", ""));
+    assert!(!plain.3.contains("people"), "{plain:?}");
+    assert_no_problems(&mut b, &page);
+    shot(&mut b, &page, "phone-app-tokens.png");
+    drop(b);
     phone.stop(&rt);
 }

@@ -61,6 +61,7 @@
     approve: (id) => '/v1/contacts/' + encodeURIComponent(id) + '/approve',
     contact: (id) => '/v1/contacts/' + encodeURIComponent(id),
     inbox: '/v1/inbox',
+    sharedJourneys: '/v1/circle/journeys',
     inboxAck: '/v1/inbox/ack',
     journey: '/v1/journey',
     journeyArrived: '/v1/journey/arrived',
@@ -92,6 +93,7 @@
     here: null, // {lat, lon, acc, at, source: 'gps' | 'manual'}
     nodeAt: null, // the last point sent to PUT /v1/location
     radius: 1000,
+    lens: null, // the map zoomed in: see setLens
     reports: new Map(), // id → report (+ _t0: when its age_secs was read)
     cellFilter: null,
     status: null,
@@ -105,6 +107,7 @@
       contacts: [],
       pendingInvites: 0,
       inbox: [],
+      shared: [], // contacts' journeys (GET /v1/circle/journeys)
       journey: null,
       sos: null,
       alerted: new Set(), // inbox item ids already shown as an alert
@@ -526,14 +529,29 @@
     }
   }
 
-  /** Reports grouped by cell: [{cell, reports, sev, bounds}], most first. */
+  /** Tokens one issuance identity gets per day (docs/protocol.md §8.5). */
+  const TOKENS_PER_DAY = 24;
+
+  /**
+   * Reports grouped by cell: [{cell, reports, sev, minPeople}], most first.
+   * `minPeople` is the API's `min_people`: with at most 24 tokens per
+   * identity per day, k tokened reports of one day come from at least
+   * ceil(k / 24) identities; the largest bound over the days (0: none).
+   */
   function cellsOf(reports) {
     const map = new Map();
     for (const r of reports) {
       let c = map.get(r.cell);
-      if (!c) { c = { cell: r.cell, reports: [], sev: -1 }; map.set(r.cell, c); }
+      if (!c) { c = { cell: r.cell, reports: [], sev: -1, days: new Map() }; map.set(r.cell, c); }
       c.reports.push(r);
       c.sev = Math.max(c.sev, SEVERITY[r.category] ?? 1);
+      if (r.tokened) {
+        const day = Math.floor(r.observed_at / 86400);
+        c.days.set(day, (c.days.get(day) || 0) + 1);
+      }
+    }
+    for (const c of map.values()) {
+      c.minPeople = Math.max(0, ...[...c.days.values()].map((k) => Math.ceil(k / TOKENS_PER_DAY)));
     }
     return [...map.values()].sort((a, b) => b.reports.length - a.reports.length);
   }
@@ -572,11 +590,13 @@
     const keep = [...svg.children].filter((c) => c.tagName === 'title');
     svg.replaceChildren(...keep);
     const R = radius * 1.1;
-    svg.setAttribute('viewBox', `${-R} ${-R} ${2 * R} ${2 * R}`);
+    // What is shown: the whole radar, or the lens zoomed into it.
+    const V = opts.view || [-R, -R, 2 * R, 2 * R];
+    svg.setAttribute('viewBox', V.map((v) => v.toFixed(1)).join(' '));
     const here = state.here;
     if (!here) return null;
     const p = projector(here.lat, here.lon);
-    const fs = R * 0.062; // label size, in metres
+    const fs = (V[2] / 2) * 0.062; // label size, in metres
     svg.append(svgEl('rect', { class: 'map-bg', x: -R, y: -R, width: 2 * R, height: 2 * R }));
     const grid = svgEl('g', { class: 'map-grid', 'aria-hidden': 'true' });
     for (const f of [0.5, 1]) {
@@ -586,8 +606,8 @@
     grid.append(svgEl('line', { class: 'axis', x1: -R, y1: 0, x2: R, y2: 0, 'vector-effect': 'non-scaling-stroke' }));
     grid.append(svgEl('line', { class: 'axis', x1: 0, y1: -R, x2: 0, y2: R, 'vector-effect': 'non-scaling-stroke' }));
     // North arrow, top right.
-    const nx = R - fs * 1.6;
-    const ny = -R + fs * 2.6;
+    const nx = V[0] + V[2] - fs * 1.6;
+    const ny = V[1] + fs * 2.6;
     grid.append(svgEl('path', { class: 'north', d: `M${nx} ${ny - fs * 1.8} l${fs * 0.6} ${fs * 1.4} h${-fs * 1.2} z` }));
     grid.append(svgEl('text', { class: 'north-label', x: nx, y: ny + fs * 0.9, 'font-size': fs, 'text-anchor': 'middle', text: t('map.north') }));
     svg.append(grid);
@@ -603,9 +623,10 @@
       const dist = fmtDist(Math.min(...c.reports.map(distanceOf)));
       const g = svgEl('g', {
         class: 'cell sev' + c.sev + (state.cellFilter === c.cell ? ' selected' : ''),
-        'data-cell': c.cell, 'data-count': n,
+        'data-cell': c.cell, 'data-count': n, 'data-min-people': c.minPeople,
         tabindex: opts.interactive ? 0 : null, role: opts.interactive ? 'button' : null,
-        'aria-label': t('map.cell_label', { cell: c.cell, n, cats, dist }),
+        'aria-label': t('map.cell_label', { cell: c.cell, n, cats, dist })
+          + (c.minPeople > 0 ? ' ' + t('map.cell_people', { n: c.minPeople }) : ''),
         'aria-pressed': opts.interactive ? String(state.cellFilter === c.cell) : null,
       });
       g.append(svgEl('polygon', {
@@ -619,6 +640,11 @@
       const by = Math.abs(y1 - y0) > 4 * rr ? cy : y0;
       g.append(svgEl('circle', { class: 'count-bg', cx: bx, cy: by, r: rr, 'vector-effect': 'non-scaling-stroke' }));
       g.append(svgEl('text', { class: 'count', x: bx, y: by, 'font-size': fs * 1.0, 'text-anchor': 'middle', 'dominant-baseline': 'central', text: String(n) }));
+      if (c.minPeople > 0) {
+        // The lower bound on the people behind the tokened reports, under
+        // the count ("≥2 people"); the label says what it means.
+        g.append(svgEl('text', { class: 'people', x: bx, y: by + rr * 1.9, 'font-size': fs * 0.7, 'text-anchor': 'middle', 'dominant-baseline': 'central', 'aria-hidden': 'true', text: t('map.people_short', { n: c.minPeople }) }));
+      }
       if (opts.interactive) {
         const pick = () => { state.cellFilter = state.cellFilter === c.cell ? null : c.cell; renderMap(); renderReports(); };
         g.addEventListener('click', pick);
@@ -647,29 +673,176 @@
         svgEl('path', { d: `M${x} ${y} l${-fs * 0.7} ${-fs * 1.6} a${fs * 0.75} ${fs * 0.75} 0 1 1 ${fs * 1.4} 0 z`, 'vector-effect': 'non-scaling-stroke' })));
     }
 
+    // Contacts' journeys while they share: path since the start, the
+    // destination, the last position with their name.
+    for (const j of opts.shared || []) {
+      const g = svgEl('g', { class: 'shared state-' + j.state, 'data-journey': j.journey, role: 'img', 'aria-label': sharedLabel(j) });
+      const pts = (j.path || []).map((f) => `${p.x(f.lon)},${p.y(f.lat)}`);
+      if (pts.length > 1) g.append(svgEl('polyline', { class: 'shared-path', points: pts.join(' '), 'vector-effect': 'non-scaling-stroke' }));
+      if (j.destination) {
+        const x = p.x(j.destination.lon); const y = p.y(j.destination.lat);
+        g.append(svgEl('path', { class: 'shared-dest', d: `M${x} ${y} l${-fs * 0.5} ${-fs * 1.2} a${fs * 0.55} ${fs * 0.55} 0 1 1 ${fs} 0 z`, 'vector-effect': 'non-scaling-stroke' }));
+      }
+      const last = j.last_position;
+      if (last) {
+        const x = p.x(last.lon); const y = p.y(last.lat);
+        g.append(svgEl('circle', { class: 'shared-pos', cx: x, cy: y, r: fs * 0.6, 'vector-effect': 'non-scaling-stroke' }));
+        g.append(svgEl('text', { class: 'shared-name', x, y: y - fs * 0.9, 'font-size': fs * 0.9, 'text-anchor': 'middle', text: j.from_name || contactName(j.from) || '?' }));
+      }
+      svg.append(g);
+    }
+
     const me = svgEl('g', { class: 'me', role: 'img', 'aria-label': t('map.me') });
     if (here.acc && here.acc < radius) me.append(svgEl('circle', { class: 'acc', cx: 0, cy: 0, r: here.acc }));
     me.append(svgEl('circle', { class: 'dot', cx: 0, cy: 0, r: fs * 0.55, 'vector-effect': 'non-scaling-stroke' }));
     svg.append(me);
 
     // Scale bar, bottom left: a round length near a fifth of the width.
-    const target = radius * 0.4;
-    const step = [50, 100, 200, 250, 500, 1000, 2000, 5000].reduce((best, s) => (Math.abs(s - target) < Math.abs(best - target) ? s : best), 100);
-    const sx = -R + fs * 0.8; const sy = R - fs * 1.0;
+    const target = (V[2] / 2.2) * 0.4;
+    const step = [10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000].reduce((best, s) => (Math.abs(s - target) < Math.abs(best - target) ? s : best), 100);
+    const sx = V[0] + fs * 0.8; const sy = V[1] + V[3] - fs * 1.0;
     svg.append(svgEl('g', { class: 'scale', 'aria-hidden': 'true' },
       svgEl('path', { d: `M${sx} ${sy - fs * 0.4} v${fs * 0.4} h${step} v${-fs * 0.4}`, 'vector-effect': 'non-scaling-stroke' }),
       svgEl('text', { x: sx + step / 2, y: sy - fs * 0.6, 'font-size': fs * 0.85, 'text-anchor': 'middle', text: fmtDist(step) })));
     return p;
   }
 
+  // The city basemap, read from the local node (which fetched the whole
+  // file once from a relay): streets under the SVG, which keeps every
+  // overlay. Nothing is asked of a relay here.
+  let basemap = null;
+  // The map libraries (about 1 MB) load only when there is a basemap.
+  function loadScript(src) {
+    return new Promise((resolve, reject) => {
+      const s = document.createElement('script');
+      s.src = src;
+      s.onload = resolve;
+      s.onerror = reject;
+      document.head.append(s);
+    });
+  }
+
+  async function setupBasemap() {
+    try {
+      const res = await fetch('/v1/basemap', { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+      if (!res.ok || !(await res.json()).cached) return;
+      const css = document.createElement('link');
+      css.rel = 'stylesheet';
+      css.href = '/app/vendor/maplibre-gl.css';
+      document.head.append(css);
+      await loadScript('/app/vendor/maplibre-gl-csp.js');
+      await loadScript('/app/vendor/pmtiles.js');
+      await loadScript('/app/basemap.js');
+    } catch (e) { return; }
+    if (!window.RondeBasemap) return;
+    const box = $('#report-basemap');
+    basemap = window.RondeBasemap.create(box, '/v1/basemap.pmtiles', '/app/vendor/maplibre-gl-csp-worker.js', true);
+    if (!basemap) return;
+    show(box, true);
+    $('#report-map').classList.add('with-basemap');
+    const attr = $('#map-attribution');
+    attr.textContent = window.RondeBasemap.ATTRIBUTION;
+    show(attr, true);
+    renderMap();
+  }
+
+  function syncBasemap(svg, view) {
+    if (!basemap || !state.here) return;
+    const px = Math.min(svg.clientWidth || 1, svg.clientHeight || 1);
+    const mpp = view[2] / px;
+    // The view's centre, metres east (x) and south (y) of the person.
+    const cx = view[0] + view[2] / 2, cy = view[1] + view[3] / 2;
+    const lat = state.here.lat - cy / 111320;
+    const lon = state.here.lon + cx / (111320 * Math.cos((state.here.lat * Math.PI) / 180));
+    window.RondeBasemap.sync(basemap, [lat, lon], window.RondeBasemap.zoomFor(state.here.lat, mpp));
+  }
+
+  // The map's lens: zoomed in (wheel, pinch) around the pointer and moved
+  // by a drag, inside the radar's square; null shows the whole radius.
+  // {cx, cy, half}: metres east and south of the person, half-width.
+  function lensView() {
+    const R = state.radius * 1.1;
+    const l = state.lens;
+    return l ? [l.cx - l.half, l.cy - l.half, 2 * l.half, 2 * l.half] : [-R, -R, 2 * R, 2 * R];
+  }
+
+  function setLens(l) {
+    const R = state.radius * 1.1;
+    if (!l || l.half >= R) {
+      state.lens = null;
+    } else {
+      const half = Math.max(40, l.half);
+      const m = R - half;
+      state.lens = { cx: Math.max(-m, Math.min(m, l.cx)), cy: Math.max(-m, Math.min(m, l.cy)), half };
+    }
+    // Once zoomed in, a finger moves the map rather than the page.
+    $('#report-map').style.touchAction = state.lens ? 'none' : 'pan-x pan-y';
+    renderMap();
+  }
+
+  // Zoom by `f` (< 1: in) keeping the map point under (clientX, clientY).
+  function zoomLensAt(clientX, clientY, f) {
+    const svg = $('#report-map');
+    const ctm = svg.getScreenCTM();
+    if (!ctm || !state.here) return;
+    const pt = new DOMPoint(clientX, clientY).matrixTransform(ctm.inverse());
+    const R = state.radius * 1.1;
+    const l = state.lens || { cx: 0, cy: 0, half: R };
+    const half = Math.max(40, Math.min(R, l.half * f));
+    const k = half / l.half;
+    setLens({ cx: pt.x + (l.cx - pt.x) * k, cy: pt.y + (l.cy - pt.y) * k, half });
+  }
+
+  function setupMapGestures() {
+    const svg = $('#report-map');
+    svg.style.touchAction = 'pan-x pan-y';
+    svg.addEventListener('wheel', (e) => {
+      e.preventDefault();
+      zoomLensAt(e.clientX, e.clientY, e.deltaY > 0 ? 1.25 : 0.8);
+    }, { passive: false });
+    const down = new Map(); // pointerId → [x, y]
+    let moved = false;
+    svg.addEventListener('pointerdown', (e) => { down.set(e.pointerId, [e.clientX, e.clientY]); moved = false; });
+    svg.addEventListener('pointermove', (e) => {
+      const prev = down.get(e.pointerId);
+      if (!prev) return;
+      if (down.size === 2) {
+        const [a, b] = [...down.values()];
+        const other = a === prev ? b : a;
+        const before = Math.hypot(prev[0] - other[0], prev[1] - other[1]);
+        const after = Math.hypot(e.clientX - other[0], e.clientY - other[1]);
+        if (before > 0 && after > 0) {
+          zoomLensAt((e.clientX + other[0]) / 2, (e.clientY + other[1]) / 2, before / after);
+          moved = true;
+        }
+      } else if (down.size === 1 && state.lens) {
+        const dx = e.clientX - prev[0], dy = e.clientY - prev[1];
+        if (!moved && Math.hypot(dx, dy) < 6) return;
+        moved = true;
+        const ctm = svg.getScreenCTM();
+        const k = ctm && ctm.a ? 1 / ctm.a : 1;
+        setLens({ cx: state.lens.cx - dx * k, cy: state.lens.cy - dy * k, half: state.lens.half });
+      }
+      down.set(e.pointerId, [e.clientX, e.clientY]);
+    });
+    const up = (e) => { down.delete(e.pointerId); };
+    svg.addEventListener('pointerup', up);
+    svg.addEventListener('pointercancel', up);
+    // A drag or pinch is no tap on a cell.
+    svg.addEventListener('click', (e) => { if (moved) { e.stopPropagation(); moved = false; } }, true);
+  }
+
   function renderMap() {
     const svg = $('#report-map');
     const reports = liveReports();
     const cells = cellsOf(reports);
+    const view = lensView();
+    syncBasemap(svg, view);
     drawMap(svg, state.radius, {
-      cells, interactive: true,
+      view, cells, interactive: true,
       places: state.directory.available ? state.directory.places : null,
       dest: state.circle.journey && isActiveJourney(state.circle.journey) ? state.circle.journey.destination : null,
+      shared: state.circle.shared,
     });
     const overlay = $('#map-empty');
     overlay.textContent = t('map.no_location');
@@ -865,6 +1038,7 @@
     await Promise.all([
       api('GET', ROUTES.circleStatus).then((d) => { state.circle.codes = !!(d && d.codes); }).catch(() => {}),
       api('GET', ROUTES.inbox).then((d) => { state.circle.inbox = (d && d.items) || []; }).catch(() => {}),
+      api('GET', ROUTES.sharedJourneys).then((d) => { state.circle.shared = (d && d.journeys) || []; }).catch(() => {}),
       api('GET', ROUTES.journey).then((d) => { state.circle.journey = unwrap(d, 'journey'); })
         .catch((e) => { if (e.code === 'no_journey') state.circle.journey = null; }),
       api('GET', ROUTES.sos).then((d) => { state.circle.sos = unwrap(d, 'sos'); })
@@ -874,6 +1048,7 @@
     renderJourney();
     renderSosState();
     renderCodes();
+    renderMap();
     raiseNewAlerts();
   }
 
@@ -947,6 +1122,7 @@
     show(unavailable, !available);
     show($('#circle-body'), available);
     if (!available) return;
+    renderShared();
 
     // Inbox, newest first; position updates folded into their journey.
     const list = $('#inbox-list');
@@ -1012,6 +1188,35 @@
           c.state === 'awaiting_my_approval'
             ? el('button', { type: 'button', class: 'btn primary', onclick: () => approveContact(c), text: t('contacts.approve') }) : null,
           el('button', { type: 'button', class: 'btn ghost', onclick: () => removeContact(c), text: t('contacts.remove') }))));
+    }
+  }
+
+  /** One line about a contact's journey: who, its state, when. */
+  function sharedLabel(j) {
+    const name = j.from_name || contactName(j.from) || '?';
+    const key = 'shared.state.' + j.state + (j.state === 'deviated' && j.deviation ? '.' + j.deviation : '');
+    return t(key, { name, time: fmtTime(j.expected_arrival) });
+  }
+
+  /** Contacts' journeys while they share: state, expected arrival, last
+   *  position; alerts first (the node orders them). */
+  function renderShared() {
+    const list = $('#shared-list');
+    list.replaceChildren();
+    const journeys = state.circle.shared || [];
+    show($('#shared-title'), journeys.length > 0);
+    for (const j of journeys) {
+      const last = j.last_position;
+      const where = last && Number.isFinite(last.lat) && Number.isFinite(last.lon)
+        ? el('p', { class: 'meta' },
+          t('shared.last', { time: fmtTime(last.at), dist: state.here ? fmtDist(distanceM(state.here, last)) : '' }), ' ',
+          el('button', { type: 'button', class: 'link', onclick: () => showView('map', true), text: t('shared.on_map') }), ' ',
+          el('a', { href: `geo:${last.lat.toFixed(6)},${last.lon.toFixed(6)}`, class: 'link', text: t('inbox.open_map') }))
+        : el('p', { class: 'meta faint', text: j.states_only ? t('shared.states_only') : t('shared.no_position') });
+      list.append(el('li', { class: 'card shared-card state-' + j.state + (j.state === 'overdue' || j.state === 'deviated' || j.state === 'duress' ? ' alert' : ''), 'data-journey': j.journey, 'data-state': j.state },
+        el('strong', { text: sharedLabel(j) }),
+        j.ended_at ? null : el('p', { class: 'meta', text: t('shared.eta', { time: fmtTime(j.expected_arrival) }) }),
+        where));
     }
   }
 
@@ -1084,6 +1289,10 @@
         el('p', { class: 'meta', text: t('contacts.invite_code', { time: fmtDate(inv.expires_at) + ' ' + fmtTime(inv.expires_at) }) }),
         el('p', { class: 'meta', text: t('contacts.qr_help') }),
         qrSvg(inv.qr || code.toUpperCase()),
+        inv.short_code ? el('p', { class: 'short-code-line' },
+          el('span', { class: 'meta', text: t('contacts.short_code') + ' ' }),
+          el('strong', { class: 'short-code', id: 'invite-short-code', text: inv.short_code })) : null,
+        inv.short_code ? el('p', { class: 'meta faint', text: t('contacts.short_help') }) : null,
         el('code', { class: 'invite-code', id: 'invite-code', tabindex: 0, text: groupCode(code) }),
         el('div', { class: 'row' },
           el('button', { type: 'button', class: 'btn', onclick: () => copy(code), text: t('contacts.copy') }),
@@ -1113,6 +1322,12 @@
     showError($('#circle-error'), null);
     if (!code) { showError($('#circle-error'), t('contacts.need_code')); $('#accept-code').focus(); return; }
     if (name) saveName(name);
+    // A short code is looked for at the mailbox hosts: it may take a while.
+    const shortCode = /^[0-9a-z]{5}[-\s]?[0-9a-z]{5}$/i.test(code);
+    if (shortCode) {
+      out.replaceChildren(el('p', { class: 'meta', text: t('contacts.looking') }));
+      out.hidden = false;
+    }
     try {
       const res = await api('POST', ROUTES.accept, name ? { code, name } : { code });
       const c = unwrap(res, 'contact') || {};
@@ -1122,7 +1337,10 @@
       out.hidden = false;
       $('#accept-code').value = '';
       refreshCircle();
-    } catch (e) { showError($('#circle-error'), e); }
+    } catch (e) {
+      if (shortCode) out.hidden = true;
+      showError($('#circle-error'), e);
+    }
   }
 
   // Journey --------------------------------------------------------------
@@ -1783,8 +2001,10 @@
     $('#where-cancel').addEventListener('click', () => $('#where-dialog').close());
     $('#radius').addEventListener('change', (e) => {
       state.radius = parseInt(e.target.value, 10) || 1000;
+      state.lens = null;
       refreshReports();
     });
+    setupMapGestures();
     $('#map-report').addEventListener('click', () => showView('report', true));
     $('#cell-filter-clear').addEventListener('click', () => { state.cellFilter = null; renderMap(); renderReports(); });
     $('#report-here').addEventListener('click', reportHere);
@@ -1832,6 +2052,7 @@
     connectEvents();
     refreshCircle();
     refreshPlaces();
+    setupBasemap();
     setInterval(refreshStatus, STATUS_EVERY_MS);
     setInterval(refreshReports, REPORTS_EVERY_MS);
     setInterval(() => { if (state.circle.available) refreshCircle(); }, CIRCLE_EVERY_MS);

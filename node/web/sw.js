@@ -14,6 +14,11 @@ const SHELL = [
   '/app/manifest.webmanifest',
   '/app/icon.svg',
   '/app/icon-maskable.svg',
+  '/app/basemap.js',
+  '/app/vendor/maplibre-gl-csp.js',
+  '/app/vendor/maplibre-gl-csp-worker.js',
+  '/app/vendor/maplibre-gl.css',
+  '/app/vendor/pmtiles.js',
 ];
 
 self.addEventListener('install', (event) => {

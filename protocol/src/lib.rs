@@ -38,6 +38,7 @@ pub mod pow;
 pub mod report;
 mod signature;
 pub mod stem;
+pub mod token;
 pub mod validate;
 
 pub use category::{Category, UnknownCategory};
@@ -50,6 +51,7 @@ pub use report::{
     MAX_TTL_MINUTES, VERSION,
 };
 pub use validate::{
-    precheck, validate, validate_batch, validate_with, verify_signatures, Malformed, Policy,
-    Prechecked, Rejection, VerifiedReport, MAX_CLOCK_SKEW_SECS,
+    precheck, precheck_with_keys, validate, validate_batch, validate_batch_with_keys,
+    validate_with, validate_with_keys, verify_signatures, Malformed, Policy, Prechecked, Rejection,
+    VerifiedReport, MAX_CLOCK_SKEW_SECS,
 };

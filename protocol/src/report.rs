@@ -11,18 +11,22 @@
 //! | observed       | 4     | minutes since the Unix epoch            |
 //! | ttl            | 1     | minutes, 1..=60                         |
 //! | public key     | 32    | fresh ed25519 key, used once            |
-//! | proof kind     | 1     | `0x01` = proof of work                  |
-//! | difficulty     | 1     | leading zero bits claimed               |
-//! | nonce          | 8     |                                         |
+//! | proof kind     | 1     | `0x01` = proof of work, `0x02` = token  |
+//! | difficulty     | 1     | kind 1: leading zero bits claimed       |
+//! | nonce          | 8     | kind 1                                  |
+//! | token          | 354   | kind 2 instead: RFC 9578 type-2 token   |
 //! | signature      | 64    | ed25519 over everything before it       |
 //!
-//! A precision-7 report is 121 bytes; nothing over [`MAX_REPORT_SIZE`] is
-//! even parsed.
+//! A precision-7 report is 121 bytes with a proof of work, 466 with a token;
+//! nothing over [`MAX_REPORT_SIZE`] is even parsed.
 //!
 //! Why bytes are not a valid report, [`Rejection`], lives here too: the
 //! decoder gives its structural faults, [`mod@crate::validate`] the rest.
 
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::Signer;
+/// The one-time key type reports are signed with (re-exported so that a
+/// token wallet can sign with the key a token was blinded for).
+pub use ed25519_dalek::SigningKey;
 use rand_core::CryptoRngCore;
 use sha2::{Digest, Sha256};
 
@@ -31,12 +35,13 @@ use crate::cursor::Put;
 use crate::cursor::{Cursor, CursorError};
 use crate::geo::Cell;
 use crate::pow;
+use crate::token::{Token, TokenError, TOKEN_LEN};
 
 /// The wire version this crate writes and reads.
 pub const VERSION: u8 = 1;
 /// Hard limit on the size of an encoded report; larger input is rejected
 /// before any parsing.
-pub const MAX_REPORT_SIZE: usize = 192;
+pub const MAX_REPORT_SIZE: usize = 512;
 /// How long a report stays visible unless its author chooses otherwise.
 pub const DEFAULT_TTL_MINUTES: u8 = 30;
 /// The longest a report may stay visible.
@@ -47,6 +52,8 @@ pub const SIGN_DOMAIN: &[u8] = b"ronde/report/v1/sig";
 pub const ID_DOMAIN: &[u8] = b"ronde/report/v1/id";
 /// Proof kind: SHA-256 proof of work.
 pub const PROOF_KIND_WORK: u8 = 1;
+/// Proof kind: an anonymous rate-limited token (`docs/protocol.md` §8.5).
+pub const PROOF_KIND_TOKEN: u8 = 2;
 
 const SIG_LEN: usize = 64;
 const NONCE_LEN: usize = 8;
@@ -80,6 +87,14 @@ pub enum Rejection {
     /// acceptable.
     #[error("bad signature")]
     BadSignature,
+    /// A token of a key this node does not hold (its directory may be
+    /// older or newer than the sender's): ignored, not punished.
+    #[error("token of an unknown key")]
+    UnknownTokenKey,
+    /// A token that does not hold: wrong nonce, challenge, period or
+    /// authenticator.
+    #[error("bad token")]
+    BadToken,
 }
 
 /// The structural faults behind [`Rejection::Malformed`].
@@ -103,6 +118,9 @@ pub enum Malformed {
     /// A TTL of zero minutes.
     #[error("zero ttl")]
     ZeroTtl,
+    /// A token whose type is not 2.
+    #[error("unsupported token type {0}")]
+    UnsupportedToken(u16),
 }
 
 impl Rejection {
@@ -117,6 +135,8 @@ impl Rejection {
             Rejection::Expired => "expired",
             Rejection::NotEnoughWork => "not_enough_work",
             Rejection::BadSignature => "bad_signature",
+            Rejection::UnknownTokenKey => "unknown_token_key",
+            Rejection::BadToken => "bad_token",
         }
     }
 
@@ -124,7 +144,10 @@ impl Rejection {
     /// to honest peers (slow links, skewed clocks) and should be ignored
     /// rather than punished; everything else is a protocol violation.
     pub fn is_misbehaviour(&self) -> bool {
-        !matches!(self, Rejection::Expired | Rejection::FromFuture)
+        !matches!(
+            self,
+            Rejection::Expired | Rejection::FromFuture | Rejection::UnknownTokenKey
+        )
     }
 }
 
@@ -133,9 +156,8 @@ impl Rejection {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ReportId(pub [u8; 32]);
 
-/// The spam-cost proof a report carries. The kind byte leaves room for other
-/// proofs (anonymous rate-limited tokens) in later versions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The spam-cost proof a report carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Proof {
     /// SHA-256 proof of work (kind `0x01`).
     Work {
@@ -144,6 +166,9 @@ pub enum Proof {
         /// The nonce that achieves them.
         nonce: u64,
     },
+    /// An anonymous rate-limited token (kind `0x02`), bound to the report's
+    /// one-time key.
+    Token(Box<Token>),
 }
 
 /// A decoded report. Holding one says nothing about its validity: use
@@ -184,6 +209,9 @@ pub enum SealError {
     /// The observation time does not fit the format (after year 10 000).
     #[error("observation time is out of range")]
     TimeOutOfRange,
+    /// The token is not bound to the signing key.
+    #[error("the token is not bound to this key")]
+    TokenNotForKey,
 }
 
 impl Draft {
@@ -257,6 +285,38 @@ impl Draft {
     }
 }
 
+impl Draft {
+    /// Sign with `key` and spend `token` on the report instead of a proof
+    /// of work. The token must have been blinded for this key
+    /// ([`crate::token::blind`]); the key is the report's one-time key.
+    pub fn seal_with_token(&self, key: &SigningKey, token: Token) -> Result<Report, SealError> {
+        if self.ttl_minutes == 0 || self.ttl_minutes > MAX_TTL_MINUTES {
+            return Err(SealError::BadTtl(self.ttl_minutes));
+        }
+        if self.observed_minute == u32::MAX {
+            return Err(SealError::TimeOutOfRange);
+        }
+        let public_key = key.verifying_key().to_bytes();
+        if token.nonce != crate::token::token_nonce(&public_key) {
+            return Err(SealError::TokenNotForKey);
+        }
+        let mut report = Report {
+            category: self.category,
+            cell: self.cell,
+            observed_minute: self.observed_minute,
+            ttl_minutes: self.ttl_minutes,
+            public_key,
+            proof: Proof::Token(Box::new(token)),
+            signature: [0; SIG_LEN],
+        };
+        let bytes = report.to_bytes();
+        report.signature = key
+            .sign(&signing_input(report.signed_part(&bytes)))
+            .to_bytes();
+        Ok(report)
+    }
+}
+
 fn signing_input(signed: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(SIGN_DOMAIN.len() + signed.len());
     v.extend_from_slice(SIGN_DOMAIN);
@@ -291,8 +351,15 @@ impl Report {
         &self.public_key
     }
     /// Its spam-cost proof.
-    pub fn proof(&self) -> Proof {
-        self.proof
+    pub fn proof(&self) -> &Proof {
+        &self.proof
+    }
+    /// The token it spends, if it carries one.
+    pub fn token(&self) -> Option<&Token> {
+        match &self.proof {
+            Proof::Token(t) => Some(t),
+            Proof::Work { .. } => None,
+        }
     }
     /// Its signature.
     pub fn signature(&self) -> &[u8; SIG_LEN] {
@@ -301,7 +368,11 @@ impl Report {
 
     /// Length of the canonical encoding.
     pub fn encoded_len(&self) -> usize {
-        3 + usize::from(self.cell.precision()) + 4 + 1 + 32 + 1 + 1 + NONCE_LEN + SIG_LEN
+        let proof = match self.proof {
+            Proof::Work { .. } => 1 + NONCE_LEN,
+            Proof::Token(_) => TOKEN_LEN,
+        };
+        3 + usize::from(self.cell.precision()) + 4 + 1 + 32 + 1 + proof + SIG_LEN
     }
 
     /// The canonical bytes.
@@ -314,11 +385,15 @@ impl Report {
         b.put_u32(self.observed_minute);
         b.put_u8(self.ttl_minutes);
         b.put_slice(&self.public_key);
-        match self.proof {
+        match &self.proof {
             Proof::Work { difficulty, nonce } => {
                 b.put_u8(PROOF_KIND_WORK);
-                b.put_u8(difficulty);
-                b.put_u64(nonce);
+                b.put_u8(*difficulty);
+                b.put_u64(*nonce);
+            }
+            Proof::Token(token) => {
+                b.put_u8(PROOF_KIND_TOKEN);
+                token.put(&mut b);
             }
         }
         b.put_slice(&self.signature);
@@ -346,6 +421,7 @@ impl Report {
             Proof::Work { difficulty, nonce } => {
                 pow::check(self.work_prefix(bytes), nonce, difficulty)
             }
+            Proof::Token(_) => false,
         }
     }
 
@@ -395,6 +471,7 @@ impl Report {
                 let nonce = u64::from_be_bytes(r.array()?);
                 Proof::Work { difficulty, nonce }
             }
+            PROOF_KIND_TOKEN => Proof::Token(Box::new(Token::read(&mut r)?)),
             other => return Err(Rejection::Malformed(Malformed::UnsupportedProof(other))),
         };
         let signature = r.array()?;
@@ -408,6 +485,22 @@ impl Report {
             proof,
             signature,
         })
+    }
+}
+
+/// How a token's structural fault reads inside a report: only its type can
+/// be wrong, the cursor reports the rest.
+impl From<TokenError> for Rejection {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::UnsupportedVersion(t) => {
+                Rejection::Malformed(Malformed::UnsupportedToken(t))
+            }
+            TokenError::Truncated => Rejection::Malformed(Malformed::Truncated),
+            TokenError::TrailingBytes(n) => Rejection::Malformed(Malformed::TrailingBytes(n)),
+            TokenError::UnknownKey => Rejection::UnknownTokenKey,
+            _ => Rejection::BadToken,
+        }
     }
 }
 

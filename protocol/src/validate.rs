@@ -18,6 +18,7 @@ use rand_core::CryptoRngCore;
 use crate::pow;
 use crate::report::{Proof, Report, ReportId, MAX_TTL_MINUTES};
 use crate::signature;
+use crate::token::TokenKeys;
 
 pub use crate::report::{Malformed, Rejection};
 
@@ -94,9 +95,21 @@ pub fn validate(bytes: &[u8], now: u64) -> Result<VerifiedReport, Rejection> {
     validate_with(bytes, now, &Policy::default())
 }
 
-/// Validate untrusted bytes at `now` under `policy`.
+/// Validate untrusted bytes at `now` under `policy`, knowing no token key
+/// (a tokened report is `UnknownTokenKey`).
 pub fn validate_with(bytes: &[u8], now: u64, policy: &Policy) -> Result<VerifiedReport, Rejection> {
-    let checked = precheck(bytes, now, policy)?;
+    validate_with_keys(bytes, now, policy, &TokenKeys::none())
+}
+
+/// Validate untrusted bytes at `now` under `policy`, checking tokens with
+/// the city's token `keys`.
+pub fn validate_with_keys(
+    bytes: &[u8],
+    now: u64,
+    policy: &Policy,
+    keys: &TokenKeys,
+) -> Result<VerifiedReport, Rejection> {
+    let checked = precheck_with_keys(bytes, now, policy, keys)?;
     match checked.report.parse_signature(&checked.bytes) {
         Some(sig) if signature::verify_one(&sig) => Ok(checked.into_verified()),
         _ => Err(Rejection::BadSignature),
@@ -137,8 +150,19 @@ impl Prechecked {
 }
 
 /// Every check but the signature, in the order of `docs/protocol.md` §2:
-/// size, structure, cell, TTL, clock, proof of work.
+/// size, structure, cell, TTL, clock, proof of work; knowing no token key.
 pub fn precheck(bytes: &[u8], now: u64, policy: &Policy) -> Result<Prechecked, Rejection> {
+    precheck_with_keys(bytes, now, policy, &TokenKeys::none())
+}
+
+/// [`precheck`], with the token `keys` a tokened report (proof kind 2) is
+/// checked against instead of a proof of work (check 12 of §2).
+pub fn precheck_with_keys(
+    bytes: &[u8],
+    now: u64,
+    policy: &Policy,
+    keys: &TokenKeys,
+) -> Result<Prechecked, Rejection> {
     let report = Report::from_bytes(bytes)?;
     if report.ttl_minutes() > policy.max_ttl_minutes {
         return Err(Rejection::TtlTooLong);
@@ -149,9 +173,15 @@ pub fn precheck(bytes: &[u8], now: u64, policy: &Policy) -> Result<Prechecked, R
     if report.expires_at() <= now {
         return Err(Rejection::Expired);
     }
-    let Proof::Work { difficulty, .. } = report.proof();
-    if difficulty < policy.min_difficulty || !report.work_holds(bytes) {
-        return Err(Rejection::NotEnoughWork);
+    match report.proof() {
+        Proof::Work { difficulty, .. } => {
+            if *difficulty < policy.min_difficulty || !report.work_holds(bytes) {
+                return Err(Rejection::NotEnoughWork);
+            }
+        }
+        Proof::Token(token) => {
+            keys.verify(token, report.public_key(), report.observed_at())?;
+        }
     }
     Ok(Prechecked {
         id: ReportId::of(bytes),
@@ -199,11 +229,22 @@ pub fn validate_batch<B: AsRef<[u8]>>(
     policy: &Policy,
     rng: &mut impl CryptoRngCore,
 ) -> Vec<Result<VerifiedReport, Rejection>> {
+    validate_batch_with_keys(items, now, policy, &TokenKeys::none(), rng)
+}
+
+/// [`validate_batch`] with the token `keys` of [`precheck_with_keys`].
+pub fn validate_batch_with_keys<B: AsRef<[u8]>>(
+    items: &[B],
+    now: u64,
+    policy: &Policy,
+    keys: &TokenKeys,
+    rng: &mut impl CryptoRngCore,
+) -> Vec<Result<VerifiedReport, Rejection>> {
     let mut out: Vec<Result<VerifiedReport, Rejection>> = Vec::with_capacity(items.len());
     let mut survivors = Vec::with_capacity(items.len());
     let mut slots = Vec::with_capacity(items.len());
     for (i, bytes) in items.iter().enumerate() {
-        match precheck(bytes.as_ref(), now, policy) {
+        match precheck_with_keys(bytes.as_ref(), now, policy, keys) {
             Ok(c) => {
                 survivors.push(c);
                 slots.push(i);

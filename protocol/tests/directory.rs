@@ -52,6 +52,7 @@ fn directory(places: Vec<SafePlace>) -> Directory {
         mediators: vec![mediator(1), mediator(2)],
         heartbeats: vec![],
         relays: vec![],
+        token_keys: vec![],
     }
 }
 

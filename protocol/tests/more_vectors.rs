@@ -24,6 +24,7 @@ use ronde_protocol::directory::{
     Flag, FlagReason, Freshness, Heartbeat, Location, Mediator, PlaceId, PlaceKind, RelayEntry,
     RelayRoles, SafePlace, DIRECTORY_SIGN_DOMAIN, HEARTBEAT_SIGN_DOMAIN,
 };
+use ronde_protocol::token::TokenKey;
 use ronde_protocol::{cell_for, distance_to_cell_m, topics_around, Cell};
 use serde::{Deserialize, Serialize};
 
@@ -263,6 +264,19 @@ struct RawDirectory {
     mediators: Vec<RawMediator>,
     heartbeats: Vec<([u8; 16], u64, [u8; 64])>,
     relays: Vec<RawRelay>,
+    /// Token keys: period start and SPKI bytes.
+    token_keys: Vec<(u64, Vec<u8>)>,
+}
+
+/// The token key of `tokens.json` (docs/protocol.md §8.5): its period and
+/// SPKI.
+fn token_key() -> (u64, Vec<u8>) {
+    let text = std::fs::read_to_string(dir().join("tokens.json")).expect("tokens.json");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    (
+        v["period_start"].as_u64().unwrap(),
+        hex::decode(v["token_key_spki"].as_str().unwrap()).unwrap(),
+    )
 }
 
 /// A relay entry as raw fields.
@@ -330,6 +344,12 @@ impl RawDirectory {
             for a in &r.addrs {
                 text(&mut b, a);
             }
+        }
+        b.push(u8::try_from(self.token_keys.len()).unwrap());
+        for (period, spki) in &self.token_keys {
+            b.extend(period.to_be_bytes());
+            b.extend(u16::try_from(spki.len()).unwrap().to_be_bytes());
+            b.extend(spki);
         }
         b
     }
@@ -438,7 +458,7 @@ fn raw_directory() -> RawDirectory {
         addrs: vec!["/dns4/relay.example.org/tcp/4001".into()],
     };
     RawDirectory {
-        version: 2,
+        version: 3,
         city: "Ivry-sur-Seine".into(),
         serial: 7,
         issued_at: NOW - 3_600,
@@ -448,6 +468,7 @@ fn raw_directory() -> RawDirectory {
         mediators: vec![m],
         heartbeats: vec![([1; 16], hb_at, heartbeat_sig(&PLACE_SECRET, [1; 16], hb_at))],
         relays: vec![city_relay, association_relay],
+        token_keys: vec![token_key()],
     }
 }
 
@@ -507,6 +528,11 @@ fn typed_directory() -> Directory {
                 addrs: x.addrs.iter().map(|a| s(a)).collect(),
             })
             .collect(),
+        token_keys: r
+            .token_keys
+            .iter()
+            .map(|(p, spki)| TokenKey::from_spki(*p, spki).unwrap())
+            .collect(),
     }
 }
 
@@ -545,6 +571,8 @@ struct ValidDirectory {
     mediators_shown: Vec<String>,
     /// The relays listed, in order, as decoded.
     relays: Vec<RelayVector>,
+    /// The token keys listed, in order: period start and key id (hex).
+    token_keys: Vec<(u64, String)>,
 }
 
 /// A listed relay: its peer id bytes (hex), role bits, the roles this
@@ -643,7 +671,8 @@ fn invalid_directories() -> Vec<Refused> {
         v("truncated", signed[..signed.len() - 1].to_vec()),
         v("trailing_byte", [signed.as_slice(), &[0]].concat()),
         v("version_1", with(&|d| d.version = 1)),
-        v("version_3", with(&|d| d.version = 3)),
+        v("version_2", with(&|d| d.version = 2)),
+        v("version_4", with(&|d| d.version = 4)),
         v("city_not_utf8", with(&|d| d.city = vec![0x49, 0xff])),
         v("places_over_1024", with(&|d| d.n_places = Some(1025))),
         v("unknown_kind_12", place(&|p| p.kind = 12)),
@@ -729,6 +758,21 @@ fn invalid_directories() -> Vec<Refused> {
                     .collect();
             }),
         ),
+        v(
+            "token_key_not_an_spki",
+            with(&|d| d.token_keys[0].1 = vec![0x30; 40]),
+        ),
+        v(
+            "token_key_period_not_a_day",
+            with(&|d| d.token_keys[0].0 += 1),
+        ),
+        v(
+            "token_keys_over_4",
+            with(&|d| {
+                let (p, k) = d.token_keys[0].clone();
+                d.token_keys = (0..5).map(|i| (p + i * 86_400, k.clone())).collect();
+            }),
+        ),
         // 3. The city's signature.
         v("signature_flipped", {
             let mut b = signed.clone();
@@ -764,6 +808,10 @@ fn invalid_directories() -> Vec<Refused> {
         ),
         v("places_out_of_order", with(&|d| d.places.swap(0, 1))),
         v("relays_out_of_order", with(&|d| d.relays.swap(0, 1))),
+        v(
+            "token_keys_repeated",
+            with(&|d| d.token_keys.push(d.token_keys[0].clone())),
+        ),
         v(
             "relays_repeated",
             with(&|d| d.relays[1].peer = d.relays[0].peer.clone()),
@@ -954,7 +1002,8 @@ fn directory_vectors() -> DirectoryVectors {
         description: "City directory vectors (docs/protocol.md §7). Secrets are for testing \
                       only. `directory` verifies with verify_directory(bytes, city_key, now, \
                       last_serial) and lists `relays` (role bits this version does not know \
-                      are kept and ignored); each of `invalid_directories` is refused with `error`. \
+                      are kept and ignored) and `token_keys` (period start, key id: the key \
+                      of tokens.json); each of `invalid_directories` is refused with `error`. \
                       `heartbeats` are checked by a relay against place `place` of the valid \
                       directory, `flags` with verify_flag(bytes, now, min_difficulty)."
             .into(),
@@ -993,6 +1042,11 @@ fn directory_vectors() -> DirectoryVectors {
                     addrs: r.addrs.clone(),
                 })
                 .collect(),
+            token_keys: d
+                .token_keys
+                .iter()
+                .map(|k| (k.period_start(), hex::encode(k.key_id())))
+                .collect(),
         },
         invalid_directories: invalid_directories(),
         heartbeats: heartbeat_vectors(),
@@ -1030,6 +1084,13 @@ fn directory_vectors_agree_with_the_code() {
         assert_eq!(r.roles.names(), want.known_roles);
         assert_eq!((&r.operator, &r.addrs), (&want.operator, &want.addrs));
     }
+    let keys: Vec<(u64, String)> = verified
+        .directory()
+        .token_keys
+        .iter()
+        .map(|k| (k.period_start(), hex::encode(k.key_id())))
+        .collect();
+    assert_eq!(keys, v.token_keys);
     let statuses: Vec<&str> = v.places.iter().map(|p| p.status.as_str()).collect();
     assert_eq!(statuses, ["fresh", "stale", "expired"]);
 
@@ -1064,6 +1125,7 @@ fn directory_vectors_agree_with_the_code() {
         "HeartbeatUnknownPlace",
         "HeartbeatBadSignature",
         "BadRelay",
+        "BadTokenKey",
     ] {
         assert!(errors.contains(e), "no vector for {e}");
     }

@@ -131,8 +131,18 @@ fn structural_rejections() {
     ttl[14] = 61;
     check(&ttl, Rejection::TtlTooLong);
     let mut proof = b.clone();
+    proof[15 + 32] = 3;
+    check(&proof, Rejection::Malformed(Malformed::UnsupportedProof(3)));
+    // Kind 2 reads a token: the proof-of-work bytes are not one.
     proof[15 + 32] = 2;
-    check(&proof, Rejection::Malformed(Malformed::UnsupportedProof(2)));
+    let ty = u16::from_be_bytes([proof[48], proof[49]]);
+    check(
+        &proof,
+        Rejection::Malformed(Malformed::UnsupportedToken(ty)),
+    );
+    proof[48] = 0;
+    proof[49] = 2;
+    check(&proof, Rejection::Malformed(Malformed::Truncated));
 }
 
 #[test]
@@ -155,7 +165,9 @@ fn forged_and_lazy_reports_are_rejected() {
         validate_with(&greedy, NOW, &p),
         Err(Rejection::NotEnoughWork)
     );
-    let Proof::Work { difficulty, .. } = r.proof();
+    let Proof::Work { difficulty, .. } = *r.proof() else {
+        unreachable!()
+    };
     assert_eq!(difficulty, D);
 }
 
@@ -292,7 +304,7 @@ fn batch_validation_agrees_with_one_by_one_on_every_reason() {
         good(10),
         forged,
         good(11),
-        vec![0x01; 300],
+        vec![0x01; MAX_REPORT_SIZE + 1],
         b"garbage".to_vec(),
         restamped,
         good(12),

@@ -86,7 +86,9 @@ fn make_valid(name: &str, seed: u8, category: Category, cell: &str, ttl: u8) -> 
     let report = draft
         .seal_with(&key, pow::MIN_DIFFICULTY, nonce_start)
         .expect("seal");
-    let ronde_protocol::Proof::Work { nonce, .. } = report.proof();
+    let ronde_protocol::Proof::Work { nonce, .. } = *report.proof() else {
+        unreachable!()
+    };
     let bytes = report.to_bytes();
     Valid {
         name: name.into(),
@@ -152,7 +154,7 @@ fn generate() -> (File<Valid>, File<Invalid>) {
     };
     let expiry = valid[0].expires_at;
     let invalid = vec![
-        inv("too_large", "too_large", NOW, hex::encode(vec![1u8; 193])),
+        inv("too_large", "too_large", NOW, hex::encode(vec![1u8; 513])),
         inv("empty", "malformed", NOW, String::new()),
         inv("truncated", "malformed", NOW, with(&|b| b.truncate(120))),
         inv("trailing_byte", "malformed", NOW, with(&|b| b.push(0))),
@@ -162,7 +164,7 @@ fn generate() -> (File<Valid>, File<Invalid>) {
             "unknown_proof_kind",
             "malformed",
             NOW,
-            with(&|b| b[kind] = 2),
+            with(&|b| b[kind] = 3),
         ),
         inv("zero_ttl", "malformed", NOW, with(&|b| b[ttl] = 0)),
         inv("precision_8", "bad_cell", NOW, with(&|b| b[2] = 8)),

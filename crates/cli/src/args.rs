@@ -91,6 +91,11 @@ pub enum Command {
     /// running node holds.
     #[command(after_help = EXIT_CODES)]
     Mediators(ApiArgs),
+    /// The city's street map on a running node: whether it keeps one, or
+    /// fetch it whole, once, from the city's relay (`--fetch`); the app
+    /// then draws the streets offline, asking no one for a tile.
+    #[command(after_help = EXIT_CODES)]
+    Basemap(BasemapArgs),
     /// Run a city relay (aggregates, dashboard, exports, the signed
     /// directory of safe places), or set one up with `ronde relay init`.
     Relay(ronde_relay::cli::RelayArgs),
@@ -171,6 +176,18 @@ pub struct NodeArgs {
     /// the directory from its peers and shows only what this key signed.
     #[arg(long = "city-key", value_name = "HEX", num_args = 1.., value_parser = parse_city_key)]
     pub city_keys: Vec<DirectoryPublicKey>,
+}
+
+/// `ronde basemap`.
+#[derive(Args, Debug)]
+pub struct BasemapArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+
+    /// Fetch the whole basemap from this URL (the relay's
+    /// `http://<relay>/basemap.pmtiles`) and keep it on the node.
+    #[arg(long, value_name = "URL")]
+    pub fetch: Option<String>,
 }
 
 /// `ronde places`.
@@ -284,7 +301,8 @@ pub enum ContactsAction {
     },
     /// Accept someone's invite code; they then approve you.
     Accept {
-        /// The code (ronde1:…), as typed or scanned.
+        /// The code (ronde1:…) as typed or scanned, or its short code
+        /// (ABCDE-FGHJK) when both phones use the city's relays.
         code: String,
         /// The name they will see [default: the last name you gave].
         #[arg(long)]

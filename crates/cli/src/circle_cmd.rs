@@ -327,6 +327,12 @@ fn render_invite(i: &InviteView, with_qr: bool, now: u64) -> String {
         }
     }
     let _ = writeln!(out, "{}\n", i.code);
+    if let Some(short) = &i.short_code {
+        let _ = writeln!(
+            out,
+            "Short code: {short}  (left at your mailbox hosts; it works where both phones use\n             the same hosts, such as the city's relays)\n"
+        );
+    }
     let _ = writeln!(
         out,
         "Give it to someone you trust, in person if you can; they run\n  ronde contacts accept CODE\n\

@@ -84,6 +84,7 @@ fn run_async(command: Command) -> anyhow::Result<()> {
             Command::Codes(a) => circle_cmd::codes(a).await,
             Command::Inbox(a) => circle_cmd::inbox(a).await,
             Command::Places(a) => places_cmd::places(a).await,
+            Command::Basemap(a) => places_cmd::basemap(a).await,
             Command::Mediators(a) => places_cmd::mediators(a).await,
             Command::Relay(a) => ronde_relay::cli::run(a).await,
             Command::Demo(a) => ronde_demo::cli::run(a).await,

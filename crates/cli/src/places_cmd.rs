@@ -1,9 +1,9 @@
-//! `ronde places` and `ronde mediators`: the city directory a running node
-//! holds, printed for people.
+//! `ronde places`, `ronde mediators` and `ronde basemap`: the city
+//! directory and street map a running node holds, printed for people.
 
 use serde::Deserialize;
 
-use crate::args::{ApiArgs, PlacesArgs};
+use crate::args::{ApiArgs, BasemapArgs, PlacesArgs};
 use crate::client::Client;
 use crate::show::{duration, now};
 
@@ -119,6 +119,47 @@ pub async fn places(args: PlacesArgs) -> anyhow::Result<()> {
     ];
     let answer: SafePlaces = client.get_query("/v1/safe-places", &q).await?;
     print!("{}", render_places(&answer, radius, now()));
+    Ok(())
+}
+
+/// `GET /v1/basemap`.
+#[derive(Debug, Deserialize)]
+struct BasemapState {
+    cached: bool,
+    bytes: u64,
+}
+
+/// `POST /v1/basemap/fetch`.
+#[derive(Debug, Deserialize)]
+struct Fetched {
+    bytes: u64,
+}
+
+/// `ronde basemap [--fetch URL]`.
+pub async fn basemap(args: BasemapArgs) -> anyhow::Result<()> {
+    let client = Client::from_args(&args.api)?;
+    if let Some(url) = &args.fetch {
+        let f: Fetched = client
+            .post("/v1/basemap/fetch", serde_json::json!({ "url": url }))
+            .await?;
+        println!(
+            "City basemap kept on this node: {} kB; the app draws the streets offline.",
+            f.bytes.div_ceil(1000)
+        );
+        return Ok(());
+    }
+    let s: BasemapState = client.get("/v1/basemap").await?;
+    if s.cached {
+        println!(
+            "City basemap kept on this node: {} kB.",
+            s.bytes.div_ceil(1000)
+        );
+    } else {
+        println!(
+            "No city basemap on this node: the app shows the cells without streets. Fetch it \
+             once from your city's relay: ronde basemap --fetch http://<relay>/basemap.pmtiles"
+        );
+    }
     Ok(())
 }
 

@@ -487,3 +487,62 @@ fn bad_input_exit_codes() {
         text(&o)
     );
 }
+
+/// `ronde basemap`: none at first (said how to fetch one), then fetched
+/// whole from a relay's URL (here a one-shot HTTP server serving the
+/// tests' real-streets extract) and kept by the node.
+#[test]
+fn a_node_fetches_the_city_basemap_whole() {
+    use std::io::{Read as _, Write as _};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = NodeProc::start(dir.path(), &[]);
+    let o = ronde(&["basemap", "--api", &node.api, "--data-dir", &node.data]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(
+        out.contains("No city basemap") && out.contains("--fetch"),
+        "{out}"
+    );
+
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../node/tests/data/kirchberg.pmtiles"
+    ))
+    .expect("the tests' basemap");
+    let server = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!(
+        "http://{}/basemap.pmtiles",
+        server.local_addr().expect("addr")
+    );
+    let body = bytes.clone();
+    let serving = std::thread::spawn(move || {
+        let (mut s, _) = server.accept().expect("accept");
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf);
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.pmtiles\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).expect("head");
+        s.write_all(&body).expect("body");
+    });
+    let o = ronde(&[
+        "basemap",
+        "--api",
+        &node.api,
+        "--data-dir",
+        &node.data,
+        "--fetch",
+        &url,
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains("kept on this node: 3 kB"), "{out}");
+    serving.join().expect("server");
+    let o = ronde(&["basemap", "--api", &node.api, "--data-dir", &node.data]);
+    let (out, _) = text(&o);
+    assert!(
+        out.contains("City basemap kept on this node: 3 kB."),
+        "{out}"
+    );
+}

@@ -39,6 +39,12 @@ pub struct DemoArgs {
     /// Map tiles of the dashboard, `{z}/{x}/{y}` placeholders; "" for none.
     #[arg(long, value_name = "URL", default_value = DEFAULT_TILES)]
     pub tiles: String,
+    /// The city's streets for both maps: a PMTiles extract covering Ivry
+    /// (the operator guide says how to make one). The relay serves it and
+    /// Camille's phone fetches it whole once. Without it the maps show the
+    /// cells only: the demo ships no streets of Ivry.
+    #[arg(long, value_name = "FILE")]
+    pub basemap: Option<PathBuf>,
 }
 
 impl Default for DemoArgs {
@@ -52,6 +58,7 @@ impl Default for DemoArgs {
             speed: 10,
             duration: None,
             tiles: DEFAULT_TILES.into(),
+            basemap: None,
         }
     }
 }

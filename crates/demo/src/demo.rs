@@ -19,7 +19,7 @@ use rand_chacha::ChaCha20Rng;
 use ronde_node::api::ApiAuth;
 use ronde_node::{Node, NodeConfig, NodeError};
 use ronde_protocol::directory::DirectoryPublicKey;
-use ronde_relay::config::{Http, Jurisdiction, Network, RelayConfig};
+use ronde_relay::config::{Http, Jurisdiction, MapSettings, Network, RelayConfig};
 use ronde_relay::directory::DirError;
 use ronde_relay::keys::KeyError;
 use ronde_relay::server::Shared;
@@ -191,6 +191,14 @@ pub fn check_args(args: &DemoArgs) -> Result<(), DemoError> {
     if args.duration.is_some_and(|d| d.is_zero()) {
         return Err(DemoError::Args("--duration must be above 0".into()));
     }
+    if let Some(b) = &args.basemap {
+        if !b.is_file() {
+            return Err(DemoError::Args(format!(
+                "--basemap {}: no such file",
+                b.display()
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -227,6 +235,7 @@ fn relay_config(args: &DemoArgs, city: &City, dir: &Path, token: String) -> Rela
         jurisdiction: Jurisdiction {
             geohash_prefixes: Vec::new(),
             bbox: Some(city.bbox()),
+            time_zone: "Europe/Paris".into(),
             utc_offset_hours: city::paris_utc_offset(ronde_node::Clock::now(
                 &ronde_node::SystemClock,
             )),
@@ -247,6 +256,15 @@ fn relay_config(args: &DemoArgs, city: &City, dir: &Path, token: String) -> Rela
         },
         aggregates: Default::default(),
         directory: Default::default(),
+        map: MapSettings {
+            // Absolute, since the relay reads a relative path in its data
+            // directory.
+            basemap: args
+                .basemap
+                .as_ref()
+                .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+                .unwrap_or_default(),
+        },
     }
 }
 
@@ -541,6 +559,18 @@ impl Demo {
         }
         let camille = phones[CAMILLE].clone();
         let auth = ApiAuth::create(&camille_dir).map_err(io(&camille_dir))?;
+        // Camille's phone fetches the city's streets whole, once, as a
+        // phone does from its city's relay.
+        if let (Some(_), Some(public)) = (&args.basemap, relay.public_addr()) {
+            let url = format!("http://{public}/basemap.pmtiles");
+            match ronde_node::basemap::fetch_into(&camille_dir, &url).await {
+                Ok(bytes) => narrator.say(format!(
+                    "basemap: Camille's phone keeps the city's streets ({} kB), read offline",
+                    bytes / 1000
+                )),
+                Err(e) => narrator.say(format!("warning: Camille's phone got no basemap: {e}")),
+            }
+        }
         let app = ronde_node::api::serve(listener, camille, auth.clone(), async move {
             let _ = stop.wait_for(|s| *s).await;
         });
@@ -572,6 +602,18 @@ impl Demo {
              I\" by hand: {lat}, {lon}, the centre of Ivry)",
             u.app_login
         ));
+        if args.basemap.is_none() {
+            n.plain(
+                "  Street map       none: no OpenStreetMap data of Ivry ships with Ronde, so \
+                 the maps show cells only.",
+            );
+            n.plain(
+                "                   To add streets: make ivry.pmtiles as docs/operator-guide.md \
+                 says (\"The city basemap\": pmtiles extract <build> ivry.pmtiles \
+                 --bbox=2.36,48.80,2.41,48.83 --maxzoom=15), then run `ronde demo --basemap \
+                 ivry.pmtiles`.",
+            );
+        }
         if let Some(p) = &u.public {
             n.plain(format!(
                 "  Directory        {p}/directory  (signed; key at {p}/directory/key)"

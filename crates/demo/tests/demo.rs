@@ -116,6 +116,12 @@ async fn a_small_city_runs_shows_everything_and_stops_cleanly() {
         .any(|l| l.contains(&format!("{}/login", urls.dashboard))));
     assert!(lines.iter().any(|l| l.contains(&urls.token)));
     assert!(lines.iter().any(|l| l.contains(&urls.app_login)));
+    // No streets of Ivry ship with Ronde: the banner says how to add them.
+    assert!(
+        lines.iter().any(|l| l.contains("Street map       none"))
+            && lines.iter().any(|l| l.contains("--basemap ivry.pmtiles")),
+        "{lines:#?}"
+    );
     assert!(urls
         .app_login
         .starts_with(&format!("{}/login?code=", urls.app)));
@@ -383,6 +389,15 @@ async fn bad_flags_a_full_data_dir_and_a_busy_port_are_refused() {
         Err(e) => e.to_string(),
     };
     assert!(err.contains("--phones"), "{err}");
+    let bad = DemoArgs {
+        basemap: Some(dir.join("no-such.pmtiles")),
+        ..DemoArgs::default()
+    };
+    let err = match Demo::start(&bad, Narrator::keep()).await {
+        Ok(_) => panic!("a missing --basemap was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("--basemap"), "{err}");
     // A dashboard port in use: said so, with the way out.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let busy = DemoArgs {
@@ -395,4 +410,57 @@ async fn bad_flags_a_full_data_dir_and_a_busy_port_are_refused() {
         Err(e) => e.to_string(),
     };
     assert!(err.contains("--dashboard 127.0.0.1:0"), "{err}");
+}
+
+/// `--basemap`: the relay serves the file, Camille's phone fetched it whole
+/// at the start and keeps it; the banner no longer says there are no
+/// streets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_basemap_given_reaches_camilles_phone_whole() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../node/tests/data/kirchberg.pmtiles"
+    );
+    let bytes = std::fs::read(fixture).expect("the tests' basemap");
+    let args = DemoArgs {
+        phones: ronde_demo::demo::MIN_PHONES,
+        seed: 4,
+        dashboard: "127.0.0.1:0".parse().expect("addr"),
+        app: "127.0.0.1:0".parse().expect("addr"),
+        speed: 60,
+        duration: Some(Duration::from_secs(20)),
+        tiles: String::new(),
+        basemap: Some(fixture.into()),
+        ..DemoArgs::default()
+    };
+    let narrator = Narrator::keep();
+    let demo = Demo::start(&args, narrator.clone())
+        .await
+        .expect("the demo starts");
+    let urls = demo.urls().clone();
+    let lines = narrator.lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("Camille's phone keeps the city's streets")),
+        "{lines:#?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("Street map       none")));
+    let state = get_json(&format!("{}/v1/basemap", urls.app), Some(&urls.app_token)).await;
+    assert_eq!(state["cached"], true);
+    assert_eq!(state["bytes"], bytes.len());
+    let client = reqwest::Client::new();
+    let got = client
+        .get(format!("{}/basemap.pmtiles", urls.dashboard))
+        .bearer_auth(&urls.token)
+        .send()
+        .await
+        .expect("get")
+        .bytes()
+        .await
+        .expect("body");
+    assert_eq!(got.as_ref(), bytes.as_slice());
+    demo.run(std::future::ready(()))
+        .await
+        .expect("the demo stops");
 }

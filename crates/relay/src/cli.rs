@@ -97,6 +97,10 @@ pub struct InitArgs {
     /// A bounding box: min_lat,min_lon,max_lat,max_lon.
     #[arg(long, value_delimiter = ',', num_args = 4, allow_hyphen_values = true)]
     pub bbox: Option<Vec<f64>>,
+    /// The city's IANA time zone: local days, time-of-day bands and the
+    /// dashboard's times follow it, daylight saving time included.
+    #[arg(long, default_value = "Europe/Paris")]
+    pub time_zone: String,
     /// Overwrite an existing configuration file (never an existing key).
     #[arg(long)]
     pub force: bool,
@@ -207,6 +211,24 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
             for a in areas {
                 println!("{a}");
             }
+            match c.basemap_path() {
+                None => println!("basemap: none (the maps show cells without streets)"),
+                Some(p) => {
+                    let mut head = [0u8; 8];
+                    let read = std::fs::File::open(&p)
+                        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head).map(|_| f))
+                        .and_then(|f| f.metadata());
+                    match read {
+                        Ok(m) if ronde_node::basemap::is_pmtiles_v3(&head) => println!(
+                            "basemap: {} ({} kB, PMTiles v3)",
+                            p.display(),
+                            m.len().div_ceil(1000)
+                        ),
+                        Ok(_) => bail!("basemap {}: not a PMTiles v3 file", p.display()),
+                        Err(e) => bail!("basemap {}: {e}", p.display()),
+                    }
+                }
+            }
             Ok(())
         }
         Some(RelayCommand::Key) => {
@@ -277,7 +299,11 @@ fn init(path: &Path, a: InitArgs) -> anyhow::Result<()> {
         .replace("{data_dir}", &toml_string(data_dir))
         .replace("{prefixes}", &prefixes)
         .replace("{bbox}", &bbox)
-        .replace("{token}", &hex::encode(token));
+        .replace("{token}", &hex::encode(token))
+        .replace(
+            "time_zone = \"Europe/Paris\"",
+            &format!("time_zone = \"{}\"", toml_string(&a.time_zone)),
+        );
     let config = RelayConfig::parse(&text).context("the configuration would not be valid")?;
     let key_path = config.key_path();
     let key = if key_path.exists() {

@@ -72,6 +72,20 @@ pub struct RelayConfig {
     /// The signed directory of safe places and mediators.
     #[serde(default)]
     pub directory: DirectorySettings,
+    /// The city's basemap.
+    #[serde(default)]
+    pub map: MapSettings,
+}
+
+/// The basemap (`[map]`): a PMTiles vector extract of the city, served whole
+/// to phones (which cache it) and by byte ranges to the dashboard.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapSettings {
+    /// The PMTiles file, relative to `data_dir` unless absolute; empty: no
+    /// basemap (the maps show cells on a plain background).
+    #[serde(default)]
+    pub basemap: PathBuf,
 }
 
 /// The areas a relay follows: geohash prefixes (of at most 5 characters:
@@ -86,8 +100,13 @@ pub struct Jurisdiction {
     /// `[min_lat, min_lon, max_lat, max_lon]`.
     #[serde(default)]
     pub bbox: Option<[f64; 4]>,
-    /// The city's offset from UTC, whole hours: local days and times of day
-    /// are read in it (daylight saving time is not followed).
+    /// The city's IANA time zone (`Europe/Paris`): local days and times of
+    /// day are read in it, daylight saving time included. Empty: the fixed
+    /// `utc_offset_hours`.
+    #[serde(default)]
+    pub time_zone: String,
+    /// A fixed offset from UTC, whole hours, when `time_zone` is empty
+    /// (daylight saving time is then not followed).
     #[serde(default)]
     pub utc_offset_hours: i32,
 }
@@ -335,9 +354,9 @@ city_key_file = "city.key"
 # prefixes of 1 to 5 characters, a bounding box, or both. At most 256 areas.
 geohash_prefixes = [{prefixes}]
 {bbox}
-# Local time for days and time-of-day bands, whole hours east of UTC.
-# Daylight saving time is not followed.
-utc_offset_hours = 1
+# The city's time zone (IANA name) for local days and time-of-day bands,
+# daylight saving time included. (Empty: a fixed utc_offset_hours instead.)
+time_zone = "Europe/Paris"
 
 [network]
 # libp2p listen addresses (TCP and QUIC).
@@ -403,6 +422,13 @@ operator = ""
 # operator = "Association Nuits Solidaires"
 # addresses = ["/ip4/203.0.113.7/tcp/4001"]
 # roles = ["mailbox", "switch", "circuit", "bootstrap"]
+
+[map]
+# The city's basemap: a PMTiles vector extract (see the operator guide for
+# how to make one). Relative to data_dir unless absolute. Served whole at
+# /basemap.pmtiles on the public listener (phones fetch it once and keep
+# it) and by byte ranges to the dashboard. Empty: no basemap.
+basemap = ""
 "#;
 
 impl RelayConfig {
@@ -441,6 +467,14 @@ impl RelayConfig {
         self.jurisdiction.areas()?;
         if !(-12..=14).contains(&self.jurisdiction.utc_offset_hours) {
             return Err(invalid("utc_offset_hours must be between -12 and 14"));
+        }
+        if !self.jurisdiction.time_zone.is_empty() {
+            LocalTime::zone(&self.jurisdiction.time_zone).map_err(|e| {
+                invalid(format!(
+                    "time_zone {:?} is not an IANA time zone this machine knows: {e}",
+                    self.jurisdiction.time_zone
+                ))
+            })?;
         }
         if self.aggregates.k == 0 {
             return Err(invalid("aggregates.k must be at least 1"));
@@ -539,6 +573,18 @@ impl RelayConfig {
         self.data_dir.join(ronde_node::peer_key::PEER_KEY_FILE)
     }
 
+    /// The basemap file resolved against `data_dir`; `None` when none is
+    /// configured.
+    pub fn basemap_path(&self) -> Option<PathBuf> {
+        if self.map.basemap.as_os_str().is_empty() {
+            None
+        } else if self.map.basemap.is_absolute() {
+            Some(self.map.basemap.clone())
+        } else {
+            Some(self.data_dir.join(&self.map.basemap))
+        }
+    }
+
     /// The city key file, resolved against `data_dir`.
     pub fn key_path(&self) -> PathBuf {
         if self.city_key_file.is_absolute() {
@@ -550,9 +596,12 @@ impl RelayConfig {
 
     /// The city's local time.
     pub fn local_time(&self) -> LocalTime {
-        LocalTime {
-            offset_hours: self.jurisdiction.utc_offset_hours,
+        if self.jurisdiction.time_zone.is_empty() {
+            return LocalTime::fixed(self.jurisdiction.utc_offset_hours);
         }
+        // Checked when the configuration was read.
+        LocalTime::zone(&self.jurisdiction.time_zone)
+            .unwrap_or_else(|_| LocalTime::fixed(self.jurisdiction.utc_offset_hours))
     }
 }
 
@@ -707,12 +756,14 @@ mod tests {
         let j = Jurisdiction {
             geohash_prefixes: vec!["u09t".into(), "u09tv".into()],
             bbox: None,
+            time_zone: String::new(),
             utc_offset_hours: 0,
         };
         assert_eq!(j.areas().expect("areas").len(), 32);
         let j = Jurisdiction {
             geohash_prefixes: vec![],
             bbox: Some([48.80, 2.36, 48.83, 2.41]),
+            time_zone: String::new(),
             utc_offset_hours: 0,
         };
         let areas = j.areas().expect("areas");
@@ -721,12 +772,14 @@ mod tests {
         let too_big = Jurisdiction {
             geohash_prefixes: vec!["u0".into()],
             bbox: None,
+            time_zone: String::new(),
             utc_offset_hours: 0,
         };
         assert!(too_big.areas().is_err());
         let bad = Jurisdiction {
             geohash_prefixes: vec!["U09".into()],
             bbox: None,
+            time_zone: String::new(),
             utc_offset_hours: 0,
         };
         assert!(bad.areas().is_err());

@@ -15,6 +15,7 @@ use ronde_protocol::directory::{
     DirectoryPublicKey, FlagReason, Freshness, Heartbeat, Location, Mediator, PlaceId, PlaceKind,
     RelayEntry, SafePlace, MAX_MEDIATORS, MAX_PLACES,
 };
+use ronde_protocol::token::TokenKey;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -114,6 +115,9 @@ pub struct DirectoryService {
     /// The current signed document; subscribers (the relay's node, which
     /// serves it over `/ronde/directory/1`) see every new one.
     signed: watch::Sender<Arc<Vec<u8>>>,
+    /// The token issuer's public keys (`crate::tokens`), listed from the
+    /// next signing on.
+    token_keys: std::sync::Mutex<Vec<TokenKey>>,
 }
 
 impl DirectoryService {
@@ -137,6 +141,18 @@ impl DirectoryService {
             settings,
             relays,
             signed: watch::Sender::new(Arc::new(Vec::new())),
+            token_keys: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// List these token keys (sorted by period, at most four) from the
+    /// next [`DirectoryService::rebuild`] on.
+    pub fn set_token_keys(&self, mut keys: Vec<TokenKey>) {
+        keys.sort_by_key(|k| k.period_start());
+        keys.dedup_by_key(|k| k.period_start());
+        keys.truncate(ronde_protocol::directory::MAX_TOKEN_KEYS);
+        if let Ok(mut held) = self.token_keys.lock() {
+            *held = keys;
         }
     }
 
@@ -186,6 +202,11 @@ impl DirectoryService {
             mediators,
             heartbeats,
             relays: self.relays.clone(),
+            token_keys: self
+                .token_keys
+                .lock()
+                .map(|k| k.clone())
+                .unwrap_or_default(),
         };
         let bytes = doc.sign(&self.key)?;
         self.store.set_directory_serial(serial)?;

@@ -9,6 +9,7 @@
 //! | GET    | `/directory/key`       | the city's public key, hex |
 //! | POST   | `/directory/heartbeat` | a place's signed heartbeat (binary) |
 //! | POST   | `/flags`               | an anonymous flag against a place (binary) |
+//! | GET    | `/basemap.pmtiles`     | the city basemap, whole or by `Range` ([`crate::maps`]) |
 //!
 //! **Operator** ([`dashboard_router`], `http.dashboard_bind`): `/healthz`,
 //! the login form and its script and style are open; everything else,
@@ -22,6 +23,7 @@
 //! | method | path | what |
 //! |--------|------|------|
 //! | GET    | `/`, `/app.js`, `/style.css`, `/login` | the dashboard |
+//! | GET    | `/basemap.pmtiles`, `/vendor/{file}` | the basemap and the map libraries ([`crate::maps`]) |
 //! | GET    | `/metrics` | Prometheus text ([`crate::metrics`]) |
 //! | GET    | `/api/config` | city, k, areas, categories, bands, tiles |
 //! | GET    | `/api/status` | node and store figures |
@@ -30,6 +32,7 @@
 //! | GET    | `/api/trend?…` | reports per local day (suppressed under k) |
 //! | GET    | `/api/hotspots?…&limit=` | ranking of cells with category and time-of-day breakdown |
 //! | GET    | `/api/export.geojson?…`, `/api/export.csv?…`, `/api/summary.html?…` | exports |
+//! | GET    | `/ogc/…` | OGC API – Features: the `cells` collection ([`crate::ogc`]) |
 //! | GET/POST | `/api/places` | list (with freshness and flags) / add |
 //! | PUT/DELETE | `/api/places/{id}` | replace / remove |
 //! | POST   | `/api/places/{id}/confirm` | the city re-confirms a place or mediator |
@@ -62,6 +65,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::directory::{flag_reason_names, DirError, MediatorInput, PlaceInput};
+use crate::maps;
 use crate::metrics::{render, Gauges};
 use crate::query::{self, ExportMeta, Filter, MAX_RANGE_DAYS};
 use crate::rules::{format_day, parse_day, BANDS};
@@ -105,7 +109,7 @@ impl ApiError {
             message: message.into(),
         }
     }
-    fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
     }
 }
@@ -160,7 +164,7 @@ impl From<crate::store::StoreError> for ApiError {
 
 /// The public router: health, the signed directory, heartbeats, flags.
 pub fn public_router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    maps::basemap_route(Router::new())
         .route("/healthz", get(healthz))
         .route("/directory", get(get_directory))
         .route("/directory/key", get(get_directory_key))
@@ -254,7 +258,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
 
 /// The operator's router: dashboard, JSON API, exports, metrics.
 pub fn dashboard_router(shared: Arc<Shared>) -> Router {
-    let api = Router::new()
+    let api = crate::ogc::routes(maps::basemap_route(Router::new()))
         .route("/api/config", get(api_config))
         .route("/api/status", get(api_status))
         .route("/api/live", get(api_live))
@@ -279,7 +283,7 @@ pub fn dashboard_router(shared: Arc<Shared>) -> Router {
             shared.clone(),
             require_operator,
         ));
-    Router::new()
+    maps::vendor_route(Router::new())
         .merge(api)
         .route("/healthz", get(healthz))
         .route("/login", get(login_page).post(login))
@@ -387,7 +391,7 @@ async fn dashboard_headers(State(s): St, req: Request, next: Next) -> Response {
     };
     let csp = format!(
         "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-         img-src {img}; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+         img-src {img} blob:; connect-src 'self'; worker-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     );
     if let Ok(v) = HeaderValue::from_str(&csp) {
         res.headers_mut().insert("content-security-policy", v);
@@ -410,8 +414,14 @@ struct LoginQuery {
     failed: Option<String>,
 }
 
-async fn login_page(Query(q): Query<LoginQuery>) -> Response {
-    let page = if q.failed.is_some() {
+async fn login_page(Query(q): Query<LoginQuery>, headers: HeaderMap) -> Response {
+    let french = prefers_french(
+        headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+    );
+    let mut page = if q.failed.is_some() {
         LOGIN_HTML.replace(
             "<!--FAILED-->",
             "<p class=\"error\" role=\"alert\">Wrong token.</p>",
@@ -419,7 +429,40 @@ async fn login_page(Query(q): Query<LoginQuery>) -> Response {
     } else {
         LOGIN_HTML.to_owned()
     };
+    if french {
+        for (en, fr) in LOGIN_FR {
+            page = page.replace(en, fr);
+        }
+    }
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+}
+
+/// The login page in French (the dashboard itself switches in the browser).
+const LOGIN_FR: [(&str, &str); 7] = [
+    ("<html lang=\"en\">", "<html lang=\"fr\">"),
+    ("Ronde relay: log in", "Relais Ronde : connexion"),
+    ("<h1>Ronde relay</h1>", "<h1>Relais Ronde</h1>"),
+    (
+        "The city's dashboard. Log in with the operator token",
+        "Le tableau de bord de la ville. Connectez-vous avec le jeton d'opérateur",
+    ),
+    ("Operator token</label>", "Jeton d'opérateur</label>"),
+    ("Log in</button>", "Se connecter</button>"),
+    ("Wrong token.", "Jeton incorrect."),
+];
+
+/// Whether an `Accept-Language` list names French before English.
+fn prefers_french(accept: &str) -> bool {
+    for tag in accept.split(',') {
+        let lang = tag.split(';').next().unwrap_or("").trim();
+        let base = lang.split('-').next().unwrap_or("").to_ascii_lowercase();
+        match base.as_str() {
+            "fr" => return true,
+            "en" => return false,
+            _ => {}
+        }
+    }
+    false
 }
 
 async fn app_js() -> Response {
@@ -520,7 +563,10 @@ struct ConfigView {
     city: String,
     k: u64,
     strict: bool,
-    utc_offset_hours: i32,
+    /// The city's time zone (IANA name, or `UTC+h` for a fixed offset).
+    time_zone: String,
+    /// Its offset now, whole hours (what the dashboard showed before).
+    utc_offset_hours: i64,
     today: String,
     areas: Vec<AreaView>,
     bbox: [f64; 4],
@@ -530,6 +576,8 @@ struct ConfigView {
     tile_url: String,
     tile_attribution: String,
     directory_key: String,
+    /// Whether `/basemap.pmtiles` has a file to serve.
+    basemap: bool,
 }
 
 async fn api_config(State(s): St) -> Json<ConfigView> {
@@ -555,7 +603,12 @@ async fn api_config(State(s): St) -> Json<ConfigView> {
         city: s.config.city.clone(),
         k: s.config.aggregates.k,
         strict: s.config.aggregates.strict,
-        utc_offset_hours: s.config.jurisdiction.utc_offset_hours,
+        time_zone: s.config.local_time().name(),
+        utc_offset_hours: s
+            .config
+            .local_time()
+            .offset_secs(i64::try_from(s.clock.now()).unwrap_or(0))
+            / 3600,
         today: format_day(s.config.local_time().day_of(s.clock.now())),
         areas,
         bbox,
@@ -565,6 +618,7 @@ async fn api_config(State(s): St) -> Json<ConfigView> {
         tile_url: s.config.http.tile_url.clone(),
         tile_attribution: s.config.http.tile_attribution.clone(),
         directory_key: s.directory.public_key().to_hex(),
+        basemap: s.config.basemap_path().is_some_and(|p| p.is_file()),
     })
 }
 
@@ -629,6 +683,8 @@ pub struct RangeQuery {
     pub bands: Option<String>,
     /// Most hotspots returned.
     pub limit: Option<usize>,
+    /// The summary's language: `fr` or `en` (the default).
+    pub lang: Option<String>,
 }
 
 fn categories_of(q: &Option<String>) -> Result<BTreeSet<Category>, ApiError> {
@@ -645,8 +701,8 @@ fn categories_of(q: &Option<String>) -> Result<BTreeSet<Category>, ApiError> {
     Ok(set)
 }
 
-fn filter_of(s: &Shared, q: &RangeQuery) -> Result<Filter, ApiError> {
-    let tz = s.config.local_time();
+pub(crate) fn filter_of(s: &Shared, q: &RangeQuery) -> Result<Filter, ApiError> {
+    let tz = &s.config.local_time();
     let today = tz.day_of(s.clock.now());
     let day = |v: &Option<String>, field: &str, default: i64| match v.as_deref() {
         None | Some("") => Ok(default),
@@ -683,8 +739,8 @@ fn filter_of(s: &Shared, q: &RangeQuery) -> Result<Filter, ApiError> {
     })
 }
 
-fn rows_for(s: &Shared, f: &Filter) -> Result<Vec<query::Row>, ApiError> {
-    let (a, b) = f.hour_range(s.config.local_time());
+pub(crate) fn rows_for(s: &Shared, f: &Filter) -> Result<Vec<query::Row>, ApiError> {
+    let (a, b) = f.hour_range(&s.config.local_time());
     Ok(s.store.rows(a, b)?)
 }
 
@@ -704,13 +760,15 @@ async fn api_cells(
 ) -> Result<Json<CellsAnswer>, ApiError> {
     let f = filter_of(&s, &q)?;
     let rows = rows_for(&s, &f)?;
+    let mut cells = query::cells(&rows, &f, &s.config.local_time(), suppression(&s));
+    maps::name_cells(&s, &mut cells);
     Ok(Json(CellsAnswer {
         from: format_day(f.from_day),
         to: format_day(f.to_day),
         k: s.config.aggregates.k,
-        cells: query::cells(&rows, &f, s.config.local_time(), suppression(&s)),
+        cells,
         suppressed_as_flood: {
-            let (a, b) = f.hour_range(s.config.local_time());
+            let (a, b) = f.hour_range(&s.config.local_time());
             s.store.suppressed(a, b)?.iter().map(|(_, n)| n).sum()
         },
     }))
@@ -748,7 +806,7 @@ async fn api_trend(
     let rows = rows_for(&s, &f)?;
     Ok(Json(TrendAnswer {
         k: s.config.aggregates.k,
-        days: query::trend(&rows, &f, s.config.local_time(), suppression(&s)),
+        days: query::trend(&rows, &f, &s.config.local_time(), suppression(&s)),
     }))
 }
 
@@ -765,9 +823,11 @@ async fn api_hotspots(
     let f = filter_of(&s, &q)?;
     let rows = rows_for(&s, &f)?;
     let limit = q.limit.unwrap_or(20).clamp(1, 500);
+    let mut hotspots = query::hotspots(&rows, &f, &s.config.local_time(), suppression(&s), limit);
+    maps::name_hotspots(&s, &mut hotspots);
     Ok(Json(HotspotsAnswer {
         k: s.config.aggregates.k,
-        hotspots: query::hotspots(&rows, &f, s.config.local_time(), suppression(&s), limit),
+        hotspots,
     }))
 }
 
@@ -784,9 +844,10 @@ async fn export_geojson(State(s): St, Query(q): Query<RangeQuery>) -> Result<Res
     let f = filter_of(&s, &q)?;
     let rows = rows_for(&s, &f)?;
     let sup = suppression(&s);
-    let cells = query::cells(&rows, &f, s.config.local_time(), sup);
+    let mut cells = query::cells(&rows, &f, &s.config.local_time(), sup);
+    maps::name_cells(&s, &mut cells);
     let mut meta = ExportMeta::new(&s.config.city, &f, sup);
-    let (a, b) = f.hour_range(s.config.local_time());
+    let (a, b) = f.hour_range(&s.config.local_time());
     meta.suppressed_as_flood = s.store.suppressed(a, b)?.iter().map(|(_, n)| n).sum();
     let body = query::geojson(&meta, &cells).to_string();
     Ok(attachment(
@@ -799,7 +860,7 @@ async fn export_geojson(State(s): St, Query(q): Query<RangeQuery>) -> Result<Res
 async fn export_csv(State(s): St, Query(q): Query<RangeQuery>) -> Result<Response, ApiError> {
     let f = filter_of(&s, &q)?;
     let rows = rows_for(&s, &f)?;
-    let cells = query::cells(&rows, &f, s.config.local_time(), suppression(&s));
+    let body = query::csv(&rows, &f, &s.config.local_time(), suppression(&s));
     Ok(attachment(
         "text/csv; charset=utf-8",
         format!(
@@ -807,13 +868,13 @@ async fn export_csv(State(s): St, Query(q): Query<RangeQuery>) -> Result<Respons
             format_day(f.from_day),
             format_day(f.to_day)
         ),
-        query::csv(&cells),
+        body,
     ))
 }
 
 async fn export_summary(State(s): St, Query(q): Query<RangeQuery>) -> Result<Response, ApiError> {
     let f = filter_of(&s, &q)?;
-    let html = summary(&s, &f)?;
+    let html = summary(&s, &f, query::Lang::from_param(q.lang.as_deref()))?;
     let mut res = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
     res.headers_mut().insert(
         "content-security-policy",
@@ -914,6 +975,19 @@ async fn update_mediator(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_login_page_speaks_the_browsers_first_language() {
+        assert!(prefers_french("fr-FR,fr;q=0.9,en;q=0.8"));
+        assert!(prefers_french("de-DE, fr;q=0.5"));
+        assert!(!prefers_french("en-US,fr;q=0.5"));
+        assert!(!prefers_french(""));
+        let mut page = LOGIN_HTML.replace("<!--FAILED-->", "Wrong token.");
+        for (en, fr) in LOGIN_FR {
+            assert!(page.contains(en), "{en} is on the page");
+            page = page.replace(en, fr);
+        }
+    }
 
     #[test]
     fn tile_origins_for_the_csp() {

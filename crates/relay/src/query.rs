@@ -53,7 +53,7 @@ impl Filter {
         self.bands.is_empty() || self.bands.contains(&b)
     }
     /// The UTC hour buckets `[first, end)` the filter's days cover.
-    pub fn hour_range(&self, tz: LocalTime) -> (i64, i64) {
+    pub fn hour_range(&self, tz: &LocalTime) -> (i64, i64) {
         (
             tz.first_hour_of_day(self.from_day),
             tz.first_hour_of_day(self.to_day + 1),
@@ -87,6 +87,10 @@ pub struct CellCount {
     /// Per-category counts that may be shown (each at least `k`); categories
     /// left out have 0 or were suppressed, indistinguishably.
     pub by_category: BTreeMap<Category, u64>,
+    /// The nearest named street or landmark, from the city's basemap
+    /// (`crate::maps::name_cells`); absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub near: Option<String>,
 }
 
 /// Keep the parts of a total that may be shown: each at least `k`, and
@@ -147,6 +151,7 @@ pub fn cell_table(
                 center: [lat, lon],
                 total,
                 by_category: publishable_parts(&parts, k),
+                near: None,
             })
         })
         .collect();
@@ -160,7 +165,7 @@ pub fn cell_table(
 pub fn select(
     rows: &[Row],
     filter: &Filter,
-    tz: LocalTime,
+    tz: &LocalTime,
     sup: Suppression,
 ) -> Vec<(BucketKey, i64, u8, u64)> {
     let picked: Vec<(BucketKey, i64, u8, u64)> = rows
@@ -198,7 +203,7 @@ pub fn select(
 }
 
 /// The published cells of a date range.
-pub fn cells(rows: &[Row], filter: &Filter, tz: LocalTime, sup: Suppression) -> Vec<CellCount> {
+pub fn cells(rows: &[Row], filter: &Filter, tz: &LocalTime, sup: Suppression) -> Vec<CellCount> {
     cell_table(
         select(rows, filter, tz, sup)
             .into_iter()
@@ -228,7 +233,7 @@ pub struct DayCount {
 }
 
 /// Reports per local day over the filter's range, city-wide.
-pub fn trend(rows: &[Row], filter: &Filter, tz: LocalTime, sup: Suppression) -> Vec<DayCount> {
+pub fn trend(rows: &[Row], filter: &Filter, tz: &LocalTime, sup: Suppression) -> Vec<DayCount> {
     let mut per_day: BTreeMap<i64, u64> = BTreeMap::new();
     for (_, day, _, n) in select(rows, filter, tz, sup) {
         *per_day.entry(day).or_insert(0) += n;
@@ -261,7 +266,7 @@ pub struct Hotspot {
 pub fn hotspots(
     rows: &[Row],
     filter: &Filter,
-    tz: LocalTime,
+    tz: &LocalTime,
     sup: Suppression,
     limit: usize,
 ) -> Vec<Hotspot> {
@@ -351,8 +356,9 @@ impl ExportMeta {
 }
 
 /// A GeoJSON FeatureCollection: one Polygon per published cell (a closed
-/// ring of its corners, `[lon, lat]`), with `cell`, `total` and one property
-/// per published category count.
+/// ring of its corners, `[lon, lat]`), with flat properties that GIS tools
+/// style directly: `cell`, `total` and one property per category, every
+/// category in every feature, `null` when suppressed or zero.
 pub fn geojson(meta: &ExportMeta, cells: &[CellCount]) -> serde_json::Value {
     let features: Vec<serde_json::Value> = cells
         .iter()
@@ -360,13 +366,12 @@ pub fn geojson(meta: &ExportMeta, cells: &[CellCount]) -> serde_json::Value {
             let [s, w, n, e] = c.bounds;
             let mut props = serde_json::Map::new();
             props.insert("cell".into(), c.cell.as_str().into());
+            props.insert("near".into(), c.near.clone().into());
             props.insert("total".into(), c.total.into());
-            let counts: serde_json::Map<String, serde_json::Value> = c
-                .by_category
-                .iter()
-                .map(|(cat, n)| (cat.to_string(), (*n).into()))
-                .collect();
-            props.insert("counts".into(), counts.into());
+            for cat in Category::ALL {
+                let n = c.by_category.get(&cat).copied();
+                props.insert(cat.to_string(), n.into());
+            }
             serde_json::json!({
                 "type": "Feature",
                 "geometry": {
@@ -384,26 +389,36 @@ pub fn geojson(meta: &ExportMeta, cells: &[CellCount]) -> serde_json::Value {
     })
 }
 
-/// CSV: a header, then one line per published cell:
-/// `cell,min_lat,min_lon,max_lat,max_lon,total,<one column per category>`,
-/// where a category column is empty when its count is suppressed or zero.
-pub fn csv(cells: &[CellCount]) -> String {
-    let mut out = String::from("cell,min_lat,min_lon,max_lat,max_lon,total");
-    for c in Category::ALL {
-        out.push(',');
-        out.push_str(c.as_str());
+/// CSV: a header, then one line per cell × local day × 3-hour band ×
+/// category: `cell,min_lat,min_lon,max_lat,max_lon,day,band,category,count`
+/// (`day` is `YYYY-MM-DD` in the city's time zone, `band` like `21-24`).
+/// A line is there only when its count is at least `k`, and what a cell's
+/// left-out lines add up to is 0 or at least `k` ([`publishable_parts`]),
+/// so no line, nor the difference with a cell's published total, tells a
+/// count under `k`. Cells, then days, bands and categories in order.
+pub fn csv(rows: &[Row], filter: &Filter, tz: &LocalTime, sup: Suppression) -> String {
+    let mut per_cell: BTreeMap<Cell, BTreeMap<(i64, u8, Category), u64>> = BTreeMap::new();
+    for (key, day, band, n) in select(rows, filter, tz, sup) {
+        *per_cell
+            .entry(key.cell)
+            .or_default()
+            .entry((day, band, key.category))
+            .or_insert(0) += n;
     }
-    out.push('\n');
-    for c in cells {
-        let [a, b, cc, d] = c.bounds;
-        let _ = write!(out, "{},{a:.6},{b:.6},{cc:.6},{d:.6},{}", c.cell, c.total);
-        for cat in Category::ALL {
-            out.push(',');
-            if let Some(n) = c.by_category.get(&cat) {
-                let _ = write!(out, "{n}");
-            }
+    let mut out = String::from("cell,min_lat,min_lon,max_lat,max_lon,day,band,category,count\n");
+    for (cell, parts) in per_cell {
+        if parts.values().sum::<u64>() < sup.k.max(1) {
+            continue;
         }
-        out.push('\n');
+        let [a, b, c, d] = bounds_of(&cell);
+        for ((day, band, cat), n) in publishable_parts(&parts, sup.k) {
+            let _ = writeln!(
+                out,
+                "{cell},{a:.6},{b:.6},{c:.6},{d:.6},{},{},{cat},{n}",
+                format_day(day),
+                band_label(band)
+            );
+        }
     }
     out
 }
@@ -435,64 +450,122 @@ pub struct PlaceLine {
     pub flags: u64,
 }
 
+/// The language of the HTML summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    /// English.
+    #[default]
+    En,
+    /// French.
+    Fr,
+}
+
+impl Lang {
+    /// `fr` is French; anything else English.
+    pub fn from_param(p: Option<&str>) -> Lang {
+        match p {
+            Some(l) if l.eq_ignore_ascii_case("fr") => Lang::Fr,
+            _ => Lang::En,
+        }
+    }
+    fn pick(self, en: &'static str, fr: &'static str) -> &'static str {
+        match self {
+            Lang::En => en,
+            Lang::Fr => fr,
+        }
+    }
+}
+
 /// A self-contained HTML summary a city can send to its services: period,
-/// published totals, the trend, the top hotspots and places to follow up.
+/// published totals, the trend, the top hotspots and places to follow up,
+/// in English or French.
 pub fn summary_html(
     meta: &ExportMeta,
     hot: &[Hotspot],
     days: &[DayCount],
     places: &[PlaceLine],
+    lang: Lang,
 ) -> String {
     let e = html_escape;
+    let l = |en, fr| lang.pick(en, fr);
     let mut h = String::new();
-    let _ = write!(
-        h,
+    let head = l(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>Ronde summary: {city}, {from} to {to}</title>\
-         <style>body{{font-family:sans-serif;max-width:50em;margin:2em auto;color:#222}}\
-         table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2em .5em;text-align:left}}\
-         .muted{{color:#666}}</style></head><body>\
+         <title>Ronde summary: {city}, {from} to {to}</title>{style}</head><body>\
          <h1>Street safety reports: {city}</h1>\
          <p>Period: <b>{from}</b> to <b>{to}</b> (local days). Categories: {cats}. Times of day: {bands}.</p>\
          <p class=\"muted\">Counts of anonymous reports made with Ronde. No count below {k} is shown: \
          a cell, a category or a day with fewer reports is left out{strict}. A report says what \
          happened, in which cell of about 150 m, and at which minute; never who made it.</p>",
-        city = e(&meta.city),
-        from = e(&meta.from),
-        to = e(&meta.to),
-        cats = e(&meta.categories.join(", ")),
-        bands = e(&meta.bands.join(", ")),
-        k = meta.k,
-        strict = if meta.strict {
-            " (strict mode: also per cell, category, day and time of day)"
-        } else {
-            ""
-        },
+        "<!doctype html><html lang=\"fr\"><head><meta charset=\"utf-8\">\
+         <title>Synthèse Ronde : {city}, du {from} au {to}</title>{style}</head><body>\
+         <h1>Signalements de sécurité dans la rue : {city}</h1>\
+         <p>Période : du <b>{from}</b> au <b>{to}</b> (jours locaux). Catégories : {cats}. Heures du jour : {bands}.</p>\
+         <p class=\"muted\">Nombres de signalements anonymes faits avec Ronde. Aucun nombre inférieur à {k} \
+         n'est montré : une cellule, une catégorie ou un jour qui en a moins est omis{strict}. Un signalement \
+         dit ce qui s'est passé, dans quelle cellule d'environ 150 m et à quelle minute ; jamais qui l'a fait.</p>",
+    );
+    let strict = if meta.strict {
+        l(
+            " (strict mode: also per cell, category, day and time of day)",
+            " (mode strict : aussi par cellule, catégorie, jour et heure du jour)",
+        )
+    } else {
+        ""
+    };
+    h.push_str(
+        &head
+            .replace(
+                "{style}",
+                "<style>body{font-family:sans-serif;max-width:50em;margin:2em auto;color:#222}\
+                 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}\
+                 .muted{color:#666}</style>",
+            )
+            .replace("{city}", &e(&meta.city))
+            .replace("{from}", &e(&meta.from))
+            .replace("{to}", &e(&meta.to))
+            .replace("{cats}", &e(&meta.categories.join(", ")))
+            .replace("{bands}", &e(&meta.bands.join(", ")))
+            .replace("{k}", &meta.k.to_string())
+            .replace("{strict}", strict),
     );
     let shown: u64 = days.iter().filter_map(|d| d.total).sum();
-    let _ = write!(
-        h,
-        "<h2>Overview</h2><p>Reports on the days shown: <b>{shown}</b> \
-         ({n} of {all} days above the threshold).</p>",
-        n = days.iter().filter(|d| d.total.is_some()).count(),
-        all = days.len()
+    let n = days.iter().filter(|d| d.total.is_some()).count();
+    h.push_str(
+        &l(
+            "<h2>Overview</h2><p>Reports on the days shown: <b>{shown}</b> \
+             ({n} of {all} days above the threshold).</p>",
+            "<h2>Vue d'ensemble</h2><p>Signalements des jours montrés : <b>{shown}</b> \
+             ({n} jours sur {all} au-dessus du seuil).</p>",
+        )
+        .replace("{shown}", &shown.to_string())
+        .replace("{n}", &n.to_string())
+        .replace("{all}", &days.len().to_string()),
     );
     if meta.suppressed_as_flood > 0 {
-        let _ = write!(
-            h,
-            "<p>Suppressed as a flood: <b>{}</b> reports beyond a cell's cap for an hour \
-             were not counted.</p>",
-            meta.suppressed_as_flood
+        h.push_str(
+            &l(
+                "<p>Suppressed as a flood: <b>{n}</b> reports beyond a cell's cap for an hour \
+                 were not counted.</p>",
+                "<p>Écartés comme afflux : <b>{n}</b> signalements au-delà du plafond horaire \
+                 d'une cellule n'ont pas été comptés.</p>",
+            )
+            .replace("{n}", &meta.suppressed_as_flood.to_string()),
         );
     }
-    h.push_str("<h2>Hotspots</h2>");
+    h.push_str(l("<h2>Hotspots</h2>", "<h2>Points chauds</h2>"));
     if hot.is_empty() {
-        h.push_str("<p>No cell reaches the threshold in this period.</p>");
+        h.push_str(l(
+            "<p>No cell reaches the threshold in this period.</p>",
+            "<p>Aucune cellule n'atteint le seuil sur cette période.</p>",
+        ));
     } else {
-        h.push_str(
-            "<table><tr><th>#</th><th>cell</th><th>centre</th><th>reports</th>\
+        h.push_str(l(
+            "<table><tr><th>#</th><th>where</th><th>centre</th><th>reports</th>\
              <th>by category</th><th>by time of day</th></tr>",
-        );
+            "<table><tr><th>#</th><th>lieu</th><th>centre</th><th>signalements</th>\
+             <th>par catégorie</th><th>par heure du jour</th></tr>",
+        ));
         for s in hot {
             let cats: Vec<String> = s
                 .cell
@@ -501,11 +574,15 @@ pub fn summary_html(
                 .map(|(c, n)| format!("{c}: {n}"))
                 .collect();
             let bands: Vec<String> = s.by_band.iter().map(|(b, n)| format!("{b}: {n}")).collect();
+            let place = match &s.cell.near {
+                Some(n) => format!("{} ({})", e(n), e(s.cell.cell.as_str())),
+                None => e(s.cell.cell.as_str()),
+            };
             let _ = write!(
                 h,
                 "<tr><td>{}</td><td>{}</td><td>{:.4}, {:.4}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 s.rank,
-                e(s.cell.cell.as_str()),
+                place,
                 s.cell.center[0],
                 s.cell.center[1],
                 s.cell.total,
@@ -515,22 +592,36 @@ pub fn summary_html(
         }
         h.push_str("</table>");
     }
-    h.push_str("<h2>Reports per day</h2><table><tr><th>day</th><th>reports</th></tr>");
+    h.push_str(l(
+        "<h2>Reports per day</h2><table><tr><th>day</th><th>reports</th></tr>",
+        "<h2>Signalements par jour</h2><table><tr><th>jour</th><th>signalements</th></tr>",
+    ));
     for d in days {
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td></tr>",
             e(&d.day),
-            d.total
-                .map(|n| n.to_string())
-                .unwrap_or_else(|| format!("fewer than {}", meta.k))
+            d.total.map(|n| n.to_string()).unwrap_or_else(|| format!(
+                "{} {}",
+                l("fewer than", "moins de"),
+                meta.k
+            ))
         );
     }
-    h.push_str("</table><h2>Safe places to follow up</h2>");
+    h.push_str(l(
+        "</table><h2>Safe places to follow up</h2>",
+        "</table><h2>Lieux sûrs à suivre</h2>",
+    ));
     if places.is_empty() {
-        h.push_str("<p>Every safe place is fresh and unflagged.</p>");
+        h.push_str(l(
+            "<p>Every safe place is fresh and unflagged.</p>",
+            "<p>Tous les lieux sûrs sont à jour et sans signalement.</p>",
+        ));
     } else {
-        h.push_str("<table><tr><th>place</th><th>status</th><th>recent flags</th></tr>");
+        h.push_str(l(
+            "<table><tr><th>place</th><th>status</th><th>recent flags</th></tr>",
+            "<table><tr><th>lieu</th><th>état</th><th>signalements récents</th></tr>",
+        ));
         for p in places {
             let _ = write!(
                 h,
@@ -558,7 +649,9 @@ mod tests {
         }
     }
 
-    const UTC: LocalTime = LocalTime { offset_hours: 0 };
+    fn utc() -> LocalTime {
+        LocalTime::fixed(0)
+    }
 
     fn all_days() -> Filter {
         Filter {
@@ -596,7 +689,7 @@ mod tests {
             k: 3,
             strict: false,
         };
-        let all = cells(&rows, &all_days(), UTC, sup);
+        let all = cells(&rows, &all_days(), &utc(), sup);
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].total, 3);
         // Both categories are under k and hidden together (3 >= k).
@@ -604,12 +697,18 @@ mod tests {
         // Filtering to one category drops the cell: 2 < k.
         let mut f = all_days();
         f.categories.insert(Category::Harassment);
-        assert!(cells(&rows, &f, UTC, sup).is_empty());
+        assert!(cells(&rows, &f, &utc(), sup).is_empty());
         // Strict mode: every atomic bucket is under k, nothing is shown.
         let strict = Suppression { k: 3, strict: true };
-        assert!(cells(&rows, &all_days(), UTC, strict).is_empty());
+        assert!(cells(&rows, &all_days(), &utc(), strict).is_empty());
         assert_eq!(
-            cells(&rows, &all_days(), UTC, Suppression { k: 1, strict: true }).len(),
+            cells(
+                &rows,
+                &all_days(),
+                &utc(),
+                Suppression { k: 1, strict: true }
+            )
+            .len(),
             2
         );
     }
@@ -624,17 +723,75 @@ mod tests {
             k: 3,
             strict: false,
         };
-        let cs = cells(&rows, &all_days(), UTC, sup);
+        let cs = cells(&rows, &all_days(), &utc(), sup);
         let meta = ExportMeta::new("Ivry", &all_days(), sup);
         let g = geojson(&meta, &cs);
         assert_eq!(g["features"][0]["properties"]["total"], 7);
-        assert_eq!(g["features"][0]["properties"]["counts"]["harassment"], 4);
-        let text = csv(&cs);
-        let line = text.lines().nth(1).expect("a row");
-        assert!(line.starts_with("u09tvw1,"), "{line}");
-        assert!(line.contains(",7,,4,"), "{line}");
-        let html = summary_html(&meta, &hotspots(&rows, &all_days(), UTC, sup, 5), &[], &[]);
+        // Flat properties, every category in every feature.
+        let p = &g["features"][0]["properties"];
+        assert_eq!(p["harassment"], 4);
+        assert_eq!(p["following"], 3);
+        assert!(p["exhibitionism"].is_null());
+        assert_eq!(
+            p.as_object().map(|o| o.len()),
+            Some(3 + Category::ALL.len())
+        );
+        // CSV: one line per cell, local day, band and category.
+        let text = csv(&rows, &all_days(), &utc(), sup);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "cell,min_lat,min_lon,max_lat,max_lon,day,band,category,count"
+        );
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[1].starts_with("u09tvw1,"), "{text}");
+        assert!(
+            lines[1].ends_with(",1970-01-01,09-12,harassment,4"),
+            "{text}"
+        );
+        assert!(
+            lines[2].ends_with(",1970-01-01,09-12,following,3"),
+            "{text}"
+        );
+        // Lines under k are left out, and what is left out of a cell adds
+        // up to 0 or at least k: 2 + 1 = 3 hidden here.
+        let split = vec![
+            (key(10, "u09tvw1", Category::Harassment), 4),
+            (key(20, "u09tvw1", Category::Harassment), 2),
+            (key(22, "u09tvw1", Category::Following), 1),
+            (key(10, "u09tvw2", Category::Harassment), 2),
+        ];
+        let text = csv(&split, &all_days(), &utc(), sup);
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.contains(",09-12,harassment,4"), "{text}");
+        // In Paris (UTC+1 in January) hour 20 UTC is in the 21-24 band.
+        let paris = LocalTime::zone("Europe/Paris").expect("Paris");
+        let text = csv(
+            &[(key(20, "u09tvw1", Category::Harassment), 3)],
+            &all_days(),
+            &paris,
+            sup,
+        );
+        assert!(text.ends_with(",1970-01-01,21-24,harassment,3\n"), "{text}");
+        let html = summary_html(
+            &meta,
+            &hotspots(&rows, &all_days(), &utc(), sup, 5),
+            &[],
+            &[],
+            Lang::En,
+        );
         assert!(html.contains("u09tvw1") && html.contains("No count below 3"));
+        let fr = summary_html(
+            &meta,
+            &hotspots(&rows, &all_days(), &utc(), sup, 5),
+            &[],
+            &[],
+            Lang::Fr,
+        );
+        assert!(fr.contains("<html lang=\"fr\">") && fr.contains("Aucun nombre inférieur à 3"));
+        assert!(fr.contains("Points chauds") && fr.contains("u09tvw1") && !fr.contains("Hotspots"));
+        assert_eq!(Lang::from_param(Some("FR")), Lang::Fr);
+        assert_eq!(Lang::from_param(Some("de")), Lang::En);
         assert_eq!(
             html_escape("<a href='x'>&"),
             "&lt;a href=&#39;x&#39;&gt;&amp;"

@@ -263,18 +263,61 @@ impl Aggregator {
     }
 }
 
-/// The city's local time, as a fixed offset from UTC in whole hours (days
-/// and time-of-day bands are read in it). Daylight saving time is not
-/// followed: pick the offset of the season that matters most.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The city's local time, in which days and time-of-day bands are read:
+/// an IANA time zone (`Europe/Paris`, daylight saving time followed, via
+/// `jiff`), or a fixed offset from UTC in whole hours.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalTime {
-    /// Hours east of UTC, -12..=14.
-    pub offset_hours: i32,
+    tz: jiff::tz::TimeZone,
+}
+
+impl Default for LocalTime {
+    fn default() -> Self {
+        LocalTime::fixed(0)
+    }
 }
 
 impl LocalTime {
+    /// A fixed offset, whole hours east of UTC (-12..=14; clamped to ±25).
+    pub fn fixed(offset_hours: i32) -> LocalTime {
+        let h = i8::try_from(offset_hours.clamp(-25, 25)).unwrap_or(0);
+        LocalTime {
+            tz: jiff::tz::TimeZone::fixed(jiff::tz::offset(h)),
+        }
+    }
+
+    /// An IANA time zone by name, from the system's time zone database (or
+    /// the one built in when the system has none).
+    pub fn zone(name: &str) -> Result<LocalTime, jiff::Error> {
+        Ok(LocalTime {
+            tz: jiff::tz::TimeZone::get(name)?,
+        })
+    }
+
+    /// The zone's IANA name, or `UTC+h` for a fixed offset.
+    pub fn name(&self) -> String {
+        match self.tz.iana_name() {
+            Some(n) => n.to_owned(),
+            None => {
+                let s = self.offset_secs(0);
+                format!("UTC{}{}", if s >= 0 { "+" } else { "-" }, s.abs() / 3600)
+            }
+        }
+    }
+
+    /// Seconds east of UTC at a Unix time.
+    pub fn offset_secs(&self, unix: i64) -> i64 {
+        match jiff::Timestamp::from_second(unix) {
+            Ok(t) => i64::from(self.tz.to_offset(t).seconds()),
+            Err(_) => 0,
+        }
+    }
+
+    /// The local hour count (hours since 1970-01-01 00:00 local) of a UTC
+    /// hour bucket.
     fn local_hour(&self, utc_hour: u32) -> i64 {
-        i64::from(utc_hour) + i64::from(self.offset_hours)
+        let unix = i64::from(utc_hour) * 3600;
+        (unix + self.offset_secs(unix)).div_euclid(3600)
     }
     /// The local day (days since 1970-01-01 local) of a UTC hour bucket.
     pub fn day_of_hour(&self, utc_hour: u32) -> i64 {
@@ -289,9 +332,13 @@ impl LocalTime {
     pub fn day_of(&self, unix: u64) -> i64 {
         self.day_of_hour(u32::try_from(unix / HOUR).unwrap_or(u32::MAX))
     }
-    /// The first UTC hour bucket of a local day.
+    /// The first UTC hour bucket of a local day (a day of 23 or 25 hours
+    /// when the clocks change).
     pub fn first_hour_of_day(&self, day: i64) -> i64 {
-        day * 24 - i64::from(self.offset_hours)
+        let midnight = day * 86_400;
+        // The offset at local midnight: that at a first guess, then again.
+        let guess = midnight - self.offset_secs(midnight);
+        (midnight - self.offset_secs(guess)).div_euclid(3600)
     }
 }
 
@@ -416,7 +463,7 @@ mod tests {
 
     #[test]
     fn bands_and_days_follow_the_local_offset() {
-        let paris = LocalTime { offset_hours: 2 };
+        let paris = LocalTime::fixed(2);
         // 2026-06-01 20:00 UTC is 22:00 in Paris (summer): band 21-24.
         let hour = u32::try_from(days_from_civil(2026, 6, 1) * 24 + 20).expect("hour");
         assert_eq!(paris.band_of_hour(hour), 7);
@@ -425,7 +472,38 @@ mod tests {
         // 23:00 UTC is 01:00 the next day in Paris.
         assert_eq!(paris.day_of_hour(hour + 3), days_from_civil(2026, 6, 2));
         assert_eq!(paris.band_of_hour(hour + 3), 0);
-        let west = LocalTime { offset_hours: -5 };
+        let west = LocalTime::fixed(-5);
         assert_eq!(west.day_of_hour(hour + 3), days_from_civil(2026, 6, 1));
+    }
+
+    #[test]
+    fn the_paris_time_zone_follows_daylight_saving_time() {
+        let paris = LocalTime::zone("Europe/Paris").expect("the tz database knows Paris");
+        assert_eq!(paris.name(), "Europe/Paris");
+        // 20:00 UTC is 22:00 in June (UTC+2), 21:00 in January (UTC+1).
+        let june = u32::try_from(days_from_civil(2026, 6, 1) * 24 + 20).expect("hour");
+        let january = u32::try_from(days_from_civil(2026, 1, 15) * 24 + 20).expect("hour");
+        assert_eq!(paris.band_of_hour(june), 7);
+        assert_eq!(paris.band_of_hour(january), 7);
+        assert_eq!(
+            paris.band_of_hour(january + 3),
+            0,
+            "23:00 UTC is midnight in winter"
+        );
+        assert_eq!(paris.day_of_hour(january + 3), days_from_civil(2026, 1, 16));
+        assert_eq!(paris.day_of_hour(june + 2), days_from_civil(2026, 6, 2));
+        // A local day starts at 23:00 UTC in winter, 22:00 in summer, and
+        // the day the clocks go forward (2026-03-29) lasts 23 hours.
+        let d = days_from_civil(2026, 1, 16);
+        assert_eq!(paris.first_hour_of_day(d), d * 24 - 1);
+        let d = days_from_civil(2026, 6, 2);
+        assert_eq!(paris.first_hour_of_day(d), d * 24 - 2);
+        let spring = days_from_civil(2026, 3, 29);
+        assert_eq!(
+            paris.first_hour_of_day(spring + 1) - paris.first_hour_of_day(spring),
+            23
+        );
+        assert_eq!(LocalTime::fixed(1).name(), "UTC+1");
+        assert!(LocalTime::zone("Europe/Ivry").is_err());
     }
 }

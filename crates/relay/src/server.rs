@@ -114,6 +114,7 @@ pub struct Relay {
     maintenance: JoinHandle<()>,
     directory: JoinHandle<()>,
     flags: JoinHandle<()>,
+    tokens: JoinHandle<()>,
 }
 
 /// The node configuration of a relay: a whole city of areas, many
@@ -212,6 +213,8 @@ impl Relay {
         let mut node_cfg = node_config(&config, areas.len(), clock.clone())?;
         let (flag_tx, flag_rx) = mpsc::channel(FLAG_QUEUE);
         node_cfg.flag_sink = Some(flag_tx);
+        let (token_tx, token_rx) = mpsc::channel(FLAG_QUEUE);
+        node_cfg.token_sink = Some(token_tx);
         if let Some(tweak) = options.node_tweak {
             tweak(&mut node_cfg);
         }
@@ -230,6 +233,23 @@ impl Relay {
             config.directory.clone(),
             relays,
         );
+        // The token issuer's keys of today and tomorrow go into it.
+        let policy = Box::new(crate::tokens::PowQuota::new(
+            crate::tokens::DEFAULT_ISSUE_DIFFICULTY,
+            crate::tokens::TOKENS_PER_IDENTITY,
+        ));
+        let key_dir = config.data_dir.join("token-keys");
+        let mut tokens =
+            crate::tokens::TokenIssuer::with_key_dir(policy, &key_dir).map_err(|source| {
+                RelayError::Io {
+                    path: key_dir.clone(),
+                    source,
+                }
+            })?;
+        match tokens.rotate(clock.now()) {
+            Ok(_) => directory.set_token_keys(tokens.token_keys()),
+            Err(e) => tracing::warn!(error = %e, "could not make the token keys"),
+        }
         directory.rebuild(clock.now())?;
         // The node serves it to phones over `/ronde/directory/1`.
         let city_public = directory.public_key();
@@ -252,6 +272,7 @@ impl Relay {
             clock,
             node: node.clone(),
             sessions: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(tokens),
             config,
         });
         let (stop, stop_rx) = watch::channel(false);
@@ -264,6 +285,7 @@ impl Relay {
         // node to the store.
         let directory = tokio::spawn(directory_loop(shared.clone(), signed_now, stop_rx.clone()));
         let flags = tokio::spawn(flag_loop(shared.clone(), flag_rx, stop_rx.clone()));
+        let tokens = tokio::spawn(token_loop(shared.clone(), token_rx, stop_rx.clone()));
 
         // 6. HTTP: the operator's dashboard and the public endpoints.
         let mut http = Vec::new();
@@ -299,7 +321,22 @@ impl Relay {
             maintenance,
             directory,
             flags,
+            tokens,
         })
+    }
+
+    /// Replace the token issuance policy (the default is
+    /// [`crate::tokens::PowQuota`] at [`crate::tokens::DEFAULT_ISSUE_DIFFICULTY`];
+    /// a deployment puts device attestation here, tests a lower difficulty).
+    pub fn set_issuance_policy(&self, policy: Box<dyn crate::tokens::IssuancePolicy>) {
+        if let Ok(mut t) = self.shared.tokens.lock() {
+            t.set_policy(policy);
+        }
+    }
+
+    /// The city's public key (phones should be given it out of band).
+    pub fn city_key(&self) -> ronde_protocol::directory::DirectoryPublicKey {
+        self.shared.directory.public_key()
     }
 
     /// The relay's node.
@@ -344,6 +381,9 @@ impl Relay {
             .await
             .map_err(|e| RelayError::Task(e.to_string()))?;
         self.flags
+            .await
+            .map_err(|e| RelayError::Task(e.to_string()))?;
+        self.tokens
             .await
             .map_err(|e| RelayError::Task(e.to_string()))?;
         match self.shared.node.shutdown().await {
@@ -504,6 +544,27 @@ async fn ingest_loop(
     }
 }
 
+/// Make today's and tomorrow's token keys if a day began, and re-sign the
+/// directory with them.
+fn rotate_token_keys(shared: &Shared) {
+    let now = shared.clock.now();
+    let keys = match shared.tokens.lock() {
+        Ok(mut t) => match t.rotate(now) {
+            Ok(true) => t.token_keys(),
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not make the token keys");
+                return;
+            }
+        },
+        Err(_) => return,
+    };
+    shared.directory.set_token_keys(keys);
+    if let Err(e) = shared.directory.rebuild(now) {
+        tracing::warn!(error = %e, "could not re-sign the directory");
+    }
+}
+
 async fn maintenance_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut purge = tokio::time::interval(PURGE_INTERVAL);
     let mut resign = tokio::time::interval(RESIGN_INTERVAL);
@@ -531,6 +592,11 @@ async fn maintenance_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) 
                 }
             }
             _ = resign.tick() => {
+                // A new day: today's and tomorrow's token keys (an RSA
+                // prime search, off the runtime's async workers).
+                // Re-signed at once when the keys changed.
+                let s = shared.clone();
+                drop(tokio::task::spawn_blocking(move || rotate_token_keys(&s)));
                 if let Err(e) = shared.directory.rebuild(shared.clock.now()) {
                     tracing::warn!(error = %e, "could not re-sign the directory");
                 }
@@ -608,6 +674,38 @@ async fn flag_loop(
     }
 }
 
+/// Answer the requests for tokens that phones send to the relay's node
+/// over `/ronde/token/1`, with the issuer, off the runtime (a batch is 24
+/// RSA signatures). The identity is the connection the request came on.
+async fn token_loop(
+    shared: Arc<Shared>,
+    mut requests: mpsc::Receiver<ronde_node::tokens::TokenSubmission>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let sub = tokio::select! {
+            sub = requests.recv() => sub,
+            _ = stop.wait_for(|s| *s) => None,
+        };
+        let Some(sub) = sub else {
+            break;
+        };
+        let s = shared.clone();
+        let identity = crate::tokens::Identity(sub.identity);
+        let request = sub.request;
+        let answer = tokio::task::spawn_blocking(move || {
+            let now = s.clock.now();
+            s.tokens
+                .lock()
+                .map(|mut t| t.answer(&identity, &request, now))
+                .unwrap_or(ronde_protocol::token::IssueResponse::Unavailable)
+        })
+        .await
+        .unwrap_or(ronde_protocol::token::IssueResponse::Unavailable);
+        let _ = sub.reply.send(answer);
+    }
+}
+
 /// Write the summary of the last complete week (Monday to Sunday, local
 /// days) to `<data_dir>/summaries/summary-<from>-to-<to>.html` unless it is
 /// there already; the city can send it to its services. Returns the path
@@ -633,7 +731,7 @@ pub fn write_weekly_summary(shared: &Shared) -> Result<Option<std::path::PathBuf
         categories: Default::default(),
         bands: Default::default(),
     };
-    let html = summary(shared, &f)?;
+    let html = summary(shared, &f, crate::query::Lang::En)?;
     let io = |source| RelayError::Io {
         path: path.clone(),
         source,

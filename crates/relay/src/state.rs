@@ -38,6 +38,9 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     /// The relay's node.
     pub node: Node,
+    /// The token issuer: today's and tomorrow's keys, listed in the
+    /// directory. (Serving `/ronde/token/1` is not built yet.)
+    pub tokens: Mutex<crate::tokens::TokenIssuer>,
     /// Dashboard sessions: id → expiry.
     pub sessions: Mutex<HashMap<String, u64>>,
 }
@@ -79,14 +82,15 @@ pub fn suppression(s: &Shared) -> Suppression {
 
 /// The HTML summary of a period: published totals, trend, hotspots, and the
 /// places to follow up (not fresh, or flagged).
-pub fn summary(shared: &Shared, f: &Filter) -> Result<String, DirError> {
-    let tz = shared.config.local_time();
+pub fn summary(shared: &Shared, f: &Filter, lang: query::Lang) -> Result<String, DirError> {
+    let tz = &shared.config.local_time();
     let (a, b) = f.hour_range(tz);
     let rows = shared.store.rows(a, b)?;
     let sup = suppression(shared);
     let mut meta = query::ExportMeta::new(&shared.config.city, f, sup);
     meta.suppressed_as_flood = shared.store.suppressed(a, b)?.iter().map(|(_, n)| n).sum();
-    let hot = query::hotspots(&rows, f, tz, sup, 10);
+    let mut hot = query::hotspots(&rows, f, tz, sup, 10);
+    crate::maps::name_hotspots(shared, &mut hot);
     let days = query::trend(&rows, f, tz, sup);
     let places: Vec<PlaceLine> = shared
         .directory
@@ -99,5 +103,5 @@ pub fn summary(shared: &Shared, f: &Filter) -> Result<String, DirError> {
             flags: v.flags.values().sum(),
         })
         .collect();
-    Ok(query::summary_html(&meta, &hot, &days, &places))
+    Ok(query::summary_html(&meta, &hot, &days, &places, lang))
 }

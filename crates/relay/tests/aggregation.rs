@@ -281,28 +281,34 @@ async fn exports_are_valid_and_match_the_cells() {
         );
         let (total, by) = &want[name];
         assert_eq!(f["properties"]["total"].as_u64(), Some(*total));
-        let props: BTreeMap<String, u64> = f["properties"]["counts"]
-            .as_object()
-            .expect("counts")
+        // Flat: one property per category, null when not shown.
+        let props: BTreeMap<String, u64> = Category::ALL
             .iter()
-            .map(|(k, v)| (k.clone(), v.as_u64().expect("n")))
+            .filter_map(|c| Some((c.to_string(), f["properties"][c.as_str()].as_u64()?)))
             .collect();
         assert_eq!(&props, by);
+        for c in Category::ALL {
+            assert!(
+                f["properties"].get(c.as_str()).is_some(),
+                "{c} in every feature"
+            );
+        }
         seen.insert(name.to_owned());
     }
     assert_eq!(seen, want.keys().cloned().collect());
 
-    // CSV: the same cells, totals and category columns.
+    // CSV: one line per cell × local day × band × category; all reports
+    // here are of one day and band, so the lines are the cells' shown
+    // category counts.
     let (status, csv) = get_authed(&relay, "/api/export.csv").await;
     assert_eq!(status, 200);
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().expect("header").split(',').collect();
     assert_eq!(
-        &header[..6],
-        ["cell", "min_lat", "min_lon", "max_lat", "max_lon", "total"]
+        header,
+        ["cell", "min_lat", "min_lon", "max_lat", "max_lon", "day", "band", "category", "count"]
     );
-    assert_eq!(header.len(), 6 + Category::ALL.len());
-    let mut from_csv = BTreeMap::new();
+    let mut from_csv: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for line in lines {
         let f: Vec<&str> = line.split(',').collect();
         assert_eq!(f.len(), header.len(), "{line}");
@@ -310,15 +316,21 @@ async fn exports_are_valid_and_match_the_cells() {
         let (s, w, _, _) = cell.bounds();
         assert!((f[1].parse::<f64>().expect("lat") - s).abs() < 1e-6);
         assert!((f[2].parse::<f64>().expect("lon") - w).abs() < 1e-6);
-        let by: BTreeMap<String, u64> = header[6..]
-            .iter()
-            .zip(&f[6..])
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| (k.to_string(), v.parse().expect("count")))
-            .collect();
-        from_csv.insert(f[0].to_owned(), (f[5].parse::<u64>().expect("total"), by));
+        // T0 is 2026-09-21 20:14 (the test relay's zone is UTC).
+        assert_eq!((f[5], f[6]), ("2026-09-21", "18-21"), "{line}");
+        let n: u64 = f[8].parse().expect("count");
+        assert!(n >= 3, "no line under k: {line}");
+        from_csv
+            .entry(f[0].to_owned())
+            .or_default()
+            .insert(f[7].to_owned(), n);
     }
-    assert_eq!(from_csv, want);
+    let want_by: BTreeMap<String, BTreeMap<String, u64>> = want
+        .iter()
+        .filter(|(_, (_, by))| !by.is_empty())
+        .map(|(c, (_, by))| (c.clone(), by.clone()))
+        .collect();
+    assert_eq!(from_csv, want_by);
 
     // Filters apply to exports like to the API.
     let (_, csv_h) = get_authed(&relay, "/api/export.csv?categories=harassment").await;

@@ -42,6 +42,8 @@ fn init(dir: &Path) -> Setup {
             "Crashville",
             "--prefix",
             "u09tv",
+            "--time-zone",
+            "UTC",
             "--data-dir",
         ])
         .arg(&data)
@@ -65,6 +67,29 @@ fn init(dir: &Path) -> Setup {
         .output()
         .expect("run init");
     assert!(!again.status.success());
+    // A time zone the tz database does not know is refused.
+    let bad = Command::new(BIN)
+        .args([
+            "init",
+            "--city",
+            "X",
+            "--prefix",
+            "u09tv",
+            "--time-zone",
+            "Europe/Ivry",
+            "--config",
+        ])
+        .arg(dir.join("other.toml"))
+        .arg("--data-dir")
+        .arg(dir.join("other-data"))
+        .output()
+        .expect("run init");
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("time_zone") && err.contains("Europe/Ivry"),
+        "{err}"
+    );
 
     let (p2p_port, dash_port) = (free_port(), free_port());
     let text = std::fs::read_to_string(&config).expect("config");
@@ -75,7 +100,6 @@ fn init(dir: &Path) -> Setup {
         )
         .replace("0.0.0.0:8080", "")
         .replace("127.0.0.1:8081", &format!("127.0.0.1:{dash_port}"))
-        .replace("utc_offset_hours = 1", "utc_offset_hours = 0")
         .replace("k = 3", "k = 1");
     std::fs::write(&config, &text).expect("write config");
     let parsed = RelayConfig::load(&config).expect("the edited config is valid");
@@ -333,4 +357,56 @@ async fn kill_9_during_ingestion_keeps_every_acknowledged_aggregate() {
     relay.kill().expect("kill");
     let _ = relay.wait();
     node.shutdown().await.expect("reporter");
+}
+
+/// `ronde-relay check` says whether the configured basemap is a PMTiles v3
+/// file, and fails when it is not.
+#[test]
+fn check_reports_the_basemap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = init(dir.path());
+    let check = |config: &Path| {
+        Command::new(BIN)
+            .arg("--config")
+            .arg(config)
+            .arg("check")
+            .output()
+            .expect("run check")
+    };
+    let out = check(&s.config);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("basemap: none"));
+
+    let text = std::fs::read_to_string(&s.config).expect("config");
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../node/tests/data/kirchberg.pmtiles"
+    );
+    let with = dir.path().join("with.toml");
+    std::fs::write(
+        &with,
+        text.replace("basemap = \"\"", &format!("basemap = {fixture:?}")),
+    )
+    .expect("write");
+    let out = check(&with);
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        said.contains("kirchberg.pmtiles (3 kB, PMTiles v3)"),
+        "{said}"
+    );
+
+    let bad = dir.path().join("bad.toml");
+    let not_tiles = s.config.display().to_string();
+    std::fs::write(
+        &bad,
+        text.replace("basemap = \"\"", &format!("basemap = {not_tiles:?}")),
+    )
+    .expect("write");
+    let out = check(&bad);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a PMTiles v3 file"),
+        "{out:?}"
+    );
 }

@@ -149,6 +149,15 @@ async fn the_relay_serves_a_signed_directory_with_fresh_stale_and_expired_places
     assert_eq!(v.directory().city, "Testville");
     assert_eq!(v.places_at(clock.now()).len(), 1);
     assert_eq!(v.mediators_at(clock.now()).len(), 1);
+    // It lists the token issuer's keys of today and tomorrow (§8.5).
+    let day = clock.now() - clock.now() % DAY;
+    let periods: Vec<u64> = v
+        .directory()
+        .token_keys
+        .iter()
+        .map(|k| k.period_start())
+        .collect();
+    assert_eq!(periods, [day, day + DAY]);
     // It lists this relay (the phones' mailbox and switch hosts) and the
     // other one configured, under their operators.
     let relays = &v.directory().relays;

@@ -101,8 +101,14 @@ async fn publish_k(line: &Line) -> Vec<ReportId> {
 
 async fn check(ronde: bool) {
     let line = line(ronde).await;
+    // The classifier goes by frame length: a frame of the connection's
+    // start (identify, which lists the node's protocols) may have a
+    // report's length. A few such frames at most, before any report.
     let before = line.net.report_frames();
-    assert_eq!(before, 0, "no report sent yet");
+    assert!(
+        before <= 4,
+        "{before} frames classified as reports before any report"
+    );
     let ids = publish_k(&line).await;
     let (deliveries, _) = line.recorder.take();
     for id in &ids {
@@ -114,7 +120,7 @@ async fn check(ronde: bool) {
         }
     }
     // Two links, each crossed once per report.
-    assert_eq!(line.net.report_frames(), 2 * K as u64);
+    assert_eq!(line.net.report_frames() - before, 2 * K as u64);
     for p in line.peers {
         p.shutdown().await;
     }

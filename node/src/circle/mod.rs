@@ -29,6 +29,7 @@
 //! * [`receipt`]: the receipt a host signs with its peer key for a switch
 //!   deposit, checked by the client against the host it chose.
 //! * [`views`]: what the API shows.
+//! * [`shared`]: the contacts' journeys, folded from the inbox for the map.
 //!
 //! The libp2p peer id stays fresh at every start: contacts find each other
 //! through the addresses of the invite and of their accept, through the
@@ -39,12 +40,14 @@ pub mod client;
 pub mod host;
 pub mod keyfile;
 pub mod receipt;
+pub mod shared;
 pub mod views;
 pub mod wire;
 
 pub use crate::config::{CircleConfig, MailboxLimits};
 pub use crate::error::CircleRefusal;
 pub use host::{relay_id, MailboxError, MailboxHost};
+pub use shared::{SharedJourney, SharedJourneys, SharedState};
 pub use views::{
     AckView, CircleStatus, CodesView, ContactList, ContactView, FixView, Inbox, InboxItem,
     InboxNotice, InviteView, JourneyView, PlaceView, SosRecipient, SosView, SwitchHostState,

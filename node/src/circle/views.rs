@@ -100,6 +100,11 @@ pub struct InviteView {
     pub name: String,
     /// When it stops being accepted (Unix seconds).
     pub expires_at: u64,
+    /// The short code to read out or type instead (`ABCDE-FGHJK`), when
+    /// the invite was left at this node's mailbox hosts; the other phone
+    /// must use one of the same hosts (the city's relays).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short_code: Option<String>,
 }
 
 /// Someone who acknowledged an SOS or an overdue.

@@ -181,6 +181,17 @@ impl DirectoryService {
     }
 
     /// The held directories, configured cities first, valid at `now`.
+    /// The token keys of the directories held and valid at `now`
+    /// (`docs/protocol.md` §8.5): what tokened reports are checked against.
+    pub(crate) fn token_keys(&self, now: u64) -> ronde_protocol::token::TokenKeys {
+        ronde_protocol::token::TokenKeys::new(
+            self.valid(now)
+                .iter()
+                .flat_map(|(_, h)| h.verified.directory().token_keys.iter().cloned())
+                .collect(),
+        )
+    }
+
     fn valid(&self, now: u64) -> Vec<(&DirectoryPublicKey, &Held)> {
         let mut out: Vec<(&DirectoryPublicKey, &Held)> = Vec::new();
         for k in &self.wanted {

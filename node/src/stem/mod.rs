@@ -39,7 +39,7 @@ use ronde_protocol::stem::{
     Action, Candidate, Decision, Stem, StemParams, StemRequest, StemResponse,
 };
 
-use ronde_protocol::{precheck, verify_signatures, Policy, ReportId, VerifiedReport};
+use ronde_protocol::{precheck_with_keys, verify_signatures, Policy, ReportId, VerifiedReport};
 pub use wire::{StemCodec, StemWire, STEM_PROTOCOL};
 
 use crate::behaviour::{Behaviour, GRAYLIST_THRESHOLD};
@@ -60,6 +60,8 @@ pub(crate) struct Judge<'a> {
     pub store: &'a dyn ReportStore,
     /// The validation policy.
     pub policy: &'a Policy,
+    /// The city's token keys (`docs/protocol.md` §8.5).
+    pub keys: &'a ronde_protocol::token::TokenKeys,
     /// Unix seconds.
     pub now: u64,
 }
@@ -273,7 +275,7 @@ impl StemService {
         if let Some(tap) = &self.tap {
             tap(ReportId::of(&bytes), peer);
         }
-        let pre = match precheck(&bytes, judge.now, judge.policy) {
+        let pre = match precheck_with_keys(&bytes, judge.now, judge.policy, judge.keys) {
             Ok(p) => p,
             Err(rej) if rej.is_misbehaviour() => return self.penalise(swarm, peer, rej.reason()),
             Err(_) => return StemResponse::Declined,

@@ -83,6 +83,7 @@ mod limits;
 pub mod mailbox;
 pub mod mailbox_auth;
 pub mod message;
+pub mod short_invite;
 pub mod sos;
 pub mod switch;
 pub mod watch;

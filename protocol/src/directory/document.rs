@@ -11,11 +11,12 @@ use super::error::DirectoryError;
 use super::keys::{DirectoryKey, PlaceId, SIG_LEN};
 use super::limits::{
     DIRECTORY_CLOCK_SKEW_SECS, MAX_CITY_LEN, MAX_DIRECTORY_SIZE, MAX_MEDIATORS, MAX_PLACES,
-    MAX_RELAYS,
+    MAX_RELAYS, MAX_TOKEN_KEYS,
 };
 use super::relays::{decode_relay, encode_relay, RelayEntry};
 use super::wire::{document_version, Reader, DIRECTORY_DOCUMENT_VERSION};
 use crate::cursor::Put;
+use crate::token::TokenKey;
 
 /// Domain separator of the city's signature over a directory.
 pub const DIRECTORY_SIGN_DOMAIN: &[u8] = b"ronde/directory/v1/sig";
@@ -40,6 +41,9 @@ pub struct Directory {
     pub heartbeats: Vec<Heartbeat>,
     /// The city's relays, sorted by peer id bytes, no duplicates.
     pub relays: Vec<RelayEntry>,
+    /// The city's token keys (`docs/protocol.md` §8.5), sorted by period
+    /// start, one per period: nodes verify tokened reports with them.
+    pub token_keys: Vec<TokenKey>,
 }
 
 fn sorted_unique<T>(items: &[T], key: impl Fn(&T) -> PlaceId) -> bool {
@@ -61,6 +65,7 @@ impl Directory {
             ("mediators", self.mediators.len(), MAX_MEDIATORS),
             ("heartbeats", self.heartbeats.len(), MAX_PLACES),
             ("relays", self.relays.len(), MAX_RELAYS),
+            ("token_keys", self.token_keys.len(), MAX_TOKEN_KEYS),
         ] {
             if n > max {
                 return Err(DirectoryError::TooMany { what, n, max });
@@ -84,6 +89,15 @@ impl Directory {
         if !self.relays.windows(2).all(|w| w[0].peer < w[1].peer) {
             return Err(DirectoryError::NotCanonical(
                 "relays not sorted by peer id or repeated",
+            ));
+        }
+        if !self
+            .token_keys
+            .windows(2)
+            .all(|w| w[0].period_start() < w[1].period_start())
+        {
+            return Err(DirectoryError::NotCanonical(
+                "token keys not sorted by period or repeated",
             ));
         }
         for p in &self.places {
@@ -155,6 +169,13 @@ impl Directory {
         w.put_u8(u8::try_from(self.relays.len()).unwrap_or(u8::MAX));
         for r in &self.relays {
             encode_relay(&mut w, r);
+        }
+        // At most MAX_TOKEN_KEYS (4), each SPKI at most 800 bytes.
+        w.put_u8(u8::try_from(self.token_keys.len()).unwrap_or(u8::MAX));
+        for k in &self.token_keys {
+            w.put_u64(k.period_start());
+            w.put_u16(u16::try_from(k.spki().len()).unwrap_or(u16::MAX));
+            w.put_slice(k.spki());
         }
         w
     }
@@ -237,6 +258,23 @@ pub(super) fn decode_directory(bytes: &[u8]) -> Result<(Directory, [u8; SIG_LEN]
     for _ in 0..n {
         relays.push(decode_relay(&mut r)?);
     }
+    let n = usize::from(r.u8()?);
+    if n > MAX_TOKEN_KEYS {
+        return Err(DirectoryError::TooMany {
+            what: "token_keys",
+            n,
+            max: MAX_TOKEN_KEYS,
+        });
+    }
+    let mut token_keys = Vec::with_capacity(n);
+    for _ in 0..n {
+        let period_start = r.u64()?;
+        let len = usize::from(r.u16()?);
+        let spki = r.take(len)?;
+        token_keys.push(
+            TokenKey::from_spki(period_start, spki).map_err(|_| DirectoryError::BadTokenKey)?,
+        );
+    }
     let sig = r.array()?;
     r.finish()?;
     Ok((
@@ -249,6 +287,7 @@ pub(super) fn decode_directory(bytes: &[u8]) -> Result<(Directory, [u8; SIG_LEN]
             mediators,
             heartbeats,
             relays,
+            token_keys,
         },
         sig,
     ))

@@ -114,6 +114,10 @@ pub enum DirectoryError {
     /// of the wrong size, an address that is not multiaddr text).
     #[error("bad relay entry: {0}")]
     BadRelay(&'static str),
+    /// A token key that is not an RSA-2048 RSASSA-PSS SHA-384 SPKI, or
+    /// whose period does not start at a multiple of a day.
+    #[error("bad token key")]
+    BadTokenKey,
     /// A flag observed longer ago than [`MAX_FLAG_AGE_SECS`](super::MAX_FLAG_AGE_SECS).
     #[error("flag is too old")]
     FlagTooOld,
@@ -147,6 +151,7 @@ impl DirectoryError {
             DirectoryError::NotEnoughWork => "not_enough_work",
             DirectoryError::FlagTooOld => "flag_too_old",
             DirectoryError::BadRelay(_) => "bad_relay",
+            DirectoryError::BadTokenKey => "bad_token_key",
         }
     }
 }

@@ -10,6 +10,9 @@ pub const MAX_PLACES: usize = 1024;
 pub const MAX_MEDIATORS: usize = 256;
 /// Most relays in one directory.
 pub const MAX_RELAYS: usize = 64;
+/// Most token keys in one directory (the current period's and the next,
+/// with room for a rotation).
+pub const MAX_TOKEN_KEYS: usize = 4;
 /// Longest relay peer id, bytes (a libp2p multihash).
 pub const MAX_RELAY_PEER_LEN: usize = 64;
 /// Most addresses of one relay.

@@ -53,6 +53,7 @@
 //!     mediators: vec![],
 //!     heartbeats: vec![],
 //!     relays: vec![],
+//!     token_keys: vec![],
 //! };
 //! let bytes = dir.sign(&city).unwrap();
 //! let verified = verify_directory(&bytes, &city.public(), now, None).unwrap();
@@ -67,6 +68,7 @@
 //! * `wire`: the version byte, the writer and the byte cursor;
 //! * `entries` (§7.1): [`SafePlace`], [`Mediator`], [`Heartbeat`];
 //! * `relays` (§7.1): [`RelayEntry`], [`RelayRoles`];
+//! * token keys (§7.2, §8.5): [`crate::token::TokenKey`], in the document;
 //! * `document` (§7.2): [`Directory`] and how the city signs it;
 //! * `freshness` (§7.4): [`Freshness`], [`freshness()`], [`verify_heartbeat`];
 //! * `verification` (§7.3): [`verify_directory`] and [`VerifiedDirectory`];
@@ -99,7 +101,7 @@ pub use limits::{
     MAX_FLAG_AGE_SECS, MAX_HEARTBEAT_AGE_SECS, MAX_HEARTBEAT_TTL_SECS, MAX_HOURS_LEN,
     MAX_LISTING_AGE_SECS, MAX_MEDIATORS, MAX_NAME_LEN, MAX_OPERATOR_LEN, MAX_PHONE_LEN, MAX_PLACES,
     MAX_RELAYS, MAX_RELAY_ADDRS, MAX_RELAY_ADDR_LEN, MAX_RELAY_PEER_LEN, MAX_ROLE_LEN,
-    STALE_WINDOW_SECS,
+    MAX_TOKEN_KEYS, STALE_WINDOW_SECS,
 };
 pub use relays::{RelayEntry, RelayRoles};
 pub use verification::{verify_directory, PlaceNear, VerifiedDirectory};

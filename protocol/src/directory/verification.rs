@@ -118,6 +118,11 @@ impl VerifiedDirectory {
         Ok(out)
     }
 
+    /// The city's token keys, to verify tokened reports with (§8.5).
+    pub fn token_keys(&self) -> crate::token::TokenKeys {
+        crate::token::TokenKeys::new(self.directory().token_keys.clone())
+    }
+
     /// The mediators whose entry still holds at `now`.
     pub fn mediators_at(&self, now: u64) -> Vec<&Mediator> {
         self.directory

@@ -9,9 +9,10 @@ use crate::cursor::{Cursor, CursorError};
 
 /// Wire version of heartbeats, flags and single entries.
 pub const DIRECTORY_VERSION: u8 = 1;
-/// Wire version of the signed directory document: 2 since it lists the
-/// city's relays (version 1 had none and is refused).
-pub const DIRECTORY_DOCUMENT_VERSION: u8 = 2;
+/// Wire version of the signed directory document: 3 since it carries the
+/// city's token keys (version 2 had none, version 1 no relays either; both
+/// are refused).
+pub const DIRECTORY_DOCUMENT_VERSION: u8 = 3;
 
 /// The crate's byte cursor, reading directories, heartbeats and flags: its
 /// faults come out as [`DirectoryError`]s.

@@ -12,12 +12,16 @@ pub mod ronde;
 pub mod scenario;
 
 /// Build a [`net::World`], or print `SKIPPED: …` and return from the test
-/// when namespaces cannot be made here (not root, no `ip` or `iptables`).
+/// when namespaces cannot be made here (not root, no `ip` or `iptables`);
+/// with `RONDE_NAT_REQUIRED` set (as `.ci/run` does) it fails instead.
 #[macro_export]
 macro_rules! world_or_skip {
     () => {
         match $crate::net::World::new() {
             Ok(w) => w,
+            Err(why) if std::env::var_os("RONDE_NAT_REQUIRED").is_some() => {
+                panic!("RONDE_NAT_REQUIRED is set and the NAT world cannot be built: {why}")
+            }
             Err(why) => {
                 println!("SKIPPED: {why}");
                 eprintln!("SKIPPED: {why}");

@@ -408,6 +408,19 @@ impl World {
         addr
     }
 
+    /// Unplug `phone` from its network and plug it straight into the public
+    /// segment at 100.64.0.`host` (it becomes reachable, as a phone that
+    /// leaves a carrier's NAT for a network with public addresses).
+    pub fn move_phone_public(&mut self, phone: &mut Host, host: u8) -> String {
+        ip(&["-n", &phone.ns, "link", "del", "eth0"])
+            .unwrap_or_else(|e| panic!("cannot unplug {}: {e}", phone.ns));
+        let addr = format!("100.64.0.{host}");
+        self.plug_public(&phone.ns.clone(), "eth0", &addr)
+            .unwrap_or_else(|e| panic!("cannot move {}: {e}", phone.ns));
+        phone.ip = addr.clone();
+        addr
+    }
+
     /// A phone directly on the public segment at 100.64.0.`host` (a
     /// reachable device), `host` from 20 to 254.
     pub fn public_phone(&mut self, name: &str, host: u8) -> Host {

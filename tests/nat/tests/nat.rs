@@ -335,6 +335,41 @@ fn a_phone_that_changes_network_is_reachable_again_within_10_s() {
     );
 }
 
+/// Issue 15: a phone holds a circuit only while it is private. Behind the
+/// NAT it reserves one; moved onto the public segment, AutoNAT finds its
+/// new address reachable and the phone releases the circuit.
+#[test]
+fn a_phone_that_becomes_reachable_releases_its_circuit() {
+    let mut world = world_or_skip!();
+    let relay = Relay::start(&world);
+    let home = world.home(1, Nat::EndpointIndependent);
+    let mut host = world.phone_at_home("a", &home, 2);
+    let a = Phone::with_relay(&host, &relay);
+    let circuit = wait_for_circuit(&a, Duration::from_secs(30));
+    world.move_phone_public(&mut host, 30);
+    let moved = Instant::now();
+    eventually(
+        Duration::from_secs(60),
+        "the circuit released once reachable",
+        || {
+            let log = a.log();
+            if log.contains("public: relay circuit released") && circuit_addr(&a).is_none() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{}
+{log}",
+                    a.status()
+                ))
+            }
+        },
+    );
+    println!(
+        "circuit {circuit} released {} ms after the phone became reachable",
+        moved.elapsed().as_millis()
+    );
+}
+
 #[test]
 fn two_phones_on_one_lan_find_each_other_by_mdns() {
     let mut world = world_or_skip!();

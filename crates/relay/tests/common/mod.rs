@@ -31,13 +31,18 @@ pub fn cell(suffix: &str) -> Cell {
 /// A relay configuration for tests: the area `u09tv`, loopback HTTP on
 /// free ports, k = 3, UTC.
 pub fn relay_config(data_dir: &Path) -> RelayConfig {
+    relay_config_in(data_dir, AREA)
+}
+
+/// The same with another jurisdiction (one geohash-5 area).
+pub fn relay_config_in(data_dir: &Path, area: &str) -> RelayConfig {
     let text = ronde_relay::config::TEMPLATE
         .replace("{city}", "Testville")
         .replace("{data_dir}", data_dir.to_str().expect("utf-8 path"))
-        .replace("{prefixes}", &format!("\"{AREA}\""))
+        .replace("{prefixes}", &format!("\"{area}\""))
         .replace("{bbox}", "")
         .replace("{token}", TOKEN)
-        .replace("utc_offset_hours = 1", "utc_offset_hours = 0")
+        .replace("time_zone = \"Europe/Paris\"", "time_zone = \"UTC\"")
         .replace("0.0.0.0:8080", "127.0.0.1:0")
         .replace("127.0.0.1:8081", "127.0.0.1:0")
         .replace("flag_min_difficulty = 18", "flag_min_difficulty = 8");
@@ -84,11 +89,15 @@ pub async fn start_relay(config: RelayConfig, clock: &ManualClock) -> Relay {
 
 /// Start a phone-like node following the test area.
 pub async fn start_node(dir: &Path, clock: &ManualClock) -> Node {
+    start_node_at(dir, clock, cell("w0")).await
+}
+
+/// Start a phone-like node at the centre of a cell.
+pub async fn start_node_at(dir: &Path, clock: &ManualClock, at: Cell) -> Node {
     init_logs();
     let mut c = NodeConfig::for_tests(dir);
     c.clock = Arc::new(clock.clone());
-    let center = cell("w0").center();
-    c.location = Some(center);
+    c.location = Some(at.center());
     match Node::start(c).await {
         Ok(n) => n,
         Err(e) => panic!("node did not start: {e}"),
@@ -117,6 +126,11 @@ where
 /// Connect a node to the relay and wait until each knows the other follows
 /// the test area.
 pub async fn connect_to_relay(node: &Node, relay: &Relay) {
+    connect_to_relay_in(node, relay, AREA).await
+}
+
+/// The same for another area.
+pub async fn connect_to_relay_in(node: &Node, relay: &Relay, area: &str) {
     let addr = relay
         .node()
         .listen_addrs()
@@ -126,7 +140,7 @@ pub async fn connect_to_relay(node: &Node, relay: &Relay) {
         .cloned()
         .expect("the relay listens");
     node.dial(addr).await.expect("dial");
-    let area: Area = AREA.parse().expect("area");
+    let area: Area = area.parse().expect("area");
     let relay_id = relay.node().peer_id();
     eventually("the relay to follow the area", || async {
         node.peers_in_area(area)

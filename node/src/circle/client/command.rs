@@ -1,6 +1,7 @@
 //! The circle's commands ([`CircleCommand`]): what a [`crate::Node`]
 //! handle asks the client side, each with its one-shot reply.
 
+use ronde_protocol::circle::short_invite::{RendezvousKeys, ShortCode};
 use ronde_protocol::circle::{Place, StatesOnly};
 use tokio::sync::oneshot;
 
@@ -23,7 +24,17 @@ pub(crate) enum CircleCommand {
     Invite {
         name: Option<String>,
         ttl_secs: u64,
+        /// A short code and its keys (derived off the event loop): the
+        /// invite is also left at the mailbox hosts under it.
+        short: Option<(ShortCode, RendezvousKeys)>,
         reply: Reply<InviteView>,
+    },
+    /// Accept the invite left under a short code: fetched from this
+    /// node's mailbox hosts, then accepted as [`CircleCommand::Accept`].
+    AcceptShort {
+        keys: RendezvousKeys,
+        name: Option<String>,
+        reply: Reply<ContactView>,
     },
     Accept {
         code: String,

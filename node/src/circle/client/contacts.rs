@@ -5,6 +5,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::swarm::Swarm;
 use libp2p::Multiaddr;
 use rand::rngs::OsRng;
+use ronde_protocol::circle::short_invite::{RendezvousKeys, ShortCode};
 use ronde_protocol::circle::{
     epoch_of, safety_number, ContactId, ContactState, Invite, InviteError,
 };
@@ -161,6 +162,7 @@ impl CircleClient {
         swarm: &mut Swarm<Behaviour>,
         name: Option<String>,
         ttl_secs: u64,
+        short: Option<(ShortCode, RendezvousKeys)>,
     ) -> Result<InviteView, NodeError> {
         let now = self.clock.now();
         let addresses = self.my_addresses(swarm);
@@ -182,11 +184,26 @@ impl CircleClient {
         }
         self.circle = circle;
         tracing::debug!("invite created");
+        let code = invite.to_code();
+        let short_code = match short {
+            Some((short, keys)) => {
+                match self.leave_short_invite(swarm, &code, &keys, invite.expires_at) {
+                    Ok(true) => Some(short.to_string()),
+                    Ok(false) => None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not leave the invite under a short code");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
         Ok(InviteView {
-            code: invite.to_code(),
+            code,
             qr: invite.to_qr_string(),
             name,
             expires_at: invite.expires_at,
+            short_code,
         })
     }
 

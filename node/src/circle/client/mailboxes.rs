@@ -85,6 +85,10 @@ impl CircleClient {
                 self.fetching.remove(&host);
                 match response {
                     Some(MailboxResponse::Mail { more, items }) => {
+                        // The keys that fetched them, before processing the
+                        // mail can retire any.
+                        let mut keys = self.keys_to_poll();
+                        keys.retain(|k| items.iter().any(|i| i.mailbox == k.address()));
                         let processed = self.take_mail(swarm, items);
                         if !processed.is_empty() {
                             for (i, chunk) in processed.chunks(MAX_ACK_ITEMS).enumerate() {
@@ -94,6 +98,7 @@ impl CircleClient {
                                     Proven::Ack {
                                         items: chunk.to_vec(),
                                         more: more && i == 0,
+                                        keys: keys.clone(),
                                     },
                                 );
                             }
@@ -128,6 +133,10 @@ impl CircleClient {
     ) -> Vec<([u8; 32], u64)> {
         let mut done = Vec::new();
         for it in items {
+            if self.take_short(swarm, &it.mailbox, &it.envelope) {
+                done.push((it.mailbox, it.seq));
+                continue;
+            }
             match self.receive(swarm, &it.envelope, None) {
                 Ok(_) => done.push((it.mailbox, it.seq)),
                 Err(e) => {
@@ -142,12 +151,7 @@ impl CircleClient {
         if self.fetching.contains(&host) {
             return;
         }
-        let now = self.clock.now();
-        if self
-            .circle
-            .mailboxes_to_poll(&self.identity, now)
-            .is_empty()
-        {
+        if self.keys_to_poll().is_empty() {
             return;
         }
         self.fetching.insert(host);
@@ -174,10 +178,9 @@ impl CircleClient {
         challenge: [u8; 32],
         then: Proven,
     ) {
-        let now = self.clock.now();
-        let mut keys = self.circle.mailbox_keys_to_poll(&self.identity, now);
         let (request, ask) = match then {
             Proven::Fetch => {
+                let mut keys = self.keys_to_poll();
                 keys.truncate(MAX_FETCH_MAILBOXES);
                 (
                     MailboxRequest::fetch(
@@ -189,10 +192,12 @@ impl CircleClient {
                     MailboxAsk::Fetch { host },
                 )
             }
-            Proven::Ack { items, more } => {
-                // Only the keys of the mailboxes acknowledged; an item of a
-                // mailbox no longer polled (the day turned) is left to the
-                // host's retention.
+            Proven::Ack {
+                items,
+                more,
+                mut keys,
+            } => {
+                // Only the keys of the mailboxes acknowledged.
                 keys.retain(|k| items.iter().any(|(m, _)| *m == k.address()));
                 keys.truncate(MAX_ACK_KEYS);
                 let addrs: Vec<[u8; 32]> = keys.iter().map(|k| k.address()).collect();

@@ -70,6 +70,7 @@ mod journeys;
 mod mailboxes;
 mod outbox;
 mod records;
+pub mod rendezvous;
 mod sos;
 pub mod store;
 
@@ -82,7 +83,8 @@ use libp2p::request_response::OutboundRequestId;
 use libp2p::swarm::Swarm;
 use libp2p::{Multiaddr, PeerId};
 use ronde_protocol::circle::{
-    Circle, CircleError, Codes, ContactId, Ending, Identity, JourneyState, MessageId, Watch,
+    Circle, CircleError, Codes, ContactId, Ending, Identity, JourneyState, MailboxKey, MessageId,
+    Watch,
 };
 use ronde_protocol::directory::{RelayEntry, RelayRoles};
 use tokio::sync::broadcast;
@@ -172,6 +174,10 @@ enum Proven {
     Ack {
         items: Vec<([u8; 32], u64)>,
         more: bool,
+        /// The keys of the fetch that brought them: processing the mail
+        /// may retire a key (an accept uses its invite up, a short code is
+        /// done with), and the day may turn, before the acknowledgement.
+        keys: Vec<MailboxKey>,
     },
 }
 
@@ -212,6 +218,8 @@ pub(crate) struct CircleClient {
     switch_retry_at: HashMap<PeerId, Instant>,
     safety_numbers: HashMap<ContactId, String>,
     last_housekeeping: u64,
+    /// Accepts by short code waiting for their invite.
+    short_pending: Vec<rendezvous::PendingShort>,
 }
 
 fn storage(e: StoreError) -> NodeError {
@@ -332,6 +340,7 @@ impl CircleClient {
             switch_retry_at: HashMap::new(),
             safety_numbers: HashMap::new(),
             last_housekeeping: 0,
+            short_pending: Vec::new(),
         })
     }
 
@@ -368,9 +377,13 @@ impl CircleClient {
             CircleCommand::Invite {
                 name,
                 ttl_secs,
+                short,
                 reply,
             } => {
-                let _ = reply.send(self.invite(swarm, name, ttl_secs));
+                let _ = reply.send(self.invite(swarm, name, ttl_secs, short));
+            }
+            CircleCommand::AcceptShort { keys, name, reply } => {
+                self.accept_short(swarm, keys, name, reply);
             }
             CircleCommand::Accept { code, name, reply } => {
                 let _ = reply.send(self.accept(swarm, &code, name));
@@ -573,6 +586,7 @@ impl CircleClient {
     /// Time passed: journey and SOS deadlines, switches, retries.
     pub(crate) fn tick(&mut self, swarm: &mut Swarm<Behaviour>, location: Option<(f64, f64)>) {
         let now = self.clock.now();
+        self.short_tick(swarm, now);
         if let Some(mut rec) = self.journey.clone() {
             if rec.journey.next_deadline().is_some_and(|t| t <= now) {
                 let was = rec.journey.state();
