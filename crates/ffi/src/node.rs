@@ -285,30 +285,100 @@ impl RondeNode {
     }
 
     /// Start a journey to a point, expected at `expected_arrival` (Unix
-    /// seconds), overdue `grace_secs` later.
+    /// seconds), overdue `grace_secs` later. `states_only`: parents' mode
+    /// (only started, arrived, deviated and overdue are shared);
+    /// `destination_name`: shown on this device, never sent.
+    #[uniffi::method(default(states_only = None, destination_name = None))]
     pub async fn start_journey(
         &self,
         lat: f64,
         lon: f64,
         expected_arrival: u64,
         grace_secs: u64,
+        states_only: Option<StatesOnly>,
+        destination_name: Option<String>,
     ) -> Result<Journey, RondeError> {
         check_coordinates(lat, lon)?;
+        let states_only = states_only.map(Into::into);
         Ok(self
             .with(move |n| async move {
-                n.start_journey(lat, lon, expected_arrival, grace_secs)
-                    .await
+                n.start_journey_with(
+                    lat,
+                    lon,
+                    expected_arrival,
+                    grace_secs,
+                    states_only,
+                    destination_name,
+                )
+                .await
             })
             .await?
             .into())
     }
 
-    /// "Add time": move the expected arrival.
+    /// Move the expected arrival to `expected_arrival` (Unix seconds).
     pub async fn extend_journey(&self, expected_arrival: u64) -> Result<Journey, RondeError> {
         Ok(self
             .with(move |n| async move { n.extend_journey(expected_arrival).await })
             .await?
             .into())
+    }
+
+    /// "Add time": `add_secs` more before the journey is overdue (the
+    /// API's `POST /v1/journey/extend` with `add_secs`).
+    pub async fn add_time(&self, add_secs: u64) -> Result<Journey, RondeError> {
+        Ok(self
+            .with(move |n| async move {
+                let at = n.journey().await?.expected_arrival.saturating_add(add_secs);
+                n.extend_journey(at).await
+            })
+            .await?
+            .into())
+    }
+
+    /// Contacts' journeys as this phone follows them: alerts first, then
+    /// journeys on the way, then ended ones.
+    pub async fn shared_journeys(&self) -> Result<Vec<SharedJourney>, RondeError> {
+        let list = self
+            .with(|n| async move { n.shared_journeys().await })
+            .await?;
+        Ok(list.journeys.into_iter().map(Into::into).collect())
+    }
+
+    /// The circle service: contacts, queue, hosts, whether codes are set.
+    pub async fn circle_status(&self) -> Result<CircleStatus, RondeError> {
+        Ok(self
+            .with(|n| async move { n.circle_status().await })
+            .await?
+            .into())
+    }
+
+    /// Set the person's code and duress code (different, 4 to 12
+    /// digits each); to change codes already set,
+    /// `current_code` is the current (real) code. Once set, ending a
+    /// journey or cancelling an SOS needs one of them: the duress code
+    /// answers exactly as the real one while the contacts are told it was
+    /// entered under duress. Returns whether codes are set.
+    #[uniffi::method(default(current_code = None))]
+    pub async fn set_codes(
+        &self,
+        code: String,
+        duress_code: String,
+        current_code: Option<String>,
+    ) -> Result<bool, RondeError> {
+        let view = self
+            .with(move |n| async move { n.set_codes(code, duress_code, current_code).await })
+            .await?;
+        Ok(view.codes)
+    }
+
+    /// Remove both codes, with the current (real) code. Returns whether
+    /// codes are set (false).
+    pub async fn clear_codes(&self, code: String) -> Result<bool, RondeError> {
+        let view = self
+            .with(move |n| async move { n.clear_codes(code).await })
+            .await?;
+        Ok(view.codes)
     }
 
     /// The current (or last) journey.
@@ -319,7 +389,8 @@ impl RondeNode {
             .into())
     }
 
-    /// Arrived (with the person's code, once codes are set).
+    /// Arrived (with the person's code, once codes are set; the duress
+    /// code answers the same while the contacts get a duress alert).
     pub async fn arrived(&self, code: Option<String>) -> Result<Journey, RondeError> {
         Ok(self
             .with(move |n| async move { n.arrived_with_code(code).await })
@@ -327,7 +398,9 @@ impl RondeNode {
             .into())
     }
 
-    /// End the journey without arriving (with the code, once set).
+    /// End the journey without arriving (with the code, once set; the
+    /// duress code answers the same while the contacts get a duress
+    /// alert).
     pub async fn cancel_journey(&self, code: Option<String>) -> Result<Journey, RondeError> {
         Ok(self
             .with(move |n| async move { n.cancel_journey_with_code(code).await })
@@ -351,7 +424,8 @@ impl RondeNode {
             .into())
     }
 
-    /// Cancel the SOS (with the code, once set).
+    /// Cancel the SOS (with the code, once set; the duress code answers
+    /// the same while the alert goes on and the contacts are told).
     pub async fn cancel_sos(&self, code: Option<String>) -> Result<Sos, RondeError> {
         Ok(self
             .with(move |n| async move { n.cancel_sos_with_code(code).await })

@@ -248,6 +248,10 @@ pub struct Invite {
     pub name: String,
     /// When it expires, Unix seconds.
     pub expires_at: u64,
+    /// The short code to read out or type instead (`ABCDE-FGHJK`), when
+    /// the invite was left at this node's mailbox hosts (the other phone
+    /// must use one of the same hosts).
+    pub short_code: Option<String>,
 }
 
 impl From<ronde_node::circle::views::InviteView> for Invite {
@@ -257,6 +261,7 @@ impl From<ronde_node::circle::views::InviteView> for Invite {
             qr: v.qr,
             name: v.name,
             expires_at: v.expires_at,
+            short_code: v.short_code,
         }
     }
 }
@@ -309,6 +314,46 @@ pub struct Journey {
     pub contacts: u32,
     /// Names of the contacts who acknowledged it.
     pub acked_by: Vec<String>,
+    /// The last position lay within 100 m of the destination: ask the
+    /// person whether they arrived.
+    pub near_destination: bool,
+    /// Parents' mode: only states are shared.
+    pub states_only: Option<StatesOnly>,
+    /// The destination's name as the person gave it (kept on this device).
+    pub destination_name: Option<String>,
+    /// The destination.
+    pub destination: Position,
+    /// The dead-man's switch: `pending`, `armed`, `withdrawn` or `failed`.
+    pub switch: String,
+}
+
+/// Parents' mode of a journey: only "started", "arrived", "deviated" and
+/// "overdue" are shared, never a trail of positions unless an alert fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+pub struct StatesOnly {
+    /// How far from the straight corridor to the destination counts as a
+    /// deviation (metres, at least 1).
+    pub corridor_m: u16,
+    /// How long without moving counts as a deviation (seconds, at least 1).
+    pub stop_secs: u32,
+}
+
+impl From<StatesOnly> for ronde_protocol::circle::StatesOnly {
+    fn from(s: StatesOnly) -> Self {
+        ronde_protocol::circle::StatesOnly {
+            corridor_m: s.corridor_m,
+            stop_secs: s.stop_secs,
+        }
+    }
+}
+
+impl From<ronde_protocol::circle::StatesOnly> for StatesOnly {
+    fn from(s: ronde_protocol::circle::StatesOnly) -> Self {
+        StatesOnly {
+            corridor_m: s.corridor_m,
+            stop_secs: s.stop_secs,
+        }
+    }
 }
 
 impl From<ronde_node::circle::views::JourneyView> for Journey {
@@ -322,6 +367,109 @@ impl From<ronde_node::circle::views::JourneyView> for Journey {
             overdue_at: v.overdue_at,
             contacts: count(v.contacts),
             acked_by: v.acked_by.into_iter().map(|a| a.name).collect(),
+            near_destination: v.near_destination,
+            states_only: v.states_only.map(Into::into),
+            destination_name: v.destination_name,
+            destination: Position {
+                lat: v.destination.lat,
+                lon: v.destination.lon,
+            },
+            switch: field(&j, "switch"),
+        }
+    }
+}
+
+/// The circle service (`GET /v1/circle`).
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct CircleStatus {
+    /// This node's public identity (128 hex digits).
+    pub identity: String,
+    /// Contacts, all states.
+    pub contacts: u32,
+    /// Messages waiting for delivery.
+    pub queued: u32,
+    /// Mailbox and switch hosts known.
+    pub mailbox_hosts: u32,
+    /// Whether the person set a code and a duress code (then ending a
+    /// journey or cancelling an SOS needs one of them).
+    pub codes: bool,
+}
+
+impl From<ronde_node::circle::views::CircleStatus> for CircleStatus {
+    fn from(v: ronde_node::circle::views::CircleStatus) -> Self {
+        CircleStatus {
+            identity: v.identity,
+            contacts: count(v.contacts),
+            queued: count(v.queued),
+            mailbox_hosts: count(v.mailbox_hosts),
+            codes: v.codes,
+        }
+    }
+}
+
+/// A contact's journey as this phone follows it
+/// (`GET /v1/circle/journeys`).
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct SharedJourney {
+    /// Journey id (hex).
+    pub journey: String,
+    /// Who is travelling: their contact id (hex).
+    pub from_id: String,
+    /// Their name.
+    pub from_name: String,
+    /// `on_the_way`, `arrived`, `cancelled`, `overdue`, `deviated`,
+    /// `duress`, ... (the API's `state`).
+    pub state: String,
+    /// Why it deviated (`off_route` or `stopped`), for `deviated`.
+    pub deviation: Option<String>,
+    /// Where to.
+    pub destination: Position,
+    /// Expected arrival (their clock), after any added time.
+    pub expected_arrival: u64,
+    /// When they become overdue.
+    pub overdue_at: u64,
+    /// Parents' mode: only states are shared, no path.
+    pub states_only: bool,
+    /// The last position known.
+    pub last_position: Option<Position>,
+    /// When that position was taken (their clock).
+    pub last_position_at: Option<u64>,
+    /// Positions since the start, oldest first.
+    pub path: Vec<Position>,
+    /// The inbox item of its latest alert, to acknowledge.
+    pub alert_item: Option<u64>,
+}
+
+impl From<ronde_node::circle::shared::SharedJourney> for SharedJourney {
+    fn from(v: ronde_node::circle::shared::SharedJourney) -> Self {
+        let j = json(&v);
+        SharedJourney {
+            journey: field(&j, "journey"),
+            from_id: field(&j, "from"),
+            from_name: v.from_name,
+            state: field(&j, "state"),
+            deviation: v.deviation.map(|d| text(&d)),
+            destination: Position {
+                lat: v.destination.lat,
+                lon: v.destination.lon,
+            },
+            expected_arrival: v.expected_arrival,
+            overdue_at: v.overdue_at,
+            states_only: v.states_only,
+            last_position_at: v.last_position.as_ref().map(|f| f.at),
+            last_position: v.last_position.map(|f| Position {
+                lat: f.place.lat,
+                lon: f.place.lon,
+            }),
+            path: v
+                .path
+                .into_iter()
+                .map(|f| Position {
+                    lat: f.place.lat,
+                    lon: f.place.lon,
+                })
+                .collect(),
+            alert_item: v.alert_item,
         }
     }
 }
