@@ -81,4 +81,9 @@ pub(crate) enum Command {
     Circle(CircleCommand),
     /// Everything about the city directory and flags.
     Directory(DirectoryCommand),
+    /// [`crate::Node::set_lifecycle`].
+    SetLifecycle {
+        lifecycle: crate::lifecycle::Lifecycle,
+        reply: Reply<crate::lifecycle::LifecycleView>,
+    },
 }

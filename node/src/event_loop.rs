@@ -78,6 +78,8 @@ use crate::reachability::{self, Reachability};
 use crate::stem::{Judge, StemService};
 use crate::store::{Inserted, ReportStore, SledStore};
 
+mod background;
+
 /// Capacity of the command queue.
 pub const COMMAND_QUEUE: usize = 64;
 /// Capacity of the event broadcast channel. A batch of gossip announces up
@@ -220,6 +222,8 @@ struct EventLoop {
     stem: StemService,
     /// Tests only: the log of the mailbox requests this node hosts.
     mailbox_tap: Option<crate::config::MailboxTap>,
+    /// Foreground or background (`event_loop/background.rs`).
+    background: background::Background,
 }
 
 /// Start a node: open the store, build the swarm, listen, dial, follow the
@@ -336,6 +340,7 @@ pub(crate) async fn spawn(
         tokens: crate::tokens::TokenService::new(config.token_sink.clone()),
         stem: StemService::new(config.stem, config.first_hop_tap.clone()),
         mailbox_tap: config.mailbox_tap.clone(),
+        background: background::Background::new(&config.mailbox_peers),
     };
     for addr in &config.external_addresses {
         el.swarm.add_external_address(addr.clone());
@@ -491,7 +496,9 @@ impl EventLoop {
                 _ = purge_timer.tick() => self.purge(),
                 _ = retry_timer.tick() => {
                     self.retry_pending(None);
-                    self.reach.tick(&mut self.swarm);
+                    if !self.background.is_background() {
+                        self.reach.tick(&mut self.swarm);
+                    }
                 }
                 _ = circle_timer.tick() => {
                     if let Some(hosts) = self.directories.take_hosts() {
@@ -556,7 +563,7 @@ impl EventLoop {
                 location,
                 reply,
             } => {
-                let result = self.set_areas(areas, location);
+                let result = self.set_areas_in_lifecycle(areas, location);
                 if let (Ok(_), Some(here)) = (&result, location) {
                     self.circle.on_location(&mut self.swarm, here);
                 }
@@ -633,6 +640,9 @@ impl EventLoop {
                     .on_command(cmd, &mut self.swarm, self.location, hosted)
             }
             Command::Directory(cmd) => self.directories.on_command(&mut self.swarm, cmd),
+            Command::SetLifecycle { lifecycle, reply } => {
+                let _ = reply.send(self.set_lifecycle(lifecycle));
+            }
         }
     }
 
@@ -1366,6 +1376,9 @@ impl EventLoop {
                 tracing::debug!(peer = %peer_id, connections = num_established.get(), "connected");
                 self.moved
                     .on_established(&mut self.swarm, peer_id, connection_id, &endpoint);
+                if self.background_refuses(peer_id) {
+                    return;
+                }
                 if num_established.get() == 1 {
                     self.circle.on_connected(&mut self.swarm, peer_id);
                     self.directories.on_connected(&mut self.swarm, peer_id);

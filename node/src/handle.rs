@@ -709,6 +709,17 @@ impl Node {
             .await
     }
 
+    /// Foreground (a full gossip node) or background (no gossip, at most one
+    /// connection, to one always-on peer; see [`crate::lifecycle`]).
+    /// Returns the state the node is in now.
+    pub async fn set_lifecycle(
+        &self,
+        lifecycle: crate::lifecycle::Lifecycle,
+    ) -> Result<crate::lifecycle::LifecycleView, NodeError> {
+        self.call(|reply| Command::SetLifecycle { lifecycle, reply })
+            .await
+    }
+
     /// Stop the node: close connections, flush the store to disk, end the
     /// event loop. Other handles then get [`NodeError::Stopped`].
     pub async fn shutdown(&self) -> Result<(), NodeError> {

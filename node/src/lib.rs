@@ -23,6 +23,11 @@
 //! and sends anonymous flags against a place to the city's relays.
 //! Always-on nodes (relays, mailbox hosts) keep a stable peer id in a file
 //! ([`peer_key`]); phones take a fresh one at every start.
+//!
+//! A phone's app puts the node in the **background** when it leaves the
+//! screen ([`lifecycle`], [`Node::set_lifecycle`]): no gossip, one
+//! connection kept; back in the foreground it catches up. Apps embed the
+//! node through the UniFFI bindings of `crates/ffi` (`docs/mobile.md`).
 
 pub mod api;
 pub mod api_error;
@@ -39,6 +44,7 @@ pub mod event_loop;
 pub mod events;
 pub mod flood_guard;
 pub mod handle;
+pub mod lifecycle;
 pub mod new_reports;
 pub mod peer_key;
 pub mod pmtiles;
@@ -54,3 +60,4 @@ pub use config::{GossipTuning, NodeConfig};
 pub use error::{NodeError, StoreError};
 pub use events::{CellCount, Nearby, NearbyReport, NodeEvent, Published, Status};
 pub use handle::Node;
+pub use lifecycle::{Lifecycle, LifecycleView};

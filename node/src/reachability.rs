@@ -224,6 +224,11 @@ impl Reachability {
         }
     }
 
+    /// The relay this node reserves (or would reserve) a circuit on.
+    pub(crate) fn relay_peer(&self) -> Option<PeerId> {
+        self.relay.as_ref().map(|(p, _)| *p)
+    }
+
     /// Periodic check: assume private after [`NO_VERDICT_AFTER`] without a
     /// verdict; retry a reservation that failed.
     pub(crate) fn tick(&mut self, swarm: &mut Swarm<Behaviour>) {

@@ -1,0 +1,47 @@
+//! Foreground and background: what a phone's node keeps running when its
+//! app is on screen and when it is not.
+//!
+//! In the **foreground** the node is a full gossip node: it follows the
+//! areas around the person, is a mesh member of their topics and keeps
+//! whatever connections gossip, Kademlia and the circle open. A phone
+//! cannot afford that in its pocket (iOS closes a suspended app's sockets,
+//! Android's Doze defers the network), so in the **background** the node
+//! leaves every gossip topic and closes every connection but one, to one
+//! always-on peer: a mailbox host it was configured with, else its relay,
+//! else a bootstrap peer. Connections to anyone else, in or out, are closed
+//! as soon as they open. The circle still works through that peer (mail is
+//! fetched from the mailbox host; an SOS sent goes through it). Back in the
+//! **foreground** the node follows its areas again, dials its bootstrap
+//! peers, and catches up on the reports it missed with the sync protocol
+//! (`/ronde/sync/1`), as when it first joins an area.
+//!
+//! The switch itself is done by the event loop (`event_loop/background.rs`);
+//! this module holds the public types.
+
+use serde::{Deserialize, Serialize};
+
+/// Whether the app is on screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lifecycle {
+    /// A full gossip node.
+    #[default]
+    Foreground,
+    /// No gossip, at most one connection, to one always-on peer.
+    Background,
+}
+
+/// What [`crate::Node::set_lifecycle`] answers: the state the node is in
+/// now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LifecycleView {
+    /// The lifecycle state now.
+    pub lifecycle: Lifecycle,
+    /// Number of areas followed (0 in the background).
+    pub areas: usize,
+    /// Peers with at least one open connection (at most 1 in the background,
+    /// once the closes asked for are done).
+    pub connected_peers: usize,
+    /// The one peer kept in the background, if any.
+    pub kept_peer: Option<String>,
+}
