@@ -1116,3 +1116,178 @@ async fn a_contacts_journey_is_there_for_the_map() {
     })
     .await;
 }
+
+/// Issue 18 §4, the screen after a duress end: it must show what a real
+/// end shows, field for field, and keep showing it while the journey goes
+/// on underneath. Here the switch has no host (none configured), and
+/// positions keep flowing under duress: a switch shown "withdrawn" where a
+/// real end shows it still "pending", or a release time or last position
+/// that keeps moving after the "end", tells whoever holds the phone that
+/// the duress code was used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duress_end_looks_like_a_real_end_on_screen() {
+    let clock = ManualClock::new(T0);
+    let a = start(&clock).await;
+    let b = start(&clock).await;
+    befriend(&a, "Alice", &b, "Bob").await;
+    let put = reqwest::Method::PUT;
+    let (s, _) = send_json(
+        &a,
+        put.clone(),
+        "/v1/circle/codes",
+        json!({"code": "2468", "duress_code": "1357"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = send_json(
+        &a,
+        put.clone(),
+        "/v1/location",
+        json!({"lat": IVRY.0, "lon": IVRY.1}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+
+    // The same journey twice: ended with the code, then with the duress
+    // code; each seen right after its end and again 10 minutes later.
+    let mut seen = Vec::new();
+    let mut last_inbox = 0;
+    for code in ["2468", "1357"] {
+        let (s, j) = a
+            .post(
+                "/v1/journey",
+                json!({"lat": 48.82, "lon": 2.39, "eta_secs": 1500}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{j}");
+        let started = inbox_item(&b, "journey_started", last_inbox).await;
+        last_inbox = started["id"].as_u64().unwrap_or(0);
+        clock.advance(60);
+        let (s, shown) = a.post("/v1/journey/cancel", json!({"code": code})).await;
+        assert_eq!(s, StatusCode::OK, "{shown}");
+        settle(500).await;
+        let (_, right_after) = a.get("/v1/journey").await;
+        for _ in 0..2 {
+            clock.advance(301);
+            settle(500).await;
+        }
+        if code == "1357" {
+            // Underneath, the journey goes on: Bob gets positions.
+            inbox_item(&b, "position", last_inbox).await;
+        }
+        let (_, later) = a.get("/v1/journey").await;
+        seen.push((right_after, later));
+        // The real code ends the duress journey for good.
+        if code == "1357" {
+            let (s, _) = a.post("/v1/journey/cancel", json!({"code": "2468"})).await;
+            assert_eq!(s, StatusCode::OK);
+        }
+    }
+
+    // Times are compared as offsets from the journey's start; ids differ.
+    let shown = |v: &Value| -> Value {
+        let start = v["started_at"].as_u64().unwrap_or(0);
+        let mut out = serde_json::Map::new();
+        for (k, x) in v.as_object().expect("a journey view") {
+            let x = match x.as_u64() {
+                Some(t) if k.ends_with("_at") || k == "expected_arrival" => {
+                    json!(t.saturating_sub(start))
+                }
+                _ => x.clone(),
+            };
+            if k != "id" {
+                out.insert(k.clone(), x);
+            }
+        }
+        Value::Object(out)
+    };
+    let (real, duress) = (&seen[0], &seen[1]);
+    assert_eq!(
+        shown(&duress.0),
+        shown(&real.0),
+        "right after the end, the duress journey's view differs from a real end's"
+    );
+    assert_eq!(
+        shown(&duress.1),
+        shown(&real.1),
+        "10 minutes after the end, the duress journey's view differs from a real end's"
+    );
+}
+
+/// The same for an SOS: after a duress cancel, the screen shows what a
+/// real cancel shows, while underneath the SOS goes on (it is resent and
+/// follows the person's position).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duress_cancel_of_an_sos_looks_like_a_real_cancel_on_screen() {
+    let clock = ManualClock::new(T0);
+    let a = start(&clock).await;
+    let b = start(&clock).await;
+    befriend(&a, "Alice", &b, "Bob").await;
+    let put = reqwest::Method::PUT;
+    let (s, _) = send_json(
+        &a,
+        put.clone(),
+        "/v1/circle/codes",
+        json!({"code": "2468", "duress_code": "1357"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let here = |lat: f64, lon: f64| json!({"lat": lat, "lon": lon});
+    let mut seen = Vec::new();
+    for code in ["2468", "1357"] {
+        let (s, _) = send_json(&a, put.clone(), "/v1/location", here(IVRY.0, IVRY.1)).await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, sos) = a.post("/v1/sos", json!({"note": "help"})).await;
+        assert_eq!(s, StatusCode::CREATED, "{sos}");
+        settle(500).await;
+        clock.advance(30);
+        let (s, shown) = a.post("/v1/sos/cancel", json!({"code": code})).await;
+        assert_eq!(s, StatusCode::OK, "{shown}");
+        settle(500).await;
+        let (_, right_after) = a.get("/v1/sos").await;
+        // The person moves on, time passes.
+        let (s, _) = send_json(&a, put.clone(), "/v1/location", here(48.8200, 2.3900)).await;
+        assert_eq!(s, StatusCode::OK);
+        for _ in 0..4 {
+            clock.advance(120);
+            settle(300).await;
+        }
+        let (_, later) = a.get("/v1/sos").await;
+        seen.push((right_after, later));
+        if code == "1357" {
+            let (s, _) = a.post("/v1/sos/cancel", json!({"code": "2468"})).await;
+            assert_eq!(s, StatusCode::OK);
+        }
+    }
+    let shown = |v: &Value| -> Value {
+        let start = v["raised_at"].as_u64().unwrap_or(0);
+        let mut out = serde_json::Map::new();
+        for (k, x) in v.as_object().expect("an SOS view") {
+            let x = match k.as_str() {
+                "id" => continue,
+                "raised_at" => json!(0),
+                "recipients" => json!(x.as_array().map(|r| r
+                    .iter()
+                    .map(|r| json!({
+                        "name": r["name"],
+                        "acked_after": r["acked_at"].as_u64().map(|t| t.saturating_sub(start)),
+                    }))
+                    .collect::<Vec<_>>())),
+                _ => x.clone(),
+            };
+            out.insert(k.clone(), x);
+        }
+        Value::Object(out)
+    };
+    let (real, duress) = (&seen[0], &seen[1]);
+    assert_eq!(
+        shown(&duress.0),
+        shown(&real.0),
+        "right after the cancel, the duress SOS's view differs from a real cancel's"
+    );
+    assert_eq!(
+        shown(&duress.1),
+        shown(&real.1),
+        "8 minutes after the cancel, the duress SOS's view differs from a real cancel's"
+    );
+}

@@ -825,6 +825,14 @@ fn the_duress_code_in_the_app() {
         30,
     );
     fill(&mut b, &pb, "#journey-code", "1357");
+    // The views are rebuilt on every refresh (every 10 s, and here by the
+    // language switch, twice): the code being typed survives it.
+    b.click(&pb, "#lang");
+    b.click(&pb, "#lang");
+    let typed = b
+        .eval(&pb, "document.querySelector('#journey-code').value")
+        .expect("eval");
+    assert_eq!(typed, json!("1357"), "a refresh wiped the code being typed");
     b.click(&pb, "#journey-cancel");
     b.wait_for(
         &pb,

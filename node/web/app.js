@@ -1492,8 +1492,15 @@
   /** A field for the person's code, shown once codes are set. */
   function codeField(id) {
     if (!state.circle.codes) return null;
-    return el('label', { class: 'code-field', for: id }, t('codes.enter'),
-      el('input', { id, class: 'input', type: 'password', inputmode: 'numeric', autocomplete: 'off', maxlength: '12' }));
+    const input = el('input', { id, class: 'input', type: 'password', inputmode: 'numeric', autocomplete: 'off', maxlength: '12' });
+    // The views are rebuilt on every refresh: what the person is typing
+    // (their code, perhaps under pressure) must survive it, focus included.
+    const old = document.getElementById(id);
+    if (old) {
+      input.value = old.value;
+      if (document.activeElement === old) setTimeout(() => input.focus(), 0);
+    }
+    return el('label', { class: 'code-field', for: id }, t('codes.enter'), input);
   }
 
   /** `{code}` from a code field, or `{}` without codes. */

@@ -14,7 +14,9 @@ use ronde_protocol::circle::{
     StatesOnly, SwitchError, SwitchOwner,
 };
 
-use super::records::{HostState, JourneyRecord, OpKind, SwitchHost, SwitchOp, SwitchPlan};
+use super::records::{
+    HostState, JourneyRecord, OpKind, ShownAtDuress, SwitchHost, SwitchOp, SwitchPlan,
+};
 use super::store::{keys, Commit};
 use super::{circle_refusal, storage, CircleClient, MailboxAsk, SWITCH_HOSTS};
 use crate::behaviour::Behaviour;
@@ -77,6 +79,7 @@ impl CircleClient {
             last_sent_position: None,
             retired: Vec::new(),
             destination_name: None,
+            shown_at_duress: None,
         };
         self.run_journey(swarm, &mut rec, effects, location)?;
         tracing::debug!("journey started");
@@ -163,7 +166,14 @@ impl CircleClient {
         let check = self.unlock(code)?;
         let now = self.clock.now();
         let effects = match (check, ending) {
-            (CodeCheck::Duress, _) => rec.journey.end_under_duress(ending, now),
+            (CodeCheck::Duress, _) => {
+                rec.shown_at_duress = Some(ShownAtDuress {
+                    at: now,
+                    last_position_at: rec.last_sent_position,
+                    switch_release_at: switch_release_at(&rec),
+                });
+                rec.journey.end_under_duress(ending, now)
+            }
             (_, Ending::Arrived) => rec.journey.arrived(now),
             (_, Ending::Cancelled) => rec.journey.cancel(now),
         };
@@ -331,18 +341,33 @@ impl CircleClient {
 
     pub(super) fn journey_view(&self, rec: &JourneyRecord) -> JourneyView {
         let j = &rec.journey;
+        // After a duress end the screen shows what a real end would: every
+        // host that held or was taking the switch as withdrawn, a host that
+        // had failed as failed, while the switch stays armed underneath.
+        let duress = j.is_under_duress();
+        let frozen = rec.shown_at_duress.filter(|_| duress);
+        let shown_state = |h: &SwitchHost| match h.state {
+            HostState::Failed => HostState::Failed,
+            _ if duress => HostState::Withdrawn,
+            state => state,
+        };
         let switch = match &rec.switch {
-            // What the screen shows after a duress end: the switch stays
-            // armed underneath.
-            _ if j.is_under_duress() => SwitchStatus::Withdrawn,
             None => SwitchStatus::Failed,
-            Some(p) if p.hosts.iter().any(|h| h.state == HostState::Withdrawn) => {
+            Some(p)
+                if p.hosts
+                    .iter()
+                    .any(|h| shown_state(h) == HostState::Withdrawn) =>
+            {
                 SwitchStatus::Withdrawn
             }
-            Some(p) if p.hosts.iter().any(|h| h.state == HostState::Armed) => SwitchStatus::Armed,
+            Some(p) if p.hosts.iter().any(|h| shown_state(h) == HostState::Armed) => {
+                SwitchStatus::Armed
+            }
             Some(p)
                 if p.hosts.is_empty()
-                    || p.hosts.iter().any(|h| h.state == HostState::Depositing) =>
+                    || p.hosts
+                        .iter()
+                        .any(|h| shown_state(h) == HostState::Depositing) =>
             {
                 SwitchStatus::Pending
             }
@@ -359,9 +384,9 @@ impl CircleClient {
             expected_arrival: j.expected_arrival(),
             overdue_at: j.overdue_at(),
             ends_at: j.ends_at(),
-            last_position_at: rec.last_sent_position,
+            last_position_at: frozen.map_or(rec.last_sent_position, |f| f.last_position_at),
             switch,
-            switch_release_at: rec.switch.as_ref().map_or(j.release_at(), |p| p.release_at),
+            switch_release_at: frozen.map_or(switch_release_at(rec), |f| f.switch_release_at),
             switch_hosts: rec
                 .switch
                 .iter()
@@ -369,10 +394,7 @@ impl CircleClient {
                 .map(|h| SwitchHostView {
                     peer: short_peer(&h.peer),
                     operator: h.operator.clone(),
-                    state: match h.state {
-                        // Under duress every host is shown as withdrawn, as
-                        // the switch is: the screen must not tell the truth.
-                        _ if j.is_under_duress() => SwitchHostState::Withdrawn,
+                    state: match shown_state(h) {
                         HostState::Depositing => SwitchHostState::Depositing,
                         HostState::Armed => SwitchHostState::Armed,
                         HostState::Withdrawn => SwitchHostState::Withdrawn,
@@ -384,6 +406,7 @@ impl CircleClient {
             acked_by: rec
                 .acks
                 .iter()
+                .filter(|(_, at)| frozen.is_none_or(|f| **at <= f.at))
                 .map(|(id, at)| AckView {
                     id: *id,
                     name: self.name_of(id),
@@ -664,4 +687,11 @@ fn queue_switch_op(
         h.ops.push_back(SwitchOp { kind, bytes });
     }
     Ok(())
+}
+
+/// The release time of a journey's switch, as the screen shows it.
+fn switch_release_at(rec: &JourneyRecord) -> u64 {
+    rec.switch
+        .as_ref()
+        .map_or(rec.journey.release_at(), |p| p.release_at)
 }

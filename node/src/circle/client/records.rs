@@ -8,6 +8,7 @@ use ronde_protocol::circle::{ContactId, Journey, Sos};
 use serde::{Deserialize, Serialize};
 
 use super::store::hex_bytes;
+use crate::circle::views::SosView;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(super) struct Profile {
@@ -102,6 +103,21 @@ pub(super) struct JourneyRecord {
     /// place's name): kept on this device, never sent.
     #[serde(default)]
     pub(super) destination_name: Option<String>,
+    /// What the screen showed when the journey "ended" with the duress
+    /// code: shown from then on instead of the times that keep moving
+    /// underneath (positions sent, the switch pushed back).
+    #[serde(default)]
+    pub(super) shown_at_duress: Option<ShownAtDuress>,
+}
+
+/// The moving parts of a journey's view, frozen at a duress end.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(super) struct ShownAtDuress {
+    /// When: acknowledgements after it are not shown (a contact
+    /// acknowledging the duress alert).
+    pub(super) at: u64,
+    pub(super) last_position_at: Option<u64>,
+    pub(super) switch_release_at: u64,
 }
 
 /// This person's SOS.
@@ -109,4 +125,9 @@ pub(super) struct JourneyRecord {
 pub(super) struct SosRecord {
     pub(super) sos: Sos,
     pub(super) place_updated_at: u64,
+    /// What the screen showed when the SOS was "cancelled" with the duress
+    /// code (as cancelled): shown from then on, while underneath it is
+    /// resent and follows the person.
+    #[serde(default)]
+    pub(super) shown_at_duress: Option<SosView>,
 }

@@ -51,6 +51,7 @@ impl CircleClient {
         let mut rec = SosRecord {
             sos,
             place_updated_at: now,
+            shown_at_duress: None,
         };
         self.run_sos(swarm, &mut rec, effects)?;
         tracing::debug!("SOS raised");
@@ -79,7 +80,15 @@ impl CircleClient {
             return Err(NodeError::Circle(CircleRefusal::NoSos));
         };
         let effects = match self.unlock(code)? {
-            CodeCheck::Duress => rec.sos.cancel_under_duress(self.clock.now()),
+            CodeCheck::Duress => {
+                let before = self.sos_view(&rec);
+                let effects = rec.sos.cancel_under_duress(self.clock.now());
+                rec.shown_at_duress = Some(SosView {
+                    state: rec.sos.shown_state(),
+                    ..before
+                });
+                effects
+            }
             _ => rec.sos.cancel(self.clock.now()),
         };
         self.run_sos(swarm, &mut rec, effects)?;
@@ -119,6 +128,9 @@ impl CircleClient {
 
     pub(super) fn sos_view(&self, rec: &SosRecord) -> SosView {
         let s = &rec.sos;
+        if let Some(shown) = rec.shown_at_duress.as_ref().filter(|_| s.is_under_duress()) {
+            return shown.clone();
+        }
         let (place, note) = match s.message() {
             Message::Sos { place, note, .. } => (place.as_ref().map(PlaceView::from), note),
             _ => (None, String::new()),
