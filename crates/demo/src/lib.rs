@@ -2,8 +2,9 @@
 //!
 //! `ronde demo`: the whole of Ronde working on one machine, in one command.
 //! A city relay with its dashboard, about fifty phones (real Ronde nodes in
-//! this process, on libp2p's memory transport) around Ivry-sur-Seine,
-//! walking about and reporting, a signed directory of safe places and
+//! this process, on libp2p's memory transport) in central Helsinki, on
+//! the real streets of the OpenStreetMap basemap it ships, walking about
+//! and reporting, a signed directory of safe places and
 //! mediators, and a trusted-circle story (a journey that arrives, one that
 //! goes overdue, an SOS) whose alerts land in the app of one phone, served
 //! on `127.0.0.1`. See `docs/demo.md`.

@@ -296,8 +296,8 @@ impl Story {
         let pos = self.set_walker(INES, |_| {});
         let home = self.city.clamp(offset(
             pos,
-            rng.gen_range(-900.0..900.0),
-            rng.gen_range(-900.0..900.0),
+            rng.gen_range(-350.0..350.0),
+            rng.gen_range(-350.0..350.0),
         ));
         let now = c[INES].now();
         c[INES]
@@ -326,8 +326,8 @@ impl Story {
         let pos = self.set_walker(MALIK, |_| {});
         let dest = self.city.clamp(offset(
             pos,
-            rng.gen_range(-700.0..700.0),
-            rng.gen_range(-700.0..700.0),
+            rng.gen_range(-300.0..300.0),
+            rng.gen_range(-300.0..300.0),
         ));
         let now = c[MALIK].now();
         c[MALIK]

@@ -116,10 +116,19 @@ async fn a_small_city_runs_shows_everything_and_stops_cleanly() {
         .any(|l| l.contains(&format!("{}/login", urls.dashboard))));
     assert!(lines.iter().any(|l| l.contains(&urls.token)));
     assert!(lines.iter().any(|l| l.contains(&urls.app_login)));
-    // No streets of Ivry ship with Ronde: the banner says how to add them.
+    // The demo's own streets: the banner says whose, and Camille's phone
+    // fetched them whole from the relay.
     assert!(
-        lines.iter().any(|l| l.contains("Street map       none"))
-            && lines.iter().any(|l| l.contains("--basemap ivry.pmtiles")),
+        lines
+            .iter()
+            .any(|l| l.contains("Street map       central Helsinki")
+                && l.contains("© OpenStreetMap contributors")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("Camille's phone keeps the city's streets")),
         "{lines:#?}"
     );
     assert!(urls
@@ -139,7 +148,7 @@ async fn a_small_city_runs_shows_everything_and_stops_cleanly() {
     .await;
     assert_eq!(status, 401);
     let config = get_json(&format!("{}/api/config", urls.dashboard), Some(&urls.token)).await;
-    assert_eq!(config["city"], "Ivry-sur-Seine (demo)");
+    assert_eq!(config["city"], "Helsinki (demo)");
 
     // It fills in: published (k-suppressed) cells of today's aggregates,
     // and the live ones.
@@ -236,7 +245,7 @@ async fn a_small_city_runs_shows_everything_and_stops_cleanly() {
         || async {
             let v = get_json(
                 &format!(
-                    "{}/v1/reports?lat=48.8156&lon=2.3844&radius_m=5000",
+                    "{}/v1/reports?lat=60.1712&lon=24.9443&radius_m=5000",
                     urls.app
                 ),
                 Some(&urls.app_token),
@@ -256,7 +265,7 @@ async fn a_small_city_runs_shows_everything_and_stops_cleanly() {
         deadline,
         || async {
             let v = get_json(
-                &format!("{}/v1/safe-places?lat=48.8156&lon=2.3844", urls.app),
+                &format!("{}/v1/safe-places?lat=60.1712&lon=24.9443", urls.app),
                 Some(&urls.app_token),
             )
             .await;
@@ -274,7 +283,7 @@ async fn a_small_city_runs_shows_everything_and_stops_cleanly() {
         1
     );
     let dir = get_json(&format!("{}/v1/directory", urls.app), Some(&urls.app_token)).await;
-    assert_eq!(dir["directory"]["city"], "Ivry-sur-Seine (demo)", "{dir}");
+    assert_eq!(dir["directory"]["city"], "Helsinki (demo)", "{dir}");
     assert_eq!(
         dir["directory"]["mediators"].as_array().map(|m| m.len()),
         Some(2),
@@ -350,7 +359,7 @@ async fn a_small_city_runs_shows_everything_and_stops_cleanly() {
             lines.join("\n")
         );
     }
-    // Only the banner's hint about where Ivry is holds a coordinate.
+    // Only the banner's hint about where the centre is holds a coordinate.
     let coords: Vec<_> = lines
         .iter()
         .filter(|l| has_coordinate(l) && !l.contains("where am I"))
@@ -412,9 +421,9 @@ async fn bad_flags_a_full_data_dir_and_a_busy_port_are_refused() {
     assert!(err.contains("--dashboard 127.0.0.1:0"), "{err}");
 }
 
-/// `--basemap`: the relay serves the file, Camille's phone fetched it whole
-/// at the start and keeps it; the banner no longer says there are no
-/// streets.
+/// `--basemap`: the relay serves that file instead of the demo's own,
+/// Camille's phone fetched it whole at the start and keeps it; the banner
+/// does not claim Helsinki's streets.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_basemap_given_reaches_camilles_phone_whole() {
     let fixture = concat!(
@@ -445,7 +454,9 @@ async fn a_basemap_given_reaches_camilles_phone_whole() {
             .any(|l| l.contains("Camille's phone keeps the city's streets")),
         "{lines:#?}"
     );
-    assert!(!lines.iter().any(|l| l.contains("Street map       none")));
+    assert!(!lines
+        .iter()
+        .any(|l| l.contains("Street map       central Helsinki")));
     let state = get_json(&format!("{}/v1/basemap", urls.app), Some(&urls.app_token)).await;
     assert_eq!(state["cached"], true);
     assert_eq!(state["bytes"], bytes.len());
