@@ -16,7 +16,8 @@
 //! they fail, since CI must install it (`apt-get install -y chromium`).
 //! `RONDE_SCREENSHOT=$PWD/docs/screenshots/phone-app.png` also writes a
 //! picture of the app at phone size with a few reports (`phone_screenshot`),
-//! and, beside it, a journey under way and the SOS as sent and as received.
+//! and, beside it, a journey under way and the SOS as sent and as received,
+//! the streets of the tests' extract and those of the demo's basemap.
 
 mod cdp;
 mod common;
@@ -1058,6 +1059,64 @@ fn the_map_shows_the_streets_and_their_names() {
     );
     if let Some(path) = std::env::var_os("RONDE_SCREENSHOT") {
         let to = PathBuf::from(path).with_file_name("phone-app-streets.png");
+        let _ = std::fs::write(to, b.screenshot(&page));
+    }
+    assert_no_problems(&mut b, &page);
+    phone.stop(&rt);
+}
+
+/// Issue 17 §2: the demo's own basemap (`crates/demo/data`, real
+/// OpenStreetMap streets of central Helsinki, what `ronde demo` serves)
+/// draws in the phone app with its street names, around the demo city's
+/// centre by the Central Station.
+#[test]
+fn the_demos_basemap_shows_helsinkis_streets() {
+    let Some(mut b) = browser() else { return };
+    let rt = runtime();
+    let here = (60.1712, 24.9443);
+    let phone = Phone::start_with(&rt, |c| {
+        std::fs::create_dir_all(&c.data_dir).expect("data dir");
+        std::fs::copy(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../crates/demo/data/helsinki.pmtiles"
+            ),
+            ronde_node::basemap::cached_path(&c.data_dir),
+        )
+        .expect("basemap");
+        c.location = Some((here.0, here.1));
+    });
+    let page = open_app(&mut b, &phone, here);
+    b.click(&page, "#tab-map");
+    b.eval(&page, "const r = document.querySelector('#radius'); r.value = '200'; r.dispatchEvent(new Event('change')); true")
+        .expect("radius");
+    b.wait_for(
+        &page,
+        "the basemap",
+        "document.querySelector('#report-map').classList.contains('with-basemap')",
+        20,
+    );
+    // Streets within about 200 m of the centre, as OpenStreetMap names them.
+    let labels = b.wait_for(
+        &page,
+        "Helsinki's street names",
+        "(() => { const known = ['Kaivokatu', 'Vilhonkatu', 'Mikonkatu', 'Kaisaniemenkatu', 'Keskuskatu', \
+           'Vuorikatu', 'Yliopistonkatu', 'Aleksanterinkatu', 'Rautatientori', 'Ateneuminkuja', 'Kluuvikatu', 'Postikatu']; \
+           const l = [...document.querySelectorAll('#report-basemap .street-label')].map((s) => s.textContent).sort(); \
+           return l.length >= 2 && l.some((n) => known.includes(n)) ? l : null; })()",
+        30,
+    );
+    assert!(labels.as_array().is_some_and(|l| l.len() >= 2), "{labels}");
+    assert_eq!(
+        b.eval(
+            &page,
+            "document.querySelector('#map-attribution').textContent"
+        )
+        .expect("attribution"),
+        json!("© OpenStreetMap contributors")
+    );
+    if let Some(path) = std::env::var_os("RONDE_SCREENSHOT") {
+        let to = PathBuf::from(path).with_file_name("phone-app-demo-streets.png");
         let _ = std::fs::write(to, b.screenshot(&page));
     }
     assert_no_problems(&mut b, &page);
