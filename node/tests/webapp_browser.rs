@@ -1107,6 +1107,19 @@ fn the_demos_basemap_shows_helsinkis_streets() {
         30,
     );
     assert!(labels.as_array().is_some_and(|l| l.len() >= 2), "{labels}");
+    // Readable: no name is drawn over another.
+    let overlaps = b
+        .eval(
+            &page,
+            "(() => { const r = [...document.querySelectorAll('#report-basemap .street-label')] \
+               .map((s) => [s.textContent, s.getBoundingClientRect()]); const o = []; \
+               for (let i = 0; i < r.length; i++) for (let j = i + 1; j < r.length; j++) { \
+                 const [a, p] = r[i], [c, q] = r[j]; \
+                 if (p.left < q.right && q.left < p.right && p.top < q.bottom && q.top < p.bottom) o.push(a + ' / ' + c); } \
+               return o; })()",
+        )
+        .expect("overlaps");
+    assert_eq!(overlaps, json!([]), "street labels drawn over each other");
     assert_eq!(
         b.eval(
             &page,

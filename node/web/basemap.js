@@ -103,7 +103,7 @@
   }
 
   // Street names as HTML: one label per name, at the middle of its longest
-  // rendered piece, at most 40, only from zoom 14 on.
+  // rendered piece, none over another, at most 40, only from zoom 14 on.
   function drawLabels(handle) {
     const { map, labels } = handle;
     labels.replaceChildren();
@@ -120,7 +120,10 @@
     }
     const w = map.getContainer().clientWidth, h = map.getContainer().clientHeight;
     let n = 0;
-    for (const [name, l] of best) {
+    const placed = [];
+    // Longest pieces first: the main streets keep their names.
+    const ordered = [...best].sort((a, b) => b[1].length - a[1].length);
+    for (const [name, l] of ordered) {
       if (n >= 40) break;
       const p = map.project(l[Math.floor(l.length / 2)]);
       if (p.x < 0 || p.y < 0 || p.x > w || p.y > h) continue;
@@ -130,6 +133,14 @@
       s.style.left = p.x.toFixed(0) + 'px';
       s.style.top = p.y.toFixed(0) + 'px';
       labels.append(s);
+      // No label over another: a name that would overlap one already
+      // placed is left out (the longest streets come first).
+      const r = s.getBoundingClientRect();
+      if (placed.some((q) => r.left < q.right + 4 && q.left < r.right + 4 && r.top < q.bottom && q.top < r.bottom)) {
+        s.remove();
+        continue;
+      }
+      placed.push(r);
       n += 1;
     }
   }
