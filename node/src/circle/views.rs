@@ -508,3 +508,20 @@ pub struct CodesView {
     /// Codes are set.
     pub codes: bool,
 }
+
+/// The push wake-ups, as [`crate::Node::set_push_endpoint`] answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushView {
+    /// Whether an endpoint is set.
+    pub endpoint_set: bool,
+    /// Mailbox hosts asked to register it now (one request per host and
+    /// per day of mailboxes).
+    pub hosts: usize,
+}
+
+/// What [`crate::Node::wake`] started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WakeView {
+    /// Mailbox hosts asked for mail now.
+    pub hosts: usize,
+}

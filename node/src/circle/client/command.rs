@@ -18,6 +18,16 @@ pub(crate) enum CircleCommand {
     Status {
         reply: Reply<CircleStatus>,
     },
+    /// Register (or with `None` unregister) a UnifiedPush endpoint with
+    /// the mailbox hosts.
+    SetPush {
+        endpoint: Option<String>,
+        reply: Reply<crate::circle::views::PushView>,
+    },
+    /// A push wake-up arrived: fetch the mail now.
+    Wake {
+        reply: Reply<crate::circle::views::WakeView>,
+    },
     Contacts {
         reply: Reply<ContactList>,
     },

@@ -1,0 +1,227 @@
+//! The phone's side of push wake-ups (docs/circle.md §7.3): the UnifiedPush
+//! endpoint the app set, registered with every mailbox host for each day's
+//! mailboxes (over that day's connections, proving that day's keys, like a
+//! fetch), renewed when the day's mailboxes change; and the wake-up itself,
+//! which fetches the mail once, even when the node is suspended.
+//!
+//! A registration lasts until the end of the day after its mailboxes' day
+//! (they are polled until then), so a day's registration is made once and
+//! left to lapse; a new endpoint (the distributor gave another) replaces
+//! it, `None` withdraws it. Logs name no endpoint.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use libp2p::PeerId;
+
+use super::{CircleClient, Proven};
+use crate::circle::host::push::MAX_PUSH_LIFETIME_SECS;
+use crate::circle::views::{PushView, WakeView};
+use crate::circle::wire::{MailboxResponse, MAX_PUSH_ENDPOINT};
+use crate::error::NodeError;
+
+/// After a wake-up, the other days' mailboxes are fetched at a random
+/// moment within this (not with today's: §7.2), short enough for the few
+/// seconds a phone is given.
+const WAKE_SPREAD: Duration = Duration::from_secs(8);
+
+/// The endpoint and where it is registered.
+#[derive(Debug, Default)]
+pub(super) struct PushState {
+    endpoint: Option<String>,
+    /// `(day, host)` → the endpoint and the mailboxes registered there.
+    pub(super) registered: BTreeMap<(u64, PeerId), (String, Vec<[u8; 32]>)>,
+    /// Registrations under way.
+    pub(super) inflight: HashSet<(u64, PeerId)>,
+}
+
+/// The lifetime asked for a registration of `day`'s mailboxes at `now`:
+/// to the end of the next day.
+pub(super) fn lifetime_for(day: u64, now: u64) -> u32 {
+    let end = day.saturating_add(2).saturating_mul(86_400);
+    let secs = end.saturating_sub(now).max(3600);
+    u32::try_from(secs)
+        .unwrap_or(MAX_PUSH_LIFETIME_SECS)
+        .min(MAX_PUSH_LIFETIME_SECS)
+}
+
+impl CircleClient {
+    /// Set (or with `None` withdraw) the UnifiedPush endpoint the mailbox
+    /// hosts wake.
+    pub(crate) fn set_push_endpoint(
+        &mut self,
+        endpoint: Option<String>,
+    ) -> Result<PushView, NodeError> {
+        if let Some(e) = &endpoint {
+            let ok = e.len() <= MAX_PUSH_ENDPOINT
+                && (e.starts_with("https://") || e.starts_with("http://"))
+                && !e.chars().any(char::is_control);
+            if !ok {
+                return Err(NodeError::InvalidInput(format!(
+                    "a push endpoint is an https URL of at most {MAX_PUSH_ENDPOINT} bytes"
+                )));
+            }
+        }
+        if endpoint == self.push.endpoint {
+            return Ok(self.push_view(0));
+        }
+        let hosts = match endpoint {
+            Some(e) => {
+                self.push.endpoint = Some(e);
+                // Registered again everywhere (a registration replaces the
+                // one of the same day's identity).
+                self.push.registered.clear();
+                self.register_push_all()
+            }
+            None => {
+                self.push.endpoint = None;
+                let at: Vec<(u64, PeerId)> = self.push.registered.keys().copied().collect();
+                for (day, host) in &at {
+                    if self.push.inflight.insert((*day, *host)) {
+                        self.ask_challenge(*host, *day, Proven::Push { endpoint: None });
+                    }
+                }
+                at.len()
+            }
+        };
+        Ok(self.push_view(hosts))
+    }
+
+    fn push_view(&self, hosts: usize) -> PushView {
+        PushView {
+            endpoint_set: self.push.endpoint.is_some(),
+            hosts,
+        }
+    }
+
+    /// Register the endpoint with every mailbox host for each day whose
+    /// mailboxes are not registered there as they are now; how many
+    /// requests went out.
+    pub(super) fn register_push_all(&mut self) -> usize {
+        let Some(endpoint) = self.push.endpoint.clone() else {
+            return 0;
+        };
+        let mut by_day: BTreeMap<u64, Vec<[u8; 32]>> = BTreeMap::new();
+        for (day, key) in self.keys_to_poll() {
+            by_day.entry(day).or_default().push(key.address());
+        }
+        let hosts: Vec<PeerId> = self
+            .host_meta
+            .iter()
+            .filter(|(p, m)| m.mailbox && self.hosts.contains_key(p))
+            .map(|(p, _)| *p)
+            .collect();
+        // Registrations of days no longer polled lapse by themselves.
+        self.push
+            .registered
+            .retain(|(d, _), _| by_day.contains_key(d));
+        let mut sent = 0;
+        for (day, mut mailboxes) in by_day {
+            mailboxes.sort_unstable();
+            mailboxes.truncate(crate::circle::wire::MAX_PUSH_KEYS);
+            for host in &hosts {
+                let current = self.push.registered.get(&(day, *host));
+                let same = current.is_some_and(|(e, m)| {
+                    let mut m = m.clone();
+                    m.sort_unstable();
+                    *e == endpoint && m == mailboxes
+                });
+                if same || !self.push.inflight.insert((day, *host)) {
+                    continue;
+                }
+                self.ask_challenge(
+                    *host,
+                    day,
+                    Proven::Push {
+                        endpoint: Some(endpoint.clone()),
+                    },
+                );
+                sent += 1;
+            }
+        }
+        sent
+    }
+
+    /// A host's answer to a registration (or its failure).
+    pub(super) fn push_answer(
+        &mut self,
+        host: PeerId,
+        day: u64,
+        mailboxes: Vec<[u8; 32]>,
+        response: Option<MailboxResponse>,
+    ) {
+        self.push.inflight.remove(&(day, host));
+        match response {
+            Some(MailboxResponse::Ok) if mailboxes.is_empty() => {
+                self.push.registered.remove(&(day, host));
+            }
+            Some(MailboxResponse::Ok) => {
+                if let Some(e) = self.push.endpoint.clone() {
+                    self.push.registered.insert((day, host), (e, mailboxes));
+                }
+                tracing::debug!("push endpoint registered with a mailbox host");
+            }
+            Some(MailboxResponse::Refused(r)) => {
+                tracing::info!(refusal = %r, "a mailbox host refused the push registration");
+            }
+            _ => {}
+        }
+    }
+
+    /// Suspend: no polls and no retries of its own, and every circle
+    /// connection closed (what was under way fails, and is retried when
+    /// woken). The days' identities stay: their push registrations are
+    /// theirs.
+    pub(crate) fn suspend(&mut self) {
+        self.suspended = true;
+        self.net.disconnect_all();
+    }
+
+    /// Back from suspended (to the background or the foreground): polls
+    /// and retries again, starting now.
+    pub(crate) fn resume(&mut self, swarm: &mut libp2p::Swarm<crate::behaviour::Behaviour>) {
+        if !self.suspended {
+            return;
+        }
+        self.suspended = false;
+        self.poll_mailboxes(swarm, None);
+        self.retry_outbox(swarm, true);
+    }
+
+    /// Peers connected over the circle's day connections.
+    pub(crate) fn circle_connections(&self) -> usize {
+        self.net.connected()
+    }
+
+    /// A push wake-up arrived (or the app woke for another reason): fetch
+    /// the mail from every host now (other days' within a few seconds) and
+    /// send what waits, whatever the lifecycle state. A suspended node
+    /// stays suspended: its connections close once idle, or at the next
+    /// [`Self::suspend`].
+    pub(crate) fn wake(&mut self, swarm: &mut libp2p::Swarm<crate::behaviour::Behaviour>) -> WakeView {
+        let hosts = self
+            .host_meta
+            .iter()
+            .filter(|(p, m)| m.mailbox && self.hosts.contains_key(p))
+            .count();
+        self.poll_round(swarm, None, WAKE_SPREAD);
+        self.retry_outbox(swarm, true);
+        WakeView { hosts }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_registration_lasts_to_the_end_of_the_next_day() {
+        let day = 20_000;
+        let start = day * 86_400;
+        assert_eq!(lifetime_for(day, start), 2 * 86_400);
+        assert_eq!(lifetime_for(day, start + 86_400 + 3600), 86_400 - 3600);
+        // Late in the next day: at least an hour.
+        assert_eq!(lifetime_for(day, start + 2 * 86_400 - 60), 3600);
+        assert!(lifetime_for(day, start) <= MAX_PUSH_LIFETIME_SECS);
+    }
+}
