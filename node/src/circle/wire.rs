@@ -116,11 +116,10 @@ const fn max(a: usize, b: usize) -> usize {
     }
 }
 /// Longest `/ronde/mailbox/1` request.
-pub const MAX_MAILBOX_REQUEST: usize =
-    max(
-        1 + MAX_SWITCH_REQUEST_LEN,
-        max(MAX_PUSH_LEN, max(MAX_FETCH_LEN, MAX_ACK_LEN)),
-    );
+pub const MAX_MAILBOX_REQUEST: usize = max(
+    1 + MAX_SWITCH_REQUEST_LEN,
+    max(MAX_PUSH_LEN, max(MAX_FETCH_LEN, MAX_ACK_LEN)),
+);
 /// Longest `/ronde/mailbox/1` response.
 pub const MAX_MAILBOX_RESPONSE: usize = 3 + MAX_MAIL_ITEMS * (32 + 8 + 2 + LARGE_ENVELOPE_LEN);
 
@@ -986,8 +985,15 @@ mod tests {
             .is_err());
 
         // A push registration: the endpoint and the lifetime are signed.
-        let push = MailboxRequest::push([7; 32], 3600, "https://up.example/x", &keys, b"host", b"client")
-            .expect("push");
+        let push = MailboxRequest::push(
+            [7; 32],
+            3600,
+            "https://up.example/x",
+            &keys,
+            b"host",
+            b"client",
+        )
+        .expect("push");
         let wire = encode_mailbox_request(&push).expect("encodes");
         let back = decode_mailbox_request(&wire).expect("decodes");
         assert_eq!(back, push);

@@ -198,7 +198,10 @@ impl CircleClient {
     /// send what waits, whatever the lifecycle state. A suspended node
     /// stays suspended: its connections close once idle, or at the next
     /// [`Self::suspend`].
-    pub(crate) fn wake(&mut self, swarm: &mut libp2p::Swarm<crate::behaviour::Behaviour>) -> WakeView {
+    pub(crate) fn wake(
+        &mut self,
+        swarm: &mut libp2p::Swarm<crate::behaviour::Behaviour>,
+    ) -> WakeView {
         let hosts = self
             .host_meta
             .iter()

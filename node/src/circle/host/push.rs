@@ -136,8 +136,7 @@ pub fn check_endpoint(endpoint: &str, allow_local: bool) -> Result<reqwest::Url,
         Ok(_) => return Err(Refusal::PushEndpoint),
         Err(_) => {
             let d = host.trim_end_matches('.').to_ascii_lowercase();
-            if !allow_local && (d == "localhost" || d.ends_with(".localhost") || !d.contains('.'))
-            {
+            if !allow_local && (d == "localhost" || d.ends_with(".localhost") || !d.contains('.')) {
                 return Err(Refusal::PushEndpoint);
             }
         }
@@ -565,7 +564,11 @@ mod tests {
             "not a url",
             "",
         ] {
-            assert_eq!(check_endpoint(bad, false), Err(Refusal::PushEndpoint), "{bad}");
+            assert_eq!(
+                check_endpoint(bad, false),
+                Err(Refusal::PushEndpoint),
+                "{bad}"
+            );
         }
         assert!(check_endpoint("http://127.0.0.1:9/up", true).is_ok());
         let long = format!("https://push.example/{}", "a".repeat(MAX_PUSH_ENDPOINT));
@@ -575,10 +578,7 @@ mod tests {
     #[test]
     fn registrations_are_indexed_by_mailbox_replaced_and_purged() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = sled::Config::new()
-            .path(dir.path())
-            .open()
-            .expect("sled");
+        let db = sled::Config::new().path(dir.path()).open().expect("sled");
         let mut r = PushRegistry::open(&db, dir.path()).expect("open");
         let a = registration_id(b"client-a");
         let b = registration_id(b"client-b");
@@ -602,7 +602,10 @@ mod tests {
         // Reopened: the same.
         drop(r);
         let mut r = PushRegistry::open(&db, dir.path()).expect("reopen");
-        assert_eq!(r.watchers(&[2; 32], 150).expect("w"), vec![(b, "https://up.example/e".into())]);
+        assert_eq!(
+            r.watchers(&[2; 32], 150).expect("w"),
+            vec![(b, "https://up.example/e".into())]
+        );
         assert_eq!(r.remove_endpoint("https://up.example/e").expect("gone"), 1);
         assert!(r.is_empty());
         assert_eq!(r.index.len(), 0);

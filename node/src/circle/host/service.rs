@@ -26,8 +26,7 @@ use ronde_protocol::circle::Deposit;
 
 use crate::behaviour::Behaviour;
 use crate::circle::host::push::{
-    check_endpoint, registration_id, PushRegistry, PushWaker, Registration,
-    MAX_PUSH_LIFETIME_SECS,
+    check_endpoint, registration_id, PushRegistry, PushWaker, Registration, MAX_PUSH_LIFETIME_SECS,
 };
 use crate::circle::host::quota::Quotas;
 use crate::circle::host::store::MailboxHost;
@@ -195,12 +194,10 @@ impl HostService {
         let proven = match &request {
             MailboxRequest::Fetch { .. }
             | MailboxRequest::Ack { .. }
-            | MailboxRequest::Push { .. } => {
-                match self.proven(local, peer, &request, now) {
-                    Ok(m) => m,
-                    Err(refused) => return refused,
-                }
-            }
+            | MailboxRequest::Push { .. } => match self.proven(local, peer, &request, now) {
+                Ok(m) => m,
+                Err(refused) => return refused,
+            },
             _ => Vec::new(),
         };
         let host = &mut self.store;
@@ -372,7 +369,9 @@ impl HostService {
             if let Some((registry, _)) = self.push.as_mut() {
                 match registry.purge(now) {
                     Ok(0) => {}
-                    Ok(n) => tracing::debug!(registrations = n, "lapsed push registrations deleted"),
+                    Ok(n) => {
+                        tracing::debug!(registrations = n, "lapsed push registrations deleted")
+                    }
                     Err(e) => tracing::error!(error = %e, "could not purge push registrations"),
                 }
             }
