@@ -142,6 +142,11 @@ async fn a_suspended_phone_is_woken_by_push_and_gets_the_sos() {
         .expect("push endpoint");
     assert!(view.endpoint_set);
     assert!(view.hosts >= 1, "registered with the host: {view:?}");
+    eventually("the host to confirm the registration", || async {
+        let v = ada.set_push_endpoint(Some(endpoint.clone())).await.ok()?;
+        (v.registered >= 1 && v.pending == 0).then_some(())
+    })
+    .await;
     // Only Ada registers: the peer id of her day's connections.
     let ada_day = eventually("the registration to reach the host", || async {
         let k = kinds.lock().ok()?;

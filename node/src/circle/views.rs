@@ -517,6 +517,10 @@ pub struct PushView {
     /// Mailbox hosts asked to register it now (one request per host and
     /// per day of mailboxes).
     pub hosts: usize,
+    /// Registrations the hosts confirmed so far (one per host and day).
+    pub registered: usize,
+    /// Registrations still awaiting a host's answer.
+    pub pending: usize,
 }
 
 /// What [`crate::Node::wake`] started.

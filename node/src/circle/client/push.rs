@@ -91,6 +91,8 @@ impl CircleClient {
         PushView {
             endpoint_set: self.push.endpoint.is_some(),
             hosts,
+            registered: self.push.registered.len(),
+            pending: self.push.inflight.len(),
         }
     }
 
