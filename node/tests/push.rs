@@ -230,6 +230,45 @@ async fn a_suspended_phone_is_woken_by_push_and_gets_the_sos() {
     assert_eq!(v.lifecycle, Lifecycle::Foreground);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_suspended_across_midnight_is_still_woken() {
+    // Half an hour before midnight UTC.
+    let day = T0 / 86_400;
+    let clock = ManualClock::new((day + 1) * 86_400 - 1800);
+    let dirs: Vec<_> = (0..3)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let (_host, host_addr, _) = host_with_log(dirs[0].path(), &clock, |_| {}).await;
+    let (server, posts) = push_server().await;
+    let ada = start(config_with_host(dirs[1].path(), &clock, &host_addr)).await;
+    let cleo = start(config_with_host(dirs[2].path(), &clock, &host_addr)).await;
+    befriend(&ada, "Ada", &cleo, "Cleo").await;
+    let endpoint = format!("{server}/up/ada");
+    ada.set_push_endpoint(Some(endpoint.clone()))
+        .await
+        .expect("push endpoint");
+    eventually("the host to confirm the registrations", || async {
+        let v = ada.set_push_endpoint(Some(endpoint.clone())).await.ok()?;
+        (v.registered >= 1 && v.pending == 0).then_some(())
+    })
+    .await;
+    ada.set_lifecycle(Lifecycle::Suspended)
+        .await
+        .expect("suspend");
+
+    // Past midnight: Cleo's SOS goes to the new day's mailbox, which the
+    // suspended phone never polled; it was registered ahead.
+    clock.advance(3600);
+    let mut events = ada.events();
+    cleo.sos("help").await.expect("sos");
+    eventually("a wake-up after midnight", || async {
+        posts.lock().ok()?.first().cloned()
+    })
+    .await;
+    ada.wake().await.expect("wake");
+    next_alert(&mut events, is_sos).await;
+}
+
 type Mallory = Swarm<request_response::Behaviour<MailboxCodec>>;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -356,7 +356,8 @@ class _PushServer:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - the stdlib's name
                 n = int(self.headers.get("Content-Length", "0"))
-                posts.append((self.path, dict(self.headers), self.rfile.read(n)))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                posts.append((self.path, headers, self.rfile.read(n)))
                 self.send_response(201)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -421,7 +422,8 @@ def test_a_suspended_phone_is_woken_by_push(phone, cli, workdir):
             )
             assert path == "/up/phone-token"
             assert body == b"ronde-wake"
-            assert headers.get("Urgency") == "high"
+            assert headers.get("urgency") == "high"
+            assert int(headers["ttl"]) > 0
             assert not any(i.kind == "sos" for i in heard.items)
 
             woke = await phone.wake()

@@ -225,7 +225,12 @@ impl CircleClient {
                 )
             }
             Proven::Push { endpoint } => {
-                let mut keys = self.keys_of_day(day);
+                let mut keys: Vec<MailboxKey> = self
+                    .push_keys()
+                    .into_iter()
+                    .filter(|(d, _)| *d == day)
+                    .map(|(_, k)| k)
+                    .collect();
                 keys.truncate(MAX_PUSH_KEYS);
                 let now = self.clock.now();
                 let (lifetime, endpoint, mailboxes) = match endpoint {

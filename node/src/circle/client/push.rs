@@ -7,7 +7,11 @@
 //! A registration lasts until the end of the day after its mailboxes' day
 //! (they are polled until then), so a day's registration is made once and
 //! left to lapse; a new endpoint (the distributor gave another) replaces
-//! it, `None` withdraws it. Logs name no endpoint.
+//! it, `None` withdraws it. **Tomorrow's** contact mailboxes are registered
+//! ahead too (over tomorrow's identity), so that a phone suspended across
+//! midnight is still woken for mail sent to the new day's mailboxes; every
+//! poll and every wake-up registers what changed. A host's refusal is not
+//! retried for the same endpoint. Logs name no endpoint.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -33,6 +37,8 @@ pub(super) struct PushState {
     pub(super) registered: BTreeMap<(u64, PeerId), (String, Vec<[u8; 32]>)>,
     /// Registrations under way.
     pub(super) inflight: HashSet<(u64, PeerId)>,
+    /// `(day, host)` that refused the current endpoint: not asked again.
+    refused: HashSet<(u64, PeerId)>,
 }
 
 /// The lifetime asked for a registration of `day`'s mailboxes at `now`:
@@ -71,6 +77,7 @@ impl CircleClient {
                 // Registered again everywhere (a registration replaces the
                 // one of the same day's identity).
                 self.push.registered.clear();
+                self.push.refused.clear();
                 self.register_push_all()
             }
             None => {
@@ -104,7 +111,7 @@ impl CircleClient {
             return 0;
         };
         let mut by_day: BTreeMap<u64, Vec<[u8; 32]>> = BTreeMap::new();
-        for (day, key) in self.keys_to_poll() {
+        for (day, key) in self.push_keys() {
             by_day.entry(day).or_default().push(key.address());
         }
         let hosts: Vec<PeerId> = self
@@ -128,7 +135,10 @@ impl CircleClient {
                     m.sort_unstable();
                     *e == endpoint && m == mailboxes
                 });
-                if same || !self.push.inflight.insert((day, *host)) {
+                if same
+                    || self.push.refused.contains(&(day, *host))
+                    || !self.push.inflight.insert((day, *host))
+                {
                     continue;
                 }
                 self.ask_challenge(
@@ -165,6 +175,7 @@ impl CircleClient {
             }
             Some(MailboxResponse::Refused(r)) => {
                 tracing::info!(refusal = %r, "a mailbox host refused the push registration");
+                self.push.refused.insert((day, host));
             }
             _ => {}
         }
@@ -190,6 +201,21 @@ impl CircleClient {
         self.retry_outbox(swarm, true);
     }
 
+    /// The keys a push registration watches, by day: those polled now and
+    /// tomorrow's contact mailboxes.
+    pub(super) fn push_keys(&self) -> Vec<(u64, ronde_protocol::circle::MailboxKey)> {
+        let now = self.clock.now();
+        let tomorrow = ronde_protocol::circle::epoch_of(now) + 1;
+        let mut keys = self.keys_to_poll();
+        keys.extend(
+            self.circle
+                .mailbox_keys_to_poll(&self.identity, now.saturating_add(86_400))
+                .into_iter()
+                .filter(|(d, _)| *d == tomorrow),
+        );
+        keys
+    }
+
     /// Peers connected over the circle's day connections.
     pub(crate) fn circle_connections(&self) -> usize {
         self.net.connected()
@@ -211,6 +237,7 @@ impl CircleClient {
             .count();
         self.poll_round(swarm, None, WAKE_SPREAD);
         self.retry_outbox(swarm, true);
+        self.register_push_all();
         WakeView { hosts }
     }
 }
