@@ -29,12 +29,15 @@ use crate::error::NodeError;
 /// seconds a phone is given.
 const WAKE_SPREAD: Duration = Duration::from_secs(8);
 
+/// An endpoint and the mailboxes registered for it.
+type Registered = (String, Vec<[u8; 32]>);
+
 /// The endpoint and where it is registered.
 #[derive(Debug, Default)]
 pub(super) struct PushState {
     endpoint: Option<String>,
     /// `(day, host)` → the endpoint and the mailboxes registered there.
-    pub(super) registered: BTreeMap<(u64, PeerId), (String, Vec<[u8; 32]>)>,
+    pub(super) registered: BTreeMap<(u64, PeerId), Registered>,
     /// Registrations under way.
     pub(super) inflight: HashSet<(u64, PeerId)>,
     /// `(day, host)` that refused the current endpoint: not asked again.
