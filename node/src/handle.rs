@@ -738,7 +738,9 @@ impl Node {
     /// A push wake-up arrived (the app's UnifiedPush receiver got a
     /// message), or the app runs for another reason: fetch the mail from
     /// every mailbox host now and send what waits, whatever the lifecycle
-    /// state. New alerts then reach the listeners as usual; a suspended
+    /// state. Answers once the fetches (and their acknowledgements) are
+    /// done, or after 25 s: new alerts have then reached the inbox and the
+    /// listeners, and the app may let the phone sleep again. A suspended
     /// node stays suspended.
     pub async fn wake(&self) -> Result<crate::circle::WakeView, NodeError> {
         self.circle(|reply| CircleCommand::Wake { reply }).await

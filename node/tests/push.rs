@@ -207,6 +207,14 @@ async fn a_suspended_phone_is_woken_by_push_and_gets_the_sos() {
     // and the SOS delivered to the listeners.
     let woke = ada.wake().await.expect("wake");
     assert_eq!(woke.hosts, 1);
+    // Answered once the fetches are done: the SOS is already in.
+    assert!(woke.complete, "{woke:?}");
+    assert!(woke.received >= 1, "{woke:?}");
+    let inbox = ada.inbox(None).await.expect("inbox");
+    assert!(
+        inbox.items.iter().any(is_sos),
+        "delivered when wake() returns"
+    );
     let sos = next_alert(&mut events, is_sos).await;
     assert!(is_sos(&sos));
     assert!(

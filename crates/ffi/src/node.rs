@@ -170,8 +170,9 @@ impl RondeNode {
 
     /// A push wake-up arrived (the UnifiedPush receiver's `onMessage`):
     /// fetch the mail from every mailbox host now, whatever the lifecycle
-    /// state; alerts then reach the inbox listeners. A suspended node
-    /// stays suspended.
+    /// state. Returns once the fetches are done (at most 25 s): alerts
+    /// have reached the inbox listeners, and the app may end its
+    /// background task. A suspended node stays suspended.
     pub async fn wake(&self) -> Result<WakeState, RondeError> {
         Ok(self.with(|n| async move { n.wake().await }).await?.into())
     }

@@ -126,17 +126,23 @@ impl From<ronde_node::circle::PushView> for PushState {
     }
 }
 
-/// What `wake` answers.
+/// What `wake` answers, once its fetches are done.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct WakeState {
     /// Mailbox hosts asked for mail.
     pub hosts: u32,
+    /// Every fetch finished before the deadline (25 s).
+    pub complete: bool,
+    /// Envelopes taken from the mailboxes meanwhile.
+    pub received: u32,
 }
 
 impl From<ronde_node::circle::WakeView> for WakeState {
     fn from(v: ronde_node::circle::WakeView) -> Self {
         WakeState {
             hosts: count(v.hosts),
+            complete: v.complete,
+            received: count(v.received),
         }
     }
 }

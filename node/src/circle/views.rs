@@ -523,9 +523,14 @@ pub struct PushView {
     pub pending: usize,
 }
 
-/// What [`crate::Node::wake`] started.
+/// What [`crate::Node::wake`] did, once its fetches are done.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WakeView {
-    /// Mailbox hosts asked for mail now.
+    /// Mailbox hosts asked for mail.
     pub hosts: usize,
+    /// Every fetch (and its acknowledgement) was answered or failed before
+    /// the deadline (25 s); `false`: some were still under way.
+    pub complete: bool,
+    /// Envelopes taken from the mailboxes meanwhile.
+    pub received: usize,
 }

@@ -428,6 +428,7 @@ def test_a_suspended_phone_is_woken_by_push(phone, cli, workdir):
 
             woke = await phone.wake()
             assert woke.hosts == 1
+            assert woke.complete and woke.received >= 1
             await eventually(
                 lambda: any(i.kind == "sos" and i.alert for i in heard.items),
                 "the SOS after the wake-up",

@@ -24,7 +24,8 @@ pub(crate) enum CircleCommand {
         endpoint: Option<String>,
         reply: Reply<crate::circle::views::PushView>,
     },
-    /// A push wake-up arrived: fetch the mail now.
+    /// A push wake-up arrived: fetch the mail now; answered once the
+    /// fetches are done.
     Wake {
         reply: Reply<crate::circle::views::WakeView>,
     },

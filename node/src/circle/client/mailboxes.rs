@@ -41,6 +41,7 @@ impl CircleClient {
             }
             NetEvent::Connected { day, peer } => self.on_host_connected(swarm, day, peer),
         }
+        self.wake_progress();
     }
 
     /// An answer (or `None`: the request failed).
@@ -124,6 +125,7 @@ impl CircleClient {
         items: Vec<MailItem>,
     ) -> Vec<([u8; 32], u64)> {
         let mut done = Vec::new();
+        self.push.mail_taken = self.push.mail_taken.saturating_add(items.len() as u64);
         for it in items {
             if self.take_short(swarm, &it.mailbox, &it.envelope) {
                 done.push((it.mailbox, it.seq));

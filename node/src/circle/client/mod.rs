@@ -546,9 +546,7 @@ impl CircleClient {
             CircleCommand::SetPush { endpoint, reply } => {
                 let _ = reply.send(self.set_push_endpoint(endpoint));
             }
-            CircleCommand::Wake { reply } => {
-                let _ = reply.send(Ok(self.wake(swarm)));
-            }
+            CircleCommand::Wake { reply } => self.wake(swarm, reply),
         }
     }
 
@@ -760,6 +758,7 @@ impl CircleClient {
         if !self.suspended {
             self.retry_outbox(swarm, false);
         }
+        self.wake_progress();
         if now >= self.last_housekeeping + HOUSEKEEPING_SECS {
             self.last_housekeeping = now;
             self.retire_days(swarm);

@@ -14,11 +14,12 @@
 //! retried for the same endpoint. Logs name no endpoint.
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 
-use super::{CircleClient, Proven};
+use super::command::Reply;
+use super::{CircleClient, MailboxAsk, Proven};
 use crate::circle::host::push::MAX_PUSH_LIFETIME_SECS;
 use crate::circle::views::{PushView, WakeView};
 use crate::circle::wire::{MailboxResponse, MAX_PUSH_ENDPOINT};
@@ -28,6 +29,23 @@ use crate::error::NodeError;
 /// moment within this (not with today's: §7.2), short enough for the few
 /// seconds a phone is given.
 const WAKE_SPREAD: Duration = Duration::from_secs(8);
+/// A wake-up is answered by then at the latest, fetches done or not (an
+/// iOS notification extension has about 30 s).
+const WAKE_DEADLINE: Duration = Duration::from_secs(25);
+
+/// A `wake()` waiting for its fetches.
+struct Waiter {
+    reply: Reply<WakeView>,
+    hosts: usize,
+    taken_before: u64,
+    deadline: Instant,
+}
+
+impl std::fmt::Debug for Waiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waiter").finish_non_exhaustive()
+    }
+}
 
 /// An endpoint and the mailboxes registered for it.
 type Registered = (String, Vec<[u8; 32]>);
@@ -42,6 +60,10 @@ pub(super) struct PushState {
     pub(super) inflight: HashSet<(u64, PeerId)>,
     /// `(day, host)` that refused the current endpoint: not asked again.
     refused: HashSet<(u64, PeerId)>,
+    /// Envelopes taken from mailboxes since start.
+    pub(super) mail_taken: u64,
+    /// `wake()` calls waiting for their fetches.
+    waiters: Vec<Waiter>,
 }
 
 /// The lifetime asked for a registration of `day`'s mailboxes at `now`:
@@ -226,22 +248,66 @@ impl CircleClient {
 
     /// A push wake-up arrived (or the app woke for another reason): fetch
     /// the mail from every host now (other days' within a few seconds) and
-    /// send what waits, whatever the lifecycle state. A suspended node
-    /// stays suspended: its connections close once idle, or at the next
+    /// send what waits, whatever the lifecycle state; `reply` once every
+    /// fetch is done (or after [`WAKE_DEADLINE`]). A suspended node stays
+    /// suspended: its connections close once idle, or at the next
     /// [`Self::suspend`].
     pub(crate) fn wake(
         &mut self,
         swarm: &mut libp2p::Swarm<crate::behaviour::Behaviour>,
-    ) -> WakeView {
+        reply: Reply<WakeView>,
+    ) {
         let hosts = self
             .host_meta
             .iter()
             .filter(|(p, m)| m.mailbox && self.hosts.contains_key(p))
             .count();
+        self.push.waiters.push(Waiter {
+            reply,
+            hosts,
+            taken_before: self.push.mail_taken,
+            deadline: Instant::now() + WAKE_DEADLINE,
+        });
         self.poll_round(swarm, None, WAKE_SPREAD);
         self.retry_outbox(swarm, true);
         self.register_push_all();
-        WakeView { hosts }
+        self.wake_progress();
+    }
+
+    /// Answer the `wake()` calls whose fetches are done (none under way,
+    /// none scheduled), or whose deadline passed.
+    pub(super) fn wake_progress(&mut self) {
+        if self.push.waiters.is_empty() {
+            return;
+        }
+        let busy = !self.fetching.is_empty()
+            || !self.later_polls.is_empty()
+            || self.mailbox_inflight.values().any(|a| {
+                matches!(
+                    a,
+                    MailboxAsk::Fetch { .. }
+                        | MailboxAsk::Ack { .. }
+                        | MailboxAsk::Challenge {
+                            then: Proven::Fetch | Proven::Ack { .. },
+                            ..
+                        }
+                )
+            });
+        let now = Instant::now();
+        let taken = self.push.mail_taken;
+        let (done, waiting): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut self.push.waiters)
+            .into_iter()
+            .partition(|w| !busy || now >= w.deadline);
+        self.push.waiters = waiting;
+        for w in done {
+            let received =
+                usize::try_from(taken.saturating_sub(w.taken_before)).unwrap_or(usize::MAX);
+            let _ = w.reply.send(Ok(WakeView {
+                hosts: w.hosts,
+                complete: !busy,
+                received,
+            }));
+        }
     }
 }
 
