@@ -10,8 +10,9 @@
 //! it, `None` withdraws it. **Tomorrow's** contact mailboxes are registered
 //! ahead too (over tomorrow's identity), so that a phone suspended across
 //! midnight is still woken for mail sent to the new day's mailboxes; every
-//! poll and every wake-up registers what changed. A host's refusal is not
-//! retried for the same endpoint. Logs name no endpoint.
+//! poll and every wake-up registers what changed. A host that refused is
+//! asked again an hour later, or at once for a new endpoint. Logs name no
+//! endpoint.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
@@ -32,6 +33,9 @@ const WAKE_SPREAD: Duration = Duration::from_secs(8);
 /// A wake-up is answered by then at the latest, fetches done or not (an
 /// iOS notification extension has about 30 s).
 const WAKE_DEADLINE: Duration = Duration::from_secs(25);
+/// A host that refused a registration is asked again after this long
+/// (its quota may have room again), or at once for another endpoint.
+const REFUSED_BACKOFF: Duration = Duration::from_secs(3600);
 
 /// A `wake()` waiting for its fetches.
 struct Waiter {
@@ -58,8 +62,9 @@ pub(super) struct PushState {
     pub(super) registered: BTreeMap<(u64, PeerId), Registered>,
     /// Registrations under way.
     pub(super) inflight: HashSet<(u64, PeerId)>,
-    /// `(day, host)` that refused the current endpoint: not asked again.
-    refused: HashSet<(u64, PeerId)>,
+    /// `(day, host)` that refused the current endpoint, and when: not
+    /// asked again for [`REFUSED_BACKOFF`].
+    refused: BTreeMap<(u64, PeerId), Instant>,
     /// Envelopes taken from mailboxes since start.
     pub(super) mail_taken: u64,
     /// `wake()` calls waiting for their fetches.
@@ -149,6 +154,7 @@ impl CircleClient {
         self.push
             .registered
             .retain(|(d, _), _| by_day.contains_key(d));
+        self.push.refused.retain(|(d, _), _| by_day.contains_key(d));
         let mut sent = 0;
         for (day, mut mailboxes) in by_day {
             mailboxes.sort_unstable();
@@ -160,10 +166,12 @@ impl CircleClient {
                     m.sort_unstable();
                     *e == endpoint && m == mailboxes
                 });
-                if same
-                    || self.push.refused.contains(&(day, *host))
-                    || !self.push.inflight.insert((day, *host))
-                {
+                let backing_off = self
+                    .push
+                    .refused
+                    .get(&(day, *host))
+                    .is_some_and(|at| at.elapsed() < REFUSED_BACKOFF);
+                if same || backing_off || !self.push.inflight.insert((day, *host)) {
                     continue;
                 }
                 self.ask_challenge(
@@ -200,7 +208,7 @@ impl CircleClient {
             }
             Some(MailboxResponse::Refused(r)) => {
                 tracing::info!(refusal = %r, "a mailbox host refused the push registration");
-                self.push.refused.insert((day, host));
+                self.push.refused.insert((day, host), Instant::now());
             }
             _ => {}
         }
