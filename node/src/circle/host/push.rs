@@ -575,6 +575,72 @@ mod tests {
         assert!(check_endpoint(&long, false).is_err());
     }
 
+    #[tokio::test]
+    async fn wake_ups_are_paced_and_coalesced_per_registration() {
+        use std::sync::{Arc, Mutex};
+        let seen: Arc<Mutex<Vec<(String, std::time::Instant)>>> = Arc::default();
+        let log = seen.clone();
+        let app = axum::Router::new().route(
+            "/{token}",
+            axum::routing::post(move |uri: axum::http::Uri| {
+                let log = log.clone();
+                async move {
+                    log.lock()
+                        .expect("log")
+                        .push((uri.path().to_owned(), std::time::Instant::now()));
+                    axum::http::StatusCode::CREATED
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let waker = PushWaker::spawn(PushSettings {
+            min_gap_secs: 1,
+            allow_local: true,
+            ..PushSettings::default()
+        });
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        let start = std::time::Instant::now();
+        // Five wake-ups of one registration, one of another.
+        for _ in 0..5 {
+            waker.wake(a, format!("http://{addr}/a"));
+        }
+        waker.wake(b, format!("http://{addr}/b"));
+        let deadline = start + Duration::from_secs(20);
+        loop {
+            let n = seen
+                .lock()
+                .expect("log")
+                .iter()
+                .filter(|(p, _)| p == "/a")
+                .count();
+            if n >= 2 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "no coalesced wake-up");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let log = seen.lock().expect("log").clone();
+        let a_times: Vec<_> = log
+            .iter()
+            .filter(|(p, _)| p == "/a")
+            .map(|(_, t)| *t)
+            .collect();
+        // One at once, the other four coalesced into one a gap later.
+        assert_eq!(a_times.len(), 2, "{log:?}");
+        assert!(a_times[1] - a_times[0] >= Duration::from_millis(900));
+        assert_eq!(
+            log.iter().filter(|(p, _)| p == "/b").count(),
+            1,
+            "its own pace"
+        );
+    }
+
     #[test]
     fn registrations_are_indexed_by_mailbox_replaced_and_purged() {
         let dir = tempfile::tempdir().expect("tempdir");
