@@ -612,7 +612,8 @@ impl CircleClient {
             }
             self.hosts.insert(peer, addrs);
         }
-        if !added.is_empty() {
+        // Suspended, a new host is used at the next wake-up or poll.
+        if !added.is_empty() && !self.suspended {
             tracing::debug!(
                 hosts = added.len(),
                 "mailbox hosts listed in the city's directory"
