@@ -491,6 +491,11 @@ impl CircleConfig {
             // Cheap work, so that debug builds deposit quickly.
             mailbox_limits: MailboxLimits {
                 deposit_work_bits: 8,
+                // The tests' push endpoints are local HTTP servers.
+                push: crate::circle::host::PushSettings {
+                    allow_local: true,
+                    ..Default::default()
+                },
                 ..MailboxLimits::default()
             },
             ..CircleConfig::default()
@@ -519,6 +524,9 @@ pub struct MailboxLimits {
     /// node also stamps its own deposits with it
     /// (`ronde_protocol::circle::switch::DEPOSIT_WORK_BITS` by default).
     pub deposit_work_bits: u8,
+    /// Push wake-ups: registrations taken, their bounds, the pacing of
+    /// the wake-ups (docs/circle.md §7.3).
+    pub push: crate::circle::host::PushSettings,
 }
 
 impl Default for MailboxLimits {
@@ -531,6 +539,7 @@ impl Default for MailboxLimits {
             max_switches_per_peer: 16,
             max_switches_per_network: 128,
             deposit_work_bits: ronde_protocol::circle::switch::DEPOSIT_WORK_BITS,
+            push: crate::circle::host::PushSettings::default(),
         }
     }
 }

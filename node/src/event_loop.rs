@@ -271,11 +271,13 @@ pub(crate) async fn spawn(
             config.circle.mailbox_limits,
             relay_id(&peer_id),
         )?;
+        let push = crate::circle::host::push::PushRegistry::open(store.database(), store.path())?;
         Some(HostService::new(
             hosted,
             config.clock.clone(),
             keypair.clone(),
             config.circle.mailbox_limits,
+            Some(push),
         ))
     } else {
         None

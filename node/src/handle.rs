@@ -720,6 +720,32 @@ impl Node {
             .await
     }
 
+    /// Set the UnifiedPush endpoint the mailbox hosts wake when mail
+    /// arrives for this person (`None`: withdraw it). The app passes what
+    /// its UnifiedPush distributor gave it (`onNewEndpoint`) at every start
+    /// and whenever it changes; the node registers it with each mailbox
+    /// host for each day's mailboxes, proving their keys
+    /// (docs/circle.md §7.3). Refused (`invalid_input`) unless an http(s)
+    /// URL of at most 512 bytes; each host checks it further.
+    pub async fn set_push_endpoint(
+        &self,
+        endpoint: Option<String>,
+    ) -> Result<crate::circle::PushView, NodeError> {
+        self.circle(|reply| CircleCommand::SetPush { endpoint, reply })
+            .await
+    }
+
+    /// A push wake-up arrived (the app's UnifiedPush receiver got a
+    /// message), or the app runs for another reason: fetch the mail from
+    /// every mailbox host now and send what waits, whatever the lifecycle
+    /// state. Answers once the fetches (and their acknowledgements) are
+    /// done, or after 25 s: new alerts have then reached the inbox and the
+    /// listeners, and the app may let the phone sleep again. A suspended
+    /// node stays suspended.
+    pub async fn wake(&self) -> Result<crate::circle::WakeView, NodeError> {
+        self.circle(|reply| CircleCommand::Wake { reply }).await
+    }
+
     /// Stop the node: close connections, flush the store to disk, end the
     /// event loop. Other handles then get [`NodeError::Stopped`].
     pub async fn shutdown(&self) -> Result<(), NodeError> {

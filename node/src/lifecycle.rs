@@ -15,6 +15,14 @@
 //! peers, and catches up on the reports it missed with the sync protocol
 //! (`/ronde/sync/1`), as when it first joins an area.
 //!
+//! **Suspended** is the background without even the one connection: no
+//! gossip, every connection closed (the main swarm's and the circle's),
+//! no mailbox polls and no retries. The phone relies on push: its
+//! UnifiedPush endpoint, registered with its mailbox hosts
+//! ([`crate::Node::set_push_endpoint`]), is woken when mail arrives, and the
+//! app then calls [`crate::Node::wake`], which fetches the mail (and sends
+//! what waits) once; the node stays suspended.
+//!
 //! The switch itself is done by the event loop (`event_loop/background.rs`);
 //! this module holds the public types.
 
@@ -29,6 +37,8 @@ pub enum Lifecycle {
     Foreground,
     /// No gossip, at most one connection, to one always-on peer.
     Background,
+    /// No gossip, no connection: woken by push ([`crate::Node::wake`]).
+    Suspended,
 }
 
 /// What [`crate::Node::set_lifecycle`] answers: the state the node is in
@@ -44,4 +54,7 @@ pub struct LifecycleView {
     pub connected_peers: usize,
     /// The one peer kept in the background, if any.
     pub kept_peer: Option<String>,
+    /// Connections of the circle to its mailbox hosts (one identity per
+    /// day): 0 once suspended.
+    pub circle_connections: usize,
 }

@@ -85,7 +85,9 @@ fn hex(b: &[u8]) -> String {
 fn addresses(r: &MailboxRequest) -> Vec<[u8; 32]> {
     match r {
         MailboxRequest::Put { mailbox, .. } => vec![*mailbox],
-        MailboxRequest::Fetch { keys, .. } => keys.iter().map(address_of_key).collect(),
+        MailboxRequest::Fetch { keys, .. } | MailboxRequest::Push { keys, .. } => {
+            keys.iter().map(address_of_key).collect()
+        }
         MailboxRequest::Ack { keys, items, .. } => keys
             .iter()
             .map(address_of_key)
@@ -114,6 +116,9 @@ fn handles(l: &Logged) -> Vec<String> {
     );
     match &l.request {
         MailboxRequest::Put { envelope, .. } => out.push(format!("envelope {}", hex(envelope))),
+        // The same endpoint registered on two days joins them (see
+        // docs/circle.md §7.3): this test's phones set none.
+        MailboxRequest::Push { endpoint, .. } => out.push(format!("endpoint {endpoint}")),
         MailboxRequest::Switch { request, .. } => {
             if let Ok(s) = SwitchRequest::from_bytes(request) {
                 out.push(format!("switch {}", hex(s.key())));
@@ -136,6 +141,7 @@ fn kind(r: &MailboxRequest) -> &'static str {
         MailboxRequest::Ack { .. } => "ack",
         MailboxRequest::Switch { .. } => "switch",
         MailboxRequest::Challenge => "challenge",
+        MailboxRequest::Push { .. } => "push",
     }
 }
 

@@ -159,6 +159,12 @@ pub struct NodeArgs {
     #[arg(long)]
     pub mailbox_host: bool,
 
+    /// TEST KNOB: as a mailbox host, accept push endpoints on plain http
+    /// and local addresses (a test's own UnifiedPush stand-in). Never on a
+    /// deployed host: it would post to anything on its network.
+    #[arg(long, hide = true)]
+    pub push_allow_local: bool,
+
     /// Relay connections for phones behind NAT (circuit relay v2) and serve
     /// the DHT (an always-on, reachable node).
     #[arg(long)]

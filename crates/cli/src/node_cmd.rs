@@ -44,6 +44,10 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     if args.mailbox_host || args.relay_server {
         config.identity_file = Some(data_dir.join(ronde_node::peer_key::PEER_KEY_FILE));
     }
+    if args.push_allow_local {
+        tracing::warn!("push endpoints on local addresses allowed by a test knob");
+        config.circle.mailbox_limits.push.allow_local = true;
+    }
     if let Some(d) = args.pow_difficulty {
         tracing::warn!(
             difficulty = d,

@@ -144,13 +144,37 @@ impl RondeNode {
         self.with(|n| async move { n.shutdown().await }).await
     }
 
-    /// Foreground or background (see `Lifecycle`).
+    /// Foreground, background or suspended (see `Lifecycle`).
     pub async fn set_lifecycle(&self, lifecycle: Lifecycle) -> Result<LifecycleState, RondeError> {
         let l = lifecycle.into();
         Ok(self
             .with(move |n| async move { n.set_lifecycle(l).await })
             .await?
             .into())
+    }
+
+    /// The UnifiedPush endpoint the app's distributor gave
+    /// (`onNewEndpoint`), registered with the mailbox hosts so that they
+    /// wake it when mail arrives; `None` withdraws it (`onUnregistered`).
+    /// Set it at every start. `bad_input` unless an http(s) URL of at most
+    /// 512 bytes.
+    pub async fn set_push_endpoint(
+        &self,
+        endpoint: Option<String>,
+    ) -> Result<PushState, RondeError> {
+        Ok(self
+            .with(move |n| async move { n.set_push_endpoint(endpoint).await })
+            .await?
+            .into())
+    }
+
+    /// A push wake-up arrived (the UnifiedPush receiver's `onMessage`):
+    /// fetch the mail from every mailbox host now, whatever the lifecycle
+    /// state. Returns once the fetches are done (at most 25 s): alerts
+    /// have reached the inbox listeners, and the app may end its
+    /// background task. A suspended node stays suspended.
+    pub async fn wake(&self) -> Result<WakeState, RondeError> {
+        Ok(self.with(|n| async move { n.wake().await }).await?.into())
     }
 
     /// Where the person is: follow the areas around it. Returns them.

@@ -62,6 +62,8 @@ pub enum Lifecycle {
     Foreground,
     /// No gossip, at most one connection, to one always-on peer.
     Background,
+    /// No gossip, no connection at all: woken by push (`wake`).
+    Suspended,
 }
 
 impl From<Lifecycle> for ronde_node::Lifecycle {
@@ -69,6 +71,7 @@ impl From<Lifecycle> for ronde_node::Lifecycle {
         match l {
             Lifecycle::Foreground => ronde_node::Lifecycle::Foreground,
             Lifecycle::Background => ronde_node::Lifecycle::Background,
+            Lifecycle::Suspended => ronde_node::Lifecycle::Suspended,
         }
     }
 }
@@ -78,6 +81,7 @@ impl From<ronde_node::Lifecycle> for Lifecycle {
         match l {
             ronde_node::Lifecycle::Foreground => Lifecycle::Foreground,
             ronde_node::Lifecycle::Background => Lifecycle::Background,
+            ronde_node::Lifecycle::Suspended => Lifecycle::Suspended,
         }
     }
 }
@@ -93,6 +97,54 @@ pub struct LifecycleState {
     pub connected_peers: u32,
     /// The peer kept in the background.
     pub kept_peer: Option<String>,
+    /// The circle's connections to its mailbox hosts (0 once suspended).
+    pub circle_connections: u32,
+}
+
+/// What `set_push_endpoint` answers.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct PushState {
+    /// Whether an endpoint is set.
+    pub endpoint_set: bool,
+    /// Registrations (or withdrawals) sent now: one per host and day.
+    pub hosts: u32,
+    /// Registrations the hosts confirmed so far (set the same endpoint
+    /// again to read it).
+    pub registered: u32,
+    /// Registrations still awaiting a host's answer.
+    pub pending: u32,
+}
+
+impl From<ronde_node::circle::PushView> for PushState {
+    fn from(v: ronde_node::circle::PushView) -> Self {
+        PushState {
+            endpoint_set: v.endpoint_set,
+            hosts: count(v.hosts),
+            registered: count(v.registered),
+            pending: count(v.pending),
+        }
+    }
+}
+
+/// What `wake` answers, once its fetches are done.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct WakeState {
+    /// Mailbox hosts asked for mail.
+    pub hosts: u32,
+    /// Every fetch finished before the deadline (25 s).
+    pub complete: bool,
+    /// Envelopes taken from the mailboxes meanwhile.
+    pub received: u32,
+}
+
+impl From<ronde_node::circle::WakeView> for WakeState {
+    fn from(v: ronde_node::circle::WakeView) -> Self {
+        WakeState {
+            hosts: count(v.hosts),
+            complete: v.complete,
+            received: count(v.received),
+        }
+    }
 }
 
 impl From<ronde_node::LifecycleView> for LifecycleState {
@@ -102,6 +154,7 @@ impl From<ronde_node::LifecycleView> for LifecycleState {
             areas: count(v.areas),
             connected_peers: count(v.connected_peers),
             kept_peer: v.kept_peer,
+            circle_connections: count(v.circle_connections),
         }
     }
 }

@@ -136,6 +136,11 @@ pub struct Network {
     /// Host trusted-circle mailboxes and dead-man's switches.
     #[serde(default = "yes")]
     pub mailbox_host: bool,
+    /// Wake phones through their UnifiedPush endpoints when mail arrives
+    /// in mailboxes they registered (with `mailbox_host`; needs outbound
+    /// HTTPS to the push servers).
+    #[serde(default = "yes")]
+    pub push_wakeups: bool,
     /// Cap on open connections.
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
@@ -291,6 +296,7 @@ impl Default for Network {
             relay_server: true,
             reservation_secs: default_reservation_secs(),
             mailbox_host: true,
+            push_wakeups: true,
             max_connections: default_max_connections(),
             max_reports: default_max_reports(),
         }
@@ -372,6 +378,9 @@ relay_server = true
 reservation_secs = 3600
 # Host trusted-circle mailboxes and dead-man's switches.
 mailbox_host = true
+# Wake phones through their UnifiedPush endpoints when mail arrives for
+# them (outbound HTTPS POSTs to push servers, a constant body).
+push_wakeups = true
 max_connections = 2048
 # Live reports the node keeps (they expire after about 30 minutes).
 max_reports = 200000

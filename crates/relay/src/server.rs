@@ -137,6 +137,7 @@ pub fn node_config(
     n.relay_server = config.network.relay_server;
     n.relay_reservation_duration = Duration::from_secs(config.network.reservation_secs.max(1));
     n.mailbox_host = config.network.mailbox_host;
+    n.circle.mailbox_limits.push.enabled = config.network.push_wakeups;
     n.external_addresses = config.public_addrs()?;
     n.identity_file = Some(config.peer_key_path());
     Ok(n)

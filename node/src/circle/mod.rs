@@ -50,8 +50,8 @@ pub use host::{relay_id, MailboxError, MailboxHost};
 pub use shared::{SharedJourney, SharedJourneys, SharedState};
 pub use views::{
     AckView, CircleStatus, CodesView, ContactList, ContactView, FixView, Inbox, InboxItem,
-    InboxNotice, InviteView, JourneyView, PlaceView, SosRecipient, SosView, SwitchHostState,
-    SwitchHostView, SwitchStatus,
+    InboxNotice, InviteView, JourneyView, PlaceView, PushView, SosRecipient, SosView,
+    SwitchHostState, SwitchHostView, SwitchStatus, WakeView,
 };
 
 /// Default lifetime of an invite: 15 minutes, long enough to hand it over in

@@ -508,3 +508,29 @@ pub struct CodesView {
     /// Codes are set.
     pub codes: bool,
 }
+
+/// The push wake-ups, as [`crate::Node::set_push_endpoint`] answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushView {
+    /// Whether an endpoint is set.
+    pub endpoint_set: bool,
+    /// Mailbox hosts asked to register it now (one request per host and
+    /// per day of mailboxes).
+    pub hosts: usize,
+    /// Registrations the hosts confirmed so far (one per host and day).
+    pub registered: usize,
+    /// Registrations still awaiting a host's answer.
+    pub pending: usize,
+}
+
+/// What [`crate::Node::wake`] did, once its fetches are done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WakeView {
+    /// Mailbox hosts asked for mail.
+    pub hosts: usize,
+    /// Every fetch (and its acknowledgement) was answered or failed before
+    /// the deadline (25 s); `false`: some were still under way.
+    pub complete: bool,
+    /// Envelopes taken from the mailboxes meanwhile.
+    pub received: usize,
+}

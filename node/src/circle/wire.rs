@@ -31,6 +31,9 @@
 //!                        || k × signature (64)
 //!          | 0x04 switch || work (8) || a dead-man's-switch request (docs/circle.md §8)
 //!          | 0x05 challenge
+//!          | 0x06 push   || challenge (32) || lifetime (4) || len (2, 1..=512)
+//!                        || endpoint (len, an https URL) || n (1, 1..=128)
+//!                        || n × key (32) || n × signature (64)
 //! response = 0x00 ok
 //!          | 0x01 mail   || more (1: 0|1) || n (1, 0..=32)
 //!                        || n × (mailbox (32) || seq (8) || length (2) || envelope)
@@ -50,7 +53,10 @@
 //! signatures, bound to a challenge the host issued to this peer, to the
 //! host and to the peer ([`ronde_protocol::circle::mailbox_auth`]). An
 //! acknowledgement may only name mailboxes of its keys. A put needs no
-//! proof: anyone may deposit.
+//! proof: anyone may deposit. A push registration proves its keys the same
+//! way: the host wakes `endpoint` (a UnifiedPush endpoint) when mail
+//! arrives in their mailboxes, for `lifetime` seconds (0: unregister);
+//! see docs/circle.md §7.3 and [`crate::circle::host::push`].
 //!
 //! Every read is bounded before anything is parsed; lengths that are not
 //! exactly those of the format, unknown kinds and trailing bytes are errors
@@ -78,12 +84,17 @@ pub const MAX_ACK_ITEMS: usize = 256;
 pub const MAX_ACK_KEYS: usize = MAX_FETCH_MAILBOXES;
 /// Most envelopes in one `mail` answer.
 pub const MAX_MAIL_ITEMS: usize = 32;
+/// Longest push endpoint URL (bytes).
+pub const MAX_PUSH_ENDPOINT: usize = 512;
+/// Most mailbox keys one push registration watches.
+pub const MAX_PUSH_KEYS: usize = MAX_FETCH_MAILBOXES;
 
 const PUT: u8 = 0x01;
 const FETCH: u8 = 0x02;
 const ACK: u8 = 0x03;
 const SWITCH: u8 = 0x04;
 const CHALLENGE: u8 = 0x05;
+const PUSH: u8 = 0x06;
 const OK: u8 = 0x00;
 const MAIL: u8 = 0x01;
 const REFUSED: u8 = 0x02;
@@ -95,6 +106,8 @@ const REJECTED: u8 = 0x01;
 const MAX_FETCH_LEN: usize = 1 + CHALLENGE_LEN + 1 + MAX_FETCH_MAILBOXES * (32 + 64);
 const MAX_ACK_LEN: usize =
     1 + CHALLENGE_LEN + 1 + MAX_ACK_KEYS * (32 + 64) + 2 + MAX_ACK_ITEMS * (32 + 8);
+const MAX_PUSH_LEN: usize =
+    1 + CHALLENGE_LEN + 4 + 2 + MAX_PUSH_ENDPOINT + 1 + MAX_PUSH_KEYS * (32 + 64);
 const fn max(a: usize, b: usize) -> usize {
     if a > b {
         a
@@ -103,8 +116,10 @@ const fn max(a: usize, b: usize) -> usize {
     }
 }
 /// Longest `/ronde/mailbox/1` request.
-pub const MAX_MAILBOX_REQUEST: usize =
-    max(1 + MAX_SWITCH_REQUEST_LEN, max(MAX_FETCH_LEN, MAX_ACK_LEN));
+pub const MAX_MAILBOX_REQUEST: usize = max(
+    1 + MAX_SWITCH_REQUEST_LEN,
+    max(MAX_PUSH_LEN, max(MAX_FETCH_LEN, MAX_ACK_LEN)),
+);
 /// Longest `/ronde/mailbox/1` response.
 pub const MAX_MAILBOX_RESPONSE: usize = 3 + MAX_MAIL_ITEMS * (32 + 8 + 2 + LARGE_ENVELOPE_LEN);
 
@@ -162,8 +177,23 @@ pub enum MailboxRequest {
         /// The request's bytes.
         request: Vec<u8>,
     },
-    /// A challenge, for the next fetch or acknowledgement.
+    /// A challenge, for the next fetch, acknowledgement or push
+    /// registration.
     Challenge,
+    /// Wake `endpoint` when mail arrives in the mailboxes of these keys,
+    /// for `lifetime` seconds (0: forget this client's registration).
+    Push {
+        /// A challenge the host issued to this peer.
+        challenge: [u8; CHALLENGE_LEN],
+        /// Seconds the registration lasts; 0 unregisters.
+        lifetime: u32,
+        /// The UnifiedPush endpoint (at most [`MAX_PUSH_ENDPOINT`] bytes).
+        endpoint: String,
+        /// 1 to [`MAX_PUSH_KEYS`] mailbox keys (public halves).
+        keys: Vec<[u8; 32]>,
+        /// One per key, in order.
+        signatures: Vec<[u8; 64]>,
+    },
 }
 
 /// Whether switch request bytes are a deposit (the kind byte).
@@ -218,7 +248,28 @@ impl MailboxRequest {
         Ok(req)
     }
 
-    /// For a fetch or an acknowledgement: its challenge and the addresses
+    /// A push registration of `endpoint` for the mailboxes of `keys`, at
+    /// `host`, asked by `client`.
+    pub fn push(
+        challenge: [u8; CHALLENGE_LEN],
+        lifetime: u32,
+        endpoint: &str,
+        keys: &[MailboxKey],
+        host: &[u8],
+        client: &[u8],
+    ) -> std::io::Result<MailboxRequest> {
+        let mut req = MailboxRequest::Push {
+            challenge,
+            lifetime,
+            endpoint: endpoint.to_owned(),
+            keys: keys.iter().map(MailboxKey::public_key).collect(),
+            signatures: vec![],
+        };
+        sign_request(&mut req, keys, host, client)?;
+        Ok(req)
+    }
+
+    /// For a fetch, an acknowledgement or a push registration: its challenge and the addresses
     /// of its keys, once every signature verified for `host`, asked by
     /// `client`.
     pub fn proven_mailboxes(
@@ -233,6 +284,12 @@ impl MailboxRequest {
                 signatures,
             }
             | MailboxRequest::Ack {
+                challenge,
+                keys,
+                signatures,
+                ..
+            }
+            | MailboxRequest::Push {
                 challenge,
                 keys,
                 signatures,
@@ -255,7 +312,10 @@ fn sign_request(
     let unsigned = unsigned_bytes(req)?;
     let sigs =
         mailbox_auth::sign(keys, host, client, &unsigned).map_err(|e| invalid(&e.to_string()))?;
-    if let MailboxRequest::Fetch { signatures, .. } | MailboxRequest::Ack { signatures, .. } = req {
+    if let MailboxRequest::Fetch { signatures, .. }
+    | MailboxRequest::Ack { signatures, .. }
+    | MailboxRequest::Push { signatures, .. } = req
+    {
         *signatures = sigs;
     }
     Ok(())
@@ -323,6 +383,25 @@ fn unsigned_bytes(req: &MailboxRequest) -> std::io::Result<Vec<u8>> {
             b.extend_from_slice(request);
         }
         MailboxRequest::Challenge => b.push(CHALLENGE),
+        MailboxRequest::Push {
+            challenge,
+            lifetime,
+            endpoint,
+            keys,
+            ..
+        } => {
+            let len = u16::try_from(endpoint.len())
+                .ok()
+                .filter(|&n| n > 0 && usize::from(n) <= MAX_PUSH_ENDPOINT)
+                .ok_or_else(|| invalid("bad push endpoint length"))?;
+            b.push(PUSH);
+            b.extend_from_slice(challenge);
+            b.extend_from_slice(&lifetime.to_be_bytes());
+            b.extend_from_slice(&len.to_be_bytes());
+            b.extend_from_slice(endpoint.as_bytes());
+            b.push(count_u8(keys.len(), MAX_PUSH_KEYS, "bad number of keys")?);
+            keys.iter().for_each(|k| b.extend_from_slice(k));
+        }
     }
     Ok(b)
 }
@@ -389,6 +468,17 @@ pub enum Refusal {
     /// allows one client.
     #[error("this client holds too many switches")]
     SwitchQuota,
+    /// A push endpoint the host will not post to (not an https URL, or a
+    /// local or private address).
+    #[error("the push endpoint is not acceptable")]
+    PushEndpoint,
+    /// The host holds as many push registrations as it allows (in all,
+    /// for this endpoint, this peer or its network).
+    #[error("too many push registrations")]
+    PushQuota,
+    /// This host sends no push wake-ups.
+    #[error("this host sends no push wake-ups")]
+    PushUnavailable,
     /// A code this version does not know.
     #[error("refused (code {0})")]
     Other(u8),
@@ -413,6 +503,9 @@ impl Refusal {
             Refusal::SwitchFull => 0x18,
             Refusal::SwitchWorkMissing => 0x19,
             Refusal::SwitchQuota => 0x1a,
+            Refusal::PushEndpoint => 0x20,
+            Refusal::PushQuota => 0x21,
+            Refusal::PushUnavailable => 0x22,
             Refusal::Other(c) => c,
         }
     }
@@ -435,6 +528,9 @@ impl Refusal {
             0x18 => Refusal::SwitchFull,
             0x19 => Refusal::SwitchWorkMissing,
             0x1a => Refusal::SwitchQuota,
+            0x20 => Refusal::PushEndpoint,
+            0x21 => Refusal::PushQuota,
+            0x22 => Refusal::PushUnavailable,
             c => Refusal::Other(c),
         }
     }
@@ -530,6 +626,9 @@ pub fn encode_mailbox_request(req: &MailboxRequest) -> std::io::Result<Vec<u8>> 
     }
     | MailboxRequest::Ack {
         keys, signatures, ..
+    }
+    | MailboxRequest::Push {
+        keys, signatures, ..
     } = req
     {
         if signatures.len() != keys.len() {
@@ -589,6 +688,30 @@ pub fn decode_mailbox_request(buf: &[u8]) -> std::io::Result<MailboxRequest> {
             }
         }
         CHALLENGE => MailboxRequest::Challenge,
+        PUSH => {
+            let challenge = r.array::<CHALLENGE_LEN>()?;
+            let lifetime = r.u32()?;
+            let len = usize::from(r.u16()?);
+            if len == 0 || len > MAX_PUSH_ENDPOINT {
+                return Err(invalid("bad push endpoint length"));
+            }
+            let endpoint = std::str::from_utf8(r.take(len)?)
+                .map_err(|_| invalid("push endpoint is not UTF-8"))?
+                .to_owned();
+            let n = usize::from(r.u8()?);
+            if n == 0 || n > MAX_PUSH_KEYS {
+                return Err(invalid("bad number of keys"));
+            }
+            let keys = (0..n).map(|_| r.array::<32>()).collect::<Result<_, _>>()?;
+            let signatures = (0..n).map(|_| r.array::<64>()).collect::<Result<_, _>>()?;
+            MailboxRequest::Push {
+                challenge,
+                lifetime,
+                endpoint,
+                keys,
+                signatures,
+            }
+        }
         SWITCH => {
             let work = r.u64()?;
             let request = r.rest().to_vec();
@@ -800,6 +923,13 @@ mod tests {
                 request: vec![1, 2, 3],
             },
             MailboxRequest::Challenge,
+            MailboxRequest::Push {
+                challenge: [7; 32],
+                lifetime: 86_400,
+                endpoint: "https://push.example/up/".to_owned() + &"a".repeat(480),
+                keys: vec![[1; 32]; MAX_PUSH_KEYS],
+                signatures: vec![[2; 64]; MAX_PUSH_KEYS],
+            },
         ];
         for r in reqs {
             let b = encode_mailbox_request(&r).expect("encodes");
@@ -853,6 +983,38 @@ mod tests {
         assert!(MailboxRequest::Challenge
             .proven_mailboxes(b"host", b"client")
             .is_err());
+
+        // A push registration: the endpoint and the lifetime are signed.
+        let push = MailboxRequest::push(
+            [7; 32],
+            3600,
+            "https://up.example/x",
+            &keys,
+            b"host",
+            b"client",
+        )
+        .expect("push");
+        let wire = encode_mailbox_request(&push).expect("encodes");
+        let back = decode_mailbox_request(&wire).expect("decodes");
+        assert_eq!(back, push);
+        assert!(back.proven_mailboxes(b"host", b"client").is_ok());
+        assert!(back.proven_mailboxes(b"host", b"other").is_err());
+        if let MailboxRequest::Push {
+            challenge,
+            keys,
+            signatures,
+            ..
+        } = back
+        {
+            let forged = MailboxRequest::Push {
+                challenge,
+                lifetime: 3600,
+                endpoint: "https://evil.example/x".to_owned(),
+                keys,
+                signatures,
+            };
+            assert!(forged.proven_mailboxes(b"host", b"client").is_err());
+        }
     }
 
     #[test]
@@ -889,6 +1051,34 @@ mod tests {
         no_items.extend([0u8; 32 + 2 + 64]);
         assert!(decode_mailbox_request(&no_items).is_err());
         assert!(decode_mailbox_request(&[CHALLENGE, 0]).is_err());
+        let push = encode_mailbox_request(&MailboxRequest::Push {
+            challenge: [0; 32],
+            lifetime: 1,
+            endpoint: "https://a.example/".to_owned(),
+            keys: vec![[1; 32]],
+            signatures: vec![[2; 64]],
+        })
+        .expect("encodes");
+        let mut trailing = push.clone();
+        trailing.push(0);
+        assert!(decode_mailbox_request(&trailing).is_err());
+        assert!(decode_mailbox_request(&push[..push.len() - 1]).is_err());
+        let mut no_url = vec![PUSH];
+        no_url.extend([0u8; 32 + 4 + 2]);
+        no_url.push(1);
+        no_url.extend([0u8; 96]);
+        assert!(decode_mailbox_request(&no_url).is_err(), "empty endpoint");
+        let mut bad_utf8 = push.clone();
+        bad_utf8[1 + 32 + 4 + 2] = 0xff;
+        assert!(decode_mailbox_request(&bad_utf8).is_err());
+        assert!(encode_mailbox_request(&MailboxRequest::Push {
+            challenge: [0; 32],
+            lifetime: 1,
+            endpoint: "x".repeat(MAX_PUSH_ENDPOINT + 1),
+            keys: vec![[1; 32]],
+            signatures: vec![[2; 64]],
+        })
+        .is_err());
         assert!(decode_mailbox_request(&[SWITCH]).is_err());
         assert!(decode_mailbox_request(&[SWITCH, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
         assert!(decode_mailbox_request(&[]).is_err());

@@ -1,6 +1,6 @@
 //! The event loop's side of [`crate::lifecycle`]: leaving the gossip and
-//! all connections but one when the app goes to the background, coming
-//! back when it returns.
+//! all connections but one when the app goes to the background (all of
+//! them when suspended), coming back when it returns.
 //!
 //! A child module of the event loop, so that it works on the loop's state
 //! directly (its areas, bootstrap peers and relay) without widening them.
@@ -40,21 +40,48 @@ impl Background {
         }
     }
 
-    /// In the background.
+    /// In the background or suspended: no gossip.
     pub(super) fn is_background(&self) -> bool {
-        self.mode == Lifecycle::Background
+        self.mode != Lifecycle::Foreground
     }
 }
 
 impl EventLoop {
     /// Switch to `mode` (nothing to do if already in it).
     pub(super) fn set_lifecycle(&mut self, mode: Lifecycle) -> Result<LifecycleView, NodeError> {
+        use Lifecycle::{Background as B, Foreground as F, Suspended as S};
         match (self.background.mode, mode) {
-            (Lifecycle::Foreground, Lifecycle::Background) => self.enter_background()?,
-            (Lifecycle::Background, Lifecycle::Foreground) => self.enter_foreground()?,
+            (F, B) => self.enter_background()?,
+            (F, S) => {
+                self.enter_background()?;
+                self.enter_suspended();
+            }
+            (B, S) => self.enter_suspended(),
+            (S, B) => {
+                self.background.mode = B;
+                self.background.kept = self.choose_kept_peer();
+                self.circle.resume(&mut self.swarm);
+            }
+            (B | S, F) => {
+                self.circle.resume(&mut self.swarm);
+                self.enter_foreground()?;
+            }
             _ => {}
         }
         Ok(self.lifecycle_view())
+    }
+
+    /// From the background: close the kept connection too, and the
+    /// circle's; stop polling.
+    fn enter_suspended(&mut self) {
+        self.background.mode = Lifecycle::Suspended;
+        self.background.kept = None;
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for peer in &peers {
+            let _ = self.swarm.disconnect_peer_id(*peer);
+        }
+        self.circle.suspend();
+        tracing::info!(closed = peers.len(), "suspended: every connection closed");
     }
 
     fn lifecycle_view(&self) -> LifecycleView {
@@ -63,6 +90,7 @@ impl EventLoop {
             areas: self.areas.len(),
             connected_peers: self.swarm.connected_peers().count(),
             kept_peer: self.background.kept.map(|p| p.to_string()),
+            circle_connections: self.circle.circle_connections(),
         }
     }
 

@@ -62,7 +62,7 @@ async def eventually(check, what, deadline=DEADLINE):
 class CliNode:
     """A `ronde node` process and a client of its local HTTP API."""
 
-    def __init__(self, binary, data_dir):
+    def __init__(self, binary, data_dir, role=("--mailbox-host", "--push-allow-local")):
         self.data_dir = data_dir
         self.proc = subprocess.Popen(
             [
@@ -73,7 +73,7 @@ class CliNode:
                 "--no-mdns",
                 "--pow-difficulty", str(DIFFICULTY),
                 "--at", f"{LAT},{LON}",
-                "--mailbox-host",
+                *role,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

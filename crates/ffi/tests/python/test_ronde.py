@@ -1,7 +1,8 @@
 """The bindings from Python, against a `ronde node` process: reports both
 ways and the listener, the circle (invite, accept, approve with the safety
 number), an SOS delivered and acknowledged, a background → foreground
-round trip, and bad input raising the typed error."""
+round trip, a suspended phone woken by push, and bad input raising the
+typed error."""
 
 import asyncio
 import os
@@ -340,6 +341,125 @@ def test_background_then_foreground_catches_up(phone, cli):
 
 async def _has(phone, report_id):
     return report_id in ids(await phone.nearby(LAT, LON, 2000.0))
+
+
+class _PushServer:
+    """A local UnifiedPush-compatible endpoint: every POST is recorded and
+    answered 201, as a push server does."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        posts = self.posts = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - the stdlib's name
+                n = int(self.headers.get("Content-Length", "0"))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                posts.append((self.path, headers, self.rfile.read(n)))
+                self.send_response(201)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+
+
+def test_a_suspended_phone_is_woken_by_push(phone, cli, workdir):
+    """The phone registers a UnifiedPush endpoint with its mailbox host (the
+    ronde node) and suspends: no connection at all. A second ronde node, a
+    contact that uses the same host, sends an SOS: the host POSTs one
+    constant wake-up to the endpoint, and `wake()` brings the SOS."""
+    from conftest import CliNode
+
+    push = _PushServer()
+    friend = CliNode(
+        os.environ["RONDE_BIN"],
+        os.path.join(workdir, "friend"),
+        role=("--mailbox-peer", cli.addrs[0]),
+    )
+    heard = Collect()
+    handle = keep(phone.listen_inbox(heard))
+    try:
+        async def go():
+            # A contact through the same host.
+            invite = await phone.create_invite("Ada", 600)
+            accepted = friend.call("POST", "/v1/contacts/accept", {"code": invite.code, "name": "Ada"})
+            them = await eventually(
+                lambda: _contact_awaiting(phone, accepted["safety_number"]),
+                "the friend's contact request",
+            )
+            await phone.approve_contact(them.id, accepted["safety_number"])
+            await eventually(
+                lambda: friend.call("GET", "/v1/contacts")["contacts"][0]["state"] == "mutual",
+                "the friend to see the relation mutual",
+            )
+
+            endpoint = push.url + "/up/phone-token"
+            state = await phone.set_push_endpoint(endpoint)
+            assert state.endpoint_set
+            await eventually(
+                lambda: _registered(phone, endpoint), "the host to take the registration"
+            )
+            state = await phone.set_lifecycle(ronde.Lifecycle.SUSPENDED)
+            assert state.lifecycle == ronde.Lifecycle.SUSPENDED
+            assert state.kept_peer is None
+            await eventually(lambda: _disconnected(phone), "the phone to close every connection")
+            with pytest.raises(ronde.RondeError.InvalidInput):
+                await phone.set_push_endpoint("ftp://nope")
+
+            friend.call("POST", "/v1/sos", {"note": "come quickly"})
+            path, headers, body = await eventually(
+                lambda: push.posts[0] if push.posts else None, "the wake-up"
+            )
+            assert path == "/up/phone-token"
+            assert body == b"ronde-wake"
+            assert headers.get("urgency") == "high"
+            assert int(headers["ttl"]) > 0
+            assert not any(i.kind == "sos" for i in heard.items)
+
+            woke = await phone.wake()
+            assert woke.hosts == 1
+            assert woke.complete and woke.received >= 1
+            await eventually(
+                lambda: any(i.kind == "sos" and i.alert for i in heard.items),
+                "the SOS after the wake-up",
+            )
+            state = await phone.set_lifecycle(ronde.Lifecycle.FOREGROUND)
+            assert state.lifecycle == ronde.Lifecycle.FOREGROUND
+            friend.call("POST", "/v1/sos/cancel", {})
+
+        asyncio.run(go())
+    finally:
+        handle.cancel()
+        friend.stop()
+        push.stop()
+
+
+async def _contact_awaiting(phone, safety):
+    return next(
+        (c for c in await phone.contacts()
+         if c.state == "awaiting_my_approval" and c.safety_number == safety),
+        None,
+    )
+
+
+async def _registered(phone, endpoint):
+    state = await phone.set_push_endpoint(endpoint)
+    return state.registered >= 1 and state.pending == 0
+
+
+async def _disconnected(phone):
+    state = await phone.set_lifecycle(ronde.Lifecycle.SUSPENDED)
+    return state.connected_peers == 0 and state.circle_connections == 0
 
 
 def test_stop_then_calls_raise_stopped(phone):

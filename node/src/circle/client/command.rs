@@ -18,6 +18,17 @@ pub(crate) enum CircleCommand {
     Status {
         reply: Reply<CircleStatus>,
     },
+    /// Register (or with `None` unregister) a UnifiedPush endpoint with
+    /// the mailbox hosts.
+    SetPush {
+        endpoint: Option<String>,
+        reply: Reply<crate::circle::views::PushView>,
+    },
+    /// A push wake-up arrived: fetch the mail now; answered once the
+    /// fetches are done.
+    Wake {
+        reply: Reply<crate::circle::views::WakeView>,
+    },
     Contacts {
         reply: Reply<ContactList>,
     },

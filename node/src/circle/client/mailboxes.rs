@@ -21,6 +21,7 @@ use crate::behaviour::Behaviour;
 use crate::circle::host::MailboxHost;
 use crate::circle::wire::{
     MailItem, MailboxRequest, MailboxResponse, MAX_ACK_ITEMS, MAX_ACK_KEYS, MAX_FETCH_MAILBOXES,
+    MAX_PUSH_KEYS,
 };
 
 impl CircleClient {
@@ -40,6 +41,7 @@ impl CircleClient {
             }
             NetEvent::Connected { day, peer } => self.on_host_connected(swarm, day, peer),
         }
+        self.wake_progress();
     }
 
     /// An answer (or `None`: the request failed).
@@ -63,6 +65,9 @@ impl CircleClient {
                     }
                 }
                 (_, Proven::Ack { .. }) => {}
+                (_, Proven::Push { .. }) => {
+                    self.push.inflight.remove(&(day, host));
+                }
             },
             MailboxAsk::Fetch { host, day } => {
                 self.fetching.remove(&(day, host));
@@ -100,6 +105,11 @@ impl CircleClient {
                     self.fetch_from(day, host);
                 }
             }
+            MailboxAsk::Push {
+                host,
+                day,
+                mailboxes,
+            } => self.push_answer(host, day, mailboxes, response),
             MailboxAsk::Switch { host, id } => {
                 self.switch_inflight.remove(&host);
                 self.switch_answer(host, id, response);
@@ -115,6 +125,7 @@ impl CircleClient {
         items: Vec<MailItem>,
     ) -> Vec<([u8; 32], u64)> {
         let mut done = Vec::new();
+        self.push.mail_taken = self.push.mail_taken.saturating_add(items.len() as u64);
         for it in items {
             if self.take_short(swarm, &it.mailbox, &it.envelope) {
                 done.push((it.mailbox, it.seq));
@@ -186,7 +197,7 @@ impl CircleClient {
 
     /// Ask `host` for a challenge, to send `then` with (over `day`'s
     /// connections, the peer id the challenge is bound to).
-    fn ask_challenge(&mut self, host: PeerId, day: u64, then: Proven) {
+    pub(super) fn ask_challenge(&mut self, host: PeerId, day: u64, then: Proven) {
         let addrs = self.hosts.get(&host).cloned().unwrap_or_default();
         match self.net.send(day, &host, addrs, MailboxRequest::Challenge) {
             Some(id) => {
@@ -213,6 +224,49 @@ impl CircleClient {
                 (
                     MailboxRequest::fetch(challenge, &keys, &host.to_bytes(), &client.to_bytes()),
                     MailboxAsk::Fetch { host, day },
+                )
+            }
+            Proven::Push { endpoint } => {
+                let mut keys: Vec<MailboxKey> = self
+                    .push_keys()
+                    .into_iter()
+                    .filter(|(d, _)| *d == day)
+                    .map(|(_, k)| k)
+                    .collect();
+                keys.truncate(MAX_PUSH_KEYS);
+                let now = self.clock.now();
+                let (lifetime, endpoint, mailboxes) = match endpoint {
+                    Some(e) => (
+                        super::push::lifetime_for(day, now),
+                        e,
+                        keys.iter().map(|k| k.address()).collect(),
+                    ),
+                    None => match self.push.registered.get(&(day, host)) {
+                        Some((e, _)) => (0, e.clone(), Vec::new()),
+                        None => {
+                            self.push.inflight.remove(&(day, host));
+                            return;
+                        }
+                    },
+                };
+                if keys.is_empty() {
+                    self.push.inflight.remove(&(day, host));
+                    return;
+                }
+                (
+                    MailboxRequest::push(
+                        challenge,
+                        lifetime,
+                        &endpoint,
+                        &keys,
+                        &host.to_bytes(),
+                        &client.to_bytes(),
+                    ),
+                    MailboxAsk::Push {
+                        host,
+                        day,
+                        mailboxes,
+                    },
                 )
             }
             Proven::Ack {
@@ -251,6 +305,7 @@ impl CircleClient {
             Err(e) => {
                 tracing::error!(error = %e, "could not make a mailbox request");
                 self.fetching.remove(&(day, host));
+                self.push.inflight.remove(&(day, host));
                 return;
             }
         };
@@ -261,6 +316,7 @@ impl CircleClient {
             }
             None => {
                 self.fetching.remove(&(day, host));
+                self.push.inflight.remove(&(day, host));
             }
         }
     }
@@ -270,17 +326,35 @@ impl CircleClient {
     /// (yesterday's, an invite's of yesterday) at a random moment before
     /// the next poll, so that two days' identities do not reach the hosts
     /// at the same moments ([`Self::poll_later`]).
+    /// Suspended, nothing is fetched (see [`CircleClient::wake`]); push
+    /// registrations are renewed where the day's mailboxes changed.
     pub(crate) fn poll_mailboxes(
         &mut self,
         swarm: &mut Swarm<Behaviour>,
         own: Option<&mut MailboxHost>,
+    ) {
+        if self.suspended {
+            return;
+        }
+        self.register_push_all();
+        let period = self.config.mailbox_poll_interval;
+        self.poll_round(swarm, own, period);
+    }
+
+    /// Fetch today's mailboxes from every host now, the other days' at a
+    /// random moment within `spread`.
+    pub(super) fn poll_round(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        own: Option<&mut MailboxHost>,
+        spread: std::time::Duration,
     ) {
         let today = epoch_of(self.clock.now());
         let mut days: Vec<u64> = self.keys_to_poll().into_iter().map(|(d, _)| d).collect();
         days.sort_unstable();
         days.dedup();
         let hosts: Vec<PeerId> = self.remote_hosts().into_iter().map(|(p, _)| p).collect();
-        let period = self.config.mailbox_poll_interval;
+        let period = spread;
         for day in days {
             if day == today {
                 for h in &hosts {

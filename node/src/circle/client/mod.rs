@@ -84,6 +84,7 @@ mod journeys;
 mod mailboxes;
 pub(crate) mod net;
 mod outbox;
+mod push;
 mod records;
 pub mod rendezvous;
 mod sos;
@@ -199,11 +200,21 @@ enum MailboxAsk {
         host: PeerId,
         id: u64,
     },
+    /// A push registration of these mailboxes (empty: an unregistration).
+    Push {
+        host: PeerId,
+        day: u64,
+        mailboxes: Vec<[u8; 32]>,
+    },
 }
 
 /// A request that proves mailbox keys, waiting for its challenge.
 enum Proven {
     Fetch,
+    /// Register `endpoint` for the day's mailboxes (`None`: unregister).
+    Push {
+        endpoint: Option<String>,
+    },
     Ack {
         items: Vec<([u8; 32], u64)>,
         more: bool,
@@ -259,6 +270,11 @@ pub(crate) struct CircleClient {
     last_housekeeping: u64,
     /// Accepts by short code waiting for their invite.
     short_pending: Vec<rendezvous::PendingShort>,
+    /// Push wake-ups: the endpoint and where it is registered (`push`).
+    push: push::PushState,
+    /// Suspended: no polls and no retries of its own; [`Self::wake`]
+    /// fetches once.
+    suspended: bool,
 }
 
 fn storage(e: StoreError) -> NodeError {
@@ -386,6 +402,8 @@ impl CircleClient {
             safety_numbers: HashMap::new(),
             last_housekeeping: 0,
             short_pending: Vec::new(),
+            push: push::PushState::default(),
+            suspended: false,
         })
     }
 
@@ -525,6 +543,10 @@ impl CircleClient {
             CircleCommand::AckInbox { ids, reply } => {
                 let _ = reply.send(self.ack_inbox(swarm, &ids));
             }
+            CircleCommand::SetPush { endpoint, reply } => {
+                let _ = reply.send(self.set_push_endpoint(endpoint));
+            }
+            CircleCommand::Wake { reply } => self.wake(swarm, reply),
         }
     }
 
@@ -590,7 +612,8 @@ impl CircleClient {
             }
             self.hosts.insert(peer, addrs);
         }
-        if !added.is_empty() {
+        // Suspended, a new host is used at the next wake-up or poll.
+        if !added.is_empty() && !self.suspended {
             tracing::debug!(
                 hosts = added.len(),
                 "mailbox hosts listed in the city's directory"
@@ -673,6 +696,7 @@ impl CircleClient {
                     MailboxAsk::Challenge { host, .. }
                     | MailboxAsk::Fetch { host, .. }
                     | MailboxAsk::Ack { host, .. }
+                    | MailboxAsk::Push { host, .. }
                     | MailboxAsk::Switch { host, .. } => *host,
                     MailboxAsk::Put { .. } => self.local_peer,
                 };
@@ -732,7 +756,10 @@ impl CircleClient {
             }
         }
         self.pump_switch();
-        self.retry_outbox(swarm, false);
+        if !self.suspended {
+            self.retry_outbox(swarm, false);
+        }
+        self.wake_progress();
         if now >= self.last_housekeeping + HOUSEKEEPING_SECS {
             self.last_housekeeping = now;
             self.retire_days(swarm);

@@ -146,6 +146,25 @@ impl CircleNet {
         Some(NetRequest { net: d.net, id })
     }
 
+    /// Close every connection of every day (the identities stay);
+    /// requests under way fail.
+    pub(crate) fn disconnect_all(&mut self) {
+        for d in self.days.values_mut() {
+            let peers: Vec<PeerId> = d.swarm.connected_peers().copied().collect();
+            for p in peers {
+                let _ = d.swarm.disconnect_peer_id(p);
+            }
+        }
+    }
+
+    /// Peers connected over any day's connections.
+    pub(crate) fn connected(&self) -> usize {
+        self.days
+            .values()
+            .map(|d| d.swarm.connected_peers().count())
+            .sum()
+    }
+
     /// The days that have a swarm.
     #[cfg(test)]
     fn days(&self) -> BTreeSet<u64> {

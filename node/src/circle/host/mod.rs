@@ -13,13 +13,17 @@
 //!
 //! * [`store`]: [`MailboxHost`], the hosted mailboxes and switches in sled,
 //!   with their limits.
-//! * `quota`: how many switches one client (peer id, network) may hold.
+//! * `quota`: how many switches (or push registrations) one client (peer
+//!   id, network) may hold.
+//! * [`push`]: push registrations and the sender of wake-ups.
 //! * `service`: the host side driven by the event loop: requests in,
 //!   answers out, switches fired and mail purged on the circle's tick.
 
+pub mod push;
 mod quota;
 pub(crate) mod service;
 pub mod store;
 
+pub use push::PushSettings;
 pub(crate) use service::HostService;
 pub use store::{relay_id, MailboxError, MailboxHost};

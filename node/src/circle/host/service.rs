@@ -7,7 +7,9 @@
 //! issues single-use challenges ([`Challenges`]) bound to the asking peer
 //! and checks each mailbox key's signature, bound to this host and that
 //! peer ([`ronde_protocol::circle::mailbox_auth`]). Puts are open to
-//! anyone.
+//! anyone. A push registration proves its keys the same way; once mail is
+//! stored in a registered mailbox (put, or a switch released), the
+//! registration's endpoint is woken by the [`PushWaker`], off the loop.
 //!
 //! Logs name no mailbox, envelope or switch.
 
@@ -23,6 +25,9 @@ use ronde_protocol::circle::mailbox_auth::Challenges;
 use ronde_protocol::circle::Deposit;
 
 use crate::behaviour::Behaviour;
+use crate::circle::host::push::{
+    check_endpoint, registration_id, PushRegistry, PushWaker, Registration, MAX_PUSH_LIFETIME_SECS,
+};
 use crate::circle::host::quota::Quotas;
 use crate::circle::host::store::MailboxHost;
 use crate::circle::receipt::SwitchReceipt;
@@ -44,6 +49,10 @@ pub(crate) struct HostService {
     challenges: Challenges,
     quotas: Quotas,
     limits: MailboxLimits,
+    /// Push registrations and their sender, if this host sends wake-ups.
+    push: Option<(PushRegistry, PushWaker)>,
+    /// Push registrations per peer and network.
+    push_quotas: Quotas,
 }
 
 impl HostService {
@@ -52,7 +61,11 @@ impl HostService {
         clock: Arc<dyn Clock>,
         keypair: Keypair,
         limits: MailboxLimits,
+        push: Option<PushRegistry>,
     ) -> HostService {
+        let push = push
+            .filter(|_| limits.push.enabled)
+            .map(|r| (r, PushWaker::spawn(limits.push)));
         HostService {
             store,
             clock,
@@ -61,6 +74,8 @@ impl HostService {
             challenges: Challenges::new(),
             quotas: Quotas::default(),
             limits,
+            push,
+            push_quotas: Quotas::default(),
         }
     }
 
@@ -114,9 +129,9 @@ impl HostService {
         let client = peer.to_bytes();
         let unauthorized = MailboxResponse::Refused(Refusal::Unauthorized);
         let challenge = match request {
-            MailboxRequest::Fetch { challenge, .. } | MailboxRequest::Ack { challenge, .. } => {
-                *challenge
-            }
+            MailboxRequest::Fetch { challenge, .. }
+            | MailboxRequest::Ack { challenge, .. }
+            | MailboxRequest::Push { challenge, .. } => *challenge,
             _ => return Err(unauthorized),
         };
         // Spent first, so that a refused proof cannot be tried again.
@@ -173,22 +188,37 @@ impl HostService {
                 }
             }
         }
+        if matches!(request, MailboxRequest::Push { .. }) && self.push.is_none() {
+            return MailboxResponse::Refused(Refusal::PushUnavailable);
+        }
         let proven = match &request {
-            MailboxRequest::Fetch { .. } | MailboxRequest::Ack { .. } => {
-                match self.proven(local, peer, &request, now) {
-                    Ok(m) => m,
-                    Err(refused) => return refused,
-                }
-            }
+            MailboxRequest::Fetch { .. }
+            | MailboxRequest::Ack { .. }
+            | MailboxRequest::Push { .. } => match self.proven(local, peer, &request, now) {
+                Ok(m) => m,
+                Err(refused) => return refused,
+            },
             _ => Vec::new(),
         };
         let host = &mut self.store;
         match request {
             MailboxRequest::Put { mailbox, envelope } => match host.put(&mailbox, &envelope, now) {
-                Ok(()) => MailboxResponse::Ok,
+                Ok(()) => {
+                    self.wake_touched(now);
+                    MailboxResponse::Ok
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, "envelope refused by the mailbox");
                     MailboxResponse::Refused(e.refusal())
+                }
+            },
+            MailboxRequest::Push {
+                lifetime, endpoint, ..
+            } => match self.register_push(from, lifetime, endpoint, proven, now) {
+                Ok(()) => MailboxResponse::Ok,
+                Err(r) => {
+                    tracing::debug!(refusal = %r, "push registration refused");
+                    MailboxResponse::Refused(r)
                 }
             },
             MailboxRequest::Challenge => {
@@ -245,8 +275,87 @@ impl HostService {
         }
     }
 
+    /// Register (or replace, or with `lifetime` 0 forget) the push
+    /// registration of the asking peer, for the `mailboxes` it proved.
+    fn register_push(
+        &mut self,
+        (peer, ip): (PeerId, Option<IpAddr>),
+        lifetime: u32,
+        endpoint: String,
+        mailboxes: Vec<[u8; 32]>,
+        now: u64,
+    ) -> Result<(), Refusal> {
+        let settings = self.limits.push;
+        let Some((registry, _)) = self.push.as_mut() else {
+            return Err(Refusal::PushUnavailable);
+        };
+        let id = registration_id(&peer.to_bytes());
+        let storage = |e: crate::error::StoreError| {
+            tracing::error!(error = %e, "could not store a push registration");
+            Refusal::Unavailable
+        };
+        if lifetime == 0 {
+            registry.remove(&id).map_err(storage)?;
+            return Ok(());
+        }
+        check_endpoint(&endpoint, settings.allow_local)?;
+        if !registry.holds(&id) {
+            let reg = &*registry;
+            let room = registry.len() < settings.max_registrations
+                && self.push_quotas.allows(
+                    peer,
+                    ip,
+                    settings.max_per_peer,
+                    settings.max_per_network,
+                    |k| reg.holds(k),
+                );
+            if !room {
+                return Err(Refusal::PushQuota);
+            }
+        }
+        if registry.of_endpoint(&endpoint, &id) >= settings.max_per_endpoint {
+            return Err(Refusal::PushQuota);
+        }
+        let mut mailboxes = mailboxes;
+        mailboxes.sort_unstable();
+        mailboxes.dedup();
+        let reg = Registration {
+            expires_at: now.saturating_add(u64::from(lifetime.min(MAX_PUSH_LIFETIME_SECS))),
+            endpoint,
+            mailboxes,
+        };
+        let fresh = !registry.holds(&id);
+        registry.put(id, &reg).map_err(storage)?;
+        if fresh {
+            self.push_quotas.record(peer, ip, id);
+        }
+        tracing::debug!("push registration taken");
+        Ok(())
+    }
+
+    /// Wake the registrations of the mailboxes that received mail, and
+    /// forget the endpoints their push servers said are gone.
+    fn wake_touched(&mut self, now: u64) {
+        let touched = self.store.take_touched();
+        let Some((registry, waker)) = self.push.as_mut() else {
+            return;
+        };
+        for endpoint in waker.gone() {
+            if let Err(e) = registry.remove_endpoint(&endpoint) {
+                tracing::error!(error = %e, "could not drop a gone push endpoint");
+            }
+        }
+        for m in &touched {
+            match registry.watchers(m, now) {
+                Ok(w) => w.into_iter().for_each(|(id, ep)| waker.wake(id, ep)),
+                Err(e) => tracing::error!(error = %e, "could not read the push registrations"),
+            }
+        }
+    }
+
     /// Time passed: release the switches that came due into their
-    /// mailboxes, and every [`PURGE_SECS`] delete expired envelopes.
+    /// mailboxes (waking their push registrations), and every
+    /// [`PURGE_SECS`] delete expired envelopes and lapsed registrations.
     pub(crate) fn tick(&mut self) {
         let now = self.clock.now();
         match self.store.release(now) {
@@ -254,8 +363,18 @@ impl HostService {
             Ok(n) => tracing::info!(alerts = n, "released alerts into their mailboxes"),
             Err(e) => tracing::error!(error = %e, "could not release dead-man's switches"),
         }
+        self.wake_touched(now);
         if now >= self.last_purge + PURGE_SECS {
             self.last_purge = now;
+            if let Some((registry, _)) = self.push.as_mut() {
+                match registry.purge(now) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::debug!(registrations = n, "lapsed push registrations deleted")
+                    }
+                    Err(e) => tracing::error!(error = %e, "could not purge push registrations"),
+                }
+            }
             match self.store.purge(now) {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(envelopes = n, "expired mail deleted"),

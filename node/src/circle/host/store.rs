@@ -115,7 +115,13 @@ pub struct MailboxHost {
     bytes: u64,
     count: usize,
     switch: DeadManSwitch,
+    /// Mailboxes that received an envelope since last taken (for push
+    /// wake-ups), without repeats, at most [`MAX_TOUCHED`].
+    touched: Vec<[u8; 32]>,
 }
+
+/// Most mailboxes remembered as touched between two takes.
+const MAX_TOUCHED: usize = 4096;
 
 fn key(mailbox: &[u8; 32], seq: u64) -> [u8; 40] {
     let mut k = [0u8; 40];
@@ -212,6 +218,7 @@ impl MailboxHost {
             bytes,
             count,
             switch,
+            touched: Vec::new(),
         })
     }
 
@@ -283,7 +290,15 @@ impl MailboxHost {
             .map_err(|e| self.err(e))?;
         self.bytes += size;
         self.count += 1;
+        if self.touched.len() < MAX_TOUCHED && !self.touched.contains(mailbox) {
+            self.touched.push(*mailbox);
+        }
         Ok(())
+    }
+
+    /// The mailboxes that received an envelope since last asked.
+    pub fn take_touched(&mut self) -> Vec<[u8; 32]> {
+        std::mem::take(&mut self.touched)
     }
 
     /// The envelopes held in `mailboxes`, oldest first per mailbox, at most
