@@ -50,6 +50,10 @@ pub(crate) enum Command {
     /// [`crate::Node::dial`].
     Dial { addr: Multiaddr, reply: Reply<()> },
     /// The token keys of the valid directories held.
+    /// The connected relays that the city's valid directory lists, when
+    /// the node is in the foreground and that directory has a token key
+    /// of today: where the wallet may be topped up.
+    TokenIssuers { reply: Reply<Vec<libp2p::PeerId>> },
     TokenKeys {
         reply: Reply<ronde_protocol::token::TokenKeys>,
     },

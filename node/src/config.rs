@@ -279,6 +279,11 @@ pub struct NodeConfig {
     /// city relay's issuer, [`crate::tokens`]). `None`: this node does not
     /// issue tokens, and does not announce the protocol.
     pub token_sink: Option<crate::tokens::TokenSink>,
+    /// Keep the token wallet topped up by itself ([`AutoTokens`]): `None`
+    /// fetches tokens only when the embedder calls
+    /// [`crate::Node::fetch_tokens`] (a relay, tests). Phones set it
+    /// (`ronde node` and the phone library do, by default).
+    pub auto_tokens: Option<AutoTokens>,
     /// The stem phase of this node's own reports (`/ronde/stem/1`, see
     /// [`crate::stem`]): `None` publishes them straight to the gossip, as
     /// before the stem existed (the simulator's baseline). The node always
@@ -361,6 +366,7 @@ impl NodeConfig {
             flag_difficulty: DEFAULT_FLAG_DIFFICULTY,
             flag_sink: None,
             token_sink: None,
+            auto_tokens: None,
             stem: Some(ronde_protocol::stem::StemParams::default()),
             first_hop_tap: None,
             mailbox_tap: None,
@@ -429,6 +435,7 @@ impl fmt::Debug for NodeConfig {
             .field("flag_difficulty", &self.flag_difficulty)
             .field("flag_sink", &self.flag_sink.as_ref().map(|_| "<set>"))
             .field("token_sink", &self.token_sink.as_ref().map(|_| "<set>"))
+            .field("auto_tokens", &self.auto_tokens)
             .field("stem", &self.stem)
             .field(
                 "first_hop_tap",
@@ -540,6 +547,40 @@ impl Default for MailboxLimits {
             max_switches_per_network: 128,
             deposit_work_bits: ronde_protocol::circle::switch::DEPOSIT_WORK_BITS,
             push: crate::circle::host::PushSettings::default(),
+        }
+    }
+}
+
+/// How a phone fills its wallet of anonymous tokens (docs/protocol.md
+/// §8.5) without being asked: once per day (token period), in the
+/// foreground, as soon as the city's valid directory has a token key of
+/// today and a relay that directory lists is connected, it asks that relay
+/// for `batch` tokens, paying the issuance proof of work of `difficulty`
+/// bits off the event loop. Never again that day, however many it spends:
+/// a fetch that followed spending would tell the relay that this
+/// connection just reported. A refusal, an error or an empty answer waits
+/// `backoff` before the next try.
+#[derive(Debug, Clone)]
+pub struct AutoTokens {
+    /// Tokens asked for each day (1..=24).
+    pub batch: u8,
+    /// The issuance proof of work the city's relays ask (25 bits by
+    /// default, about 10 s on a phone).
+    pub difficulty: u8,
+    /// How often the node looks whether it can fetch.
+    pub check_every: Duration,
+    /// The wait after a failed or refused fetch.
+    pub backoff: Duration,
+}
+
+impl Default for AutoTokens {
+    fn default() -> AutoTokens {
+        AutoTokens {
+            batch: 8,
+            // The city relay's default policy (`ronde_relay::tokens`).
+            difficulty: 25,
+            check_every: Duration::from_secs(60),
+            backoff: Duration::from_secs(15 * 60),
         }
     }
 }

@@ -592,6 +592,26 @@ impl EventLoop {
             } => {
                 let _ = reply.send(self.nearby(lat, lon, radius_m));
             }
+            Command::TokenIssuers { reply } => {
+                let now = self.clock.now();
+                let today = ronde_protocol::token::period_of(now);
+                let keyed = self
+                    .directories
+                    .token_keys(now)
+                    .keys()
+                    .iter()
+                    .any(|k| k.period_start() == today);
+                let peers = if keyed && self.background.is_foreground() {
+                    self.directories
+                        .listed_relays()
+                        .into_iter()
+                        .filter(|p| self.swarm.is_connected(p))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let _ = reply.send(Ok(peers));
+            }
             Command::TokenKeys { reply } => {
                 let _ = reply.send(Ok(self.directories.token_keys(self.clock.now())));
             }

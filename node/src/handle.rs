@@ -64,8 +64,9 @@ impl Node {
         let clock = config.clock.clone();
         let difficulty = config.difficulty;
         let flag_difficulty = config.flag_difficulty;
+        let auto_tokens = config.auto_tokens.clone();
         let (commands, events, peer_id) = event_loop::spawn(config).await?;
-        Ok(Node {
+        let node = Node {
             commands,
             events,
             peer_id,
@@ -73,7 +74,78 @@ impl Node {
             difficulty,
             flag_difficulty,
             wallet: Arc::new(std::sync::Mutex::new(Vec::new())),
-        })
+        };
+        if let Some(auto) = auto_tokens {
+            node.keep_wallet_filled(auto);
+        }
+        Ok(node)
+    }
+
+    /// Fill the token wallet by itself, once a day
+    /// ([`crate::config::AutoTokens`]).
+    /// The task holds the node weakly: it ends when the node stops or
+    /// every handle is dropped, and never keeps the node alive.
+    fn keep_wallet_filled(&self, auto: crate::config::AutoTokens) {
+        let weak = self.commands.downgrade();
+        let template = (
+            self.events.clone(),
+            self.peer_id,
+            self.clock.clone(),
+            self.difficulty,
+            self.flag_difficulty,
+            self.wallet.clone(),
+        );
+        tokio::spawn(async move {
+            let mut wait = auto.check_every;
+            // The day (token period) a batch was last received for.
+            let mut filled: Option<u64> = None;
+            loop {
+                tokio::time::sleep(wait).await;
+                wait = auto.check_every;
+                let Some(commands) = weak.upgrade() else {
+                    return;
+                };
+                let (events, peer_id, clock, difficulty, flag_difficulty, wallet) =
+                    template.clone();
+                let node = Node {
+                    commands,
+                    events,
+                    peer_id,
+                    clock,
+                    difficulty,
+                    flag_difficulty,
+                    wallet,
+                };
+                // Once a day, whatever was spent since: a fetch must not
+                // follow reports.
+                let today = ronde_protocol::token::period_of(node.clock.now());
+                if filled == Some(today) {
+                    continue;
+                }
+                let issuers = match node.call(|reply| Command::TokenIssuers { reply }).await {
+                    Ok(peers) => peers,
+                    Err(NodeError::Stopped) => return,
+                    Err(_) => continue,
+                };
+                // Any of them: each signs under the same city key.
+                let Some(&relay) =
+                    rand::seq::SliceRandom::choose(&issuers[..], &mut rand::thread_rng())
+                else {
+                    continue;
+                };
+                match node.fetch_tokens(relay, auto.batch, auto.difficulty).await {
+                    Ok(n) if n > 0 => {
+                        filled = Some(today);
+                        tracing::debug!(n, "token wallet filled for the day");
+                    }
+                    Err(NodeError::Stopped) => return,
+                    Ok(_) | Err(_) => {
+                        tracing::debug!("no tokens this time; trying again later");
+                        wait = auto.backoff;
+                    }
+                }
+            }
+        });
     }
 
     /// Ask `relay` for `count` (1..=24) anonymous tokens of today, under

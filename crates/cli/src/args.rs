@@ -170,6 +170,14 @@ pub struct NodeArgs {
     #[arg(long)]
     pub relay_server: bool,
 
+    /// Do not fetch anonymous tokens by itself. By default a phone's node
+    /// keeps a few tokens of today from its city's relays (docs/protocol.md
+    /// §8.5; about 10 s of work per batch, in the foreground only), so
+    /// that its reports count as tokened; always-on nodes
+    /// (`--mailbox-host`, `--relay-server`) never fetch.
+    #[arg(long)]
+    pub no_auto_tokens: bool,
+
     /// An address at which this node is reachable from outside, e.g.
     /// /ip4/203.0.113.7/tcp/4001 (a relay server needs one; without it, its
     /// listen addresses are announced).

@@ -39,6 +39,11 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     config.relay_server = args.relay_server;
     config.external_addresses = args.external_addresses.clone();
     config.city_keys = args.city_keys.clone();
+    // A phone keeps a few anonymous tokens by itself; infrastructure does
+    // not report.
+    let phone = !(args.mailbox_host || args.relay_server);
+    config.auto_tokens =
+        (phone && !args.no_auto_tokens).then(ronde_node::config::AutoTokens::default);
     // Always-on nodes keep their peer id: phones dial them by it. A phone
     // takes a fresh one at every start (docs/threat-model.md).
     if args.mailbox_host || args.relay_server {

@@ -90,6 +90,9 @@ fn config(s: NodeSettings) -> Result<NodeConfig, RondeError> {
         c.location = Some((p.lat, p.lon));
     }
     c.mdns = s.mdns;
+    // A phone keeps a few anonymous tokens of today by itself, from its
+    // city's relays, in the foreground only (docs/protocol.md §8.5).
+    c.auto_tokens = Some(ronde_node::config::AutoTokens::default());
     if let Some(d) = s.pow_difficulty {
         c.difficulty = d;
         c.policy.min_difficulty = d;

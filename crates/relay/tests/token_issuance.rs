@@ -233,3 +233,86 @@ async fn a_restarted_relay_keeps_its_token_keys() {
     }
     relay.shutdown().await.expect("stop");
 }
+
+/// Issue 14 §3: a phone holds tokens without anyone asking. Connected to a
+/// relay its city's directory lists, with the token key of today, the
+/// phone's node fills its wallet by itself, and its next report is
+/// tokened; it does not fetch again that day after spending, nor in the
+/// background.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_fills_its_wallet_by_itself() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(T0);
+    let config = relay_config(&dir.path().join("relay"));
+    write_city_key(&config);
+    let relay = start_relay(config, &clock).await;
+    relay.set_issuance_policy(Box::new(PowQuota::new(D, 24)));
+    let auto = ronde_node::config::AutoTokens {
+        batch: 3,
+        difficulty: D,
+        check_every: std::time::Duration::from_millis(200),
+        backoff: std::time::Duration::from_millis(500),
+    };
+    let phone_at = |name: &str| {
+        let mut c = ronde_node::NodeConfig::for_tests(dir.path().join(name));
+        c.clock = std::sync::Arc::new(clock.clone());
+        c.location = Some(cell("w0").center());
+        c.city_keys = vec![relay.city_key()];
+        c.auto_tokens = Some(auto.clone());
+        c
+    };
+
+    // In the background: no fetch, however long it waits.
+    // (It looks at its wallet every 2 s: it is in the background by then.)
+    let mut c = phone_at("idle");
+    c.auto_tokens = Some(ronde_node::config::AutoTokens {
+        check_every: std::time::Duration::from_secs(2),
+        ..auto.clone()
+    });
+    let idle = ronde_node::Node::start(c).await.expect("phone");
+    connect_to_relay(&idle, &relay).await;
+    idle.set_lifecycle(ronde_node::Lifecycle::Background)
+        .await
+        .expect("background");
+    let phone = ronde_node::Node::start(phone_at("phone"))
+        .await
+        .expect("phone");
+    connect_to_relay(&phone, &relay).await;
+    let held = eventually("the wallet filled by itself", || async {
+        (phone.tokens_held() > 0).then(|| phone.tokens_held())
+    })
+    .await;
+    assert_eq!(held, 3, "one batch");
+    let center = cell("w0").center();
+    let published = phone
+        .report(Category::Harassment, center.0, center.1, None)
+        .await
+        .expect("report");
+    eventually("the relay to take the tokened report", || async {
+        relay
+            .node()
+            .nearby(center.0, center.1, 1_000.0)
+            .await
+            .ok()?
+            .reports
+            .iter()
+            .any(|r| r.id == published.id && r.tokened)
+            .then_some(())
+    })
+    .await;
+    // Long enough for both phones to have looked at their wallets again
+    // (every 200 ms and every 2 s).
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    assert_eq!(
+        idle.tokens_held(),
+        0,
+        "a phone in the background fetched tokens"
+    );
+    // Spending does not bring a new fetch the same day: the relay would
+    // learn that this connection just reported.
+    assert_eq!(
+        phone.tokens_held(),
+        2,
+        "the wallet was refilled after a report"
+    );
+}

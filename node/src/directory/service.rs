@@ -180,6 +180,18 @@ impl DirectoryService {
         Some(hosts)
     }
 
+    /// The relays (any role) listed by the valid directories of the
+    /// configured cities: the peers a phone asks for anonymous tokens.
+    pub(crate) fn listed_relays(&self) -> Vec<libp2p::PeerId> {
+        let now = self.clock.now();
+        self.valid(now)
+            .into_iter()
+            .filter(|(k, _)| self.wanted.contains(k))
+            .flat_map(|(_, h)| h.verified.directory().relays.iter())
+            .filter_map(|r| libp2p::PeerId::from_bytes(&r.peer).ok())
+            .collect()
+    }
+
     /// The held directories, configured cities first, valid at `now`.
     /// The token keys of the directories held and valid at `now`
     /// (`docs/protocol.md` §8.5): what tokened reports are checked against.

@@ -25,6 +25,11 @@ pub(super) struct Background {
 }
 
 impl Background {
+    /// Whether the app is in the foreground (the node does its full work).
+    pub(super) fn is_foreground(&self) -> bool {
+        self.mode == Lifecycle::Foreground
+    }
+
     pub(super) fn new(mailbox_peers: &[Multiaddr]) -> Background {
         Background {
             mode: Lifecycle::Foreground,
