@@ -42,6 +42,7 @@ impl CircleClient {
             NetEvent::Connected { day, peer } => self.on_host_connected(swarm, day, peer),
         }
         self.wake_progress();
+        self.close_when_suspended();
     }
 
     /// An answer (or `None`: the request failed).

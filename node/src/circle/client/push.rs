@@ -249,6 +249,21 @@ impl CircleClient {
         keys
     }
 
+    /// Suspended means no connection at all: a connection that a request
+    /// under way at the suspension (a push registration, a dial) or a
+    /// wake-up opened is closed as soon as nothing needs it any more, not
+    /// when it falls idle.
+    pub(super) fn close_when_suspended(&mut self) {
+        if self.suspended
+            && self.push.waiters.is_empty()
+            && self.mailbox_inflight.is_empty()
+            && self.fetching.is_empty()
+            && self.later_polls.is_empty()
+        {
+            self.net.disconnect_all();
+        }
+    }
+
     /// Peers connected over the circle's day connections.
     pub(crate) fn circle_connections(&self) -> usize {
         self.net.connected()
