@@ -263,6 +263,7 @@ pub(crate) async fn spawn(
         config.clock.clone(),
         config.city_keys.clone(),
         config.flag_sink.clone(),
+        config.first_hop_tap.clone(),
     )?;
     let mailbox_host = if config.mailbox_host {
         let hosted = MailboxHost::open(

@@ -24,6 +24,7 @@ use super::wire::{DirectoryRequest, DirectoryResponse, FlagVerdict, FLAG_PROTOCO
 use super::{FlagSink, FlagSubmission, MAX_QUEUED_FLAGS, PEERS_PER_REFRESH};
 use crate::behaviour::Behaviour;
 use crate::clock::Clock;
+use crate::config::FirstHopTap;
 use crate::error::NodeError;
 
 type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
@@ -90,6 +91,9 @@ pub(crate) struct DirectoryService {
     /// Peers that served a directory: asked first at each refresh.
     servers: HashSet<PeerId>,
     flag_sink: Option<FlagSink>,
+    /// Told who sent each flag that reached this node (simulations, tests:
+    /// [`crate::NodeConfig::first_hop_tap`], under the flag's id).
+    tap: Option<FirstHopTap>,
     /// Connected peers that take flags (from identify).
     flag_peers: HashSet<PeerId>,
     flag_sending: HashMap<OutboundRequestId, [u8; 32]>,
@@ -107,6 +111,7 @@ impl DirectoryService {
         clock: Arc<dyn Clock>,
         wanted: Vec<DirectoryPublicKey>,
         flag_sink: Option<FlagSink>,
+        tap: Option<FirstHopTap>,
     ) -> Result<DirectoryService, NodeError> {
         let now = clock.now();
         let mut held = BTreeMap::new();
@@ -151,6 +156,7 @@ impl DirectoryService {
             asking: HashMap::new(),
             servers: HashSet::new(),
             flag_sink,
+            tap,
             flag_peers: HashSet::new(),
             flag_sending: HashMap::new(),
             verdicts: FuturesUnordered::new(),
@@ -628,6 +634,11 @@ impl DirectoryService {
         bytes: Vec<u8>,
         channel: ResponseChannel<FlagVerdict>,
     ) {
+        if let Some(tap) = &self.tap {
+            if let Ok(v) = verify_flag(&bytes, self.clock.now(), 0) {
+                tap(ronde_protocol::ReportId(v.id), peer);
+            }
+        }
         let Some(sink) = &self.flag_sink else {
             let _ = swarm
                 .behaviour_mut()
