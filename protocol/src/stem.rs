@@ -299,8 +299,10 @@ impl<P: Copy + Eq + Hash, T: Clone> Stem<P, T> {
         Decision::Taken
     }
 
-    /// The report came through the gossip (or is otherwise public): nothing
-    /// more to do for it, fail-safe included. It stays remembered, so a
+    /// The report came through the gossip (or is otherwise public), or,
+    /// for a flag, which no gossip brings back, the stem peer answered
+    /// *taken* (docs/protocol.md §3.4): nothing more to do for it,
+    /// fail-safe included. It stays remembered, so a
     /// stem copy arriving later is dropped.
     pub fn seen(&mut self, id: &ReportId) {
         if let Some(e) = self.entries.get_mut(id) {
@@ -346,6 +348,46 @@ impl<P: Copy + Eq + Hash, T: Clone> Stem<P, T> {
             }
             e.reroutes += 1;
             e.pending = Some((now, next));
+        }
+    }
+
+    /// The item could not be fluffed where it stands (a flag at a node
+    /// connected to no relay, docs/protocol.md §3.4): pass it on along the
+    /// stem at once instead, to the peer its edge maps to, as a report
+    /// that is not fluffed would go. `false` when it cannot go on (no
+    /// candidate, or [`MAX_REROUTES`] re-routes spent): nothing more is
+    /// scheduled for it and the caller keeps it.
+    pub fn pass_on(
+        &mut self,
+        now: Duration,
+        rng: &mut impl RngCore,
+        id: &ReportId,
+        candidates: &[Candidate<P>],
+    ) -> bool {
+        let Some((from, reroutes)) = self.entries.get(id).map(|e| (e.from, e.reroutes)) else {
+            return false;
+        };
+        let next = if reroutes >= MAX_REROUTES {
+            Next::Fluff
+        } else {
+            self.route(now, rng, from, candidates)
+        };
+        let failsafe = now + between(rng, self.params.failsafe_min, self.params.failsafe_max);
+        let Some(e) = self.entries.get_mut(id) else {
+            return false;
+        };
+        match next {
+            Next::Send(to) => {
+                e.reroutes += 1;
+                e.pending = Some((now, Next::Send(to)));
+                e.failsafe = Some(failsafe);
+                true
+            }
+            Next::Fluff => {
+                e.pending = None;
+                e.failsafe = None;
+                false
+            }
         }
     }
 
