@@ -43,6 +43,12 @@
 //!   dropped), at most [`MAX_ENTRIES`] of them; past that a relayed report is
 //!   declined ([`Decision::Declined`]) and an own one fluffed at once.
 //!
+//! * **Flags.** The machine is the same for a flag against a safe place
+//!   (its flag id as the key): the node fluffs it by sending it to the
+//!   relays, or, with none, asks [`Stem::pass_on`] to send it further; and
+//!   since no gossip brings a flag back, the node calls [`Stem::seen`] when
+//!   the next stem peer answers *taken* (docs/protocol.md §3.4).
+//!
 //! Time is a monotonic reading (`now`, a [`Duration`] since any origin the
 //! caller keeps); randomness comes in as an argument.
 //!
@@ -576,8 +582,9 @@ pub enum StemResponse {
     Taken = 0,
     /// Invalid: the sender is penalised.
     Invalid = 1,
-    /// Valid or not judged, but not taken (busy, expired, unsupported
-    /// kind): route it elsewhere. No penalty.
+    /// Valid or not judged, but not taken (busy, expired, a flag already
+    /// handled, or a flag at an older node): route it elsewhere. No
+    /// penalty.
     Declined = 2,
 }
 
