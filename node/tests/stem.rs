@@ -4,7 +4,11 @@
 //! (and, without the stem, it does: the control); a peer that sends invalid
 //! stem reports is penalised like an invalid gossip sender, then
 //! graylisted and no longer answered; the author's fail-safe publishes a
-//! report that its stem peer swallowed.
+//! report that its stem peer swallowed. Flags against a safe place take the
+//! same stem (issue 13 §2): the relay gets a phone's own flag from its stem
+//! peer, not from its author (and, without the stem, from its author: the
+//! control); a forged flag along the stem is penalised, an expired one
+//! declined.
 //!
 //! Who a node first got a report from is read through
 //! [`NodeConfig::first_hop_tap`](ronde_node::NodeConfig::first_hop_tap),
@@ -586,4 +590,56 @@ async fn without_the_stem_the_relay_gets_flags_from_their_author() {
     let (a, _b, _r, r_hops, counted) = flag_triangle(&clock, false, &dirs).await;
     let firsts = flags_first_hops(&a, &r_hops, &counted).await;
     assert_eq!(firsts, vec![a.peer_id(); 3]);
+}
+
+/// A flag along the stem is judged as `/ronde/flag/1` judges it: a forged
+/// one costs the sender its score like an invalid report; an expired one,
+/// or one with less work than the node asks, is declined without penalty;
+/// a valid one is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_stem_flags_are_penalised_and_expired_ones_declined() {
+    use ronde_protocol::directory::{Flag, FlagReason, PlaceId};
+    let clock = ManualClock::new(T0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hops = FirstHops::default();
+    let n = node(dir.path(), &clock, false, true, &hops).await;
+    let bad = Bare::start();
+    bad.dial(&n).await;
+    let seal = |at: u64, bits: u8| {
+        Flag::seal(
+            PlaceId([1; 16]),
+            FlagReason::Closed,
+            at,
+            bits,
+            &mut rand::rngs::OsRng,
+        )
+        .to_bytes()
+    };
+
+    // Expired (8 days old) and too little work (the tests' nodes ask 8
+    // bits): declined, no penalty.
+    let old = seal(T0 - 8 * 86_400, 8);
+    let answer = bad.send(n.peer_id(), StemRequest::Flag(old)).await;
+    assert_eq!(answer, Ok(StemResponse::Declined));
+    let weak = seal(T0, 0);
+    let answer = bad.send(n.peer_id(), StemRequest::Flag(weak)).await;
+    assert_eq!(answer, Ok(StemResponse::Declined));
+    let score = n.peer_score(bad.peer_id).await.expect("score");
+    assert!(score.is_some_and(|s| s >= 0.0), "score {score:?}");
+
+    // Valid: taken.
+    let answer = bad.send(n.peer_id(), StemRequest::Flag(seal(T0, 8))).await;
+    assert_eq!(answer, Ok(StemResponse::Taken));
+
+    // Forged (a signature bit flipped): invalid, under the gossip threshold.
+    let mut forged = seal(T0, 8);
+    let last = forged.len() - 1;
+    forged[last] ^= 0x01;
+    let answer = bad.send(n.peer_id(), StemRequest::Flag(forged)).await;
+    assert_eq!(answer, Ok(StemResponse::Invalid));
+    let score = n.peer_score(bad.peer_id).await.expect("score");
+    assert!(
+        score.is_some_and(|s| s < GOSSIP_THRESHOLD && s > GRAYLIST_THRESHOLD),
+        "after one invalid stem flag: {score:?}"
+    );
 }
