@@ -69,13 +69,14 @@ use crate::circle::keyfile;
 use crate::clock::Clock;
 use crate::command::Command;
 use crate::config::{NodeConfig, MAX_PEER_AREAS};
-use crate::directory::service::DirectoryService;
+use crate::directory::service::{DirectoryCommand, DirectoryService};
 use crate::directory::store::DirectoryStore;
+use crate::directory::FlagSent;
 use crate::error::NodeError;
 use crate::events::{CellCount, Nearby, NearbyReport, NodeEvent, Published, Status};
 use crate::new_reports::{Budget, NewReportBound, PeerBudgets};
 use crate::reachability::{self, Reachability};
-use crate::stem::{Judge, StemService};
+use crate::stem::{Judge, StemItem, StemService};
 use crate::store::{Inserted, ReportStore, SledStore};
 
 mod background;
@@ -263,6 +264,7 @@ pub(crate) async fn spawn(
         config.clock.clone(),
         config.city_keys.clone(),
         config.flag_sink.clone(),
+        config.first_hop_tap.clone(),
     )?;
     let mailbox_host = if config.mailbox_host {
         let hosted = MailboxHost::open(
@@ -340,7 +342,11 @@ pub(crate) async fn spawn(
         mailbox_host,
         directories,
         tokens: crate::tokens::TokenService::new(config.token_sink.clone()),
-        stem: StemService::new(config.stem, config.first_hop_tap.clone()),
+        stem: StemService::new(
+            config.stem,
+            config.first_hop_tap.clone(),
+            config.flag_difficulty,
+        ),
         mailbox_tap: config.mailbox_tap.clone(),
         background: background::Background::new(&config.mailbox_peers),
     };
@@ -661,6 +667,33 @@ impl EventLoop {
                 self.circle
                     .on_command(cmd, &mut self.swarm, self.location, hosted)
             }
+            Command::Directory(DirectoryCommand::SubmitFlag {
+                place,
+                reason,
+                bytes,
+                reply,
+            }) => {
+                // An own flag takes the stem like an own report (issue 13 §2).
+                match self.directories.own_flag_id(&bytes) {
+                    Ok(id) if self.stem.own_flag(&self.swarm, id, bytes.clone()) => {
+                        let _ = reply.send(Ok(FlagSent {
+                            place,
+                            reason,
+                            status: "sent",
+                            relays: 0,
+                        }));
+                    }
+                    _ => self.directories.on_command(
+                        &mut self.swarm,
+                        DirectoryCommand::SubmitFlag {
+                            place,
+                            reason,
+                            bytes,
+                            reply,
+                        },
+                    ),
+                }
+            }
             Command::Directory(cmd) => self.directories.on_command(&mut self.swarm, cmd),
             Command::SetLifecycle { lifecycle, reply } => {
                 let _ = reply.send(self.set_lifecycle(lifecycle));
@@ -963,9 +996,22 @@ impl EventLoop {
     }
 
     /// Publish the reports the stem says to fluff now (own reports whose
-    /// fail-safe fired included), as [`Self::publish_own`] would.
+    /// fail-safe fired included), as [`Self::publish_own`] would; send the
+    /// flags to fluff to the connected relays (with none, further along the
+    /// stem; with no stem left either, into the outbox for the next relay).
     fn poll_stem(&mut self) {
-        for report in self.stem.poll(&mut self.swarm) {
+        for item in self.stem.poll(&mut self.swarm) {
+            let report = match item {
+                StemItem::Report(report) => report,
+                StemItem::Flag { id, bytes } => {
+                    if !self.directories.fluff_flag(&mut self.swarm, id, &bytes)
+                        && !self.stem.pass_on(&self.swarm, id, bytes.clone())
+                    {
+                        self.directories.keep_flag(id, &bytes);
+                    }
+                    continue;
+                }
+            };
             let now = self.clock.now();
             if let Err(e) = self.store_new(&report, now) {
                 tracing::error!(error = %e, "could not store a report from the stem");

@@ -439,15 +439,22 @@ async fn the_api_shows_the_directory_and_checks_flags() {
         );
     }
 
-    // No relay among the peers: the flag is sealed and queued on disk.
+    // No relay among the peers, but a peer that speaks the stem: the flag
+    // is sealed and goes along the stem to it (docs/protocol.md §3.4), not
+    // into the phone's outbox; that peer, with no relay and no other stem
+    // peer, keeps it in its own outbox for the next relay.
     let (s, b) = call(flag(&here, json!({"reason": "refused_help"}))).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{b}");
-    assert_eq!(b["status"], "queued");
+    assert_eq!(b["status"], "sent");
     assert_eq!(b["reason"], "refused_help");
     assert_eq!(b["relays"], 0);
+    eventually("the stem peer to keep the flag for a relay", || async {
+        (server.directory_stats().await.ok()?.queued_flags == 1).then_some(())
+    })
+    .await;
     assert_eq!(
         phone.directory_stats().await.expect("stats").queued_flags,
-        1
+        0
     );
 
     let _ = stop.send(());

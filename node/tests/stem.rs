@@ -4,7 +4,11 @@
 //! (and, without the stem, it does: the control); a peer that sends invalid
 //! stem reports is penalised like an invalid gossip sender, then
 //! graylisted and no longer answered; the author's fail-safe publishes a
-//! report that its stem peer swallowed.
+//! report that its stem peer swallowed. Flags against a safe place take the
+//! same stem (issue 13 §2): the relay gets a phone's own flag from its stem
+//! peer, not from its author (and, without the stem, from its author: the
+//! control); a forged flag along the stem is penalised, an expired one
+//! declined.
 //!
 //! Who a node first got a report from is read through
 //! [`NodeConfig::first_hop_tap`](ronde_node::NodeConfig::first_hop_tap),
@@ -409,4 +413,233 @@ async fn the_fail_safe_publishes_a_report_the_stem_peer_swallowed() {
     // It never passes it on; A's fail-safe (2.5-3.5 s) publishes it.
     wait_holds(&r, published.id, IVRY).await;
     assert_eq!(r_hops.first(published.id), Some(a.peer_id()));
+}
+
+// ---------------------------------------------------------------------------
+// Flags against a safe place (issue 13 §2): a phone's own flag goes first to
+// a stem peer too, never straight from its author's connection to the relay.
+
+/// The flags a relay's sink got, in order (each counted).
+#[derive(Clone, Default)]
+struct Counted(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl Counted {
+    fn sink(&self) -> ronde_node::directory::FlagSink {
+        let (tx, mut rx) = mpsc::channel::<ronde_node::directory::FlagSubmission>(16);
+        let log = self.0.clone();
+        tokio::spawn(async move {
+            while let Some(s) = rx.recv().await {
+                log.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(s.bytes.clone());
+                let _ = s.reply.send(ronde_node::directory::FlagVerdict::Counted);
+            }
+        });
+        tx
+    }
+
+    fn all(&self) -> Vec<Vec<u8>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// A directory of Ivry with one place, `PlaceId([1; 16])`, at [`IVRY`].
+fn directory(key: &ronde_protocol::directory::DirectoryKey) -> Vec<u8> {
+    use ronde_protocol::directory::{Directory, Location, PlaceId, PlaceKind, SafePlace};
+    Directory {
+        city: "Ivry".into(),
+        serial: 1,
+        issued_at: T0,
+        expires_at: T0 + 86_400,
+        places: vec![SafePlace {
+            id: PlaceId([1; 16]),
+            name: "Here".into(),
+            kind: PlaceKind::Pharmacy,
+            location: Location::from_degrees(IVRY.0, IVRY.1).expect("location"),
+            opening_hours: "Mo-Sa 09:00-21:00".into(),
+            contact: "+33 1 00 00 00 00".into(),
+            verified_at: T0,
+            expires_at: T0 + 86_400,
+            heartbeat_key: None,
+            heartbeat_ttl_secs: 0,
+        }],
+        mediators: vec![],
+        heartbeats: vec![],
+        relays: vec![],
+        token_keys: vec![],
+    }
+    .sign(key)
+    .expect("sign")
+}
+
+/// Phone A (the author, with the city's key), phone B, and the city relay R
+/// that counts flags and serves the directory, in a triangle.
+async fn flag_triangle(
+    clock: &ManualClock,
+    author_stem: bool,
+    dirs: &[tempfile::TempDir; 3],
+) -> (Node, Node, Node, FirstHops, Counted) {
+    let city = ronde_protocol::directory::DirectoryKey::generate(&mut rand::rngs::OsRng);
+    let (a_hops, b_hops, r_hops) = (
+        FirstHops::default(),
+        FirstHops::default(),
+        FirstHops::default(),
+    );
+    let counted = Counted::default();
+    let mut c = config(dirs[0].path(), clock, Some(IVRY));
+    c.sync = false;
+    c.city_keys = vec![city.public()];
+    if !author_stem {
+        c.stem = None;
+        c.gossip.flood_publish = true;
+    }
+    c.first_hop_tap = Some(a_hops.tap());
+    let a = start_with(c).await;
+    let b = node(dirs[1].path(), clock, false, true, &b_hops).await;
+    let mut c = config(dirs[2].path(), clock, Some(IVRY));
+    c.sync = false;
+    c.mailbox_host = true;
+    c.flag_sink = Some(counted.sink());
+    c.first_hop_tap = Some(r_hops.tap());
+    let r = start_with(c).await;
+    r.set_directory(city.public(), directory(&city))
+        .await
+        .expect("the relay holds the directory");
+    connect(&a, &b).await;
+    connect(&a, &r).await;
+    connect(&b, &r).await;
+    settle(&[(&a, &b), (&a, &r), (&b, &r)]).await;
+    eventually(
+        "the author to hold the directory and see the relay",
+        || async {
+            let stats = a.directory_stats().await.ok()?;
+            (stats.flag_relays == 1 && a.directory().await.ok()?.directory.is_some()).then_some(())
+        },
+    )
+    .await;
+    (a, b, r, r_hops, counted)
+}
+
+/// The id the first-hop tap logs a flag under: its flag id.
+fn flag_id(bytes: &[u8]) -> ReportId {
+    let now = T0 + 60;
+    ReportId(
+        ronde_protocol::directory::verify_flag(bytes, now, 0)
+            .expect("a counted flag verifies")
+            .id,
+    )
+}
+
+/// Flag the place `rounds` times; who the relay heard each flag from first.
+async fn flags_first_hops(a: &Node, r_hops: &FirstHops, counted: &Counted) -> Vec<PeerId> {
+    use ronde_protocol::directory::{FlagReason, PlaceId};
+    let reasons = [
+        FlagReason::Closed,
+        FlagReason::RefusedHelp,
+        FlagReason::WrongInformation,
+    ];
+    let mut firsts = Vec::new();
+    for (round, reason) in reasons.into_iter().enumerate() {
+        a.flag_place(PlaceId([1; 16]), reason)
+            .await
+            .expect("flag sealed");
+        let bytes = eventually("the relay to count the flag", || async {
+            counted.all().get(round).cloned()
+        })
+        .await;
+        let first = r_hops
+            .first(flag_id(&bytes))
+            .expect("the relay logged who sent the flag");
+        firsts.push(first);
+    }
+    firsts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_own_flag_reaches_the_relay_through_the_stem_peer_not_from_its_author() {
+    let clock = ManualClock::new(T0 + 60);
+    let dirs = [
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    ];
+    let (a, b, _r, r_hops, counted) = flag_triangle(&clock, true, &dirs).await;
+    let firsts = flags_first_hops(&a, &r_hops, &counted).await;
+    // A's only phone peer is its stem peer: B fluffs the flag to the relay
+    // (or passes it on to the relay along the stem: A is the only other
+    // phone, and a flag never goes back).
+    assert_eq!(
+        firsts,
+        vec![b.peer_id(); 3],
+        "the relay heard a flag first from its author {} (B is {})",
+        a.peer_id(),
+        b.peer_id()
+    );
+}
+
+/// The control: without the stem, the relay gets every flag from its
+/// author's connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_stem_the_relay_gets_flags_from_their_author() {
+    let clock = ManualClock::new(T0 + 60);
+    let dirs = [
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    ];
+    let (a, _b, _r, r_hops, counted) = flag_triangle(&clock, false, &dirs).await;
+    let firsts = flags_first_hops(&a, &r_hops, &counted).await;
+    assert_eq!(firsts, vec![a.peer_id(); 3]);
+}
+
+/// A flag along the stem is judged as `/ronde/flag/1` judges it: a forged
+/// one costs the sender its score like an invalid report; an expired one,
+/// or one with less work than the node asks, is declined without penalty;
+/// a valid one is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_stem_flags_are_penalised_and_expired_ones_declined() {
+    use ronde_protocol::directory::{Flag, FlagReason, PlaceId};
+    let clock = ManualClock::new(T0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hops = FirstHops::default();
+    let n = node(dir.path(), &clock, false, true, &hops).await;
+    let bad = Bare::start();
+    bad.dial(&n).await;
+    let seal = |at: u64, bits: u8| {
+        Flag::seal(
+            PlaceId([1; 16]),
+            FlagReason::Closed,
+            at,
+            bits,
+            &mut rand::rngs::OsRng,
+        )
+        .to_bytes()
+    };
+
+    // Expired (8 days old) and too little work (the tests' nodes ask 8
+    // bits): declined, no penalty.
+    let old = seal(T0 - 8 * 86_400, 8);
+    let answer = bad.send(n.peer_id(), StemRequest::Flag(old)).await;
+    assert_eq!(answer, Ok(StemResponse::Declined));
+    let weak = seal(T0, 0);
+    let answer = bad.send(n.peer_id(), StemRequest::Flag(weak)).await;
+    assert_eq!(answer, Ok(StemResponse::Declined));
+    let score = n.peer_score(bad.peer_id).await.expect("score");
+    assert!(score.is_some_and(|s| s >= 0.0), "score {score:?}");
+
+    // Valid: taken.
+    let answer = bad.send(n.peer_id(), StemRequest::Flag(seal(T0, 8))).await;
+    assert_eq!(answer, Ok(StemResponse::Taken));
+
+    // Forged (a signature bit flipped): invalid, under the gossip threshold.
+    let mut forged = seal(T0, 8);
+    let last = forged.len() - 1;
+    forged[last] ^= 0x01;
+    let answer = bad.send(n.peer_id(), StemRequest::Flag(forged)).await;
+    assert_eq!(answer, Ok(StemResponse::Invalid));
+    let score = n.peer_score(bad.peer_id).await.expect("score");
+    assert!(
+        score.is_some_and(|s| s < GOSSIP_THRESHOLD && s > GRAYLIST_THRESHOLD),
+        "after one invalid stem flag: {score:?}"
+    );
 }

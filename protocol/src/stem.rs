@@ -43,6 +43,12 @@
 //!   dropped), at most [`MAX_ENTRIES`] of them; past that a relayed report is
 //!   declined ([`Decision::Declined`]) and an own one fluffed at once.
 //!
+//! * **Flags.** The machine is the same for a flag against a safe place
+//!   (its flag id as the key): the node fluffs it by sending it to the
+//!   relays, or, with none, asks [`Stem::pass_on`] to send it further; and
+//!   since no gossip brings a flag back, the node calls [`Stem::seen`] when
+//!   the next stem peer answers *taken* (docs/protocol.md §3.4).
+//!
 //! Time is a monotonic reading (`now`, a [`Duration`] since any origin the
 //! caller keeps); randomness comes in as an argument.
 //!
@@ -299,8 +305,10 @@ impl<P: Copy + Eq + Hash, T: Clone> Stem<P, T> {
         Decision::Taken
     }
 
-    /// The report came through the gossip (or is otherwise public): nothing
-    /// more to do for it, fail-safe included. It stays remembered, so a
+    /// The report came through the gossip (or is otherwise public), or,
+    /// for a flag, which no gossip brings back, the stem peer answered
+    /// *taken* (docs/protocol.md §3.4): nothing more to do for it,
+    /// fail-safe included. It stays remembered, so a
     /// stem copy arriving later is dropped.
     pub fn seen(&mut self, id: &ReportId) {
         if let Some(e) = self.entries.get_mut(id) {
@@ -346,6 +354,46 @@ impl<P: Copy + Eq + Hash, T: Clone> Stem<P, T> {
             }
             e.reroutes += 1;
             e.pending = Some((now, next));
+        }
+    }
+
+    /// The item could not be fluffed where it stands (a flag at a node
+    /// connected to no relay, docs/protocol.md §3.4): pass it on along the
+    /// stem at once instead, to the peer its edge maps to, as a report
+    /// that is not fluffed would go. `false` when it cannot go on (no
+    /// candidate, or [`MAX_REROUTES`] re-routes spent): nothing more is
+    /// scheduled for it and the caller keeps it.
+    pub fn pass_on(
+        &mut self,
+        now: Duration,
+        rng: &mut impl RngCore,
+        id: &ReportId,
+        candidates: &[Candidate<P>],
+    ) -> bool {
+        let Some((from, reroutes)) = self.entries.get(id).map(|e| (e.from, e.reroutes)) else {
+            return false;
+        };
+        let next = if reroutes >= MAX_REROUTES {
+            Next::Fluff
+        } else {
+            self.route(now, rng, from, candidates)
+        };
+        let failsafe = now + between(rng, self.params.failsafe_min, self.params.failsafe_max);
+        let Some(e) = self.entries.get_mut(id) else {
+            return false;
+        };
+        match next {
+            Next::Send(to) => {
+                e.reroutes += 1;
+                e.pending = Some((now, Next::Send(to)));
+                e.failsafe = Some(failsafe);
+                true
+            }
+            Next::Fluff => {
+                e.pending = None;
+                e.failsafe = None;
+                false
+            }
         }
     }
 
@@ -534,8 +582,9 @@ pub enum StemResponse {
     Taken = 0,
     /// Invalid: the sender is penalised.
     Invalid = 1,
-    /// Valid or not judged, but not taken (busy, expired, unsupported
-    /// kind): route it elsewhere. No penalty.
+    /// Valid or not judged, but not taken (busy, expired, a flag already
+    /// handled, or a flag at an older node): route it elsewhere. No
+    /// penalty.
     Declined = 2,
 }
 

@@ -24,6 +24,7 @@ use super::wire::{DirectoryRequest, DirectoryResponse, FlagVerdict, FLAG_PROTOCO
 use super::{FlagSink, FlagSubmission, MAX_QUEUED_FLAGS, PEERS_PER_REFRESH};
 use crate::behaviour::Behaviour;
 use crate::clock::Clock;
+use crate::config::FirstHopTap;
 use crate::error::NodeError;
 
 type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
@@ -90,6 +91,9 @@ pub(crate) struct DirectoryService {
     /// Peers that served a directory: asked first at each refresh.
     servers: HashSet<PeerId>,
     flag_sink: Option<FlagSink>,
+    /// Told who sent each flag that reached this node (simulations, tests:
+    /// [`crate::NodeConfig::first_hop_tap`], under the flag's id).
+    tap: Option<FirstHopTap>,
     /// Connected peers that take flags (from identify).
     flag_peers: HashSet<PeerId>,
     flag_sending: HashMap<OutboundRequestId, [u8; 32]>,
@@ -107,6 +111,7 @@ impl DirectoryService {
         clock: Arc<dyn Clock>,
         wanted: Vec<DirectoryPublicKey>,
         flag_sink: Option<FlagSink>,
+        tap: Option<FirstHopTap>,
     ) -> Result<DirectoryService, NodeError> {
         let now = clock.now();
         let mut held = BTreeMap::new();
@@ -151,6 +156,7 @@ impl DirectoryService {
             asking: HashMap::new(),
             servers: HashSet::new(),
             flag_sink,
+            tap,
             flag_peers: HashSet::new(),
             flag_sending: HashMap::new(),
             verdicts: FuturesUnordered::new(),
@@ -373,6 +379,54 @@ impl DirectoryService {
             status: if relays > 0 { "sent" } else { "queued" },
             relays,
         })
+    }
+
+    /// The id of an own flag about to take the stem, if it verifies.
+    pub(crate) fn own_flag_id(&self, bytes: &[u8]) -> Result<[u8; 32], NodeError> {
+        verify_flag(bytes, self.clock.now(), 0)
+            .map(|v| v.id)
+            .map_err(|e| NodeError::InvalidInput(format!("the sealed flag does not verify: {e}")))
+    }
+
+    /// Fluff a flag that came along the stem (or an own flag whose stem
+    /// failed): send it on `/ronde/flag/1` to every connected relay that
+    /// takes flags, and to this node's own flag sink if it is a relay.
+    /// `false` if there is none (docs/protocol.md §3.4: pass it on).
+    pub(crate) fn fluff_flag(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        id: [u8; 32],
+        bytes: &[u8],
+    ) -> bool {
+        let mut given = false;
+        if let Some(sink) = &self.flag_sink {
+            let (reply, _) = oneshot::channel();
+            given = sink
+                .try_send(FlagSubmission {
+                    bytes: bytes.to_vec(),
+                    reply,
+                })
+                .is_ok();
+        }
+        let peers: Vec<PeerId> = self.flag_peers.iter().copied().collect();
+        for peer in peers {
+            self.send_flag(swarm, peer, id, bytes.to_vec());
+            given = true;
+        }
+        given
+    }
+
+    /// A flag from the stem that no relay and no stem peer could take:
+    /// into the outbox, sent to the next relay that connects (dropped if
+    /// the outbox is full).
+    pub(crate) fn keep_flag(&mut self, id: [u8; 32], bytes: &[u8]) {
+        if self.store.flag_count() >= MAX_QUEUED_FLAGS {
+            tracing::debug!("the flag outbox is full: a flag from the stem dropped");
+            return;
+        }
+        if let Err(e) = self.store.queue_flag(&id, bytes) {
+            tracing::error!(error = %e, "could not queue a flag from the stem");
+        }
     }
 
     fn send_flag(
@@ -628,6 +682,11 @@ impl DirectoryService {
         bytes: Vec<u8>,
         channel: ResponseChannel<FlagVerdict>,
     ) {
+        if let Some(tap) = &self.tap {
+            if let Ok(v) = verify_flag(&bytes, self.clock.now(), 0) {
+                tap(ronde_protocol::ReportId(v.id), peer);
+            }
+        }
         let Some(sink) = &self.flag_sink else {
             let _ = swarm
                 .behaviour_mut()

@@ -21,6 +21,19 @@
 //!   loop, which stores and publishes them like its own.
 //! * **Seen through the gossip** ([`StemService::seen`]): the fail-safe of
 //!   that report is cancelled.
+//! * **Flags** (kind 0x02, issue 13 §2): an own flag
+//!   ([`StemService::own_flag`]) takes the same stem, with the same delay
+//!   and the same stem peers as a report, as soon as a phone (not only a
+//!   relay) speaks the protocol. A peer's flag is checked with
+//!   [`verify_flag`] at this node's flag difficulty: a bad signature or a
+//!   malformed flag is *invalid* (the same penalty); expired, future or
+//!   too little work is *declined*; a flag this node already handles is
+//!   *declined* too (no gossip brings a flag back: a loop answered *taken*
+//!   would lose it). Fluffing a flag is the event loop's: it sends it on
+//!   `/ronde/flag/1` to the connected relays, or, with none, asks
+//!   [`StemService::pass_on`] to send it further along the stem. A flag's
+//!   fail-safe ends when its stem peer answers *taken*, at the author as at
+//!   every stem peer.
 //!
 //! Nothing here logs a report's content, its area or that this node wrote
 //! one; own and relayed reports take the same path through this module.
@@ -39,6 +52,7 @@ use ronde_protocol::stem::{
     Action, Candidate, Decision, Stem, StemParams, StemRequest, StemResponse,
 };
 
+use ronde_protocol::directory::{verify_flag, DirectoryError};
 use ronde_protocol::{precheck_with_keys, verify_signatures, Policy, ReportId, VerifiedReport};
 pub use wire::{StemCodec, StemWire, STEM_PROTOCOL};
 
@@ -66,23 +80,56 @@ pub(crate) struct Judge<'a> {
     pub now: u64,
 }
 
+/// What walks the stem: a validated report or a verified flag.
+#[derive(Debug, Clone)]
+pub(crate) enum StemItem {
+    /// A report.
+    Report(VerifiedReport),
+    /// A flag against a safe place (docs/protocol.md §7.5).
+    Flag {
+        /// Its flag id (the machine's key).
+        id: [u8; 32],
+        /// Its bytes (exactly 127).
+        bytes: Vec<u8>,
+    },
+}
+
+impl StemItem {
+    fn id(&self) -> ReportId {
+        match self {
+            StemItem::Report(r) => r.id(),
+            StemItem::Flag { id, .. } => ReportId(*id),
+        }
+    }
+
+    fn request(&self) -> StemRequest {
+        match self {
+            StemItem::Report(r) => StemRequest::Report(r.bytes().to_vec()),
+            StemItem::Flag { bytes, .. } => StemRequest::Flag(bytes.clone()),
+        }
+    }
+}
+
 /// The node's side of the stem (see the module documentation).
 pub(crate) struct StemService {
-    machine: Stem<PeerId, VerifiedReport>,
+    machine: Stem<PeerId, StemItem>,
     /// Whether own reports take the stem.
     own_on_stem: bool,
     origin: tokio::time::Instant,
     /// Peers that speak `/ronde/stem/1`, and whether each is a relay.
     speakers: HashMap<PeerId, bool>,
-    inflight: HashMap<OutboundRequestId, (VerifiedReport, PeerId)>,
+    inflight: HashMap<OutboundRequestId, (StemItem, PeerId)>,
     strikes: HashMap<PeerId, u32>,
     tap: Option<FirstHopTap>,
+    /// The least proof of work a flag along the stem must carry (this
+    /// node's own, [`crate::NodeConfig::flag_difficulty`]).
+    flag_difficulty: u8,
 }
 
 impl StemService {
     /// A service with `params` (`None`: own reports skip the stem, but
     /// peers' stem reports are still relayed).
-    pub fn new(params: Option<StemParams>, tap: Option<FirstHopTap>) -> Self {
+    pub fn new(params: Option<StemParams>, tap: Option<FirstHopTap>, flag_difficulty: u8) -> Self {
         StemService {
             machine: Stem::new(params.unwrap_or_default()),
             own_on_stem: params.is_some(),
@@ -91,6 +138,7 @@ impl StemService {
             inflight: HashMap::new(),
             strikes: HashMap::new(),
             tap,
+            flag_difficulty,
         }
     }
 
@@ -98,13 +146,23 @@ impl StemService {
         self.origin.elapsed()
     }
 
-    /// The connected peers that speak the stem and follow the area of
-    /// report `id` (known to the machine or being judged: `report`).
+    /// The connected peers that speak the stem and can take `item`: for a
+    /// report, those that follow its area; for a flag, all of them.
     fn candidates(
         swarm: &Swarm<Behaviour>,
         speakers: &HashMap<PeerId, bool>,
-        report: &VerifiedReport,
+        item: &StemItem,
     ) -> Vec<Candidate<PeerId>> {
+        let report = match item {
+            StemItem::Report(r) => r,
+            StemItem::Flag { .. } => {
+                return speakers
+                    .iter()
+                    .filter(|(p, _)| swarm.is_connected(p))
+                    .map(|(&peer, &relay)| Candidate { peer, relay })
+                    .collect();
+            }
+        };
         let topic = TopicHash::from_raw(report.report().cell().topic());
         let followers: HashSet<PeerId> = swarm
             .behaviour()
@@ -158,29 +216,60 @@ impl StemService {
         if !self.own_on_stem {
             return false;
         }
-        let candidates = Self::candidates(swarm, &self.speakers, report);
+        let item = StemItem::Report(report.clone());
+        let candidates = Self::candidates(swarm, &self.speakers, &item);
         if candidates.is_empty() {
+            return false;
+        }
+        let now = self.now();
+        self.machine
+            .own(now, &mut rand::thread_rng(), report.id(), item, &candidates);
+        true
+    }
+
+    /// This person's flag (verified, id `id`): `true` if it went on the
+    /// stem, `false` if the caller must send it to the relays itself (stem
+    /// off, or no phone speaks it: a relay as stem peer would learn no
+    /// less than a relay taking it directly).
+    pub fn own_flag(&mut self, swarm: &Swarm<Behaviour>, id: [u8; 32], bytes: Vec<u8>) -> bool {
+        if !self.own_on_stem {
+            return false;
+        }
+        let item = StemItem::Flag { id, bytes };
+        let candidates = Self::candidates(swarm, &self.speakers, &item);
+        if !candidates.iter().any(|c| !c.relay) {
             return false;
         }
         let now = self.now();
         self.machine.own(
             now,
             &mut rand::thread_rng(),
-            report.id(),
-            report.clone(),
+            ReportId(id),
+            item,
             &candidates,
         );
         true
     }
 
-    /// Send what is due; return the reports to fluff now.
-    pub fn poll(&mut self, swarm: &mut Swarm<Behaviour>) -> Vec<VerifiedReport> {
+    /// A flag this node fluffed could go to no relay: send it further
+    /// along the stem. `false`: it cannot go on (no candidate, or its
+    /// re-routes are spent), and the caller keeps it for the next relay.
+    pub fn pass_on(&mut self, swarm: &Swarm<Behaviour>, id: [u8; 32], bytes: Vec<u8>) -> bool {
+        let item = StemItem::Flag { id, bytes };
+        let candidates = Self::candidates(swarm, &self.speakers, &item);
+        let now = self.now();
+        self.machine
+            .pass_on(now, &mut rand::thread_rng(), &ReportId(id), &candidates)
+    }
+
+    /// Send what is due; return the reports and flags to fluff now.
+    pub fn poll(&mut self, swarm: &mut Swarm<Behaviour>) -> Vec<StemItem> {
         let now = self.now();
         let mut fluff = Vec::new();
         while let Some(action) = self.machine.poll_action(now) {
             match action {
                 Action::Send { to, item } => {
-                    let req = StemRequest::Report(item.bytes().to_vec());
+                    let req = item.request();
                     let rid = swarm.behaviour_mut().stem.send_request(&to, req);
                     self.inflight.insert(rid, (item, to));
                 }
@@ -234,12 +323,16 @@ impl StemService {
                     },
                 ..
             } => {
-                let Some((report, to)) = self.inflight.remove(&request_id) else {
+                let Some((item, to)) = self.inflight.remove(&request_id) else {
                     return;
                 };
                 if response != StemResponse::Taken {
                     tracing::debug!(%peer, ?response, "a stem peer did not take a report");
-                    self.failed(swarm, &report, to);
+                    self.failed(swarm, &item, to);
+                } else if let StemItem::Flag { .. } = item {
+                    // No gossip brings a flag back: *taken* ends its
+                    // fail-safe (docs/protocol.md §3.4).
+                    self.machine.seen(&item.id());
                 }
             }
             request_response::Event::OutboundFailure {
@@ -249,8 +342,8 @@ impl StemService {
                 ..
             } => {
                 tracing::debug!(%peer, %error, "stem request failed");
-                if let Some((report, to)) = self.inflight.remove(&request_id) {
-                    self.failed(swarm, &report, to);
+                if let Some((item, to)) = self.inflight.remove(&request_id) {
+                    self.failed(swarm, &item, to);
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
@@ -268,9 +361,9 @@ impl StemService {
         peer: PeerId,
         request: StemRequest,
     ) -> StemResponse {
-        let StemRequest::Report(bytes) = request else {
-            // Flags are not stemmed by this version.
-            return StemResponse::Declined;
+        let bytes = match request {
+            StemRequest::Report(bytes) => bytes,
+            StemRequest::Flag(bytes) => return self.on_flag(swarm, &judge, peer, bytes),
         };
         if let Some(tap) = &self.tap {
             tap(ReportId::of(&bytes), peer);
@@ -289,23 +382,66 @@ impl StemService {
             Some(Err(rej)) => return self.penalise(swarm, peer, rej.reason()),
             None => return StemResponse::Declined,
         };
-        let candidates = Self::candidates(swarm, &self.speakers, &report);
+        let item = StemItem::Report(report);
+        let candidates = Self::candidates(swarm, &self.speakers, &item);
         let now = self.now();
         match self
             .machine
-            .relayed(now, &mut rand::thread_rng(), id, report, peer, &candidates)
+            .relayed(now, &mut rand::thread_rng(), id, item, peer, &candidates)
         {
             Decision::Taken | Decision::Known => StemResponse::Taken,
             Decision::Declined => StemResponse::Declined,
         }
     }
 
-    /// A send failed or was not taken: route the report elsewhere.
-    fn failed(&mut self, swarm: &Swarm<Behaviour>, report: &VerifiedReport, to: PeerId) {
-        let candidates = Self::candidates(swarm, &self.speakers, report);
+    /// Judge a peer's flag along the stem and hand a valid one to the
+    /// machine (docs/protocol.md §3.4).
+    fn on_flag(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        judge: &Judge<'_>,
+        peer: PeerId,
+        bytes: Vec<u8>,
+    ) -> StemResponse {
+        let id = match verify_flag(&bytes, judge.now, self.flag_difficulty) {
+            Ok(v) => v.id,
+            Err(
+                DirectoryError::FromFuture
+                | DirectoryError::FlagTooOld
+                | DirectoryError::NotEnoughWork,
+            ) => return StemResponse::Declined,
+            Err(e) => return self.penalise(swarm, peer, e.reason()),
+        };
+        if let Some(tap) = &self.tap {
+            tap(ReportId(id), peer);
+        }
+        if self.machine.knows(&ReportId(id)) {
+            // A loop: *taken* would end the fail-safe of a flag nobody
+            // delivers; the sender routes it elsewhere.
+            return StemResponse::Declined;
+        }
+        let item = StemItem::Flag { id, bytes };
+        let candidates = Self::candidates(swarm, &self.speakers, &item);
+        let now = self.now();
+        match self.machine.relayed(
+            now,
+            &mut rand::thread_rng(),
+            ReportId(id),
+            item,
+            peer,
+            &candidates,
+        ) {
+            Decision::Taken => StemResponse::Taken,
+            Decision::Known | Decision::Declined => StemResponse::Declined,
+        }
+    }
+
+    /// A send failed or was not taken: route the item elsewhere.
+    fn failed(&mut self, swarm: &Swarm<Behaviour>, item: &StemItem, to: PeerId) {
+        let candidates = Self::candidates(swarm, &self.speakers, item);
         let now = self.now();
         self.machine
-            .failed(now, &mut rand::thread_rng(), &report.id(), to, &candidates);
+            .failed(now, &mut rand::thread_rng(), &item.id(), to, &candidates);
     }
 
     /// An invalid stem report: the same cost as an invalid gossip message.

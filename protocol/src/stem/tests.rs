@@ -201,6 +201,55 @@ fn a_failed_send_goes_to_another_peer_then_fluffs() {
     ));
 }
 
+/// A flag that a node fluffed but cannot deliver (no relay connected) is
+/// passed on along the stem instead: to the edge's stem peer, never back
+/// to the peer it came from, at most [`MAX_REROUTES`] times; after that, or
+/// with no candidate, the machine gives it back to the caller.
+#[test]
+fn a_flag_that_cannot_be_fluffed_is_passed_on_a_bounded_number_of_times() {
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let p = StemParams {
+        fluff_probability: 1.0,
+        ..StemParams::default()
+    };
+    let mut m = M::new(p);
+    let c = phones(&[1, 2, 3]);
+    assert_eq!(m.relayed(ms(0), &mut rng, id(1), 1, 1, &c), Decision::Taken);
+    assert!(matches!(
+        drain(&mut m, ms(200))[0].1,
+        Action::Fluff { item: 1 }
+    ));
+    let mut now = ms(300);
+    for _ in 0..MAX_REROUTES {
+        assert!(m.pass_on(now, &mut rng, &id(1), &c));
+        let acts = drain(&mut m, now);
+        let Action::Send { to, item: 1 } = acts[0].1 else {
+            panic!("not passed on: {acts:?}");
+        };
+        assert_ne!(to, 1, "a flag went back to the peer it came from");
+        now += ms(100);
+    }
+    assert!(!m.pass_on(now, &mut rng, &id(1), &c));
+    assert!(drain(&mut m, ms(100_000)).is_empty());
+    // No candidate but the peer it came from: given back at once.
+    assert_eq!(
+        m.relayed(now, &mut rng, id(2), 2, 1, &phones(&[1])),
+        Decision::Taken
+    );
+    assert!(matches!(
+        drain(&mut m, now + ms(200))[0].1,
+        Action::Fluff { item: 2 }
+    ));
+    assert!(!m.pass_on(now + ms(200), &mut rng, &id(2), &phones(&[1])));
+    // A passed-on flag whose next peer answered taken: nothing more.
+    assert_eq!(m.relayed(now, &mut rng, id(3), 3, 1, &c), Decision::Taken);
+    drain(&mut m, now + ms(200));
+    assert!(m.pass_on(now + ms(200), &mut rng, &id(3), &c));
+    assert_eq!(drain(&mut m, now + ms(200)).len(), 1);
+    m.seen(&id(3));
+    assert!(drain(&mut m, ms(100_000)).is_empty());
+}
+
 #[test]
 fn a_full_table_declines_relayed_and_fluffs_own() {
     let mut rng = ChaCha8Rng::seed_from_u64(9);
