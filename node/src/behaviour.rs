@@ -1,7 +1,7 @@
 //! The libp2p stack of a node: transports, the combined
 //! [`NetworkBehaviour`](libp2p::swarm::NetworkBehaviour), the gossipsub
 //! configuration and peer-scoring parameters, the subscription filter, and
-//! the `/ronde/sync/2` (and `/1`) wire format (its codec is the generic one of
+//! the `/ronde/sync/3` (and `/2`, `/1`) wire format (its codec is the generic one of
 //! [`crate::codec`]).
 //!
 //! # Transports

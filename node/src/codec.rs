@@ -1,7 +1,7 @@
 //! The one request-response codec every Ronde protocol uses, and the
 //! [`WireFormat`] trait each protocol implements to plug into it.
 //!
-//! All the request-response protocols (`/ronde/sync/2`, `/ronde/circle/1`,
+//! All the request-response protocols (`/ronde/sync/3`, `/ronde/circle/1`,
 //! `/ronde/mailbox/1`, `/ronde/directory/1`, `/ronde/flag/1`) frame a
 //! message the same way: one stream carries one request and one response,
 //! each written whole and ended by closing the writing side. So the codec

@@ -170,6 +170,7 @@ struct EventLoop {
     policy: Policy,
     /// Gossiped messages refused since start, by reason (for `Status`).
     gossip_refused: BTreeMap<&'static str, u64>,
+    sync_reports_received: u64,
     /// The ids of the tokens spent by the reports this node accepted, kept
     /// while those reports live (`docs/protocol.md` §8.5).
     seen_tokens: SeenTokens,
@@ -315,6 +316,7 @@ pub(crate) async fn spawn(
         clock: config.clock.clone(),
         policy: config.policy,
         gossip_refused: BTreeMap::new(),
+        sync_reports_received: 0,
         seen_tokens: SeenTokens::new(MAX_SEEN_TOKENS),
         new_report_bound: config.new_report_bound,
         flood_rule: config.flood_rule,
@@ -682,6 +684,7 @@ impl EventLoop {
             areas: self.areas.iter().map(|a| a.to_string()).collect(),
             stored_reports: self.store.live_count(now)?,
             gossip_refused: self.gossip_refused.clone(),
+            sync_reports_received: self.sync_reports_received,
             location: self
                 .location
                 .map(|(lat, lon)| crate::events::Location { lat, lon }),
@@ -1266,6 +1269,7 @@ impl EventLoop {
         let now = self.clock.now();
         let keys = self.directories.token_keys(now);
         let mut checked = Vec::new();
+        self.sync_reports_received += res.0.len().min(MAX_SYNC_REPORTS) as u64;
         for bytes in res.0.iter().take(MAX_SYNC_REPORTS) {
             match precheck_with_keys(bytes, now, &self.policy, &keys) {
                 Ok(r) if areas.contains(&r.report().cell().area()) => {
