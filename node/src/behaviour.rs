@@ -1,7 +1,7 @@
 //! The libp2p stack of a node: transports, the combined
 //! [`NetworkBehaviour`](libp2p::swarm::NetworkBehaviour), the gossipsub
 //! configuration and peer-scoring parameters, the subscription filter, and
-//! the `/ronde/sync/2` (and `/1`) wire format (its codec is the generic one of
+//! the `/ronde/sync/3` (and `/2`, `/1`) wire format (its codec is the generic one of
 //! [`crate::codec`]).
 //!
 //! # Transports
@@ -119,15 +119,23 @@ pub const MAX_IHAVE_LENGTH: usize = 128;
 /// Most messages decoded from one RPC.
 pub const MAX_MESSAGES_PER_RPC: usize = 32;
 
-/// Protocol of the report sync request-response.
-/// (`/ronde/sync/2`, 2-byte report lengths; preferred when asking).
-pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/ronde/sync/2");
+/// Protocol of the report sync request-response (`/ronde/sync/3`: the
+/// request also lists the report ids the asker holds, which the answer
+/// leaves out; preferred when asking).
+pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/ronde/sync/3");
+/// The second version of the report sync (areas only, 2-byte report
+/// lengths), still answered and asked for peers that know no newer one.
+pub const SYNC_PROTOCOL_2: StreamProtocol = StreamProtocol::new("/ronde/sync/2");
 /// The first version of the report sync (1-byte report lengths), still
 /// answered and asked for peers that know no newer one: reports over 255
 /// bytes (tokened ones) are left out of its answers.
 pub const SYNC_PROTOCOL_1: StreamProtocol = StreamProtocol::new("/ronde/sync/1");
 /// Most reports in one sync response.
 pub const MAX_SYNC_REPORTS: usize = 256;
+/// Most held report ids in one `/ronde/sync/3` request.
+pub const MAX_SYNC_HELD: usize = 1024;
+/// Bytes of a report id kept in a `/ronde/sync/3` request.
+pub const HELD_ID_LEN: usize = 8;
 /// Kademlia protocol name (a private DHT, not the IPFS one).
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ronde/kad/1.0.0");
 /// How often identify re-sends this node's information on each connection
@@ -550,21 +558,69 @@ pub fn build_swarm(config: &NodeConfig, keypair: Keypair) -> Result<Swarm<Behavi
     Ok(swarm)
 }
 
+/// A report id cut to its first [`HELD_ID_LEN`] bytes, as a
+/// `/ronde/sync/3` request lists the reports the asker already holds.
+pub type HeldId = [u8; HELD_ID_LEN];
+
+/// The [`HeldId`] of a report id.
+pub fn held_id(id: &ronde_protocol::ReportId) -> HeldId {
+    let mut h = [0u8; HELD_ID_LEN];
+    h.copy_from_slice(&id.0[..HELD_ID_LEN]);
+    h
+}
+
 /// A sync request: "send me the live reports you hold in these areas"
-/// (1 to [`MAX_PEER_AREAS`] of them).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyncRequest(pub Vec<Area>);
+/// (1 to [`MAX_PEER_AREAS`] of them), "but not those whose ids start with
+/// these" (`held`, sorted, at most [`MAX_SYNC_HELD`]; sent on
+/// `/ronde/sync/3` only, older versions carry the areas alone).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SyncRequest {
+    /// The areas asked for.
+    pub areas: Vec<Area>,
+    /// Ids (cut) of the reports the asker holds in those areas, ascending,
+    /// without repeats.
+    pub held: Vec<HeldId>,
+}
+
+impl SyncRequest {
+    /// A request for `areas`, holding nothing.
+    pub fn areas(areas: Vec<Area>) -> Self {
+        Self {
+            areas,
+            held: Vec::new(),
+        }
+    }
+
+    /// A request for `areas` that leaves out the reports with these ids
+    /// (sorted, repeats removed, the first [`MAX_SYNC_HELD`] kept: give
+    /// the most useful first).
+    pub fn holding(areas: Vec<Area>, ids: impl IntoIterator<Item = HeldId>) -> Self {
+        let mut held: Vec<HeldId> = ids.into_iter().take(MAX_SYNC_HELD).collect();
+        held.sort_unstable();
+        held.dedup();
+        Self { areas, held }
+    }
+
+    /// Whether a report with this id is one the asker holds.
+    pub fn holds(&self, id: &ronde_protocol::ReportId) -> bool {
+        self.held.binary_search(&held_id(id)).is_ok()
+    }
+}
 
 /// A sync response: up to [`MAX_SYNC_REPORTS`] report encodings, each to be
 /// validated like any report from the network.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncResponse(pub Vec<Vec<u8>>);
 
-/// Wire format of `/ronde/sync/2` (and `/ronde/sync/1`).
+/// Wire format of `/ronde/sync/3` (and `/ronde/sync/2`, `/ronde/sync/1`).
 ///
-/// * Request (both versions): the 5 ASCII bytes of each area geohash,
+/// * Request on `/3`: the number of areas (2 bytes, big-endian, 1 to
+///   [`MAX_PEER_AREAS`]), the 5 ASCII bytes of each area geohash, then 0 to
+///   [`MAX_SYNC_HELD`] held ids of [`HELD_ID_LEN`] bytes each, strictly
+///   ascending, to the end of the stream.
+/// * Request on `/2` and `/1`: the 5 ASCII bytes of each area geohash,
 ///   concatenated: 1 to [`MAX_PEER_AREAS`] areas, nothing else.
-/// * Response on `/2`: a sequence of `len: u16` (big-endian) ‖ `len` bytes
+/// * Response on `/3` and `/2`: a sequence of `len: u16` (big-endian) ‖ `len` bytes
 ///   of report, at most [`MAX_SYNC_REPORTS`] of them, each 1 to
 ///   [`MAX_SYNC_REPORT_LEN`] ([`MAX_REPORT_SIZE`]) bytes; the stream then
 ///   ends.
@@ -577,11 +633,12 @@ pub struct SyncResponse(pub Vec<Vec<u8>>);
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SyncWire;
 
-/// Codec of `/ronde/sync/2` and `/ronde/sync/1`.
+/// Codec of `/ronde/sync/3`, `/ronde/sync/2` and `/ronde/sync/1`.
 pub type SyncCodec = Bounded<SyncWire>;
 
 const AREA_LEN: usize = ronde_protocol::AREA_PRECISION;
-const MAX_SYNC_REQUEST_BYTES: usize = AREA_LEN * MAX_PEER_AREAS;
+const MAX_SYNC2_REQUEST_BYTES: usize = AREA_LEN * MAX_PEER_AREAS;
+const MAX_SYNC_REQUEST_BYTES: usize = 2 + MAX_SYNC2_REQUEST_BYTES + HELD_ID_LEN * MAX_SYNC_HELD;
 /// Longest report in a `/ronde/sync/2` response: the longest report.
 pub const MAX_SYNC_REPORT_LEN: usize = MAX_REPORT_SIZE;
 /// Longest report in a `/ronde/sync/1` response: what its length byte can
@@ -594,9 +651,9 @@ pub const MAX_SYNC1_REPORT_LEN: usize = if MAX_REPORT_SIZE < 255 {
 const MAX_SYNC_RESPONSE_BYTES: usize = MAX_SYNC_REPORTS * (2 + MAX_SYNC_REPORT_LEN);
 const _: () = assert!(MAX_SYNC_REPORT_LEN <= u16::MAX as usize);
 
-/// Decode a sync request body.
-pub fn decode_sync_request(buf: &[u8]) -> std::io::Result<SyncRequest> {
-    if buf.is_empty() || !buf.len().is_multiple_of(AREA_LEN) || buf.len() > MAX_SYNC_REQUEST_BYTES {
+fn decode_areas(buf: &[u8]) -> std::io::Result<Vec<Area>> {
+    if buf.is_empty() || !buf.len().is_multiple_of(AREA_LEN) || buf.len() > MAX_SYNC2_REQUEST_BYTES
+    {
         return Err(invalid("bad sync request length"));
     }
     let mut areas = Vec::with_capacity(buf.len() / AREA_LEN);
@@ -607,16 +664,77 @@ pub fn decode_sync_request(buf: &[u8]) -> std::io::Result<SyncRequest> {
             areas.push(area);
         }
     }
-    Ok(SyncRequest(areas))
+    Ok(areas)
 }
 
-/// Encode a sync request body (areas past [`MAX_PEER_AREAS`] are left out).
-pub fn encode_sync_request(req: &SyncRequest) -> Vec<u8> {
-    req.0
+fn encode_areas(areas: &[Area]) -> Vec<u8> {
+    areas
         .iter()
         .take(MAX_PEER_AREAS)
         .flat_map(|a| a.as_str().bytes())
         .collect()
+}
+
+/// Decode a `/ronde/sync/2` or `/ronde/sync/1` request body (areas only).
+pub fn decode_sync_request(buf: &[u8]) -> std::io::Result<SyncRequest> {
+    Ok(SyncRequest::areas(decode_areas(buf)?))
+}
+
+/// Encode a `/ronde/sync/2` or `/ronde/sync/1` request body: the areas
+/// (past [`MAX_PEER_AREAS`] left out); the held ids are not sent.
+pub fn encode_sync_request(req: &SyncRequest) -> Vec<u8> {
+    encode_areas(&req.areas)
+}
+
+/// Decode a `/ronde/sync/3` request body: area count, areas, held ids.
+pub fn decode_sync3_request(buf: &[u8]) -> std::io::Result<SyncRequest> {
+    if buf.len() > MAX_SYNC_REQUEST_BYTES {
+        return Err(invalid("sync request over the size limit"));
+    }
+    let (count, rest) = match buf {
+        [hi, lo, rest @ ..] => (usize::from(u16::from_be_bytes([*hi, *lo])), rest),
+        _ => return Err(invalid("cut sync request")),
+    };
+    if count == 0 || count > MAX_PEER_AREAS || rest.len() < count * AREA_LEN {
+        return Err(invalid("bad area count in sync request"));
+    }
+    let (areas, ids) = rest.split_at(count * AREA_LEN);
+    let areas = decode_areas(areas)?;
+    if !ids.len().is_multiple_of(HELD_ID_LEN) || ids.len() / HELD_ID_LEN > MAX_SYNC_HELD {
+        return Err(invalid("bad held ids in sync request"));
+    }
+    let mut held: Vec<HeldId> = Vec::with_capacity(ids.len() / HELD_ID_LEN);
+    for chunk in ids.chunks_exact(HELD_ID_LEN) {
+        let mut id = [0u8; HELD_ID_LEN];
+        id.copy_from_slice(chunk);
+        if held.last().is_some_and(|last| *last >= id) {
+            return Err(invalid("held ids in sync request not ascending"));
+        }
+        held.push(id);
+    }
+    Ok(SyncRequest { areas, held })
+}
+
+/// Encode a `/ronde/sync/3` request body (areas past [`MAX_PEER_AREAS`]
+/// and held ids past [`MAX_SYNC_HELD`] left out; the held ids sorted,
+/// without repeats). An empty area list is an error.
+pub fn encode_sync3_request(req: &SyncRequest) -> std::io::Result<Vec<u8>> {
+    let areas = encode_areas(&req.areas);
+    let count = u16::try_from(areas.len() / AREA_LEN).map_err(|_| invalid("too many areas"))?;
+    if count == 0 {
+        return Err(invalid("sync request without areas"));
+    }
+    let mut held = req.held.clone();
+    held.sort_unstable();
+    held.dedup();
+    held.truncate(MAX_SYNC_HELD);
+    let mut buf = Vec::with_capacity(2 + areas.len() + held.len() * HELD_ID_LEN);
+    buf.extend_from_slice(&count.to_be_bytes());
+    buf.extend_from_slice(&areas);
+    for id in &held {
+        buf.extend_from_slice(id);
+    }
+    Ok(buf)
 }
 
 /// Decode a `/ronde/sync/2` response body: 2-byte big-endian lengths.
@@ -697,17 +815,31 @@ pub fn encode_sync1_response(res: &SyncResponse) -> Vec<u8> {
 
 impl WireFormat for SyncWire {
     const PROTOCOL: StreamProtocol = SYNC_PROTOCOL;
-    const OLDER: &'static [StreamProtocol] = &[SYNC_PROTOCOL_1];
+    const OLDER: &'static [StreamProtocol] = &[SYNC_PROTOCOL_2, SYNC_PROTOCOL_1];
     const MAX_REQUEST: usize = MAX_SYNC_REQUEST_BYTES;
     const MAX_RESPONSE: usize = MAX_SYNC_RESPONSE_BYTES;
     type Request = SyncRequest;
     type Response = SyncResponse;
 
     fn encode_request(req: &SyncRequest) -> std::io::Result<Vec<u8>> {
-        Ok(encode_sync_request(req))
+        encode_sync3_request(req)
     }
     fn decode_request(buf: &[u8]) -> std::io::Result<SyncRequest> {
-        decode_sync_request(buf)
+        decode_sync3_request(buf)
+    }
+    fn encode_request_on(protocol: &StreamProtocol, req: &SyncRequest) -> std::io::Result<Vec<u8>> {
+        if *protocol == SYNC_PROTOCOL {
+            encode_sync3_request(req)
+        } else {
+            Ok(encode_sync_request(req))
+        }
+    }
+    fn decode_request_on(protocol: &StreamProtocol, buf: &[u8]) -> std::io::Result<SyncRequest> {
+        if *protocol == SYNC_PROTOCOL {
+            decode_sync3_request(buf)
+        } else {
+            decode_sync_request(buf)
+        }
     }
     fn encode_response(res: &SyncResponse) -> std::io::Result<Vec<u8>> {
         Ok(encode_sync_response(res))
@@ -776,11 +908,38 @@ mod tests {
             .iter()
             .filter_map(|s| s.parse().ok())
             .collect();
-        let req = SyncRequest(areas);
+        let req = SyncRequest::areas(areas.clone());
         assert_eq!(
             decode_sync_request(&encode_sync_request(&req)).ok(),
             Some(req)
         );
+        let req = SyncRequest::holding(areas.clone(), [[9u8; 8], [1u8; 8], [9u8; 8]]);
+        assert_eq!(req.held, vec![[1u8; 8], [9u8; 8]]);
+        let bytes = encode_sync3_request(&req).expect("encode");
+        assert_eq!(decode_sync3_request(&bytes).ok(), Some(req.clone()));
+        // Trailing bytes (a cut id), ids out of order or repeated, no area,
+        // an area count past the areas, too many ids: all refused.
+        let mut cut = bytes.clone();
+        cut.push(0);
+        assert!(decode_sync3_request(&cut).is_err());
+        let mut swapped = bytes[..12].to_vec();
+        swapped.extend_from_slice(&[9u8; 8]);
+        swapped.extend_from_slice(&[1u8; 8]);
+        assert!(decode_sync3_request(&swapped).is_err());
+        let mut repeated = bytes[..12].to_vec();
+        repeated.extend_from_slice(&[1u8; 8]);
+        repeated.extend_from_slice(&[1u8; 8]);
+        assert!(decode_sync3_request(&repeated).is_err());
+        assert!(decode_sync3_request(&[0, 0]).is_err());
+        assert!(decode_sync3_request(b"\0\x03u09tvu09tw").is_err());
+        assert!(encode_sync3_request(&SyncRequest::default()).is_err());
+        let mut many = bytes[..12].to_vec();
+        for i in 0..=MAX_SYNC_HELD as u64 {
+            many.extend_from_slice(&i.to_be_bytes());
+        }
+        assert!(decode_sync3_request(&many).is_err());
+        // An areas-only (`/2`) request is not a `/3` one.
+        assert!(decode_sync3_request(b"u09tvu09tw").is_err());
         assert!(decode_sync_request(b"").is_err());
         assert!(decode_sync_request(b"u09tvu09t").is_err());
         assert!(decode_sync_request(b"u09ta").is_err());
@@ -798,7 +957,8 @@ mod tests {
         };
         let protocol = |x: &serde_json::Value| match x.as_str() {
             Some("/ronde/sync/1") => SYNC_PROTOCOL_1,
-            Some("/ronde/sync/2") => SYNC_PROTOCOL,
+            Some("/ronde/sync/2") => SYNC_PROTOCOL_2,
+            Some("/ronde/sync/3") => SYNC_PROTOCOL,
             other => panic!("unknown protocol {other:?}"),
         };
         for r in v["requests"].as_array().expect("requests") {
@@ -808,9 +968,43 @@ mod tests {
                 .iter()
                 .map(|a| a.as_str().expect("area").parse().expect("area"))
                 .collect();
-            let req = SyncRequest(areas);
+            let req = SyncRequest::areas(areas);
             assert_eq!(encode_sync_request(&req), hex(&r["request"]));
             assert_eq!(decode_sync_request(&hex(&r["request"])).ok(), Some(req));
+        }
+        for r in v["requests3"].as_array().expect("requests3") {
+            let areas = r["areas"]
+                .as_array()
+                .expect("areas")
+                .iter()
+                .map(|a| a.as_str().expect("area").parse().expect("area"))
+                .collect();
+            let held = r["held"]
+                .as_array()
+                .expect("held")
+                .iter()
+                .map(|h| <HeldId>::try_from(hex(h).as_slice()).expect("8 bytes"))
+                .collect();
+            let req = SyncRequest { areas, held };
+            let bytes = hex(&r["request"]);
+            assert_eq!(
+                SyncWire::encode_request_on(&SYNC_PROTOCOL, &req).expect("encode"),
+                bytes
+            );
+            assert_eq!(
+                SyncWire::decode_request_on(&SYNC_PROTOCOL, &bytes).ok(),
+                Some(req)
+            );
+        }
+        for r in v["invalid_requests3"]
+            .as_array()
+            .expect("invalid_requests3")
+        {
+            assert!(
+                SyncWire::decode_request_on(&SYNC_PROTOCOL, &hex(&r["request"])).is_err(),
+                "{}",
+                r["why"]
+            );
         }
         for r in v["responses"].as_array().expect("responses") {
             let (p, res, bytes) = (

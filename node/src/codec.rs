@@ -1,7 +1,7 @@
 //! The one request-response codec every Ronde protocol uses, and the
 //! [`WireFormat`] trait each protocol implements to plug into it.
 //!
-//! All the request-response protocols (`/ronde/sync/2`, `/ronde/circle/1`,
+//! All the request-response protocols (`/ronde/sync/3`, `/ronde/circle/1`,
 //! `/ronde/mailbox/1`, `/ronde/directory/1`, `/ronde/flag/1`) frame a
 //! message the same way: one stream carries one request and one response,
 //! each written whole and ended by closing the writing side. So the codec
@@ -52,8 +52,9 @@ pub trait WireFormat {
     /// Older versions of the protocol still spoken, newest first: answered
     /// for peers that know no newer one, and offered after
     /// [`Self::PROTOCOL`] when asking (so a peer that speaks both picks the
-    /// newest). Requests are the same bytes in every version; responses
-    /// may differ ([`Self::encode_response_on`]). None by default.
+    /// newest). Requests and responses may differ between versions
+    /// ([`Self::encode_request_on`], [`Self::encode_response_on`]). None by
+    /// default.
     const OLDER: &'static [StreamProtocol] = &[];
 
     /// The bytes of a request; fails on one that breaks the format's limits.
@@ -75,6 +76,17 @@ pub trait WireFormat {
     fn decode_response_on(protocol: &StreamProtocol, buf: &[u8]) -> io::Result<Self::Response> {
         let _ = protocol;
         Self::decode_response(buf)
+    }
+    /// The bytes of a request on `protocol`; by default the same in every
+    /// version.
+    fn encode_request_on(protocol: &StreamProtocol, req: &Self::Request) -> io::Result<Vec<u8>> {
+        let _ = protocol;
+        Self::encode_request(req)
+    }
+    /// A request read on `protocol`; by default the same in every version.
+    fn decode_request_on(protocol: &StreamProtocol, buf: &[u8]) -> io::Result<Self::Request> {
+        let _ = protocol;
+        Self::decode_request(buf)
     }
 }
 
@@ -152,11 +164,15 @@ impl<W: WireFormat> request_response::Codec for Bounded<W> {
     type Request = W::Request;
     type Response = W::Response;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<W::Request>
+    async fn read_request<T>(
+        &mut self,
+        protocol: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<W::Request>
     where
         T: AsyncRead + Unpin + Send,
     {
-        W::decode_request(&read_bounded(io, W::MAX_REQUEST).await?)
+        W::decode_request_on(protocol, &read_bounded(io, W::MAX_REQUEST).await?)
     }
 
     async fn read_response<T>(
@@ -172,14 +188,14 @@ impl<W: WireFormat> request_response::Codec for Bounded<W> {
 
     async fn write_request<T>(
         &mut self,
-        _: &StreamProtocol,
+        protocol: &StreamProtocol,
         io: &mut T,
         req: W::Request,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_closed(io, &W::encode_request(&req)?).await
+        write_closed(io, &W::encode_request_on(protocol, &req)?).await
     }
 
     async fn write_response<T>(

@@ -171,6 +171,7 @@ struct EventLoop {
     policy: Policy,
     /// Gossiped messages refused since start, by reason (for `Status`).
     gossip_refused: BTreeMap<&'static str, u64>,
+    sync_reports_received: u64,
     /// The ids of the tokens spent by the reports this node accepted, kept
     /// while those reports live (`docs/protocol.md` §8.5).
     seen_tokens: SeenTokens,
@@ -199,6 +200,10 @@ struct EventLoop {
     /// Areas to ask each peer for, sent as one request per peer once the
     /// current burst of events is handled.
     sync_queue: HashMap<PeerId, Vec<Area>>,
+    /// Areas whose first sync ask is under way, and the peers to ask next,
+    /// once it is answered, for what the first peer did not have
+    /// (`/ronde/sync/3` leaves out the reports the asker then holds).
+    sync_later: HashMap<Area, Vec<PeerId>>,
     sync_inflight: HashMap<OutboundRequestId, SyncAsk>,
     /// Bootstrap peers and the address they were given with.
     bootstrap_peers: HashMap<PeerId, Multiaddr>,
@@ -313,6 +318,7 @@ pub(crate) async fn spawn(
         clock: config.clock.clone(),
         policy: config.policy,
         gossip_refused: BTreeMap::new(),
+        sync_reports_received: 0,
         seen_tokens: SeenTokens::new(MAX_SEEN_TOKENS),
         new_report_bound: config.new_report_bound,
         flood_rule: config.flood_rule,
@@ -329,6 +335,7 @@ pub(crate) async fn spawn(
         synced: HashSet::new(),
         sync_asked: HashMap::new(),
         sync_queue: HashMap::new(),
+        sync_later: HashMap::new(),
         sync_inflight: HashMap::new(),
         bootstrap_peers: HashMap::new(),
         moved: reachability::MovedPeers::default(),
@@ -710,6 +717,7 @@ impl EventLoop {
             areas: self.areas.iter().map(|a| a.to_string()).collect(),
             stored_reports: self.store.live_count(now)?,
             gossip_refused: self.gossip_refused.clone(),
+            sync_reports_received: self.sync_reports_received,
             location: self
                 .location
                 .map(|(lat, lon)| crate::events::Location { lat, lon }),
@@ -757,6 +765,7 @@ impl EventLoop {
                 .gossipsub
                 .unsubscribe(&area_topic(a));
             self.sync_asked.remove(a);
+            self.sync_later.remove(a);
             self.synced.retain(|(_, area)| area != a);
         }
         let mut added = Vec::new();
@@ -815,7 +824,50 @@ impl EventLoop {
             return;
         }
         self.sync_asked.insert(area, asked + 1);
-        self.sync_queue.entry(peer).or_default().push(area);
+        match self.sync_later.get_mut(&area) {
+            // The first ask is under way: this peer is asked once it is
+            // answered, for what that one did not have.
+            Some(later) => later.push(peer),
+            None => {
+                if asked == 0 {
+                    self.sync_later.insert(area, Vec::new());
+                }
+                self.sync_queue.entry(peer).or_default().push(area);
+            }
+        }
+    }
+
+    /// The first sync ask for these areas is over (answered, or failed for
+    /// good): ask the peers that waited for it.
+    fn sync_next(&mut self, areas: &[Area]) {
+        for a in areas {
+            for peer in self.sync_later.remove(a).unwrap_or_default() {
+                if self.swarm.is_connected(&peer) && self.areas.contains(a) {
+                    self.sync_queue.entry(peer).or_default().push(*a);
+                } else {
+                    self.synced.remove(&(peer, *a));
+                    if let Some(n) = self.sync_asked.get_mut(a) {
+                        *n = n.saturating_sub(1);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ids of the live reports this node holds in `areas`, those that
+    /// expire last first (the ones a responder would send first).
+    fn held_ids(&self, areas: &[Area]) -> Vec<behaviour::HeldId> {
+        let now = self.clock.now();
+        let mut held: Vec<VerifiedReport> = areas
+            .iter()
+            .filter_map(|a| self.store.live_in_area(a, now).ok())
+            .flatten()
+            .collect();
+        held.sort_by_key(|r| std::cmp::Reverse(r.expires_at()));
+        held.iter()
+            .take(behaviour::MAX_SYNC_HELD)
+            .map(|r| behaviour::held_id(&r.id()))
+            .collect()
     }
 
     /// Send the queued sync requests, one per peer.
@@ -826,11 +878,8 @@ impl EventLoop {
     }
 
     fn send_sync(&mut self, peer: PeerId, areas: Vec<Area>, attempt: u8) {
-        let id = self
-            .swarm
-            .behaviour_mut()
-            .sync
-            .send_request(&peer, SyncRequest(areas.clone()));
+        let req = SyncRequest::holding(areas.clone(), self.held_ids(&areas));
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, req);
         tracing::debug!(%peer, areas = areas.len(), "asked a peer for the live reports of areas");
         self.sync_inflight.insert(id, SyncAsk { areas, attempt });
     }
@@ -849,6 +898,7 @@ impl EventLoop {
             }
             return;
         }
+        self.sync_next(&ask.areas);
         for a in ask.areas {
             self.synced.remove(&(peer, a));
             if let Some(n) = self.sync_asked.get_mut(&a) {
@@ -1265,6 +1315,7 @@ impl EventLoop {
         let now = self.clock.now();
         let keys = self.directories.token_keys(now);
         let mut checked = Vec::new();
+        self.sync_reports_received += res.0.len().min(MAX_SYNC_REPORTS) as u64;
         for bytes in res.0.iter().take(MAX_SYNC_REPORTS) {
             match precheck_with_keys(bytes, now, &self.policy, &keys) {
                 Ok(r) if areas.contains(&r.report().cell().area()) => {
@@ -1301,12 +1352,13 @@ impl EventLoop {
         tracing::debug!(%peer, new, "sync response");
     }
 
-    fn on_sync_request(&mut self, areas: &[Area]) -> SyncResponse {
+    fn on_sync_request(&mut self, req: &SyncRequest) -> SyncResponse {
         let now = self.clock.now();
         let mut reports = Vec::new();
-        for area in areas {
+        for area in &req.areas {
             match self.store.live_in_area(area, now) {
-                Ok(r) => reports.extend(r),
+                // Those the asker holds are left out (`/ronde/sync/3`).
+                Ok(r) => reports.extend(r.into_iter().filter(|r| !req.holds(&r.id()))),
                 Err(e) => {
                     tracing::error!(error = %e, "could not read reports for a sync request");
                 }
@@ -1504,7 +1556,7 @@ impl EventLoop {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
-                    let res = self.on_sync_request(&request.0);
+                    let res = self.on_sync_request(&request);
                     if self
                         .swarm
                         .behaviour_mut()
@@ -1521,6 +1573,7 @@ impl EventLoop {
                 } => {
                     if let Some(ask) = self.sync_inflight.remove(&request_id) {
                         self.on_sync_response(peer, &ask.areas, response);
+                        self.sync_next(&ask.areas);
                     }
                 }
             },

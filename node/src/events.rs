@@ -31,6 +31,9 @@ pub struct Status {
     /// `wrong_topic`, and `over_peer_bound` / `far_over_peer_bound` (see
     /// [`crate::new_reports`]). Only reasons seen so far appear.
     pub gossip_refused: std::collections::BTreeMap<&'static str, u64>,
+    /// Reports received in catch-up sync answers since the node started
+    /// (new or not: what a leaner sync saves shows here).
+    pub sync_reports_received: u64,
     /// Where the node is (`--at`, `PUT /v1/location`), if it knows: shown
     /// to the local caller only, never logged or sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]

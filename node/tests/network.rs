@@ -690,3 +690,67 @@ async fn nodes_talk_over_loopback_tcp_and_quic() {
     a.shutdown().await.expect("shutdown");
     b.shutdown().await.expect("shutdown");
 }
+
+/// Issue 19 §2: a node joining an area asks one peer first, then the
+/// others with the ids it then holds, so no report comes twice. A holds
+/// r1 and r2, B holds r1, r2 and r3; the newcomer meets both at once and
+/// must receive 3 reports in sync answers, not 5 (it received 5 when every
+/// peer sent everything).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sync_peer_sends_only_what_the_first_did_not() {
+    let clock = ManualClock::new(T0);
+    let (da, db, dw, dn) = (tempdir(), tempdir(), tempdir(), tempdir());
+    let area = area_of(IVRY.0, IVRY.1).expect("area");
+    let a = start(da.path(), &clock, Some(IVRY)).await;
+    let b = start(db.path(), &clock, Some(IVRY)).await;
+    let author = start(dw.path(), &clock, Some(IVRY)).await;
+    // Stemmed, a report is published by one of A and B: they gossip it
+    // to each other.
+    connect(&author, &a).await;
+    connect(&author, &b).await;
+    connect(&a, &b).await;
+    wait_follows(&a, b.peer_id(), area).await;
+    wait_follows(&b, a.peer_id(), area).await;
+    wait_follows(&author, a.peer_id(), area).await;
+    wait_follows(&author, b.peer_id(), area).await;
+    wait_follows(&a, author.peer_id(), area).await;
+    wait_follows(&b, author.peer_id(), area).await;
+    let mut ids = Vec::new();
+    for category in [Category::Exhibitionism, Category::Harassment] {
+        let made = author
+            .report(category, IVRY.0, IVRY.1, None)
+            .await
+            .expect("report");
+        wait_holds(&a, made.id, IVRY).await;
+        wait_holds(&b, made.id, IVRY).await;
+        ids.push(made.id);
+    }
+    // A goes away (keeping its store); r3 reaches B alone.
+    a.shutdown().await.expect("shutdown");
+    let r3 = author
+        .report(Category::Following, IVRY.0, IVRY.1, None)
+        .await
+        .expect("report");
+    wait_holds(&b, r3.id, IVRY).await;
+    ids.push(r3.id);
+    author.shutdown().await.expect("shutdown");
+    let a = start(da.path(), &clock, Some(IVRY)).await;
+    assert_eq!(held(&a, IVRY).await.len(), 2);
+
+    let newcomer = start(dn.path(), &clock, Some(IVRY)).await;
+    connect(&newcomer, &a).await;
+    connect(&newcomer, &b).await;
+    for id in &ids {
+        wait_holds(&newcomer, *id, IVRY).await;
+    }
+    // Both peers are asked (the second once the first has answered).
+    let received = eventually("both sync answers", || async {
+        let n = newcomer.status().await.ok()?.sync_reports_received;
+        (n >= 3).then_some(n)
+    })
+    .await;
+    assert_eq!(received, 3, "reports received in sync answers");
+    for n in [newcomer, a, b] {
+        n.shutdown().await.expect("shutdown");
+    }
+}

@@ -329,7 +329,7 @@ async fn ask_sync1(node: &Node, area: ronde_protocol::Area) -> Vec<Vec<u8>> {
     let addr = node.listen_addrs().await.expect("addrs")[0].clone();
     swarm.behaviour_mut().send_request_with_addresses(
         &node.peer_id(),
-        SyncRequest(vec![area]),
+        SyncRequest::areas(vec![area]),
         vec![addr],
     );
     let wait = async {

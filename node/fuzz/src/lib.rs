@@ -21,7 +21,7 @@ where
 }
 
 /// The same on one version of the protocol (`W::PROTOCOL` or one of
-/// `W::OLDER`), whose responses may be framed differently.
+/// `W::OLDER`), whose requests and responses may be framed differently.
 pub fn round_trip_on<W: WireFormat>(protocol: &StreamProtocol, data: &[u8])
 where
     W::Request: PartialEq + Debug,
@@ -32,10 +32,13 @@ where
     };
     if side % 2 == 0 {
         let bytes = &rest[..rest.len().min(W::MAX_REQUEST)];
-        if let Ok(req) = W::decode_request(bytes) {
-            let again = W::encode_request(&req).expect("what decodes must encode");
+        if let Ok(req) = W::decode_request_on(protocol, bytes) {
+            let again = W::encode_request_on(protocol, &req).expect("what decodes must encode");
             assert!(again.len() <= W::MAX_REQUEST, "encoded over the bound");
-            assert_eq!(W::decode_request(&again).expect("re-decodes"), req);
+            assert_eq!(
+                W::decode_request_on(protocol, &again).expect("re-decodes"),
+                req
+            );
         }
     } else {
         let bytes = &rest[..rest.len().min(W::MAX_RESPONSE)];
