@@ -167,8 +167,14 @@ async fn an_own_report_reaches_the_relay_through_the_stem_peer_not_from_its_auth
 async fn without_the_stem_the_relay_hears_own_reports_from_their_author() {
     let clock = ManualClock::new(T0);
     let t = triangle(&clock, false).await;
+    // The test above needs every round from B. Here, with A flooding its
+    // own report to both peers, the relay hears it first from A alone in
+    // every round on an idle machine; when the other tests of this file
+    // run alongside, B's forward overtakes A's own copy in up to half the
+    // rounds (5 of 10 seen). So ten rounds, and at least one from the
+    // author: enough to show the test above would fail without the stem.
     let mut from_author = 0;
-    for _ in 0..3 {
+    for _ in 0..10 {
         let published =
             t.a.report(Category::Following, IVRY.0, IVRY.1, None)
                 .await
@@ -178,7 +184,7 @@ async fn without_the_stem_the_relay_hears_own_reports_from_their_author() {
             from_author += 1;
         }
     }
-    assert!(from_author >= 2, "{from_author} of 3 from the author");
+    assert!(from_author >= 1, "{from_author} of 10 from the author");
 }
 
 // ---------------------------------------------------------------------------
