@@ -29,10 +29,12 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, noise, yamux, Multiaddr, PeerId, Transport};
 use ronde_node::behaviour::{GOSSIP_THRESHOLD, GRAYLIST_THRESHOLD, IDENTIFY_PROTOCOL};
 use ronde_node::config::FirstHopTap;
+use ronde_node::flood_guard::FloodRule;
+use ronde_node::new_reports::NewReportBound;
 use ronde_node::stem::{StemCodec, STEM_PROTOCOL};
 use ronde_node::{ManualClock, Node, NodeConfig};
 use ronde_protocol::stem::{StemRequest, StemResponse};
-use ronde_protocol::{area_of, Category, ReportId};
+use ronde_protocol::{area_of, Category, ReportId, VerifiedReport};
 use tokio::sync::{mpsc, oneshot};
 
 /// What a node's tap logged: each report's first peer, in order.
@@ -647,5 +649,126 @@ async fn invalid_stem_flags_are_penalised_and_expired_ones_declined() {
     assert!(
         score.is_some_and(|s| s < GOSSIP_THRESHOLD && s > GRAYLIST_THRESHOLD),
         "after one invalid stem flag: {score:?}"
+    );
+}
+
+/// A stem peer with the given flood rule and per-peer bound (and nothing
+/// else connected: what it takes, it fluffs and stores itself).
+async fn bounded_node(
+    dir: &std::path::Path,
+    clock: &ManualClock,
+    flood_rule: Option<FloodRule>,
+    bound: Option<NewReportBound>,
+) -> Node {
+    let mut c: NodeConfig = config(dir, clock, Some(IVRY));
+    c.sync = false;
+    c.flood_rule = flood_rule;
+    c.new_report_bound = bound;
+    start_with(c).await
+}
+
+/// Distinct valid reports of the Ivry area at 8 bits (each in its own
+/// 7-character cell, all in one area).
+fn valid_reports(n: usize) -> Vec<VerifiedReport> {
+    (0..n)
+        .map(|i| {
+            make_report(
+                (IVRY.0 + 0.0002 * i as f64, IVRY.1),
+                T0,
+                Category::Following,
+            )
+        })
+        .collect()
+}
+
+/// The stem is no way around the bounds the gossip puts on floods of
+/// valid reports: an area under flood (more untokened reports than the
+/// rule's threshold) needs more work along the stem as in the gossip, and
+/// a peer's new reports per area and minute are counted whichever way they
+/// come. Otherwise a flooder would send along the stem what the gossip
+/// ignores, and its honest stem peer would fluff it and be the one the
+/// gossip penalises.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stem_is_held_to_the_flood_rule_of_the_gossip() {
+    let clock = ManualClock::new(T0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rule = FloodRule {
+        threshold: 3,
+        window_minutes: 10,
+        difficulty: 20,
+    };
+    let n = bounded_node(dir.path(), &clock, Some(rule), None).await;
+    let flooder = Bare::start();
+    flooder.dial(&n).await;
+
+    let reports = valid_reports(8);
+    let mut answers = Vec::new();
+    for r in &reports {
+        answers.push(
+            flooder
+                .send(n.peer_id(), StemRequest::Report(r.bytes().to_vec()))
+                .await,
+        );
+        // Let the node fluff and count what it took before the next one.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The area is under flood once more than 3 are held: at 8 bits, the
+    // later ones are declined (no penalty: the sender may not see the
+    // flood) and never held.
+    assert_eq!(answers[0], Ok(StemResponse::Taken), "{answers:?}");
+    for (i, a) in answers.iter().enumerate().skip(5) {
+        assert_eq!(*a, Ok(StemResponse::Declined), "report {i}: {answers:?}");
+    }
+    let held = held(&n, IVRY).await;
+    for r in &reports[5..] {
+        assert!(!held.contains(&r.id()), "a report past the flood was held");
+    }
+    let score = n.peer_score(flooder.peer_id).await.expect("score");
+    assert!(score.is_some_and(|s| s >= 0.0), "declined, not penalised: {score:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stem_is_held_to_the_per_peer_bound_of_the_gossip() {
+    let clock = ManualClock::new(T0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bound = NewReportBound {
+        per_minute: 2,
+        penalise_over: 4,
+    };
+    let n = bounded_node(dir.path(), &clock, None, Some(bound)).await;
+    let flooder = Bare::start();
+    flooder.dial(&n).await;
+
+    let reports = valid_reports(6);
+    let mut answers = Vec::new();
+    for r in &reports {
+        answers.push(
+            flooder
+                .send(n.peer_id(), StemRequest::Report(r.bytes().to_vec()))
+                .await,
+        );
+    }
+    // Two taken; the next two over the bound, declined; beyond four, the
+    // flood is penalised like an invalid report (one strike: under the
+    // gossip threshold; two: graylisted, as the gossip would).
+    assert_eq!(
+        answers[..4],
+        [
+            Ok(StemResponse::Taken),
+            Ok(StemResponse::Taken),
+            Ok(StemResponse::Declined),
+            Ok(StemResponse::Declined),
+        ],
+        "{answers:?}"
+    );
+    assert_eq!(answers[4], Ok(StemResponse::Invalid), "{answers:?}");
+    let held = held(&n, IVRY).await;
+    for r in &reports[2..] {
+        assert!(!held.contains(&r.id()), "a report over the bound was held");
+    }
+    let score = n.peer_score(flooder.peer_id).await.expect("score");
+    assert!(
+        score.is_some_and(|s| s < GOSSIP_THRESHOLD),
+        "far over the bound, penalised: {score:?}"
     );
 }
