@@ -42,6 +42,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::admission::{Admission, Refused};
 use crate::flood_guard::{FloodGuard, FloodRule};
 use futures::{FutureExt, StreamExt};
 use libp2p::gossipsub::{self, MessageAcceptance, PublishError, TopicHash};
@@ -74,7 +75,7 @@ use crate::directory::store::DirectoryStore;
 use crate::directory::FlagSent;
 use crate::error::NodeError;
 use crate::events::{CellCount, Nearby, NearbyReport, NodeEvent, Published, Status};
-use crate::new_reports::{Budget, NewReportBound, PeerBudgets};
+use crate::new_reports::{NewReportBound, PeerBudgets};
 use crate::reachability::{self, Reachability};
 use crate::stem::{Judge, StemItem, StemService};
 use crate::store::{Inserted, ReportStore, SledStore};
@@ -1107,6 +1108,19 @@ impl EventLoop {
         verdict_of(rej)
     }
 
+    /// The bounds a report must pass, gossip or stem (`crate::admission`).
+    fn admission(&mut self) -> Admission<'_> {
+        Admission {
+            seen_tokens: &self.seen_tokens,
+            flood: self.flood_rule.as_ref().map(|r| (r, &self.flood_guard)),
+            bound: self
+                .new_report_bound
+                .as_ref()
+                .map(|b| (b, &mut self.budgets)),
+            min_difficulty: self.policy.min_difficulty,
+        }
+    }
+
     /// Judge the gossip of the burst just handled: the cheap checks, the
     /// topic and the dedup now; the signatures of the rest in one batch,
     /// inline or off the loop.
@@ -1147,43 +1161,14 @@ impl EventLoop {
                 Ok(false) => {}
                 Err(e) => tracing::error!(error = %e, "could not look a report up"),
             }
-            if let Some(token) = report.report().token() {
-                if self.seen_tokens.contains(&token.id(), now) {
-                    // Spent by a live report this node holds: the sender
-                    // may not know (it saw only this one), so no penalty.
-                    *self.gossip_refused.entry("token_reused").or_default() += 1;
-                    self.report_verdict(&source, &id, MessageAcceptance::Ignore);
-                    continue;
-                }
-            }
-            if let (Some(rule), ronde_protocol::Proof::Work { difficulty, .. }) =
-                (&self.flood_rule, report.report().proof())
-            {
-                let needed =
-                    self.flood_guard
-                        .required(rule, &cell.area(), now, self.policy.min_difficulty);
-                if *difficulty < needed {
-                    // The sender may not see the flood (its view differs):
-                    // no penalty.
-                    *self
-                        .gossip_refused
-                        .entry("flood_needs_more_work")
-                        .or_default() += 1;
-                    self.report_verdict(&source, &id, MessageAcceptance::Ignore);
-                    continue;
-                }
-            }
-            if let Some(bound) = &self.new_report_bound {
-                let verdict = match self.budgets.take(bound, source, cell.area(), now) {
-                    Budget::Within => None,
-                    Budget::Over => Some(("over_peer_bound", MessageAcceptance::Ignore)),
-                    Budget::Abusive => Some(("far_over_peer_bound", MessageAcceptance::Reject)),
+            if let Err(refused) = self.admission().admit(source, report.report(), now) {
+                *self.gossip_refused.entry(refused.reason()).or_default() += 1;
+                let verdict = match refused {
+                    Refused::Ignore(_) => MessageAcceptance::Ignore,
+                    Refused::Penalise(_) => MessageAcceptance::Reject,
                 };
-                if let Some((reason, verdict)) = verdict {
-                    *self.gossip_refused.entry(reason).or_default() += 1;
-                    self.report_verdict(&source, &id, verdict);
-                    continue;
-                }
+                self.report_verdict(&source, &id, verdict);
+                continue;
             }
             self.verify_queue.push(Awaiting { source, id, report });
         }
@@ -1423,6 +1408,15 @@ impl EventLoop {
                     policy: &self.policy,
                     keys: &keys,
                     now,
+                    admission: Admission {
+                        seen_tokens: &self.seen_tokens,
+                        flood: self.flood_rule.as_ref().map(|r| (r, &self.flood_guard)),
+                        bound: self
+                            .new_report_bound
+                            .as_ref()
+                            .map(|b| (b, &mut self.budgets)),
+                        min_difficulty: self.policy.min_difficulty,
+                    },
                 };
                 self.stem.on_event(&mut self.swarm, judge, ev)
             }

@@ -29,6 +29,7 @@
 //! connection kept; back in the foreground it catches up. Apps embed the
 //! node through the UniFFI bindings of `crates/ffi` (`docs/mobile.md`).
 
+mod admission;
 pub mod api;
 pub mod api_error;
 pub mod basemap;

@@ -56,6 +56,7 @@ use ronde_protocol::directory::{verify_flag, DirectoryError};
 use ronde_protocol::{precheck_with_keys, verify_signatures, Policy, ReportId, VerifiedReport};
 pub use wire::{StemCodec, StemWire, STEM_PROTOCOL};
 
+use crate::admission::{Admission, Refused};
 use crate::behaviour::{Behaviour, GRAYLIST_THRESHOLD};
 use crate::config::FirstHopTap;
 use crate::store::ReportStore;
@@ -78,6 +79,8 @@ pub(crate) struct Judge<'a> {
     pub keys: &'a ronde_protocol::token::TokenKeys,
     /// Unix seconds.
     pub now: u64,
+    /// The gossip's bounds on floods, applied to stem reports too.
+    pub admission: Admission<'a>,
 }
 
 /// What walks the stem: a validated report or a verified flag.
@@ -357,7 +360,7 @@ impl StemService {
     fn on_request(
         &mut self,
         swarm: &mut Swarm<Behaviour>,
-        judge: Judge<'_>,
+        mut judge: Judge<'_>,
         peer: PeerId,
         request: StemRequest,
     ) -> StemResponse {
@@ -376,6 +379,14 @@ impl StemService {
         let id = pre.id();
         if self.machine.knows(&id) || matches!(judge.store.contains(&id), Ok(true)) {
             return StemResponse::Taken;
+        }
+        match judge.admission.admit(peer, pre.report(), judge.now) {
+            Ok(()) => {}
+            Err(Refused::Ignore(reason)) => {
+                tracing::debug!(%peer, reason, "a stem report declined");
+                return StemResponse::Declined;
+            }
+            Err(Refused::Penalise(reason)) => return self.penalise(swarm, peer, reason),
         }
         let report = match verify_signatures(vec![pre], &mut rand::thread_rng()).pop() {
             Some(Ok(r)) => r,
