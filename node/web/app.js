@@ -1498,7 +1498,10 @@
     const old = document.getElementById(id);
     if (old) {
       input.value = old.value;
-      if (document.activeElement === old) setTimeout(() => input.focus(), 0);
+      // A microtask, not a timer: it runs as soon as the view is in the
+      // page, before any key the person presses next (a timer let keys
+      // typed in between fall on nothing).
+      if (document.activeElement === old) queueMicrotask(() => input.focus());
     }
     return el('label', { class: 'code-field', for: id }, t('codes.enter'), input);
   }
