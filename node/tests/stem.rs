@@ -724,7 +724,10 @@ async fn the_stem_is_held_to_the_flood_rule_of_the_gossip() {
         assert!(!held.contains(&r.id()), "a report past the flood was held");
     }
     let score = n.peer_score(flooder.peer_id).await.expect("score");
-    assert!(score.is_some_and(|s| s >= 0.0), "declined, not penalised: {score:?}");
+    assert!(
+        score.is_some_and(|s| s >= 0.0),
+        "declined, not penalised: {score:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
