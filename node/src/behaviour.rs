@@ -784,7 +784,7 @@ pub fn decode_sync1_response(buf: &[u8]) -> std::io::Result<SyncResponse> {
     let mut reports = Vec::new();
     while let Some((&len, tail)) = rest.split_first() {
         let len = usize::from(len);
-        if len > MAX_SYNC1_REPORT_LEN || tail.len() < len {
+        if len == 0 || len > MAX_SYNC1_REPORT_LEN || tail.len() < len {
             return Err(invalid("bad report length in sync response"));
         }
         if reports.len() == MAX_SYNC_REPORTS {
@@ -1048,6 +1048,9 @@ mod tests {
             Some(SyncResponse(vec![vec![7; 121]]))
         );
         assert!(decode_sync1_response(&[5, 1, 2]).is_err());
+        // An empty report is no report: refused, as on /2 and /3.
+        assert!(decode_sync1_response(&[0]).is_err());
+        assert!(decode_sync1_response(&[1, 7, 0]).is_err());
         assert!(decode_sync1_response(&[200; 200]).is_err());
         let too_many = vec![0u8; MAX_SYNC_REPORTS + 1];
         assert!(decode_sync1_response(&too_many).is_err());
