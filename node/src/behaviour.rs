@@ -497,6 +497,7 @@ impl Behaviour {
     }
 }
 
+
 /// Build the swarm for `config` with identity `keypair`.
 pub fn build_swarm(config: &NodeConfig, keypair: Keypair) -> Result<Swarm<Behaviour>, NodeError> {
     fn t(e: impl std::fmt::Display) -> NodeError {
@@ -518,7 +519,7 @@ pub fn build_swarm(config: &NodeConfig, keypair: Keypair) -> Result<Swarm<Behavi
             .map_err(t)?
             .with_behaviour(|key, relay| Behaviour::new(key, relay, config))
             .map_err(t)?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .with_swarm_config(|c| crate::config::swarm_config(c, idle))
             .build()
     } else if config.memory_transport {
         libp2p::SwarmBuilder::with_existing_identity(keypair)
@@ -534,7 +535,7 @@ pub fn build_swarm(config: &NodeConfig, keypair: Keypair) -> Result<Swarm<Behavi
             .map_err(t)?
             .with_behaviour(|key, relay| Behaviour::new(key, relay, config))
             .map_err(t)?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .with_swarm_config(|c| crate::config::swarm_config(c, idle))
             .build()
     } else {
         libp2p::SwarmBuilder::with_existing_identity(keypair)
@@ -552,7 +553,7 @@ pub fn build_swarm(config: &NodeConfig, keypair: Keypair) -> Result<Swarm<Behavi
             .map_err(t)?
             .with_behaviour(|key, relay| Behaviour::new(key, relay, config))
             .map_err(t)?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .with_swarm_config(|c| crate::config::swarm_config(c, idle))
             .build()
     };
     Ok(swarm)

@@ -584,3 +584,18 @@ impl Default for AutoTokens {
         }
     }
 }
+
+/// The swarm settings of every Ronde swarm (the main one and the circle's
+/// daily ones): connections idle for `idle` close, and substreams negotiate
+/// their protocol in 0 round trips when the opener proposes one protocol
+/// (multistream-select's `V1Lazy`: the proposal and the first request go
+/// out together, and the answer confirms the protocol). Every request of a
+/// request-response protocol opens a substream, so each stem hop, mailbox
+/// fetch or sync request saves a round trip. The bytes on the wire are
+/// those of `V1`; only the opener waits less. A peer that does not speak
+/// the protocol makes the request fail when its answer is read instead of
+/// before it is sent, which the node treats as any failed request.
+pub(crate) fn swarm_config(c: libp2p::swarm::Config, idle: Duration) -> libp2p::swarm::Config {
+    c.with_idle_connection_timeout(idle)
+        .with_substream_upgrade_protocol_override(libp2p::core::upgrade::Version::V1Lazy)
+}

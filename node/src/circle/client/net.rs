@@ -277,7 +277,7 @@ fn build(settings: &NetSettings) -> Result<Swarm<MailboxClient>, BoxError> {
                     .multiplex(yamux::Config::default()))
             })?
             .with_behaviour(behaviour)?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .with_swarm_config(|c| crate::config::swarm_config(c, idle))
             .build()
     } else if settings.memory {
         libp2p::SwarmBuilder::with_existing_identity(keypair)
@@ -289,7 +289,7 @@ fn build(settings: &NetSettings) -> Result<Swarm<MailboxClient>, BoxError> {
                     .multiplex(yamux::Config::default()))
             })?
             .with_behaviour(behaviour)?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .with_swarm_config(|c| crate::config::swarm_config(c, idle))
             .build()
     } else {
         libp2p::SwarmBuilder::with_existing_identity(keypair)
@@ -302,7 +302,7 @@ fn build(settings: &NetSettings) -> Result<Swarm<MailboxClient>, BoxError> {
             .with_quic()
             .with_dns()?
             .with_behaviour(behaviour)?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .with_swarm_config(|c| crate::config::swarm_config(c, idle))
             .build()
     };
     Ok(swarm)
