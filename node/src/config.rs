@@ -289,6 +289,12 @@ pub struct NodeConfig {
     /// before the stem existed (the simulator's baseline). The node always
     /// answers stem requests.
     pub stem: Option<ronde_protocol::stem::StemParams>,
+    /// Seed of the stem's random choices (the epoch's stem peers, the fluff
+    /// coin, the delays). `None` (the default, and the only safe choice on a
+    /// real node: predictable choices would help a spy): drawn from the
+    /// operating system. `ronde sim` sets one per node from its run seed,
+    /// so that a run replays with the same stems.
+    pub stem_seed: Option<u64>,
     /// Simulation only: told, for every report this node receives from a
     /// peer (gossip or stem), the report id and that peer, the first time
     /// and every time: what a spy would log. `None` outside simulations.
@@ -368,6 +374,7 @@ impl NodeConfig {
             token_sink: None,
             auto_tokens: None,
             stem: Some(ronde_protocol::stem::StemParams::default()),
+            stem_seed: None,
             first_hop_tap: None,
             mailbox_tap: None,
         }
@@ -437,6 +444,7 @@ impl fmt::Debug for NodeConfig {
             .field("token_sink", &self.token_sink.as_ref().map(|_| "<set>"))
             .field("auto_tokens", &self.auto_tokens)
             .field("stem", &self.stem)
+            .field("stem_seed", &self.stem_seed.map(|_| "<set>"))
             .field(
                 "first_hop_tap",
                 &self.first_hop_tap.as_ref().map(|_| "<set>"),

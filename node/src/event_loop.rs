@@ -354,6 +354,7 @@ pub(crate) async fn spawn(
             config.stem,
             config.first_hop_tap.clone(),
             config.flag_difficulty,
+            config.stem_seed,
         ),
         mailbox_tap: config.mailbox_tap.clone(),
         background: background::Background::new(&config.mailbox_peers),

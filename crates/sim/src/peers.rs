@@ -138,6 +138,9 @@ pub struct PeerSetup<'a> {
     /// The mesh of this overlay (Ronde's, or the baseline's), used by the
     /// Ronde nodes and the bare peers (baseline, flooders, droppers) alike.
     pub gossip: GossipTuning,
+    /// Seed of a Ronde node's stem choices (`NodeConfig::stem_seed`), drawn
+    /// from the run's seed, so that a run replays with the same stems.
+    pub stem_seed: u64,
 }
 
 /// What a Ronde node's trusted circle showed, as the simulation sees it.
@@ -270,6 +273,7 @@ pub async fn start_ronde_with(
     c.stem = first_hop
         .stem
         .then(|| ronde_protocol::stem::StemParams::default().scaled(cw.dilation));
+    c.stem_seed = Some(setup.stem_seed);
     c.first_hop_tap = first_hop.tap;
     setup.spam.apply(&mut c, relay_areas.is_none());
     if relay_areas.is_some() {

@@ -13,6 +13,7 @@ use indicatif::ProgressBar;
 use libp2p::multiaddr::Protocol;
 use libp2p::Multiaddr;
 use rand::seq::SliceRandom;
+use rand::RngCore;
 use ronde_node::{ManualClock, Node};
 use ronde_protocol::circle::{ContactState, MessageId};
 use ronde_protocol::{topics_around, ReportId};
@@ -258,6 +259,7 @@ impl World {
                 Overlay::Ronde => self.cfg.gossip,
                 Overlay::Baseline => self.cfg.baseline_gossip.unwrap_or(self.cfg.gossip),
             },
+            stem_seed: Plan::rng_for(self.cfg.seed ^ 0x57E4, slot, t).next_u64(),
         };
         let pos = self.plan.position(slot, t);
         let city_areas = &self.plan.city_areas;

@@ -51,6 +51,7 @@ async fn line(ronde: bool) -> Line {
             recorder: recorder.clone(),
             spam: Default::default(),
             gossip: Default::default(),
+            stem_seed: u64::from(slot),
         };
         let peer = if ronde {
             start_ronde(

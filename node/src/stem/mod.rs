@@ -48,6 +48,8 @@ use std::time::Duration;
 use libp2p::gossipsub::TopicHash;
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::{PeerId, StreamProtocol, Swarm};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
 use ronde_protocol::stem::{
     Action, Candidate, Decision, Stem, StemParams, StemRequest, StemResponse,
 };
@@ -127,12 +129,19 @@ pub(crate) struct StemService {
     /// The least proof of work a flag along the stem must carry (this
     /// node's own, [`crate::NodeConfig::flag_difficulty`]).
     flag_difficulty: u8,
+    /// The stem's random choices ([`crate::NodeConfig::stem_seed`]).
+    rng: ChaCha20Rng,
 }
 
 impl StemService {
     /// A service with `params` (`None`: own reports skip the stem, but
     /// peers' stem reports are still relayed).
-    pub fn new(params: Option<StemParams>, tap: Option<FirstHopTap>, flag_difficulty: u8) -> Self {
+    pub fn new(
+        params: Option<StemParams>,
+        tap: Option<FirstHopTap>,
+        flag_difficulty: u8,
+        seed: Option<u64>,
+    ) -> Self {
         StemService {
             machine: Stem::new(params.unwrap_or_default()),
             own_on_stem: params.is_some(),
@@ -142,6 +151,10 @@ impl StemService {
             strikes: HashMap::new(),
             tap,
             flag_difficulty,
+            rng: match seed {
+                Some(seed) => ChaCha20Rng::seed_from_u64(seed),
+                None => ChaCha20Rng::from_entropy(),
+            },
         }
     }
 
@@ -226,7 +239,7 @@ impl StemService {
         }
         let now = self.now();
         self.machine
-            .own(now, &mut rand::thread_rng(), report.id(), item, &candidates);
+            .own(now, &mut self.rng, report.id(), item, &candidates);
         true
     }
 
@@ -246,7 +259,7 @@ impl StemService {
         let now = self.now();
         self.machine.own(
             now,
-            &mut rand::thread_rng(),
+            &mut self.rng,
             ReportId(id),
             item,
             &candidates,
@@ -262,7 +275,7 @@ impl StemService {
         let candidates = Self::candidates(swarm, &self.speakers, &item);
         let now = self.now();
         self.machine
-            .pass_on(now, &mut rand::thread_rng(), &ReportId(id), &candidates)
+            .pass_on(now, &mut self.rng, &ReportId(id), &candidates)
     }
 
     /// Send what is due; return the reports and flags to fluff now.
@@ -398,7 +411,7 @@ impl StemService {
         let now = self.now();
         match self
             .machine
-            .relayed(now, &mut rand::thread_rng(), id, item, peer, &candidates)
+            .relayed(now, &mut self.rng, id, item, peer, &candidates)
         {
             Decision::Taken | Decision::Known => StemResponse::Taken,
             Decision::Declined => StemResponse::Declined,
@@ -436,7 +449,7 @@ impl StemService {
         let now = self.now();
         match self.machine.relayed(
             now,
-            &mut rand::thread_rng(),
+            &mut self.rng,
             ReportId(id),
             item,
             peer,
@@ -452,7 +465,7 @@ impl StemService {
         let candidates = Self::candidates(swarm, &self.speakers, item);
         let now = self.now();
         self.machine
-            .failed(now, &mut rand::thread_rng(), &item.id(), to, &candidates);
+            .failed(now, &mut self.rng, &item.id(), to, &candidates);
     }
 
     /// An invalid stem report: the same cost as an invalid gossip message.
