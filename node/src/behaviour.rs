@@ -497,7 +497,6 @@ impl Behaviour {
     }
 }
 
-
 /// Build the swarm for `config` with identity `keypair`.
 pub fn build_swarm(config: &NodeConfig, keypair: Keypair) -> Result<Swarm<Behaviour>, NodeError> {
     fn t(e: impl std::fmt::Display) -> NodeError {

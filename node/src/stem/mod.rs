@@ -257,13 +257,8 @@ impl StemService {
             return false;
         }
         let now = self.now();
-        self.machine.own(
-            now,
-            &mut self.rng,
-            ReportId(id),
-            item,
-            &candidates,
-        );
+        self.machine
+            .own(now, &mut self.rng, ReportId(id), item, &candidates);
         true
     }
 
@@ -447,14 +442,10 @@ impl StemService {
         let item = StemItem::Flag { id, bytes };
         let candidates = Self::candidates(swarm, &self.speakers, &item);
         let now = self.now();
-        match self.machine.relayed(
-            now,
-            &mut self.rng,
-            ReportId(id),
-            item,
-            peer,
-            &candidates,
-        ) {
+        match self
+            .machine
+            .relayed(now, &mut self.rng, ReportId(id), item, peer, &candidates)
+        {
             Decision::Taken => StemResponse::Taken,
             Decision::Known | Decision::Declined => StemResponse::Declined,
         }
