@@ -14,8 +14,8 @@
 //!   ([`crate::new_reports`]): ignored (`over_peer_bound`), and far over
 //!   it, penalised (`far_over_peer_bound`).
 //!
-//! The counters are the event loop's; this module borrows them for one
-//! decision.
+//! The counters live in one [`Gate`], owned by the event loop and lent to
+//! the stem service for each stem request.
 
 use libp2p::PeerId;
 use ronde_protocol::token::SeenTokens;
@@ -43,27 +43,31 @@ impl Refused {
     }
 }
 
-/// The node's counters, borrowed for one decision.
-pub(crate) struct Admission<'a> {
-    /// Tokens spent by the live reports this node holds.
-    pub seen_tokens: &'a SeenTokens,
-    /// The flood rule and its per-area counters, if the rule is on.
-    pub flood: Option<(&'a FloodRule, &'a FloodGuard)>,
-    /// The per-peer bound and its counters, if the bound is on.
-    pub bound: Option<(&'a NewReportBound, &'a mut PeerBudgets)>,
-    /// The network's minimum work, bits.
-    pub min_difficulty: u8,
+/// The node's bounds and their counters (the event loop owns one).
+pub(crate) struct Gate {
+    /// The ids of the tokens spent by the reports this node accepted, kept
+    /// while those reports live (`docs/protocol.md` §8.5).
+    pub seen_tokens: SeenTokens,
+    /// The bound on new reports per peer, area and minute.
+    pub new_report_bound: Option<NewReportBound>,
+    /// When an area is under flood, and what untokened reports then need.
+    pub flood_rule: Option<FloodRule>,
+    /// The flood rule's per-area counters.
+    pub flood_guard: FloodGuard,
+    /// The per-peer bound's counters.
+    pub budgets: PeerBudgets,
 }
 
-impl Admission<'_> {
+impl Gate {
     /// Admit a report `source` brought that this node does not hold yet,
     /// or say why not. Counts it against the peer's bound when admitted or
-    /// over it.
+    /// over it. `min_difficulty`: the network's minimum work, bits.
     pub(crate) fn admit(
         &mut self,
         source: PeerId,
         report: &Report,
         now: u64,
+        min_difficulty: u8,
     ) -> Result<(), Refused> {
         if let Some(token) = report.token() {
             if self.seen_tokens.contains(&token.id(), now) {
@@ -71,14 +75,13 @@ impl Admission<'_> {
             }
         }
         let area = report.cell().area();
-        if let (Some((rule, guard)), Proof::Work { difficulty, .. }) = (&self.flood, report.proof())
-        {
-            if *difficulty < guard.required(rule, &area, now, self.min_difficulty) {
+        if let (Some(rule), Proof::Work { difficulty, .. }) = (&self.flood_rule, report.proof()) {
+            if *difficulty < self.flood_guard.required(rule, &area, now, min_difficulty) {
                 return Err(Refused::Ignore("flood_needs_more_work"));
             }
         }
-        if let Some((bound, budgets)) = &mut self.bound {
-            match budgets.take(bound, source, area, now) {
+        if let Some(bound) = &self.new_report_bound {
+            match self.budgets.take(bound, source, area, now) {
                 Budget::Within => {}
                 Budget::Over => return Err(Refused::Ignore("over_peer_bound")),
                 Budget::Abusive => return Err(Refused::Penalise("far_over_peer_bound")),

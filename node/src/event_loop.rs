@@ -42,8 +42,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::admission::{Admission, Refused};
-use crate::flood_guard::{FloodGuard, FloodRule};
+use crate::admission::{Gate, Refused};
+use crate::flood_guard::FloodGuard;
 use futures::{FutureExt, StreamExt};
 use libp2p::gossipsub::{self, MessageAcceptance, PublishError, TopicHash};
 use libp2p::multiaddr::Protocol;
@@ -75,7 +75,7 @@ use crate::directory::store::DirectoryStore;
 use crate::directory::FlagSent;
 use crate::error::NodeError;
 use crate::events::{CellCount, Nearby, NearbyReport, NodeEvent, Published, Status};
-use crate::new_reports::{NewReportBound, PeerBudgets};
+use crate::new_reports::PeerBudgets;
 use crate::reachability::{self, Reachability};
 use crate::stem::{Judge, StemItem, StemService};
 use crate::store::{Inserted, ReportStore, SledStore};
@@ -173,15 +173,9 @@ struct EventLoop {
     /// Gossiped messages refused since start, by reason (for `Status`).
     gossip_refused: BTreeMap<&'static str, u64>,
     sync_reports_received: u64,
-    /// The ids of the tokens spent by the reports this node accepted, kept
-    /// while those reports live (`docs/protocol.md` §8.5).
-    seen_tokens: SeenTokens,
-    /// The bound on new reports per peer, area and minute, and its counters.
-    new_report_bound: Option<NewReportBound>,
-    /// When an area is under flood, and what untokened reports then need.
-    flood_rule: Option<FloodRule>,
-    flood_guard: FloodGuard,
-    budgets: PeerBudgets,
+    /// Spent tokens, the flood rule and the per-peer bound, with their
+    /// counters: what a report must pass, gossip or stem.
+    gate: Gate,
     /// Gossip received during the current burst of swarm events.
     gossip_in: Vec<GossipIn>,
     /// Gossip waiting for its signatures to be verified.
@@ -320,11 +314,13 @@ pub(crate) async fn spawn(
         policy: config.policy,
         gossip_refused: BTreeMap::new(),
         sync_reports_received: 0,
-        seen_tokens: SeenTokens::new(MAX_SEEN_TOKENS),
-        new_report_bound: config.new_report_bound,
-        flood_rule: config.flood_rule,
-        flood_guard: FloodGuard::default(),
-        budgets: PeerBudgets::default(),
+        gate: Gate {
+            seen_tokens: SeenTokens::new(MAX_SEEN_TOKENS),
+            new_report_bound: config.new_report_bound,
+            flood_rule: config.flood_rule,
+            flood_guard: FloodGuard::default(),
+            budgets: PeerBudgets::default(),
+        },
         gossip_in: Vec::new(),
         verify_queue: Vec::new(),
         verify_job: None,
@@ -591,10 +587,12 @@ impl EventLoop {
             }
             Command::RequiredDifficulty { area, reply } => {
                 let base = self.policy.min_difficulty;
-                let needed = match &self.flood_rule {
-                    Some(rule) => self
-                        .flood_guard
-                        .required(rule, &area, self.clock.now(), base),
+                let needed = match &self.gate.flood_rule {
+                    Some(rule) => {
+                        self.gate
+                            .flood_guard
+                            .required(rule, &area, self.clock.now(), base)
+                    }
                     None => base,
                 };
                 let _ = reply.send(Ok(needed));
@@ -921,6 +919,7 @@ impl EventLoop {
         if let Some(token) = report.report().token() {
             // A token spends once, here too.
             if self
+                .gate
                 .seen_tokens
                 .insert(token.id(), report.expires_at(), now)
                 != Seen::New
@@ -996,8 +995,8 @@ impl EventLoop {
 
     fn purge(&mut self) {
         let now = self.clock.now();
-        if let Some(rule) = &self.flood_rule {
-            self.flood_guard.purge(rule, now);
+        if let Some(rule) = &self.gate.flood_rule {
+            self.gate.flood_guard.purge(rule, now);
         }
         match self.store.purge_expired(now) {
             Ok(0) => {}
@@ -1109,19 +1108,6 @@ impl EventLoop {
         verdict_of(rej)
     }
 
-    /// The bounds a report must pass, gossip or stem (`crate::admission`).
-    fn admission(&mut self) -> Admission<'_> {
-        Admission {
-            seen_tokens: &self.seen_tokens,
-            flood: self.flood_rule.as_ref().map(|r| (r, &self.flood_guard)),
-            bound: self
-                .new_report_bound
-                .as_ref()
-                .map(|b| (b, &mut self.budgets)),
-            min_difficulty: self.policy.min_difficulty,
-        }
-    }
-
     /// Judge the gossip of the burst just handled: the cheap checks, the
     /// topic and the dedup now; the signatures of the rest in one batch,
     /// inline or off the loop.
@@ -1162,7 +1148,10 @@ impl EventLoop {
                 Ok(false) => {}
                 Err(e) => tracing::error!(error = %e, "could not look a report up"),
             }
-            if let Err(refused) = self.admission().admit(source, report.report(), now) {
+            if let Err(refused) =
+                self.gate
+                    .admit(source, report.report(), now, self.policy.min_difficulty)
+            {
                 *self.gossip_refused.entry(refused.reason()).or_default() += 1;
                 let verdict = match refused {
                     Refused::Ignore(_) => MessageAcceptance::Ignore,
@@ -1210,6 +1199,7 @@ impl EventLoop {
                         // set full of live ids: the later one is ignored.
                         let reason =
                             match self
+                                .gate
                                 .seen_tokens
                                 .insert(token.id(), report.expires_at(), now)
                             {
@@ -1275,8 +1265,9 @@ impl EventLoop {
                     tracing::debug!(%old, "store full: evicted a report of the most crowded cell");
                 }
                 tracing::debug!(area = %report.report().cell().area(), "report stored");
-                if let (Some(rule), None) = (&self.flood_rule, report.report().token()) {
-                    self.flood_guard
+                if let (Some(rule), None) = (&self.gate.flood_rule, report.report().token()) {
+                    self.gate
+                        .flood_guard
                         .record(rule, report.report().cell().area(), now);
                 }
                 let ev = to_nearby(report, now, self.location);
@@ -1409,15 +1400,7 @@ impl EventLoop {
                     policy: &self.policy,
                     keys: &keys,
                     now,
-                    admission: Admission {
-                        seen_tokens: &self.seen_tokens,
-                        flood: self.flood_rule.as_ref().map(|r| (r, &self.flood_guard)),
-                        bound: self
-                            .new_report_bound
-                            .as_ref()
-                            .map(|b| (b, &mut self.budgets)),
-                        min_difficulty: self.policy.min_difficulty,
-                    },
+                    gate: &mut self.gate,
                 };
                 self.stem.on_event(&mut self.swarm, judge, ev)
             }

@@ -58,7 +58,7 @@ use ronde_protocol::directory::{verify_flag, DirectoryError};
 use ronde_protocol::{precheck_with_keys, verify_signatures, Policy, ReportId, VerifiedReport};
 pub use wire::{StemCodec, StemWire, STEM_PROTOCOL};
 
-use crate::admission::{Admission, Refused};
+use crate::admission::{Gate, Refused};
 use crate::behaviour::{Behaviour, GRAYLIST_THRESHOLD};
 use crate::config::FirstHopTap;
 use crate::store::ReportStore;
@@ -82,7 +82,7 @@ pub(crate) struct Judge<'a> {
     /// Unix seconds.
     pub now: u64,
     /// The gossip's bounds on floods, applied to stem reports too.
-    pub admission: Admission<'a>,
+    pub gate: &'a mut Gate,
 }
 
 /// What walks the stem: a validated report or a verified flag.
@@ -368,7 +368,7 @@ impl StemService {
     fn on_request(
         &mut self,
         swarm: &mut Swarm<Behaviour>,
-        mut judge: Judge<'_>,
+        judge: Judge<'_>,
         peer: PeerId,
         request: StemRequest,
     ) -> StemResponse {
@@ -388,7 +388,10 @@ impl StemService {
         if self.machine.knows(&id) || matches!(judge.store.contains(&id), Ok(true)) {
             return StemResponse::Taken;
         }
-        match judge.admission.admit(peer, pre.report(), judge.now) {
+        match judge
+            .gate
+            .admit(peer, pre.report(), judge.now, judge.policy.min_difficulty)
+        {
             Ok(()) => {}
             Err(Refused::Ignore(reason)) => {
                 tracing::debug!(%peer, reason, "a stem report declined");
