@@ -2,7 +2,8 @@
 //! signature check on it, **whichever way it came**: through the gossip
 //! (`/ronde/1/reports/…`) or along the stem (`/ronde/stem/1`). One rule for
 //! both, so that the stem is no way around the gossip's defences against
-//! floods (docs/protocol.md §3.4, "A stem peer's checks").
+//! floods (docs/protocol.md §2.1 steps 4b–4d, and §3.4 "Stem report
+//! received").
 //!
 //! In order, after the cheap checks and the dedup:
 //! * a token already spent by a live report this node holds: ignored
@@ -19,7 +20,7 @@
 
 use libp2p::PeerId;
 use ronde_protocol::token::SeenTokens;
-use ronde_protocol::{Proof, Report};
+use ronde_protocol::{Area, Proof, Report};
 
 use crate::flood_guard::{FloodGuard, FloodRule};
 use crate::new_reports::{Budget, NewReportBound, PeerBudgets};
@@ -59,6 +60,30 @@ pub(crate) struct Gate {
 }
 
 impl Gate {
+    /// The least work an untokened report of `area` needs now: `base`, or
+    /// the flood rule's difficulty while the area is under flood.
+    pub(crate) fn required_difficulty(&self, area: &Area, now: u64, base: u8) -> u8 {
+        match &self.flood_rule {
+            Some(rule) => self.flood_guard.required(rule, area, now, base),
+            None => base,
+        }
+    }
+
+    /// A report was stored as new: an untokened one counts towards its
+    /// area's flood.
+    pub(crate) fn record_stored(&mut self, report: &Report, now: u64) {
+        if let (Some(rule), None) = (&self.flood_rule, report.token()) {
+            self.flood_guard.record(rule, report.cell().area(), now);
+        }
+    }
+
+    /// Forget the flood counters older than the rule's window.
+    pub(crate) fn purge(&mut self, now: u64) {
+        if let Some(rule) = &self.flood_rule {
+            self.flood_guard.purge(rule, now);
+        }
+    }
+
     /// Admit a report `source` brought that this node does not hold yet,
     /// or say why not. Counts it against the peer's bound when admitted or
     /// over it. `min_difficulty`: the network's minimum work, bits.
@@ -75,8 +100,8 @@ impl Gate {
             }
         }
         let area = report.cell().area();
-        if let (Some(rule), Proof::Work { difficulty, .. }) = (&self.flood_rule, report.proof()) {
-            if *difficulty < self.flood_guard.required(rule, &area, now, min_difficulty) {
+        if let Proof::Work { difficulty, .. } = report.proof() {
+            if *difficulty < self.required_difficulty(&area, now, min_difficulty) {
                 return Err(Refused::Ignore("flood_needs_more_work"));
             }
         }

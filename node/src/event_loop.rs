@@ -586,15 +586,11 @@ impl EventLoop {
                 let _ = reply.send(self.publish_own(report));
             }
             Command::RequiredDifficulty { area, reply } => {
-                let base = self.policy.min_difficulty;
-                let needed = match &self.gate.flood_rule {
-                    Some(rule) => {
-                        self.gate
-                            .flood_guard
-                            .required(rule, &area, self.clock.now(), base)
-                    }
-                    None => base,
-                };
+                let needed = self.gate.required_difficulty(
+                    &area,
+                    self.clock.now(),
+                    self.policy.min_difficulty,
+                );
                 let _ = reply.send(Ok(needed));
             }
             Command::Nearby {
@@ -995,9 +991,7 @@ impl EventLoop {
 
     fn purge(&mut self) {
         let now = self.clock.now();
-        if let Some(rule) = &self.gate.flood_rule {
-            self.gate.flood_guard.purge(rule, now);
-        }
+        self.gate.purge(now);
         match self.store.purge_expired(now) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(purged = n, "expired reports deleted"),
@@ -1265,11 +1259,7 @@ impl EventLoop {
                     tracing::debug!(%old, "store full: evicted a report of the most crowded cell");
                 }
                 tracing::debug!(area = %report.report().cell().area(), "report stored");
-                if let (Some(rule), None) = (&self.gate.flood_rule, report.report().token()) {
-                    self.gate
-                        .flood_guard
-                        .record(rule, report.report().cell().area(), now);
-                }
+                self.gate.record_stored(report.report(), now);
                 let ev = to_nearby(report, now, self.location);
                 // No receiver is fine.
                 let _ = self.events.send(NodeEvent::Report(ev));
