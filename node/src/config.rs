@@ -462,6 +462,10 @@ pub struct CircleConfig {
     pub tick: Duration,
     /// How often the node fetches its mailboxes from the hosts it knows.
     pub mailbox_poll_interval: Duration,
+    /// How often it fetches them in the background once its push endpoint
+    /// is registered (the push wakes it for mail; this poll only catches a
+    /// lost push). Default 15 minutes: four radio wake-ups an hour.
+    pub background_poll_interval: Duration,
     /// How long an envelope that no path took waits before the next try.
     pub retry_interval: Duration,
     /// Timeout of one request (direct delivery or mailbox).
@@ -485,6 +489,7 @@ impl Default for CircleConfig {
         CircleConfig {
             tick: Duration::from_secs(1),
             mailbox_poll_interval: Duration::from_secs(30),
+            background_poll_interval: Duration::from_secs(15 * 60),
             retry_interval: Duration::from_secs(15),
             request_timeout: Duration::from_secs(10),
             mailbox_limits: MailboxLimits::default(),

@@ -518,6 +518,7 @@ impl EventLoop {
                         self.circle.set_directory_hosts(&mut self.swarm, &hosts);
                     }
                     self.circle.tick(&mut self.swarm, self.location);
+                    self.background_tick();
                     if let Some(host) = self.mailbox_host.as_mut() {
                         host.tick();
                     }

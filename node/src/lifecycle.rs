@@ -9,8 +9,14 @@
 //! leaves every gossip topic and closes every connection but one, to one
 //! always-on peer: a mailbox host it was configured with, else its relay,
 //! else a bootstrap peer. Connections to anyone else, in or out, are closed
-//! as soon as they open. The circle still works through that peer (mail is
-//! fetched from the mailbox host; an SOS sent goes through it). Back in the
+//! as soon as they open. The circle still works (mail is fetched from the
+//! mailbox hosts every `mailbox_poll_interval`; an SOS sent goes to them).
+//! **With push** (the app set its UnifiedPush endpoint and a mailbox host
+//! confirmed it for today's mailboxes) the background keeps no connection
+//! at all: the host's wake-up, through the app's [`crate::Node::wake`],
+//! fetches the mail, and the node polls by itself only every
+//! `background_poll_interval` (15 minutes), in case a push was lost; what
+//! the person sends still goes out at once. Back in the
 //! **foreground** the node follows its areas again, dials its bootstrap
 //! peers, and catches up on the reports it missed with the sync protocol
 //! (`/ronde/sync/1`), as when it first joins an area.
@@ -35,7 +41,8 @@ pub enum Lifecycle {
     /// A full gossip node.
     #[default]
     Foreground,
-    /// No gossip, at most one connection, to one always-on peer.
+    /// No gossip, at most one connection, to one always-on peer (none once
+    /// push can wake the phone).
     Background,
     /// No gossip, no connection: woken by push ([`crate::Node::wake`]).
     Suspended,

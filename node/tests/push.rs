@@ -287,6 +287,114 @@ async fn a_phone_suspended_across_midnight_is_still_woken() {
     next_alert(&mut events, is_sos).await;
 }
 
+/// The background mode of a phone whose push endpoint is registered
+/// (issue 16 §3): the push wakes it, so it keeps no connection at all (not
+/// even the one kept peer of a phone without push) and does not poll
+/// every `mailbox_poll_interval`, only every `background_poll_interval`
+/// (a safety net if a push is lost); a contact's SOS still wakes it and is
+/// delivered. Without push, the background keeps one connection and its
+/// polls (`lifecycle.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_background_phone_with_push_keeps_no_connection_and_polls_only_rarely() {
+    let clock = ManualClock::new(T0);
+    let dirs: Vec<_> = (0..3)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let (host, host_addr, kinds) = host_with_log(dirs[0].path(), &clock, |_| {}).await;
+    let (server, posts) = push_server().await;
+    let phone = |i: usize| {
+        let mut c = config_with_host(dirs[i].path(), &clock, &host_addr);
+        // A bootstrap peer too: the one a phone without push would keep.
+        c.bootstrap = vec![host_addr.clone()];
+        c
+    };
+    let ada = start(phone(1)).await;
+    let cleo = start(phone(2)).await;
+    befriend(&ada, "Ada", &cleo, "Cleo").await;
+    let endpoint = format!("{server}/up/ada-in-the-pocket");
+    ada.set_push_endpoint(Some(endpoint.clone()))
+        .await
+        .expect("push endpoint");
+    eventually("the host to confirm the registration", || async {
+        let v = ada.set_push_endpoint(Some(endpoint.clone())).await.ok()?;
+        (v.registered >= 1 && v.pending == 0).then_some(())
+    })
+    .await;
+    let ada_ids: Vec<PeerId> = kinds
+        .lock()
+        .expect("kinds")
+        .iter()
+        .filter(|(kind, _)| *kind == "push")
+        .map(|(_, p)| *p)
+        .collect();
+    let ada_fetches = || {
+        kinds
+            .lock()
+            .expect("kinds")
+            .iter()
+            .filter(|(kind, p)| *kind == "fetch" && ada_ids.contains(p))
+            .count()
+    };
+
+    let view = ada
+        .set_lifecycle(Lifecycle::Background)
+        .await
+        .expect("background");
+    assert_eq!(view.lifecycle, Lifecycle::Background);
+    assert_eq!(view.areas, 0);
+    assert_eq!(view.kept_peer, None, "push wakes it: no peer kept");
+    eventually("Ada to have no connection", || async {
+        let v = ada.set_lifecycle(Lifecycle::Background).await.ok()?;
+        let peers = ada.connected_peers().await.ok()?;
+        (peers.is_empty() && v.circle_connections == 0).then_some(())
+    })
+    .await;
+    // Ten foreground poll periods (300 ms in tests): no fetch, and no
+    // connection opened again.
+    let fetches_before = ada_fetches();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(ada_fetches(), fetches_before, "no poll in the background");
+    assert!(ada.connected_peers().await.expect("peers").is_empty());
+    let v = ada
+        .set_lifecycle(Lifecycle::Background)
+        .await
+        .expect("still background");
+    assert_eq!(v.circle_connections, 0);
+    assert_eq!(v.kept_peer, None);
+
+    // Cleo's SOS: a wake-up at the endpoint, and wake() delivers it.
+    let mut events = ada.events();
+    cleo.sos("help").await.expect("sos");
+    eventually("a wake-up at Ada's endpoint", || async {
+        posts.lock().ok()?.first().cloned()
+    })
+    .await;
+    let woke = ada.wake().await.expect("wake");
+    assert!(woke.complete && woke.received >= 1, "{woke:?}");
+    next_alert(&mut events, is_sos).await;
+    // The wake-up's connection closes once its fetches are done.
+    eventually("Ada to have no connection again", || async {
+        let v = ada.set_lifecycle(Lifecycle::Background).await.ok()?;
+        (v.circle_connections == 0).then_some(())
+    })
+    .await;
+
+    // Foreground: the host is a peer and the polls come back.
+    ada.set_lifecycle(Lifecycle::Foreground)
+        .await
+        .expect("foreground");
+    let after_wake = ada_fetches();
+    eventually("polls again in the foreground", || async {
+        (ada_fetches() > after_wake).then_some(())
+    })
+    .await;
+    eventually("the host connected again", || async {
+        let peers = ada.connected_peers().await.ok()?;
+        peers.contains(&host.peer_id()).then_some(())
+    })
+    .await;
+}
+
 type Mallory = Swarm<request_response::Behaviour<MailboxCodec>>;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -1,6 +1,7 @@
 //! The event loop's side of [`crate::lifecycle`]: leaving the gossip and
 //! all connections but one when the app goes to the background (all of
-//! them when suspended), coming back when it returns.
+//! them when suspended, or in the background once push can wake the
+//! phone), coming back when it returns.
 //!
 //! A child module of the event loop, so that it works on the loop's state
 //! directly (its areas, bootstrap peers and relay) without widening them.
@@ -64,8 +65,8 @@ impl EventLoop {
             (B, S) => self.enter_suspended(),
             (S, B) => {
                 self.background.mode = B;
-                self.background.kept = self.choose_kept_peer();
                 self.circle.resume(&mut self.swarm);
+                self.background.kept = self.kept_peer_unless_push();
             }
             (B | S, F) => {
                 self.circle.resume(&mut self.swarm);
@@ -104,7 +105,8 @@ impl EventLoop {
         self.set_areas(Vec::new(), self.location)?;
         self.background.saved_areas = saved;
         self.background.mode = Lifecycle::Background;
-        let kept = self.choose_kept_peer();
+        self.circle.set_background(true);
+        let kept = self.kept_peer_unless_push();
         self.background.kept = kept;
         let others: Vec<PeerId> = self
             .swarm
@@ -121,6 +123,43 @@ impl EventLoop {
             "background: gossip left, connections closed"
         );
         Ok(())
+    }
+
+    /// The peer to keep in the background: none once push can wake the
+    /// phone (its mail is fetched when woken), else [`Self::choose_kept_peer`].
+    fn kept_peer_unless_push(&mut self) -> Option<PeerId> {
+        if self.circle.push_covers() {
+            None
+        } else {
+            self.choose_kept_peer()
+        }
+    }
+
+    /// On the circle's timer, in the background: drop the kept peer once
+    /// the push registration is confirmed (it may come after the switch),
+    /// take one again if push no longer covers the day's mailboxes.
+    pub(super) fn background_tick(&mut self) {
+        if self.background.mode != Lifecycle::Background {
+            return;
+        }
+        let push = self.circle.push_covers();
+        match self.background.kept {
+            Some(_) if push => {
+                self.background.kept = None;
+                let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+                for peer in &peers {
+                    let _ = self.swarm.disconnect_peer_id(*peer);
+                }
+                tracing::info!("background: push registered, no connection kept");
+            }
+            None if !push => {
+                self.background.kept = self.choose_kept_peer();
+                if self.background.kept.is_some() {
+                    tracing::info!("background: push not registered, one connection kept");
+                }
+            }
+            _ => {}
+        }
     }
 
     /// A mailbox host, else the relay, else a bootstrap peer: connected
@@ -157,6 +196,7 @@ impl EventLoop {
     fn enter_foreground(&mut self) -> Result<(), NodeError> {
         self.background.mode = Lifecycle::Foreground;
         self.background.kept = None;
+        self.circle.set_background(false);
         let areas = std::mem::take(&mut self.background.saved_areas);
         // Following the areas again asks the peers that follow them for
         // their live reports (the sync), here and as peers reconnect.

@@ -42,7 +42,7 @@ impl CircleClient {
             NetEvent::Connected { day, peer } => self.on_host_connected(swarm, day, peer),
         }
         self.wake_progress();
-        self.close_when_suspended();
+        self.close_when_quiet();
     }
 
     /// An answer (or `None`: the request failed).
@@ -327,7 +327,8 @@ impl CircleClient {
     /// (yesterday's, an invite's of yesterday) at a random moment before
     /// the next poll, so that two days' identities do not reach the hosts
     /// at the same moments ([`Self::poll_later`]).
-    /// Suspended, nothing is fetched (see [`CircleClient::wake`]); push
+    /// Suspended, nothing is fetched (see [`CircleClient::wake`]); in the
+    /// background with push, only every `background_poll_interval`. Push
     /// registrations are renewed where the day's mailboxes changed.
     pub(crate) fn poll_mailboxes(
         &mut self,
@@ -338,7 +339,21 @@ impl CircleClient {
             return;
         }
         self.register_push_all();
-        let period = self.config.mailbox_poll_interval;
+        let period = if self.quiet() {
+            self.config.background_poll_interval
+        } else {
+            self.config.mailbox_poll_interval
+        };
+        // Half a timer period of slack, so that a tick a hair early does
+        // not skip a whole period.
+        let slack = self.config.mailbox_poll_interval / 2;
+        if self
+            .last_poll
+            .is_some_and(|at| at.elapsed() + slack < period)
+        {
+            return;
+        }
+        self.last_poll = Some(Instant::now());
         self.poll_round(swarm, own, period);
     }
 

@@ -275,6 +275,10 @@ pub(crate) struct CircleClient {
     /// Suspended: no polls and no retries of its own; [`Self::wake`]
     /// fetches once.
     suspended: bool,
+    /// In the background (see [`Self::set_background`]).
+    background: bool,
+    /// When the mailboxes were last polled.
+    last_poll: Option<Instant>,
 }
 
 fn storage(e: StoreError) -> NodeError {
@@ -404,6 +408,8 @@ impl CircleClient {
             short_pending: Vec::new(),
             push: push::PushState::default(),
             suspended: false,
+            background: false,
+            last_poll: None,
         })
     }
 
@@ -710,6 +716,7 @@ impl CircleClient {
         let now = self.clock.now();
         self.short_tick(now);
         self.poll_later();
+        self.close_when_quiet();
         if let Some(mut rec) = self.journey.clone() {
             if rec.journey.next_deadline().is_some_and(|t| t <= now) {
                 let was = rec.journey.state();

@@ -249,16 +249,46 @@ impl CircleClient {
         keys
     }
 
-    /// Suspended means no connection at all: a connection that a request
-    /// under way at the suspension (a push registration, a dial) or a
-    /// wake-up opened is closed as soon as nothing needs it any more, not
-    /// when it falls idle.
-    pub(super) fn close_when_suspended(&mut self) {
-        if self.suspended
+    /// In the background (`true`) or the foreground. In the background,
+    /// once the push endpoint is registered for today's mailboxes
+    /// ([`Self::push_covers`]), the node is [quiet](Self::quiet): it
+    /// fetches its mail when woken, and by itself only every
+    /// `background_poll_interval`.
+    pub(crate) fn set_background(&mut self, on: bool) {
+        self.background = on;
+        self.close_when_quiet();
+    }
+
+    /// Whether the push endpoint is registered with at least one mailbox
+    /// host for today's mailboxes: mail sent now would wake the phone.
+    pub(crate) fn push_covers(&self) -> bool {
+        let today = ronde_protocol::circle::epoch_of(self.clock.now());
+        self.push.endpoint.is_some()
+            && self
+                .push
+                .registered
+                .keys()
+                .any(|(day, host)| *day == today && self.hosts.contains_key(host))
+    }
+
+    /// Suspended, or in the background with push: no connection is kept,
+    /// the mail is fetched when woken (and rarely by the background's own
+    /// poll).
+    pub(super) fn quiet(&self) -> bool {
+        self.suspended || (self.background && self.push_covers())
+    }
+
+    /// Quiet means no connection kept: a connection that a request under
+    /// way (a push registration, a dial, a poll) or a wake-up opened is
+    /// closed as soon as nothing needs it any more, not when it falls
+    /// idle.
+    pub(crate) fn close_when_quiet(&mut self) {
+        if self.quiet()
             && self.push.waiters.is_empty()
             && self.mailbox_inflight.is_empty()
             && self.fetching.is_empty()
             && self.later_polls.is_empty()
+            && self.net.connected() > 0
         {
             self.net.disconnect_all();
         }
@@ -291,6 +321,7 @@ impl CircleClient {
             taken_before: self.push.mail_taken,
             deadline: Instant::now() + WAKE_DEADLINE,
         });
+        self.last_poll = Some(Instant::now());
         self.poll_round(swarm, None, WAKE_SPREAD);
         self.retry_outbox(swarm, true);
         self.register_push_all();
