@@ -211,6 +211,12 @@ pub struct SimArgs {
     /// (`ronde.privacy.no_stem`).
     #[arg(long, default_value_t = 0.0)]
     pub spies: f64,
+    /// Fraction of phones in the background from late in the warm-up: no
+    /// area, no report, one contact, a push endpoint registered with the
+    /// relays (the SOS contacts that are not away too). Their bytes,
+    /// radio wake-ups and SOS times are `ronde.background` in the JSON.
+    #[arg(long, default_value_t = 0.0)]
+    pub background: f64,
     /// Ronde's own reports skip the stem and go straight to the gossip.
     #[arg(long)]
     pub no_stem: bool,
@@ -304,6 +310,7 @@ impl SimArgs {
             workers,
             progress: !self.no_progress,
             spies: self.spies,
+            background: self.background,
             stem: !self.no_stem,
             spam: crate::spam::SpamConfig {
                 fraction: self.spammers,

@@ -29,6 +29,7 @@ pub mod output;
 pub mod peers;
 pub mod plan;
 pub mod privacy;
+pub mod push;
 pub mod run;
 pub mod spam;
 

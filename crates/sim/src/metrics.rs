@@ -105,6 +105,9 @@ pub struct SosRecord {
     pub sent_at: Option<f64>,
     /// Whether the contact's node was down when it was raised.
     pub contact_offline: bool,
+    /// Whether the contact was a background phone (no connection; woken
+    /// by push).
+    pub contact_background: bool,
     /// When the contact's node came back after it was raised.
     pub rejoined_at: Option<f64>,
     /// When the contact's node showed the alert.
@@ -141,8 +144,14 @@ pub struct SosFigures {
     pub to_offline: usize,
     /// Of those, shown after the contact came back: through a mailbox.
     pub via_mailbox: usize,
-    /// From `sos()` to the alert, contacts online when it was raised, ms.
+    /// From `sos()` to the alert, contacts online (in the foreground) when
+    /// it was raised, ms.
     pub delivery_ms: Pcts,
+    /// SOS raised to a contact in the background.
+    pub to_background: usize,
+    /// From `sos()` to the alert, contacts in the background (woken by
+    /// push), ms.
+    pub background_delivery_ms: Pcts,
     /// From `sos()` to the alert, contacts offline when it was raised
     /// (their absence included), ms.
     pub offline_delivery_ms: Pcts,
@@ -166,7 +175,12 @@ impl SosFigures {
         };
         let mut online: Vec<f64> = records
             .iter()
-            .filter(|r| !r.contact_offline)
+            .filter(|r| !r.contact_offline && !r.contact_background)
+            .filter_map(|r| ms(r.sent_at, r.delivered_at))
+            .collect();
+        let mut background: Vec<f64> = records
+            .iter()
+            .filter(|r| r.contact_background && !r.contact_offline)
             .filter_map(|r| ms(r.sent_at, r.delivered_at))
             .collect();
         let mut offline: Vec<f64> = records
@@ -193,6 +207,8 @@ impl SosFigures {
             to_offline: count(&|r| r.sent_at.is_some() && r.contact_offline),
             via_mailbox: count(&|r| r.sent_at.is_some() && r.via_mailbox()),
             delivery_ms: Pcts::of(&mut online),
+            to_background: count(&|r| r.sent_at.is_some() && r.contact_background),
+            background_delivery_ms: Pcts::of(&mut background),
             offline_delivery_ms: Pcts::of(&mut offline),
             after_rejoin_ms: Pcts::of(&mut rejoin),
             acked: count(&|r| r.sent_at.is_some() && r.acked_at.is_some()),
@@ -210,6 +226,29 @@ impl SosFigures {
             && self.to_offline == self.planned_offline
             && self.via_mailbox == self.planned_offline
     }
+}
+
+/// Phones in the background (issue 16 §4), from the end of the warm-up
+/// to the end of the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackgroundFigures {
+    /// Background phones.
+    pub phones: usize,
+    /// Bytes sent and received per background phone per hour, MB (mean).
+    pub mb_per_hour: f64,
+    /// The same, the phone that used the most.
+    pub mb_per_hour_max: f64,
+    /// Radio wake-ups (bursts of activity at least 10 s apart, a push
+    /// message included) per background phone per hour (mean).
+    pub wakeups_per_hour: f64,
+    /// The same, the phone woken the most.
+    pub wakeups_per_hour_max: f64,
+    /// Push wake-ups delivered to background phones.
+    pub pushes: u64,
+    /// From `sos()` to the alert at a background contact, model ms.
+    pub sos_ms: Pcts,
+    /// SOS raised to background contacts.
+    pub sos_sent: usize,
 }
 
 /// Shortest one-way delay (seconds) from `from` to every slot over the
@@ -327,6 +366,7 @@ mod tests {
             befriended_at: Some(1.0),
             sent_at: Some(sent),
             contact_offline: offline,
+            contact_background: false,
             rejoined_at: back,
             delivered_at: got,
             acked_at: got.map(|g| g + 0.5),

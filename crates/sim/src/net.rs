@@ -195,13 +195,47 @@ impl FrameClassifier {
     }
 }
 
-/// Bytes a slot sent and received (all its connections, all its lives).
-#[derive(Debug, Default)]
+/// Silence (model time) after which a slot's next byte is a new radio
+/// wake-up: a phone's radio stays up for several seconds after its last
+/// packet (LTE's inactivity timer is about 10 s), so activity closer than
+/// this is one burst.
+pub const WAKEUP_GAP_MS: u64 = 10_000;
+
+/// Bytes a slot sent and received (all its connections, all its lives),
+/// and its radio wake-ups.
+#[derive(Debug)]
 pub struct SlotStats {
     /// Bytes written to the network.
     pub sent: AtomicU64,
     /// Bytes read from the network.
     pub recv: AtomicU64,
+    /// Model time of its last byte (ms since the network was made;
+    /// `u64::MAX`: none yet).
+    last_active_ms: AtomicU64,
+    /// Bursts of activity at least [`WAKEUP_GAP_MS`] apart.
+    pub wakeups: AtomicU64,
+}
+
+impl Default for SlotStats {
+    fn default() -> Self {
+        SlotStats {
+            sent: AtomicU64::new(0),
+            recv: AtomicU64::new(0),
+            last_active_ms: AtomicU64::new(u64::MAX),
+            wakeups: AtomicU64::new(0),
+        }
+    }
+}
+
+impl SlotStats {
+    /// A byte went in or out at model time `now_ms`.
+    fn active(&self, slot: Slot, now_ms: u64, what: &'static str) {
+        let before = self.last_active_ms.swap(now_ms, Ordering::Relaxed);
+        if before == u64::MAX || now_ms.saturating_sub(before) >= WAKEUP_GAP_MS {
+            self.wakeups.fetch_add(1, Ordering::Relaxed);
+            tracing::trace!(target: "ronde_sim::wakeups", slot, t_ms = now_ms, what, "wake-up");
+        }
+    }
 }
 
 struct ListenerEntry {
@@ -233,6 +267,20 @@ struct NetInner {
     honest: Vec<bool>,
     classifier: FrameClassifier,
     report_frames: AtomicU64,
+    /// When the network was made (wake-ups are counted in model time from
+    /// here).
+    epoch: Instant,
+}
+
+impl NetInner {
+    fn now_ms(&self) -> u64 {
+        let wall = self.epoch.elapsed().as_secs_f64();
+        (wall / self.model.dilation.max(1e-9) * 1e3) as u64
+    }
+
+    fn stats_of(&self, slot: Slot) -> Option<&SlotStats> {
+        self.stats.get(slot as usize)
+    }
 }
 
 /// The emulated network of one run (cheap to clone).
@@ -274,6 +322,7 @@ impl SimNet {
             honest,
             classifier,
             report_frames: AtomicU64::new(0),
+            epoch: Instant::now(),
         }))
     }
 
@@ -318,6 +367,24 @@ impl SimNet {
                 s.recv.load(Ordering::Relaxed),
             ),
             None => (0, 0),
+        }
+    }
+
+    /// Radio wake-ups of a slot so far (bursts of activity at least
+    /// [`WAKEUP_GAP_MS`] apart).
+    pub fn wakeups(&self, slot: Slot) -> u64 {
+        self.0
+            .stats_of(slot)
+            .map_or(0, |s| s.wakeups.load(Ordering::Relaxed))
+    }
+
+    /// Something reached `slot` outside this network (a push message on
+    /// the phone's push connection): `bytes` received, and activity.
+    pub fn outside_delivery(&self, slot: Slot, bytes: u64) {
+        let now = self.0.now_ms();
+        if let Some(s) = self.0.stats_of(slot) {
+            s.recv.fetch_add(bytes, Ordering::Relaxed);
+            s.active(slot, now, "push");
         }
     }
 
@@ -395,6 +462,7 @@ impl SimNet {
         let rto_wall = model.wall(model.min_rto.max(latency * 4));
         let id = st.next_link;
         st.next_link += 1;
+        tracing::trace!(target: "ronde_sim::links", from, to, t_ms = self.0.now_ms(), "link");
         let ab = Arc::new(Pipe::default());
         let ba = Arc::new(Pipe::default());
         let seed = mix64(model.seed ^ mix64(id ^ 0x5EED));
@@ -656,6 +724,9 @@ impl AsyncRead for SimStream {
                     drop(st);
                     if let Some(s) = this.stats() {
                         s.recv.fetch_add(n as u64, Ordering::Relaxed);
+                        if n > 0 {
+                            s.active(this.local, this.net.0.now_ms(), "recv");
+                        }
                     }
                     return Poll::Ready(Ok(n));
                 }
@@ -715,6 +786,7 @@ impl AsyncWrite for SimStream {
         let inner = &this.net.0;
         if let Some(s) = inner.stats.get(this.local as usize) {
             s.sent.fetch_add(buf.len() as u64, Ordering::Relaxed);
+            s.active(this.local, inner.now_ms(), "sent");
         }
         if inner
             .honest
@@ -966,6 +1038,37 @@ mod tests {
         assert!(rest.is_empty());
         drop(b);
         assert!(net.links().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn activity_closer_than_the_gap_is_one_wake_up() {
+        let m = LinkModel {
+            seed: 1,
+            dilation: 2.0,
+            ..LinkModel::default()
+        };
+        let net = net(m);
+        let (mut a, mut b) = pair(&net).await;
+        let mut buf = [0u8; 1];
+        // Two messages 3 s (model) apart: one burst on each side.
+        for _ in 0..2 {
+            a.write_all(b"x").await.expect("write");
+            b.read_exact(&mut buf).await.expect("read");
+            tokio::time::sleep(Duration::from_secs(6)).await;
+        }
+        assert_eq!((net.wakeups(0), net.wakeups(1)), (1, 1));
+        // 12 s of silence (24 s of wall clock at 2×): a new one.
+        tokio::time::sleep(Duration::from_secs(18)).await;
+        a.write_all(b"x").await.expect("write");
+        b.read_exact(&mut buf).await.expect("read");
+        assert_eq!((net.wakeups(0), net.wakeups(1)), (2, 2));
+        // A push message counts too, and its bytes.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        let before = net.bytes(1).1;
+        net.outside_delivery(1, 512);
+        assert_eq!(net.wakeups(1), 3);
+        assert_eq!(net.bytes(1).1, before + 512);
+        assert_eq!(net.wakeups(0), 2);
     }
 
     #[tokio::test(start_paused = true)]

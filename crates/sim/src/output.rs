@@ -123,6 +123,37 @@ pub fn judge(ronde: Option<&Outcome>, baseline: Option<&Outcome>) -> Vec<Target>
             None,
         )),
     }
+    if let Some(bg) = &r.background {
+        // Issue 16 §4: phones in the background.
+        t.push(target(
+            "background: bytes per phone per hour",
+            "≤ 0.1 MB",
+            format!("{:.3} MB (max {:.3})", bg.mb_per_hour, bg.mb_per_hour_max),
+            Some(bg.mb_per_hour <= 0.1),
+        ));
+        t.push(target(
+            "background: radio wake-ups per hour",
+            "≤ 12",
+            format!(
+                "{:.1} (max {:.1})",
+                bg.wakeups_per_hour, bg.wakeups_per_hour_max
+            ),
+            Some(bg.wakeups_per_hour <= 12.0),
+        ));
+        t.push(target(
+            "background: sos() → alert p99",
+            "≤ 5000 ms",
+            if bg.sos_ms.n == 0 {
+                "no SOS to a background contact".into()
+            } else {
+                format!(
+                    "{:.0} ms ({} of {} shown)",
+                    bg.sos_ms.p99, bg.sos_ms.n, bg.sos_sent
+                )
+            },
+            (bg.sos_ms.n > 0).then_some(bg.sos_ms.p99 <= 5000.0 && bg.sos_ms.n == bg.sos_sent),
+        ));
+    }
     if let Some(p) = r.privacy.as_ref().filter(|p| p.stem) {
         // Issue 13: who can tell who wrote a report, with the stem.
         t.push(target(
@@ -243,6 +274,15 @@ fn sos_rows(s: &mut String, r: Option<&Outcome>, b: Option<&Outcome>) {
         none(),
         None,
     );
+    if f.to_background > 0 {
+        row(
+            s,
+            "  background: sos() → alert",
+            Some(ms(&f.background_delivery_ms)),
+            none(),
+            None,
+        );
+    }
     row(
         s,
         "SOS sos() → ack ms p50 (acked)",
@@ -329,6 +369,18 @@ pub fn table(rep: &SimReport) -> String {
         None,
     );
     sos_rows(&mut s, r, b);
+    if let Some(bg) = r.and_then(|o| o.background.as_ref()) {
+        row(
+            &mut s,
+            "background phones: MB/h, wake-ups/h",
+            Some(format!(
+                "{:.3}, {:.1} ({})",
+                bg.mb_per_hour, bg.wakeups_per_hour, bg.phones
+            )),
+            b.map(|_| "-".to_owned()),
+            None,
+        );
+    }
     for (name, g) in [
         (
             "latency p50 (ms)",

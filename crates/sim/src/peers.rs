@@ -200,8 +200,20 @@ pub fn circle_config(cw: &Clockwork) -> CircleConfig {
     CircleConfig {
         tick: cw.wall(d.tick),
         mailbox_poll_interval: cw.wall(d.mailbox_poll_interval),
+        background_poll_interval: cw.wall(d.background_poll_interval),
         retry_interval: cw.wall(d.retry_interval),
         request_timeout: cw.wall(d.request_timeout),
+        // The run's push gateway is on loopback (`crate::push`).
+        mailbox_limits: ronde_node::config::MailboxLimits {
+            push: ronde_node::circle::host::PushSettings {
+                allow_local: true,
+                min_gap_secs: cw
+                    .wall(Duration::from_secs(d.mailbox_limits.push.min_gap_secs))
+                    .as_secs(),
+                ..d.mailbox_limits.push
+            },
+            ..d.mailbox_limits
+        },
         ..d
     }
 }

@@ -119,6 +119,12 @@ pub struct SimConfig {
     /// collude, [`crate::privacy`]); above 0, Ronde runs a second time
     /// without the stem for comparison.
     pub spies: f64,
+    /// Fraction of phones in the background (issue 16 §4): from
+    /// [`BACKGROUND_AT`] of the warm-up they follow no area and report
+    /// nothing; each has a contact and a push endpoint registered with the
+    /// relays' mailboxes, as a phone in a pocket. With it, the contacts of
+    /// the SOS pairs that are not away are in the background too.
+    pub background: f64,
     /// Ronde's own reports take the stem (`/ronde/stem/1`).
     pub stem: bool,
     /// Sybil phones flooding valid reports (issue 14; see [`crate::spam`]).
@@ -165,6 +171,7 @@ impl Default for SimConfig {
             start_batch: 32,
             progress: true,
             spies: 0.0,
+            background: 0.0,
             stem: true,
             spam: crate::spam::SpamConfig::default(),
         }
@@ -183,6 +190,12 @@ impl SimConfig {
         }
         if !(0.0..=1.0).contains(&self.spies) {
             return bad("spies must be a fraction in [0, 1]");
+        }
+        if !(0.0..=1.0).contains(&self.background) {
+            return bad("background must be a fraction in [0, 1]");
+        }
+        if self.background > 0.0 && self.relays == 0 {
+            return bad("background phones need relays (their mailbox hosts)");
         }
         if !(0.0..0.5).contains(&self.loss) {
             return bad("loss must be in [0, 0.5)");
@@ -377,7 +390,17 @@ pub enum Event {
     Sos(usize),
     /// Publish planned spam report `i`.
     Spam(usize),
+    /// Background pair `i` becomes contacts (the foreground phone invites).
+    BefriendPair(usize),
+    /// A background phone registers its push endpoint and goes to the
+    /// background.
+    Background(Slot),
 }
+
+/// When background phones go to the background, as a fraction of the
+/// warm-up (after their handshakes, at 20–40 % of it; one whose handshake
+/// is not done yet waits for it, at most until the end of the warm-up).
+pub const BACKGROUND_AT: f64 = 0.7;
 
 /// Every few seconds (model) nodes short of peers dial more.
 pub const MAINTAIN_EVERY: f64 = 5.0;
@@ -422,6 +445,12 @@ pub struct Plan {
     pub sides: Vec<u8>,
     /// The Sybils' valid spam.
     pub spam: crate::spam::SpamPlan,
+    /// Whether each slot is a background phone.
+    pub background: Vec<bool>,
+    /// Background phones with no SOS pair, each with its contact (a
+    /// foreground phone) and when they become contacts: (background
+    /// phone, contact, model seconds).
+    pub background_pairs: Vec<(Slot, Slot, f64)>,
 }
 
 fn exp_sample(rng: &mut impl Rng, mean: f64) -> f64 {
@@ -626,6 +655,52 @@ impl Plan {
                 events.push((back, Event::Join(p.contact)));
             }
         }
+        // Background phones: drawn apart, with the SOS contacts that are
+        // not away; they do not walk or churn, and follow no area from
+        // BACKGROUND_AT of the warm-up.
+        let mut background = vec![false; n];
+        let mut background_pairs = Vec::new();
+        if cfg.background > 0.0 {
+            let mut rng = sub_rng(cfg.seed, 9);
+            let mut paired = vec![false; n];
+            for p in &sos {
+                paired[p.sender as usize] = true;
+                paired[p.contact as usize] = true;
+                if p.offline.is_none() {
+                    background[p.contact as usize] = true;
+                }
+            }
+            for phone in 0..cfg.phones {
+                if !paired[phone] && rng.gen_bool(cfg.background) {
+                    background[phone] = true;
+                }
+            }
+            let friends: Vec<Slot> = (0..cfg.phones as Slot)
+                .filter(|p| !background[*p as usize] && !paired[*p as usize])
+                .collect();
+            let at = t_start * BACKGROUND_AT;
+            for phone in 0..cfg.phones {
+                if !background[phone] {
+                    continue;
+                }
+                let s = phone as Slot;
+                events.retain(|(_, e)| {
+                    !matches!(e, Event::Leave(x) | Event::Join(x) | Event::Move(x, _) if *x == s)
+                });
+                online[phone] = vec![(0.0, f64::INFINITY)];
+                positions[phone].truncate(1);
+                events.push((at, Event::Background(s)));
+                if paired[phone] {
+                    continue;
+                }
+                if let Some(&friend) = friends.choose(&mut rng) {
+                    let i = background_pairs.len();
+                    let when = t_start * rng.gen_range(0.2..0.4);
+                    background_pairs.push((s, friend, when));
+                    events.push((when, Event::BefriendPair(i)));
+                }
+            }
+        }
         if let (Some(at), true) = (cfg.relay_failure, cfg.relays > 0) {
             let relay = cfg.phones as Slot;
             let t = at.as_secs_f64();
@@ -642,6 +717,13 @@ impl Plan {
         let mut areas: Vec<Vec<(f64, Vec<Area>)>> = Vec::with_capacity(n);
         for (slot, role) in roles.iter().enumerate() {
             let list = match role {
+                Role::Phone if background[slot] => {
+                    let p = positions[slot][0].1;
+                    vec![
+                        (0.0, topics_around(p.0, p.1).unwrap_or_default()),
+                        (t_start * BACKGROUND_AT, Vec::new()),
+                    ]
+                }
                 Role::Phone => positions[slot]
                     .iter()
                     .filter_map(|(t, p)| Some((*t, topics_around(p.0, p.1).ok()?)))
@@ -662,7 +744,11 @@ impl Plan {
         };
         while t < t_stop {
             let candidates: Vec<Slot> = (0..cfg.phones as Slot)
-                .filter(|p| plan_view.is_online(*p, t) && plan_view.is_online(*p, t + 1.0))
+                .filter(|p| {
+                    !background[*p as usize]
+                        && plan_view.is_online(*p, t)
+                        && plan_view.is_online(*p, t + 1.0)
+                })
                 .collect();
             if let Some(&phone) = candidates.choose(&mut rng) {
                 let at = plan_view.position(phone, t);
@@ -792,7 +878,23 @@ impl Plan {
             city_areas,
             sides,
             spam,
+            background,
+            background_pairs,
         })
+    }
+
+    /// Whether a slot is a background phone.
+    pub fn is_background(&self, slot: Slot) -> bool {
+        self.background.get(slot as usize).copied().unwrap_or(false)
+    }
+
+    /// Whether a slot has contacts: the phones of the SOS pairs, the
+    /// background phones and their contacts. They use the relays as their
+    /// mailbox hosts.
+    pub fn has_contacts(&self, slot: Slot) -> bool {
+        self.is_sos_phone(slot)
+            || self.is_background(slot)
+            || self.background_pairs.iter().any(|(_, f, _)| *f == slot)
     }
 
     /// Whether a slot is one of the phones of an SOS pair.
@@ -954,6 +1056,59 @@ mod tests {
         }
         assert!(plan.events.windows(2).all(|w| w[0].0 <= w[1].0));
         assert!(!plan.is_online(cfg.phones as Slot, 101.0), "the relay died");
+    }
+
+    #[test]
+    fn background_phones_follow_nothing_report_nothing_and_each_has_a_contact() {
+        let cfg = SimConfig {
+            background: 0.3,
+            sos_pairs: 4,
+            ..small()
+        };
+        let plan = Plan::new(&cfg).expect("plan");
+        let bg: Vec<Slot> = (0..cfg.phones as Slot)
+            .filter(|s| plan.is_background(*s))
+            .collect();
+        assert!((15..=50).contains(&bg.len()), "{}", bg.len());
+        let at = cfg.warmup.as_secs_f64() * BACKGROUND_AT;
+        // The SOS contacts that are not away are in the background.
+        for p in &plan.sos {
+            assert_eq!(plan.is_background(p.contact), p.offline.is_none());
+            assert!(!plan.is_background(p.sender));
+        }
+        for s in &bg {
+            assert!(plan.areas_at(*s, at).is_empty());
+            assert!(!plan.areas_at(*s, 0.0).is_empty());
+            assert_eq!(plan.online[*s as usize], vec![(0.0, f64::INFINITY)]);
+            assert!(plan.events.contains(&(at, Event::Background(*s))));
+            assert!(!plan.events.iter().any(|(_, e)| matches!(
+                e,
+                Event::Leave(x) | Event::Join(x) | Event::Move(x, _) if x == s
+            )));
+            assert!(plan.has_contacts(*s));
+            if !plan.is_sos_phone(*s) {
+                let pair = plan.background_pairs.iter().find(|(b, _, _)| b == s);
+                let (_, friend, when) = pair.expect("a contact");
+                assert!(!plan.is_background(*friend));
+                assert!(*when < at);
+            }
+        }
+        assert!(plan.reports.iter().all(|r| !plan.is_background(r.phone)));
+        // Without background phones, the plan is the one of before.
+        let none = Plan::new(&SimConfig {
+            sos_pairs: 4,
+            ..small()
+        })
+        .expect("plan");
+        assert!(none.background.iter().all(|b| !b));
+        assert!(none.background_pairs.is_empty());
+        let again = Plan::new(&SimConfig {
+            sos_pairs: 4,
+            background: 0.0,
+            ..small()
+        })
+        .expect("plan");
+        assert_eq!(none.events, again.events);
     }
 
     #[test]

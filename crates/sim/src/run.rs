@@ -22,7 +22,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::city::City;
-use crate::metrics::{cdf_points, dijkstra, first_deliveries, Pcts, SosFigures, SosRecord};
+use crate::metrics::{
+    cdf_points, dijkstra, first_deliveries, BackgroundFigures, Pcts, SosFigures, SosRecord,
+};
 use crate::monitor::{rss_bytes, Monitor, Saturation};
 use crate::net::{addr_of, FrameClassifier, LinkModel, SimNet, Slot};
 use crate::peers::{
@@ -31,6 +33,7 @@ use crate::peers::{
 };
 use crate::plan::{Event, Plan, Role, SimConfig, T0};
 use crate::privacy::{choose_spies, FirstHops, Privacy};
+use crate::push::{PushGateway, PUSH_BYTES, PUSH_LATENCY};
 use crate::SimError;
 
 /// Which implementation runs on the devices.
@@ -129,6 +132,8 @@ pub struct Outcome {
     pub stale_accepted: Option<u64>,
     /// SOS between contacts (Ronde only: bare gossipsub has no circle).
     pub sos: Option<SosFigures>,
+    /// Phones in the background (Ronde only, with `--background`).
+    pub background: Option<BackgroundFigures>,
     /// Bytes the flooders sent (shows the attack reached the network).
     pub flooder_bytes_sent: u64,
     /// Whether the CPU distorted the figures.
@@ -191,6 +196,13 @@ struct World {
     failures: AtomicU64,
     /// Bytes (sent, received) of each slot at the end of the warm-up.
     bytes_at_warm: Mutex<Vec<(u64, u64)>>,
+    /// Radio wake-ups of each slot at the end of the warm-up.
+    wakeups_at_warm: Mutex<Vec<u64>>,
+    /// The push gateway background phones register (Ronde, with
+    /// background phones).
+    push: Option<PushGateway>,
+    /// Push wake-ups delivered after the warm-up.
+    pushes: AtomicU64,
     /// Report transmissions at the end of the warm-up (the prefill's).
     frames_at_warm: AtomicU64,
     /// The relays' mailbox addresses (`/memory/<port>/p2p/<id>`), known
@@ -280,7 +292,7 @@ impl World {
                 // would (the others only find the relays they link to).
                 let circle = CircleSetup {
                     mailbox_host: role == Role::Relay,
-                    mailbox_peers: if self.plan.is_sos_phone(slot) {
+                    mailbox_peers: if self.plan.has_contacts(slot) {
                         self.relay_hosts
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
@@ -369,6 +381,14 @@ impl World {
 
     /// Whom `slot` dials when it comes online at `t` (or tops up), given
     /// the devices it is already linked to.
+    /// Whether `slot` is a background phone gone to the background by
+    /// `t`: nobody dials it (its app would not be reachable), and it
+    /// dials nobody by itself.
+    fn in_background(&self, slot: Slot, t: f64) -> bool {
+        self.plan.is_background(slot)
+            && t >= self.cfg.warmup.as_secs_f64() * crate::plan::BACKGROUND_AT
+    }
+
     fn targets(&self, slot: Slot, t: f64, linked: &HashSet<Slot>, want: usize) -> Vec<Slot> {
         let mut rng = Plan::rng_for(self.cfg.seed, slot, t);
         let here = self.plan.position(slot, t);
@@ -389,7 +409,7 @@ impl World {
         let mut phones: Vec<Slot> = self
             .online_of(Role::Phone)
             .into_iter()
-            .filter(|s| *s != slot && !linked.contains(s))
+            .filter(|s| *s != slot && !linked.contains(s) && !self.in_background(*s, t))
             .collect();
         match role {
             Role::Phone | Role::Spammer => {
@@ -483,6 +503,12 @@ pub async fn run_overlay(
     };
     let cw = Clockwork::new(cfg.dilation);
     let (circle_tx, mut circle_rx) = mpsc::unbounded_channel();
+    let (push_tx, mut push_rx) = mpsc::unbounded_channel();
+    let push = if overlay == Overlay::Ronde && plan.background.iter().any(|b| *b) {
+        Some(PushGateway::start(push_tx).await?)
+    } else {
+        None
+    };
     let world = Arc::new(World {
         cfg: cfg.clone(),
         plan: plan.clone(),
@@ -499,6 +525,9 @@ pub async fn run_overlay(
         starts: AtomicU64::new(0),
         failures: AtomicU64::new(0),
         bytes_at_warm: Mutex::new(vec![(0, 0); n]),
+        wakeups_at_warm: Mutex::new(vec![0; n]),
+        push,
+        pushes: AtomicU64::new(0),
         frames_at_warm: AtomicU64::new(0),
         relay_hosts: Mutex::new(Vec::new()),
         circle_tx,
@@ -595,6 +624,29 @@ pub async fn run_overlay(
             }
         })
     };
+    // Push wake-ups: delivered to the phone a push server's latency after
+    // the host's POST; its app then calls wake().
+    let push_task = {
+        let w = world.clone();
+        tokio::spawn(async move {
+            while let Some(slot) = push_rx.recv().await {
+                let w = w.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(w.cw.wall(PUSH_LATENCY)).await;
+                    w.net.outside_delivery(slot, PUSH_BYTES);
+                    if w.cw.now() >= w.cfg.warmup.as_secs_f64() {
+                        w.pushes.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let Some(node) = w.node_of(slot).await else {
+                        return;
+                    };
+                    if let Err(e) = node.wake().await {
+                        w.fail("wake", &e.into());
+                    }
+                });
+            }
+        })
+    };
     // The clock starts.
     cw.start_now();
     let _probes = world.monitor.start(cw.clone());
@@ -648,6 +700,11 @@ pub async fn run_overlay(
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()) =
                 (0..n as Slot).map(|s| net.bytes(s)).collect();
+            *world
+                .wakeups_at_warm
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) =
+                (0..n as Slot).map(|s| net.wakeups(s)).collect();
             world
                 .frames_at_warm
                 .store(net.report_frames(), Ordering::SeqCst);
@@ -793,8 +850,44 @@ pub async fn run_overlay(
                     }
                 });
             }
-            // The baseline has no circle.
-            Event::Befriend(_) | Event::Sos(_) => {}
+            Event::BefriendPair(i) if overlay == Overlay::Ronde => {
+                tasks.spawn(async move {
+                    let Some(&(phone, friend, _)) = w.plan.background_pairs.get(i) else {
+                        return;
+                    };
+                    let deadline = w.cfg.warmup.as_secs_f64();
+                    if let Err(e) = befriend_slots(&w, friend, phone, deadline).await {
+                        w.fail("befriend", &e);
+                    }
+                });
+            }
+            Event::Background(slot) if overlay == Overlay::Ronde => {
+                tasks.spawn(async move {
+                    let (Some(node), Some(gw)) = (w.node_of(slot).await, w.push.as_ref()) else {
+                        return;
+                    };
+                    // As a person puts the phone away once their contact
+                    // is made: the handshake done (or the warm-up over).
+                    let _ = until(&w, w.cfg.warmup.as_secs_f64(), "a contact", || async {
+                        let contacts = node.contacts().await.ok()?.contacts;
+                        contacts
+                            .iter()
+                            .any(|c| c.state == ContactState::Mutual)
+                            .then_some(())
+                    })
+                    .await;
+                    if let Err(e) = node.set_push_endpoint(Some(gw.endpoint(slot))).await {
+                        w.fail("push endpoint", &e.into());
+                    }
+                    tracing::debug!(slot, "a phone goes to the background");
+                    if let Err(e) = node.set_lifecycle(ronde_node::Lifecycle::Background).await {
+                        w.fail("background", &e.into());
+                    }
+                });
+            }
+            // The baseline has no circle (and its background phones simply
+            // stop following their areas).
+            Event::Befriend(_) | Event::Sos(_) | Event::BefriendPair(_) | Event::Background(_) => {}
             Event::Spam(i) => {
                 tasks.spawn(async move {
                     let Some(r) = w.plan.spam.reports.get(i) else {
@@ -816,6 +909,8 @@ pub async fn run_overlay(
     let rss_end = rss_bytes().unwrap_or(0);
     // The SOS as they stand at the end (before the clock jumps).
     let sos = (overlay == Overlay::Ronde).then(|| SosFigures::of(sos_records(&world)));
+    let background = (overlay == Overlay::Ronde && plan.background.iter().any(|b| *b))
+        .then(|| background_figures(&world, t_end, sos.as_ref()));
 
     // Expiry: what is visible now, then after every report expired.
     let spam_end = if overlay == Overlay::Ronde && cfg.spam.active() {
@@ -851,6 +946,7 @@ pub async fn run_overlay(
 
     // Tear down.
     circle_task.abort();
+    push_task.abort();
     let all: Vec<Slot> = (0..n as Slot).collect();
     futures::stream::iter(all)
         .map(|s| {
@@ -870,6 +966,7 @@ pub async fn run_overlay(
     out.visible_before_expiry = visible_before;
     out.visible_after_expiry = visible_after;
     out.sos = sos;
+    out.background = background;
     out.setup_secs = setup_secs;
     out.wall_secs = wall0.elapsed().as_secs_f64();
     drop(world);
@@ -887,14 +984,25 @@ async fn befriend(w: &World, i: usize) -> Result<f64, SimError> {
         .sos
         .get(i)
         .ok_or_else(|| SimError::Config(format!("no planned SOS {i}")))?;
-    let a = w.node_of(p.sender).await.ok_or(SimError::Stopped)?;
-    let b = w.node_of(p.contact).await.ok_or(SimError::Stopped)?;
+    befriend_slots(w, p.sender, p.contact, p.t).await
+}
+
+/// `inviter` invites `acceptor`, which accepts; `inviter` approves and
+/// `acceptor` hears the confirm. Gives up at model time `deadline`.
+async fn befriend_slots(
+    w: &World,
+    inviter: Slot,
+    acceptor: Slot,
+    deadline: f64,
+) -> Result<f64, SimError> {
+    let a = w.node_of(inviter).await.ok_or(SimError::Stopped)?;
+    let b = w.node_of(acceptor).await.ok_or(SimError::Stopped)?;
     let invite = a
-        .create_invite(Some(format!("phone {}", p.sender)), 3600)
+        .create_invite(Some(format!("phone {inviter}")), 3600)
         .await?;
-    b.accept_invite(&invite.code, Some(format!("phone {}", p.contact)))
+    b.accept_invite(&invite.code, Some(format!("phone {acceptor}")))
         .await?;
-    let requested = until(w, p.t, "the accept", || async {
+    let requested = until(w, deadline, "the accept", || async {
         a.contacts()
             .await
             .ok()?
@@ -905,7 +1013,7 @@ async fn befriend(w: &World, i: usize) -> Result<f64, SimError> {
     })
     .await?;
     a.approve_contact(&requested.to_hex()).await?;
-    until(w, p.t, "the confirm", || async {
+    until(w, deadline, "the confirm", || async {
         b.contacts()
             .await
             .ok()?
@@ -985,6 +1093,7 @@ fn sos_records(world: &World) -> Vec<SosRecord> {
                 contact: p.contact,
                 planned_at: p.t,
                 planned_offline: p.offline.is_some(),
+                contact_background: world.plan.is_background(p.contact),
                 befriended_at: l.befriended_at,
                 sent_at: l.sent_at,
                 contact_offline: l.contact_offline,
@@ -1002,7 +1111,7 @@ fn maintain(world: &Arc<World>, t: f64, tasks: &mut JoinSet<()>) {
     let adj = world.adjacency();
     let want = world.cfg.peers;
     for s in 0..world.plan.roles.len() as Slot {
-        if world.port(s) == 0 {
+        if world.port(s) == 0 || world.in_background(s, t) {
             continue;
         }
         let linked = &adj[s as usize];
@@ -1070,7 +1179,7 @@ fn traffic(world: &World, role: Role) -> Traffic {
         .clone();
     let (mut sent, mut recv, mut hours) = (0u64, 0u64, 0f64);
     for s in 0..world.plan.roles.len() as Slot {
-        if world.role(s) != role {
+        if world.role(s) != role || world.plan.is_background(s) {
             continue;
         }
         let (a, b) = world.net.bytes(s);
@@ -1094,6 +1203,56 @@ fn traffic(world: &World, role: Role) -> Traffic {
         sent_mb_per_hour: per(sent),
         recv_mb_per_hour: per(recv),
         total_mb_per_hour: per(sent + recv),
+    }
+}
+
+/// The background phones' bytes and radio wake-ups per hour, from the
+/// end of the warm-up to `t_end` (model seconds), and their SOS.
+fn background_figures(world: &World, t_end: f64, sos: Option<&SosFigures>) -> BackgroundFigures {
+    let warm = world.cfg.warmup.as_secs_f64();
+    let hours = ((t_end - warm) / 3600.0).max(1e-9);
+    let bytes0 = world
+        .bytes_at_warm
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let wake0 = world
+        .wakeups_at_warm
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let (mut mb, mut wakeups) = (Vec::new(), Vec::new());
+    for s in 0..world.plan.roles.len() as Slot {
+        if !world.plan.is_background(s) {
+            continue;
+        }
+        let (a, b) = world.net.bytes(s);
+        let (a0, b0) = bytes0.get(s as usize).copied().unwrap_or((0, 0));
+        let bytes = a.saturating_sub(a0) + b.saturating_sub(b0);
+        mb.push(bytes as f64 / 1e6 / hours);
+        let w0 = wake0.get(s as usize).copied().unwrap_or(0);
+        wakeups.push(world.net.wakeups(s).saturating_sub(w0) as f64 / hours);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    let mut sos_ms: Vec<f64> = sos
+        .map(|s| {
+            s.records
+                .iter()
+                .filter(|r| r.contact_background && !r.contact_offline)
+                .filter_map(|r| Some(((r.delivered_at? - r.sent_at?) * 1e3).max(0.0)))
+                .collect()
+        })
+        .unwrap_or_default();
+    BackgroundFigures {
+        phones: mb.len(),
+        mb_per_hour: mean(&mb),
+        mb_per_hour_max: max(&mb),
+        wakeups_per_hour: mean(&wakeups),
+        wakeups_per_hour_max: max(&wakeups),
+        pushes: world.pushes.load(Ordering::Relaxed),
+        sos_ms: Pcts::of(&mut sos_ms),
+        sos_sent: sos.map_or(0, |s| s.to_background),
     }
 }
 
@@ -1348,6 +1507,7 @@ fn figures(
         forged_accepted: forged,
         stale_accepted: stale,
         sos: None,
+        background: None,
         flooder_bytes_sent: (0..plan.roles.len() as Slot)
             .filter(|s| plan.roles[*s as usize] == Role::Flooder)
             .map(|s| world.net.bytes(s).0)
