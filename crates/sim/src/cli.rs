@@ -217,6 +217,10 @@ pub struct SimArgs {
     /// radio wake-ups and SOS times are `ronde.background` in the JSON.
     #[arg(long, default_value_t = 0.0)]
     pub background: f64,
+    /// The background phones' safety poll (default: the node's, 15 min),
+    /// to see it in a short run.
+    #[arg(long, value_parser = parse_duration)]
+    pub background_poll: Option<Duration>,
     /// Ronde's own reports skip the stem and go straight to the gossip.
     #[arg(long)]
     pub no_stem: bool,
@@ -311,6 +315,7 @@ impl SimArgs {
             progress: !self.no_progress,
             spies: self.spies,
             background: self.background,
+            background_poll: self.background_poll,
             stem: !self.no_stem,
             spam: crate::spam::SpamConfig {
                 fraction: self.spammers,

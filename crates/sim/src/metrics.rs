@@ -229,10 +229,11 @@ impl SosFigures {
 }
 
 /// Phones in the background (issue 16 §4), from the end of the warm-up
-/// to the end of the run.
+/// to the end of the run. The main figures are those of the phones with
+/// no alert (the target's condition); the SOS contacts' are apart.
 #[derive(Debug, Clone, Serialize)]
 pub struct BackgroundFigures {
-    /// Background phones.
+    /// Background phones with no alert.
     pub phones: usize,
     /// Bytes sent and received per background phone per hour, MB (mean).
     pub mb_per_hour: f64,
@@ -243,6 +244,12 @@ pub struct BackgroundFigures {
     pub wakeups_per_hour: f64,
     /// The same, the phone woken the most.
     pub wakeups_per_hour_max: f64,
+    /// Background phones that were sent an SOS.
+    pub alerted_phones: usize,
+    /// Their bytes per hour, MB (mean).
+    pub alerted_mb_per_hour: f64,
+    /// Their radio wake-ups per hour (mean).
+    pub alerted_wakeups_per_hour: f64,
     /// Push wake-ups delivered to background phones.
     pub pushes: u64,
     /// From `sos()` to the alert at a background contact, model ms.

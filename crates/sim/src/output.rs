@@ -126,13 +126,13 @@ pub fn judge(ronde: Option<&Outcome>, baseline: Option<&Outcome>) -> Vec<Target>
     if let Some(bg) = &r.background {
         // Issue 16 §4: phones in the background.
         t.push(target(
-            "background: bytes per phone per hour",
+            "background: MB per phone per hour, no alert",
             "≤ 0.1 MB",
             format!("{:.3} MB (max {:.3})", bg.mb_per_hour, bg.mb_per_hour_max),
             Some(bg.mb_per_hour <= 0.1),
         ));
         t.push(target(
-            "background: radio wake-ups per hour",
+            "background: wake-ups per hour, no alert",
             "≤ 12",
             format!(
                 "{:.1} (max {:.1})",
@@ -380,6 +380,18 @@ pub fn table(rep: &SimReport) -> String {
             b.map(|_| "-".to_owned()),
             None,
         );
+        if bg.alerted_phones > 0 {
+            row(
+                &mut s,
+                "  sent an SOS: MB/h, wake-ups/h",
+                Some(format!(
+                    "{:.3}, {:.1} ({})",
+                    bg.alerted_mb_per_hour, bg.alerted_wakeups_per_hour, bg.alerted_phones
+                )),
+                b.map(|_| "-".to_owned()),
+                None,
+            );
+        }
     }
     for (name, g) in [
         (

@@ -174,6 +174,9 @@ pub struct CircleSetup {
     pub mailbox_peers: Vec<Multiaddr>,
     /// Where SOS alerts and acks are reported.
     pub seen: Option<CircleTx>,
+    /// The background's safety poll (model time; `None`: the node's
+    /// default).
+    pub background_poll: Option<Duration>,
 }
 
 /// What a Ronde node of a run does about the first hop of reports.
@@ -280,6 +283,9 @@ pub async fn start_ronde_with(
     c.pending_retry_interval = cw.wall(Duration::from_secs(10));
     c.idle_timeout = cw.wall(Duration::from_secs(120));
     c.circle = circle_config(&cw);
+    if let Some(every) = circle.background_poll {
+        c.circle.background_poll_interval = cw.wall(every);
+    }
     c.mailbox_host = circle.mailbox_host;
     c.mailbox_peers = circle.mailbox_peers;
     c.stem = first_hop

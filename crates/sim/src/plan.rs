@@ -125,6 +125,9 @@ pub struct SimConfig {
     /// relays' mailboxes, as a phone in a pocket. With it, the contacts of
     /// the SOS pairs that are not away are in the background too.
     pub background: f64,
+    /// The background's safety poll (`None`: the node's default, 15
+    /// minutes).
+    pub background_poll: Option<Duration>,
     /// Ronde's own reports take the stem (`/ronde/stem/1`).
     pub stem: bool,
     /// Sybil phones flooding valid reports (issue 14; see [`crate::spam`]).
@@ -172,6 +175,7 @@ impl Default for SimConfig {
             progress: true,
             spies: 0.0,
             background: 0.0,
+            background_poll: None,
             stem: true,
             spam: crate::spam::SpamConfig::default(),
         }

@@ -301,6 +301,7 @@ impl World {
                         Vec::new()
                     },
                     seen: Some(self.circle_tx.clone()),
+                    background_poll: self.cfg.background_poll,
                 };
                 let logs = role == Role::Relay || self.spies.contains(&slot);
                 let first_hop = FirstHopSetup {
@@ -1222,10 +1223,17 @@ fn background_figures(world: &World, t_end: f64, sos: Option<&SosFigures>) -> Ba
         .unwrap_or_else(|e| e.into_inner())
         .clone();
     let (mut mb, mut wakeups) = (Vec::new(), Vec::new());
+    let (mut mb_alerted, mut wakeups_alerted) = (Vec::new(), Vec::new());
     for s in 0..world.plan.roles.len() as Slot {
         if !world.plan.is_background(s) {
             continue;
         }
+        let alerted = world.plan.sos.iter().any(|p| p.contact == s);
+        let (mb, wakeups) = if alerted {
+            (&mut mb_alerted, &mut wakeups_alerted)
+        } else {
+            (&mut mb, &mut wakeups)
+        };
         let (a, b) = world.net.bytes(s);
         let (a0, b0) = bytes0.get(s as usize).copied().unwrap_or((0, 0));
         let bytes = a.saturating_sub(a0) + b.saturating_sub(b0);
@@ -1250,6 +1258,9 @@ fn background_figures(world: &World, t_end: f64, sos: Option<&SosFigures>) -> Ba
         mb_per_hour_max: max(&mb),
         wakeups_per_hour: mean(&wakeups),
         wakeups_per_hour_max: max(&wakeups),
+        alerted_phones: mb_alerted.len(),
+        alerted_mb_per_hour: mean(&mb_alerted),
+        alerted_wakeups_per_hour: mean(&wakeups_alerted),
         pushes: world.pushes.load(Ordering::Relaxed),
         sos_ms: Pcts::of(&mut sos_ms),
         sos_sent: sos.map_or(0, |s| s.to_background),

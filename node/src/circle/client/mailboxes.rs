@@ -339,7 +339,8 @@ impl CircleClient {
             return;
         }
         self.register_push_all();
-        let period = if self.quiet() {
+        let quiet = self.quiet();
+        let period = if quiet {
             self.config.background_poll_interval
         } else {
             self.config.mailbox_poll_interval
@@ -354,7 +355,15 @@ impl CircleClient {
             return;
         }
         self.last_poll = Some(Instant::now());
-        self.poll_round(swarm, own, period);
+        // Quiet, the other days' mailboxes are fetched within a few
+        // seconds, as after a wake-up: one radio burst, and the connections
+        // close right after, not a quarter of an hour later.
+        let spread = if quiet {
+            super::push::WAKE_SPREAD
+        } else {
+            period
+        };
+        self.poll_round(swarm, own, spread);
     }
 
     /// Fetch today's mailboxes from every host now, the other days' at a

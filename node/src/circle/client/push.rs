@@ -29,7 +29,7 @@ use crate::error::NodeError;
 /// After a wake-up, the other days' mailboxes are fetched at a random
 /// moment within this (not with today's: §7.2), short enough for the few
 /// seconds a phone is given.
-const WAKE_SPREAD: Duration = Duration::from_secs(8);
+pub(super) const WAKE_SPREAD: Duration = Duration::from_secs(8);
 /// A wake-up is answered by then at the latest, fetches done or not (an
 /// iOS notification extension has about 30 s).
 const WAKE_DEADLINE: Duration = Duration::from_secs(25);
