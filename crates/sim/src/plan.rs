@@ -119,8 +119,8 @@ pub struct SimConfig {
     /// collude, [`crate::privacy`]); above 0, Ronde runs a second time
     /// without the stem for comparison.
     pub spies: f64,
-    /// Fraction of phones in the background (issue 16 §4): from
-    /// [`BACKGROUND_AT`] of the warm-up they follow no area and report
+    /// Fraction of phones in the background (issue 16 §4): from a moment
+    /// in [`BACKGROUND_AT`] of the warm-up they follow no area and report
     /// nothing; each has a contact and a push endpoint registered with the
     /// relays' mailboxes, as a phone in a pocket. With it, the contacts of
     /// the SOS pairs that are not away are in the background too.
@@ -402,9 +402,12 @@ pub enum Event {
 }
 
 /// When background phones go to the background, as a fraction of the
-/// warm-up (after their handshakes, at 20–40 % of it; one whose handshake
-/// is not done yet waits for it, at most until the end of the warm-up).
-pub const BACKGROUND_AT: f64 = 0.7;
+/// warm-up: each at a moment drawn in this range (after their handshakes,
+/// at 20–40 % of it; one whose handshake is not done yet waits for it, at
+/// most until the end of the warm-up). Spread, as people put their phones
+/// away at different moments: all at once, their push registrations (3
+/// days × each host) overflow a host's pending connections.
+pub const BACKGROUND_AT: std::ops::Range<f64> = 0.5..0.8;
 
 /// Every few seconds (model) nodes short of peers dial more.
 pub const MAINTAIN_EVERY: f64 = 5.0;
@@ -449,8 +452,9 @@ pub struct Plan {
     pub sides: Vec<u8>,
     /// The Sybils' valid spam.
     pub spam: crate::spam::SpamPlan,
-    /// Whether each slot is a background phone.
-    pub background: Vec<bool>,
+    /// When each background phone goes to the background (model
+    /// seconds), `None` for the others.
+    pub background: Vec<Option<f64>>,
     /// Background phones with no SOS pair, each with its contact (a
     /// foreground phone) and when they become contacts: (background
     /// phone, contact, model seconds).
@@ -660,9 +664,9 @@ impl Plan {
             }
         }
         // Background phones: drawn apart, with the SOS contacts that are
-        // not away; they do not walk or churn, and follow no area from
-        // BACKGROUND_AT of the warm-up.
-        let mut background = vec![false; n];
+        // not away; they do not walk or churn, and follow no area from a
+        // moment in BACKGROUND_AT of the warm-up.
+        let mut background: Vec<Option<f64>> = vec![None; n];
         let mut background_pairs = Vec::new();
         if cfg.background > 0.0 {
             let mut rng = sub_rng(cfg.seed, 9);
@@ -671,22 +675,23 @@ impl Plan {
                 paired[p.sender as usize] = true;
                 paired[p.contact as usize] = true;
                 if p.offline.is_none() {
-                    background[p.contact as usize] = true;
+                    background[p.contact as usize] = Some(0.0);
                 }
             }
             for phone in 0..cfg.phones {
                 if !paired[phone] && rng.gen_bool(cfg.background) {
-                    background[phone] = true;
+                    background[phone] = Some(0.0);
                 }
             }
             let friends: Vec<Slot> = (0..cfg.phones as Slot)
-                .filter(|p| !background[*p as usize] && !paired[*p as usize])
+                .filter(|p| background[*p as usize].is_none() && !paired[*p as usize])
                 .collect();
-            let at = t_start * BACKGROUND_AT;
             for phone in 0..cfg.phones {
-                if !background[phone] {
+                if background[phone].is_none() {
                     continue;
                 }
+                let at = t_start * rng.gen_range(BACKGROUND_AT);
+                background[phone] = Some(at);
                 let s = phone as Slot;
                 events.retain(|(_, e)| {
                     !matches!(e, Event::Leave(x) | Event::Join(x) | Event::Move(x, _) if *x == s)
@@ -721,11 +726,11 @@ impl Plan {
         let mut areas: Vec<Vec<(f64, Vec<Area>)>> = Vec::with_capacity(n);
         for (slot, role) in roles.iter().enumerate() {
             let list = match role {
-                Role::Phone if background[slot] => {
+                Role::Phone if background[slot].is_some() => {
                     let p = positions[slot][0].1;
                     vec![
                         (0.0, topics_around(p.0, p.1).unwrap_or_default()),
-                        (t_start * BACKGROUND_AT, Vec::new()),
+                        (background[slot].unwrap_or(0.0), Vec::new()),
                     ]
                 }
                 Role::Phone => positions[slot]
@@ -749,7 +754,7 @@ impl Plan {
         while t < t_stop {
             let candidates: Vec<Slot> = (0..cfg.phones as Slot)
                 .filter(|p| {
-                    !background[*p as usize]
+                    background[*p as usize].is_none()
                         && plan_view.is_online(*p, t)
                         && plan_view.is_online(*p, t + 1.0)
                 })
@@ -889,7 +894,12 @@ impl Plan {
 
     /// Whether a slot is a background phone.
     pub fn is_background(&self, slot: Slot) -> bool {
-        self.background.get(slot as usize).copied().unwrap_or(false)
+        self.background_at(slot).is_some()
+    }
+
+    /// When a background phone goes to the background.
+    pub fn background_at(&self, slot: Slot) -> Option<f64> {
+        self.background.get(slot as usize).copied().flatten()
     }
 
     /// Whether a slot has contacts: the phones of the SOS pairs, the
@@ -1074,13 +1084,15 @@ mod tests {
             .filter(|s| plan.is_background(*s))
             .collect();
         assert!((15..=50).contains(&bg.len()), "{}", bg.len());
-        let at = cfg.warmup.as_secs_f64() * BACKGROUND_AT;
         // The SOS contacts that are not away are in the background.
         for p in &plan.sos {
             assert_eq!(plan.is_background(p.contact), p.offline.is_none());
             assert!(!plan.is_background(p.sender));
         }
+        let warm = cfg.warmup.as_secs_f64();
         for s in &bg {
+            let at = plan.background_at(*s).expect("a time");
+            assert!((warm * BACKGROUND_AT.start..warm * BACKGROUND_AT.end).contains(&at));
             assert!(plan.areas_at(*s, at).is_empty());
             assert!(!plan.areas_at(*s, 0.0).is_empty());
             assert_eq!(plan.online[*s as usize], vec![(0.0, f64::INFINITY)]);
@@ -1104,7 +1116,7 @@ mod tests {
             ..small()
         })
         .expect("plan");
-        assert!(none.background.iter().all(|b| !b));
+        assert!(none.background.iter().all(Option::is_none));
         assert!(none.background_pairs.is_empty());
         let again = Plan::new(&SimConfig {
             sos_pairs: 4,

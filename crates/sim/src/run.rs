@@ -386,8 +386,7 @@ impl World {
     /// `t`: nobody dials it (its app would not be reachable), and it
     /// dials nobody by itself.
     fn in_background(&self, slot: Slot, t: f64) -> bool {
-        self.plan.is_background(slot)
-            && t >= self.cfg.warmup.as_secs_f64() * crate::plan::BACKGROUND_AT
+        self.plan.background_at(slot).is_some_and(|at| t >= at)
     }
 
     fn targets(&self, slot: Slot, t: f64, linked: &HashSet<Slot>, want: usize) -> Vec<Slot> {
@@ -505,7 +504,7 @@ pub async fn run_overlay(
     let cw = Clockwork::new(cfg.dilation);
     let (circle_tx, mut circle_rx) = mpsc::unbounded_channel();
     let (push_tx, mut push_rx) = mpsc::unbounded_channel();
-    let push = if overlay == Overlay::Ronde && plan.background.iter().any(|b| *b) {
+    let push = if overlay == Overlay::Ronde && plan.background.iter().any(Option::is_some) {
         Some(PushGateway::start(push_tx).await?)
     } else {
         None
@@ -910,7 +909,7 @@ pub async fn run_overlay(
     let rss_end = rss_bytes().unwrap_or(0);
     // The SOS as they stand at the end (before the clock jumps).
     let sos = (overlay == Overlay::Ronde).then(|| SosFigures::of(sos_records(&world)));
-    let background = (overlay == Overlay::Ronde && plan.background.iter().any(|b| *b))
+    let background = (overlay == Overlay::Ronde && plan.background.iter().any(Option::is_some))
         .then(|| background_figures(&world, t_end, sos.as_ref()));
 
     // Expiry: what is visible now, then after every report expired.
