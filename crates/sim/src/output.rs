@@ -370,26 +370,22 @@ pub fn table(rep: &SimReport) -> String {
     );
     sos_rows(&mut s, r, b);
     if let Some(bg) = r.and_then(|o| o.background.as_ref()) {
-        row(
-            &mut s,
+        let mut phones = |name: &str, mb: f64, wakeups: f64, n: usize| {
+            let v = format!("{mb:.3}, {wakeups:.1} ({n})");
+            row(&mut s, name, Some(v), b.map(|_| "-".to_owned()), None);
+        };
+        phones(
             "background phones: MB/h, wake-ups/h",
-            Some(format!(
-                "{:.3}, {:.1} ({})",
-                bg.mb_per_hour, bg.wakeups_per_hour, bg.phones
-            )),
-            b.map(|_| "-".to_owned()),
-            None,
+            bg.mb_per_hour,
+            bg.wakeups_per_hour,
+            bg.phones,
         );
         if bg.alerted_phones > 0 {
-            row(
-                &mut s,
+            phones(
                 "  sent an SOS: MB/h, wake-ups/h",
-                Some(format!(
-                    "{:.3}, {:.1} ({})",
-                    bg.alerted_mb_per_hour, bg.alerted_wakeups_per_hour, bg.alerted_phones
-                )),
-                b.map(|_| "-".to_owned()),
-                None,
+                bg.alerted_mb_per_hour,
+                bg.alerted_wakeups_per_hour,
+                bg.alerted_phones,
             );
         }
     }

@@ -380,8 +380,6 @@ impl World {
             .collect()
     }
 
-    /// Whom `slot` dials when it comes online at `t` (or tops up), given
-    /// the devices it is already linked to.
     /// Whether `slot` is a background phone gone to the background by
     /// `t`: nobody dials it (its app would not be reachable), and it
     /// dials nobody by itself.
@@ -389,6 +387,8 @@ impl World {
         self.plan.background_at(slot).is_some_and(|at| t >= at)
     }
 
+    /// Whom `slot` dials when it comes online at `t` (or tops up), given
+    /// the devices it is already linked to.
     fn targets(&self, slot: Slot, t: f64, linked: &HashSet<Slot>, want: usize) -> Vec<Slot> {
         let mut rng = Plan::rng_for(self.cfg.seed, slot, t);
         let here = self.plan.position(slot, t);
@@ -1242,15 +1242,6 @@ fn background_figures(world: &World, t_end: f64, sos: Option<&SosFigures>) -> Ba
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
-    let mut sos_ms: Vec<f64> = sos
-        .map(|s| {
-            s.records
-                .iter()
-                .filter(|r| r.contact_background && !r.contact_offline)
-                .filter_map(|r| Some(((r.delivered_at? - r.sent_at?) * 1e3).max(0.0)))
-                .collect()
-        })
-        .unwrap_or_default();
     BackgroundFigures {
         phones: mb.len(),
         mb_per_hour: mean(&mb),
@@ -1261,7 +1252,7 @@ fn background_figures(world: &World, t_end: f64, sos: Option<&SosFigures>) -> Ba
         alerted_mb_per_hour: mean(&mb_alerted),
         alerted_wakeups_per_hour: mean(&wakeups_alerted),
         pushes: world.pushes.load(Ordering::Relaxed),
-        sos_ms: Pcts::of(&mut sos_ms),
+        sos_ms: sos.map(|s| s.background_delivery_ms).unwrap_or_default(),
         sos_sent: sos.map_or(0, |s| s.to_background),
     }
 }

@@ -82,12 +82,9 @@ impl EventLoop {
     fn enter_suspended(&mut self) {
         self.background.mode = Lifecycle::Suspended;
         self.background.kept = None;
-        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
-        for peer in &peers {
-            let _ = self.swarm.disconnect_peer_id(*peer);
-        }
+        let closed = self.close_connections_but(None);
         self.circle.suspend();
-        tracing::info!(closed = peers.len(), "suspended: every connection closed");
+        tracing::info!(closed, "suspended: every connection closed");
     }
 
     fn lifecycle_view(&self) -> LifecycleView {
@@ -108,6 +105,18 @@ impl EventLoop {
         self.circle.set_background(true);
         let kept = self.kept_peer_unless_push();
         self.background.kept = kept;
+        let closed = self.close_connections_but(kept);
+        tracing::info!(
+            closed,
+            kept = kept.is_some(),
+            "background: gossip left, connections closed"
+        );
+        Ok(())
+    }
+
+    /// Close the main swarm's connections to every peer but `kept`; how
+    /// many peers that was.
+    fn close_connections_but(&mut self, kept: Option<PeerId>) -> usize {
         let others: Vec<PeerId> = self
             .swarm
             .connected_peers()
@@ -117,12 +126,7 @@ impl EventLoop {
         for peer in &others {
             let _ = self.swarm.disconnect_peer_id(*peer);
         }
-        tracing::info!(
-            closed = others.len(),
-            kept = kept.is_some(),
-            "background: gossip left, connections closed"
-        );
-        Ok(())
+        others.len()
     }
 
     /// The peer to keep in the background: none once push can wake the
@@ -146,10 +150,7 @@ impl EventLoop {
         match self.background.kept {
             Some(_) if push => {
                 self.background.kept = None;
-                let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
-                for peer in &peers {
-                    let _ = self.swarm.disconnect_peer_id(*peer);
-                }
+                self.close_connections_but(None);
                 tracing::info!("background: push registered, no connection kept");
             }
             None if !push => {
