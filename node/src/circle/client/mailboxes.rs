@@ -153,8 +153,9 @@ impl CircleClient {
     }
 
     /// Fetch `day`'s mailboxes from `host`, over `day`'s connections.
+    /// Suspended, only while woken ([`Self::may_fetch`]).
     pub(super) fn fetch_from(&mut self, day: u64, host: PeerId) {
-        if self.fetching.contains(&(day, host)) {
+        if self.fetching.contains(&(day, host)) || !self.may_fetch() {
             return;
         }
         if self.keys_of_day(day).is_empty() {
@@ -219,6 +220,12 @@ impl CircleClient {
             return;
         };
         let (request, ask) = match then {
+            // A poll's challenge answered after the node was suspended:
+            // the fetch waits for the wake-up.
+            Proven::Fetch if !self.may_fetch() => {
+                self.fetching.remove(&(day, host));
+                return;
+            }
             Proven::Fetch => {
                 let mut keys = self.keys_of_day(day);
                 keys.truncate(MAX_FETCH_MAILBOXES);

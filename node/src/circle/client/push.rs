@@ -278,6 +278,13 @@ impl CircleClient {
         self.suspended || (self.background && self.push_covers())
     }
 
+    /// Whether mail may be fetched now: always, except suspended, where
+    /// only a `wake()` under way fetches (a poll, a host connecting or a
+    /// challenge answered after the suspension waits for it).
+    pub(super) fn may_fetch(&self) -> bool {
+        !self.suspended || !self.push.waiters.is_empty()
+    }
+
     /// Quiet means no connection kept: a connection that a request under
     /// way (a push registration, a dial, a poll) or a wake-up opened is
     /// closed as soon as nothing needs it any more, not when it falls
