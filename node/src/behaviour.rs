@@ -92,9 +92,7 @@ pub const PUBLISH_THRESHOLD: f64 = -50.0;
 pub const GRAYLIST_THRESHOLD: f64 = -80.0;
 /// Peer exchange is only accepted from peers above this score, which only
 /// long-standing, useful peers reach (PX is off by default anyway).
-pub const ACCEPT_PX_THRESHOLD: f64 = 15.0;
-/// Median mesh score under which the router grafts better peers.
-pub const OPPORTUNISTIC_GRAFT_THRESHOLD: f64 = 3.0;
+pub const ACCEPT_PX_THRESHOLD: f64 = 25.0;
 
 /// Largest control part of one gossipsub RPC accepted or sent: a peer's
 /// full subscription list ([`MAX_PEER_AREAS`] topics of about 27 encoded
@@ -242,6 +240,10 @@ pub fn area_topic(area: &Area) -> IdentTopic {
 /// * `topic_score_cap` = 20: the positive score a peer can bank is small,
 ///   so good behaviour cannot buy room for invalid reports (two of them
 ///   cost 200).
+/// * The application score (`crate::mesh_score`, weight 1): a bonus of up
+///   to +10 for a fast link (so that the mesh keeps fast peers) and the
+///   stem's penalty. With the topic cap, a peer banks at most +30: one
+///   invalid report (−50) still puts it under the gossip threshold.
 /// * P6, IP colocation: weight −5 over a threshold of 16 peers per IP.
 ///   Phones sit behind carrier-grade NAT, so many honest peers share an
 ///   IP; the threshold is high, and only beyond ~20 peers on one IP does
@@ -312,13 +314,13 @@ pub fn area_topic_params() -> TopicScoreParams {
 }
 
 /// The score thresholds (see the constants).
-pub fn peer_score_thresholds() -> PeerScoreThresholds {
+pub fn peer_score_thresholds(tuning: &GossipTuning) -> PeerScoreThresholds {
     PeerScoreThresholds {
         gossip_threshold: GOSSIP_THRESHOLD,
         publish_threshold: PUBLISH_THRESHOLD,
         graylist_threshold: GRAYLIST_THRESHOLD,
         accept_px_threshold: ACCEPT_PX_THRESHOLD,
-        opportunistic_graft_threshold: OPPORTUNISTIC_GRAFT_THRESHOLD,
+        opportunistic_graft_threshold: f64::from(tuning.opportunistic_graft_threshold),
     }
 }
 
@@ -364,7 +366,7 @@ impl Behaviour {
         )?;
         gossipsub.with_peer_score(
             peer_score_params(config.gossip.time_unit),
-            peer_score_thresholds(),
+            peer_score_thresholds(&config.gossip),
         )?;
 
         let mut kad_config = kad::Config::new(KAD_PROTOCOL);
@@ -874,7 +876,9 @@ mod tests {
     fn scoring_parameters_are_valid() {
         assert!(peer_score_params(Duration::from_secs(1)).validate().is_ok());
         assert!(area_topic_params().validate().is_ok());
-        assert!(peer_score_thresholds().validate().is_ok());
+        assert!(peer_score_thresholds(&GossipTuning::default())
+            .validate()
+            .is_ok());
         assert!(gossipsub_config(Duration::from_secs(1), &GossipTuning::default()).is_ok());
         for n in 1..=12 {
             assert!(

@@ -75,6 +75,7 @@ use crate::directory::store::DirectoryStore;
 use crate::directory::FlagSent;
 use crate::error::NodeError;
 use crate::events::{CellCount, Nearby, NearbyReport, NodeEvent, Published, Status};
+use crate::mesh_score::AppScores;
 use crate::new_reports::PeerBudgets;
 use crate::reachability::{self, Reachability};
 use crate::stem::{Judge, StemItem, StemService};
@@ -221,6 +222,9 @@ struct EventLoop {
     tokens: crate::tokens::TokenService,
     /// The stem of reports before the gossip (`/ronde/stem/1`).
     stem: StemService,
+    /// Each peer's gossipsub application score: its link's speed, the
+    /// stem's penalty.
+    scores: AppScores,
     /// Tests only: the log of the mailbox requests this node hosts.
     mailbox_tap: Option<crate::config::MailboxTap>,
     /// Foreground or background (`event_loop/background.rs`).
@@ -352,6 +356,7 @@ pub(crate) async fn spawn(
             config.flag_difficulty,
             config.stem_seed,
         ),
+        scores: AppScores::new(&config.gossip),
         mailbox_tap: config.mailbox_tap.clone(),
         background: background::Background::new(&config.mailbox_peers),
     };
@@ -1393,8 +1398,16 @@ impl EventLoop {
                     now,
                     gate: &mut self.gate,
                 };
-                self.stem.on_event(&mut self.swarm, judge, ev)
+                self.stem.on_event(&mut self.swarm, judge, ev);
+                for (peer, penalty) in self.stem.take_penalties() {
+                    self.scores.penalise(&mut self.swarm, peer, penalty);
+                }
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(libp2p::ping::Event {
+                peer,
+                result: Ok(rtt),
+                ..
+            })) => self.scores.on_rtt(&mut self.swarm, peer, rtt),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,
@@ -1485,6 +1498,7 @@ impl EventLoop {
                     self.synced.retain(|(p, _)| *p != peer_id);
                     self.directories.on_disconnected(&peer_id);
                     self.stem.on_disconnected(&peer_id);
+                    self.scores.on_disconnected(&peer_id);
                 }
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {

@@ -46,6 +46,7 @@ pub mod events;
 pub mod flood_guard;
 pub mod handle;
 pub mod lifecycle;
+mod mesh_score;
 pub mod new_reports;
 pub mod peer_key;
 pub mod pmtiles;

@@ -754,3 +754,44 @@ async fn a_second_sync_peer_sends_only_what_the_first_did_not() {
         n.shutdown().await.expect("shutdown");
     }
 }
+
+/// Issue 19 §1: a peer's link speed enters its gossipsub score (the ping's
+/// round trip, `mesh_score`), so that pruning and opportunistic grafting
+/// keep the fast links; with the bonus off, the score is only gossip's.
+/// In-process links are as fast as links get: the whole bonus. (That a
+/// slow link never lowers a score is `mesh_score`'s unit test.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_link_raises_the_peer_score() {
+    let clock = ManualClock::new(T0);
+    let (d1, d2, d3) = (tempdir(), tempdir(), tempdir());
+    let with_bonus = |dir: &std::path::Path, bonus: u32| {
+        let mut c = config(dir, &clock, Some(IVRY));
+        c.gossip.latency_bonus = bonus;
+        c
+    };
+    let a = start_with(with_bonus(d1.path(), 10)).await;
+    let b = start_with(with_bonus(d2.path(), 0)).await;
+    let c = start_with(with_bonus(d3.path(), 0)).await;
+    connect(&a, &b).await;
+    connect(&c, &b).await;
+    let area = area_of(IVRY.0, IVRY.1).expect("area");
+    wait_follows(&a, b.peer_id(), area).await;
+    wait_follows(&c, b.peer_id(), area).await;
+    let score = eventually("the ping to raise B's score at A", || async {
+        let s = a.peer_score(b.peer_id()).await.ok()??;
+        (s >= 5.0).then_some(s)
+    })
+    .await;
+    assert!(score <= 10.0 + 20.0, "the bonus and the topic cap: {score}");
+    // Without the bonus, the same link scores what gossip alone gives
+    // (time in the mesh: a hundredth of a point a second).
+    let plain = c
+        .peer_score(b.peer_id())
+        .await
+        .expect("score")
+        .expect("known");
+    assert!((0.0..1.0).contains(&plain), "{plain}");
+    for n in [a, b, c] {
+        n.shutdown().await.expect("shutdown");
+    }
+}

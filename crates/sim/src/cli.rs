@@ -157,14 +157,31 @@ pub struct SimArgs {
     /// Run only the baseline.
     #[arg(long, conflicts_with = "no_baseline")]
     pub baseline_only: bool,
-    /// Gossipsub mesh degree D instead of the node's default (low =
-    /// ⌈5D/6⌉, high = 2D), for Ronde and (unless --baseline-mesh-n) the
-    /// baseline.
+    /// Gossipsub mesh degree D instead of the node's default, with
+    /// libp2p's proportions (low = ⌈5D/6⌉, high = 2D) and no latency
+    /// bonus unless the flags below add them, for Ronde and (unless
+    /// --baseline-mesh-n) the baseline.
     #[arg(long)]
     pub mesh_n: Option<usize>,
     /// D_high (prune back to D above it) instead of 2D.
     #[arg(long)]
     pub mesh_high: Option<usize>,
+    /// The application score of the fastest links (0: no latency bonus)
+    /// instead of the node's default (docs/protocol.md §3.1).
+    #[arg(long)]
+    pub latency_bonus: Option<u32>,
+    /// Opportunistic grafting every this many heartbeats instead of the
+    /// node's default.
+    #[arg(long)]
+    pub graft_ticks: Option<u64>,
+    /// Median mesh score under which opportunistic grafting brings in
+    /// better peers, instead of the node's default.
+    #[arg(long)]
+    pub graft_threshold: Option<u32>,
+    /// Peers kept by score when a mesh is pruned (D_score) instead of the
+    /// node's default.
+    #[arg(long)]
+    pub retain_scores: Option<usize>,
     /// Send IDONTWANT for messages of at least this many bytes instead of
     /// the node's default (1000, libp2p's: never for a report; 100: for
     /// every report).
@@ -267,6 +284,18 @@ impl SimArgs {
         }
         if let Some(t) = self.idontwant {
             gossip.idontwant_threshold = t;
+        }
+        if let Some(b) = self.latency_bonus {
+            gossip.latency_bonus = b;
+        }
+        if let Some(t) = self.graft_ticks {
+            gossip.opportunistic_graft_ticks = t.max(1);
+        }
+        if let Some(t) = self.graft_threshold {
+            gossip.opportunistic_graft_threshold = t;
+        }
+        if let Some(r) = self.retain_scores {
+            gossip.retain_scores = r;
         }
         gossip.flood_publish = self.flood_publish;
         let baseline_gossip = (self.baseline_mesh_n.is_some() || self.baseline_idontwant.is_some())

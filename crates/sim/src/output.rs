@@ -319,8 +319,15 @@ pub fn table(rep: &SimReport) -> String {
     );
     let mesh = |g: &ronde_node::GossipTuning| {
         format!(
-            "D {} (low {}, high {}), IDONTWANT from {} bytes",
-            g.mesh_n, g.mesh_n_low, g.mesh_n_high, g.idontwant_threshold
+            "D {} (low {}, high {}, by score {}), IDONTWANT from {} bytes, latency bonus {}, grafting every {} heartbeats under {}",
+            g.mesh_n,
+            g.mesh_n_low,
+            g.mesh_n_high,
+            g.retain_scores,
+            g.idontwant_threshold,
+            g.latency_bonus,
+            g.opportunistic_graft_ticks,
+            g.opportunistic_graft_threshold
         )
     };
     let _ = writeln!(

@@ -10,8 +10,8 @@
 //!   event loop publishes it on the gossip as before.
 //! * **A peer's stem report**: validated exactly as gossip (the cheap
 //!   checks, then the signature); invalid (misbehaviour) → answered
-//!   *invalid* and the sender's gossipsub application score is set to
-//!   −50 × strikes², which puts it under the gossip threshold at the first
+//!   *invalid* and the sender's gossipsub application score gets
+//!   −50 × strikes² (set by the event loop through `crate::mesh_score`), which puts it under the gossip threshold at the first
 //!   strike and on the graylist at the second, as an invalid gossip
 //!   message would; a graylisted peer gets no answer. Expired or future →
 //!   *declined*, no penalty. Already stored → *taken*, dropped. Valid →
@@ -125,6 +125,9 @@ pub(crate) struct StemService {
     speakers: HashMap<PeerId, bool>,
     inflight: HashMap<OutboundRequestId, (StemItem, PeerId)>,
     strikes: HashMap<PeerId, u32>,
+    /// Penalties set since the event loop last took them
+    /// ([`StemService::take_penalties`]).
+    penalties: Vec<(PeerId, f64)>,
     tap: Option<FirstHopTap>,
     /// The least proof of work a flag along the stem must carry (this
     /// node's own, [`crate::NodeConfig::flag_difficulty`]).
@@ -149,6 +152,7 @@ impl StemService {
             speakers: HashMap::new(),
             inflight: HashMap::new(),
             strikes: HashMap::new(),
+            penalties: Vec::new(),
             tap,
             flag_difficulty,
             rng: match seed {
@@ -381,7 +385,7 @@ impl StemService {
         }
         let pre = match precheck_with_keys(&bytes, judge.now, judge.policy, judge.keys) {
             Ok(p) => p,
-            Err(rej) if rej.is_misbehaviour() => return self.penalise(swarm, peer, rej.reason()),
+            Err(rej) if rej.is_misbehaviour() => return self.penalise(peer, rej.reason()),
             Err(_) => return StemResponse::Declined,
         };
         let id = pre.id();
@@ -397,11 +401,11 @@ impl StemService {
                 tracing::debug!(%peer, reason, "a stem report declined");
                 return StemResponse::Declined;
             }
-            Err(Refused::Penalise(reason)) => return self.penalise(swarm, peer, reason),
+            Err(Refused::Penalise(reason)) => return self.penalise(peer, reason),
         }
         let report = match verify_signatures(vec![pre], &mut rand::thread_rng()).pop() {
             Some(Ok(r)) => r,
-            Some(Err(rej)) => return self.penalise(swarm, peer, rej.reason()),
+            Some(Err(rej)) => return self.penalise(peer, rej.reason()),
             None => return StemResponse::Declined,
         };
         let item = StemItem::Report(report);
@@ -432,7 +436,7 @@ impl StemService {
                 | DirectoryError::FlagTooOld
                 | DirectoryError::NotEnoughWork,
             ) => return StemResponse::Declined,
-            Err(e) => return self.penalise(swarm, peer, e.reason()),
+            Err(e) => return self.penalise(peer, e.reason()),
         };
         if let Some(tap) = &self.tap {
             tap(ReportId(id), peer);
@@ -463,20 +467,19 @@ impl StemService {
     }
 
     /// An invalid stem report: the same cost as an invalid gossip message.
-    fn penalise(
-        &mut self,
-        swarm: &mut Swarm<Behaviour>,
-        peer: PeerId,
-        reason: &'static str,
-    ) -> StemResponse {
+    fn penalise(&mut self, peer: PeerId, reason: &'static str) -> StemResponse {
         let n = self.strikes.entry(peer).or_default();
         *n += 1;
         let score = INVALID_WEIGHT * f64::from(*n) * f64::from(*n);
         tracing::debug!(%peer, reason, "invalid stem report");
-        swarm
-            .behaviour_mut()
-            .gossipsub
-            .set_application_score(&peer, score);
+        self.penalties.push((peer, score));
         StemResponse::Invalid
+    }
+
+    /// The penalties of invalid stem senders since the last call, for the
+    /// event loop to put into their application score
+    /// (`crate::mesh_score`).
+    pub fn take_penalties(&mut self) -> Vec<(PeerId, f64)> {
+        std::mem::take(&mut self.penalties)
     }
 }
