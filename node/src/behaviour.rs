@@ -539,15 +539,18 @@ pub fn build_swarm(config: &NodeConfig, keypair: Keypair) -> Result<Swarm<Behavi
             .with_swarm_config(|c| crate::config::swarm_config(c, idle))
             .build()
     } else {
-        libp2p::SwarmBuilder::with_existing_identity(keypair)
+        let builder = libp2p::SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
             .with_tcp(
                 tcp::Config::default().nodelay(true),
                 noise::Config::new,
                 yamux::Config::default,
             )
-            .map_err(t)?
-            .with_quic()
+            .map_err(t)?;
+        // QUIC besides TCP, unless built without it (the phone library).
+        #[cfg(feature = "quic")]
+        let builder = builder.with_quic();
+        builder
             .with_dns()
             .map_err(t)?
             .with_relay_client(noise::Config::new, yamux::Config::default)

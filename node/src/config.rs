@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use libp2p::multiaddr::Protocol;
 use libp2p::Multiaddr;
 use ronde_protocol::circle::{JourneyConfig, SosConfig};
 use ronde_protocol::directory::DirectoryPublicKey;
@@ -372,15 +373,31 @@ impl<T: futures::AsyncRead + futures::AsyncWrite + Unpin + Send + 'static> RawSt
 pub type SimTransportFactory =
     Arc<dyn Fn() -> libp2p::core::transport::Boxed<Box<dyn RawStream>> + Send + Sync + 'static>;
 
+/// Whether this build speaks QUIC: ronde-node's `quic` feature, on by
+/// default, off in the phone library (crates/ffi). Without it the node
+/// listens and dials on TCP only: a QUIC listen address is refused at
+/// start, QUIC bootstrap and mailbox addresses are skipped with a warning,
+/// and a peer's QUIC addresses are never dialled (its TCP ones are).
+pub const QUIC: bool = cfg!(feature = "quic");
+
+/// Whether `addr` is a QUIC address (`/udp/<port>/quic-v1`, or the draft
+/// `/quic`).
+pub fn is_quic(addr: &Multiaddr) -> bool {
+    addr.iter()
+        .any(|p| matches!(p, Protocol::QuicV1 | Protocol::Quic))
+}
+
 impl NodeConfig {
-    /// Production defaults: listen on every interface on a random TCP and
-    /// QUIC port, mDNS on, the system clock, the network policy and
-    /// difficulty.
+    /// Production defaults: listen on every interface on a random TCP port
+    /// and, if this build speaks [`QUIC`], a random QUIC port; mDNS on, the
+    /// system clock, the network policy and difficulty.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        let listen = ["/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"]
-            .iter()
-            .filter_map(|s| s.parse().ok())
-            .collect();
+        let listen: &[&str] = if QUIC {
+            &["/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"]
+        } else {
+            &["/ip4/0.0.0.0/tcp/0"]
+        };
+        let listen = listen.iter().filter_map(|s| s.parse().ok()).collect();
         NodeConfig {
             data_dir: data_dir.into(),
             listen,

@@ -231,6 +231,34 @@ struct EventLoop {
     background: background::Background,
 }
 
+/// `config` as a build without [`QUIC`](crate::config::QUIC) can follow
+/// it (unchanged in a build with it): a QUIC listen address is refused (the
+/// person asked to be reachable there and would not be); QUIC bootstrap and
+/// mailbox addresses are left out with a warning (a relay is often given
+/// with both its TCP and QUIC addresses: the TCP one is kept and dialled).
+fn without_quic(mut config: NodeConfig) -> Result<NodeConfig, NodeError> {
+    use crate::config::{is_quic, QUIC};
+    if QUIC {
+        return Ok(config);
+    }
+    if let Some(a) = config.listen.iter().find(|a| is_quic(a)) {
+        return Err(NodeError::InvalidInput(format!(
+            "cannot listen on {a}: this node is built without QUIC (the phone \
+             library speaks TCP only); listen on a TCP address such as /ip4/0.0.0.0/tcp/0"
+        )));
+    }
+    for list in [&mut config.bootstrap, &mut config.mailbox_peers] {
+        list.retain(|a| {
+            let keep = !is_quic(a);
+            if !keep {
+                tracing::warn!(addr = %a, "QUIC address skipped: this node speaks TCP only");
+            }
+            keep
+        });
+    }
+    Ok(config)
+}
+
 /// Start a node: open the store, build the swarm, listen, dial, follow the
 /// configured location, then spawn the event loop.
 pub(crate) async fn spawn(
@@ -241,6 +269,7 @@ pub(crate) async fn spawn(
             "max_areas must be between 1 and {MAX_PEER_AREAS}"
         )));
     }
+    let config = without_quic(config)?;
     let data_dir = config.data_dir.clone();
     let (max_reports, eviction) = (config.max_reports, config.eviction);
     let store =

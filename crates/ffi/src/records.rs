@@ -11,8 +11,9 @@ pub struct NodeSettings {
     /// Where the node keeps its data (created if missing): the app's
     /// private files directory.
     pub data_dir: String,
-    /// Multiaddresses to listen on; empty: every interface, random TCP and
-    /// QUIC ports.
+    /// Multiaddresses to listen on; empty: every interface, a random TCP
+    /// port. TCP only: the library is built without QUIC, and a QUIC
+    /// address is refused (`invalid_input`).
     #[uniffi(default = [])]
     pub listen: Vec<String>,
     /// Peers dialled at start (with `/p2p/<peer id>`).

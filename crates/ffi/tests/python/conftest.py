@@ -68,7 +68,9 @@ class CliNode:
             [
                 binary, "node",
                 "--data-dir", data_dir,
-                "--listen", "/ip4/127.0.0.1/tcp/0",
+                # Both, as relays and `ronde node` do by default: the
+                # library speaks TCP only and must pick that one.
+                "--listen", "/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1",
                 "--api", "127.0.0.1:0",
                 "--no-mdns",
                 "--pow-difficulty", str(DIFFICULTY),
@@ -95,6 +97,11 @@ class CliNode:
             self.stop()
             raise RuntimeError("`ronde node` did not print its addresses")
         self.peer_id = self.addrs[0].rsplit("/p2p/", 1)[1]
+        # Its TCP address (the QUIC one may be printed first).
+        self.tcp = next((a for a in self.addrs if "/tcp/" in a), None)
+        if self.tcp is None:
+            self.stop()
+            raise RuntimeError("`ronde node` did not print a TCP address")
         with open(os.path.join(data_dir, "api-token")) as f:
             self.token = f.read().strip()
 
@@ -136,9 +143,10 @@ def settings(data_dir, cli, **kw):
     base = dict(
         data_dir=data_dir,
         listen=["/ip4/127.0.0.1/tcp/0"],
-        bootstrap=[cli.addrs[0]],
+        # Every address it printed, QUIC too: the library skips that one.
+        bootstrap=list(cli.addrs),
         relays=[],
-        mailbox_peers=[cli.addrs[0]],
+        mailbox_peers=[cli.tcp],
         city_keys=[],
         location=ronde.Position(lat=LAT, lon=LON),
         mdns=False,

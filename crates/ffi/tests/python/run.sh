@@ -13,7 +13,11 @@ target="${CARGO_TARGET_DIR:-target}"
 profile_dir="$target/debug"
 python="${PYTHON:-/usr/bin/python3}"
 
-cargo build --locked -p ronde-ffi -p ronde -p uniffi-bindgen
+# The library on its own, as an app builds it: in one command with the
+# `ronde` binary, Cargo would unify the node's features and give it QUIC,
+# which the phone library leaves out (docs/mobile.md "Transports").
+cargo build --locked -p ronde-ffi
+cargo build --locked -p ronde -p uniffi-bindgen
 
 lib="$profile_dir/libronde_ffi.so"
 out="$target/ffi-bindings"

@@ -57,6 +57,18 @@ def test_bad_input_raises_the_typed_error(phone, cli, workdir):
                 settings(os.path.join(workdir, "bad"), cli, listen=["not a multiaddr"])
             )
         assert e.value.code == "invalid_field"
+        # The library is built without QUIC (docs/mobile.md "Transports"):
+        # listening on it is refused, not silently left out.
+        with pytest.raises(ronde.RondeError.InvalidInput) as e:
+            await ronde.start_node(
+                settings(
+                    os.path.join(workdir, "quic"),
+                    cli,
+                    listen=["/ip4/127.0.0.1/udp/0/quic-v1"],
+                )
+            )
+        assert e.value.code == "invalid_input"
+        assert "QUIC" in e.value.message
         # Every subclass is a RondeError.
         assert issubclass(ronde.RondeError.InvalidInput, ronde.RondeError)
 
@@ -384,7 +396,7 @@ def test_a_suspended_phone_is_woken_by_push(phone, cli, workdir):
     friend = CliNode(
         os.environ["RONDE_BIN"],
         os.path.join(workdir, "friend"),
-        role=("--mailbox-peer", cli.addrs[0]),
+        role=("--mailbox-peer", cli.tcp),
     )
     heard = Collect()
     handle = keep(phone.listen_inbox(heard))

@@ -292,14 +292,17 @@ fn build(settings: &NetSettings) -> Result<Swarm<MailboxClient>, BoxError> {
             .with_swarm_config(|c| crate::config::swarm_config(c, idle))
             .build()
     } else {
-        libp2p::SwarmBuilder::with_existing_identity(keypair)
+        let builder = libp2p::SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
             .with_tcp(
                 tcp::Config::default().nodelay(true),
                 noise::Config::new,
                 yamux::Config::default,
-            )?
-            .with_quic()
+            )?;
+        // QUIC besides TCP, as the main swarm (`behaviour::build_swarm`).
+        #[cfg(feature = "quic")]
+        let builder = builder.with_quic();
+        builder
             .with_dns()?
             .with_behaviour(behaviour)?
             .with_swarm_config(|c| crate::config::swarm_config(c, idle))
