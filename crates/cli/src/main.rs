@@ -103,4 +103,13 @@ fn init_logging(default: &str) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
+    // The phone library (ronde-ffi) turns logging off at compile time in
+    // optimised builds; built in the same cargo command as it, this binary
+    // gets no logs either (Cargo unifies the feature).
+    if tracing::level_filters::STATIC_MAX_LEVEL == tracing::level_filters::LevelFilter::OFF {
+        eprintln!(
+            "warning: this ronde was built together with the phone library and logs nothing; \
+             build it on its own: cargo build --release -p ronde"
+        );
+    }
 }

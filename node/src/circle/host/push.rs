@@ -13,7 +13,10 @@
 //!   connect to loopback, private or link-local addresses (checked on the
 //!   resolved addresses, not only on the URL); at most one POST per
 //!   registration per [`PushSettings::min_gap`], later wake-ups coalesced
-//!   into one at the end of the gap.
+//!   into one at the end of the gap. Only with the crate's `push-sender`
+//!   feature (on by default; off in the phone library, which is never a
+//!   mailbox host): without it registrations are still kept and checked,
+//!   and no wake-up is sent.
 //!
 //! The POST carries [`WAKE_BODY`], the same bytes for everyone, and the
 //! RFC 8030 headers `TTL` and `Urgency: high`: neither the push server nor
@@ -21,13 +24,18 @@
 //! Logs name no endpoint and no mailbox.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
+#[cfg(feature = "push-sender")]
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+#[cfg(feature = "push-sender")]
 use std::sync::Arc;
+#[cfg(feature = "push-sender")]
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
+#[cfg(feature = "push-sender")]
 use tokio::time::Instant;
 
 use crate::circle::wire::{Refusal, MAX_PUSH_ENDPOINT};
@@ -359,8 +367,10 @@ impl PushRegistry {
 }
 
 /// Resolves names as the system does, keeping only public addresses.
+#[cfg(feature = "push-sender")]
 struct PublicOnly;
 
+#[cfg(feature = "push-sender")]
 impl reqwest::dns::Resolve for PublicOnly {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let host = name.as_str().to_owned();
@@ -379,6 +389,7 @@ impl reqwest::dns::Resolve for PublicOnly {
 }
 
 /// What the host asks of the sender.
+#[cfg_attr(not(feature = "push-sender"), allow(dead_code))]
 struct Wake {
     id: [u8; 32],
     endpoint: String,
@@ -395,6 +406,7 @@ pub struct PushWaker {
 /// Wake-ups waiting for the sender at most (more are dropped, logged).
 const WAKE_QUEUE: usize = 4096;
 /// POSTs under way at once at most.
+#[cfg(feature = "push-sender")]
 const MAX_INFLIGHT: usize = 16;
 
 impl PushWaker {
@@ -402,28 +414,19 @@ impl PushWaker {
     pub fn spawn(settings: PushSettings) -> PushWaker {
         let (tx, rx) = mpsc::channel(WAKE_QUEUE);
         let (gone_tx, gone) = mpsc::unbounded_channel();
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .user_agent("ronde-mailbox-host");
-        if !settings.allow_local {
-            builder = builder.dns_resolver(Arc::new(PublicOnly));
-        }
-        match builder.build() {
-            Ok(client) => {
-                tokio::spawn(run(client, settings, rx, gone_tx));
-            }
-            Err(e) => tracing::error!(error = %e, "push wake-ups disabled: no HTTP client"),
-        }
+        start_sender(settings, rx, gone_tx);
         PushWaker { tx, gone }
     }
 
     /// Queue a wake-up of registration `id` at `endpoint`.
     pub fn wake(&self, id: [u8; 32], endpoint: String) {
-        if self.tx.try_send(Wake { id, endpoint }).is_err() {
-            tracing::warn!("push wake-up queue full: a wake-up was dropped");
+        match self.tx.try_send(Wake { id, endpoint }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!("push wake-up queue full: a wake-up was dropped");
+            }
+            // No sender (built without it, or its client failed).
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
 
@@ -437,13 +440,51 @@ impl PushWaker {
     }
 }
 
+/// Start the task that sends the queued wake-ups.
+#[cfg(feature = "push-sender")]
+fn start_sender(
+    settings: PushSettings,
+    rx: mpsc::Receiver<Wake>,
+    gone_tx: mpsc::UnboundedSender<String>,
+) {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .user_agent("ronde-mailbox-host");
+    if !settings.allow_local {
+        builder = builder.dns_resolver(Arc::new(PublicOnly));
+    }
+    match builder.build() {
+        Ok(client) => {
+            tokio::spawn(run(client, settings, rx, gone_tx));
+        }
+        Err(e) => tracing::error!(error = %e, "push wake-ups disabled: no HTTP client"),
+    }
+}
+
+/// Built without the sender: `wake` finds the queue closed and does
+/// nothing.
+#[cfg(not(feature = "push-sender"))]
+fn start_sender(
+    settings: PushSettings,
+    rx: mpsc::Receiver<Wake>,
+    gone_tx: mpsc::UnboundedSender<String>,
+) {
+    drop((settings, rx, gone_tx));
+    tracing::warn!("push wake-ups disabled: this node is built without the push sender");
+}
+
 /// A registration's pacing in the sender.
+#[cfg(feature = "push-sender")]
 struct Slot {
     endpoint: String,
     last: Instant,
     pending: bool,
 }
 
+#[cfg(feature = "push-sender")]
 async fn run(
     client: reqwest::Client,
     settings: PushSettings,
@@ -498,6 +539,7 @@ async fn run(
 }
 
 /// POST one wake-up, in a task of its own (at most [`MAX_INFLIGHT`]).
+#[cfg(feature = "push-sender")]
 fn post(
     client: &reqwest::Client,
     inflight: &Arc<tokio::sync::Semaphore>,
@@ -575,6 +617,7 @@ mod tests {
         assert!(check_endpoint(&long, false).is_err());
     }
 
+    #[cfg(feature = "push-sender")]
     #[tokio::test]
     async fn wake_ups_are_paced_and_coalesced_per_registration() {
         use std::sync::{Arc, Mutex};
