@@ -376,8 +376,9 @@ pub type SimTransportFactory =
 /// Whether this build speaks QUIC: ronde-node's `quic` feature, on by
 /// default, off in the phone library (crates/ffi). Without it the node
 /// listens and dials on TCP only: a QUIC listen address is refused at
-/// start, QUIC bootstrap and mailbox addresses are skipped with a warning,
-/// and a peer's QUIC addresses are never dialled (its TCP ones are).
+/// start, a QUIC bootstrap or mailbox address is skipped when the same
+/// peer is given with another address and refused when not, and a peer's
+/// QUIC addresses learnt later are never dialled (its TCP ones are).
 pub const QUIC: bool = cfg!(feature = "quic");
 
 /// Whether `addr` is a QUIC address (`/udp/<port>/quic-v1`, or the draft

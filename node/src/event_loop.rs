@@ -232,10 +232,12 @@ struct EventLoop {
 }
 
 /// `config` as a build without [`QUIC`](crate::config::QUIC) can follow
-/// it (unchanged in a build with it): a QUIC listen address is refused (the
-/// person asked to be reachable there and would not be); QUIC bootstrap and
-/// mailbox addresses are left out with a warning (a relay is often given
-/// with both its TCP and QUIC addresses: the TCP one is kept and dialled).
+/// it (unchanged in a build with it): a QUIC listen address is refused
+/// (the person asked to be reachable there and would not be); a QUIC
+/// bootstrap or mailbox address is left out, with a warning, when the same
+/// peer is also given with another address (a relay is often given with
+/// both its TCP and QUIC addresses: the TCP one is kept and dialled), and
+/// refused when it is all the node has to reach that peer.
 fn without_quic(mut config: NodeConfig) -> Result<NodeConfig, NodeError> {
     use crate::config::{is_quic, QUIC};
     if QUIC {
@@ -248,6 +250,18 @@ fn without_quic(mut config: NodeConfig) -> Result<NodeConfig, NodeError> {
         )));
     }
     for list in [&mut config.bootstrap, &mut config.mailbox_peers] {
+        let reachable: HashSet<PeerId> = list
+            .iter()
+            .filter(|a| !is_quic(a))
+            .filter_map(|a| split_peer(a).1)
+            .collect();
+        let unreachable = |a: &Multiaddr| split_peer(a).1.is_none_or(|p| !reachable.contains(&p));
+        if let Some(a) = list.iter().find(|a| is_quic(a) && unreachable(a)) {
+            return Err(NodeError::InvalidInput(format!(
+                "cannot dial {a}: this node is built without QUIC (the phone library \
+                 speaks TCP only); give this peer's TCP address"
+            )));
+        }
         list.retain(|a| {
             let keep = !is_quic(a);
             if !keep {

@@ -69,6 +69,17 @@ def test_bad_input_raises_the_typed_error(phone, cli, workdir):
             )
         assert e.value.code == "invalid_input"
         assert "QUIC" in e.value.message
+        # A peer given only by a QUIC address could never be reached.
+        with pytest.raises(ronde.RondeError.InvalidInput) as e:
+            await ronde.start_node(
+                settings(
+                    os.path.join(workdir, "quic"),
+                    cli,
+                    bootstrap=[f"/ip4/127.0.0.1/udp/9/quic-v1/p2p/{cli.peer_id}"],
+                )
+            )
+        assert e.value.code == "invalid_input"
+        assert "TCP address" in e.value.message
         # Every subclass is a RondeError.
         assert issubclass(ronde.RondeError.InvalidInput, ronde.RondeError)
 
