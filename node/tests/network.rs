@@ -648,6 +648,7 @@ async fn a_burst_mixing_good_and_bad_reports_gives_each_message_its_verdict() {
     honest.shutdown().await.expect("shutdown");
 }
 
+#[cfg(feature = "quic")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_talk_over_loopback_tcp_and_quic() {
     let clock = ManualClock::new(T0);
@@ -686,6 +687,66 @@ async fn nodes_talk_over_loopback_tcp_and_quic() {
         .await
         .expect("report");
     assert!(made.published);
+    wait_holds(&b, made.id, IVRY).await;
+    a.shutdown().await.expect("shutdown");
+    b.shutdown().await.expect("shutdown");
+}
+
+/// Built without QUIC, as the phone library builds the node (`cargo test
+/// -p ronde-node --no-default-features --test network`): a QUIC listen
+/// address is refused, so is a peer given only by a QUIC address, and a
+/// peer given by both is reached over TCP.
+#[cfg(not(feature = "quic"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_quic_a_node_speaks_tcp_only() {
+    let clock = ManualClock::new(T0);
+    let (d1, d2, d3, d4) = (tempdir(), tempdir(), tempdir(), tempdir());
+    let tcp = |dir: &std::path::Path| {
+        let mut c = config(dir, &clock, Some(IVRY));
+        c.memory_transport = false;
+        c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("addr")];
+        c
+    };
+    let mut c = tcp(d1.path());
+    c.listen
+        .push("/ip4/127.0.0.1/udp/0/quic-v1".parse().expect("addr"));
+    let err = ronde_node::Node::start(c)
+        .await
+        .err()
+        .expect("QUIC listen refused");
+    assert!(
+        matches!(err, ronde_node::NodeError::InvalidInput(_)),
+        "{err}"
+    );
+
+    let b = start_with(tcp(d2.path())).await;
+    let tcp_b = b.listen_addrs().await.expect("addrs")[0]
+        .clone()
+        .with_p2p(b.peer_id())
+        .expect("p2p");
+    let quic_b: Multiaddr = format!("/ip4/127.0.0.1/udp/9/quic-v1/p2p/{}", b.peer_id())
+        .parse()
+        .expect("addr");
+    let mut c = tcp(d3.path());
+    c.bootstrap = vec![quic_b.clone()];
+    let err = ronde_node::Node::start(c)
+        .await
+        .err()
+        .expect("QUIC-only peer refused");
+    assert!(
+        matches!(err, ronde_node::NodeError::InvalidInput(_)),
+        "{err}"
+    );
+
+    let mut c = tcp(d4.path());
+    c.bootstrap = vec![quic_b, tcp_b];
+    let a = start_with(c).await;
+    let area = area_of(IVRY.0, IVRY.1).expect("area");
+    wait_follows(&a, b.peer_id(), area).await;
+    let made = a
+        .report(Category::Following, IVRY.0, IVRY.1, None)
+        .await
+        .expect("report");
     wait_holds(&b, made.id, IVRY).await;
     a.shutdown().await.expect("shutdown");
     b.shutdown().await.expect("shutdown");
