@@ -1,24 +1,26 @@
 //! Where reports live between arrival and expiry: the [`ReportStore`] trait
 //! and its sled implementation, [`SledStore`].
 //!
-//! # Layout (schema version 1)
+//! # Layout (schema version 2)
 //!
 //! The database is in `<data_dir>/db` ([`DB_DIR`]). Trees:
 //!
 //! * `meta`: `schema_version` → `u32` big-endian ([`SCHEMA_VERSION`]).
 //! * `reports`: report id (32 bytes) → canonical report bytes.
-//! * `by_cell`: cell (7 bytes, a precision-6 cell padded with `-`) ‖ id → `[]`,
-//!   so an area (5-byte prefix) or a cell is a prefix scan.
-//! * `by_expiry`: `expires_at` (`u64` big-endian) ‖ id → `[]`, so expired
-//!   reports are a range scan from the start and the soonest to expire is
-//!   the first key.
 //! * `pending`: id → canonical bytes of this node's own reports that no peer
 //!   has received yet.
 //!
-//! A report and its two index entries are written and removed in one sled
-//! transaction, so the indexes never point at nothing after a crash. A batch
-//! of reports ([`ReportStore::insert_many`]) is written in one transaction
-//! for the whole batch, evictions included.
+//! One key per report: the indexes are in memory, rebuilt from `reports`
+//! when the store opens (which reads every report anyway), so they cannot
+//! disagree with it after a crash: by cell and area (the crowding index,
+//! `crowding`, which a full store needs anyway) and by expiry (a sorted
+//! set of (`expires_at`, id): expired reports are a range from the start,
+//! the soonest to expire is the first). A batch of reports
+//! ([`ReportStore::insert_many`]) is written with one atomic
+//! [`sled::Batch`], evictions included. (Version 1 also kept the two
+//! indexes on disk, in trees `by_cell` and `by_expiry`, three sled writes
+//! per report instead of one; opening a version 1 database drops those
+//! trees and stamps version 2.)
 //!
 //! # Rules
 //!
@@ -46,13 +48,11 @@
 
 mod crowding;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ronde_protocol::{Area, Cell, ReportId, VerifiedReport};
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::Transactional;
 
 pub use crate::error::StoreError;
 
@@ -65,7 +65,9 @@ pub const META_TREE: &str = "meta";
 /// Key of the schema version in [`META_TREE`].
 pub const SCHEMA_VERSION_KEY: &[u8] = b"schema_version";
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+/// The trees of version 1 that version 2 keeps in memory instead.
+const V1_INDEX_TREES: [&str; 2] = ["by_cell", "by_expiry"];
 
 /// How long [`SledStore::open`] waits for a lock to clear before
 /// reporting [`StoreError::Locked`] (it blocks the calling thread).
@@ -166,13 +168,16 @@ pub struct SledStore {
     path: PathBuf,
     db: sled::Db,
     reports: sled::Tree,
-    by_cell: sled::Tree,
-    by_expiry: sled::Tree,
     pending: sled::Tree,
     max_reports: usize,
-    count: usize,
     eviction: Eviction,
+    /// Every stored report by area and cell (and observation time).
     crowding: Crowding,
+    /// Every stored report by (expiry, id).
+    expiry: BTreeSet<(u64, ReportId)>,
+    /// Keys of `reports` entries found damaged when the store opened:
+    /// never served, deleted by the next purge.
+    damaged: Vec<sled::IVec>,
 }
 
 /// Classify a sled error.
@@ -207,13 +212,6 @@ fn map_io(path: &Path, io: std::io::Error) -> StoreError {
     StoreError::Io(io)
 }
 
-fn map_tx(path: &Path, e: TransactionError<StoreError>) -> StoreError {
-    match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => map_sled(path, e),
-    }
-}
-
 fn cell_key(cell: &Cell) -> [u8; CELL_KEY_LEN] {
     let mut k = [b'-'; CELL_KEY_LEN];
     let s = cell.as_str().as_bytes();
@@ -222,18 +220,9 @@ fn cell_key(cell: &Cell) -> [u8; CELL_KEY_LEN] {
     k
 }
 
-fn by_cell_key(report: &VerifiedReport) -> Vec<u8> {
-    let mut k = Vec::with_capacity(CELL_KEY_LEN + ID_LEN);
-    k.extend_from_slice(&cell_key(&report.report().cell()));
-    k.extend_from_slice(&report.id().0);
-    k
-}
-
-fn by_expiry_key(expires_at: u64, id: &ReportId) -> Vec<u8> {
-    let mut k = Vec::with_capacity(8 + ID_LEN);
-    k.extend_from_slice(&expires_at.to_be_bytes());
-    k.extend_from_slice(&id.0);
-    k
+/// The first (expiry, id) after everything expired at `now`.
+fn live_from(now: u64) -> (u64, ReportId) {
+    (now.saturating_add(1), ReportId([0; ID_LEN]))
 }
 
 fn id_from(bytes: &[u8]) -> Option<ReportId> {
@@ -317,39 +306,53 @@ impl SledStore {
                 if found == 0 {
                     return Err(StoreError::Corrupt("schema version 0".into()));
                 }
-                // Version 1 is the first: nothing to migrate yet.
+                if found == 1 {
+                    // Version 1 kept the indexes on disk: they are rebuilt
+                    // below from `reports`, the trees are dropped, then
+                    // the version is stamped (a crash in between drops
+                    // them again at the next start).
+                    for name in V1_INDEX_TREES {
+                        db.drop_tree(name).map_err(|e| map_sled(&path, e))?;
+                    }
+                    meta.insert(SCHEMA_VERSION_KEY, &SCHEMA_VERSION.to_be_bytes())
+                        .map_err(|e| map_sled(&path, e))?;
+                    db.flush().map_err(|e| map_sled(&path, e))?;
+                    tracing::info!("report store migrated to schema version {SCHEMA_VERSION}");
+                }
             }
         }
         let reports = tree("reports")?;
-        let by_cell = tree("by_cell")?;
-        let by_expiry = tree("by_expiry")?;
         let pending = tree("pending")?;
-        let count = reports.len();
-        // How crowded each place is: rebuilt from the reports themselves.
+        // The indexes: rebuilt from the reports themselves.
         let mut crowding = Crowding::default();
+        let mut expiry = BTreeSet::new();
+        let mut damaged = Vec::new();
         for item in reports.iter() {
             let (k, v) = item.map_err(|e| map_sled(&path, e))?;
-            if let Some(r) = decode(&k, &v) {
-                crowding.add(
-                    r.id(),
-                    cell_key(&r.report().cell()),
-                    r.report().observed_at(),
-                );
+            match decode(&k, &v) {
+                Some(r) => {
+                    crowding.add(
+                        r.id(),
+                        cell_key(&r.report().cell()),
+                        r.report().observed_at(),
+                    );
+                    expiry.insert((r.expires_at(), r.id()));
+                }
+                None => damaged.push(k),
             }
         }
         let store = SledStore {
             path,
             db,
             reports,
-            by_cell,
-            by_expiry,
             pending,
             max_reports: max_reports.max(1),
-            count,
             eviction,
             crowding,
+            expiry,
+            damaged,
         };
-        tracing::debug!(reports = count, "report store opened");
+        tracing::debug!(reports = store.expiry.len(), "report store opened");
         Ok(store)
     }
 
@@ -367,34 +370,29 @@ impl SledStore {
         &self.path
     }
 
-    /// Remove a report and its index entries, given its id and expiry.
-    fn remove(&mut self, id: &ReportId, expiry_key: &[u8]) -> Result<bool, StoreError> {
-        let removed = (&self.reports, &self.by_cell, &self.by_expiry)
-            .transaction(|(r, c, e)| {
-                let old = r.remove(&id.0)?;
-                e.remove(expiry_key)?;
-                if let Some(bytes) = &old {
-                    if let Ok(rep) = VerifiedReport::from_trusted_bytes(bytes.to_vec()) {
-                        c.remove(by_cell_key(&rep))?;
-                    }
-                }
-                Ok::<_, ConflictableTransactionError<StoreError>>(old.is_some())
-            })
-            .map_err(|e| map_tx(&self.path, e))?;
-        if removed {
-            self.count = self.count.saturating_sub(1);
-        }
-        self.crowding.remove(id);
-        Ok(removed)
+    /// Remove a report, given its id and expiry, and forget it in the
+    /// indexes.
+    fn remove(&mut self, id: &ReportId, expires_at: u64) -> Result<bool, StoreError> {
+        self.reports.remove(id.0).map_err(|e| self.err(e))?;
+        let known = self.expiry.contains(&(expires_at, *id));
+        self.unindex(id, expires_at);
+        Ok(known)
     }
 
-    /// Count a report just written in the crowding index.
+    /// Count a report just written in the indexes.
     fn index(&mut self, report: &VerifiedReport) {
         self.crowding.add(
             report.id(),
             cell_key(&report.report().cell()),
             report.report().observed_at(),
         );
+        self.expiry.insert((report.expires_at(), report.id()));
+    }
+
+    /// Forget a report just removed in the indexes.
+    fn unindex(&mut self, id: &ReportId, expires_at: u64) {
+        self.crowding.remove(id);
+        self.expiry.remove(&(expires_at, *id));
     }
 
     /// Make room for `report` in a full store, per the eviction rule.
@@ -402,10 +400,10 @@ impl SledStore {
         let soonest = self.soonest()?;
         if self.eviction == Eviction::CrowdedFirst {
             // An expired report not yet purged goes first.
-            if let Some((t, old, key)) = &soonest {
-                if *t <= now {
-                    self.remove(old, key)?;
-                    return Ok(Room::Made(Some(*old)));
+            if let Some((t, old)) = soonest {
+                if t <= now {
+                    self.remove(&old, t)?;
+                    return Ok(Room::Made(Some(old)));
                 }
             }
             let id = report.id();
@@ -421,7 +419,7 @@ impl SledStore {
                         None => None,
                     };
                     if let Some(t) = expires {
-                        self.remove(&old, &by_expiry_key(t, &old))?;
+                        self.remove(&old, t)?;
                         return Ok(Room::Made(Some(old)));
                     }
                     // Damaged entry: forget it, fall back on the expiry rule.
@@ -431,35 +429,27 @@ impl SledStore {
             }
         }
         match soonest {
-            Some((t, _, _)) if t >= report.expires_at() => Ok(Room::Refused),
-            Some((_, old, key)) => {
-                self.remove(&old, &key)?;
+            Some((t, _)) if t >= report.expires_at() => Ok(Room::Refused),
+            Some((t, old)) => {
+                self.remove(&old, t)?;
                 Ok(Room::Made(Some(old)))
             }
             None => Ok(Room::Made(None)),
         }
     }
 
-    /// The first (soonest to expire) entry of the expiry index.
-    fn soonest(&self) -> Result<Option<(u64, ReportId, Vec<u8>)>, StoreError> {
-        for item in self.by_expiry.iter() {
-            let (k, _) = item.map_err(|e| self.err(e))?;
-            match parse_expiry_key(&k) {
-                Some((t, id)) => return Ok(Some((t, id, k.to_vec()))),
-                None => tracing::warn!("skipping a malformed expiry index entry"),
-            }
-        }
-        Ok(None)
+    /// The soonest to expire of the stored reports.
+    fn soonest(&self) -> Result<Option<(u64, ReportId)>, StoreError> {
+        Ok(self.expiry.first().copied())
     }
 
     fn collect_ids(
         &self,
-        ids: impl Iterator<Item = sled::Result<ReportId>>,
+        ids: impl Iterator<Item = ReportId>,
         now: u64,
     ) -> Result<Vec<VerifiedReport>, StoreError> {
         let mut out = Vec::new();
         for id in ids {
-            let id = id.map_err(|e| self.err(e))?;
             if let Some(r) = self.get(&id, now)? {
                 out.push(r);
             }
@@ -467,41 +457,11 @@ impl SledStore {
         Ok(out)
     }
 
+    /// The live reports whose cell key starts with `prefix` (an area's
+    /// five characters, or a whole cell key), by cell then id.
     fn scan_cells(&self, prefix: &[u8], now: u64) -> Result<Vec<VerifiedReport>, StoreError> {
-        let ids = self
-            .by_cell
-            .scan_prefix(prefix)
-            .keys()
-            .filter_map(|k| match k {
-                Ok(k) => k.get(CELL_KEY_LEN..).and_then(id_from).map(Ok),
-                Err(e) => Some(Err(e)),
-            });
-        self.collect_ids(ids, now)
+        self.collect_ids(self.crowding.ids_with_prefix(prefix).into_iter(), now)
     }
-}
-
-/// The next entry of an expiry-index walk that is not already being
-/// evicted; malformed entries are skipped (and logged), as in `soonest`.
-fn next_expiry(
-    keys: &mut impl Iterator<Item = sled::Result<sled::IVec>>,
-    evicting: &HashMap<ReportId, Vec<u8>>,
-    path: &Path,
-) -> Result<Option<(u64, ReportId, Vec<u8>)>, StoreError> {
-    for k in keys {
-        let k = k.map_err(|e| map_sled(path, e))?;
-        match parse_expiry_key(&k) {
-            Some((_, id)) if evicting.contains_key(&id) => {}
-            Some((t, id)) => return Ok(Some((t, id, k.to_vec()))),
-            None => tracing::warn!("skipping a malformed expiry index entry"),
-        }
-    }
-    Ok(None)
-}
-
-fn parse_expiry_key(k: &[u8]) -> Option<(u64, ReportId)> {
-    let t = u64::from_be_bytes(k.get(..8)?.try_into().ok()?);
-    let id = id_from(k.get(8..)?)?;
-    Some((t, id))
 }
 
 impl ReportStore for SledStore {
@@ -514,31 +474,20 @@ impl ReportStore for SledStore {
             return Ok(Inserted::Duplicate);
         }
         let mut evicted = None;
-        if self.count >= self.max_reports {
+        if self.expiry.len() >= self.max_reports {
             match self.make_room(report, now)? {
                 Room::Made(old) => evicted = old,
                 Room::Refused => return Ok(Inserted::NoRoom),
             }
         }
-        let expiry_key = by_expiry_key(report.expires_at(), &id);
-        let cell_key = by_cell_key(report);
-        let bytes = report.bytes();
-        let new = (&self.reports, &self.by_cell, &self.by_expiry)
-            .transaction(|(r, c, e)| {
-                let old = r.insert(&id.0, bytes)?;
-                c.insert(cell_key.as_slice(), &[])?;
-                e.insert(expiry_key.as_slice(), &[])?;
-                Ok::<_, ConflictableTransactionError<StoreError>>(old.is_none())
-            })
-            .map_err(|e| map_tx(&self.path, e))?;
-        if new {
-            self.count += 1;
-        }
+        self.reports
+            .insert(id.0, report.bytes())
+            .map_err(|e| self.err(e))?;
         self.index(report);
         Ok(Inserted::Stored { evicted })
     }
 
-    /// One sled transaction for the whole batch. The outcome of each report
+    /// One atomic sled batch for the whole batch. The outcome of each report
     /// is decided first, in order, against the stored reports and those
     /// earlier in the batch (the store's single owner is the only writer, so
     /// what is read before the transaction still holds in it), then every
@@ -551,7 +500,7 @@ impl ReportStore for SledStore {
         // The crowding rule decides report by report: a batch that may
         // fill the store goes one by one (the definition of the outcome).
         if self.eviction == Eviction::CrowdedFirst
-            && self.count.saturating_add(reports.len()) >= self.max_reports
+            && self.expiry.len().saturating_add(reports.len()) >= self.max_reports
         {
             return reports.iter().map(|r| self.insert(r, now)).collect();
         }
@@ -559,12 +508,12 @@ impl ReportStore for SledStore {
         // Reports of this batch to write, by (expiry, id) → index.
         let mut planned: BTreeMap<(u64, ReportId), usize> = BTreeMap::new();
         let mut planned_ids: HashSet<ReportId> = HashSet::new();
-        // Stored reports to remove: id → expiry key.
-        let mut evict: HashMap<ReportId, Vec<u8>> = HashMap::new();
+        // Stored reports to remove: id → expiry.
+        let mut evict: HashMap<ReportId, u64> = HashMap::new();
         // The stored reports, soonest to expire first, read as needed.
-        let mut stored = self.by_expiry.iter().keys();
-        let mut next_stored: Option<(u64, ReportId, Vec<u8>)> = None;
-        let mut count = self.count;
+        let mut stored = self.expiry.iter().copied();
+        let mut next_stored: Option<(u64, ReportId)> = None;
+        let mut count = self.expiry.len();
         for (i, report) in reports.iter().enumerate() {
             if !report.is_live(now) {
                 out.push(Inserted::Expired);
@@ -580,25 +529,25 @@ impl ReportStore for SledStore {
             let mut evicted = None;
             if count >= self.max_reports {
                 if next_stored.is_none() {
-                    next_stored = next_expiry(&mut stored, &evict, &self.path)?;
+                    next_stored = stored.by_ref().find(|(_, id)| !evict.contains_key(id));
                 }
                 let soonest_planned = planned.keys().next().copied();
                 // The index's order: expiry, then id.
-                let stored_first = match (&next_stored, soonest_planned) {
-                    (Some((t, id, _)), Some(p)) => Some((*t, *id) <= p),
+                let stored_first = match (next_stored, soonest_planned) {
+                    (Some(s), Some(p)) => Some(s <= p),
                     (Some(_), None) => Some(true),
                     (None, Some(_)) => Some(false),
                     (None, None) => None,
                 };
                 match stored_first {
                     Some(true) => {
-                        if let Some((t, old, key)) = next_stored.take() {
+                        if let Some((t, old)) = next_stored.take() {
                             if t >= report.expires_at() {
-                                next_stored = Some((t, old, key));
+                                next_stored = Some((t, old));
                                 out.push(Inserted::NoRoom);
                                 continue;
                             }
-                            evict.insert(old, key);
+                            evict.insert(old, t);
                             evicted = Some(old);
                             count -= 1;
                         }
@@ -626,42 +575,17 @@ impl ReportStore for SledStore {
         if planned.is_empty() && evict.is_empty() {
             return Ok(out);
         }
-        // (id, by-cell key, by-expiry key, bytes) of each report to write.
-        type Write<'a> = (ReportId, Vec<u8>, Vec<u8>, &'a [u8]);
-        let writes: Vec<Write<'_>> = planned
-            .iter()
-            .map(|(&(t, id), &i)| {
-                let r = &reports[i];
-                (id, by_cell_key(r), by_expiry_key(t, &id), r.bytes())
-            })
-            .collect();
-        let added = (&self.reports, &self.by_cell, &self.by_expiry)
-            .transaction(|(r, c, e)| {
-                let mut added: isize = 0;
-                for (id, expiry_key) in &evict {
-                    let old = r.remove(&id.0)?;
-                    e.remove(expiry_key.as_slice())?;
-                    if let Some(bytes) = &old {
-                        if let Ok(rep) = VerifiedReport::from_trusted_bytes(bytes.to_vec()) {
-                            c.remove(by_cell_key(&rep))?;
-                        }
-                        added -= 1;
-                    }
-                }
-                for (id, cell_key, expiry_key, bytes) in &writes {
-                    let old = r.insert(&id.0, *bytes)?;
-                    c.insert(cell_key.as_slice(), &[])?;
-                    e.insert(expiry_key.as_slice(), &[])?;
-                    if old.is_none() {
-                        added += 1;
-                    }
-                }
-                Ok::<_, ConflictableTransactionError<StoreError>>(added)
-            })
-            .map_err(|e| map_tx(&self.path, e))?;
-        self.count = self.count.saturating_add_signed(added);
+        let mut batch = sled::Batch::default();
         for id in evict.keys() {
-            self.crowding.remove(id);
+            batch.remove(&id.0);
+        }
+        for &i in planned.values() {
+            let r = &reports[i];
+            batch.insert(&r.id().0, r.bytes());
+        }
+        self.reports.apply_batch(batch).map_err(|e| self.err(e))?;
+        for (id, t) in evict {
+            self.unindex(&id, t);
         }
         for &i in planned.values() {
             self.index(&reports[i]);
@@ -670,7 +594,7 @@ impl ReportStore for SledStore {
     }
 
     fn contains(&self, id: &ReportId) -> Result<bool, StoreError> {
-        self.reports.contains_key(id.0).map_err(|e| self.err(e))
+        Ok(self.crowding.contains(id))
     }
 
     fn get(&self, id: &ReportId, now: u64) -> Result<Option<VerifiedReport>, StoreError> {
@@ -681,16 +605,8 @@ impl ReportStore for SledStore {
     }
 
     fn live(&self, now: u64) -> Result<Vec<VerifiedReport>, StoreError> {
-        // Everything whose expiry key is after `now`.
-        let start = by_expiry_key(now.saturating_add(1), &ReportId([0; ID_LEN]));
-        let ids = self
-            .by_expiry
-            .range(start..)
-            .keys()
-            .filter_map(|k| match k {
-                Ok(k) => parse_expiry_key(&k).map(|(_, id)| Ok(id)),
-                Err(e) => Some(Err(e)),
-            });
+        // Everything expiring after `now`, soonest first.
+        let ids = self.expiry.range(live_from(now)..).map(|&(_, id)| id);
         self.collect_ids(ids, now)
     }
 
@@ -703,36 +619,37 @@ impl ReportStore for SledStore {
     }
 
     fn len(&self) -> usize {
-        self.count
+        self.expiry.len()
     }
 
     fn live_count(&self, now: u64) -> Result<usize, StoreError> {
-        let start = by_expiry_key(now.saturating_add(1), &ReportId([0; ID_LEN]));
-        let mut n = 0;
-        for k in self.by_expiry.range(start..).keys() {
-            k.map_err(|e| self.err(e))?;
-            n += 1;
-        }
-        Ok(n)
+        Ok(self.expiry.range(live_from(now)..).count())
     }
 
     fn purge_expired(&mut self, now: u64) -> Result<usize, StoreError> {
-        // Keys up to and including `expires_at == now` are expired.
-        let end = by_expiry_key(now.saturating_add(1), &ReportId([0; ID_LEN]));
-        let mut expired = Vec::new();
-        for k in self.by_expiry.range(..end).keys() {
-            let k = k.map_err(|e| self.err(e))?;
-            match parse_expiry_key(&k) {
-                Some((_, id)) => expired.push((id, k.to_vec())),
-                None => tracing::warn!("skipping a malformed expiry index entry"),
+        // Up to and including `expires_at == now` is expired.
+        let expired: Vec<(u64, ReportId)> = self.expiry.range(..live_from(now)).copied().collect();
+        let mut batch = sled::Batch::default();
+        for (_, id) in &expired {
+            batch.remove(&id.0);
+        }
+        // Damaged entries found at open, unless a good report took the key.
+        let damaged = std::mem::take(&mut self.damaged);
+        for k in &damaged {
+            if !id_from(k).is_some_and(|id| self.crowding.contains(&id)) {
+                batch.remove(k);
             }
         }
-        let mut n = 0;
-        for (id, key) in expired {
-            if self.remove(&id, &key)? {
-                n += 1;
+        if !expired.is_empty() || !damaged.is_empty() {
+            if let Err(e) = self.reports.apply_batch(batch) {
+                self.damaged = damaged;
+                return Err(self.err(e));
             }
         }
+        for (t, id) in &expired {
+            self.unindex(id, *t);
+        }
+        let n = expired.len();
         // Pending reports are few (this node's own): a full scan is fine.
         let mut stale = Vec::new();
         for item in self.pending.iter() {

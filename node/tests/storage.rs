@@ -126,25 +126,17 @@ fn damaged_entries_are_skipped_not_fatal() {
         let mut s = SledStore::open(dir.path(), 100).expect("open");
         s.insert(&good, T0).expect("insert");
     }
+    let bad_id = [7u8; 32];
     {
         // Damage the database behind the store's back.
         let db = open_raw(dir.path());
         let reports = db.open_tree("reports").expect("tree");
-        let by_expiry = db.open_tree("by_expiry").expect("tree");
-        let by_cell = db.open_tree("by_cell").expect("tree");
-        let bad_id = [7u8; 32];
         reports
             .insert(bad_id, b"not a report".as_slice())
             .expect("insert");
-        let mut k = (T0 + 600).to_be_bytes().to_vec();
-        k.extend_from_slice(&bad_id);
-        by_expiry.insert(k, b"".as_slice()).expect("insert");
-        by_expiry
+        reports
             .insert(b"short".as_slice(), b"".as_slice())
             .expect("insert");
-        let mut c = good.report().cell().as_str().as_bytes().to_vec();
-        c.extend_from_slice(&bad_id);
-        by_cell.insert(c, b"".as_slice()).expect("insert");
         // Bytes of one report stored under another's id.
         let other = make_report(IVRY, T0, Category::Following);
         reports.insert([8u8; 32], other.bytes()).expect("insert");
@@ -153,9 +145,75 @@ fn damaged_entries_are_skipped_not_fatal() {
     let mut s = SledStore::open(dir.path(), 100).expect("reopen");
     let live: Vec<_> = s.live(T0).expect("live").iter().map(|r| r.id()).collect();
     assert_eq!(live, vec![good.id()]);
+    assert_eq!(s.len(), 1);
     let area = good.report().cell().area();
     assert_eq!(s.live_in_area(&area, T0).expect("scan").len(), 1);
+    // The next purge deletes the damaged entries, and only them.
+    assert_eq!(s.purge_expired(T0).expect("purge"), 0);
+    drop(s);
+    {
+        let db = open_raw(dir.path());
+        let reports = db.open_tree("reports").expect("tree");
+        assert_eq!(reports.len(), 1);
+        assert!(reports.contains_key(good.id().0).expect("get"));
+    }
+    let mut s = SledStore::open(dir.path(), 100).expect("reopen");
     assert!(s.purge_expired(T0 + 7200).is_ok());
+    assert!(s.is_empty());
+}
+
+/// A database of schema version 1 (the indexes on disk, in trees
+/// `by_cell` and `by_expiry`) opens as version 2: the index trees are
+/// dropped, every report is still there and found by area, cell and
+/// expiry.
+#[test]
+fn a_version_1_database_is_migrated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = make_report(IVRY, T0, Category::Harassment);
+    let b = report_with_ttl(LYON, T0, 60);
+    {
+        let db = open_raw(dir.path());
+        let meta = db.open_tree(META_TREE).expect("meta");
+        meta.insert(SCHEMA_VERSION_KEY, &1u32.to_be_bytes())
+            .expect("stamp");
+        let reports = db.open_tree("reports").expect("tree");
+        let by_cell = db.open_tree("by_cell").expect("tree");
+        let by_expiry = db.open_tree("by_expiry").expect("tree");
+        for r in [&a, &b] {
+            reports.insert(r.id().0, r.bytes()).expect("insert");
+            let mut c = format!("{:-<7}", r.report().cell().as_str()).into_bytes();
+            c.extend_from_slice(&r.id().0);
+            by_cell.insert(c, b"".as_slice()).expect("insert");
+            let mut e = r.expires_at().to_be_bytes().to_vec();
+            e.extend_from_slice(&r.id().0);
+            by_expiry.insert(e, b"".as_slice()).expect("insert");
+        }
+        db.flush().expect("flush");
+    }
+    let s = SledStore::open(dir.path(), 100).expect("open");
+    assert_eq!(s.len(), 2);
+    let live: Vec<_> = s.live(T0).expect("live").iter().map(|r| r.id()).collect();
+    assert_eq!(live, vec![a.id(), b.id()], "soonest to expire first");
+    let ivry = area_of(IVRY.0, IVRY.1).expect("area");
+    assert_eq!(s.live_in_area(&ivry, T0).expect("scan").len(), 1);
+    assert_eq!(
+        s.live_in_cell(&b.report().cell(), T0).expect("scan").len(),
+        1
+    );
+    assert_eq!(s.live_count(T0 + 31 * 60).expect("count"), 1);
+    drop(s);
+    let db = open_raw(dir.path());
+    let names: Vec<_> = db.tree_names();
+    assert!(!names
+        .iter()
+        .any(|n| n.as_ref() == b"by_cell" || n.as_ref() == b"by_expiry"));
+    let version = db
+        .open_tree(META_TREE)
+        .expect("meta")
+        .get(SCHEMA_VERSION_KEY)
+        .expect("get")
+        .expect("stamped");
+    assert_eq!(version.as_ref(), &SCHEMA_VERSION.to_be_bytes());
 }
 
 #[test]

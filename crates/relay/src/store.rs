@@ -1,24 +1,34 @@
 //! The relay's sled database: aggregates, the ids of live reports, and the
 //! directory (places, mediators, heartbeats, flags).
 //!
-//! Trees (schema version 1, every integer big-endian):
+//! Trees (schema version 2, every integer big-endian):
 //!
 //! | tree         | key                                   | value |
 //! |--------------|---------------------------------------|-------|
 //! | `meta`       | `schema_version`, `directory_serial`  | u32 / u64 |
 //! | `agg`        | UTC hour (u32) ‖ cell (7, `-`-padded) ‖ category (u8) | count (u64) |
-//! | `live`       | report id (32)                        | expires_at (u64) ‖ observed_at (u64) ‖ category (u8) ‖ cell (7) |
+//! | `live_batches` | last expires_at of the batch (u64) ‖ sequence (u64) | per report of the batch: id (32) ‖ expires_at (u64) ‖ observed_at (u64) ‖ category (u8) ‖ cell (7) |
 //! | `flood`      | UTC hour (u32) ‖ cell (7)             | counted (u64) ‖ suppressed as a flood (u64) |
 //! | `places`     | place id (16)                         | [`SafePlace::to_bytes`] |
 //! | `mediators`  | id (16)                               | [`Mediator::to_bytes`] |
 //! | `heartbeats` | place id (16)                         | [`Heartbeat::to_bytes`] |
 //! | `flags`      | flag id (32)                          | place id (16) ‖ reason (u8) ‖ observed_at (u64) |
 //!
-//! **Durability.** A report is counted in one sled transaction over `live`
-//! and `agg`: its id and its count land together or not at all, so a crash
-//! can neither lose the id of a counted report (and count it twice) nor keep
-//! an id without its count. The ingest loop counts a whole batch of reports
-//! in one such transaction ([`RelayStore::ingest_many`]) and calls
+//! **Memory.** The ids of the live reports counted (or suppressed) and the
+//! counts of the hours that live reports can still fall in are kept in
+//! memory: deduplication reads no tree, and a batch of reports costs one
+//! sled write per aggregate row it changes plus one for the batch's ids
+//! (version 1 kept each id under its own key in a tree `live`: a read and
+//! a write more per report). The ids are read back from `live_batches`
+//! when the store opens; an hour's counts are read from `agg` the first
+//! time a report of that hour arrives.
+//!
+//! **Durability.** A batch of reports is counted in one sled transaction
+//! over `live_batches`, `agg` and `flood`: the ids and the counts land
+//! together or not at all, so a crash can neither lose the id of a counted
+//! report (and count it twice) nor keep an id without its count. The
+//! ingest loop counts a whole batch of reports in one such transaction
+//! ([`RelayStore::ingest_many`]) and calls
 //! [`RelayStore::flush`] after each batch and only then counts the batch as *acknowledged*
 //! (`ronde_relay_reports_acknowledged_total`): an acknowledged aggregate
 //! survives `kill -9` and power loss. Reports received but not yet flushed
@@ -26,35 +36,50 @@
 //! by the catch-up at the next start.
 //!
 //! **Floods.** A cell counts at most [`Rules::cell_hour_cap`] reports per
-//! UTC hour (every category together); the rest are remembered in `live`
-//! (so counted once) and added to the hour's `suppressed` in `flood`, in
-//! the same transaction. The `flood` tree appeared with issue 14 and needs
-//! no migration: a relay upgraded in the middle of an hour starts that
-//! hour's allowance from zero.
+//! UTC hour (every category together: the sum of its `agg` rows of the
+//! hour); the rest are remembered with the ids (so counted once) and added
+//! to the hour's `suppressed` in `flood`, in the same transaction. A `flood`
+//! row is written only when a report is suppressed (its `counted` is the
+//! cell's count then); version 1 wrote it for every report.
 //!
-//! **Retention.** `live` entries are deleted when their report expires
-//! (about 30 minutes); nothing else of a report is kept. `agg` rows older
-//! than the retention period are deleted. Flags are kept 30 days.
+//! **Retention.** An entry of `live_batches` is deleted when the last of
+//! its reports expires (about 30 minutes); nothing else of a report is
+//! kept. `agg` rows older than the retention period are deleted. Flags are
+//! kept 30 days.
+//!
+//! **Migration.** A version 1 database is migrated when it opens: the ids
+//! of `live` are written to `live_batches` and the version stamped 2 in
+//! one transaction, then `live` is dropped.
 
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use ronde_protocol::directory::{
     FlagReason, Heartbeat, Mediator, PlaceId, SafePlace, VerifiedFlag,
 };
 use ronde_protocol::{Category, Cell, ReportId};
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::transaction::TransactionError;
 use sled::Transactional;
 
-use crate::rules::{Admission, BucketKey, LiveEntry, Observation, Refusal, Rules};
+use crate::rules::{BucketKey, LiveEntry, Observation, Refusal, Rules, HOUR};
 
 /// Version of the layout above.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 /// How long flags are kept, seconds.
 pub const FLAG_RETENTION_SECS: u64 = 30 * 86_400;
 
 const CELL_LEN: usize = 7;
 const AGG_KEY_LEN: usize = 4 + CELL_LEN + 1;
 const LIVE_VALUE_LEN: usize = 8 + 8 + 1 + CELL_LEN;
+const LIVE_RECORD_LEN: usize = 32 + LIVE_VALUE_LEN;
+/// Reports per `live_batches` entry when a version 1 `live` tree is
+/// migrated.
+const MIGRATION_CHUNK: usize = 512;
+/// The per-category counts of one cell in one hour, by [`Category::ALL`]
+/// order.
+type CellCounts = [u64; Category::ALL.len()];
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -90,15 +115,33 @@ pub type Counted = Result<Result<BucketKey, Refusal>, StoreError>;
 /// Reports suppressed as a flood in one (UTC hour, cell).
 pub type Suppressed = ((u32, Cell), u64);
 
-/// The relay's database. Cheap to clone (sled handles are shared).
+/// What the store keeps in memory (see the module doc).
+#[derive(Default)]
+struct Memory {
+    /// The live reports counted or suppressed.
+    live: HashMap<ReportId, LiveEntry>,
+    /// The counts of the hours read so far from `agg`, per cell; a cell
+    /// with a row that does not decode is in `damaged`.
+    hours: BTreeMap<u32, Hour>,
+}
+
+#[derive(Default)]
+struct Hour {
+    cells: HashMap<[u8; CELL_LEN], CellCounts>,
+    damaged: HashSet<[u8; CELL_LEN]>,
+}
+
+/// The relay's database. Cheap to clone (sled handles and the memory are
+/// shared).
 #[derive(Clone)]
 pub struct RelayStore {
     path: PathBuf,
     db: sled::Db,
     meta: sled::Tree,
     agg: sled::Tree,
-    live: sled::Tree,
+    live_batches: sled::Tree,
     flood: sled::Tree,
+    memory: Arc<Mutex<Memory>>,
     places: sled::Tree,
     mediators: sled::Tree,
     heartbeats: sled::Tree,
@@ -152,6 +195,46 @@ fn live_value(obs: &Observation) -> [u8; LIVE_VALUE_LEN] {
     v
 }
 
+fn live_record(obs: &Observation) -> [u8; LIVE_RECORD_LEN] {
+    let mut v = [0u8; LIVE_RECORD_LEN];
+    v[..32].copy_from_slice(&obs.id.0);
+    v[32..].copy_from_slice(&live_value(obs));
+    v
+}
+
+/// The records of a `live_batches` entry; `None` if it does not decode.
+fn parse_live_batch(v: &[u8]) -> Option<Vec<(ReportId, LiveEntry)>> {
+    if !v.len().is_multiple_of(LIVE_RECORD_LEN) {
+        return None;
+    }
+    v.chunks_exact(LIVE_RECORD_LEN)
+        .map(|r| {
+            let id = ReportId(r[..32].try_into().ok()?);
+            Some((id, parse_live(&r[32..])?))
+        })
+        .collect()
+}
+
+fn live_batch_key(last_expiry: u64, seq: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&last_expiry.to_be_bytes());
+    k[8..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn category_index(c: Category) -> usize {
+    usize::from(c.code().saturating_sub(1)).min(Category::ALL.len() - 1)
+}
+
+fn live_entry(obs: &Observation) -> LiveEntry {
+    LiveEntry {
+        cell: obs.cell,
+        category: obs.category,
+        observed_at: obs.observed_at,
+        expires_at: obs.expires_at,
+    }
+}
+
 fn parse_live(v: &[u8]) -> Option<LiveEntry> {
     if v.len() != LIVE_VALUE_LEN {
         return None;
@@ -177,31 +260,6 @@ fn parse_flood(v: &[u8]) -> Option<(u64, u64)> {
         return None;
     }
     Some((be_u64(&v[..8])?, be_u64(&v[8..])?))
-}
-
-/// Count an admitted report in its cell-hour: `true` if it is under the
-/// cap (count it), `false` if it is suppressed as a flood.
-fn take_cell_hour(
-    flood: &sled::transaction::TransactionalTree,
-    key: &BucketKey,
-    cap: u64,
-) -> Result<bool, ConflictableTransactionError<()>> {
-    let fk = flood_key(key);
-    let (counted, suppressed) = match flood.get(fk)? {
-        Some(v) => parse_flood(&v).ok_or(ConflictableTransactionError::Abort(()))?,
-        None => (0, 0),
-    };
-    let under = counted < cap;
-    let (c, s) = if under {
-        (counted + 1, suppressed)
-    } else {
-        (counted, suppressed + 1)
-    };
-    let mut v = [0u8; 16];
-    v[..8].copy_from_slice(&c.to_be_bytes());
-    v[8..].copy_from_slice(&s.to_be_bytes());
-    flood.insert(&fk, &v)?;
-    Ok(under)
 }
 
 fn be_u64(v: &[u8]) -> Option<u64> {
@@ -239,12 +297,13 @@ impl RelayStore {
         let store = RelayStore {
             meta: tree("meta")?,
             agg: tree("agg")?,
-            live: tree("live")?,
+            live_batches: tree("live_batches")?,
             flood: tree("flood")?,
             places: tree("places")?,
             mediators: tree("mediators")?,
             heartbeats: tree("heartbeats")?,
             flags: tree("flags")?,
+            memory: Arc::default(),
             path: path.clone(),
             db,
         };
@@ -264,9 +323,84 @@ impl RelayStore {
                 if found > SCHEMA_VERSION {
                     return Err(StoreError::NewerVersion { path, found });
                 }
+                if found < 2 {
+                    store.migrate_live_ids()?;
+                }
             }
         }
+        // A migration interrupted after its transaction left `live` behind.
+        if store.db.tree_names().iter().any(|n| n.as_ref() == b"live") {
+            store.db.drop_tree("live").map_err(err)?;
+        }
+        store.load_live_ids()?;
         Ok(store)
+    }
+
+    /// Version 1 to 2: the ids of `live` into `live_batches` and the new
+    /// version, in one transaction (`live` itself is dropped after it).
+    fn migrate_live_ids(&self) -> Result<(), StoreError> {
+        let live = self.db.open_tree("live").map_err(|e| self.err(e))?;
+        let mut records = Vec::new();
+        for kv in live.iter() {
+            let (k, v) = kv.map_err(|e| self.err(e))?;
+            let id = <[u8; 32]>::try_from(k.as_ref()).map(ReportId);
+            match (id, parse_live(&v)) {
+                (Ok(id), Some(e)) => records.push((e.expires_at, id, v)),
+                _ => tracing::warn!("skipping a damaged entry of the live ids"),
+            }
+        }
+        records.sort_by_key(|(t, id, _)| (*t, *id));
+        let mut entries = Vec::new();
+        for chunk in records.chunks(MIGRATION_CHUNK) {
+            let last = chunk.last().map_or(0, |(t, _, _)| *t);
+            let seq = self.db.generate_id().map_err(|e| self.err(e))?;
+            let mut value = Vec::with_capacity(chunk.len() * LIVE_RECORD_LEN);
+            for (_, id, v) in chunk {
+                value.extend_from_slice(&id.0);
+                value.extend_from_slice(v);
+            }
+            entries.push((live_batch_key(last, seq), value));
+        }
+        let res: Result<(), TransactionError<()>> =
+            (&self.live_batches, &self.meta).transaction(|(batches, meta)| {
+                for (k, v) in &entries {
+                    batches.insert(&k[..], v.as_slice())?;
+                }
+                meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+                Ok(())
+            });
+        match res {
+            Ok(()) => {}
+            Err(TransactionError::Abort(())) => return Err(StoreError::Corrupt("live")),
+            Err(TransactionError::Storage(e)) => return Err(self.err(e)),
+        }
+        self.db.flush().map_err(|e| self.err(e))?;
+        drop(live);
+        self.db.drop_tree("live").map_err(|e| self.err(e))?;
+        tracing::info!(
+            ids = records.len(),
+            "relay database migrated to schema version {SCHEMA_VERSION}"
+        );
+        Ok(())
+    }
+
+    /// Read the ids of `live_batches` into memory.
+    fn load_live_ids(&self) -> Result<(), StoreError> {
+        let mut mem = self.memory();
+        for kv in self.live_batches.iter() {
+            let (_, v) = kv.map_err(|e| self.err(e))?;
+            match parse_live_batch(&v) {
+                Some(records) => mem.live.extend(records),
+                None => tracing::warn!("skipping a damaged entry of the live ids"),
+            }
+        }
+        Ok(())
+    }
+
+    fn memory(&self) -> MutexGuard<'_, Memory> {
+        // A panic while holding the lock leaves nothing half-done that
+        // matters: memory is only changed after a transaction succeeded.
+        self.memory.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn err(&self, source: sled::Error) -> StoreError {
@@ -276,94 +410,159 @@ impl RelayStore {
         }
     }
 
-    /// Count a report if the rules admit it and it was not counted yet: one
-    /// transaction over `live` and `agg`.
-    pub fn ingest(&self, rules: &Rules, obs: &Observation, now: u64) -> Counted {
-        let Admission { key, .. } = match rules.admit(obs, now) {
-            Ok(a) => a,
-            Err(r) => return Ok(Err(r)),
+    /// Read an hour's aggregate rows into memory, if not yet there.
+    fn load_hour<'m>(&self, mem: &'m mut Memory, hour: u32) -> Result<&'m mut Hour, StoreError> {
+        let slot = match mem.hours.entry(hour) {
+            Entry::Occupied(e) => return Ok(e.into_mut()),
+            Entry::Vacant(slot) => slot,
         };
-        let akey = agg_key(&key);
-        let lval = live_value(obs);
-        let cap = rules.cell_hour_cap();
-        let res = (&self.live, &self.agg, &self.flood).transaction(|(live, agg, flood)| {
-            if live.get(obs.id.0)?.is_some() {
-                return Ok(Err(Refusal::Duplicate));
-            }
-            live.insert(&obs.id.0, &lval)?;
-            if !take_cell_hour(flood, &key, cap)? {
-                return Ok(Err(Refusal::Flood));
-            }
-            let n = match agg.get(akey)? {
-                Some(v) => be_u64(&v).ok_or(ConflictableTransactionError::Abort(()))?,
-                None => 0,
+        let mut h = Hour::default();
+        let end = hour.checked_add(1).map(u32::to_be_bytes);
+        let range = match end {
+            Some(end) => self.agg.range(hour.to_be_bytes()..end),
+            None => self.agg.range(hour.to_be_bytes()..),
+        };
+        for kv in range {
+            let (k, v) = kv.map_err(|e| self.err(e))?;
+            let Some(cell) = k.get(4..4 + CELL_LEN).and_then(|c| c.try_into().ok()) else {
+                tracing::warn!("skipping an aggregate row with a malformed key");
+                continue;
             };
-            agg.insert(&akey, &(n + 1).to_be_bytes())?;
-            Ok(Ok(()))
-        });
-        match res {
-            Ok(Ok(())) => Ok(Ok(key)),
-            Ok(Err(r)) => Ok(Err(r)),
-            Err(TransactionError::Abort(())) => Err(StoreError::Corrupt("agg")),
-            Err(TransactionError::Storage(e)) => Err(self.err(e)),
+            match parse_agg(&k, &v) {
+                Some((key, n)) => {
+                    h.cells.entry(cell).or_default()[category_index(key.category)] = n;
+                }
+                None => {
+                    h.damaged.insert(cell);
+                }
+            }
         }
+        Ok(slot.insert(h))
+    }
+
+    /// Count a report if the rules admit it and it was not counted yet: one
+    /// transaction, as [`RelayStore::ingest_many`] for a batch of one.
+    pub fn ingest(&self, rules: &Rules, obs: &Observation, now: u64) -> Counted {
+        let mut out = self.ingest_many(rules, std::slice::from_ref(obs), now)?;
+        out.pop().unwrap_or(Err(StoreError::Corrupt("agg")))
     }
 
     /// Count a batch of reports: the same outcome, report by report and in
     /// order, as [`RelayStore::ingest`] on each (a report repeated in the
-    /// batch is a duplicate the second time), in one transaction over `live`
-    /// and `agg` for the whole batch. If an aggregate row the batch touches
-    /// does not decode, the batch is counted report by report instead, so
-    /// that only the reports of that row fail.
+    /// batch is a duplicate the second time), in one transaction over
+    /// `live_batches`, `agg` and `flood` for the whole batch. A report of a
+    /// cell whose aggregate row of the hour does not decode fails alone.
     pub fn ingest_many(
         &self,
         rules: &Rules,
         batch: &[Observation],
         now: u64,
     ) -> Result<Vec<Counted>, StoreError> {
-        let admitted: Vec<Result<BucketKey, Refusal>> = batch
-            .iter()
-            .map(|obs| rules.admit(obs, now).map(|a| a.key))
-            .collect();
         let cap = rules.cell_hour_cap();
-        let res = (&self.live, &self.agg, &self.flood).transaction(|(live, agg, flood)| {
-            let mut out = Vec::with_capacity(batch.len());
-            for (obs, admission) in batch.iter().zip(&admitted) {
-                let key = match admission {
-                    Ok(key) => *key,
-                    Err(refusal) => {
-                        out.push(Err(*refusal));
+        let mut guard = self.memory();
+        let mem = &mut *guard;
+        let mut out: Vec<Counted> = Vec::with_capacity(batch.len());
+        // What the batch changes, decided in memory before anything is
+        // written: its new ids, the new counts of the cells it touches
+        // (hour, cell → counts), the flood rows it adds to.
+        let mut ids: Vec<&Observation> = Vec::new();
+        let mut seen: HashSet<ReportId> = HashSet::new();
+        let mut cells: BTreeMap<(u32, [u8; CELL_LEN]), CellCounts> = BTreeMap::new();
+        let mut rows: BTreeMap<BucketKey, u64> = BTreeMap::new();
+        let mut floods: BTreeMap<[u8; FLOOD_KEY_LEN], (u64, u64)> = BTreeMap::new();
+        for obs in batch {
+            let key = match rules.admit(obs, now) {
+                Ok(a) => a.key,
+                Err(refusal) => {
+                    out.push(Ok(Err(refusal)));
+                    continue;
+                }
+            };
+            if mem.live.contains_key(&obs.id) || seen.contains(&obs.id) {
+                out.push(Ok(Err(Refusal::Duplicate)));
+                continue;
+            }
+            let ck = cell_key(&key.cell);
+            let counts = match cells.entry((key.hour, ck)) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(slot) => {
+                    let hour = self.load_hour(mem, key.hour)?;
+                    if hour.damaged.contains(&ck) {
+                        out.push(Err(StoreError::Corrupt("agg")));
                         continue;
                     }
-                };
-                if live.get(obs.id.0)?.is_some() {
-                    out.push(Err(Refusal::Duplicate));
-                    continue;
+                    slot.insert(hour.cells.get(&ck).copied().unwrap_or_default())
                 }
-                live.insert(&obs.id.0, &live_value(obs))?;
-                if !take_cell_hour(flood, &key, cap)? {
-                    out.push(Err(Refusal::Flood));
-                    continue;
-                }
-                let akey = agg_key(&key);
-                let n = match agg.get(akey)? {
-                    Some(v) => be_u64(&v).ok_or(ConflictableTransactionError::Abort(()))?,
-                    None => 0,
+            };
+            let counted: u64 = counts.iter().sum();
+            if counted >= cap {
+                let fk = flood_key(&key);
+                let row = match floods.get(&fk) {
+                    Some(row) => Some(*row),
+                    None => match self.flood.get(fk).map_err(|e| self.err(e))? {
+                        Some(v) => match parse_flood(&v) {
+                            Some(row) => Some(row),
+                            None => {
+                                out.push(Err(StoreError::Corrupt("flood")));
+                                continue;
+                            }
+                        },
+                        None => None,
+                    },
                 };
-                agg.insert(&akey, &(n + 1).to_be_bytes())?;
-                out.push(Ok(key));
+                let suppressed = row.map_or(0, |(_, s)| s) + 1;
+                floods.insert(fk, (counted, suppressed));
+                seen.insert(obs.id);
+                ids.push(obs);
+                out.push(Ok(Err(Refusal::Flood)));
+                continue;
             }
-            Ok(out)
-        });
-        match res {
-            Ok(out) => Ok(out.into_iter().map(Ok).collect()),
-            // A row that does not decode: that row's reports fail alone.
-            Err(TransactionError::Abort(())) => Ok(batch
-                .iter()
-                .map(|obs| self.ingest(rules, obs, now))
-                .collect()),
-            Err(TransactionError::Storage(e)) => Err(self.err(e)),
+            let slot = &mut counts[category_index(key.category)];
+            *slot += 1;
+            rows.insert(key, *slot);
+            seen.insert(obs.id);
+            ids.push(obs);
+            out.push(Ok(Ok(key)));
         }
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let last_expiry = ids.iter().map(|o| o.expires_at).max().unwrap_or(0);
+        let seq = self.db.generate_id().map_err(|e| self.err(e))?;
+        let batch_key = live_batch_key(last_expiry, seq);
+        let mut records = Vec::with_capacity(ids.len() * LIVE_RECORD_LEN);
+        for obs in &ids {
+            records.extend_from_slice(&live_record(obs));
+        }
+        let res: Result<(), TransactionError<()>> = (&self.live_batches, &self.agg, &self.flood)
+            .transaction(|(batches, agg, flood)| {
+                batches.insert(&batch_key[..], records.as_slice())?;
+                for (key, n) in &rows {
+                    agg.insert(&agg_key(key), &n.to_be_bytes())?;
+                }
+                for (fk, (counted, suppressed)) in &floods {
+                    let mut v = [0u8; 16];
+                    v[..8].copy_from_slice(&counted.to_be_bytes());
+                    v[8..].copy_from_slice(&suppressed.to_be_bytes());
+                    flood.insert(&fk[..], &v)?;
+                }
+                Ok(())
+            });
+        match res {
+            Ok(()) => {}
+            Err(TransactionError::Abort(())) => return Err(StoreError::Corrupt("agg")),
+            Err(TransactionError::Storage(e)) => return Err(self.err(e)),
+        }
+        // Written: now in memory.
+        for obs in ids {
+            mem.live.insert(obs.id, live_entry(obs));
+        }
+        for ((hour, ck), counts) in cells {
+            if let Some(h) = mem.hours.get_mut(&hour) {
+                h.cells.insert(ck, counts);
+            }
+        }
+        Ok(out)
     }
 
     /// Write everything to disk; returns once it is durable.
@@ -434,35 +633,39 @@ impl RelayStore {
 
     /// Reports live at `now` (cell, category, times; no id).
     pub fn live(&self, now: u64) -> Result<Vec<LiveEntry>, StoreError> {
-        let mut out = Vec::new();
-        for kv in self.live.iter() {
-            let (_, v) = kv.map_err(|e| self.err(e))?;
-            let e = parse_live(&v).ok_or(StoreError::Corrupt("live"))?;
-            if e.expires_at > now {
-                out.push(e);
-            }
-        }
-        Ok(out)
+        Ok(self
+            .memory()
+            .live
+            .values()
+            .filter(|e| e.expires_at > now)
+            .copied()
+            .collect())
     }
 
     /// Whether a report id is remembered (it is live and was counted).
     pub fn is_counted(&self, id: &ReportId) -> Result<bool, StoreError> {
-        self.live.contains_key(id.0).map_err(|e| self.err(e))
+        Ok(self.memory().live.contains_key(id))
     }
 
     /// Delete the ids of expired reports, aggregate rows before
     /// `keep_from_hour` and flags older than [`FLAG_RETENTION_SECS`].
     /// Returns (ids forgotten, rows deleted).
     pub fn purge(&self, now: u64, keep_from_hour: u32) -> Result<(usize, usize), StoreError> {
-        let mut forgotten = 0;
-        for kv in self.live.iter() {
-            let (k, v) = kv.map_err(|e| self.err(e))?;
-            let expired = parse_live(&v).is_none_or(|e| e.expires_at <= now);
-            if expired {
-                self.live.remove(k).map_err(|e| self.err(e))?;
-                forgotten += 1;
-            }
+        let mut mem = self.memory();
+        // Batches whose last report expired, then the expired ids.
+        let end = live_batch_key(now.saturating_add(1), 0);
+        for k in self.live_batches.range(..end).keys() {
+            let k = k.map_err(|e| self.err(e))?;
+            self.live_batches.remove(k).map_err(|e| self.err(e))?;
         }
+        let before = mem.live.len();
+        mem.live.retain(|_, e| e.expires_at > now);
+        let forgotten = before - mem.live.len();
+        // Hours no live report can fall in any more are read again from
+        // `agg` if ever needed.
+        let recent = u32::try_from((now / HOUR).saturating_sub(2)).unwrap_or(u32::MAX);
+        mem.hours
+            .retain(|h, _| *h >= recent && *h >= keep_from_hour);
         let mut deleted = 0;
         for kv in self.agg.range(..keep_from_hour.to_be_bytes()) {
             let (k, _) = kv.map_err(|e| self.err(e))?;
@@ -473,6 +676,7 @@ impl RelayStore {
             let (k, _) = kv.map_err(|e| self.err(e))?;
             self.flood.remove(k).map_err(|e| self.err(e))?;
         }
+        drop(mem);
         for kv in self.flags.iter() {
             let (k, v) = kv.map_err(|e| self.err(e))?;
             let old = v
@@ -488,7 +692,7 @@ impl RelayStore {
 
     /// Number of live report ids kept.
     pub fn live_len(&self) -> usize {
-        self.live.len()
+        self.memory().live.len()
     }
 
     /// Number of aggregate rows.
@@ -758,6 +962,122 @@ mod tests {
             .is_ok());
     }
 
+    /// Open again a store just dropped: sled may hold its lock a moment.
+    fn reopen(dir: &Path) -> RelayStore {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match RelayStore::open(dir) {
+                Ok(s) => return s,
+                Err(e) if std::time::Instant::now() > deadline => panic!("reopen: {e}"),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+    }
+
+    /// A version 1 database (ids one per key in `live`, a `flood` row per
+    /// counted report's cell-hour) is migrated when it opens: every id is
+    /// still known (a re-sent report is a duplicate), counts and floods are
+    /// untouched, `live` is gone and the version is 2; a migration
+    /// interrupted after its transaction finishes at the next start.
+    #[test]
+    fn a_version_1_database_is_migrated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rules = Rules::new(["u09tv".parse().expect("area")]).with_cell_hour_cap(3);
+        let mut model = Aggregator::new(rules.clone());
+        let hour0 = 1_790_000_000u64 / HOUR * HOUR;
+        let now = hour0 + 600;
+        let obs = |n: u8, cell: &str| Observation {
+            id: ReportId([n; 32]),
+            category: Category::ALL[usize::from(n) % 9],
+            cell: cell.parse().expect("cell"),
+            observed_at: hour0 + 60 + u64::from(n),
+            expires_at: hour0 + 1_800 + u64::from(n) * 10,
+        };
+        let old: Vec<Observation> = (0..5)
+            .map(|n| obs(n, "u09tvw1"))
+            .chain((5..7).map(|n| obs(n, "u09tvw2")))
+            .collect();
+        for o in &old {
+            assert_ne!(model.ingest(o, now), Err(Refusal::Duplicate));
+        }
+        {
+            // Written as version 1 did.
+            let db = sled::open(dir.path().join("aggregates")).expect("sled");
+            let meta = db.open_tree("meta").expect("meta");
+            meta.insert("schema_version", &1u32.to_be_bytes())
+                .expect("insert");
+            let live = db.open_tree("live").expect("live");
+            let agg = db.open_tree("agg").expect("agg");
+            let flood = db.open_tree("flood").expect("flood");
+            for o in &old {
+                live.insert(o.id.0, &live_value(o)).expect("insert");
+            }
+            for (k, n) in model.counts() {
+                agg.insert(agg_key(k), &n.to_be_bytes()).expect("insert");
+            }
+            for ((h, c), s) in model.suppressed() {
+                let key = BucketKey {
+                    hour: h,
+                    cell: c,
+                    category: Category::ALL[0],
+                };
+                let mut v = [0u8; 16];
+                v[..8].copy_from_slice(&3u64.to_be_bytes());
+                v[8..].copy_from_slice(&s.to_be_bytes());
+                flood.insert(flood_key(&key), &v).expect("insert");
+            }
+            db.flush().expect("flush");
+        }
+        let store = reopen(dir.path());
+        let version = store.meta.get("schema_version").expect("get").expect("set");
+        assert_eq!(version.as_ref(), &SCHEMA_VERSION.to_be_bytes());
+        assert!(!store.db.tree_names().iter().any(|n| n.as_ref() == b"live"));
+        assert_eq!(store.live_len(), old.len());
+        assert_same_live(&store, &model, now);
+        for o in &old {
+            assert!(store.is_counted(&o.id).expect("is_counted"));
+            assert_eq!(
+                store.ingest(&rules, o, now).expect("ingest"),
+                Err(Refusal::Duplicate)
+            );
+        }
+        // New reports: the full cell is still full, the other is not.
+        for o in [obs(20, "u09tvw1"), obs(21, "u09tvw2"), obs(22, "u09tvw2")] {
+            assert_eq!(
+                store.ingest(&rules, &o, now).expect("ingest"),
+                model.ingest(&o, now)
+            );
+        }
+        let rows: std::collections::BTreeMap<_, _> =
+            store.all_rows().expect("rows").into_iter().collect();
+        assert_eq!(&rows, model.counts());
+        assert_eq!(
+            store
+                .suppressed(0, i64::from(u32::MAX))
+                .expect("suppressed"),
+            model.suppressed().into_iter().collect::<Vec<_>>()
+        );
+        // A `live` tree left behind by a migration interrupted after its
+        // transaction is dropped at the next start; nothing else changes.
+        store
+            .db
+            .open_tree("live")
+            .expect("tree")
+            .insert([99u8; 32], &[0u8; LIVE_VALUE_LEN])
+            .expect("insert");
+        drop((store, rows));
+        let store = reopen(dir.path());
+        assert!(!store.db.tree_names().iter().any(|n| n.as_ref() == b"live"));
+        assert_same_live(&store, &model, now);
+        // Every id expired: purged, and still gone after a restart.
+        let later = hour0 + 4 * HOUR;
+        store.purge(later, 0).expect("purge");
+        assert_eq!(store.live_len(), 0);
+        assert_eq!(store.live_batches.len(), 0);
+        drop(store);
+        assert_eq!(reopen(dir.path()).live_len(), 0);
+    }
+
     fn assert_same_live(store: &RelayStore, model: &Aggregator, now: u64) {
         let mut live = store.live(now).expect("live");
         let mut want = model.live(now);
@@ -817,13 +1137,23 @@ mod tests {
         assert_eq!(&rows, model.counts());
         assert_same_live(&store, &model, now);
 
-        // Damage one row: a batch touching it and another is counted
-        // report by report, and only the damaged row's report fails.
+        // Reopened, the store holds the same ids and counts.
+        drop(store);
+        let store = reopen(dir.path());
+        let again: std::collections::BTreeMap<_, _> =
+            store.all_rows().expect("rows").into_iter().collect();
+        assert_eq!(&again, model.counts());
+        assert_same_live(&store, &model, now);
+
+        // Damage one row on disk: a batch touching its cell and another
+        // cell is counted, and only the damaged cell's report fails.
         let (k, _) = rows.iter().next().expect("a row");
         store
             .agg
             .insert(agg_key(k), b"bad".as_slice())
             .expect("insert");
+        drop(store);
+        let store = reopen(dir.path());
         let obs = |n: u8, cell: Cell| Observation {
             id: ReportId([200 + n; 32]),
             category: k.category,

@@ -23,7 +23,9 @@
 //! then between the cells of an area.
 //!
 //! The index is rebuilt from the `reports` tree when the store opens (it is
-//! not on disk: nothing to migrate, nothing to corrupt).
+//! not on disk: nothing to migrate, nothing to corrupt). It is also the
+//! store's index by area and cell ([`Crowding::ids_with_prefix`]) and by id
+//! ([`Crowding::contains`]).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -101,6 +103,45 @@ impl Crowding {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.place.len()
+    }
+
+    /// Whether a report is counted.
+    pub(crate) fn contains(&self, id: &ReportId) -> bool {
+        self.place.contains_key(id)
+    }
+
+    /// The reports whose cell key starts with `prefix` (an area, a whole
+    /// cell key), by cell key then id: the order of a prefix scan of a
+    /// (cell ‖ id) index.
+    pub(crate) fn ids_with_prefix(&self, prefix: &[u8]) -> Vec<ReportId> {
+        let mut found: Vec<(CellKey, ReportId)> = Vec::new();
+        let mut take = |area: &AreaIdx| {
+            if let Ok(cell) = CellKey::try_from(prefix) {
+                if let Some(set) = area.cells.get(&cell) {
+                    found.extend(set.iter().map(|&(_, id)| (cell, id)));
+                }
+                return;
+            }
+            for (cell, set) in &area.cells {
+                if cell.starts_with(prefix) {
+                    found.extend(set.iter().map(|&(_, id)| (*cell, id)));
+                }
+            }
+        };
+        match prefix.get(..AREA_KEY_LEN).map(AreaKey::try_from) {
+            Some(Ok(area)) => {
+                if let Some(a) = self.areas.get(&area) {
+                    take(a);
+                }
+            }
+            _ => {
+                for (_, a) in self.areas.iter().filter(|(k, _)| k.starts_with(prefix)) {
+                    take(a);
+                }
+            }
+        }
+        found.sort_unstable();
+        found.into_iter().map(|(_, id)| id).collect()
     }
 
     /// Which report a full store gives up for one observed at `observed`
