@@ -707,17 +707,17 @@ async fn without_quic_a_node_speaks_tcp_only() {
         c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("addr")];
         c
     };
+    let refused = |c: ronde_node::NodeConfig, what: &'static str| async move {
+        let err = ronde_node::Node::start(c).await.err().expect(what);
+        assert!(
+            matches!(err, ronde_node::NodeError::InvalidInput(_)),
+            "{what}: {err}"
+        );
+    };
     let mut c = tcp(d1.path());
     c.listen
         .push("/ip4/127.0.0.1/udp/0/quic-v1".parse().expect("addr"));
-    let err = ronde_node::Node::start(c)
-        .await
-        .err()
-        .expect("QUIC listen refused");
-    assert!(
-        matches!(err, ronde_node::NodeError::InvalidInput(_)),
-        "{err}"
-    );
+    refused(c, "QUIC listen refused").await;
 
     let b = start_with(tcp(d2.path())).await;
     let tcp_b = b.listen_addrs().await.expect("addrs")[0]
@@ -729,14 +729,7 @@ async fn without_quic_a_node_speaks_tcp_only() {
         .expect("addr");
     let mut c = tcp(d3.path());
     c.bootstrap = vec![quic_b.clone()];
-    let err = ronde_node::Node::start(c)
-        .await
-        .err()
-        .expect("QUIC-only peer refused");
-    assert!(
-        matches!(err, ronde_node::NodeError::InvalidInput(_)),
-        "{err}"
-    );
+    refused(c, "QUIC-only peer refused").await;
 
     let mut c = tcp(d4.path());
     c.bootstrap = vec![quic_b, tcp_b];
