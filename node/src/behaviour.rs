@@ -371,6 +371,7 @@ impl Behaviour {
 
         let mut kad_config = kad::Config::new(KAD_PROTOCOL);
         kad_config.set_query_timeout(Duration::from_secs(30));
+        kad_config.set_periodic_bootstrap_interval(config.kad_bootstrap_interval);
         let mut kad =
             kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
         if config.relay_server {

@@ -256,6 +256,12 @@ pub struct NodeConfig {
     /// ~16 connections a ping every 15 s (libp2p's default) costs about
     /// 0.5 MB an hour, every 60 s about a quarter of that.
     pub ping_interval: Duration,
+    /// Period of Kademlia's own bootstrap (a lookup of this node's id and
+    /// a refresh of its routing table), libp2p's 5 minutes by default;
+    /// `None`: only the bootstrap at start and libp2p's automatic one when
+    /// the routing table changes. `ronde sim --kad-bootstrap` measures
+    /// what it costs a phone (docs/performance.md).
+    pub kad_bootstrap_interval: Option<Duration>,
     /// How often expired reports are purged from disk.
     pub purge_interval: Duration,
     /// How often queued reports are retried and dropped once expired.
@@ -417,6 +423,7 @@ impl NodeConfig {
             heartbeat: Duration::from_secs(1),
             gossip: GossipTuning::default(),
             ping_interval: DEFAULT_PING_INTERVAL,
+            kad_bootstrap_interval: Some(Duration::from_secs(300)),
             purge_interval: Duration::from_secs(30),
             pending_retry_interval: Duration::from_secs(10),
             max_connections: 64,
@@ -487,6 +494,7 @@ impl fmt::Debug for NodeConfig {
             .field("heartbeat", &self.heartbeat)
             .field("gossip", &self.gossip)
             .field("ping_interval", &self.ping_interval)
+            .field("kad_bootstrap_interval", &self.kad_bootstrap_interval)
             .field("purge_interval", &self.purge_interval)
             .field("max_connections", &self.max_connections)
             .field("sync", &self.sync)

@@ -166,6 +166,11 @@ pub struct SimArgs {
     /// D_high (prune back to D above it) instead of 2D.
     #[arg(long)]
     pub mesh_high: Option<usize>,
+    /// Period of the Ronde nodes' Kademlia bootstrap, model time (0s:
+    /// none after the one at start) instead of the node's default (5 min,
+    /// not dilated).
+    #[arg(long, value_parser = parse_duration)]
+    pub kad_bootstrap: Option<Duration>,
     /// The application score of the fastest links (0: no latency bonus)
     /// instead of the node's default (docs/protocol.md §3.1).
     #[arg(long)]
@@ -346,6 +351,7 @@ impl SimArgs {
             background: self.background,
             background_poll: self.background_poll,
             stem: !self.no_stem,
+            kad_bootstrap: self.kad_bootstrap,
             spam: crate::spam::SpamConfig {
                 fraction: self.spammers,
                 rate: self.spam_rate,

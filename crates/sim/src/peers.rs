@@ -141,6 +141,9 @@ pub struct PeerSetup<'a> {
     /// Seed of a Ronde node's stem choices (`NodeConfig::stem_seed`), drawn
     /// from the run's seed, so that a run replays with the same stems.
     pub stem_seed: u64,
+    /// Kademlia's periodic bootstrap, model time (zero: off); `None`: the
+    /// node's default.
+    pub kad_bootstrap: Option<Duration>,
 }
 
 /// What a Ronde node's trusted circle showed, as the simulation sees it.
@@ -279,6 +282,9 @@ pub async fn start_ronde_with(
     c.gossip.time_unit = cw.wall(Duration::from_secs(1));
     // Production timers, dilated.
     c.ping_interval = cw.wall(c.ping_interval);
+    if let Some(every) = setup.kad_bootstrap {
+        c.kad_bootstrap_interval = (!every.is_zero()).then(|| cw.wall(every));
+    }
     c.purge_interval = cw.wall(Duration::from_secs(30));
     c.pending_retry_interval = cw.wall(Duration::from_secs(10));
     c.idle_timeout = cw.wall(Duration::from_secs(120));

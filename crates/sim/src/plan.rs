@@ -132,6 +132,9 @@ pub struct SimConfig {
     pub stem: bool,
     /// Sybil phones flooding valid reports (issue 14; see [`crate::spam`]).
     pub spam: crate::spam::SpamConfig,
+    /// Period of the Ronde nodes' Kademlia bootstrap, model time (zero:
+    /// none but at start); `None`: the node's default, undilated.
+    pub kad_bootstrap: Option<Duration>,
 }
 
 impl Default for SimConfig {
@@ -178,6 +181,7 @@ impl Default for SimConfig {
             background_poll: None,
             stem: true,
             spam: crate::spam::SpamConfig::default(),
+            kad_bootstrap: None,
         }
     }
 }
