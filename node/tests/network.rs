@@ -189,6 +189,23 @@ async fn a_report_made_alone_is_published_when_a_peer_follows_its_area() {
     peer.shutdown().await.expect("shutdown");
 }
 
+/// `from` reports `category` at IVRY once it sees `to` following that
+/// area, and `to` receives it.
+async fn report_reaches(
+    from: &ronde_node::Node,
+    to: &ronde_node::Node,
+    category: Category,
+) -> ronde_node::Published {
+    let area = area_of(IVRY.0, IVRY.1).expect("area");
+    wait_follows(from, to.peer_id(), area).await;
+    let made = from
+        .report(category, IVRY.0, IVRY.1, None)
+        .await
+        .expect("report");
+    wait_holds(to, made.id, IVRY).await;
+    made
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_coming_online_catches_up_through_sync() {
     let clock = ManualClock::new(T0);
@@ -196,14 +213,8 @@ async fn a_node_coming_online_catches_up_through_sync() {
     let holder = start(d1.path(), &clock, Some(IVRY)).await;
     let author = start(d2.path(), &clock, Some(IVRY)).await;
     connect(&author, &holder).await;
-    let area = area_of(IVRY.0, IVRY.1).expect("area");
-    wait_follows(&author, holder.peer_id(), area).await;
-    let made = author
-        .report(Category::Exhibitionism, IVRY.0, IVRY.1, None)
-        .await
-        .expect("report");
+    let made = report_reaches(&author, &holder, Category::Exhibitionism).await;
     assert!(made.published);
-    wait_holds(&holder, made.id, IVRY).await;
     author.shutdown().await.expect("shutdown");
     // Restarted, the holder keeps the report on disk but has no gossip
     // memory of it and nothing queued: only sync can hand it over.
@@ -680,14 +691,8 @@ async fn nodes_talk_over_loopback_tcp_and_quic() {
         .into_iter()
         .find(|x| x.to_string().contains("tcp"));
     b.dial(tcp_a.expect("tcp")).await.expect("dial");
-    let area = area_of(IVRY.0, IVRY.1).expect("area");
-    wait_follows(&a, b.peer_id(), area).await;
-    let made = a
-        .report(Category::Following, IVRY.0, IVRY.1, None)
-        .await
-        .expect("report");
+    let made = report_reaches(&a, &b, Category::Following).await;
     assert!(made.published);
-    wait_holds(&b, made.id, IVRY).await;
     a.shutdown().await.expect("shutdown");
     b.shutdown().await.expect("shutdown");
 }
@@ -734,13 +739,7 @@ async fn without_quic_a_node_speaks_tcp_only() {
     let mut c = tcp(d4.path());
     c.bootstrap = vec![quic_b, tcp_b];
     let a = start_with(c).await;
-    let area = area_of(IVRY.0, IVRY.1).expect("area");
-    wait_follows(&a, b.peer_id(), area).await;
-    let made = a
-        .report(Category::Following, IVRY.0, IVRY.1, None)
-        .await
-        .expect("report");
-    wait_holds(&b, made.id, IVRY).await;
+    report_reaches(&a, &b, Category::Following).await;
     a.shutdown().await.expect("shutdown");
     b.shutdown().await.expect("shutdown");
 }

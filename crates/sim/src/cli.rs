@@ -172,7 +172,7 @@ pub struct SimArgs {
     #[arg(long, value_parser = parse_duration)]
     pub kad_bootstrap: Option<Duration>,
     /// The application score of the fastest links (0: no latency bonus)
-    /// instead of the node's default (docs/protocol.md §3.1).
+    /// instead of the node's default (docs/protocol.md §3.2).
     #[arg(long)]
     pub latency_bonus: Option<u32>,
     /// Opportunistic grafting every this many heartbeats instead of the

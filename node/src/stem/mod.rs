@@ -11,9 +11,9 @@
 //! * **A peer's stem report**: validated exactly as gossip (the cheap
 //!   checks, then the signature); invalid (misbehaviour) → answered
 //!   *invalid* and the sender's gossipsub application score gets
-//!   −50 × strikes² (set by the event loop through `crate::mesh_score`), which puts it under the gossip threshold at the first
-//!   strike and on the graylist at the second, as an invalid gossip
-//!   message would; a graylisted peer gets no answer. Expired or future →
+//!   −50 × strikes² (set by the event loop through `crate::mesh_score`),
+//!   which puts it under the gossip threshold at the first strike and on
+//!   the graylist at the second, as an invalid gossip message would; a graylisted peer gets no answer. Expired or future →
 //!   *declined*, no penalty. Already stored → *taken*, dropped. Valid →
 //!   *taken*, then passed on or fluffed as the machine says.
 //! * **Fluff** ([`StemService::poll`]): the reports to publish now (the
