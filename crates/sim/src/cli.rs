@@ -171,6 +171,14 @@ pub struct SimArgs {
     /// not dilated).
     #[arg(long, value_parser = parse_duration)]
     pub kad_bootstrap: Option<Duration>,
+    /// The Ronde nodes' ping of every connection, model time, instead of
+    /// the node's default (4 min).
+    #[arg(long, value_parser = parse_duration)]
+    pub ping_interval: Option<Duration>,
+    /// The Ronde nodes' foreground mailbox poll, model time, instead of
+    /// the node's default (30 s).
+    #[arg(long, value_parser = parse_duration)]
+    pub mailbox_poll: Option<Duration>,
     /// The application score of the fastest links (0: no latency bonus)
     /// instead of the node's default (docs/protocol.md §3.2).
     #[arg(long)]
@@ -351,7 +359,11 @@ impl SimArgs {
             background: self.background,
             background_poll: self.background_poll,
             stem: !self.no_stem,
-            kad_bootstrap: self.kad_bootstrap,
+            timers: crate::peers::NodeTimers {
+                kad_bootstrap: self.kad_bootstrap,
+                ping: self.ping_interval,
+                mailbox_poll: self.mailbox_poll,
+            },
             spam: crate::spam::SpamConfig {
                 fraction: self.spammers,
                 rate: self.spam_rate,

@@ -606,7 +606,7 @@ pub async fn run(n: usize, seed: u64, difficulty: u8) -> Result<IngestReport, Si
         spam: Default::default(),
         gossip: Default::default(),
         stem_seed: u64::from(slot),
-        kad_bootstrap: None,
+        timers: Default::default(),
     };
     let rss0 = rss_bytes().unwrap_or(0);
     let node_port = net.alloc_port();

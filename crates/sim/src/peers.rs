@@ -141,9 +141,21 @@ pub struct PeerSetup<'a> {
     /// Seed of a Ronde node's stem choices (`NodeConfig::stem_seed`), drawn
     /// from the run's seed, so that a run replays with the same stems.
     pub stem_seed: u64,
-    /// Kademlia's periodic bootstrap, model time (zero: off); `None`: the
-    /// node's default.
+    /// The node timers this run overrides.
+    pub timers: NodeTimers,
+}
+
+/// Node timers a run can override, model time; `None` keeps the node's
+/// default (dilated like every production timer, except Kademlia's
+/// bootstrap, which is libp2p's own).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct NodeTimers {
+    /// Kademlia's periodic bootstrap (zero: none after the one at start).
     pub kad_bootstrap: Option<Duration>,
+    /// The ping of every connection (`NodeConfig::ping_interval`).
+    pub ping: Option<Duration>,
+    /// The foreground mailbox poll (`CircleConfig::mailbox_poll_interval`).
+    pub mailbox_poll: Option<Duration>,
 }
 
 /// What a Ronde node's trusted circle showed, as the simulation sees it.
@@ -281,14 +293,17 @@ pub async fn start_ronde_with(
     c.gossip = setup.gossip;
     c.gossip.time_unit = cw.wall(Duration::from_secs(1));
     // Production timers, dilated.
-    c.ping_interval = cw.wall(c.ping_interval);
-    if let Some(every) = setup.kad_bootstrap {
+    c.ping_interval = cw.wall(setup.timers.ping.unwrap_or(c.ping_interval));
+    if let Some(every) = setup.timers.kad_bootstrap {
         c.kad_bootstrap_interval = (!every.is_zero()).then(|| cw.wall(every));
     }
     c.purge_interval = cw.wall(Duration::from_secs(30));
     c.pending_retry_interval = cw.wall(Duration::from_secs(10));
     c.idle_timeout = cw.wall(Duration::from_secs(120));
     c.circle = circle_config(&cw);
+    if let Some(every) = setup.timers.mailbox_poll {
+        c.circle.mailbox_poll_interval = cw.wall(every);
+    }
     if let Some(every) = circle.background_poll {
         c.circle.background_poll_interval = cw.wall(every);
     }

@@ -132,9 +132,9 @@ pub struct SimConfig {
     pub stem: bool,
     /// Sybil phones flooding valid reports (issue 14; see [`crate::spam`]).
     pub spam: crate::spam::SpamConfig,
-    /// Period of the Ronde nodes' Kademlia bootstrap, model time (zero:
-    /// none but at start); `None`: the node's default, undilated.
-    pub kad_bootstrap: Option<Duration>,
+    /// Node timers overridden for the Ronde nodes.
+    #[serde(flatten)]
+    pub timers: crate::peers::NodeTimers,
 }
 
 impl Default for SimConfig {
@@ -181,7 +181,7 @@ impl Default for SimConfig {
             background_poll: None,
             stem: true,
             spam: crate::spam::SpamConfig::default(),
-            kad_bootstrap: None,
+            timers: Default::default(),
         }
     }
 }

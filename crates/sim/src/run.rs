@@ -272,7 +272,7 @@ impl World {
                 Overlay::Baseline => self.cfg.baseline_gossip.unwrap_or(self.cfg.gossip),
             },
             stem_seed: Plan::rng_for(self.cfg.seed ^ 0x57E4, slot, t).next_u64(),
-            kad_bootstrap: self.cfg.kad_bootstrap,
+            timers: self.cfg.timers,
         };
         let pos = self.plan.position(slot, t);
         let city_areas = &self.plan.city_areas;

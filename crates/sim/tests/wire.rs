@@ -52,7 +52,7 @@ async fn line(ronde: bool) -> Line {
             spam: Default::default(),
             gossip: Default::default(),
             stem_seed: u64::from(slot),
-            kad_bootstrap: None,
+            timers: Default::default(),
         };
         let peer = if ronde {
             start_ronde(
