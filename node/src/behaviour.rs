@@ -510,12 +510,7 @@ pub fn build_swarm(config: &NodeConfig, keypair: Keypair) -> Result<Swarm<Behavi
         // An injected raw transport (simulation), upgraded like the memory one.
         libp2p::SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
-            .with_other_transport(|key| -> Result<_, BoxError> {
-                Ok(factory()
-                    .upgrade(upgrade::Version::V1)
-                    .authenticate(noise::Config::new(key)?)
-                    .multiplex(yamux::Config::default()))
-            })
+            .with_other_transport(|key| factory.upgraded(key))
             .map_err(t)?
             .with_relay_client(noise::Config::new, yamux::Config::default)
             .map_err(t)?

@@ -382,10 +382,69 @@ pub type MailboxTap = Arc<
 pub trait RawStream: futures::AsyncRead + futures::AsyncWrite + Unpin + Send + 'static {}
 impl<T: futures::AsyncRead + futures::AsyncWrite + Unpin + Send + 'static> RawStream for T {}
 
-/// Makes the raw transport of one node (called once, when its swarm is
-/// built).
-pub type SimTransportFactory =
-    Arc<dyn Fn() -> libp2p::core::transport::Boxed<Box<dyn RawStream>> + Send + Sync + 'static>;
+/// Makes the raw transport of one node (called once per swarm built: the
+/// node's, and each identity of its circle client).
+pub type RawTransportFn =
+    dyn Fn() -> libp2p::core::transport::Boxed<Box<dyn RawStream>> + Send + Sync + 'static;
+
+/// Wraps the multiplexer of every connection an injected transport makes
+/// (the simulator's per-protocol byte meter).
+pub type MuxerWrapFn = dyn Fn(libp2p::core::muxing::StreamMuxerBox) -> libp2p::core::muxing::StreamMuxerBox
+    + Send
+    + Sync
+    + 'static;
+
+/// An injected transport (see [`NodeConfig::sim_transport`]): raw streams,
+/// upgraded by the node with Noise and Yamux exactly as the memory
+/// transport is, and optionally a wrapper around each connection's
+/// multiplexer.
+#[derive(Clone)]
+pub struct SimTransportFactory {
+    raw: Arc<RawTransportFn>,
+    wrap_muxer: Option<Arc<MuxerWrapFn>>,
+}
+
+impl SimTransportFactory {
+    /// Raw streams from `raw`, multiplexers left as they are.
+    pub fn new(raw: Arc<RawTransportFn>) -> Self {
+        SimTransportFactory {
+            raw,
+            wrap_muxer: None,
+        }
+    }
+
+    /// The same, with every connection's multiplexer passed through `wrap`.
+    pub fn with_muxer_wrap(mut self, wrap: Arc<MuxerWrapFn>) -> Self {
+        self.wrap_muxer = Some(wrap);
+        self
+    }
+
+    /// The authenticated, multiplexed transport for identity `key`.
+    pub fn upgraded(
+        &self,
+        key: &libp2p::identity::Keypair,
+    ) -> Result<
+        libp2p::core::transport::Boxed<(libp2p::PeerId, libp2p::core::muxing::StreamMuxerBox)>,
+        Box<dyn std::error::Error + Send + Sync>,
+    > {
+        use libp2p::core::muxing::StreamMuxerBox;
+        use libp2p::core::{upgrade, Transport};
+        let wrap = self.wrap_muxer.clone();
+        Ok((self.raw)()
+            .upgrade(upgrade::Version::V1)
+            .authenticate(libp2p::noise::Config::new(key)?)
+            .multiplex(libp2p::yamux::Config::default())
+            .map(move |(peer, muxer), _| {
+                let muxer = StreamMuxerBox::new(muxer);
+                let muxer = match &wrap {
+                    Some(wrap) => wrap(muxer),
+                    None => muxer,
+                };
+                (peer, muxer)
+            })
+            .boxed())
+    }
+}
 
 /// Whether this build speaks QUIC: ronde-node's `quic` feature, on by
 /// default, off in the phone library (crates/ffi). Without it the node

@@ -22,6 +22,7 @@
 pub mod city;
 pub mod cli;
 pub mod ingest;
+pub mod meter;
 pub mod metrics;
 pub mod monitor;
 pub mod net;

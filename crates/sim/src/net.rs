@@ -60,6 +60,8 @@ use ronde_node::config::{RawStream, SimTransportFactory};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::meter::{metered, SlotMeter};
+
 /// Index of a simulated device (phone, relay or adversary).
 pub type Slot = u32;
 
@@ -214,7 +216,18 @@ pub struct SlotStats {
     last_active_ms: AtomicU64,
     /// Bursts of activity at least [`WAKEUP_GAP_MS`] apart.
     pub wakeups: AtomicU64,
+    /// Noise frames written and read (each costs 2 bytes of length and 16
+    /// of tag on the wire).
+    pub noise_frames: AtomicU64,
+    /// Of those, the frames carrying exactly one bare Yamux header
+    /// ([`BARE_YAMUX_FRAME`]): a ping or its pong, a window update, or a
+    /// stream's opening or closing flags without data.
+    pub bare_yamux_frames: AtomicU64,
 }
+
+/// The length of a Noise frame carrying a bare 12-byte Yamux header (and
+/// its 16-byte tag).
+pub const BARE_YAMUX_FRAME: usize = 12 + 16;
 
 impl Default for SlotStats {
     fn default() -> Self {
@@ -223,6 +236,8 @@ impl Default for SlotStats {
             recv: AtomicU64::new(0),
             last_active_ms: AtomicU64::new(u64::MAX),
             wakeups: AtomicU64::new(0),
+            noise_frames: AtomicU64::new(0),
+            bare_yamux_frames: AtomicU64::new(0),
         }
     }
 }
@@ -234,6 +249,14 @@ impl SlotStats {
         if before == u64::MAX || now_ms.saturating_sub(before) >= WAKEUP_GAP_MS {
             self.wakeups.fetch_add(1, Ordering::Relaxed);
             tracing::trace!(target: "ronde_sim::wakeups", slot, t_ms = now_ms, what, "wake-up");
+        }
+    }
+
+    /// A Noise frame of `len` bytes went in or out.
+    fn frame(&self, len: usize) {
+        self.noise_frames.fetch_add(1, Ordering::Relaxed);
+        if len == BARE_YAMUX_FRAME {
+            self.bare_yamux_frames.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -267,6 +290,8 @@ struct NetInner {
     honest: Vec<bool>,
     classifier: FrameClassifier,
     report_frames: AtomicU64,
+    /// Bytes per protocol, per slot ([`crate::meter`]).
+    meters: Vec<Arc<SlotMeter>>,
     /// When the network was made (wake-ups are counted in model time from
     /// here).
     epoch: Instant,
@@ -312,6 +337,7 @@ impl SimNet {
     /// report frames count towards [`SimNet::report_frames`].
     pub fn new(model: LinkModel, honest: Vec<bool>, classifier: FrameClassifier) -> Self {
         let stats = (0..honest.len()).map(|_| SlotStats::default()).collect();
+        let meters = (0..honest.len()).map(|_| Arc::default()).collect();
         SimNet(Arc::new(NetInner {
             model,
             state: Mutex::new(NetState {
@@ -322,6 +348,7 @@ impl SimNet {
             honest,
             classifier,
             report_frames: AtomicU64::new(0),
+            meters,
             epoch: Instant::now(),
         }))
     }
@@ -349,14 +376,28 @@ impl SimNet {
         }
     }
 
-    /// A factory for [`ronde_node::NodeConfig::sim_transport`].
+    /// A factory for [`ronde_node::NodeConfig::sim_transport`] (and the
+    /// bare peers): `slot`'s raw links, each connection's substreams
+    /// counted per protocol in the slot's [`SlotMeter`].
     pub fn factory(&self, slot: Slot) -> SimTransportFactory {
         let net = self.clone();
-        Arc::new(move || -> Boxed<Box<dyn RawStream>> {
+        let meter = self.meter(slot);
+        SimTransportFactory::new(Arc::new(move || -> Boxed<Box<dyn RawStream>> {
             net.transport(slot)
                 .map(|s, _| Box::new(s) as Box<dyn RawStream>)
                 .boxed()
-        })
+        }))
+        .with_muxer_wrap(Arc::new(move |muxer| metered(muxer, meter.clone())))
+    }
+
+    /// The per-protocol counters of `slot` (a detached, empty one for a
+    /// slot out of range).
+    pub fn meter(&self, slot: Slot) -> Arc<SlotMeter> {
+        self.0
+            .meters
+            .get(slot as usize)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Bytes sent and received by a slot so far.
@@ -365,6 +406,18 @@ impl SimNet {
             Some(s) => (
                 s.sent.load(Ordering::Relaxed),
                 s.recv.load(Ordering::Relaxed),
+            ),
+            None => (0, 0),
+        }
+    }
+
+    /// Noise frames a slot wrote and read so far, and how many of them
+    /// carried a bare Yamux header ([`SlotStats::bare_yamux_frames`]).
+    pub fn frames(&self, slot: Slot) -> (u64, u64) {
+        match self.0.stats.get(slot as usize) {
+            Some(s) => (
+                s.noise_frames.load(Ordering::Relaxed),
+                s.bare_yamux_frames.load(Ordering::Relaxed),
             ),
             None => (0, 0),
         }
@@ -634,7 +687,9 @@ pub struct SimStream {
     rto: Duration,
     rng: ChaCha8Rng,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Follows what this end writes, and what it reads.
     framer: Framer,
+    read_framer: Framer,
 }
 
 impl SimStream {
@@ -660,11 +715,8 @@ impl SimStream {
             rng: ChaCha8Rng::seed_from_u64(seed),
             sleep: None,
             framer: Framer::default(),
+            read_framer: Framer::default(),
         }
-    }
-
-    fn stats(&self) -> Option<&SlotStats> {
-        self.net.0.stats.get(self.local as usize)
     }
 
     /// Extra delay of a chunk of `len` bytes from lost segments.
@@ -722,10 +774,11 @@ impl AsyncRead for SimStream {
                 }
                 if n > 0 || buf.is_empty() {
                     drop(st);
-                    if let Some(s) = this.stats() {
+                    if let Some(s) = this.net.0.stats_of(this.local) {
                         s.recv.fetch_add(n as u64, Ordering::Relaxed);
                         if n > 0 {
                             s.active(this.local, this.net.0.now_ms(), "recv");
+                            this.read_framer.feed(&buf[..n], |len| s.frame(len));
                         }
                     }
                     return Poll::Ready(Ok(n));
@@ -784,20 +837,22 @@ impl AsyncWrite for SimStream {
             }
         }
         let inner = &this.net.0;
-        if let Some(s) = inner.stats.get(this.local as usize) {
-            s.sent.fetch_add(buf.len() as u64, Ordering::Relaxed);
-            s.active(this.local, inner.now_ms(), "sent");
-        }
-        if inner
+        let honest = inner
             .honest
             .get(this.local as usize)
             .copied()
-            .unwrap_or(false)
-        {
+            .unwrap_or(false);
+        if let Some(s) = inner.stats.get(this.local as usize) {
+            s.sent.fetch_add(buf.len() as u64, Ordering::Relaxed);
+            s.active(this.local, inner.now_ms(), "sent");
             let classifier = inner.classifier;
             let mut reports = 0;
-            this.framer
-                .feed(buf, |len| reports += classifier.reports_in(len));
+            this.framer.feed(buf, |len| {
+                s.frame(len);
+                if honest {
+                    reports += classifier.reports_in(len);
+                }
+            });
             if reports > 0 {
                 inner.report_frames.fetch_add(reports, Ordering::Relaxed);
             }

@@ -226,6 +226,53 @@ fn row(out: &mut String, name: &str, r: Option<String>, b: Option<String>, ratio
 }
 
 /// The SOS rows: Ronde's figures; the baseline has no circle.
+/// Phone MB per hour by protocol, both overlays side by side, in Ronde's
+/// order (largest first); protocols under 0.005 MB/h in both are left out.
+fn protocol_rows(s: &mut String, r: Option<&Outcome>, b: Option<&Outcome>) {
+    let mut names: Vec<&str> = Vec::new();
+    for o in [r, b].into_iter().flatten() {
+        for p in &o.phone_protocols {
+            if !names.contains(&p.protocol.as_str()) {
+                names.push(&p.protocol);
+            }
+        }
+    }
+    let of = |o: Option<&Outcome>, name: &str| {
+        o.map(|o| {
+            o.phone_protocols
+                .iter()
+                .find(|p| p.protocol == name)
+                .map_or((0.0, 0.0), |p| (p.mb_per_hour, p.streams_per_hour))
+        })
+    };
+    let shown: Vec<&str> = names
+        .into_iter()
+        .filter(|n| {
+            [of(r, n), of(b, n)]
+                .into_iter()
+                .flatten()
+                .any(|(mb, _)| mb >= 0.005)
+        })
+        .collect();
+    if shown.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\n  phone MB/h by protocol (substreams per hour):");
+    let cell = |x: Option<(f64, f64)>| match x {
+        Some((mb, streams)) => format!("{mb:.3} ({streams:.0})"),
+        None => "-".into(),
+    };
+    for name in shown {
+        row(
+            s,
+            &format!("  {name}"),
+            Some(cell(of(r, name))),
+            b.map(|_| cell(of(b, name))),
+            None,
+        );
+    }
+}
+
 fn sos_rows(s: &mut String, r: Option<&Outcome>, b: Option<&Outcome>) {
     let sos = r.and_then(|o| o.sos.as_ref()).filter(|f| f.planned > 0);
     let Some(f) = sos else {
@@ -439,6 +486,7 @@ pub fn table(rep: &SimReport) -> String {
         f(b, &|o| format!("{:.0} / {:.0}", o.wall_secs, o.setup_secs)),
         None,
     );
+    protocol_rows(&mut s, r, b);
     if let Some(r) = r {
         let _ = writeln!(
             s,

@@ -7,10 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use libp2p::core::upgrade;
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{noise, yamux, Multiaddr, Transport};
+use libp2p::Multiaddr;
 use ronde_node::circle::{CircleConfig, InboxNotice};
 use ronde_node::config::{FirstHopTap, MAX_PEER_AREAS};
 use ronde_node::{GossipTuning, ManualClock, Node, NodeConfig, NodeEvent};
@@ -477,19 +476,14 @@ impl BareNode {
         mode: BareMode,
         areas: &[Area],
     ) -> Result<BareNode, SimError> {
-        let transport = setup.net.transport(setup.slot);
+        let transport = setup.net.factory(setup.slot);
         let hb = setup.clockwork.wall(setup.heartbeat);
         let idle = setup.clockwork.wall(Duration::from_secs(120));
         let mut tuning = setup.gossip;
         tuning.time_unit = setup.clockwork.wall(Duration::from_secs(1));
         let mut swarm = libp2p::SwarmBuilder::with_new_identity()
             .with_tokio()
-            .with_other_transport(|key| -> Result<_, BoxError> {
-                Ok(transport
-                    .upgrade(upgrade::Version::V1)
-                    .authenticate(noise::Config::new(key)?)
-                    .multiplex(yamux::Config::default()))
-            })
+            .with_other_transport(|key| transport.upgraded(key))
             .map_err(|e| SimError::Libp2p(e.to_string()))?
             .with_behaviour(|_| -> Result<_, BoxError> {
                 let config = bare_gossipsub_config(hb, mode != BareMode::Baseline, &tuning)?;

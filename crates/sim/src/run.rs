@@ -2,7 +2,7 @@
 //! plan on the (dilated) clock, check expiry, tear down, and compute the
 //! figures of one overlay.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::city::City;
+use crate::meter::ProtocolBytes;
 use crate::metrics::{
     cdf_points, dijkstra, first_deliveries, BackgroundFigures, Pcts, SosFigures, SosRecord,
 };
@@ -66,6 +67,24 @@ pub struct Traffic {
     /// Both, MB per hour online.
     pub total_mb_per_hour: f64,
 }
+
+/// One protocol's share of a role's traffic.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProtocolTraffic {
+    /// Its multistream-select name, [`crate::meter::UNKNOWN`], or one of
+    /// the three parts of what no substream carries (`(noise framing)`,
+    /// `(yamux bare headers)`, `(connections, rest)`: see
+    /// [`protocol_traffic`]).
+    pub protocol: String,
+    /// Sent and received, MB per hour online.
+    pub mb_per_hour: f64,
+    /// Substreams opened per hour online (either way); for `(yamux bare
+    /// headers)`, those frames per hour.
+    pub streams_per_hour: f64,
+}
+
+/// One slot's bytes per protocol and Noise frames (all, bare Yamux).
+type MeterSnapshot = (BTreeMap<String, ProtocolBytes>, (u64, u64));
 
 /// Delivery in one slice of the run.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -114,6 +133,9 @@ pub struct Outcome {
     pub phone_traffic: Traffic,
     /// Relays' traffic.
     pub relay_traffic: Traffic,
+    /// Phones' traffic by protocol, largest first, with the connections'
+    /// own bytes in three parts ([`crate::meter`], [`ProtocolTraffic`]).
+    pub phone_protocols: Vec<ProtocolTraffic>,
     /// Resident memory per device after start-up and warm-up, MB.
     pub memory_per_node_mb: f64,
     /// Resident memory per device at the end, MB.
@@ -196,6 +218,9 @@ struct World {
     failures: AtomicU64,
     /// Bytes (sent, received) of each slot at the end of the warm-up.
     bytes_at_warm: Mutex<Vec<(u64, u64)>>,
+    /// Each slot's bytes per protocol and Noise frames (all, bare Yamux)
+    /// at the end of the warm-up.
+    protocols_at_warm: Mutex<Vec<MeterSnapshot>>,
     /// Radio wake-ups of each slot at the end of the warm-up.
     wakeups_at_warm: Mutex<Vec<u64>>,
     /// The push gateway background phones register (Ronde, with
@@ -526,6 +551,7 @@ pub async fn run_overlay(
         starts: AtomicU64::new(0),
         failures: AtomicU64::new(0),
         bytes_at_warm: Mutex::new(vec![(0, 0); n]),
+        protocols_at_warm: Mutex::new(vec![(BTreeMap::new(), (0, 0)); n]),
         wakeups_at_warm: Mutex::new(vec![0; n]),
         push,
         pushes: AtomicU64::new(0),
@@ -701,6 +727,12 @@ pub async fn run_overlay(
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()) =
                 (0..n as Slot).map(|s| net.bytes(s)).collect();
+            *world
+                .protocols_at_warm
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = (0..n as Slot)
+                .map(|s| (net.meter(s).snapshot(), net.frames(s)))
+                .collect();
             *world
                 .wakeups_at_warm
                 .lock()
@@ -1171,27 +1203,18 @@ async fn count_visible(world: &Arc<World>) -> u64 {
 /// Bytes per hour online of a role, from the end of the warm-up (set-up
 /// and mesh formation excluded) to the end of the run.
 fn traffic(world: &World, role: Role) -> Traffic {
-    let end = world.cfg.end();
-    let warm = world.cfg.warmup.as_secs_f64();
     let at_warm = world
         .bytes_at_warm
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
     let (mut sent, mut recv, mut hours) = (0u64, 0u64, 0f64);
-    for s in 0..world.plan.roles.len() as Slot {
-        if world.role(s) != role || world.plan.is_background(s) {
-            continue;
-        }
+    for (s, h) in counted(world, role) {
         let (a, b) = world.net.bytes(s);
         let (a0, b0) = at_warm.get(s as usize).copied().unwrap_or((0, 0));
         sent += a.saturating_sub(a0);
         recv += b.saturating_sub(b0);
-        hours += world.plan.online[s as usize]
-            .iter()
-            .map(|(from, to)| (to.min(end) - from.max(warm)).max(0.0))
-            .sum::<f64>()
-            / 3600.0;
+        hours += h;
     }
     let per = |b: u64| {
         if hours > 0.0 {
@@ -1205,6 +1228,81 @@ fn traffic(world: &World, role: Role) -> Traffic {
         recv_mb_per_hour: per(recv),
         total_mb_per_hour: per(sent + recv),
     }
+}
+
+/// The foreground devices of `role`, each with its hours online from the
+/// end of the warm-up to the end of the run: what the traffic figures
+/// are counted over.
+fn counted(world: &World, role: Role) -> impl Iterator<Item = (Slot, f64)> + '_ {
+    let end = world.cfg.end();
+    let warm = world.cfg.warmup.as_secs_f64();
+    (0..world.plan.roles.len() as Slot)
+        .filter(move |&s| world.role(s) == role && !world.plan.is_background(s))
+        .map(move |s| {
+            let online = world.plan.online[s as usize]
+                .iter()
+                .map(|(from, to)| (to.min(end) - from.max(warm)).max(0.0))
+                .sum::<f64>();
+            (s, online / 3600.0)
+        })
+}
+
+/// A role's bytes per protocol per hour online, over the same span and
+/// devices as [`traffic`], largest first. What the wire carried beyond the
+/// substreams is split in three: `(noise framing)`, 18 bytes per Noise
+/// frame; `(yamux bare headers)`, the 12 bytes of each frame that carried
+/// nothing else (pings and pongs, window updates, opening and closing
+/// flags); `(connections, rest)`, the Noise handshakes, the negotiation of
+/// Noise and Yamux, and the Yamux headers of data frames.
+fn protocol_traffic(world: &World, role: Role) -> Vec<ProtocolTraffic> {
+    let bytes0 = world
+        .bytes_at_warm
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let protocols0 = world
+        .protocols_at_warm
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let mut sums: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let (mut wire, mut frames, mut bare, mut hours) = (0u64, 0u64, 0u64, 0f64);
+    for (s, h) in counted(world, role) {
+        let (a, b) = world.net.bytes(s);
+        let (a0, b0) = bytes0.get(s as usize).copied().unwrap_or((0, 0));
+        wire += a.saturating_sub(a0) + b.saturating_sub(b0);
+        let (before, (f0, y0)) = protocols0.get(s as usize).cloned().unwrap_or_default();
+        let (f, y) = world.net.frames(s);
+        frames += f.saturating_sub(f0);
+        bare += y.saturating_sub(y0);
+        for (name, now) in world.net.meter(s).snapshot() {
+            let was = before.get(&name).copied().unwrap_or_default();
+            let e = sums.entry(name).or_default();
+            e.0 += (now.sent + now.recv).saturating_sub(was.sent + was.recv);
+            e.1 += now.streams.saturating_sub(was.streams);
+        }
+        hours += h;
+    }
+    if hours <= 0.0 {
+        return Vec::new();
+    }
+    let carried: u64 = sums.values().map(|(b, _)| b).sum();
+    let noise = frames * 18;
+    let headers = bare * 12;
+    let rest = wire.saturating_sub(carried + noise + headers);
+    sums.insert("(noise framing)".into(), (noise, 0));
+    sums.insert("(yamux bare headers)".into(), (headers, bare));
+    sums.insert("(connections, rest)".into(), (rest, 0));
+    let mut out: Vec<ProtocolTraffic> = sums
+        .into_iter()
+        .map(|(protocol, (bytes, streams))| ProtocolTraffic {
+            protocol,
+            mb_per_hour: bytes as f64 / 1e6 / hours,
+            streams_per_hour: streams as f64 / hours,
+        })
+        .collect();
+    out.sort_by(|a, b| b.mb_per_hour.total_cmp(&a.mb_per_hour));
+    out
 }
 
 /// The background phones' bytes and radio wake-ups per hour, from the
@@ -1500,6 +1598,7 @@ fn figures(
         duplicates_per_delivery,
         phone_traffic: traffic(world, Role::Phone),
         relay_traffic: traffic(world, Role::Relay),
+        phone_protocols: protocol_traffic(world, Role::Phone),
         memory_per_node_mb: 0.0,
         memory_per_node_end_mb: 0.0,
         mean_degree: 0.0,

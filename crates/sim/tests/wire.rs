@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use ronde_node::ManualClock;
 use ronde_protocol::{area_of, cell_for, Category, Draft, ReportId};
+use ronde_sim::meter::UNKNOWN;
 use ronde_sim::net::{addr_of, FrameClassifier, LinkModel, SimNet};
 use ronde_sim::peers::{start_ronde, BareMode, BareNode, Clockwork, Peer, PeerSetup, Recorder};
 use ronde_sim::plan::T0;
@@ -123,6 +124,25 @@ async fn check(ronde: bool) {
     }
     // Two links, each crossed once per report.
     assert_eq!(line.net.report_frames() - before, 2 * K as u64);
+    // Bytes by protocol: the middle node's gossipsub substreams carried
+    // every report in and out, every substream's protocol was read, and
+    // the substreams carried less than the wire (Noise and Yamux are on
+    // the wire only).
+    let meter = line.net.meter(1).snapshot();
+    let gossip: u64 = meter
+        .iter()
+        .filter(|(name, _)| name.starts_with("/meshsub/"))
+        .map(|(_, b)| b.sent + b.recv)
+        .sum();
+    assert!(
+        gossip >= 2 * K as u64 * 121,
+        "gossipsub carried {gossip} bytes"
+    );
+    assert!(!meter.contains_key(UNKNOWN), "unread substreams: {meter:?}");
+    assert_eq!(meter.contains_key("/ipfs/id/1.0.0"), ronde, "{meter:?}");
+    let carried: u64 = meter.values().map(|b| b.sent + b.recv).sum();
+    let (sent, recv) = line.net.bytes(1);
+    assert!(carried < sent + recv, "{carried} of {} bytes", sent + recv);
     for p in line.peers {
         p.shutdown().await;
     }

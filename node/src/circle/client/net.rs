@@ -270,12 +270,7 @@ fn build(settings: &NetSettings) -> Result<Swarm<MailboxClient>, BoxError> {
     let swarm = if let Some(factory) = &settings.sim {
         libp2p::SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
-            .with_other_transport(|key| -> Result<_, BoxError> {
-                Ok(factory()
-                    .upgrade(upgrade::Version::V1)
-                    .authenticate(noise::Config::new(key)?)
-                    .multiplex(yamux::Config::default()))
-            })?
+            .with_other_transport(|key| factory.upgraded(key))?
             .with_behaviour(behaviour)?
             .with_swarm_config(|c| crate::config::swarm_config(c, idle))
             .build()
