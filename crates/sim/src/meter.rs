@@ -249,7 +249,13 @@ impl MeteredStream {
                 }
             }
         };
-        let counters = self.meter.counters(&resolved);
+        self.resolve(&resolved);
+    }
+
+    /// The substream's protocol is `name`: one more substream of it, and
+    /// the bytes counted while pending are its.
+    fn resolve(&mut self, name: &str) {
+        let counters = self.meter.counters(name);
         if let Attribution::Pending { sent, recv, .. } = &self.attribution {
             counters.sent.fetch_add(*sent, Ordering::Relaxed);
             counters.recv.fetch_add(*recv, Ordering::Relaxed);
@@ -265,10 +271,7 @@ impl Drop for MeteredStream {
         // reset stream) still moved bytes.
         if let Attribution::Pending { sent, recv, .. } = &self.attribution {
             if sent + recv > 0 {
-                let c = self.meter.counters(UNKNOWN);
-                c.sent.fetch_add(*sent, Ordering::Relaxed);
-                c.recv.fetch_add(*recv, Ordering::Relaxed);
-                c.streams.fetch_add(1, Ordering::Relaxed);
+                self.resolve(UNKNOWN);
             }
         }
     }

@@ -225,9 +225,12 @@ pub struct SlotStats {
     pub bare_yamux_frames: AtomicU64,
 }
 
-/// The length of a Noise frame carrying a bare 12-byte Yamux header (and
-/// its 16-byte tag).
-pub const BARE_YAMUX_FRAME: usize = 12 + 16;
+/// The length of a Noise frame carrying a bare Yamux header (and its tag).
+pub const BARE_YAMUX_FRAME: usize = FrameClassifier::YAMUX_HEADER + FrameClassifier::NOISE_TAG;
+
+/// What Noise adds to each frame on the wire: its 2-byte length and its
+/// tag.
+pub const NOISE_FRAMING: usize = 2 + FrameClassifier::NOISE_TAG;
 
 impl Default for SlotStats {
     fn default() -> Self {

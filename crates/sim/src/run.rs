@@ -27,7 +27,7 @@ use crate::metrics::{
     cdf_points, dijkstra, first_deliveries, BackgroundFigures, Pcts, SosFigures, SosRecord,
 };
 use crate::monitor::{rss_bytes, Monitor, Saturation};
-use crate::net::{addr_of, FrameClassifier, LinkModel, SimNet, Slot};
+use crate::net::{addr_of, FrameClassifier, LinkModel, SimNet, Slot, NOISE_FRAMING};
 use crate::peers::{
     start_ronde_with, BareMode, BareNode, CircleSeen, CircleSetup, CircleTx, Clockwork,
     FirstHopSetup, Peer, PeerSetup, Recorder,
@@ -1287,8 +1287,8 @@ fn protocol_traffic(world: &World, role: Role) -> Vec<ProtocolTraffic> {
         return Vec::new();
     }
     let carried: u64 = sums.values().map(|(b, _)| b).sum();
-    let noise = frames * 18;
-    let headers = bare * 12;
+    let noise = frames * NOISE_FRAMING as u64;
+    let headers = bare * FrameClassifier::YAMUX_HEADER as u64;
     let rest = wire.saturating_sub(carried + noise + headers);
     sums.insert("(noise framing)".into(), (noise, 0));
     sums.insert("(yamux bare headers)".into(), (headers, bare));
