@@ -18,7 +18,7 @@ fn a_city_of_fifty_nodes_delivers_expires_refuses_forgeries_and_carries_sos() {
         droppers: 1,
         prefill: Some(40),
         seed: 2024,
-        warmup: Duration::from_secs(6),
+        warmup: Duration::from_secs(8),
         duration: Duration::from_secs(20),
         window: Duration::from_secs(5),
         report_every: Duration::from_secs(1),
