@@ -28,8 +28,10 @@
 //! report already stored is then ignored without its signature being
 //! checked; the signatures of the rest are verified in one batch
 //! ([`verify_signatures`]), inline for a few reports (a phone's usual
-//! case: one), on a blocking thread for a burst of [`OFFLOAD_MIN`] or more
-//! (a relay's), while the loop keeps serving the network; the good ones are
+//! case: one), on blocking threads for a burst of [`OFFLOAD_MIN`] or more
+//! (a relay's), while the loop keeps serving the network: up to
+//! [`verify_jobs`] batches at once, one per core, so that a relay's
+//! signature checks use every core while the loop stores; the good ones are
 //! stored in one transaction ([`ReportStore::insert_many`]) and announced.
 //! The verdict goes back to gossipsub per message, as if each had been
 //! judged alone: *accept* (stored, announced, forwarded), *reject*
@@ -56,7 +58,7 @@ use ronde_protocol::{
     VerifiedReport,
 };
 use tokio::sync::{broadcast, mpsc};
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
 
 use crate::behaviour::{
     self, area_topic, area_topic_params, Behaviour, BehaviourEvent, SyncRequest, SyncResponse,
@@ -94,6 +96,9 @@ pub const EVENT_QUEUE: usize = 1024;
 pub const OFFLOAD_MIN: usize = 8;
 /// Most reports in one signature batch.
 pub const MAX_VERIFY_BATCH: usize = 256;
+/// Most signature batches verified at once off the loop (see
+/// [`verify_jobs`]).
+pub const MAX_VERIFY_JOBS: usize = 4;
 /// While a batch is being verified off the loop, the loop stops reading the
 /// network once this many more reports wait (back-pressure on the peers).
 pub const VERIFY_BACKLOG: usize = 4 * MAX_VERIFY_BATCH;
@@ -125,6 +130,17 @@ struct VerifiedBatch {
     results: Vec<Result<VerifiedReport, Rejection>>,
 }
 
+/// How many signature batches this machine verifies at once off the loop:
+/// one per core, at least one, at most [`MAX_VERIFY_JOBS`]. Signature
+/// checks are most of a report's cost on arrival (`docs/performance.md`
+/// §3): one thread for them would leave a relay's second core to the
+/// store alone.
+pub fn verify_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, MAX_VERIFY_JOBS)
+}
+
 /// Verify the signatures of a batch (on whatever thread calls it).
 fn verify_batch(batch: Vec<Awaiting>) -> VerifiedBatch {
     let (senders, reports): (Vec<_>, Vec<_>) = batch
@@ -135,21 +151,15 @@ fn verify_batch(batch: Vec<Awaiting>) -> VerifiedBatch {
     VerifiedBatch { senders, results }
 }
 
-/// Wait for the batch being verified off the loop (never, if none is).
-async fn join_verify(job: &mut Option<JoinHandle<VerifiedBatch>>) -> Option<VerifiedBatch> {
-    match job {
-        Some(handle) => {
-            let res = handle.await;
-            *job = None;
-            match res {
-                Ok(done) => Some(done),
-                Err(e) => {
-                    // The messages stay unvalidated: gossipsub forgets them
-                    // without penalising anyone.
-                    tracing::error!(error = %e, "the signature verification task failed");
-                    None
-                }
-            }
+/// Wait for a batch being verified off the loop (never, if none is).
+async fn join_verify(jobs: &mut JoinSet<VerifiedBatch>) -> Option<VerifiedBatch> {
+    match jobs.join_next().await {
+        Some(Ok(done)) => Some(done),
+        Some(Err(e)) => {
+            // The messages stay unvalidated: gossipsub forgets them
+            // without penalising anyone.
+            tracing::error!(error = %e, "the signature verification task failed");
+            None
         }
         None => std::future::pending().await,
     }
@@ -181,8 +191,10 @@ struct EventLoop {
     gossip_in: Vec<GossipIn>,
     /// Gossip waiting for its signatures to be verified.
     verify_queue: Vec<Awaiting>,
-    /// The batch being verified off the loop, if any.
-    verify_job: Option<JoinHandle<VerifiedBatch>>,
+    /// The batches being verified off the loop.
+    verify_jobs: JoinSet<VerifiedBatch>,
+    /// Most batches verified at once ([`verify_jobs`]).
+    max_verify_jobs: usize,
     max_areas: usize,
     sync: bool,
     /// Followed areas, in the order they were given (own area first).
@@ -370,7 +382,8 @@ pub(crate) async fn spawn(
         },
         gossip_in: Vec::new(),
         verify_queue: Vec::new(),
-        verify_job: None,
+        verify_jobs: JoinSet::new(),
+        max_verify_jobs: verify_jobs(),
         max_areas: config.max_areas,
         sync: config.sync,
         areas: Vec::new(),
@@ -586,7 +599,7 @@ impl EventLoop {
                 {
                     self.tokens.on_answer(&mut self.swarm, channel, answer);
                 }
-                Some(done) = join_verify(&mut self.verify_job), if self.verify_job.is_some() => {
+                Some(done) = join_verify(&mut self.verify_jobs), if !self.verify_jobs.is_empty() => {
                     self.finish_gossip(done);
                 }
                 ev = self.circle.next_net_event() => {
@@ -1208,26 +1221,34 @@ impl EventLoop {
         self.dispatch_verify();
     }
 
-    /// Verify the queued signatures if no batch is being verified: off the
-    /// loop if there are many, inline otherwise.
+    /// Verify the queued signatures: off the loop, in batches of up to
+    /// [`MAX_VERIFY_BATCH`], while fewer than `max_verify_jobs` are being
+    /// verified; inline if only a few wait and nothing is being verified.
+    /// While batches are being verified, a few waiting reports wait for
+    /// more (or for a batch to finish) rather than go out alone.
     fn dispatch_verify(&mut self) {
-        if self.verify_job.is_some() || self.verify_queue.is_empty() {
-            return;
-        }
-        let n = self.verify_queue.len().min(MAX_VERIFY_BATCH);
-        let batch: Vec<Awaiting> = self.verify_queue.drain(..n).collect();
-        if batch.len() >= OFFLOAD_MIN {
-            self.verify_job = Some(tokio::task::spawn_blocking(move || verify_batch(batch)));
-        } else {
-            let done = verify_batch(batch);
-            self.finish_gossip(done);
+        while !self.verify_queue.is_empty() && self.verify_jobs.len() < self.max_verify_jobs {
+            let busy = !self.verify_jobs.is_empty();
+            if busy && self.verify_queue.len() < OFFLOAD_MIN {
+                return;
+            }
+            let n = self.verify_queue.len().min(MAX_VERIFY_BATCH);
+            let batch: Vec<Awaiting> = self.verify_queue.drain(..n).collect();
+            if batch.len() >= OFFLOAD_MIN {
+                self.verify_jobs.spawn_blocking(move || verify_batch(batch));
+            } else {
+                let done = verify_batch(batch);
+                // This verifies what has queued meanwhile, if anything.
+                self.finish_gossip(done);
+                return;
+            }
         }
     }
 
     /// Store the verified reports of a batch in one go, announce the new
     /// ones, report every verdict, and start on the next batch.
     fn finish_gossip(&mut self, done: VerifiedBatch) {
-        // Keep the verifying thread busy while this batch is stored.
+        // Keep the verifying threads busy while this batch is stored.
         if self.verify_queue.len() >= OFFLOAD_MIN {
             self.dispatch_verify();
         }

@@ -17,15 +17,17 @@
 //!    per batch, `RelayStore::ingest_many`, then the flush that makes the
 //!    counts durable). The same library calls the node's event loop and the
 //!    relay's ingest loop make, driven here without the network: twice,
-//!    once on one core, once with the signatures verified on a second
-//!    thread while the first checks, stores and counts (what the node does
-//!    with a blocking thread on a relay's two cores).
+//!    once on one core, once as in a relay, the node's loop checking and
+//!    storing while as many threads as it runs verification jobs
+//!    ([`ronde_node::event_loop::verify_jobs`], one per core) verify
+//!    signatures and another counts and flushes.
 //! 4. A Ronde node (the same code as phones and relays: the per-report
 //!    path does not depend on how many areas a node follows) receives them
 //!    all over gossip from a feeder (a bare gossipsub peer) on a
 //!    zero-latency emulated link: decrypt, decode, dedup, validate, store,
 //!    announce. Ingest rate = reports / time from the first publication to
-//!    the last report stored.
+//!    the last report stored. The node's bound on new reports per peer
+//!    (issue 14) is off: the one feeder stands for a city's peers.
 //! 5. A second feeder sends the same reports again: the node's gossipsub
 //!    drops them by message id before the node sees them, so no signature
 //!    is checked twice. The CPU time per duplicate, against the CPU time
@@ -59,6 +61,7 @@ use crate::monitor::{machine_busy, rss_bytes};
 use crate::net::{addr_of, FrameClassifier, LinkModel, SimNet};
 use crate::peers::{start_ronde, BareMode, BareNode, Clockwork, Peer, PeerSetup, Recorder};
 use crate::plan::T0;
+use crate::spam::SpamConfig;
 use crate::SimError;
 
 /// What `--ingest` measured.
@@ -182,8 +185,9 @@ pub enum PipelineMode {
     OneByOne,
     /// In batches, every stage on one thread.
     BatchedOneThread,
-    /// In batches, as in a relay: the node's loop checks and stores, a
-    /// second thread verifies the signatures, a third counts and flushes.
+    /// In batches, as in a relay: the node's loop checks and stores,
+    /// [`ronde_node::event_loop::verify_jobs`] threads (one per core)
+    /// verify the signatures, one more counts and flushes.
     BatchedThreads,
 }
 
@@ -195,6 +199,8 @@ pub struct PipelineFigures {
     /// Reports per signature batch and per store batch (the relay counts
     /// what has arrived, up to its own batch size).
     pub batch: usize,
+    /// Threads verifying signatures.
+    pub verify_threads: usize,
     /// Reports counted by the relay's aggregation.
     pub counted: usize,
     /// Reports counted per second, from the first bytes to the last flush.
@@ -398,26 +404,38 @@ fn relay_pipeline(
             }
         }
         PipelineMode::BatchedThreads => {
-            let (to_verify, verify_rx) = std::sync::mpsc::sync_channel::<Vec<Prechecked>>(2);
-            let (verified_tx, verified) = std::sync::mpsc::sync_channel::<Results>(2);
+            // As many verifying threads as the node's loop runs jobs.
+            let verifiers = ronde_node::event_loop::verify_jobs();
+            let ahead = verifiers + 1;
+            let (to_verify, verify_rx) = std::sync::mpsc::sync_channel::<Vec<Prechecked>>(ahead);
+            let (verified_tx, verified) = std::sync::mpsc::sync_channel::<Results>(ahead);
             let (to_relay, relay_rx) = std::sync::mpsc::channel::<Vec<Observation>>();
-            let verifier = std::thread::spawn(move || {
-                let mut busy = Duration::ZERO;
-                let mut rng = rand::thread_rng();
-                for batch in verify_rx {
-                    let r = timed(&mut busy, || verify_signatures(batch, &mut rng));
-                    if verified_tx.send(r).is_err() {
-                        break;
-                    }
-                }
-                busy
-            });
+            let verify_rx = Arc::new(std::sync::Mutex::new(verify_rx));
+            let verifier_threads: Vec<_> = (0..verifiers)
+                .map(|_| {
+                    let (rx, tx) = (verify_rx.clone(), verified_tx.clone());
+                    std::thread::spawn(move || {
+                        let mut busy = Duration::ZERO;
+                        let mut rng = rand::thread_rng();
+                        loop {
+                            let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                            let Ok(batch) = next else { break };
+                            let r = timed(&mut busy, || verify_signatures(batch, &mut rng));
+                            if tx.send(r).is_err() {
+                                break;
+                            }
+                        }
+                        busy
+                    })
+                })
+                .collect();
+            drop(verified_tx);
             let relay = std::thread::spawn(move || agg.run(relay_rx));
             let mut chunks = bytes.chunks(batch);
             let mut in_flight = 0;
             loop {
-                // Keep the verifier up to two batches ahead.
-                while in_flight < 2 {
+                // Keep every verifier busy and one more batch waiting.
+                while in_flight < ahead {
                     let Some(chunk) = chunks.next() else { break };
                     let checked = screen(&store, chunk, now, &policy, &mut st.precheck);
                     to_verify.send(checked).map_err(|_| SimError::Stopped)?;
@@ -432,7 +450,9 @@ fn relay_pipeline(
                 to_relay.send(obs).map_err(|_| SimError::Stopped)?;
             }
             drop((to_verify, to_relay));
-            st.verify = verifier.join().map_err(|_| SimError::Stopped)?;
+            for v in verifier_threads {
+                st.verify += v.join().map_err(|_| SimError::Stopped)?;
+            }
             agg = relay.join().map_err(|_| SimError::Stopped)??;
         }
     }
@@ -457,6 +477,10 @@ fn pipeline_figures(
     single_verify: f64,
 ) -> PipelineFigures {
     let (counted, took, st, (ours, others)) = run;
+    let verify_threads = match mode {
+        PipelineMode::BatchedThreads => ronde_node::event_loop::verify_jobs(),
+        PipelineMode::OneByOne | PipelineMode::BatchedOneThread => 1,
+    };
     let per = |d: Duration| 1e6 * d.as_secs_f64() / counted.max(1) as f64;
     let rate = counted as f64 / took.as_secs_f64().max(1e-9);
     PipelineFigures {
@@ -466,6 +490,7 @@ fn pipeline_figures(
         } else {
             batch
         },
+        verify_threads,
         counted,
         reports_per_sec: rate,
         vs_batch_verify: rate / batch_verify,
@@ -603,7 +628,12 @@ pub async fn run(n: usize, seed: u64, difficulty: u8) -> Result<IngestReport, Si
         clockwork: cw.clone(),
         heartbeat: Duration::from_secs(1),
         recorder: recorder.clone(),
-        spam: Default::default(),
+        // One feeder stands for a city's peers: the bound on new reports
+        // per peer (issue 14) would hold it to 20 a second an area.
+        spam: SpamConfig {
+            defences: false,
+            ..SpamConfig::default()
+        },
         gossip: Default::default(),
         stem_seed: u64::from(slot),
         timers: Default::default(),
@@ -765,8 +795,8 @@ pub fn table(r: &IngestReport) -> String {
          \x20 relay pipeline from received bytes: checks, dedup, verify, store, aggregate, flush\n\
          \x20   one by one (before)     {}\
          \x20   batches of {}, 1 thread {}\
-         \x20   batches, 3 threads      {}\
-         \x20     (as in a relay: node loop | signature batches | relay aggregation)\n\
+         \x20   batches, {} threads      {}\
+         \x20     (as in a relay: node loop | signature batches on {} threads, one per core | relay aggregation)\n\
          \x20 node ingest over gossip   {:>10.0} /s  = {:.0} % of batch verify, {:.0} % of validate\n\
          \x20 CPU per new report        {:>10.3} ms (node + feeder)\n\
          \x20 CPU per duplicate         {:>10.3} ms (dropped by message id before validation)\n\
@@ -786,7 +816,9 @@ pub fn table(r: &IngestReport) -> String {
         pipeline_line(&r.pipeline_one_by_one),
         r.pipeline_one_thread.batch,
         pipeline_line(&r.pipeline_one_thread),
+        r.pipeline_threads.verify_threads + 2,
         pipeline_line(&r.pipeline_threads),
+        r.pipeline_threads.verify_threads,
         r.ingest_per_sec,
         100.0 * r.ingest_vs_batch_verify,
         100.0 * r.ingest_vs_validate,
