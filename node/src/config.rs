@@ -239,6 +239,12 @@ pub struct NodeConfig {
     /// How a full store chooses the report it gives up. Keep the default:
     /// the other rule exists to measure the defence against floods.
     pub eviction: crate::store::Eviction,
+    /// How often the store's background thread makes recent writes
+    /// durable (sled's own default, 500 ms); `None`: no such thread, only
+    /// the store's explicit flushes. Keep the default: `None` is for the
+    /// simulator, where thousands of stores share one process (see
+    /// [`crate::store::SledStore::open_with`]).
+    pub store_flush_every: Option<Duration>,
     /// Bound on the new reports each peer may bring per area per minute
     /// (see [`crate::new_reports`]); `None`: unbounded (only to measure the
     /// defence against floods).
@@ -482,6 +488,7 @@ impl NodeConfig {
             difficulty: DEFAULT_DIFFICULTY,
             max_reports: DEFAULT_MAX_REPORTS,
             eviction: crate::store::Eviction::default(),
+            store_flush_every: Some(crate::store::DEFAULT_FLUSH_EVERY),
             new_report_bound: Some(crate::new_reports::NewReportBound::DEFAULT),
             flood_rule: Some(crate::flood_guard::FloodRule::default()),
             max_areas: DEFAULT_MAX_AREAS,
@@ -554,6 +561,7 @@ impl fmt::Debug for NodeConfig {
             .field("difficulty", &self.difficulty)
             .field("max_reports", &self.max_reports)
             .field("eviction", &self.eviction)
+            .field("store_flush_every", &self.store_flush_every)
             .field("new_report_bound", &self.new_report_bound)
             .field("flood_rule", &self.flood_rule)
             .field("max_areas", &self.max_areas)

@@ -297,11 +297,16 @@ pub(crate) async fn spawn(
     }
     let config = without_quic(config)?;
     let data_dir = config.data_dir.clone();
-    let (max_reports, eviction) = (config.max_reports, config.eviction);
-    let store =
-        tokio::task::spawn_blocking(move || SledStore::open_with(&data_dir, max_reports, eviction))
-            .await
-            .map_err(|e| NodeError::Transport(format!("store task failed: {e}")))??;
+    let (max_reports, eviction, flush) = (
+        config.max_reports,
+        config.eviction,
+        config.store_flush_every,
+    );
+    let store = tokio::task::spawn_blocking(move || {
+        SledStore::open_with(&data_dir, max_reports, eviction, flush)
+    })
+    .await
+    .map_err(|e| NodeError::Transport(format!("store task failed: {e}")))??;
     let data_dir = config.data_dir.clone();
     let identity = tokio::task::spawn_blocking(move || keyfile::load_or_create(&data_dir))
         .await

@@ -72,6 +72,9 @@ const V1_INDEX_TREES: [&str; 2] = ["by_cell", "by_expiry"];
 /// How long [`SledStore::open`] waits for a lock to clear before
 /// reporting [`StoreError::Locked`] (it blocks the calling thread).
 pub const LOCK_WAIT: Duration = Duration::from_secs(1);
+/// How often sled's background thread makes recent writes durable, by
+/// default (sled's own default).
+pub const DEFAULT_FLUSH_EVERY: Duration = Duration::from_millis(500);
 
 const CELL_KEY_LEN: usize = 7;
 const ID_LEN: usize = 32;
@@ -257,15 +260,31 @@ impl SledStore {
     /// `max_reports` reports. Blocking: waits up to [`LOCK_WAIT`] for a
     /// lock left by a store just closed in this process.
     pub fn open(data_dir: &Path, max_reports: usize) -> Result<SledStore, StoreError> {
-        SledStore::open_with(data_dir, max_reports, Eviction::default())
+        SledStore::open_with(
+            data_dir,
+            max_reports,
+            Eviction::default(),
+            Some(DEFAULT_FLUSH_EVERY),
+        )
     }
 
-    /// [`SledStore::open`] with a choice of eviction rule.
+    /// [`SledStore::open`] with a choice of eviction rule and of how often
+    /// sled's background thread flushes (`None`: no such thread).
+    ///
+    /// Each open database with a flush interval has its own thread, which
+    /// wakes at that interval and enters crossbeam-epoch's process-wide
+    /// collector, whose advance walks every thread registered with it: in
+    /// one process holding thousands of stores (`ronde sim`), that is
+    /// quadratic, a fifth of the CPU at 2 000 nodes. A phone or a relay has
+    /// one.
     pub fn open_with(
         data_dir: &Path,
         max_reports: usize,
         eviction: Eviction,
+        flush_every: Option<Duration>,
     ) -> Result<SledStore, StoreError> {
+        let flush_every_ms =
+            flush_every.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1));
         let path = data_dir.join(DB_DIR);
         std::fs::create_dir_all(&path).map_err(|e| map_io(&path, e))?;
         // sled finishes its last writes on background threads after a
@@ -273,7 +292,11 @@ impl SledStore {
         // clears within `LOCK_WAIT` was our own previous instance.
         let deadline = Instant::now() + LOCK_WAIT;
         let db = loop {
-            match sled::Config::new().path(&path).open() {
+            match sled::Config::new()
+                .path(&path)
+                .flush_every_ms(flush_every_ms)
+                .open()
+            {
                 Ok(db) => break db,
                 Err(e) => match map_sled(&path, e) {
                     StoreError::Locked { .. } if Instant::now() < deadline => {

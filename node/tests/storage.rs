@@ -86,7 +86,13 @@ fn store_dedups_refuses_expired_and_scans_by_area_and_cell() {
 fn a_full_store_evicts_the_report_expiring_soonest() {
     // The rule before issue 14, kept to measure the defence against floods.
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut s = SledStore::open_with(dir.path(), 3, Eviction::SoonestExpiry).expect("open");
+    let mut s = SledStore::open_with(
+        dir.path(),
+        3,
+        Eviction::SoonestExpiry,
+        Some(ronde_node::store::DEFAULT_FLUSH_EVERY),
+    )
+    .expect("open");
     let r10 = report_with_ttl(IVRY, T0, 10);
     let r20 = report_with_ttl(IVRY, T0, 20);
     let r30 = report_with_ttl(IVRY, T0, 30);
