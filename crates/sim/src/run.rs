@@ -440,13 +440,17 @@ impl World {
         match role {
             Role::Phone | Role::Spammer => {
                 // Nearby people, with some randomness: a random choice among
-                // the 3 × `want` nearest.
-                phones.sort_by(|a, b| {
-                    let da = City::distance_m(here, self.plan.position(*a, t));
-                    let db = City::distance_m(here, self.plan.position(*b, t));
-                    da.total_cmp(&db)
-                });
-                phones.truncate(3 * want);
+                // the 3 × `want` nearest. Each distance is computed once (a
+                // comparison sort computing two per comparison made the
+                // driver's link maintenance take most of a second at 2000
+                // phones); the sort is stable, so ties keep slot order.
+                let mut near: Vec<(f64, Slot)> = phones
+                    .iter()
+                    .map(|s| (City::distance_m(here, self.plan.position(*s, t)), *s))
+                    .collect();
+                near.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let mut phones: Vec<Slot> =
+                    near.into_iter().take(3 * want).map(|(_, s)| s).collect();
                 phones.shuffle(&mut rng);
                 out.extend(phones.into_iter().take(want));
             }
