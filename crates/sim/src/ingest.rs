@@ -629,7 +629,10 @@ pub async fn run(n: usize, seed: u64, difficulty: u8) -> Result<IngestReport, Si
         heartbeat: Duration::from_secs(1),
         recorder: recorder.clone(),
         // One feeder stands for a city's peers: the bound on new reports
-        // per peer (issue 14) would hold it to 20 a second an area.
+        // per peer (issue 14) would hold it to 20 a second an area. The
+        // same switch also selects the soonest-expiry eviction, which
+        // only matters past the store's 10 000 reports (the default
+        // `--ingest-reports` fills it exactly).
         spam: SpamConfig {
             defences: false,
             ..SpamConfig::default()
