@@ -191,6 +191,17 @@ pub enum PipelineMode {
     BatchedThreads,
 }
 
+impl PipelineMode {
+    /// Threads verifying signatures in this mode: in the threaded one, as
+    /// many as the node's loop runs verification jobs.
+    fn verify_threads(self) -> usize {
+        match self {
+            PipelineMode::BatchedThreads => ronde_node::event_loop::verify_jobs(),
+            PipelineMode::OneByOne | PipelineMode::BatchedOneThread => 1,
+        }
+    }
+}
+
 /// What the relay pipeline measured (see the module's step 3).
 #[derive(Debug, Clone, Serialize)]
 pub struct PipelineFigures {
@@ -404,8 +415,7 @@ fn relay_pipeline(
             }
         }
         PipelineMode::BatchedThreads => {
-            // As many verifying threads as the node's loop runs jobs.
-            let verifiers = ronde_node::event_loop::verify_jobs();
+            let verifiers = mode.verify_threads();
             let ahead = verifiers + 1;
             let (to_verify, verify_rx) = std::sync::mpsc::sync_channel::<Vec<Prechecked>>(ahead);
             let (verified_tx, verified) = std::sync::mpsc::sync_channel::<Results>(ahead);
@@ -477,10 +487,6 @@ fn pipeline_figures(
     single_verify: f64,
 ) -> PipelineFigures {
     let (counted, took, st, (ours, others)) = run;
-    let verify_threads = match mode {
-        PipelineMode::BatchedThreads => ronde_node::event_loop::verify_jobs(),
-        PipelineMode::OneByOne | PipelineMode::BatchedOneThread => 1,
-    };
     let per = |d: Duration| 1e6 * d.as_secs_f64() / counted.max(1) as f64;
     let rate = counted as f64 / took.as_secs_f64().max(1e-9);
     PipelineFigures {
@@ -490,7 +496,7 @@ fn pipeline_figures(
         } else {
             batch
         },
-        verify_threads,
+        verify_threads: mode.verify_threads(),
         counted,
         reports_per_sec: rate,
         vs_batch_verify: rate / batch_verify,
