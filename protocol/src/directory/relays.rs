@@ -33,12 +33,17 @@ impl RelayRoles {
     pub const CIRCUIT: RelayRoles = RelayRoles(0x04);
     /// Is a bootstrap peer of the city's network.
     pub const BOOTSTRAP: RelayRoles = RelayRoles(0x08);
+    /// Is a hub of the city's gossip: phones keep it in their meshes, and
+    /// it passes every report to every phone of its area
+    /// (`docs/protocol.md` §3.2).
+    pub const GOSSIP: RelayRoles = RelayRoles(0x10);
     /// Every role this version knows, with its name.
-    pub const NAMED: [(RelayRoles, &'static str); 4] = [
+    pub const NAMED: [(RelayRoles, &'static str); 5] = [
         (RelayRoles::MAILBOX, "mailbox"),
         (RelayRoles::SWITCH, "switch"),
         (RelayRoles::CIRCUIT, "circuit"),
         (RelayRoles::BOOTSTRAP, "bootstrap"),
+        (RelayRoles::GOSSIP, "gossip"),
     ];
 
     /// Whether every bit of `role` is set.
@@ -61,7 +66,8 @@ impl RelayRoles {
             .collect()
     }
 
-    /// The role of a name (`mailbox`, `switch`, `circuit`, `bootstrap`).
+    /// The role of a name (`mailbox`, `switch`, `circuit`, `bootstrap`,
+    /// `gossip`).
     pub fn from_name(name: &str) -> Option<RelayRoles> {
         Self::NAMED
             .iter()
