@@ -234,8 +234,8 @@ struct EventLoop {
     tokens: crate::tokens::TokenService,
     /// The stem of reports before the gossip (`/ronde/stem/1`).
     stem: StemService,
-    /// Each peer's gossipsub application score: its link's speed, the
-    /// stem's penalty.
+    /// Each peer's gossipsub application score: its link's speed, whether
+    /// it is a gossip hub, the stem's penalty.
     scores: AppScores,
     /// Tests only: the log of the mailbox requests this node hosts.
     mailbox_tap: Option<crate::config::MailboxTap>,
@@ -295,7 +295,7 @@ pub(crate) async fn spawn(
             "max_areas must be between 1 and {MAX_PEER_AREAS}"
         )));
     }
-    let config = without_quic(config)?;
+    let mut config = without_quic(config)?;
     let data_dir = config.data_dir.clone();
     let (max_reports, eviction, flush) = (
         config.max_reports,
@@ -330,6 +330,10 @@ pub(crate) async fn spawn(
         config.flag_sink.clone(),
         config.first_hop_tap.clone(),
     )?;
+    // A node that knows a gossip hub at start (configured, or listed by a
+    // directory it holds from an earlier run) keeps the smaller mesh
+    // beside it (docs/protocol.md §3.2).
+    config.gossip = config.mesh_at_start(!directories.gossip_hubs().is_empty());
     let mailbox_host = if config.mailbox_host {
         let hosted = MailboxHost::open(
             store.database(),
@@ -417,7 +421,7 @@ pub(crate) async fn spawn(
             config.flag_difficulty,
             config.stem_seed,
         ),
-        scores: AppScores::new(&config.gossip),
+        scores: AppScores::new(&config.gossip, &config.gossip_hubs),
         mailbox_tap: config.mailbox_tap.clone(),
         background: background::Background::new(&config.mailbox_peers),
     };
@@ -476,6 +480,8 @@ pub(crate) async fn spawn(
     if let Some(hosts) = el.directories.take_hosts() {
         el.circle.set_directory_hosts(&mut el.swarm, &hosts);
     }
+    let hubs = el.directories.gossip_hubs();
+    el.scores.set_directory_hubs(&mut el.swarm, hubs);
     let own_mail = el.mailbox_host.as_mut().map(HostService::store_mut);
     el.circle.start(&mut el.swarm, own_mail);
 
@@ -583,6 +589,8 @@ impl EventLoop {
                     if let Some(hosts) = self.directories.take_hosts() {
                         self.circle.set_directory_hosts(&mut self.swarm, &hosts);
                     }
+                    let hubs = self.directories.gossip_hubs();
+                    self.scores.set_directory_hubs(&mut self.swarm, hubs);
                     self.circle.tick(&mut self.swarm, self.location);
                     self.background_tick();
                     if let Some(host) = self.mailbox_host.as_mut() {
@@ -1551,6 +1559,7 @@ impl EventLoop {
                     return;
                 }
                 if num_established.get() == 1 {
+                    self.scores.on_connected(&mut self.swarm, peer_id);
                     self.circle.on_connected(&mut self.swarm, peer_id);
                     self.directories.on_connected(&mut self.swarm, peer_id);
                 }

@@ -16,13 +16,20 @@
 //!   any other when a mesh is short, is never pruned for a negative score,
 //!   and still gets every report (from its own mesh and through IHAVE);
 //!   it is only less often kept when a mesh has more peers than it needs.
+//! * **A bonus for a gossip hub** (docs/protocol.md §3.2):
+//!   [`GossipTuning::hub_bonus`] points for a peer the city chose as a hub
+//!   (a relay its verified directory lists with the `gossip` role) or the
+//!   node was configured with. It is above the most a phone can score, so
+//!   pruning keeps a hub in every mesh, and the hub passes each report to
+//!   all of its phones in one hop. Being a hub is given, never claimed: a
+//!   peer that says it is one gets nothing.
 //! * **The stem's penalty** ([`crate::stem`]): −50 × strikes² for invalid
 //!   stem reports, as an invalid gossip message costs.
 //!
 //! The round-trip time is smoothed (half the old value, half the new), so
 //! that one slow ping does not swing a mesh.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use libp2p::{PeerId, Swarm};
@@ -50,15 +57,24 @@ pub(crate) struct AppScores {
     peers: HashMap<PeerId, Entry>,
     /// The most bonus points (0: no latency bonus).
     bonus: f64,
+    /// The gossip hubs the node was configured with.
+    configured: HashSet<PeerId>,
+    /// Those and the directory's: the peers that get the hub bonus.
+    hubs: HashSet<PeerId>,
+    hub_bonus: f64,
     /// Seconds of wall time per model second.
     time_unit: f64,
 }
 
 impl AppScores {
-    pub(crate) fn new(tuning: &GossipTuning) -> AppScores {
+    pub(crate) fn new(tuning: &GossipTuning, hubs: &[PeerId]) -> AppScores {
+        let configured: HashSet<PeerId> = hubs.iter().copied().collect();
         AppScores {
+            hubs: configured.clone(),
+            configured,
             peers: HashMap::new(),
             bonus: f64::from(tuning.latency_bonus),
+            hub_bonus: f64::from(tuning.hub_bonus),
             time_unit: tuning.time_unit.as_secs_f64().max(f64::MIN_POSITIVE),
         }
     }
@@ -75,6 +91,29 @@ impl AppScores {
             None => model,
         });
         self.apply(swarm, peer);
+    }
+
+    /// The configured cities' directories now list `listed` as gossip hubs:
+    /// every peer that became or stopped being a hub is scored again.
+    pub(crate) fn set_directory_hubs(&mut self, swarm: &mut Swarm<Behaviour>, listed: Vec<PeerId>) {
+        let mut hubs = self.configured.clone();
+        hubs.extend(listed);
+        if hubs == self.hubs {
+            return;
+        }
+        let changed: Vec<PeerId> = self.hubs.symmetric_difference(&hubs).copied().collect();
+        self.hubs = hubs;
+        for peer in changed {
+            self.apply(swarm, peer);
+        }
+    }
+
+    /// `peer` has its first connection: a hub gets its bonus at once,
+    /// before any ping.
+    pub(crate) fn on_connected(&mut self, swarm: &mut Swarm<Behaviour>, peer: PeerId) {
+        if self.hubs.contains(&peer) {
+            self.apply(swarm, peer);
+        }
     }
 
     /// The stem's penalty for `peer` (replaces the previous one).
@@ -97,7 +136,12 @@ impl AppScores {
 
     /// The score of `peer` now.
     pub(crate) fn score(&self, peer: &PeerId) -> f64 {
-        self.peers.get(peer).map_or(0.0, |e| {
+        let hub = if self.hubs.contains(peer) {
+            self.hub_bonus
+        } else {
+            0.0
+        };
+        hub + self.peers.get(peer).map_or(0.0, |e| {
             e.penalty + e.rtt.map_or(0.0, |rtt| latency_bonus(self.bonus, rtt))
         })
     }

@@ -19,7 +19,7 @@ use libp2p::{noise, request_response, yamux, Multiaddr, Swarm, Transport};
 use ronde_node::circle::wire::{MailboxCodec, MailboxResponse, MAILBOX_PROTOCOL};
 use ronde_node::circle::{SwitchHostState, SwitchStatus};
 use ronde_node::ManualClock;
-use ronde_protocol::directory::{Directory, DirectoryKey, RelayEntry, RelayRoles};
+use ronde_protocol::directory::{RelayEntry, RelayRoles};
 
 const IVRY: (f64, f64) = (48.815_612_3, 2.384_445_6);
 
@@ -191,22 +191,7 @@ async fn the_switch_goes_to_two_listed_relays_of_different_operators() {
     let (assoc, c) = listed_host(dirs[2].path(), &clock, both, "Nuits Solidaires").await;
     // Listed, but only as a circuit relay: never a mailbox or switch host.
     let (circuit, d) = listed_host(dirs[3].path(), &clock, RelayRoles::CIRCUIT, "Ville").await;
-    let mut relays = vec![a, b, c, d];
-    relays.sort_by(|x, y| x.peer.cmp(&y.peer));
-    let city = DirectoryKey::generate(&mut rand::rngs::OsRng);
-    let signed = Directory {
-        city: "Ivry".into(),
-        serial: 1,
-        issued_at: T0,
-        expires_at: T0 + 86_400,
-        places: vec![],
-        mediators: vec![],
-        heartbeats: vec![],
-        relays,
-        token_keys: vec![],
-    }
-    .sign(&city)
-    .expect("sign");
+    let (city, signed) = city_directory(vec![a, b, c, d]);
     city_a
         .set_directory(city.public(), signed)
         .await
@@ -216,14 +201,7 @@ async fn the_switch_goes_to_two_listed_relays_of_different_operators() {
     c.city_keys = vec![city.public()];
     let alice = start(c).await;
     let bob = start(config(dirs[5].path(), &clock)).await;
-    let to_city_a = city_a
-        .listen_addrs()
-        .await
-        .expect("addrs")
-        .into_iter()
-        .next()
-        .expect("listens");
-    alice.dial(to_city_a).await.expect("dial");
+    alice.dial(listen_addr(&city_a).await).await.expect("dial");
     eventually("the directory's hosts", || async {
         let s = alice.circle_status().await.ok()?;
         (s.mailbox_hosts == 3).then_some(())

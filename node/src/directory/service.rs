@@ -189,11 +189,24 @@ impl DirectoryService {
     /// The relays (any role) listed by the valid directories of the
     /// configured cities: the peers a phone asks for anonymous tokens.
     pub(crate) fn listed_relays(&self) -> Vec<libp2p::PeerId> {
+        self.listed_with(RelayRoles(0))
+    }
+
+    /// The relays the valid directories of the configured cities list with
+    /// the `gossip` role: the gossip hubs (docs/protocol.md §3.2).
+    pub(crate) fn gossip_hubs(&self) -> Vec<libp2p::PeerId> {
+        self.listed_with(RelayRoles::GOSSIP)
+    }
+
+    /// The peer ids of the relays the valid directories of the configured
+    /// cities list with every role of `roles` (none: any relay).
+    fn listed_with(&self, roles: RelayRoles) -> Vec<libp2p::PeerId> {
         let now = self.clock.now();
         self.valid(now)
             .into_iter()
             .filter(|(k, _)| self.wanted.contains(k))
             .flat_map(|(_, h)| h.verified.directory().relays.iter())
+            .filter(|r| roles.0 == 0 || r.roles.has(roles))
             .filter_map(|r| libp2p::PeerId::from_bytes(&r.peer).ok())
             .collect()
     }

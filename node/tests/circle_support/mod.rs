@@ -199,3 +199,36 @@ pub fn all_bytes(dir: &Path) -> Vec<u8> {
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
+
+/// A city key and its directory listing `relays` (no places), valid for a
+/// day from [`T0`], signed.
+pub fn city_directory(
+    mut relays: Vec<ronde_protocol::directory::RelayEntry>,
+) -> (ronde_protocol::directory::DirectoryKey, Vec<u8>) {
+    relays.sort_by(|x, y| x.peer.cmp(&y.peer));
+    let city = ronde_protocol::directory::DirectoryKey::generate(&mut rand::rngs::OsRng);
+    let signed = ronde_protocol::directory::Directory {
+        city: "Ivry".into(),
+        serial: 1,
+        issued_at: T0,
+        expires_at: T0 + 86_400,
+        places: vec![],
+        mediators: vec![],
+        heartbeats: vec![],
+        relays,
+        token_keys: vec![],
+    }
+    .sign(&city)
+    .expect("sign");
+    (city, signed)
+}
+
+/// The first address `node` listens on.
+pub async fn listen_addr(node: &Node) -> Multiaddr {
+    node.listen_addrs()
+        .await
+        .expect("addrs")
+        .into_iter()
+        .next()
+        .expect("the node listens")
+}
