@@ -136,6 +136,12 @@ pub struct Network {
     /// Host trusted-circle mailboxes and dead-man's switches.
     #[serde(default = "yes")]
     pub mailbox_host: bool,
+    /// Be a hub of the city's gossip (the directory's `gossip` role,
+    /// docs/protocol.md §3.2): every phone of an area connected to this
+    /// relay is in its mesh, so each report reaches them all in one hop,
+    /// and the phones keep this relay in their meshes.
+    #[serde(default = "yes")]
+    pub gossip_hub: bool,
     /// Wake phones through their UnifiedPush endpoints when mail arrives
     /// in mailboxes they registered (with `mailbox_host`; needs outbound
     /// HTTPS to the push servers).
@@ -227,7 +233,7 @@ pub struct ListedRelay {
     pub operator: String,
     /// Its public addresses (multiaddrs, without `/p2p/`), 1 to 8.
     pub addresses: Vec<String>,
-    /// What it does: `mailbox`, `switch`, `circuit`, `bootstrap`.
+    /// What it does: `mailbox`, `switch`, `circuit`, `bootstrap`, `gossip`.
     pub roles: Vec<String>,
 }
 
@@ -296,6 +302,7 @@ impl Default for Network {
             relay_server: true,
             reservation_secs: default_reservation_secs(),
             mailbox_host: true,
+            gossip_hub: true,
             push_wakeups: true,
             max_connections: default_max_connections(),
             max_reports: default_max_reports(),
@@ -378,6 +385,10 @@ relay_server = true
 reservation_secs = 3600
 # Host trusted-circle mailboxes and dead-man's switches.
 mailbox_host = true
+# Be a hub of the city's gossip: pass every report to every connected
+# phone of its area at once (phones keep the hubs the directory lists in
+# their meshes; about one copy of each report per connected phone).
+gossip_hub = true
 # Wake phones through their UnifiedPush endpoints when mail arrives for
 # them (outbound HTTPS POSTs to push servers, a constant body).
 push_wakeups = true
@@ -430,7 +441,7 @@ operator = ""
 # peer_id = "12D3KooW..."
 # operator = "Association Nuits Solidaires"
 # addresses = ["/ip4/203.0.113.7/tcp/4001"]
-# roles = ["mailbox", "switch", "circuit", "bootstrap"]
+# roles = ["mailbox", "switch", "circuit", "bootstrap", "gossip"]
 
 [map]
 # The city's basemap: a PMTiles vector extract (see the operator guide for
@@ -625,7 +636,7 @@ impl ListedRelay {
         for name in &self.roles {
             let r = RelayRoles::from_name(name).ok_or_else(|| {
                 invalid(format!(
-                    "directory.relays: unknown role {name:?} (mailbox, switch, circuit, bootstrap)"
+                    "directory.relays: unknown role {name:?} (mailbox, switch, circuit, bootstrap, gossip)"
                 ))
             })?;
             roles = roles.with(r);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use libp2p::multiaddr::Protocol;
 use ronde_node::directory::{FlagSubmission, FlagVerdict};
-use ronde_node::{Clock, Node, NodeConfig, NodeError, NodeEvent, SystemClock};
+use ronde_node::{Clock, GossipTuning, Node, NodeConfig, NodeError, NodeEvent, SystemClock};
 use ronde_protocol::directory::{RelayEntry, RelayRoles, MAX_RELAY_ADDRS};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -137,6 +137,11 @@ pub fn node_config(
     n.relay_server = config.network.relay_server;
     n.relay_reservation_duration = Duration::from_secs(config.network.reservation_secs.max(1));
     n.mailbox_host = config.network.mailbox_host;
+    if config.network.gossip_hub {
+        n.gossip = GossipTuning::hub();
+    }
+    // A relay keeps its own mesh even when its directory lists hubs.
+    n.gossip_beside_hubs = None;
     n.circle.mailbox_limits.push.enabled = config.network.push_wakeups;
     n.external_addresses = config.public_addrs()?;
     n.identity_file = Some(config.peer_key_path());
@@ -168,6 +173,9 @@ async fn listed_relays(config: &RelayConfig, node: &Node) -> Result<Vec<RelayEnt
     }
     if config.network.relay_server {
         roles = roles.with(RelayRoles::CIRCUIT);
+    }
+    if config.network.gossip_hub {
+        roles = roles.with(RelayRoles::GOSSIP);
     }
     let own = RelayEntry {
         peer: node.peer_id().to_bytes(),

@@ -168,6 +168,10 @@ async fn the_relay_serves_a_signed_directory_with_fresh_stale_and_expired_places
         .expect("the relay lists itself");
     assert_eq!(own.operator, "Ville de Testville");
     assert!(own.roles.has(RelayRoles::MAILBOX) && own.roles.has(RelayRoles::SWITCH));
+    assert!(
+        own.roles.has(RelayRoles::GOSSIP),
+        "a relay is a gossip hub by default, and says so"
+    );
     assert!(!own.addrs.is_empty());
     let listed = relays
         .iter()
