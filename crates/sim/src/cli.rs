@@ -251,6 +251,11 @@ pub struct SimArgs {
     /// to see it in a short run.
     #[arg(long, value_parser = parse_duration)]
     pub background_poll: Option<Duration>,
+    /// Ronde's relays are not gossip hubs: phones keep a mesh of D = 3
+    /// among all their peers (the mesh before session 10), instead of
+    /// D = 2 beside a hub relay that passes each report to all its phones.
+    #[arg(long)]
+    pub no_hubs: bool,
     /// Ronde's own reports skip the stem and go straight to the gossip.
     #[arg(long)]
     pub no_stem: bool,
@@ -291,7 +296,13 @@ impl SimArgs {
                 .map(|n| n.get())
                 .unwrap_or(2)
         });
-        let mut gossip = self.mesh_n.map(GossipTuning::mesh).unwrap_or_default();
+        let mut gossip = self.mesh_n.map(GossipTuning::mesh).unwrap_or_else(|| {
+            if self.no_hubs {
+                GossipTuning::default()
+            } else {
+                GossipTuning::around_hubs()
+            }
+        });
         if let Some(h) = self.mesh_high {
             gossip.mesh_n_high = h.max(gossip.mesh_n);
         }
@@ -359,6 +370,7 @@ impl SimArgs {
             background: self.background,
             background_poll: self.background_poll,
             stem: !self.no_stem,
+            hubs: !self.no_hubs,
             timers: crate::peers::NodeTimers {
                 kad_bootstrap: self.kad_bootstrap,
                 ping: self.ping_interval,

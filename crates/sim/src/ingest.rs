@@ -646,6 +646,7 @@ pub async fn run(n: usize, seed: u64, difficulty: u8) -> Result<IngestReport, Si
         gossip: Default::default(),
         stem_seed: u64::from(slot),
         timers: Default::default(),
+        gossip_hubs: Vec::new(),
     };
     let rss0 = rss_bytes().unwrap_or(0);
     let node_port = net.alloc_port();

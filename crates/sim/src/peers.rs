@@ -142,6 +142,9 @@ pub struct PeerSetup<'a> {
     pub stem_seed: u64,
     /// The node timers this run overrides.
     pub timers: NodeTimers,
+    /// The gossip hubs a Ronde node knows (the run's relays, as a city's
+    /// app ships them), or none.
+    pub gossip_hubs: Vec<libp2p::PeerId>,
 }
 
 /// Node timers a run can override, model time; `None` keeps the node's
@@ -291,6 +294,9 @@ pub async fn start_ronde_with(
     c.heartbeat = cw.wall(setup.heartbeat);
     c.gossip = setup.gossip;
     c.gossip.time_unit = cw.wall(Duration::from_secs(1));
+    c.gossip_hubs = setup.gossip_hubs.clone();
+    // The run sets each device's mesh itself (`SimConfig::hubs`).
+    c.gossip_beside_hubs = None;
     // Production timers, dilated.
     c.ping_interval = cw.wall(setup.timers.ping.unwrap_or(c.ping_interval));
     if let Some(every) = setup.timers.kad_bootstrap {

@@ -97,6 +97,11 @@ pub struct SimConfig {
     /// The baseline's mesh; `None`: the same as Ronde's, so that the ratios
     /// measure what Ronde adds to gossipsub, not a different mesh.
     pub baseline_gossip: Option<GossipTuning>,
+    /// Ronde's relays are gossip hubs (the directory's `gossip` role,
+    /// docs/protocol.md §3.2): they run `GossipTuning::hub()` and the
+    /// phones know them as hubs (`NodeConfig::gossip_hubs`); `gossip` is
+    /// then the phones' mesh beside them.
+    pub hubs: bool,
     /// City centre.
     pub center: (f64, f64),
     /// Spread of the population, km.
@@ -167,8 +172,9 @@ impl Default for SimConfig {
             dilation: 1.0,
             ronde: true,
             baseline: true,
-            gossip: GossipTuning::default(),
+            gossip: GossipTuning::around_hubs(),
             baseline_gossip: None,
+            hubs: true,
             center: city.center,
             sigma_km: city.sigma_m / 1000.0,
             sos_pairs: 4,

@@ -14,7 +14,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::Multiaddr;
 use rand::seq::SliceRandom;
 use rand::RngCore;
-use ronde_node::{ManualClock, Node};
+use ronde_node::{GossipTuning, ManualClock, Node};
 use ronde_protocol::circle::{ContactState, MessageId};
 use ronde_protocol::{topics_around, ReportId};
 use serde::Serialize;
@@ -284,6 +284,31 @@ impl World {
             return Ok(());
         }
         let port = self.net.alloc_port();
+        let hubs = self.overlay == Overlay::Ronde && self.cfg.hubs;
+        let mut gossip = match self.overlay {
+            Overlay::Ronde => self.cfg.gossip,
+            Overlay::Baseline => self.cfg.baseline_gossip.unwrap_or(self.cfg.gossip),
+        };
+        if hubs && role == Role::Relay {
+            gossip = GossipTuning {
+                latency_bonus: gossip.latency_bonus,
+                hub_bonus: gossip.hub_bonus,
+                ..GossipTuning::hub()
+            };
+        }
+        let gossip_hubs = if hubs && role == Role::Phone {
+            self.relay_hosts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .filter_map(|a| match a.iter().last() {
+                    Some(Protocol::P2p(p)) => Some(p),
+                    _ => None,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let setup = PeerSetup {
             net: &self.net,
             slot,
@@ -292,12 +317,10 @@ impl World {
             heartbeat: self.cfg.heartbeat,
             recorder: self.recorder.clone(),
             spam: self.cfg.spam,
-            gossip: match self.overlay {
-                Overlay::Ronde => self.cfg.gossip,
-                Overlay::Baseline => self.cfg.baseline_gossip.unwrap_or(self.cfg.gossip),
-            },
+            gossip,
             stem_seed: Plan::rng_for(self.cfg.seed ^ 0x57E4, slot, t).next_u64(),
             timers: self.cfg.timers,
+            gossip_hubs,
         };
         let pos = self.plan.position(slot, t);
         let city_areas = &self.plan.city_areas;

@@ -54,6 +54,7 @@ async fn line(ronde: bool) -> Line {
             gossip: Default::default(),
             stem_seed: u64::from(slot),
             timers: Default::default(),
+            gossip_hubs: Vec::new(),
         };
         let peer = if ronde {
             start_ronde(
