@@ -477,11 +477,7 @@ pub(crate) async fn spawn(
         el.set_areas(areas, Some((lat, lon)))?;
     }
 
-    if let Some(hosts) = el.directories.take_hosts() {
-        el.circle.set_directory_hosts(&mut el.swarm, &hosts);
-    }
-    let hubs = el.directories.gossip_hubs();
-    el.scores.set_directory_hubs(&mut el.swarm, hubs);
+    el.use_directory_relays();
     let own_mail = el.mailbox_host.as_mut().map(HostService::store_mut);
     el.circle.start(&mut el.swarm, own_mail);
 
@@ -586,11 +582,7 @@ impl EventLoop {
                     }
                 }
                 _ = circle_timer.tick() => {
-                    if let Some(hosts) = self.directories.take_hosts() {
-                        self.circle.set_directory_hosts(&mut self.swarm, &hosts);
-                    }
-                    let hubs = self.directories.gossip_hubs();
-                    self.scores.set_directory_hubs(&mut self.swarm, hubs);
+                    self.use_directory_relays();
                     self.circle.tick(&mut self.swarm, self.location);
                     self.background_tick();
                     if let Some(host) = self.mailbox_host.as_mut() {
@@ -1146,6 +1138,16 @@ impl EventLoop {
                 Err(e) => tracing::debug!(error = %e, "could not fluff a report"),
             }
         }
+    }
+
+    /// The relays the configured cities' directories list now: the circle's
+    /// mailbox and switch hosts, and the gossip hubs' bonus.
+    fn use_directory_relays(&mut self) {
+        if let Some(hosts) = self.directories.take_hosts() {
+            self.circle.set_directory_hosts(&mut self.swarm, &hosts);
+        }
+        let hubs = self.directories.gossip_hubs();
+        self.scores.set_directory_hubs(&mut self.swarm, hubs);
     }
 
     /// Keep a gossiped message for the batch judged after this burst.

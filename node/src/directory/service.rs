@@ -166,16 +166,11 @@ impl DirectoryService {
     }
 
     /// The relays with the mailbox or switch role listed by the valid
-    /// directories of the configured cities (a directory the node was
-    /// merely given for another city lists none), when they changed since
-    /// the last call: the circle's directory hosts.
+    /// directories of the configured cities, when they changed since the
+    /// last call: the circle's directory hosts.
     pub(crate) fn take_hosts(&mut self) -> Option<Vec<RelayEntry>> {
-        let now = self.clock.now();
         let hosts: Vec<RelayEntry> = self
-            .valid(now)
-            .into_iter()
-            .filter(|(k, _)| self.wanted.contains(k))
-            .flat_map(|(_, h)| h.verified.directory().relays.iter())
+            .listed()
             .filter(|r| r.roles.has(RelayRoles::MAILBOX) || r.roles.has(RelayRoles::SWITCH))
             .cloned()
             .collect();
@@ -188,27 +183,27 @@ impl DirectoryService {
 
     /// The relays (any role) listed by the valid directories of the
     /// configured cities: the peers a phone asks for anonymous tokens.
-    pub(crate) fn listed_relays(&self) -> Vec<libp2p::PeerId> {
-        self.listed_with(RelayRoles(0))
+    pub(crate) fn listed_relays(&self) -> Vec<PeerId> {
+        self.listed().filter_map(relay_peer).collect()
     }
 
     /// The relays the valid directories of the configured cities list with
     /// the `gossip` role: the gossip hubs (docs/protocol.md §3.2).
-    pub(crate) fn gossip_hubs(&self) -> Vec<libp2p::PeerId> {
-        self.listed_with(RelayRoles::GOSSIP)
+    pub(crate) fn gossip_hubs(&self) -> Vec<PeerId> {
+        self.listed()
+            .filter(|r| r.roles.has(RelayRoles::GOSSIP))
+            .filter_map(relay_peer)
+            .collect()
     }
 
-    /// The peer ids of the relays the valid directories of the configured
-    /// cities list with every role of `roles` (none: any relay).
-    fn listed_with(&self, roles: RelayRoles) -> Vec<libp2p::PeerId> {
-        let now = self.clock.now();
-        self.valid(now)
+    /// The relays listed by the directories of the configured cities valid
+    /// now (a directory the node was merely given for another city lists
+    /// none).
+    fn listed(&self) -> impl Iterator<Item = &RelayEntry> + '_ {
+        self.valid(self.clock.now())
             .into_iter()
             .filter(|(k, _)| self.wanted.contains(k))
             .flat_map(|(_, h)| h.verified.directory().relays.iter())
-            .filter(|r| roles.0 == 0 || r.roles.has(roles))
-            .filter_map(|r| libp2p::PeerId::from_bytes(&r.peer).ok())
-            .collect()
     }
 
     /// The held directories, configured cities first, valid at `now`.
@@ -744,4 +739,9 @@ impl DirectoryService {
             tracing::debug!("a flag sender went away before its verdict");
         }
     }
+}
+
+/// The peer id of a listed relay, if its bytes are one.
+fn relay_peer(r: &RelayEntry) -> Option<PeerId> {
+    PeerId::from_bytes(&r.peer).ok()
 }
